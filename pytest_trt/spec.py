@@ -1,0 +1,345 @@
+"""What the marks mean: frozen, validated specs built once at collection.
+
+Every constructor here raises SpecError naming the offending argument; the plugin prefixes the
+test id. Specs are hashable (engines are shared per distinct spec) and JSON-friendly
+(``as_dict``) so that cache keys and baselines can record them without pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+BACKENDS = ("tensorrt", "onnxruntime")
+CHECKS = ("elementwise", "max", "mean", "median", "quantile")
+NAN_POLICIES = ("fail", "equal")
+SYNC_MODES = ("blocking", "spin")
+
+# Build options each backend understands. Unknown keys are an error, not silently ignored.
+TENSORRT_BUILD_OPTIONS = {
+    "workspace_mb": int,
+    "optimization_level": int,
+    "hardware_compatibility": str,  # none | ampere_plus | same_compute_capability
+    "version_compatible": bool,
+    "exclude_lean_runtime": bool,
+    "builder_flags": tuple,  # extra BuilderFlag names (e.g. weak-typing FP16 on TensorRT 10.x)
+    "max_aux_streams": int,
+    "timing_cache": bool,
+    "profiles": dict,  # input -> (min, opt, max)
+}
+ONNXRUNTIME_BUILD_OPTIONS = {
+    "graph_optimization_level": str,  # disable | basic | extended | all
+    "intra_op_threads": int,
+    "providers": tuple,
+}
+BUILD_OPTIONS = {**TENSORRT_BUILD_OPTIONS, **ONNXRUNTIME_BUILD_OPTIONS}
+
+
+class SpecError(ValueError):
+    """A mark or option argument is invalid; the message names the argument."""
+
+
+Shape = tuple[int, ...]
+
+
+def _shape(name: str, value: Any, arg: str) -> Shape:
+    if not isinstance(value, (tuple, list)) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value
+    ):
+        raise SpecError(f"{arg}[{name!r}] must be a tuple of positive ints, got {value!r}")
+    return tuple(value)
+
+
+def _freeze(value: Any) -> Any:
+    """Turn dicts/lists into sorted tuples so specs hash and compare by value."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _number(value: Any, arg: str, *, minimum: float = 0.0, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise SpecError(f"{arg} must be a number, got {value!r}")
+    if value < minimum:
+        raise SpecError(f"{arg} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def _choice(value: Any, choices: tuple[str, ...], arg: str) -> str:
+    if value not in choices:
+        raise SpecError(f"{arg} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _check_keywords(cls: type, kwargs: Mapping[str, Any], mark: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise SpecError(
+            f"{mark}: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """How an engine is made from a model: everything that changes the built artifact."""
+
+    precision: str = "fp32"
+    shapes: tuple[tuple[str, Shape], ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def shape_map(self) -> dict[str, Shape]:
+        return dict(self.shapes)
+
+    @property
+    def option_map(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "precision": self.precision,
+            "shapes": {k: list(v) for k, v in self.shapes},
+            "options": {k: _jsonable(v) for k, v in self.options},
+        }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The ``trt_model`` mark: which model, how to build it, which inputs to feed."""
+
+    path: Path
+    build: BuildSpec = field(default_factory=BuildSpec)
+    batch_size: int | None = None
+    seed: int | None = None
+    input_ranges: tuple[tuple[str, tuple[float, float]], ...] = ()
+    inputs: Path | None = None
+
+    @property
+    def range_map(self) -> dict[str, tuple[float, float]]:
+        return dict(self.input_ranges)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "build": self.build.as_dict(),
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "input_ranges": {k: list(v) for k, v in self.input_ranges},
+            "inputs": str(self.inputs) if self.inputs else None,
+        }
+
+
+def make_model_spec(
+    path: str | Path,
+    *,
+    base_dirs: tuple[Path, ...] = (),
+    precision: str = "fp32",
+    shapes: Mapping[str, Any] | None = None,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    input_ranges: Mapping[str, Any] | None = None,
+    inputs: str | Path | None = None,
+    **build_options: Any,
+) -> ModelSpec:
+    """Validate ``trt_model`` arguments. Relative paths try each of ``base_dirs`` in order."""
+    model_path = _resolve(path, base_dirs, "path")
+    _choice(precision, PRECISIONS, "precision")
+    if shapes is not None and not isinstance(shapes, Mapping):
+        raise SpecError(f"shapes must be a dict of input name -> shape, got {shapes!r}")
+    frozen_shapes = tuple(sorted((k, _shape(k, v, "shapes")) for k, v in (shapes or {}).items()))
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise SpecError(f"batch_size must be a positive int, got {batch_size!r}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise SpecError(f"seed must be an int, got {seed!r}")
+    ranges = []
+    for name, rng in (input_ranges or {}).items():
+        if (
+            not isinstance(rng, (tuple, list))
+            or len(rng) != 2
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in rng)
+            or not rng[0] < rng[1]
+        ):
+            raise SpecError(f"input_ranges[{name!r}] must be (low, high) with low < high, got {rng!r}")
+        ranges.append((name, (rng[0], rng[1])))
+    for key, value in build_options.items():
+        if key not in BUILD_OPTIONS:
+            raise SpecError(
+                f"trt_model: unknown argument {key!r} (build options: {', '.join(sorted(BUILD_OPTIONS))})"
+            )
+        expected = BUILD_OPTIONS[key]
+        ok = isinstance(value, expected) or (expected is tuple and isinstance(value, list))
+        if expected is int and isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise SpecError(f"{key} must be {expected.__name__}, got {value!r}")
+    return ModelSpec(
+        path=model_path,
+        build=BuildSpec(
+            precision=precision,
+            shapes=frozen_shapes,
+            options=tuple(sorted((k, _freeze(v)) for k, v in build_options.items())),
+        ),
+        batch_size=batch_size,
+        seed=seed,
+        input_ranges=tuple(sorted(ranges)),
+        inputs=_resolve(inputs, base_dirs, "inputs") if inputs is not None else None,
+    )
+
+
+def _resolve(path: str | Path, base_dirs: tuple[Path, ...], arg: str) -> Path:
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise SpecError(f"{arg} must be a file path, got {path!r}")
+    p = Path(path)
+    candidates = [p] if p.is_absolute() else [d / p for d in base_dirs] or [p]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    tried = ", ".join(str(c) for c in candidates)
+    raise SpecError(f"{arg}: file {str(path)!r} not found (looked in: {tried})")
+
+
+@dataclass(frozen=True)
+class OutputTolerance:
+    """How one output is compared with the reference."""
+
+    rtol: float = 1e-3
+    atol: float = 1e-5
+    check: str = "elementwise"
+    q: float | None = None  # quantile for check="quantile"
+    max_mismatch: float = 0.0  # allowed fraction of elements outside tolerance
+    min_cosine: float | None = None
+    topk: int | None = None
+    topk_axis: int = -1
+    nan: str = "fail"
+    inf_equal: bool = False
+
+    def __post_init__(self) -> None:
+        _number(self.rtol, "rtol")
+        _number(self.atol, "atol")
+        _choice(self.check, CHECKS, "check")
+        _choice(self.nan, NAN_POLICIES, "nan")
+        if self.check == "quantile":
+            if self.q is None or not 0.0 <= _number(self.q, "q") <= 1.0:
+                raise SpecError(f"check='quantile' needs q in [0, 1], got q={self.q!r}")
+        elif self.q is not None:
+            raise SpecError("q is only meaningful with check='quantile'")
+        if not 0.0 <= _number(self.max_mismatch, "max_mismatch") <= 1.0:
+            raise SpecError(f"max_mismatch must be a fraction in [0, 1], got {self.max_mismatch!r}")
+        if self.min_cosine is not None and not -1.0 <= _number(
+            self.min_cosine, "min_cosine", minimum=-1.0
+        ) <= 1.0:
+            raise SpecError(f"min_cosine must be in [-1, 1], got {self.min_cosine!r}")
+        if self.topk is not None and (
+            not isinstance(self.topk, int) or isinstance(self.topk, bool) or self.topk < 1
+        ):
+            raise SpecError(f"topk must be a positive int, got {self.topk!r}")
+        if not isinstance(self.inf_equal, bool):
+            raise SpecError(f"inf_equal must be True or False, got {self.inf_equal!r}")
+
+    def rule(self) -> str:
+        """The tolerance rule as printed in every message (numpy's, not Polygraphy's)."""
+        return f"rtol={self.rtol:g} atol={self.atol:g}"
+
+
+@dataclass(frozen=True)
+class AccuracySpec:
+    """The ``trt_accuracy`` mark: a default tolerance, per-output overrides, extra checks."""
+
+    default: OutputTolerance = field(default_factory=OutputTolerance)
+    outputs: tuple[tuple[str, OutputTolerance], ...] = ()
+    batch_consistency: bool = False
+
+    def for_output(self, name: str) -> OutputTolerance:
+        return dict(self.outputs).get(name, self.default)
+
+
+def make_accuracy_spec(
+    *, outputs: Mapping[str, Mapping[str, Any]] | None = None, batch_consistency: bool = False, **kw: Any
+) -> AccuracySpec:
+    """Validate ``trt_accuracy`` arguments; per-output dicts override the defaults key by key."""
+    _check_keywords(OutputTolerance, kw, "trt_accuracy")
+    default = OutputTolerance(**kw)
+    overrides = []
+    for name, override in (outputs or {}).items():
+        if not isinstance(override, Mapping):
+            raise SpecError(f"outputs[{name!r}] must be a dict of tolerance arguments, got {override!r}")
+        _check_keywords(OutputTolerance, override, f"trt_accuracy outputs[{name!r}]")
+        overrides.append((name, dataclasses.replace(default, **override)))
+    if not isinstance(batch_consistency, bool):
+        raise SpecError(f"batch_consistency must be True or False, got {batch_consistency!r}")
+    return AccuracySpec(default=default, outputs=tuple(sorted(overrides)), batch_consistency=batch_consistency)
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How a sample is taken. Defaults come from options; marks override per test."""
+
+    warmup_ms: float = 200.0
+    min_iterations: int = 50
+    min_duration_ms: float = 1000.0
+    max_duration_ms: float = 10000.0
+    cuda_graph: bool = False
+    transfers: bool = True
+    sync: str = "blocking"
+
+    def __post_init__(self) -> None:
+        _number(self.warmup_ms, "warmup_ms")
+        if not isinstance(self.min_iterations, int) or self.min_iterations < 1:
+            raise SpecError(f"min_iterations must be a positive int, got {self.min_iterations!r}")
+        _number(self.min_duration_ms, "min_duration_ms")
+        _number(self.max_duration_ms, "max_duration_ms")
+        _choice(self.sync, SYNC_MODES, "sync")
+        for arg in ("cuda_graph", "transfers"):
+            if not isinstance(getattr(self, arg), bool):
+                raise SpecError(f"{arg} must be True or False, got {getattr(self, arg)!r}")
+
+
+@dataclass(frozen=True)
+class PerfBudget:
+    """One ``trt_perf`` mark: budgets for one backend, and how to measure."""
+
+    backend: str = "tensorrt"
+    max_latency_ms: float | None = None
+    percentile: float = 50.0
+    min_throughput: float | None = None
+    max_regression: float | None = None  # fraction; None -> the session's threshold
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+
+    def __post_init__(self) -> None:
+        _choice(self.backend, BACKENDS, "backend")
+        _number(self.max_latency_ms, "max_latency_ms", allow_none=True)
+        if not 0.0 <= _number(self.percentile, "percentile") <= 100.0:
+            raise SpecError(f"percentile must be in [0, 100], got {self.percentile!r}")
+        _number(self.min_throughput, "min_throughput", allow_none=True)
+        _number(self.max_regression, "max_regression", allow_none=True)
+
+
+_MEASURE_FIELDS = {f.name for f in dataclasses.fields(MeasureSettings)}
+
+
+def make_perf_budget(defaults: MeasureSettings, **kw: Any) -> PerfBudget:
+    """Validate one ``trt_perf`` mark; measurement keywords override the session defaults."""
+    known = {f.name for f in dataclasses.fields(PerfBudget)} - {"measure"} | _MEASURE_FIELDS
+    unknown = sorted(set(kw) - known)
+    if unknown:
+        raise SpecError(f"trt_perf: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    measure_kw = {k: kw.pop(k) for k in list(kw) if k in _MEASURE_FIELDS}
+    return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), **kw)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
