@@ -61,7 +61,7 @@ def _model(graph: onnx.GraphProto, doc: str) -> onnx.ModelProto:
 
 def make_mlp() -> onnx.ModelProto:
     rng = np.random.default_rng(0)
-    dims = [256, 512, 512, 10]
+    dims = [256, 256, 256, 10]
     nodes, inits = [], []
     x = "x"
     for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
@@ -79,7 +79,7 @@ def make_mlp() -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [BATCH, 10])],
         inits,
     )
-    return _model(graph, "MLP 256-512-512-10 with ReLU.")
+    return _model(graph, "MLP 256-256-256-10 with ReLU.")
 
 
 def make_cnn() -> onnx.ModelProto:
