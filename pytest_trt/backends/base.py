@@ -119,18 +119,19 @@ class Backend(Protocol):
     def load(self, artifact: Artifact, model: LoadedModel, build: BuildSpec) -> Runner: ...
 
 
-_REGISTRY: dict[str, Callable[[], Backend]] = {}
+_REGISTRY: dict[str, Callable[..., Backend]] = {}
 
 
-def register(name: str, factory: Callable[[], Backend]) -> None:
+def register(name: str, factory: Callable[..., Backend]) -> None:
     _REGISTRY[name] = factory
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, **options: Any) -> Backend:
+    """The backend called ``name``; ``options`` go to its factory (e.g. ``runtime="lean"``)."""
     if name not in _REGISTRY:
-        # Importing the package registers the built-in backends lazily (no heavy imports).
-        from . import _builtin  # noqa: F401
+        from . import _builtin  # noqa: F401  (registers the built-in backends)
     try:
-        return _REGISTRY[name]()
+        factory = _REGISTRY[name]
     except KeyError:
         raise BackendError(f"unknown backend {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
+    return factory(**options)
