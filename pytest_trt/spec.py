@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 BACKENDS = ("tensorrt", "onnxruntime")
 CHECKS = ("elementwise", "max", "mean", "median", "quantile")
@@ -32,12 +34,17 @@ TENSORRT_BUILD_OPTIONS = {
     "timing_cache": bool,
     "profiles": dict,  # input -> (min, opt, max)
 }
+# Precision-transform options, shared by every backend (see precision.py).
+TRANSFORM_BUILD_OPTIONS = {
+    "keep_fp32_ops": tuple,  # op types kept in fp32 by the fp16/bf16 transform
+    "keep_fp32_nodes": tuple,  # node names kept in fp32
+}
 ONNXRUNTIME_BUILD_OPTIONS = {
     "graph_optimization_level": str,  # disable | basic | extended | all
     "intra_op_threads": int,
     "providers": tuple,
 }
-BUILD_OPTIONS = {**TENSORRT_BUILD_OPTIONS, **ONNXRUNTIME_BUILD_OPTIONS}
+BUILD_OPTIONS = {**TENSORRT_BUILD_OPTIONS, **ONNXRUNTIME_BUILD_OPTIONS, **TRANSFORM_BUILD_OPTIONS}
 
 
 class SpecError(ValueError):
@@ -78,6 +85,16 @@ def _choice(value: Any, choices: tuple[str, ...], arg: str) -> str:
     if value not in choices:
         raise SpecError(f"{arg} must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+def format_tolerance(value: float) -> str:
+    """1e-3 rather than 0.001, 0.5 rather than 5e-1: how tolerances are written in marks."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    positional = np.format_float_positional(value, trim="-")
+    scientific = np.format_float_scientific(value, trim="-", exp_digits=1).replace("e+", "e")
+    shorter = len(scientific) < len(positional) or (len(scientific) == len(positional) and abs(value) < 1)
+    return scientific if shorter else positional
 
 
 def _check_keywords(cls: type, kwargs: Mapping[str, Any], mark: str) -> None:
@@ -249,8 +266,8 @@ class OutputTolerance:
             raise SpecError(f"inf_equal must be True or False, got {self.inf_equal!r}")
 
     def rule(self) -> str:
-        """The tolerance rule as printed in every message (numpy's, not Polygraphy's)."""
-        return f"rtol={self.rtol:g} atol={self.atol:g}"
+        """The tolerance as printed in every message, e.g. ``rtol=1e-3 atol=1e-5``."""
+        return f"rtol={format_tolerance(self.rtol)} atol={format_tolerance(self.atol)}"
 
 
 @dataclass(frozen=True)
