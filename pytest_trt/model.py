@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import onnx
+from onnx import external_data_helper, helper
+
 from .backends.base import TensorSpec
+
+Shape = tuple[int, ...]
+
+# Integer inputs whose valid range cannot be read from the graph: wide enough that an index-like
+# input is not stuck at 0/1 (the Polygraphy trap), small enough to stay valid for most vocabularies.
+DEFAULT_INT_RANGE = (0, 100)
+DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
+_HASH_CHUNK = 1 << 20
 
 
 class ModelError(ValueError):
@@ -22,3 +36,266 @@ class LoadedModel:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     opset: int
+    # Input name -> [low, high) that the graph itself bounds (an int input used as Gather indices
+    # into a constant table). Defaulted so that other constructors of LoadedModel keep working.
+    index_ranges: tuple[tuple[str, tuple[int, int]], ...] = ()
+
+
+def load_model(path: str | Path, *, check: bool = True) -> LoadedModel:
+    """Load and check an ONNX file; every failure is a ModelError naming the file.
+
+    ``check=False`` skips onnx's checker, for models pytest-trt wrote itself: converters may
+    leave nodes out of topological order, which runtimes accept but the checker does not.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ModelError(f"model file {str(path)!r} not found")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, OSError, ... depending on the damage
+        raise ModelError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    if check:
+        try:
+            # The path form also checks external data and models over 2 GB.
+            onnx.checker.check_model(str(path))
+        except Exception as exc:
+            raise ModelError(f"{path}: invalid ONNX model: {_first_line(exc)}") from None
+    initializers = {t.name for t in proto.graph.initializer}
+    try:
+        inputs = tuple(_tensor_spec(v) for v in proto.graph.input if v.name not in initializers)
+        outputs = tuple(_tensor_spec(v) for v in proto.graph.output)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    return LoadedModel(
+        path=path,
+        content_hash=_content_hash(path, proto),
+        inputs=inputs,
+        outputs=outputs,
+        opset=_default_opset(proto),
+        index_ranges=tuple(sorted(_gather_index_ranges(proto, {i.name for i in inputs}).items())),
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _tensor_spec(value: onnx.ValueInfoProto) -> TensorSpec:
+    tensor_type = value.type.tensor_type
+    if not value.type.HasField("tensor_type"):
+        raise ModelError(f"input/output {value.name!r} is not a tensor (sequences and maps are unsupported)")
+    try:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+    except Exception:
+        raise ModelError(
+            f"{value.name!r} has element type {onnx.TensorProto.DataType.Name(tensor_type.elem_type)} "
+            "which numpy cannot hold"
+        ) from None
+    shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                  for d in tensor_type.shape.dim)
+    return TensorSpec(name=value.name, dtype=dtype, shape=shape)
+
+
+def _default_opset(proto: onnx.ModelProto) -> int:
+    for opset in proto.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            return opset.version
+    return 0
+
+
+def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Initializers and constant attributes, including those inside subgraphs (If/Loop/Scan)."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _all_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _all_tensors(sub)
+
+
+def _content_hash(path: Path, proto: onnx.ModelProto) -> str:
+    """sha256 over the model file and each external-data file it names, in a stable order.
+
+    A model whose weights live outside the .onnx file must change hash when the weights change,
+    and an external location may not point outside the model's directory.
+    """
+    digest = hashlib.sha256()
+    _hash_file(digest, path)
+    base = path.parent
+    locations = sorted({
+        external_data_helper.ExternalDataInfo(t).location
+        for t in _all_tensors(proto.graph)
+        if external_data_helper.uses_external_data(t)
+    })
+    for location in locations:
+        data_path = (base / location).resolve()
+        if not data_path.is_relative_to(base):
+            raise ModelError(f"{path}: external data location {location!r} points outside {base}")
+        if not data_path.is_file():
+            raise ModelError(f"{path}: external data file {location!r} not found next to the model")
+        digest.update(location.encode())
+        _hash_file(digest, data_path)
+    return digest.hexdigest()
+
+
+def _hash_file(digest: hashlib._Hash, path: Path) -> None:
+    with path.open("rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+
+
+def _gather_index_ranges(proto: onnx.ModelProto, input_names: set[str]) -> dict[str, tuple[int, int]]:
+    """Bounds for int inputs that index a constant table, so generated indices are valid."""
+    tables = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    tables[node.output[0]] = tuple(attr.t.dims)
+    ranges: dict[str, tuple[int, int]] = {}
+    for node in proto.graph.node:
+        if node.op_type != "Gather" or len(node.input) < 2:
+            continue
+        data, indices = node.input[0], node.input[1]
+        if indices not in input_names or data not in tables:
+            continue
+        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
+        dims = tables[data]
+        if not dims:
+            continue
+        rows = dims[axis]
+        # One input may index several tables: the tightest bound keeps every lookup valid.
+        low, high = ranges.get(indices, (0, rows))
+        ranges[indices] = (low, min(high, rows))
+    return ranges
+
+
+def resolve_shapes(
+    model: LoadedModel, shapes: Mapping[str, Shape] | None = None, batch_size: int | None = None
+) -> dict[str, Shape]:
+    """Concrete shape of every input: ``shapes`` first, else ``batch_size`` for a dynamic leading
+    dim. A dynamic dim left open, an unknown input name or a shape that contradicts the model's
+    fixed dims is a ModelError naming the file and the input."""
+    shapes = dict(shapes or {})
+    known = {spec.name for spec in model.inputs}
+    unknown = sorted(set(shapes) - known)
+    if unknown:
+        raise ModelError(
+            f"{model.path}: shapes names input {unknown[0]!r}, which the model does not have "
+            f"(inputs: {', '.join(sorted(known))})"
+        )
+    resolved: dict[str, Shape] = {}
+    for spec in model.inputs:
+        if spec.name in shapes:
+            shape = tuple(shapes[spec.name])
+            fixed_mismatch = len(shape) != len(spec.shape) or any(
+                want is not None and want != got for want, got in zip(spec.shape, shape, strict=False)
+            )
+            if fixed_mismatch:
+                raise ModelError(
+                    f"{model.path}: shapes[{spec.name!r}]={shape} does not fit the model's shape "
+                    f"{_show_shape(spec.shape)}"
+                )
+            resolved[spec.name] = shape
+            continue
+        dims = list(spec.shape)
+        if dims and dims[0] is None and batch_size is not None:
+            dims[0] = batch_size
+        if any(d is None for d in dims):
+            raise ModelError(
+                f"{model.path}: input {spec.name!r} has dynamic dims {_show_shape(spec.shape)}; "
+                f"give shapes={{{spec.name!r}: (...)}}"
+                + (" or batch_size" if spec.shape and spec.shape[0] is None else "")
+            )
+        resolved[spec.name] = tuple(int(d) for d in dims)
+    return resolved
+
+
+def _show_shape(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def make_inputs(
+    model: LoadedModel,
+    shapes: Mapping[str, Shape],
+    seed: int,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Seeded inputs: floats uniform in [-1, 1], ints in [low, high) valid for the model where
+    the graph bounds them (else [0, 100)), bools both values; ``ranges`` overrides per input.
+
+    Each input draws from its own stream derived from (seed, name), so adding an input to a
+    model does not change the values fed to the others.
+    """
+    ranges = dict(ranges or {})
+    unknown = sorted(set(ranges) - {spec.name for spec in model.inputs})
+    if unknown:
+        raise ModelError(
+            f"{model.path}: input_ranges names input {unknown[0]!r}, which the model does not have "
+            f"(inputs: {', '.join(spec.name for spec in model.inputs)})"
+        )
+    index_ranges = dict(model.index_ranges)
+    feed: dict[str, np.ndarray] = {}
+    for spec in model.inputs:
+        name_key = int.from_bytes(hashlib.sha256(spec.name.encode()).digest()[:8], "little")
+        rng = np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, name_key])
+        shape = shapes[spec.name]
+        if spec.dtype == np.bool_:
+            feed[spec.name] = rng.integers(0, 2, size=shape).astype(np.bool_)
+        elif np.issubdtype(spec.dtype, np.integer):
+            low, high = ranges.get(spec.name) or index_ranges.get(spec.name) or DEFAULT_INT_RANGE
+            # A user's (low, high) for ints is inclusive of low, exclusive of high, like numpy.
+            feed[spec.name] = rng.integers(int(low), int(high), size=shape).astype(spec.dtype)
+        elif np.issubdtype(spec.dtype, np.floating) or spec.dtype.kind == "V":
+            low, high = ranges.get(spec.name) or DEFAULT_FLOAT_RANGE
+            feed[spec.name] = rng.uniform(low, high, size=shape).astype(spec.dtype)
+        else:
+            raise ModelError(f"{model.path}: cannot generate values for input {spec.name!r} of dtype {spec.dtype}")
+    return feed
+
+
+def load_inputs_npz(path: str | Path, model: LoadedModel) -> dict[str, np.ndarray]:
+    """Real inputs from an ``.npz`` keyed by input name, checked against the model.
+
+    Arrays are cast only where numpy calls it safe within a kind (float64 -> float32); anything
+    else, a missing or extra name, or a shape that contradicts a fixed dim is a ModelError.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable .npz of input arrays ({exc})") from None
+    expected = {spec.name for spec in model.inputs}
+    extra = sorted(set(arrays) - expected)
+    missing = sorted(expected - set(arrays))
+    if extra:
+        raise ModelError(
+            f"{path}: array {extra[0]!r} is not an input of {model.path.name} "
+            f"(inputs: {', '.join(sorted(expected))})"
+        )
+    if missing:
+        raise ModelError(f"{path}: no array for input {missing[0]!r} of {model.path.name}")
+    feed: dict[str, np.ndarray] = {}
+    for spec in model.inputs:
+        array = arrays[spec.name]
+        if array.dtype != spec.dtype:
+            if not np.can_cast(array.dtype, spec.dtype, casting="same_kind"):
+                raise ModelError(
+                    f"{path}: array {spec.name!r} has dtype {array.dtype}, the model wants {spec.dtype}"
+                )
+            array = array.astype(spec.dtype)
+        if len(array.shape) != len(spec.shape) or any(
+            want is not None and want != got for want, got in zip(spec.shape, array.shape, strict=False)
+        ):
+            raise ModelError(
+                f"{path}: array {spec.name!r} has shape {list(array.shape)}, the model wants "
+                f"{_show_shape(spec.shape)}"
+            )
+        feed[spec.name] = np.ascontiguousarray(array)
+    return feed

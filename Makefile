@@ -1,0 +1,42 @@
+# Two commands do all set-up from a fresh clone (they need python3 with venv, and PyPI):
+#   make demo   the demo suite under examples/, in .venv-demo
+#   make test   the plugin's own tests, in .venv
+
+PYTHON ?= python3
+VENV ?= .venv
+DEMO_VENV ?= .venv-demo
+# Packages the plugin's own tests need beyond .[test], e.g. TensorRT wheels for contract tests:
+#   make test EXTRA_TEST_PACKAGES="tensorrt-cu12 cuda-python"
+EXTRA_TEST_PACKAGES ?=
+# Extra pytest arguments, e.g. make test PYTEST_ARGS="-n 2 -x"
+PYTEST_ARGS ?=
+
+.PHONY: demo test models clean
+
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/python -m pytest examples $(PYTEST_ARGS)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Re-made when the dependencies in pyproject.toml change; the package itself is installed
+# editable, so code changes need no reinstall.
+$(DEMO_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --upgrade pip
+	$(DEMO_VENV)/bin/python -m pip install -e .
+	touch $@
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --upgrade pip
+	$(VENV)/bin/python -m pip install -e ".[test]" $(EXTRA_TEST_PACKAGES)
+	touch $@
+
+# Rebuild the example models (deterministic) and check them with onnxruntime.
+models: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/python examples/make_models.py
+	$(DEMO_VENV)/bin/python examples/make_models.py --check
+
+clean:
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info

@@ -1,0 +1,179 @@
+"""The onnxruntime backend: the reference runner, and a first-class backend on its own.
+
+``build`` runs onnxruntime's graph optimizations once and keeps the optimized model as the
+artifact; ``load`` opens that model with optimizations off, so a cached engine starts fast.
+CPU by default; other execution providers only when asked for and actually in use.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..fingerprint import host_facts
+from .base import Artifact, Availability, BackendError, TensorSpec
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+    from ..measure import HostTimedSession
+    from ..model import LoadedModel
+    from ..spec import BuildSpec, MeasureSettings
+
+CPU = "CPUExecutionProvider"
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def _ort() -> Any:
+    import onnxruntime
+
+    return onnxruntime
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def availability(self) -> Availability:
+        try:
+            _ort()
+        except ImportError as exc:
+            return Availability(False, f"onnxruntime is not importable ({exc})")
+        return Availability(True)
+
+    def runtime_version(self) -> str:
+        return f"onnxruntime {_ort().__version__}"
+
+    def device_fingerprint(self, build: BuildSpec) -> dict[str, Any]:
+        # Level "all" applies layout transforms chosen for this CPU's instruction set, so an
+        # optimized model is reused only on the same kind of CPU with the same providers.
+        facts = host_facts()
+        return {"cpu_model": facts["cpu_model"], "machine": facts["machine"], "providers": list(_providers(build))}
+
+    def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
+        ort = _ort()
+        level = build.option_map.get("graph_optimization_level", "all")
+        if level not in OPTIMIZATION_LEVELS:
+            raise BackendError(
+                f"graph_optimization_level must be one of {', '.join(OPTIMIZATION_LEVELS)}; got {level!r}"
+            )
+        with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-") as tmp:
+            optimized = Path(tmp) / "optimized.onnx"
+            options = _session_options(build)
+            options.graph_optimization_level = _level(ort, level)
+            options.optimized_model_filepath = str(optimized)
+            session = _create_session(str(model.path), options, build, model.path)
+            del session
+            if not optimized.is_file():
+                raise BackendError(f"{model.path}: onnxruntime wrote no optimized model")
+            data = optimized.read_bytes()
+        return Artifact(data=data, metadata={"graph_optimization_level": level, "providers": list(_providers(build))})
+
+    def load(self, artifact: Artifact, model: LoadedModel, build: BuildSpec) -> OnnxRuntimeRunner:
+        ort = _ort()
+        options = _session_options(build)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = _create_session(artifact.data, options, build, model.path)
+        return OnnxRuntimeRunner(session, list(model.inputs), list(model.outputs))
+
+
+def _providers(build: BuildSpec) -> tuple[str, ...]:
+    return tuple(build.option_map.get("providers") or (CPU,))
+
+
+def _level(ort: Any, level: str) -> Any:
+    levels = ort.GraphOptimizationLevel
+    return {
+        "disable": levels.ORT_DISABLE_ALL,
+        "basic": levels.ORT_ENABLE_BASIC,
+        "extended": levels.ORT_ENABLE_EXTENDED,
+        "all": levels.ORT_ENABLE_ALL,
+    }[level]
+
+
+def _session_options(build: BuildSpec) -> onnxruntime.SessionOptions:
+    options = _ort().SessionOptions()
+    threads = build.option_map.get("intra_op_threads")
+    if threads is not None:
+        if threads < 0:
+            raise BackendError(f"intra_op_threads must be >= 0 (0: onnxruntime decides), got {threads}")
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # errors only: optimizer notes would flood the test output
+    return options
+
+
+def _create_session(
+    source: str | bytes, options: onnxruntime.SessionOptions, build: BuildSpec, model_path: Path
+) -> onnxruntime.InferenceSession:
+    ort = _ort()
+    wanted = _providers(build)
+    installed = ort.get_available_providers()
+    missing = [p for p in wanted if p not in installed]
+    if missing:
+        raise BackendError(
+            f"{model_path}: execution provider {missing[0]} is not installed "
+            f"(available: {', '.join(installed)})"
+        )
+    try:
+        session = ort.InferenceSession(source, sess_options=options, providers=list(wanted))
+    except Exception as exc:
+        raise BackendError(f"{model_path}: onnxruntime could not create a session: {exc}") from None
+    # onnxruntime falls back to CPU with only a log line when e.g. CUDA fails to initialise.
+    active = session.get_providers()
+    dropped = [p for p in wanted if p not in active]
+    if dropped:
+        raise BackendError(
+            f"{model_path}: onnxruntime did not enable {dropped[0]} (active: {', '.join(active)}); "
+            "check the CUDA/TensorRT libraries that provider needs"
+        )
+    return session
+
+
+class OnnxRuntimeRunner:
+    """A session ready to run; feeds are checked so a wrong name or dtype says which input."""
+
+    backend = "onnxruntime"
+
+    def __init__(
+        self, session: onnxruntime.InferenceSession, inputs: list[TensorSpec], outputs: list[TensorSpec]
+    ) -> None:
+        self._session = session
+        self.inputs = inputs
+        self.outputs = outputs
+        self._output_names = [spec.name for spec in outputs]
+
+    def _checked_feed(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = {spec.name for spec in self.inputs}
+        unknown = sorted(set(feed) - names)
+        missing = sorted(names - set(feed))
+        if unknown or missing:
+            what = f"unknown input {unknown[0]!r}" if unknown else f"missing input {missing[0]!r}"
+            raise BackendError(f"infer: {what} (model inputs: {', '.join(sorted(names))})")
+        checked = {}
+        for spec in self.inputs:
+            array = np.asarray(feed[spec.name])
+            if array.dtype != spec.dtype:
+                raise BackendError(f"infer: input {spec.name!r} has dtype {array.dtype}, the model wants {spec.dtype}")
+            checked[spec.name] = array
+        return checked
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        checked = self._checked_feed(feed)
+        try:
+            values = self._session.run(self._output_names, checked)
+        except Exception as exc:
+            raise BackendError(f"infer: onnxruntime failed: {exc}") from None
+        return dict(zip(self._output_names, values, strict=True))
+
+    def timed_session(self, feed: Mapping[str, np.ndarray], settings: MeasureSettings) -> HostTimedSession:
+        from ..measure import HostTimedSession
+
+        checked = self._checked_feed(feed)
+        run, names = self._session.run, self._output_names
+        return HostTimedSession(lambda: run(names, checked))
+
+    def close(self) -> None:
+        self._session = None

@@ -1,0 +1,56 @@
+"""Shared helpers for the plugin's own tests: run pytest on real test files with pytest-trt."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "examples" / "models"
+
+# Fast, deterministic-enough measurement for tests: budgets are made absurd, never tight.
+FAST_MEASURE = ("--trt-warmup-ms=0", "--trt-min-iterations=5", "--trt-min-duration-ms=0")
+
+
+def plugin_args() -> tuple[str, ...]:
+    """``-p pytest_trt.plugin`` unless the installed entry point already loads it (naming it
+    twice is an error in pytest)."""
+    installed = any(ep.value == "pytest_trt.plugin" for ep in entry_points(group="pytest11"))
+    return () if installed else ("-p", "pytest_trt.plugin")
+
+
+class TrtPytester:
+    """pytester with example models copied in and pytest-trt loaded."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+        self.path = pytester.path
+
+    def copy_model(self, name: str, to: str | None = None) -> Path:
+        target = self.path / (to or name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(MODELS / name, target)
+        return target
+
+    def args(self, *args: str, fast: bool = True) -> tuple[str, ...]:
+        return (*plugin_args(), "-p", "no:cacheprovider", *(FAST_MEASURE if fast else ()), *args)
+
+    def run(self, *args: str, fast: bool = True) -> pytest.RunResult:
+        return self.pytester.runpytest(*self.args(*args, fast=fast))
+
+    def run_subprocess(self, *args: str, fast: bool = True) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(*self.args(*args, fast=fast))
+
+
+@pytest.fixture
+def trt_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> TrtPytester:
+    # Subprocess runs import pytest_trt from this checkout even where it is not pip-installed.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    tp = TrtPytester(pytester)
+    for name in ("mlp.onnx", "cnn.onnx", "encoder.onnx", "mlp_inputs.npz"):
+        tp.copy_model(name)
+    return tp

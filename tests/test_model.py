@@ -1,0 +1,188 @@
+"""model.py: loading and checking, content hash with external data, shapes, seeded inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_trt.model import (
+    DEFAULT_INT_RANGE,
+    ModelError,
+    load_inputs_npz,
+    load_model,
+    make_inputs,
+    resolve_shapes,
+)
+
+MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
+
+
+def _identity_model(path, elem_type: int, shape: list, name: str = "v") -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [name], ["out"])],
+        "identity",
+        [helper.make_tensor_value_info(name, elem_type, shape)],
+        [helper.make_tensor_value_info("out", elem_type, shape)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def _external_data_model(tmp_path):
+    """A MatMul whose weight lives in weights.bin next to the model."""
+    weight = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "external",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "external.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    return path
+
+
+def test_load_reads_io_specs_opset_and_gather_bounds():
+    encoder = load_model(MODELS / "encoder.onnx")
+    (tokens,) = encoder.inputs
+    assert (tokens.name, tokens.dtype, tokens.shape) == ("tokens", np.dtype(np.int64), (None, 16))
+    assert [(o.name, o.shape) for o in encoder.outputs] == [("hidden", (None, 16, 64))]
+    assert encoder.opset == 17
+    assert dict(encoder.index_ranges) == {"tokens": (0, 1000)}
+    assert load_model(MODELS / "mlp.onnx").index_ranges == ()
+
+
+def test_content_hash_is_stable_and_covers_external_data(tmp_path):
+    path = _external_data_model(tmp_path)
+    first = load_model(path).content_hash
+    assert load_model(path).content_hash == first
+    weights = tmp_path / "weights.bin"
+    data = bytearray(weights.read_bytes())
+    data[0] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert load_model(path).content_hash != first
+
+
+def test_missing_external_data_names_the_file(tmp_path):
+    path = _external_data_model(tmp_path)
+    (tmp_path / "weights.bin").unlink()
+    with pytest.raises(ModelError, match=r"external\.onnx"):
+        load_model(path)
+
+
+def test_missing_garbage_and_invalid_models_name_the_file(tmp_path):
+    with pytest.raises(ModelError, match=r"nothere\.onnx.*not found"):
+        load_model(tmp_path / "nothere.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model at all")
+    with pytest.raises(ModelError, match=r"garbage\.onnx: not a readable ONNX model"):
+        load_model(garbage)
+    invalid = tmp_path / "invalid.onnx"
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "invalid",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])],  # nothing produces z
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(invalid))
+    with pytest.raises(ModelError, match=r"invalid\.onnx: invalid ONNX model"):
+        load_model(invalid)
+
+
+def test_resolve_shapes_uses_shapes_then_batch_size():
+    mlp = load_model(MODELS / "mlp.onnx")
+    assert resolve_shapes(mlp, {"x": (3, 256)}) == {"x": (3, 256)}
+    assert resolve_shapes(mlp, batch_size=5) == {"x": (5, 256)}
+    assert resolve_shapes(mlp, {"x": (2, 256)}, batch_size=5) == {"x": (2, 256)}
+
+
+@pytest.mark.parametrize(
+    ("shapes", "batch_size", "message"),
+    [
+        (None, None, r"input 'x' has dynamic dims \[\?, 256\]; give shapes=\{'x': \(\.\.\.\)\} or batch_size"),
+        ({"y": (1, 256)}, None, r"shapes names input 'y', which the model does not have \(inputs: x\)"),
+        ({"x": (1, 255)}, None, r"shapes\['x'\]=\(1, 255\) does not fit the model's shape \[\?, 256\]"),
+        ({"x": (1, 256, 1)}, None, r"shapes\['x'\]=\(1, 256, 1\) does not fit"),
+    ],
+)
+def test_resolve_shapes_errors_name_file_and_input(shapes, batch_size, message):
+    mlp = load_model(MODELS / "mlp.onnx")
+    with pytest.raises(ModelError, match=r"mlp\.onnx: " + message):
+        resolve_shapes(mlp, shapes, batch_size)
+
+
+def test_generated_inputs_are_seeded_and_in_range():
+    cnn = load_model(MODELS / "cnn.onnx")
+    shapes = {"image": (2, 3, 32, 32)}
+    first = make_inputs(cnn, shapes, seed=0)["image"]
+    assert first.dtype == np.float32 and first.shape == (2, 3, 32, 32)
+    assert np.array_equal(first, make_inputs(cnn, shapes, seed=0)["image"])
+    assert not np.array_equal(first, make_inputs(cnn, shapes, seed=1)["image"])
+    assert -1.0 <= first.min() < -0.9 and 0.9 < first.max() <= 1.0
+
+
+def test_int_inputs_use_the_gather_table_range():
+    encoder = load_model(MODELS / "encoder.onnx")
+    tokens = make_inputs(encoder, {"tokens": (64, 16)}, seed=0)["tokens"]
+    assert tokens.dtype == np.int64
+    assert tokens.min() >= 0 and tokens.max() < 1000
+    assert tokens.max() >= DEFAULT_INT_RANGE[1]  # not the generic [0, 100): the table has 1000 rows
+
+
+def test_unbounded_int_inputs_are_not_only_zero_and_one(tmp_path):
+    path = tmp_path / "ints.onnx"
+    _identity_model(path, TensorProto.INT32, [1000])
+    values = make_inputs(load_model(path), {"v": (1000,)}, seed=0)["v"]
+    assert values.dtype == np.int32
+    assert values.min() >= 0 and values.max() < 100
+    assert len(np.unique(values)) > 50
+
+
+def test_bool_inputs_take_both_values(tmp_path):
+    path = tmp_path / "bools.onnx"
+    _identity_model(path, TensorProto.BOOL, [64])
+    values = make_inputs(load_model(path), {"v": (64,)}, seed=0)["v"]
+    assert values.dtype == np.bool_ and values.any() and not values.all()
+
+
+def test_input_ranges_override_per_input():
+    encoder = load_model(MODELS / "encoder.onnx")
+    tokens = make_inputs(encoder, {"tokens": (8, 16)}, seed=0, ranges={"tokens": (5, 7)})["tokens"]
+    assert set(np.unique(tokens)) == {5, 6}
+    mlp = load_model(MODELS / "mlp.onnx")
+    x = make_inputs(mlp, {"x": (4, 256)}, seed=0, ranges={"x": (10.0, 11.0)})["x"]
+    assert x.min() >= 10.0 and x.max() <= 11.0
+    with pytest.raises(ModelError, match=r"mlp\.onnx: input_ranges names input 'tokens'"):
+        make_inputs(mlp, {"x": (4, 256)}, seed=0, ranges={"tokens": (0, 1)})
+
+
+def test_npz_inputs_are_checked_against_the_model(tmp_path):
+    mlp = load_model(MODELS / "mlp.onnx")
+    feed = load_inputs_npz(MODELS / "mlp_inputs.npz", mlp)
+    assert feed["x"].shape == (32, 256) and feed["x"].dtype == np.float32
+
+    wide = tmp_path / "wide.npz"
+    np.savez(wide, x=np.zeros((2, 256), dtype=np.float64))
+    assert load_inputs_npz(wide, mlp)["x"].dtype == np.float32  # safe within a kind: cast
+
+    cases = {
+        "extra.npz": ({"x": np.zeros((2, 256), np.float32), "z": np.zeros(1)}, r"array 'z' is not an input of mlp\.onnx"),
+        "missing.npz": ({"q": np.zeros(1)}, r"array 'q' is not an input"),
+        "shape.npz": ({"x": np.zeros((2, 255), np.float32)}, r"array 'x' has shape \[2, 255\], the model wants \[\?, 256\]"),
+        "dtype.npz": ({"x": np.zeros((2, 256), np.complex64)}, r"array 'x' has dtype complex64, the model wants float32"),
+    }
+    for name, (arrays, message) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(ModelError, match=name.replace(".", r"\.") + ": " + message):
+            load_inputs_npz(tmp_path / name, mlp)
+    np.savez(tmp_path / "none.npz")
+    with pytest.raises(ModelError, match=r"none\.npz: no array for input 'x' of mlp\.onnx"):
+        load_inputs_npz(tmp_path / "none.npz", mlp)

@@ -1,0 +1,92 @@
+"""The onnxruntime backend: build = optimize once, load = no re-optimization, checked feeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from pytest_trt.backends.base import Artifact, BackendError, get_backend
+from pytest_trt.model import load_model, make_inputs, resolve_shapes
+from pytest_trt.spec import BuildSpec, MeasureSettings
+
+MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return get_backend("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_model(MODELS / "encoder.onnx")
+
+
+@pytest.fixture(scope="module")
+def feed(encoder):
+    return make_inputs(encoder, resolve_shapes(encoder, batch_size=3), seed=0)
+
+
+def test_identity(backend):
+    assert backend.name == "onnxruntime"
+    assert backend.availability().ok
+    assert backend.runtime_version() == f"onnxruntime {ort.__version__}"
+    fingerprint = backend.device_fingerprint(BuildSpec())
+    assert fingerprint["providers"] == ["CPUExecutionProvider"] and fingerprint["cpu_model"]
+
+
+def test_artifact_is_an_optimized_model_that_matches_a_plain_session(backend, encoder, feed):
+    artifact = backend.build(encoder, BuildSpec())
+    optimized = onnx.load_from_string(artifact.data)
+    assert artifact.metadata["graph_optimization_level"] == "all"
+    # Optimization fuses nodes (LayerNorm, GELU, attention parts): the artifact is not the source.
+    assert len(optimized.graph.node) < len(onnx.load(str(encoder.path)).graph.node)
+
+    # A fresh Artifact from the bytes alone is what a cache hit hands back.
+    runner = backend.load(Artifact(artifact.data), encoder, BuildSpec())
+    plain = ort.InferenceSession(str(encoder.path), providers=["CPUExecutionProvider"])
+    (expected,) = plain.run(None, feed)
+    out = runner.infer(feed)
+    assert list(out) == ["hidden"]
+    np.testing.assert_allclose(out["hidden"], expected, rtol=1e-5, atol=1e-5)
+    assert [s.name for s in runner.inputs] == ["tokens"] and runner.backend == "onnxruntime"
+    runner.close()
+
+
+def test_build_options_are_applied_or_refused(backend, encoder, feed):
+    build = BuildSpec(options=(("graph_optimization_level", "disable"), ("intra_op_threads", 1)))
+    artifact = backend.build(encoder, build)
+    assert len(onnx.load_from_string(artifact.data).graph.node) == len(onnx.load(str(encoder.path)).graph.node)
+    assert backend.load(artifact, encoder, build).infer(feed)["hidden"].shape == (3, 16, 64)
+    with pytest.raises(BackendError, match="graph_optimization_level must be one of disable, basic, extended, all"):
+        backend.build(encoder, BuildSpec(options=(("graph_optimization_level", "max"),)))
+
+
+def test_a_provider_that_is_not_installed_is_an_error_not_a_fallback(backend, encoder):
+    missing = next(p for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") if p not in ort.get_available_providers())
+    with pytest.raises(BackendError, match=f"encoder.onnx: execution provider {missing} is not installed"):
+        backend.build(encoder, BuildSpec(options=(("providers", (missing,)),)))
+
+
+def test_infer_names_the_bad_input(backend, encoder, feed):
+    runner = backend.load(backend.build(encoder, BuildSpec()), encoder, BuildSpec())
+    with pytest.raises(BackendError, match=r"infer: unknown input 'token' \(model inputs: tokens\)"):
+        runner.infer({"tokens": feed["tokens"], "token": feed["tokens"]})
+    with pytest.raises(BackendError, match=r"infer: missing input 'tokens'"):
+        runner.infer({})
+    with pytest.raises(BackendError, match=r"infer: input 'tokens' has dtype int32, the model wants int64"):
+        runner.infer({"tokens": feed["tokens"].astype(np.int32)})
+
+
+def test_timed_session_times_each_iteration_on_the_host_clock(backend, encoder, feed):
+    runner = backend.load(backend.build(encoder, BuildSpec()), encoder, BuildSpec())
+    session = runner.timed_session(feed, MeasureSettings())
+    times = session.run(4)
+    session.close()
+    assert session.clock == "host"
+    assert len(times.latency) == 4 and all(t > 0 for t in times.latency)
+    assert times.span_ms >= sum(times.latency) * 0.999
