@@ -101,12 +101,13 @@ def test_warm_run_loads_everything_and_recomputes_nothing(suite: Suite) -> None:
     # Two engines (optimized onnxruntime models) and two reference outputs.
     assert cold == {"hits": 0, "misses": 4, "builds": 4, "corrupt": 0}
     assert "ORT_ENABLE_ALL" in cold_sessions
-    assert sorted(line for line in cold_sessions if ":" in line) == ["onnxruntime:miss"] * 2
+    assert sorted(line for line in cold_sessions if ":" in line) == ["onnxruntime:miss"] * 2 + ["reference:miss"] * 2
     assert len(suite.entries("onnxruntime")) == 2 and len(suite.entries("reference")) == 2
 
     result, warm, warm_sessions = suite.run()
     assert warm == {"hits": 4, "misses": 0, "builds": 0, "corrupt": 0}
-    assert set(warm_sessions) == {"ORT_DISABLE_ALL", "onnxruntime:hit"}
+    # No graph optimization and no reference inference: only loads.
+    assert set(warm_sessions) == {"ORT_DISABLE_ALL", "onnxruntime:hit", "reference:hit"}
     assert re.search(r"saved ~[\d.]+ s", result.stdout.str())
 
 
@@ -156,10 +157,12 @@ def test_unwritable_cache_directory_warns_once_and_tests_pass(suite: Suite) -> N
 def test_xdist_workers_build_each_artifact_once(suite: Suite) -> None:
     # --dist each runs every test on both workers at once: both ask for every artifact together.
     _, _, log = suite.run("-n", "2", "--dist", "each", passed=4)
-    # Per engine: one worker builds it, the other waits for the lock and loads it.
-    assert sorted(line for line in log if ":" in line) == ["onnxruntime:hit"] * 2 + ["onnxruntime:miss"] * 2
+    # Per engine and per reference: one worker builds it, the other waits for the lock and loads it.
+    assert sorted(line for line in log if ":" in line) == sorted(
+        ["onnxruntime:hit", "onnxruntime:miss", "reference:hit", "reference:miss"] * 2
+    )
     assert len(suite.entries("onnxruntime")) == 2
 
     _, counts, log = suite.run("-n", "2", passed=2)
     assert counts["builds"] == 0 and counts["misses"] == 0
-    assert set(log) == {"ORT_DISABLE_ALL", "onnxruntime:hit"}
+    assert set(log) == {"ORT_DISABLE_ALL", "onnxruntime:hit", "reference:hit"}

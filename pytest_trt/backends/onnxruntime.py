@@ -118,7 +118,7 @@ def _create_session(
             f"(available: {', '.join(installed)})"
         )
     try:
-        session = ort.InferenceSession(source, sess_options=options, providers=list(wanted))
+        session = ort.InferenceSession(source, sess_options=options, providers=_with_options(wanted, build))
     except Exception as exc:
         raise BackendError(f"{model_path}: onnxruntime could not create a session: {exc}") from None
     # onnxruntime falls back to CPU with only a log line when e.g. CUDA fails to initialise.
@@ -130,6 +130,13 @@ def _create_session(
             "check the CUDA/TensorRT libraries that provider needs"
         )
     return session
+
+
+def _with_options(providers: tuple[str, ...], build: BuildSpec) -> list[Any]:
+    """The CUDA provider runs fp32 matmuls in TF32 by default; "fp32" must mean fp32 here as on
+    TensorRT, so TF32 is on only for precision="tf32"."""
+    tf32 = "1" if build.precision == "tf32" else "0"
+    return [(p, {"use_tf32": tf32}) if p == "CUDAExecutionProvider" else p for p in providers]
 
 
 class OnnxRuntimeRunner:
