@@ -1,12 +1,12 @@
 # Two commands do all set-up from a fresh clone (they need python3 with venv, and PyPI):
 #   make demo   the demo suite under examples/, in .venv-demo
-#   make test   the plugin's own tests, in .venv
+#   make test   the plugin's own tests, in .venv (with the TensorRT wheels the contract tests read)
 
 PYTHON ?= python3
 VENV ?= .venv
 DEMO_VENV ?= .venv-demo
-# Packages the plugin's own tests need beyond .[test], e.g. TensorRT wheels for contract tests:
-#   make test EXTRA_TEST_PACKAGES="tensorrt-cu12 cuda-python"
+# Packages the plugin's own tests need beyond .[test,contract], e.g. on a GPU runner:
+#   make test EXTRA_TEST_PACKAGES="torch"
 EXTRA_TEST_PACKAGES ?=
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-n 2 -x"
 PYTEST_ARGS ?=
@@ -30,7 +30,7 @@ $(DEMO_VENV)/.installed: pyproject.toml
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --upgrade pip
-	$(VENV)/bin/python -m pip install -e ".[test]" $(EXTRA_TEST_PACKAGES)
+	$(VENV)/bin/python -m pip install -e ".[test,contract]" $(EXTRA_TEST_PACKAGES)
 	touch $@
 
 # Rebuild the example models (deterministic) and check them with onnxruntime.

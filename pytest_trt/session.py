@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,9 +336,24 @@ class RunState:
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
-            options = _tensorrt_options(self.settings) if name == "tensorrt" else {}
-            self._backends[name] = get_backend(name, **options)
+            if name == "tensorrt":
+                timing_cache = _TimingCache(self.cache, lambda: self._timing_cache_parts())
+                self._backends[name] = get_backend(
+                    name, **_tensorrt_options(self.settings), timing_cache=timing_cache, progress=self._progress
+                )
+            else:
+                self._backends[name] = get_backend(name)
         return self._backends[name]
+
+    def _timing_cache_parts(self) -> dict[str, Any]:
+        backend = self.backend("tensorrt")
+        return {"runtime_version": backend.runtime_version(), "device": backend.device_fingerprint(BuildSpec())}
+
+    def _progress(self, line: str) -> None:
+        """Long TensorRT builds report their phases on the terminal (not under xdist workers)."""
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(f"pytest-trt: {line}")
 
     def model(self, path: Path) -> LoadedModel:
         if path not in self._models:
@@ -532,6 +547,23 @@ class RunState:
                     outcome = BudgetOutcome(budget.backend, description, False, None, f"report only: {note}")
             record.budgets.append(outcome)
         return failures
+
+
+class _TimingCache:
+    """TensorRT's timing cache, kept in the engine cache per TensorRT version and GPU. A build
+    loads it and hands back the cache it built with (old timings included), which replaces the
+    stored one under the key's lock; two builds racing can lose each other's new timings, which
+    costs build time only, never correctness."""
+
+    def __init__(self, cache: EngineCache, parts: Callable[[], dict[str, Any]]) -> None:
+        self._cache = cache
+        self._parts = parts
+
+    def load(self) -> bytes | None:
+        return self._cache.get_bytes("timing-cache", self._parts())
+
+    def merge(self, data: bytes) -> None:
+        self._cache.update_bytes("timing-cache", self._parts(), lambda _old: data)
 
 
 def _transform_options(backend_name: str, build: BuildSpec) -> dict[str, Any]:
