@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from onnx_builders import overflowing_model
 from pytest_trt import precision
 from pytest_trt.accuracy import compare_outputs
 from pytest_trt.precision import RANGE_SENSITIVE_OPS, PrecisionError, apply_precision, has_qdq, transform_key
@@ -30,26 +31,6 @@ def _run(path: Path, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(names, feed)))
-
-
-def _overflowing_model(path: Path) -> Path:
-    """y = (relu(x) @ W1) @ W2: the middle product (~1e5) exceeds fp16's 65504, y (~500) does not.
-    Two MatMuls, because onnxruntime would fuse a MatMul and a scaling Mul into one kernel."""
-    graph = helper.make_graph(
-        [
-            helper.make_node("Relu", ["x"], ["act"], name="act"),
-            helper.make_node("MatMul", ["act", "W1"], ["big"], name="project"),
-            helper.make_node("MatMul", ["big", "W2"], ["y"], name="reduce"),
-        ],
-        "overflow",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
-        [
-            numpy_helper.from_array(np.full((8, 4), 2e4, np.float32), "W1"),
-            numpy_helper.from_array(np.full((4, 4), 1e-3, np.float32), "W2"),
-        ],
-    )
-    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
 def _relu_model(path: Path, opset: int = 17) -> Path:
@@ -88,7 +69,7 @@ def _feed(batch: int = 4) -> dict[str, np.ndarray]:
 
 
 def test_fp16_overflow_fails_with_a_report_pointing_at_it(tmp_path):
-    source = _overflowing_model(tmp_path / "overflow.onnx")
+    source = overflowing_model(tmp_path / "overflow.onnx")
     reference = _run(source, _feed())
     assert np.isfinite(reference["y"]).all() and np.abs(reference["y"]).max() < 1000
     emulated = apply_precision(source, "fp16", tmp_path / "out", emulate=True)
@@ -106,7 +87,7 @@ def test_onnxruntime_cpu_hides_the_overflow_that_emulation_shows(tmp_path):
     """Why emulate exists: the CPU provider runs these fp16 ops in fp32 and drops the fp16 casts
     between them, while onnx's reference evaluator (true fp16 arithmetic) overflows like the
     emulation does."""
-    source = _overflowing_model(tmp_path / "overflow.onnx")
+    source = overflowing_model(tmp_path / "overflow.onnx")
     native = apply_precision(source, "fp16", tmp_path / "out")
     assert np.isfinite(_run(native, _feed())["y"]).all()
     assert np.isinf(ReferenceEvaluator(str(native)).run(None, _feed())[0]).all()
@@ -116,7 +97,7 @@ def test_onnxruntime_cpu_hides_the_overflow_that_emulation_shows(tmp_path):
     "keep", [{"keep_fp32_nodes": ["project", "reduce"]}, {"keep_fp32_ops": ["MatMul"]}]
 )
 def test_fp16_overflow_passes_with_the_range_critical_nodes_kept_fp32(tmp_path, keep):
-    source = _overflowing_model(tmp_path / "overflow.onnx")
+    source = overflowing_model(tmp_path / "overflow.onnx")
     native = onnx.load(apply_precision(source, "fp16", tmp_path / "out", **keep))
     onnx.checker.check_model(native, full_check=True)
     # The converter's Cast(fp16)->Cast(fp32) between the two kept MatMuls is gone.
