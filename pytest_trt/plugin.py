@@ -89,6 +89,12 @@ def pytest_pycollect_makeitem(
     return result
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Before -k/-m deselect anything: a baseline is unused only if its test is gone.
+    _state(config).note_measured(items)
+
+
 def _gates(item: pytest.Item) -> ItemGates:
     return item.stash.get(GATES_KEY, ItemGates())
 
@@ -146,9 +152,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = _state(config)
     if _is_worker(config):
-        config.workeroutput[_WORKER_OUTPUT] = json.dumps(
-            {"records": state.record_dicts, "cache": state.cache.stats.as_dict()}
-        )
+        config.workeroutput[_WORKER_OUTPUT] = json.dumps({**state.worker_output(), "cache": state.cache.stats.as_dict()})
         return
     state.cache.evict()
     write_reports(state)
@@ -160,7 +164,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     if sent:
         state = _state(node.config)
         data = json.loads(sent)
-        state.record_dicts.extend(data["records"])
+        state.merge_worker(data)
         state.cache.stats.add(CacheStats(**data["cache"]))
 
 
@@ -169,9 +173,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     width = max(report.DEFAULT_WIDTH, config.get_terminal_writer().fullwidth)
     lines = report.summary_lines(state.record_dicts, width=width)
     stats = state.cache.stats
-    if not lines and not (stats.builds or stats.hits):
+    if not lines and not (stats.builds or stats.hits) and not state.summary_notes:
         return
     terminalreporter.write_sep("=", "pytest-trt summary")
     for line in lines:
         terminalreporter.write_line(line)
     terminalreporter.write_line(stats.summary_line())
+    for line in state.summary_notes:
+        terminalreporter.write_line(line)

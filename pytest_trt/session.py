@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from . import accuracy, measure, precision
+from . import accuracy, baseline, ci_report, measure, precision
+from .fingerprint import machine_fingerprint
 from .backends.base import Artifact, Availability, Backend, BackendError, Runner, TensorSpec, get_backend
 from .cache import CacheError, EngineCache, decode_arrays, encode_arrays, parse_size
 from .model import LoadedModel, ModelError, Shape, load_inputs_npz, load_model, make_inputs, resolve_shapes
@@ -312,8 +313,13 @@ class RunState:
         self._feeds: dict[tuple[ModelSpec, str], dict[str, np.ndarray]] = {}
         self._references: dict[tuple[str, str], dict[str, np.ndarray]] = {}
         self._workdir: tempfile.TemporaryDirectory[str] | None = None  # made on first use
+        self._baselines: dict[str, tuple[baseline.BaselineStore, dict[str, str]]] = {}
         self.records: list[TestRecord] = []  # gated tests run by this process
         self.record_dicts: list[dict[str, Any]] = []  # every gated test, incl. xdist workers'
+        # Baselines staged by xdist workers, and the tests that measure latency (all processes).
+        self.staged_baselines: dict[str, dict[str, dict[str, Any]]] = {}
+        self.measured_tests: dict[str, set[str]] = {}
+        self.summary_notes: list[str] = []  # baseline lines for the terminal summary
 
     def choice(self) -> BackendChoice:
         """The backend for this run, decided on first use (it may probe the CUDA driver)."""
@@ -468,7 +474,7 @@ class RunState:
                 failures += self._check_accuracy(item, engine, gates.accuracy, feed, record)
             if gates.budgets:
                 failures += self._check_perf(engine, gates.budgets, feed, record)
-            failures += compare_with_baseline(self, record)
+                failures += self._check_baseline(engine, gates.budgets, feed, record)
         except USER_ERRORS as exc:
             record.status = "error"
             problem = f"pytest-trt: {exc}"
@@ -476,6 +482,7 @@ class RunState:
             record.status = "failed" if failures else "passed"
             problem = f"pytest-trt gates failed (backend {engine.backend}):\n" + "\n".join(failures)
         self._add(record)
+        item.user_properties.extend(ci_report.junit_properties(record))
         if record.status != "passed":
             pytest.fail(problem, pytrace=False)
 
@@ -548,6 +555,73 @@ class RunState:
             record.budgets.append(outcome)
         return failures
 
+    def baselines(self, backend: str) -> tuple[baseline.BaselineStore, dict[str, str]]:
+        """The baseline store of this machine's hardware class for ``backend``, and the software
+        facts (driver, CUDA) recorded with its entries."""
+        if backend not in self._baselines:
+            hardware, software = baseline.hardware_for(backend, machine_fingerprint())
+            self._baselines[backend] = (baseline.BaselineStore(self.settings.baseline_dir, hardware), software)
+        return self._baselines[backend]
+
+    def _check_baseline(
+        self, engine: Engine, budgets: tuple[PerfBudget, ...], feed: dict[str, np.ndarray], record: TestRecord
+    ) -> list[str]:
+        """Compare the sample with the stored baseline (or record it with --trt-update-baselines)."""
+        if record.perf is None or self.settings.baseline_mode == "off":
+            return []
+        own = next((b for b in budgets if b.backend == engine.backend), None)
+        settings = (own or budgets[0]).measure
+        threshold = self.settings.regression_threshold
+        if own is not None and own.max_regression is not None:
+            threshold = own.max_regression
+
+        def remeasure() -> list[float]:
+            # The re-measurement is what the verdict reports, so the record shows its numbers.
+            record.perf = measure.measure(engine.runner, feed, settings, batch_of(engine))
+            return record.perf.samples_ms
+
+        store, software = self.baselines(engine.backend)
+        lines = baseline.compare_record(
+            store,
+            record,
+            mode=self.settings.baseline_mode,
+            update=self.settings.update_baselines,
+            threshold=threshold,
+            remeasure=remeasure,
+            enforce=self.settings.perf == "enforce",
+            commit=baseline.current_commit(self.rootpath),
+            software=software,
+        )
+        return lines
+
+    def note_measured(self, items: list[pytest.Item]) -> None:
+        """Remember which collected tests measure latency, so unused baselines can be listed."""
+        if self.settings.perf == "off":
+            return
+        for item in items:
+            gates = item.stash.get(GATES_KEY, None)
+            if gates is not None and gates.model is not None and gates.budgets:
+                self.measured_tests.setdefault(self._shown(Path(item.path)), set()).add(item.nodeid)
+
+    def merge_worker(self, data: Mapping[str, Any]) -> None:
+        """Fold in what one xdist worker sent (see ``worker_output``)."""
+        self.record_dicts.extend(data["records"])
+        for module, entries in data["baselines"].items():
+            self.staged_baselines.setdefault(module, {}).update(entries)
+        for module, nodeids in data["measured"].items():
+            self.measured_tests.setdefault(module, set()).update(nodeids)
+
+    def worker_output(self) -> dict[str, Any]:
+        staged: dict[str, dict[str, dict[str, Any]]] = {}
+        for store, _ in self._baselines.values():
+            for module, entries in store.staged.items():
+                staged.setdefault(module, {}).update(entries)
+        return {
+            "records": self.record_dicts,
+            "baselines": staged,
+            "measured": {module: sorted(ids) for module, ids in self.measured_tests.items()},
+        }
+
 
 class _TimingCache:
     """TensorRT's timing cache, kept in the engine cache per TensorRT version and GPU. A build
@@ -587,13 +661,31 @@ def batch_of(engine: Engine) -> int:
     return int(first[0]) if len(first) >= 2 else 1
 
 
-def compare_with_baseline(state: RunState, record: TestRecord) -> list[str]:
-    """The per-item baseline seam: compare ``record.perf`` with the stored baseline, fill
-    ``record.regression``/``record.baseline_note`` and return failure lines. Wired by the lead to
-    ``baseline.py``/``regression.py``; until then no baseline is consulted."""
-    return []
-
-
 def write_reports(state: RunState) -> None:
-    """The session-end seam: JSON/Markdown reports and baseline updates from
-    ``state.record_dicts``. Wired by the lead to ``ci_report.py``/``baseline.py``."""
+    """At the end of the session, on the controller: baselines written or listed, then the JSON
+    and Markdown reports of every gated test (xdist workers' included)."""
+    settings = state.settings
+    backend = state.choice().name
+    store, _ = state.baselines(backend)
+    if settings.baseline_mode != "off":
+        state.summary_notes += baseline.finish_session(
+            store,
+            staged=state.staged_baselines,
+            used=state.measured_tests,
+            update=settings.update_baselines,
+            prune=settings.prune_baselines,
+        )
+    if settings.report_json is None and settings.report_md is None:
+        return
+    meta = {
+        "backend": backend,
+        "backend_reason": state.choice().reason,
+        "hardware": store.hardware,
+        "machine": machine_fingerprint(),
+        "commit": baseline.current_commit(state.rootpath),
+        "regression_threshold": settings.regression_threshold,
+    }
+    if settings.report_json is not None:
+        ci_report.write_json(settings.report_json, state.record_dicts, meta)
+    if settings.report_md is not None:
+        ci_report.write_markdown(settings.report_md, state.record_dicts, meta)
