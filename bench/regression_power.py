@@ -1,0 +1,303 @@
+"""How often does the regression detector cry wolf, and how often does it catch a real slowdown?
+
+Runs on the onnxruntime CPU backend through the real ``measure.measure`` loop, on whatever
+machine it is started (meant for a 2-core CI-like box with no GPU):
+
+1. Builds the example CNN (batch 8) and copies of it made slower by real extra work: a side
+   branch of MatMuls on the input whose result is multiplied by 0 and added to the logits, so
+   outputs and IO are unchanged. The branch width is calibrated by measurement for +5/+10/+20%.
+2. Rounds of independent trials, each a fresh onnxruntime session measured once (``--measure-ms``):
+   one "same model" trial per round, and in ``--variant-trials`` rounds spread evenly over the
+   run one trial of each slowed model, in shuffled order so that machine drift hits all variants
+   alike.
+   ``--baselines`` baseline recordings are spread over the run; each trial is compared with the
+   baseline recorded farthest from it in time, stored and read back as the JSON entry the store
+   keeps (quantiles + n), as CI compares against a baseline recorded earlier.
+3. Judges every trial's first sample with pytest-trt's ``regression.decide`` (a trial that looks
+   regressed is re-measured once, live, as the plugin does) and, on the same first samples, with
+   pytest-benchmark's ``--benchmark-compare-fail=mean:5%`` rule (mean more than 5% above the
+   baseline's mean). Also shown: the same detector without the re-measurement and with the
+   median as statistic, to show what each part of the method buys.
+
+Prints a table last. Run: ``python bench/regression_power.py`` (about 15 minutes with defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "examples"))
+
+from make_models import make_cnn
+
+from pytest_trt.backends.base import get_backend
+from pytest_trt.baseline import BaselineStore
+from pytest_trt.measure import PerfResult, measure
+from pytest_trt.model import load_model, make_inputs, resolve_shapes
+from pytest_trt.regression import assess, decide
+from pytest_trt.results import TestRecord
+from pytest_trt.spec import BuildSpec, MeasureSettings
+
+BATCH = 8
+SLOWDOWNS = (0.05, 0.10, 0.20)
+SAME = "same"
+EXTRA_THRESHOLDS = (0.05, 0.10)  # also judged, from the same trials and re-measurements
+
+
+def slowed_cnn(width: int) -> onnx.ModelProto:
+    """The example CNN plus ``width`` columns of dead-end MatMul work on the flattened image."""
+    model = make_cnn()
+    if width == 0:
+        return model
+    graph = model.graph
+    rng = np.random.default_rng(width)
+    graph.initializer.extend([
+        numpy_helper.from_array(rng.standard_normal((3 * 32 * 32, width)).astype(np.float32), "side.w1"),
+        numpy_helper.from_array(rng.standard_normal((width, 10)).astype(np.float32), "side.w2"),
+        numpy_helper.from_array(np.zeros((), np.float32), "side.zero"),
+    ])
+    # The graph output "logits" is renamed to an intermediate, and re-made as logits + 0 * side.
+    for node in graph.node:
+        node.output[:] = ["logits.main" if o == "logits" else o for o in node.output]
+    graph.node.extend([
+        helper.make_node("Flatten", ["image"], ["side.flat"], axis=1),
+        helper.make_node("MatMul", ["side.flat", "side.w1"], ["side.h"]),
+        helper.make_node("MatMul", ["side.h", "side.w2"], ["side.out"]),
+        helper.make_node("Mul", ["side.out", "side.zero"], ["side.zeroed"]),
+        helper.make_node("Add", ["logits.main", "side.zeroed"], ["logits"]),
+    ])
+    onnx.checker.check_model(model)
+    return model
+
+
+@dataclass
+class Variant:
+    name: str
+    path: Path
+    backend: object
+    loaded: object
+    artifact: object
+    feed: dict
+    build: BuildSpec
+
+    def measure(self, settings: MeasureSettings) -> PerfResult:
+        # A fresh session per measurement: trials must be as independent as separate CI runs.
+        runner = self.backend.load(self.artifact, self.loaded, self.build)
+        try:
+            return measure(runner, self.feed, settings, BATCH)
+        finally:
+            runner.close()
+
+
+def make_variant(name: str, model: onnx.ModelProto, folder: Path) -> Variant:
+    path = folder / f"{name}.onnx"
+    path.write_bytes(model.SerializeToString())
+    backend = get_backend("onnxruntime")
+    loaded = load_model(path)
+    shapes = resolve_shapes(loaded, None, BATCH)
+    # One intra-op thread: on 2 cores, a second worker thread fights the timing loop and other
+    # processes; pinning threads is what anyone timing CPU inference in CI should do.
+    build = BuildSpec(shapes=tuple(sorted(shapes.items())), options=(("intra_op_threads", 1),))
+    artifact = backend.build(loaded, build)
+    return Variant(name, path, backend, loaded, artifact, make_inputs(loaded, shapes, 0), build)
+
+
+def floor_ms(variant: Variant, settings: MeasureSettings) -> float:
+    return min(variant.measure(settings).samples_ms)
+
+
+def measured_slowdown(base: Variant, slower: Variant, settings: MeasureSettings, rounds: int = 6) -> float:
+    """Median over interleaved rounds of the floor ratio, minus 1."""
+    return float(np.median([floor_ms(slower, settings) / floor_ms(base, settings) - 1.0 for _ in range(rounds)]))
+
+
+def calibrate(folder: Path, settings: MeasureSettings, log: Callable[[str], None]) -> dict[float, Variant]:
+    """Side-branch widths giving each slowdown: a first guess from the measured cost of a probe
+    width, then one correction from the measured slowdown of the guess (the cost is not quite
+    linear in the width: caches)."""
+    base = make_variant("cal-base", slowed_cnn(0), folder)
+    probe_width = 64
+    probe = measured_slowdown(base, make_variant("cal-probe", slowed_cnn(probe_width), folder), settings)
+    log(f"calibration: width {probe_width} costs {probe * 100:+.1f}%")
+    variants = {}
+    for slowdown in SLOWDOWNS:
+        width = max(1, round(slowdown / probe * probe_width))
+        guess = measured_slowdown(base, make_variant(f"cal-{width}", slowed_cnn(width), folder), settings)
+        width = max(1, round(width * slowdown / max(guess, 1e-3)))
+        variants[slowdown] = make_variant(f"slower-{slowdown:.0%}", slowed_cnn(width), folder)
+        log(f"  +{slowdown:.0%}: first guess measured {guess * 100:+.1f}%, corrected width {width}")
+    return variants
+
+
+def stored_entry(name: str, result: PerfResult) -> dict:
+    """The baseline entry the store would keep for this sample, after a JSON round trip."""
+    record = TestRecord(
+        nodeid=f"bench::{name}", module="bench/regression_power.py", backend="onnxruntime",
+        runtime_version="", model={}, build={}, workload={"batch": BATCH}, perf=result,
+    )
+    return json.loads(json.dumps(BaselineStore.entry_from_record(record, None)))
+
+
+@dataclass
+class Trial:
+    """One test run: a first measurement and, taken right after it as the plugin would, the
+    re-measurement ``decide`` asks for when the first looks regressed (used only then)."""
+
+    variant: str
+    round: int
+    far: int  # index of the baseline recorded farthest in time from this trial
+    near: int  # ... and nearest
+    first: PerfResult
+    second: PerfResult
+    seconds: tuple[float, float]  # warm-up + timed seconds of each measurement
+
+
+def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[float, Variant],
+               settings: MeasureSettings, log: Callable[[str], None]) -> tuple[list[Trial], list[dict]]:
+    rounds = args.same_trials
+    # Baselines and slowed-model trials are spread evenly over the run, so that slow drift of
+    # the machine meets false-alarm and detection trials alike.
+    baseline_rounds = set(np.linspace(0, rounds - 1, args.baselines).round().astype(int).tolist())
+    variant_rounds = set(np.linspace(0, rounds - 1, args.variant_trials).round().astype(int).tolist())
+    baselines: list[dict] = []
+    baseline_round: list[int] = []
+    pending: list[tuple[int, str, PerfResult, PerfResult]] = []  # judged once every baseline exists
+    order_rng = random.Random(0)
+    started = time.perf_counter()
+    for r in range(rounds):
+        jobs: list[tuple[str, Variant]] = [(SAME, same)]
+        if r in variant_rounds:
+            jobs += [(f"{s:.0%}", v) for s, v in slowed.items()]
+        if r in baseline_rounds:
+            jobs.append(("baseline", same))
+        order_rng.shuffle(jobs)
+        for name, variant in jobs:
+            result = variant.measure(settings)
+            if name == "baseline":
+                baselines.append(stored_entry("baseline", result))
+                baseline_round.append(r)
+            else:
+                pending.append((r, name, result, variant.measure(settings)))
+        if r % 20 == 19:
+            log(f"  round {r + 1}/{rounds} ({time.perf_counter() - started:.0f} s)")
+    warmup_s = settings.warmup_ms / 1000
+    trials = []
+    for r, name, first, second in pending:
+        distance = [abs(r - br) for br in baseline_round]
+        trials.append(Trial(name, r, int(np.argmax(distance)), int(np.argmin(distance)), first, second,
+                            (first.duration_s + warmup_s, second.duration_s + warmup_s)))
+    return trials, baselines
+
+
+Rule = Callable[[Trial, dict], tuple[bool, float]]
+
+
+def rules(threshold: float) -> dict[str, Rule]:
+    """Each rule judges a trial against a baseline entry: (failed?, measured seconds it cost)."""
+
+    def with_remeasure(limit: float) -> Rule:
+        def rule(trial: Trial, baseline: dict) -> tuple[bool, float]:
+            used = [trial.seconds[0]]
+
+            def remeasure() -> list[float]:
+                used.append(trial.seconds[1])
+                return trial.second.samples_ms
+
+            return decide(baseline, trial.first.samples_ms, remeasure, limit).status == "regressed", sum(used)
+        return rule
+
+    def single(check: Callable[[Trial, dict], bool]) -> Rule:
+        return lambda trial, baseline: (check(trial, baseline), trial.seconds[0])
+
+    table: dict[str, Rule] = {}
+    for limit in sorted({threshold, *EXTRA_THRESHOLDS}):
+        default = " (default)" if limit == 0.10 else ""
+        table[f"pytest-trt: min, re-measure, threshold {limit:.0%}{default}"] = with_remeasure(limit)
+    table[f"pytest-trt: min, threshold {threshold:.0%}, no re-measure"] = single(
+        lambda t, b: assess(b, t.first.samples_ms, threshold).status == "regressed")
+    table[f"pytest-trt: median, threshold {threshold:.0%}, no re-measure"] = single(
+        lambda t, b: assess(b, t.first.samples_ms, threshold, percentile=50.0).status == "regressed")
+    table["pytest-benchmark --benchmark-compare-fail=mean:5%"] = single(
+        lambda t, b: t.first.latency.mean / b["latency_ms"]["mean"] - 1.0 > 0.05)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--same-trials", type=int, default=200, help="same-model trials (false alarms)")
+    parser.add_argument("--variant-trials", type=int, default=100, help="trials per slowed model")
+    parser.add_argument("--baselines", type=int, default=30, help="baseline recordings spread over the run")
+    parser.add_argument("--measure-ms", type=float, default=800.0, help="timed duration of one measurement")
+    parser.add_argument("--warmup-ms", type=float, default=100.0)
+    parser.add_argument("--threshold", type=float, default=0.03, help="the detector's threshold (fraction)")
+    args = parser.parse_args()
+    if args.variant_trials > args.same_trials:
+        parser.error("--variant-trials must not exceed --same-trials (variants run in the same rounds)")
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+
+    settings = MeasureSettings(warmup_ms=args.warmup_ms, min_iterations=50,
+                               min_duration_ms=args.measure_ms, max_duration_ms=3 * args.measure_ms)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="regression-power-") as tmp:
+        folder = Path(tmp)
+        slowed = calibrate(folder, settings, log)
+        same = make_variant(SAME, slowed_cnn(0), folder)
+        log(f"trials: {args.same_trials} same-model, {args.variant_trials} per slowed model, "
+            f"{args.baselines} baselines, {args.measure_ms:g} ms per measurement")
+        trials, baselines = run_trials(args, same, slowed, settings, log)
+
+    # The true slowdown of each variant: its floor vs the same round's same-model floor.
+    columns = [SAME] + [f"{s:.0%}" for s in SLOWDOWNS]
+    counts = {c: sum(t.variant == c for t in trials) for c in columns}
+    same_by_round = {t.round: min(t.first.samples_ms) for t in trials if t.variant == SAME}
+    measured = {
+        c: float(np.median([min(t.first.samples_ms) / same_by_round[t.round] - 1.0 for t in trials if t.variant == c]))
+        for c in columns[1:]
+    }
+    floors = np.array([b["latency_ms"]["quantiles"]["p0"] for b in baselines])
+    thirds = np.array_split(floors, 3)
+
+    print()
+    print(f"regression_power: onnxruntime CPU, example CNN batch {BATCH}, 1 intra-op thread, "
+          f"{args.measure_ms:g} ms per measurement; {len(trials)} trials in {time.perf_counter() - began:.0f} s")
+    print("measured slowdown of the slowed models (floor vs same-round floor, median over rounds): "
+          + ", ".join(f"{c}: {measured[c] * 100:+.1f}%" for c in columns[1:]))
+    print("machine drift: baseline floors (median) over the first/middle/last third of the run: "
+          + " / ".join(f"{np.median(t):.4f}" for t in thirds) + " ms")
+    header = f"{'rule':<58} | {'false alarms':>12} | " + " | ".join(f"{'detects +' + c:>12}" for c in columns[1:])
+    header += " | measure s/test"
+    for pairing, pick in (("baseline recorded farthest in time (another day)", lambda t: t.far),
+                          ("baseline recorded nearest in time (same machine state)", lambda t: t.near)):
+        print()
+        print(f"vs the {pairing}:")
+        print(header)
+        print("-" * len(header))
+        for label, rule in rules(args.threshold).items():
+            outcomes = [rule(t, baselines[pick(t)]) for t in trials]
+            cells = []
+            for c in columns:
+                hits = [failed for (failed, _), t in zip(outcomes, trials) if t.variant == c]
+                cells.append(f"{100 * sum(hits) / max(1, len(hits)):>11.1f}%")
+            cost = float(np.mean([seconds for _, seconds in outcomes]))
+            print(f"{label:<58} | " + " | ".join(cells) + f" | {cost:.2f}")
+    print(f"(trials: {counts[SAME]} same-model, " + ", ".join(f"{counts[c]} at +{c}" for c in columns[1:])
+          + "; measure s/test = warm-up + timed seconds per test, incl. the re-measurement where the rule asked for it)")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Reports for CI: a JSON file with everything, a Markdown table for pull requests (also appended
+to ``$GITHUB_STEP_SUMMARY``), and per-test JUnit properties.
+
+Records are ``TestRecord`` objects or their ``as_dict()`` form (what pytest-xdist workers send),
+so the controller can report tests from every worker through one path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .baseline import write_atomic
+from .results import TestRecord
+
+SCHEMA = 1
+STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
+
+Record = TestRecord | Mapping[str, Any]
+
+
+def _plain(record: Record) -> dict[str, Any]:
+    return record.as_dict() if isinstance(record, TestRecord) else dict(record)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _nan_free(value: Any) -> Any:
+    """NaN/inf become None: strict JSON readers (jq, browsers) reject them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_free(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_free(v) for v in value]
+    return value
+
+
+def write_json(path: Path, records: Sequence[Record], meta: Mapping[str, Any]) -> None:
+    """Every measured test with its full statistics, baseline comparison and verdict; ``meta``
+    carries run facts (machine fingerprint, hardware class, commit, options)."""
+    data = {"schema": SCHEMA, "meta": dict(meta), "tests": [_plain(r) for r in records]}
+    text = json.dumps(_nan_free(json.loads(json.dumps(data, default=_json_default))), indent=1, sort_keys=True)
+    write_atomic(Path(path), text + "\n")
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _ms(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else ""
+
+
+def comparison(record: Mapping[str, Any]) -> tuple[str, str]:
+    """(what the baseline comparison found, verdict) for one record dict."""
+    regression = record.get("regression")
+    note = record.get("baseline_note") or ""
+    if regression:
+        found = regression.get("message", "")
+        if note:
+            found += f" [{note}]"
+        return found, regression.get("status", "")
+    return note or "not compared", "-"
+
+
+def markdown(records: Sequence[Record], meta: Mapping[str, Any]) -> str:
+    plain = [_plain(r) for r in records]
+    verdicts = [comparison(r)[1] for r in plain]
+    failed = sum(r.get("status") != "passed" for r in plain)
+    lines = [
+        (
+            f"## pytest-trt: {len(plain)} tests, {failed} failed, {verdicts.count('regressed')} regressed, "
+            f"{verdicts.count('improved')} improved"
+        ),
+        "",
+    ]
+    facts = [f"{key}: `{_cell(meta[key])}`" for key in ("hardware", "backend", "commit") if meta.get(key)]
+    if facts:
+        lines += [", ".join(facts), ""]
+    lines += [
+        "| test | backend | status | p50 ms | p99 ms | qps | vs baseline | verdict |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
+    notes = []
+    for record, verdict in zip(plain, verdicts):
+        latency = (record.get("perf") or {}).get("latency") or {}
+        throughput = (record.get("perf") or {}).get("throughput")
+        found, _ = comparison(record)
+        lines.append(
+            "| " + " | ".join(_cell(c) for c in (
+                record["nodeid"], record.get("backend", ""), record.get("status", ""),
+                _ms(latency.get("median")), _ms(latency.get("p99")),
+                f"{throughput:,.0f}" if isinstance(throughput, (int, float)) else "", found, verdict,
+            )) + " |"
+        )
+        notes += [f"- `{_cell(record['nodeid'])}`: {_cell(w)}" for w in record.get("warnings") or []]
+    if notes:
+        lines += ["", "**Warnings**", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(path: Path, records: Sequence[Record], meta: Mapping[str, Any]) -> None:
+    """The summary table to ``path`` (atomically), and appended to ``$GITHUB_STEP_SUMMARY``
+    when that is set, as GitHub Actions expects."""
+    text = markdown(records, meta)
+    write_atomic(Path(path), text)
+    summary = os.environ.get(STEP_SUMMARY)
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+def junit_properties(record: Record) -> list[tuple[str, str]]:
+    """Properties for ``item.user_properties``: latency percentiles, throughput, baseline delta
+    and verdict, named ``trt_*`` so they sort together in CI viewers."""
+    plain = _plain(record)
+    props = [("trt_backend", str(plain.get("backend", "")))]
+    perf = plain.get("perf") or {}
+    latency = perf.get("latency") or {}
+    for label, key in (("p50", "median"), ("p90", "p90"), ("p99", "p99")):
+        if isinstance(latency.get(key), (int, float)):
+            props.append((f"trt_latency_{label}_ms", f"{latency[key]:.4f}"))
+    if isinstance(perf.get("throughput"), (int, float)):
+        props.append(("trt_throughput_qps", f"{perf['throughput']:.1f}"))
+    regression = plain.get("regression")
+    if regression:
+        change = regression.get("change")
+        if isinstance(change, (int, float)) and math.isfinite(change):
+            props.append(("trt_baseline_delta", f"{change * 100:+.1f}%"))
+        props.append(("trt_baseline_verdict", str(regression.get("status", ""))))
+        props.append(("trt_baseline_message", str(regression.get("message", ""))))
+    if plain.get("baseline_note"):
+        props.append(("trt_baseline_note", str(plain["baseline_note"])))
+    return props

@@ -1,0 +1,196 @@
+"""Baselines and regression gates as users meet them: real test files run through pytester."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from make_models import make_mlp
+
+# Enough iterations for a floor; a threshold wide enough that a shared 2-core runner never trips
+# it on an unchanged model, narrow enough that an 8x slower one always does.
+MEASURE = ("--trt-backend=onnxruntime", "--trt-min-iterations=300", "--trt-regression-threshold=0.25")
+
+TEST_A = """
+@pytest.mark.trt_model("mlp.onnx", shapes={{"x": {shape}}}, intra_op_threads=1)
+@pytest.mark.trt_perf(backend="onnxruntime")
+def test_a(trt_engine):
+    pass
+"""
+TEST_B = """
+@pytest.mark.trt_model("mlp.onnx", shapes={{"x": {shape}}}, intra_op_threads=1)
+@pytest.mark.trt_accuracy(rtol=1e-3, atol=1e-5)
+@pytest.mark.trt_perf(backend="onnxruntime")
+def test_b(trt_engine):
+    pass
+"""
+
+
+def write_tests(trt_pytester, shape=(8, 256), tests=(TEST_A, TEST_B)) -> None:
+    trt_pytester.pytester.makepyfile(test_perf="import pytest\n" + "".join(t.format(shape=shape) for t in tests))
+
+
+def slower_mlp() -> onnx.ModelProto:
+    """The example MLP, same IO, plus a dead-end side branch about 8x its work."""
+    model = make_mlp()
+    rng = np.random.default_rng(0)
+    model.graph.initializer.extend([
+        numpy_helper.from_array(rng.standard_normal((256, 4096)).astype(np.float32), "side.w1"),
+        numpy_helper.from_array(rng.standard_normal((4096, 10)).astype(np.float32), "side.w2"),
+        numpy_helper.from_array(np.zeros((), np.float32), "side.zero"),
+    ])
+    for node in model.graph.node:
+        node.output[:] = ["y.main" if o == "y" else o for o in node.output]
+    model.graph.node.extend([
+        helper.make_node("MatMul", ["x", "side.w1"], ["side.h"]),
+        helper.make_node("MatMul", ["side.h", "side.w2"], ["side.out"]),
+        helper.make_node("Mul", ["side.out", "side.zero"], ["side.zeroed"]),
+        helper.make_node("Add", ["y.main", "side.zeroed"], ["y"]),
+    ])
+    return model
+
+
+def baseline_files(root: Path) -> list[Path]:
+    return sorted((root / "baselines").glob("*/*.json"))
+
+
+def stored(root: Path) -> dict:
+    (path,) = baseline_files(root)
+    return json.loads(path.read_text())
+
+
+def report(trt_pytester, *args: str) -> tuple[pytest.RunResult, dict]:
+    path = trt_pytester.path / "trt.json"
+    result = trt_pytester.run(*MEASURE, f"--trt-report-json={path}", *args)
+    return result, {t["nodeid"]: t for t in json.loads(path.read_text())["tests"]}
+
+
+def test_first_run_without_baseline_passes_and_says_so(trt_pytester):
+    write_tests(trt_pytester)
+    result, tests = report(trt_pytester)
+    result.assert_outcomes(passed=2)
+    assert {t["baseline_note"] for t in tests.values()} == {"no baseline"}
+    assert baseline_files(trt_pytester.path) == []
+
+
+def test_strict_mode_fails_a_missing_baseline(trt_pytester):
+    write_tests(trt_pytester)
+    result = trt_pytester.run(*MEASURE, "--trt-baseline=strict")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*baseline: no baseline for this test on *(--trt-baseline=strict)*"])
+
+
+def test_update_then_compare_clean_over_repeated_runs(trt_pytester):
+    write_tests(trt_pytester)
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
+    data = stored(trt_pytester.path)
+    assert data["schema"] == 1 and data["module"] == "test_perf.py"
+    assert sorted(data["tests"]) == ["test_perf.py::test_a", "test_perf.py::test_b"]
+    entry = data["tests"]["test_perf.py::test_b"]
+    assert entry["latency_ms"]["n"] >= 300 and "y" in entry["accuracy"]
+    for _ in range(3):
+        result, tests = report(trt_pytester)
+        result.assert_outcomes(passed=2)
+        assert {t["regression"]["status"] for t in tests.values()} <= {"unchanged", "improved"}
+
+
+def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_pytester):
+    write_tests(trt_pytester)
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
+    (trt_pytester.path / "mlp.onnx").write_bytes(slower_mlp().SerializeToString())
+    result, tests = report(trt_pytester)
+    result.assert_outcomes(failed=2)
+    result.stdout.re_match_lines([
+        (
+            r"regression \(onnxruntime\): min \+\d+\.\d% vs baseline \(95% CI \+\d+\.\d%\.\.\+\d+\.\d%, "
+            r"threshold 25%\); confirmed by a re-measurement \(first: min \+\d+\.\d%\) "
+            r"\(changed since the baseline: model [0-9a-f]{8}\.\. -> [0-9a-f]{8}\.\.\)"
+        ),
+    ])
+    verdict = tests["test_perf.py::test_a"]["regression"]
+    assert verdict["status"] == "regressed" and verdict["remeasured"] and verdict["change"] > 0.25
+    # The failure is the item's own: JUnit/--lf see it as a failed test, not a session error.
+    assert re.search(r"FAILED test_perf.py::test_a", result.stdout.str())
+
+
+def test_changed_shapes_make_the_baseline_stale_not_compared(trt_pytester):
+    write_tests(trt_pytester)
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
+    write_tests(trt_pytester, shape=(2, 256))
+    result, tests = report(trt_pytester)
+    result.assert_outcomes(passed=2)
+    note = tests["test_perf.py::test_a"]["baseline_note"]
+    assert note.startswith("stale: workload changed: ") and "batch 8 -> 2" in note
+    assert tests["test_perf.py::test_a"]["regression"] is None
+    strict = trt_pytester.run(*MEASURE, "--trt-baseline=strict")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*baseline: stale baseline, not compared (workload changed: *batch 8 -> 2*"])
+
+
+def test_unused_baselines_are_listed_and_pruned(trt_pytester):
+    write_tests(trt_pytester)
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
+    write_tests(trt_pytester, tests=(TEST_A,))
+    result = trt_pytester.run(*MEASURE)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*unused baselines*--trt-prune-baselines*", "*test_perf.py::test_b"])
+    assert "test_perf.py::test_b" in stored(trt_pytester.path)["tests"]
+    # A -k run that does not select test_a still judges the module it collected, and keeps test_a.
+    trt_pytester.run(*MEASURE, "--trt-prune-baselines", "-k", "nothing").assert_outcomes(deselected=1)
+    assert sorted(stored(trt_pytester.path)["tests"]) == ["test_perf.py::test_a"]
+
+
+def test_a_corrupt_baseline_file_names_the_file_and_is_kept(trt_pytester):
+    write_tests(trt_pytester)
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
+    (path,) = baseline_files(trt_pytester.path)
+    path.write_text("{ not json")
+    result = trt_pytester.run(*MEASURE)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([f"*baseline: baseline file {path}: not valid JSON (line 1*"])
+    assert path.read_text() == "{ not json"
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
+    assert sorted(stored(trt_pytester.path)["tests"]) == ["test_perf.py::test_a", "test_perf.py::test_b"]
+
+
+def test_update_under_xdist_loses_nothing(trt_pytester):
+    params = "\n".join(
+        f"""
+@pytest.mark.trt_model("mlp.onnx", shapes={{"x": (8, 256)}}, intra_op_threads=1)
+@pytest.mark.trt_perf(backend="onnxruntime")
+def test_{name}(trt_engine):
+    pass
+""" for name in "abcdef")
+    trt_pytester.pytester.makepyfile(test_perf="import pytest\n" + params, test_other="import pytest\n" + params)
+    result = trt_pytester.run_subprocess(*MEASURE, "-n", "2", "--trt-update-baselines")
+    result.assert_outcomes(passed=12)
+    files = baseline_files(trt_pytester.path)
+    assert [p.name for p in files] == ["test_other.json", "test_perf.json"]
+    for path in files:
+        assert len(json.loads(path.read_text())["tests"]) == 6
+    assert not [p for p in files[0].parent.iterdir() if p.suffix != ".json"]  # no temp or lock files
+
+
+def test_json_markdown_and_junit_reports(trt_pytester):
+    write_tests(trt_pytester)
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
+    md, xml = trt_pytester.path / "trt.md", trt_pytester.path / "junit.xml"
+    result, tests = report(trt_pytester, f"--trt-report-md={md}", f"--junitxml={xml}")
+    result.assert_outcomes(passed=2)
+    test_a = tests["test_perf.py::test_a"]
+    assert test_a["perf"]["latency"]["n"] >= 300 and test_a["regression"]["threshold"] == 0.25
+    text = md.read_text()
+    assert text.startswith("## pytest-trt: 2 tests, 0 failed")
+    assert re.search(r"\| test_perf.py::test_a \| onnxruntime \| passed \| [\d.]+ \| [\d.]+ \| [\d,]+ \| min [+-]", text)
+    junit = xml.read_text()
+    for name in ("trt_latency_p50_ms", "trt_latency_p99_ms", "trt_throughput_qps", "trt_baseline_delta",
+                 "trt_baseline_verdict"):
+        assert f'<property name="{name}"' in junit

@@ -1,0 +1,98 @@
+"""CI reports: JSON content, the Markdown table (and GitHub step summary), JUnit properties."""
+
+from __future__ import annotations
+
+import json
+
+from test_baseline import make_record
+
+from pytest_trt.ci_report import junit_properties, markdown, write_json, write_markdown
+from pytest_trt.regression import RegressionVerdict
+
+META = {"hardware": "cpu-amd-epyc-2c", "backend": "onnxruntime", "commit": "abc123"}
+
+
+def regressed_record():
+    record = make_record(nodeid="tests/test_m.py::test_slow")
+    record.regression = RegressionVerdict(
+        "regressed", 0.15, 0.11, 0.175, 0.10, True,
+        "min +14.2% vs baseline (95% CI +11.0..+17.5%, threshold 10%)", "min", 0.142,
+    )
+    record.baseline_note = "model 3f2a.. -> 91c0.."
+    record.status = "failed"
+    record.warnings.append("accuracy drift: output 'y' max_abs 5e-05 vs baseline 1e-05 (5.0x), still within tolerance")
+    return record
+
+
+def new_record():
+    record = make_record(nodeid="tests/test_m.py::test_new")
+    record.baseline_note = "no baseline"
+    return record
+
+
+def test_json_holds_every_test_with_statistics_and_verdict(tmp_path):
+    path = tmp_path / "out" / "trt.json"
+    write_json(path, [regressed_record(), new_record().as_dict()], META)
+    data = json.loads(path.read_text())
+    assert data["schema"] == 1 and data["meta"] == META
+    slow, new = data["tests"]
+    assert slow["nodeid"] == "tests/test_m.py::test_slow"
+    assert slow["perf"]["latency"]["n"] == 500 and len(slow["perf"]["samples_ms"]) == 500
+    assert slow["regression"]["status"] == "regressed" and slow["regression"]["ci_low"] == 0.11
+    assert slow["baseline_note"] == "model 3f2a.. -> 91c0.." and slow["status"] == "failed"
+    assert new["baseline_note"] == "no baseline" and new["regression"] is None
+    assert [p.name for p in path.parent.iterdir()] == ["trt.json"]
+
+
+def test_json_turns_nan_into_null(tmp_path):
+    record = new_record()
+    record.regression = RegressionVerdict("inconclusive", float("nan"), float("nan"), float("nan"), 0.1, False, "x")
+    write_json(tmp_path / "r.json", [record], {})
+    text = (tmp_path / "r.json").read_text()
+    assert "NaN" not in text and json.loads(text)["tests"][0]["regression"]["ci_low"] is None
+
+
+def test_markdown_table_shows_verdicts_and_warnings(tmp_path, monkeypatch):
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    write_markdown(tmp_path / "trt.md", [regressed_record(), new_record()], META)
+    text = (tmp_path / "trt.md").read_text()
+    lines = text.splitlines()
+    assert lines[0] == "## pytest-trt: 2 tests, 1 failed, 1 regressed, 0 improved"
+    assert "hardware: `cpu-amd-epyc-2c`, backend: `onnxruntime`, commit: `abc123`" in lines
+    header = lines.index("| test | backend | status | p50 ms | p99 ms | qps | vs baseline | verdict |")
+    slow_row, new_row = lines[header + 2], lines[header + 3]
+    assert slow_row.startswith("| tests/test_m.py::test_slow | onnxruntime | failed | 1.")
+    assert "min +14.2% vs baseline (95% CI +11.0..+17.5%, threshold 10%) [model 3f2a.. -> 91c0..] | regressed |" in slow_row
+    assert new_row.endswith("| no baseline | - |")
+    assert "- `tests/test_m.py::test_slow`: accuracy drift: output 'y' max_abs 5e-05" in text
+    assert summary.read_text() == "earlier step\n" + text
+
+
+def test_markdown_escapes_pipes_in_cells():
+    record = new_record()
+    record.nodeid = "tests/test_m.py::test_p[a|b]"
+    assert "test_p[a\\|b]" in markdown([record], {})
+
+
+def test_markdown_without_step_summary_writes_only_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    write_markdown(tmp_path / "trt.md", [new_record()], META)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trt.md"]
+
+
+def test_junit_properties_carry_percentiles_throughput_and_delta():
+    record = regressed_record()
+    props = dict(junit_properties(record))
+    latency = record.perf.latency
+    assert props["trt_backend"] == "onnxruntime"
+    assert props["trt_latency_p50_ms"] == f"{latency.median:.4f}"
+    assert props["trt_latency_p90_ms"] == f"{latency.p90:.4f}"
+    assert props["trt_latency_p99_ms"] == f"{latency.p99:.4f}"
+    assert props["trt_throughput_qps"] == f"{record.perf.throughput:.1f}"
+    assert props["trt_baseline_delta"] == "+14.2%"
+    assert props["trt_baseline_verdict"] == "regressed"
+    assert props["trt_baseline_note"] == "model 3f2a.. -> 91c0.."
+    assert all(isinstance(v, str) for _, v in junit_properties(record))
+    assert dict(junit_properties(new_record().as_dict()))["trt_baseline_note"] == "no baseline"

@@ -1,0 +1,121 @@
+"""The regression test on synthetic samples: verdicts, message format, re-measurement, drift."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from test_baseline import make_record
+
+from pytest_trt.baseline import BaselineStore
+from pytest_trt.regression import accuracy_drift, assess, baseline_sample, decide
+
+MESSAGE = re.compile(r"min [+-]\d+\.\d% vs baseline \(95% CI [+-]\d+\.\d%\.\.[+-]\d+\.\d%, threshold \d+%\)")
+
+
+def sample(scale: float, seed: int, n: int = 2000) -> list[float]:
+    """Latencies with a hard floor at ``scale`` and right-skewed noise above it, like real ones."""
+    return list(scale * (1.0 + np.random.default_rng(seed).gamma(2.0, 0.05, n)))
+
+
+@pytest.fixture
+def baseline() -> dict:
+    return BaselineStore.entry_from_record(make_record(sample(1.0, seed=0)), None)
+
+
+def test_baseline_sample_rebuilds_the_stored_distribution(baseline):
+    rebuilt = baseline_sample(baseline)
+    assert rebuilt.size == 2000
+    assert np.median(rebuilt) == pytest.approx(baseline["latency_ms"]["quantiles"]["p50"], rel=1e-3)
+    assert rebuilt.min() == pytest.approx(baseline["latency_ms"]["quantiles"]["p0"], rel=1e-3)
+    for broken in ({}, {"latency_ms": {"n": 5}}, {"latency_ms": {"n": 5, "quantiles": {"px": 1.0}}}):
+        with pytest.raises(ValueError, match="baseline entry has no usable latency_ms"):
+            baseline_sample(broken)
+
+
+def test_a_clear_regression_fails_with_the_documented_message(baseline):
+    verdict = assess(baseline, sample(1.2, seed=1), threshold=0.10)
+    assert verdict.status == "regressed"
+    assert verdict.change == pytest.approx(0.2, abs=0.01)
+    assert 0 < verdict.ci_low <= verdict.change <= verdict.ci_high
+    assert MESSAGE.fullmatch(verdict.message), verdict.message
+    assert verdict.message.startswith("min +20.0% vs baseline") or verdict.message.startswith("min +19.")
+    assert verdict.message.endswith("threshold 10%)")
+
+
+def test_the_same_distribution_is_unchanged(baseline):
+    for seed in range(1, 6):
+        verdict = assess(baseline, sample(1.0, seed=seed), threshold=0.05)
+        assert verdict.status == "unchanged", verdict.message
+        assert abs(verdict.change) < 0.01
+
+
+def test_a_large_improvement_is_reported(baseline):
+    verdict = assess(baseline, sample(0.8, seed=1), threshold=0.10)
+    assert verdict.status == "improved"
+    assert verdict.ci_high < 0 and verdict.median_change == pytest.approx(-0.2, abs=0.02)
+
+
+def test_a_change_below_the_threshold_is_unchanged(baseline):
+    assert assess(baseline, sample(1.05, seed=1), threshold=0.10).status == "unchanged"
+    assert assess(baseline, sample(1.05, seed=1), threshold=0.03).status == "regressed"
+
+
+def test_too_few_iterations_are_inconclusive(baseline):
+    verdict = assess(baseline, sample(2.0, seed=1, n=5), threshold=0.10)
+    assert verdict.status == "inconclusive" and "only 5 iterations" in verdict.message
+
+
+def test_threshold_must_be_positive(baseline):
+    with pytest.raises(ValueError, match="threshold must be a positive fraction"):
+        assess(baseline, sample(1.0, seed=1), threshold=0)
+
+
+def test_the_median_can_be_compared_instead(baseline):
+    verdict = assess(baseline, sample(1.2, seed=1), threshold=0.10, percentile=50.0)
+    assert verdict.statistic == "median" and verdict.message.startswith("median +")
+
+
+class Remeasure:
+    def __init__(self, *samples: list[float]) -> None:
+        self.samples = list(samples)
+        self.calls = 0
+
+    def __call__(self) -> list[float]:
+        self.calls += 1
+        return self.samples.pop(0)
+
+
+def test_decide_does_not_remeasure_an_unchanged_test(baseline):
+    remeasure = Remeasure(sample(1.0, seed=9))
+    verdict = decide(baseline, sample(1.0, seed=1), remeasure, threshold=0.10)
+    assert verdict.status == "unchanged" and not verdict.remeasured and remeasure.calls == 0
+
+
+def test_decide_fails_when_the_remeasurement_confirms(baseline):
+    remeasure = Remeasure(sample(1.2, seed=2), sample(1.2, seed=3))
+    verdict = decide(baseline, sample(1.2, seed=1), remeasure, threshold=0.10)
+    assert remeasure.calls == 1
+    assert verdict.status == "regressed" and verdict.remeasured
+    assert MESSAGE.match(verdict.message) and "confirmed by a re-measurement (first: min +" in verdict.message
+
+
+def test_decide_passes_a_burst_that_the_remeasurement_does_not_confirm(baseline):
+    remeasure = Remeasure(sample(1.0, seed=2))
+    verdict = decide(baseline, sample(1.3, seed=1), remeasure, threshold=0.10)
+    assert remeasure.calls == 1
+    assert verdict.status == "unchanged" and verdict.remeasured
+    assert "was not confirmed" in verdict.message
+    assert verdict.as_dict()["remeasured"] is True
+
+
+def test_accuracy_drift_flags_errors_well_above_the_baseline():
+    entry = BaselineStore.entry_from_record(make_record(errors={"max_abs": 1e-5, "mean_abs": 1e-6}), None)
+    assert accuracy_drift(entry, make_record(errors={"max_abs": 1.5e-5, "mean_abs": 1e-6})) == []
+    lines = accuracy_drift(entry, make_record(errors={"max_abs": 5e-5, "mean_abs": 1e-6}))
+    assert lines == ["accuracy drift: output 'y' max_abs 5e-05 vs baseline 1e-05 (5.0x), still within tolerance"]
+    # Tiny absolute moves from an exact match are rounding, not drift.
+    exact = BaselineStore.entry_from_record(make_record(errors={"max_abs": 0.0}), None)
+    assert accuracy_drift(exact, make_record(errors={"max_abs": 1e-8})) == []
+    assert "from 0" in accuracy_drift(exact, make_record(errors={"max_abs": 1e-3}))[0]
