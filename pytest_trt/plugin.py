@@ -23,11 +23,13 @@ MARKERS = (
     "trt_model(path, *, precision='fp32', shapes=None, batch_size=None, seed=None, input_ranges=None, "
     "inputs=None, **build_options): the ONNX model a test gates; path is relative to the test file, "
     "then the rootdir.",
-    "trt_accuracy(rtol=1e-3, atol=1e-5, *, outputs=None, nan='fail'): compare the backend's outputs "
-    "with the onnxruntime fp32 reference, |out - ref| <= atol + rtol * |ref| per element.",
+    "trt_accuracy(rtol=1e-3, atol=1e-5, *, outputs=None, nan='fail', check='elementwise', q=None, "
+    "max_mismatch=0.0, min_cosine=None, topk=None, topk_axis=-1, inf_equal=False, "
+    "batch_consistency=False): compare the backend's outputs with the onnxruntime fp32 reference, "
+    "|out - ref| <= atol + rtol * |ref| per element.",
     "trt_perf(max_latency_ms=None, percentile=50, min_throughput=None, backend='tensorrt', *, "
-    "warmup_ms, min_iterations, min_duration_ms): a latency/throughput budget, enforced when its "
-    "backend runs the test.",
+    "max_regression=None, warmup_ms, min_iterations, min_duration_ms, max_duration_ms, cuda_graph, "
+    "transfers, sync): a latency/throughput budget, enforced when its backend runs the test.",
 )
 
 
