@@ -408,10 +408,8 @@ class RunState:
 
     def _make_engine(self, backend_name: str, model: LoadedModel, build: BuildSpec) -> _EngineEntry:
         backend = self.backend(backend_name)
-        out_dir = self.workdir() / model.content_hash[:16]
         transform = _transform_options(backend_name, build)
-        transformed_path = precision.apply_precision(model.path, build.precision, out_dir, **transform)
-        built_from = model if transformed_path == model.path else load_model(transformed_path, check=False)
+        built_from = self._transformed(model, build.precision, transform)
         runtime_version = backend.runtime_version()
         parts = {
             "model_hash": built_from.content_hash,
@@ -429,6 +427,30 @@ class RunState:
         )
         provenance = Provenance(_outcome_to_how(event.outcome), time.perf_counter() - started, event.as_dict())
         return _EngineEntry(backend_name, runtime_version, model, built_from, build, runner, provenance)
+
+    def _transformed(self, model: LoadedModel, precision_name: str, transform: dict[str, Any]) -> LoadedModel:
+        """The model in ``precision_name``: the model itself for fp32/tf32 and Q/DQ models, else
+        a converted model kept in the engine cache like any artifact."""
+        out_dir = self.workdir() / model.content_hash[:16]
+        if precision_name not in precision.CONVERTED_PRECISIONS:
+            precision.apply_precision(model.path, precision_name, out_dir, **transform)  # checks Q/DQ
+            return model
+        parts = {"model_hash": model.content_hash, "transform": precision.transform_key(precision_name, transform)}
+
+        def convert() -> Artifact:
+            return Artifact(precision.apply_precision(model.path, precision_name, out_dir, **transform).read_bytes())
+
+        def load(artifact: Artifact) -> LoadedModel:
+            path = out_dir / f"{model.path.stem}.{precision_name}-{self.cache.key('converted-model', parts)[:16]}.onnx"
+            if not path.is_file():
+                out_dir.mkdir(parents=True, exist_ok=True)
+                partial = path.with_suffix(".tmp")
+                partial.write_bytes(artifact.data)
+                partial.replace(path)
+            return load_model(path)
+
+        converted, _ = self.cache.get_or_build("converted-model", parts, build=convert, load=load)
+        return converted
 
     def reference_outputs(self, model: LoadedModel, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The original model in fp32 on onnxruntime's CPU provider, for the same feed; kept in

@@ -39,3 +39,16 @@ def test_unknown_transform_option_value_is_named(trt_pytester) -> None:
     result = trt_pytester.run()
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*no_such_node*"])
+
+
+def test_converted_model_is_kept_in_the_engine_cache(trt_pytester) -> None:
+    overflowing_model(trt_pytester.path / "overflow.onnx")
+    extra = ', keep_fp32_nodes=("project", "reduce")'
+    trt_pytester.pytester.makepyfile(test_overflow=TEST_FILE.format(extra=extra))
+    cache = trt_pytester.path / "engine-cache"
+    trt_pytester.run(f"--trt-engine-cache={cache}").assert_outcomes(passed=1)
+    assert len(list((cache / "converted-model").glob("*/*/artifact.bin"))) == 1
+    # A warm run converts nothing again: every artifact (converted model, engine, reference) is a hit.
+    warm = trt_pytester.run(f"--trt-engine-cache={cache}")
+    warm.assert_outcomes(passed=1)
+    warm.stdout.fnmatch_lines(["*engine cache*: 3 hits, 0 misses*"])
