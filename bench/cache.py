@@ -86,7 +86,12 @@ def artifact_rows(cache_dir: Path, names: dict[str, str]) -> list[tuple[str, str
         model = names.get(parts.get("model_hash", ""), f"model {parts.get('model_hash', '?')[:8]}")
         build = parts.get("build") or {}
         shapes = ", ".join(f"{k}{v}" for k, v in (build.get("shapes") or {}).items())
-        what = f"{model} {build.get('precision', '')} {shapes}".strip() if build else f"{model} (reference outputs)"
+        if build:
+            what = f"{model} {build.get('precision', '')} {shapes}".strip()
+        elif "transform" in parts:
+            what = f"{model} as {parts['transform'].get('precision', '?')}"
+        else:
+            what = f"{model} (reference outputs)"
         rows.append((record["kind"], what, record.get("build_s", 0.0), record.get("last_load_s")))
     return rows
 
@@ -121,11 +126,11 @@ def main() -> None:
     print("warm runs built nothing (no graph optimization, no reference inference)" if warm_builds == 0
           else f"warm runs still built {warm_builds} artifacts")
 
-    print(f"\n{'kind':<13}{'artifact':<44}{'build s':>9}{'load s':>9}{'build/load':>12}")
+    print(f"\n{'kind':<16}{'artifact':<41}{'build s':>9}{'load s':>9}{'build/load':>12}")
     for kind, what, build_s, load_s in rows:
         ratio = f"{build_s / load_s:.0f}x" if load_s else "-"
         load_text = f"{load_s:.4f}" if load_s is not None else "-"
-        print(f"{kind:<13}{what[:43]:<44}{build_s:>9.4f}{load_text:>9}{ratio:>12}")
+        print(f"{kind:<16}{what[:40]:<41}{build_s:>9.4f}{load_text:>9}{ratio:>12}")
 
 
 if __name__ == "__main__":
