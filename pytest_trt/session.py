@@ -687,9 +687,12 @@ def write_reports(state: RunState) -> None:
     """At the end of the session, on the controller: baselines written or listed, then the JSON
     and Markdown reports of every gated test (xdist workers' included)."""
     settings = state.settings
+    gated = bool(state.record_dicts or state.measured_tests)
+    if not gated and settings.report_json is None and settings.report_md is None:
+        return  # a session without gated tests: nothing to record or report
     backend = state.choice().name
     store, _ = state.baselines(backend)
-    if settings.baseline_mode != "off":
+    if gated and settings.baseline_mode != "off":
         state.summary_notes += baseline.finish_session(
             store,
             staged=state.staged_baselines,
