@@ -114,6 +114,7 @@ def _notes(records: list[Mapping[str, Any]]) -> list[str]:
     for record in records:
         for warning in record.get("warnings") or []:
             notes.append(f"warning: {record['nodeid']}: {warning}")
+    notes += _baseline_notes(records)
     skipped = sorted({
         (b["backend"], r["backend"])
         for r in records
@@ -124,4 +125,21 @@ def _notes(records: list[Mapping[str, Any]]) -> list[str]:
         notes.append(
             f"note: {budget_backend} budgets are reported, not enforced, while {running} runs the models"
         )
+    return notes
+
+
+def _baseline_notes(records: list[Mapping[str, Any]]) -> list[str]:
+    """One line per test compared with (or kept from) its baseline; tests without one are counted."""
+    notes, missing = [], 0
+    for record in records:
+        verdict, note = record.get("regression"), record.get("baseline_note") or ""
+        if verdict:
+            changed = f" ({note})" if note else ""
+            notes.append(f"baseline: {record['nodeid']}: {verdict['status']}, {verdict['message']}{changed}")
+        elif note == "no baseline":
+            missing += 1
+        elif note and note != "baseline recorded":
+            notes.append(f"baseline: {record['nodeid']}: {note}")
+    if missing:
+        notes.append(f"baseline: {missing} measured test(s) have no baseline here (record with --trt-update-baselines)")
     return notes

@@ -79,6 +79,7 @@ def test_first_run_without_baseline_passes_and_says_so(trt_pytester):
     result.assert_outcomes(passed=2)
     assert {t["baseline_note"] for t in tests.values()} == {"no baseline"}
     assert baseline_files(trt_pytester.path) == []
+    result.stdout.fnmatch_lines(["baseline: 2 measured test(s) have no baseline here (record with --trt-update-baselines)"])
 
 
 def test_strict_mode_fails_a_missing_baseline(trt_pytester):
@@ -100,6 +101,7 @@ def test_update_then_compare_clean_over_repeated_runs(trt_pytester):
         result, tests = report(trt_pytester)
         result.assert_outcomes(passed=2)
         assert {t["regression"]["status"] for t in tests.values()} <= {"unchanged", "improved"}
+        result.stdout.re_match_lines([r"baseline: test_perf.py::test_a: (unchanged|improved), min [+-]\d+\.\d% vs baseline"])
 
 
 def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_pytester):
