@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .files import write_atomic_with
 from .spec import AccuracySpec, OutputTolerance, format_tolerance
 
 RULE_NOTE = "(numpy rule |out-ref| <= atol + rtol*|ref|)"
@@ -550,14 +549,7 @@ def save_failure(
                 raise ValueError(f"save_failure({test_id!r}): {prefix} {name!r} is an object array")
             arrays[f"{prefix}:{name}"] = array
     target = directory / f"{_safe_name(test_id)}.npz"
-    handle, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.stem[:40]}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez_compressed(stream, **arrays)
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_atomic_with(target, lambda stream: np.savez_compressed(stream, **arrays))
     return target
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from filelock import FileLock
 
 from .regression import accuracy_drift, decide
+from .files import write_atomic
 from .results import TestRecord
 from .stats import percentile_label, quantile_summary
 
@@ -107,21 +108,6 @@ def _json_default(value: Any) -> Any:
 
 def _dumps(data: Mapping[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, indent=1, default=_json_default) + "\n"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _lock_for(path: Path) -> FileLock:

@@ -38,6 +38,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from .backends.base import Artifact
+from .files import write_atomic
 
 # Bump whenever the layout or record format changes: old entries then simply stop matching.
 SCHEMA_VERSION = 1
@@ -185,18 +186,6 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _replace_file(path: Path, data: bytes) -> None:
-    """Write ``path`` through a temp file in the same folder, so it is whole or untouched."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _write_durably(Path(tmp), data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _folder_size(path: Path) -> int:
     return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
 
@@ -245,7 +234,7 @@ class EngineCache:
             try:
                 (self.root / LOCKS_DIR).mkdir(parents=True, exist_ok=True)
                 probe = self.root / LOCKS_DIR / f".probe-{os.getpid()}"
-                _replace_file(probe, b"")
+                write_atomic(probe, b"")
                 probe.unlink()
             except OSError as exc:
                 self._disable(f"the directory cannot be written: {exc}")
@@ -615,7 +604,7 @@ class EngineCache:
         record = dict(record, last_used=_now())
         text = json.dumps(record, sort_keys=True, indent=2) + "\n"
         try:
-            _replace_file(self.entry_dir(kind, key) / RECORD_FILE, text.encode())
+            write_atomic(self.entry_dir(kind, key) / RECORD_FILE, text.encode())
         except OSError as exc:
             self._disable(f"updating {self.entry_dir(kind, key) / RECORD_FILE} failed: {exc}")
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .baseline import write_atomic
+from .files import write_atomic
 from .results import TestRecord
 
 SCHEMA = 1

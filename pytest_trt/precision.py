@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .files import write_atomic
 from .spec import PRECISIONS
 
 
@@ -482,17 +481,9 @@ def _content_key(path: Path, key: Mapping[str, Any]) -> str:
 
 
 def _save_atomically(model: onnx.ModelProto, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     if model.ByteSize() >= 2**31 - 1:
         raise PrecisionError(
             f"{target.name}: the converted model is over protobuf's 2 GB limit; converting models "
             "with external data that large is not supported yet"
         )
-    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(model.SerializeToString())
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_atomic(target, model.SerializeToString())

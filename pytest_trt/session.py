@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from . import accuracy, baseline, ci_report, measure, precision
+from .files import write_atomic
 from .fingerprint import machine_fingerprint
 from .backends.base import Artifact, Availability, Backend, BackendError, Runner, TensorSpec, get_backend
 from .cache import CacheError, EngineCache, decode_arrays, encode_arrays, parse_size
@@ -443,10 +444,7 @@ class RunState:
         def load(artifact: Artifact) -> LoadedModel:
             path = out_dir / f"{model.path.stem}.{precision_name}-{self.cache.key('converted-model', parts)[:16]}.onnx"
             if not path.is_file():
-                out_dir.mkdir(parents=True, exist_ok=True)
-                partial = path.with_suffix(".tmp")
-                partial.write_bytes(artifact.data)
-                partial.replace(path)
+                write_atomic(path, artifact.data)
             return load_model(path)
 
         converted, _ = self.cache.get_or_build("converted-model", parts, build=convert, load=load)

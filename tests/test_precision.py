@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from onnx_builders import overflowing_model
-from pytest_trt import precision
+from pytest_trt import files, precision
 from pytest_trt.accuracy import compare_outputs
 from pytest_trt.precision import RANGE_SENSITIVE_OPS, PrecisionError, apply_precision, has_qdq, transform_key
 from pytest_trt.spec import make_accuracy_spec
@@ -208,7 +208,7 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     def crash(source, target):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(precision.os, "replace", crash)
+    monkeypatch.setattr(files.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         apply_precision(MODELS / "mlp.onnx", "fp16", tmp_path)
     assert list(tmp_path.iterdir()) == []
