@@ -30,6 +30,7 @@ from .results import BudgetOutcome, TestRecord
 from .spec import (
     AccuracySpec,
     BuildSpec,
+    MeasureSettings,
     ModelSpec,
     PerfBudget,
     SpecError,
@@ -550,10 +551,9 @@ class RunState:
     ) -> list[str]:
         running = engine.backend
         mode = self.settings.perf
-        own = next((b for b in budgets if b.backend == running), None)
         result = None
         if mode != "off":
-            settings = (own or budgets[0]).measure
+            settings = _measure_settings(budgets, running)
             result = measure.measure(engine.runner, feed, settings, batch_of(engine))
             record.perf = result
             record.warnings.extend(result.warnings)
@@ -589,8 +589,8 @@ class RunState:
         """Compare the sample with the stored baseline (or record it with --trt-update-baselines)."""
         if record.perf is None or self.settings.baseline_mode == "off":
             return []
-        own = next((b for b in budgets if b.backend == engine.backend), None)
-        settings = (own or budgets[0]).measure
+        own = _running_budget(budgets, engine.backend)
+        settings = _measure_settings(budgets, engine.backend)
         threshold = self.settings.regression_threshold
         if own is not None and own.max_regression is not None:
             threshold = own.max_regression
@@ -670,6 +670,15 @@ def _transform_options(backend_name: str, build: BuildSpec) -> dict[str, Any]:
         "keep_fp32_nodes": tuple(options.get("keep_fp32_nodes", ())),
         "emulate": backend_name == REFERENCE_BACKEND and set(providers) == {"CPUExecutionProvider"},
     }
+
+
+def _running_budget(budgets: tuple[PerfBudget, ...], backend: str) -> PerfBudget | None:
+    return next((b for b in budgets if b.backend == backend), None)
+
+
+def _measure_settings(budgets: tuple[PerfBudget, ...], backend: str) -> MeasureSettings:
+    """How to measure: the running backend's mark decides; else the first mark's settings."""
+    return (_running_budget(budgets, backend) or budgets[0]).measure
 
 
 def batch_of(engine: Engine) -> int:
