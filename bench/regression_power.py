@@ -10,16 +10,20 @@ machine it is started (meant for a 2-core CI-like box with no GPU):
    one "same model" trial per round, and in ``--variant-trials`` rounds spread evenly over the
    run one trial of each slowed model, in shuffled order so that machine drift hits all variants
    alike.
-   ``--baselines`` baseline recordings are spread over the run; each trial is compared with the
-   baseline recorded farthest from it in time, stored and read back as the JSON entry the store
-   keeps (quantiles + n), as CI compares against a baseline recorded earlier.
-3. Judges every trial's first sample with pytest-trt's ``regression.decide`` (a trial that looks
-   regressed is re-measured once, live, as the plugin does) and, on the same first samples, with
-   pytest-benchmark's ``--benchmark-compare-fail=mean:5%`` rule (mean more than 5% above the
-   baseline's mean). Also shown: the same detector without the re-measurement and with the
-   median as statistic, to show what each part of the method buys.
+   ``--baselines`` baseline recordings are spread over the run, each made as the plugin's
+   ``--trt-update-baselines`` makes it (the middle of ``regression.RECORDINGS`` measurements),
+   stored and read back as the JSON entry the store keeps (quantiles + n, for latency and for
+   the host-speed probe). Each trial is compared with the baseline recorded farthest from it in
+   time (CI comparing with a run from another day) and with the nearest one.
+3. Judges every trial's first measurement with pytest-trt's ``regression.decide`` (a trial that
+   looks regressed is re-measured once, as the plugin does; the re-measurement is taken right
+   after the first) and, on the same first samples, with pytest-benchmark's
+   ``--benchmark-compare-fail=mean:5%`` rule (mean more than 5% above the baseline's mean). Also
+   shown, on the same measurements: the detector without the host probe (raw floors), without
+   the re-measurement, and with the median, to show what each part of the method buys.
 
-Prints a table last. Run: ``python bench/regression_power.py`` (about 15 minutes with defaults).
+Measurements use the plugin's defaults (200 ms warm-up, 1000 ms timed, host probe on). Prints a
+table last. Run: ``python bench/regression_power.py`` (about 30 minutes with defaults).
 """
 
 from __future__ import annotations
@@ -48,7 +52,13 @@ from pytest_trt.backends.base import get_backend
 from pytest_trt.baseline import BaselineStore
 from pytest_trt.measure import PerfResult, measure
 from pytest_trt.model import load_model, make_inputs, resolve_shapes
-from pytest_trt.regression import assess, decide
+from pytest_trt.regression import (
+    RECORDINGS,
+    assess,
+    decide,
+    middle_recording,
+    normalized_floor,
+)
 from pytest_trt.results import TestRecord
 from pytest_trt.spec import BuildSpec, MeasureSettings
 
@@ -95,10 +105,16 @@ class Variant:
     build: BuildSpec
 
     def measure(self, settings: MeasureSettings) -> PerfResult:
+        return self.timed_measure(settings)[0]
+
+    def timed_measure(self, settings: MeasureSettings) -> tuple[PerfResult, float]:
+        """A measurement and the wall seconds it took (warm-up, timed loop and host probes)."""
         # A fresh session per measurement: trials must be as independent as separate CI runs.
         runner = self.backend.load(self.artifact, self.loaded, self.build)
         try:
-            return measure(runner, self.feed, settings, BATCH)
+            started = time.perf_counter()
+            result = measure(runner, self.feed, settings, BATCH)
+            return result, time.perf_counter() - started
         finally:
             runner.close()
 
@@ -116,13 +132,13 @@ def make_variant(name: str, model: onnx.ModelProto, folder: Path) -> Variant:
     return Variant(name, path, backend, loaded, artifact, make_inputs(loaded, shapes, 0), build)
 
 
-def floor_ms(variant: Variant, settings: MeasureSettings) -> float:
-    return min(variant.measure(settings).samples_ms)
+def floor(variant: Variant, settings: MeasureSettings) -> float:
+    return normalized_floor(variant.measure(settings))
 
 
 def measured_slowdown(base: Variant, slower: Variant, settings: MeasureSettings, rounds: int = 6) -> float:
-    """Median over interleaved rounds of the floor ratio, minus 1."""
-    return float(np.median([floor_ms(slower, settings) / floor_ms(base, settings) - 1.0 for _ in range(rounds)]))
+    """Median over interleaved rounds of the ratio of probe-normalized floors, minus 1."""
+    return float(np.median([floor(slower, settings) / floor(base, settings) - 1.0 for _ in range(rounds)]))
 
 
 def calibrate(folder: Path, settings: MeasureSettings, log: Callable[[str], None]) -> dict[float, Variant]:
@@ -163,7 +179,7 @@ class Trial:
     near: int  # ... and nearest
     first: PerfResult
     second: PerfResult
-    seconds: tuple[float, float]  # warm-up + timed seconds of each measurement
+    seconds: tuple[float, float]  # wall seconds of each measurement (warm-up, timing, probes)
 
 
 def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[float, Variant],
@@ -175,7 +191,7 @@ def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[float, Vari
     variant_rounds = set(np.linspace(0, rounds - 1, args.variant_trials).round().astype(int).tolist())
     baselines: list[dict] = []
     baseline_round: list[int] = []
-    pending: list[tuple[int, str, PerfResult, PerfResult]] = []  # judged once every baseline exists
+    pending: list[tuple[int, str, tuple[PerfResult, float], tuple[PerfResult, float]]] = []  # judged later
     order_rng = random.Random(0)
     started = time.perf_counter()
     for r in range(rounds):
@@ -186,38 +202,53 @@ def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[float, Vari
             jobs.append(("baseline", same))
         order_rng.shuffle(jobs)
         for name, variant in jobs:
-            result = variant.measure(settings)
             if name == "baseline":
-                baselines.append(stored_entry("baseline", result))
+                recordings = [variant.measure(settings) for _ in range(RECORDINGS)]
+                baselines.append(stored_entry("baseline", middle_recording(recordings)))
                 baseline_round.append(r)
             else:
-                pending.append((r, name, result, variant.measure(settings)))
+                pending.append((r, name, variant.timed_measure(settings), variant.timed_measure(settings)))
         if r % 20 == 19:
             log(f"  round {r + 1}/{rounds} ({time.perf_counter() - started:.0f} s)")
-    warmup_s = settings.warmup_ms / 1000
     trials = []
-    for r, name, first, second in pending:
+    for r, name, (first, first_s), (second, second_s) in pending:
         distance = [abs(r - br) for br in baseline_round]
         trials.append(Trial(name, r, int(np.argmax(distance)), int(np.argmin(distance)), first, second,
-                            (first.duration_s + warmup_s, second.duration_s + warmup_s)))
+                            (first_s, second_s)))
     return trials, baselines
 
 
 Rule = Callable[[Trial, dict], tuple[bool, float]]
 
 
+@dataclass
+class Unprobed:
+    """A measurement with its probe times left out: the detector as it was without the probe."""
+
+    samples_ms: list[float]
+    probe_ms: None = None
+
+
+def without_probe(baseline: dict) -> dict:
+    return {k: v for k, v in baseline.items() if k != "host_probe_ms"}
+
+
 def rules(threshold: float) -> dict[str, Rule]:
     """Each rule judges a trial against a baseline entry: (failed?, measured seconds it cost)."""
 
-    def with_remeasure(limit: float) -> Rule:
+    def with_remeasure(limit: float, probe: bool = True) -> Rule:
         def rule(trial: Trial, baseline: dict) -> tuple[bool, float]:
             used = [trial.seconds[0]]
+            first, second = trial.first, trial.second
+            if not probe:
+                baseline = without_probe(baseline)
+                first, second = Unprobed(first.samples_ms), Unprobed(second.samples_ms)
 
-            def remeasure() -> list[float]:
+            def remeasure() -> object:
                 used.append(trial.seconds[1])
-                return trial.second.samples_ms
+                return second
 
-            return decide(baseline, trial.first.samples_ms, remeasure, limit).status == "regressed", sum(used)
+            return decide(baseline, first, remeasure, limit).status == "regressed", sum(used)
         return rule
 
     def single(check: Callable[[Trial, dict], bool]) -> Rule:
@@ -226,11 +257,14 @@ def rules(threshold: float) -> dict[str, Rule]:
     table: dict[str, Rule] = {}
     for limit in sorted({threshold, *EXTRA_THRESHOLDS}):
         default = " (default)" if limit == 0.10 else ""
-        table[f"pytest-trt: min, re-measure, threshold {limit:.0%}{default}"] = with_remeasure(limit)
-    table[f"pytest-trt: min, threshold {threshold:.0%}, no re-measure"] = single(
-        lambda t, b: assess(b, t.first.samples_ms, threshold).status == "regressed")
-    table[f"pytest-trt: median, threshold {threshold:.0%}, no re-measure"] = single(
-        lambda t, b: assess(b, t.first.samples_ms, threshold, percentile=50.0).status == "regressed")
+        table[f"pytest-trt: min/probe, re-measure, threshold {limit:.0%}{default}"] = with_remeasure(limit)
+    table[f"pytest-trt: min/probe, threshold {threshold:.0%}, no re-measure"] = single(
+        lambda t, b: assess(b, t.first, threshold).status == "regressed")
+    for limit in sorted({threshold, 0.10}):
+        table[f"no probe (raw min), re-measure, threshold {limit:.0%}"] = with_remeasure(limit, probe=False)
+    table[f"no probe, median, threshold {threshold:.0%}, no re-measure"] = single(
+        lambda t, b: assess(without_probe(b), Unprobed(t.first.samples_ms), threshold,
+                            percentile=50.0).status == "regressed")
     table["pytest-benchmark --benchmark-compare-fail=mean:5%"] = single(
         lambda t, b: t.first.latency.mean / b["latency_ms"]["mean"] - 1.0 > 0.05)
     return table
@@ -241,8 +275,10 @@ def main() -> None:
     parser.add_argument("--same-trials", type=int, default=200, help="same-model trials (false alarms)")
     parser.add_argument("--variant-trials", type=int, default=100, help="trials per slowed model")
     parser.add_argument("--baselines", type=int, default=30, help="baseline recordings spread over the run")
-    parser.add_argument("--measure-ms", type=float, default=800.0, help="timed duration of one measurement")
-    parser.add_argument("--warmup-ms", type=float, default=100.0)
+    defaults = MeasureSettings()
+    parser.add_argument("--measure-ms", type=float, default=defaults.min_duration_ms,
+                        help="timed duration of one measurement (the plugin's default)")
+    parser.add_argument("--warmup-ms", type=float, default=defaults.warmup_ms)
     parser.add_argument("--threshold", type=float, default=0.03, help="the detector's threshold (fraction)")
     args = parser.parse_args()
     if args.variant_trials > args.same_trials:
@@ -265,21 +301,27 @@ def main() -> None:
     # The true slowdown of each variant: its floor vs the same round's same-model floor.
     columns = [SAME] + [f"{s:.0%}" for s in SLOWDOWNS]
     counts = {c: sum(t.variant == c for t in trials) for c in columns}
-    same_by_round = {t.round: min(t.first.samples_ms) for t in trials if t.variant == SAME}
+    same_by_round = {t.round: normalized_floor(t.first) for t in trials if t.variant == SAME}
     measured = {
-        c: float(np.median([min(t.first.samples_ms) / same_by_round[t.round] - 1.0 for t in trials if t.variant == c]))
+        c: float(np.median([normalized_floor(t.first) / same_by_round[t.round] - 1.0
+                            for t in trials if t.variant == c]))
         for c in columns[1:]
     }
     floors = np.array([b["latency_ms"]["quantiles"]["p0"] for b in baselines])
+    probe_floors = np.array([b["host_probe_ms"]["quantiles"]["p0"] for b in baselines])
     thirds = np.array_split(floors, 3)
+    raw_floors = np.array([min(t.first.samples_ms) for t in trials if t.variant == SAME])
 
     print()
     print(f"regression_power: onnxruntime CPU, example CNN batch {BATCH}, 1 intra-op thread, "
-          f"{args.measure_ms:g} ms per measurement; {len(trials)} trials in {time.perf_counter() - began:.0f} s")
-    print("measured slowdown of the slowed models (floor vs same-round floor, median over rounds): "
+          f"{args.warmup_ms:g} + {args.measure_ms:g} ms per measurement, baselines the middle of {RECORDINGS}; {len(trials)} trials in {time.perf_counter() - began:.0f} s")
+    print("measured slowdown of the slowed models (floor/probe vs same-round floor/probe, median over rounds): "
           + ", ".join(f"{c}: {measured[c] * 100:+.1f}%" for c in columns[1:]))
     print("machine drift: baseline floors (median) over the first/middle/last third of the run: "
           + " / ".join(f"{np.median(t):.4f}" for t in thirds) + " ms")
+    print("host speed states: same-model raw floors p5/p50/p95 "
+          + "/".join(f"{v:.4f}" for v in np.percentile(raw_floors, [5, 50, 95]))
+          + f" ms; baseline probe floors min/max {probe_floors.min():.4f}/{probe_floors.max():.4f} ms")
     header = f"{'rule':<58} | {'false alarms':>12} | " + " | ".join(f"{'detects +' + c:>12}" for c in columns[1:])
     header += " | measure s/test"
     for pairing, pick in (("baseline recorded farthest in time (another day)", lambda t: t.far),
@@ -297,7 +339,8 @@ def main() -> None:
             cost = float(np.mean([seconds for _, seconds in outcomes]))
             print(f"{label:<58} | " + " | ".join(cells) + f" | {cost:.2f}")
     print(f"(trials: {counts[SAME]} same-model, " + ", ".join(f"{counts[c]} at +{c}" for c in columns[1:])
-          + "; measure s/test = warm-up + timed seconds per test, incl. the re-measurement where the rule asked for it)")
+          + "; measure s/test = wall seconds of measuring per test (warm-up, timing, probes), incl. the "
+          "re-measurement where the rule asked for it)")
 
 if __name__ == "__main__":
     main()

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from .regression import accuracy_drift, decide
 from .files import write_atomic
+from .regression import RECORDINGS, Timed, accuracy_drift, decide, middle_recording
 from .results import TestRecord
 from .stats import percentile_label, quantile_summary
 
@@ -141,6 +141,17 @@ def _parse(path: Path) -> dict[str, Any]:
     return data
 
 
+def _sample_summary(samples_ms: Sequence[float]) -> dict[str, Any]:
+    """n, mean and the BASELINE_POINTS quantiles of a sample: enough to rebuild it for the test."""
+    samples = np.asarray(samples_ms, dtype=np.float64)
+    quantiles = quantile_summary(samples, BASELINE_POINTS)
+    return {
+        "n": int(samples.size),
+        "mean": _round(float(samples.mean())),
+        "quantiles": {percentile_label(p): _round(v) for p, v in zip(BASELINE_POINTS, quantiles)},
+    }
+
+
 class BaselineStore:
     """Baselines of one hardware class under ``root``."""
 
@@ -176,20 +187,15 @@ class BaselineStore:
         perf = record.perf
         if perf is None or not perf.samples_ms:
             raise ValueError(f"{record.nodeid}: no latency sample to record as a baseline")
-        samples = np.asarray(perf.samples_ms, dtype=np.float64)
-        quantiles = quantile_summary(samples, BASELINE_POINTS)
-        latency = {
-            "n": int(samples.size),
-            "mean": _round(float(samples.mean())),
-            "quantiles": {percentile_label(p): _round(v) for p, v in zip(BASELINE_POINTS, quantiles)},
-        }
+        probe = {"host_probe_ms": _sample_summary(perf.probe_ms)} if getattr(perf, "probe_ms", None) else {}
         accuracy: dict[str, dict[str, float]] = {}
         for output in getattr(record.accuracy, "outputs", None) or []:
             numbers = {k: _round(float(v)) for k, v in output.stats.items()
                        if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
             accuracy[output.name] = numbers
         return _plain({
-            "latency_ms": latency,
+            "latency_ms": _sample_summary(perf.samples_ms),
+            **probe,
             "throughput_qps": _round(perf.throughput),
             "accuracy": accuracy,
             "software": {"backend": record.backend, "runtime": record.runtime_version, **(software or {})},
@@ -389,7 +395,7 @@ def compare_record(
     mode: str,
     update: bool,
     threshold: float,
-    remeasure: Callable[[], Sequence[float]],
+    remeasure: Callable[[], Timed],
     enforce: bool = True,
     commit: str | None = None,
     software: Mapping[str, Any] | None = None,
@@ -397,15 +403,18 @@ def compare_record(
     """The per-test baseline step: fill ``record.regression``, ``baseline_note`` and drift
     warnings, stage a new entry when updating, and return the test's failure lines.
 
-    ``mode`` is compare | strict | off; ``remeasure`` re-runs the measurement (called at most
-    once, only when the first looks regressed); ``enforce`` False reports a regression without
-    failing (--trt-perf=report).
+    ``mode`` is compare | strict | off; ``remeasure`` re-runs the measurement and returns it
+    (when comparing, called at most once, only when the first looks regressed; when updating,
+    called until there are RECORDINGS measurements, and the middle one is kept); ``enforce``
+    False reports a regression without failing (--trt-perf=report).
     """
     if mode == "off" or record.perf is None:
         return []
     if update:
+        recordings = [record.perf] + [remeasure() for _ in range(RECORDINGS - 1)]
+        record.perf = middle_recording(recordings)
         store.stage(record.module, record.nodeid, BaselineStore.entry_from_record(record, commit, software))
-        record.baseline_note = "baseline recorded"
+        record.baseline_note = f"baseline recorded (middle of {RECORDINGS} measurements)"
         return []
     try:
         entry = store.lookup(record.module, record.nodeid)
@@ -427,7 +436,7 @@ def compare_record(
             return [f"baseline: stale baseline, not compared ({reason}); re-record it with --trt-update-baselines"]
         return []
     record.baseline_note = "; ".join(changes(entry, record, software))
-    verdict = decide(entry, record.perf.samples_ms, remeasure, threshold)
+    verdict = decide(entry, record.perf, remeasure, threshold)
     record.regression = verdict
     record.warnings.extend(accuracy_drift(entry, record))
     if verdict.status == "regressed" and enforce:

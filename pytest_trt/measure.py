@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .backends.base import BackendError, IterationTimes, Runner, TimedSession
+from .host_probe import HostProbe
 from .spec import MeasureSettings, PerfBudget
 from .stats import LatencyStats, percentile, percentile_label, summarize
 
@@ -43,6 +44,7 @@ class PerfResult:
     throughput: float
     samples_ms: list[float]
     warnings: list[str] = field(default_factory=list)
+    probe_ms: list[float] | None = None  # host-speed probe times (host_probe.py), host clock only
 
     def latency_at(self, percentile_q: float) -> float:
         """Latency (ms) at a percentile in [0, 100], same method as the stored summary."""
@@ -64,26 +66,32 @@ class PerfResult:
             "throughput": self.throughput,
             "samples_ms": list(self.samples_ms),
             "warnings": list(self.warnings),
+            "probe_ms": list(self.probe_ms) if self.probe_ms is not None else None,
         }
 
 
 class HostTimedSession:
     """TimedSession for backends timed on the host clock: ``call()`` runs one inference.
 
-    One clock read per iteration: each latency is the gap between consecutive reads, so the
-    latencies add up to the chunk's span exactly.
+    Without the probe, one clock read per iteration: each latency is the gap between consecutive
+    reads, so the latencies add up to the chunk's span exactly. With it (``probe=True``), the
+    host-speed probe (host_probe.py) runs between some iterations, outside their timing, and the
+    span is the model's time alone, so throughput does not count the probe.
     """
 
     clock = "host"
 
-    def __init__(self, call: Callable[[], Any]) -> None:
+    def __init__(self, call: Callable[[], Any], probe: bool = False) -> None:
         self._call = call
+        self._probe = HostProbe() if probe else None
         self.mode: dict[str, Any] = {"clock": "host"}
         self.warnings: list[str] = []
 
     def run(self, iterations: int) -> IterationTimes:
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+        if self._probe is not None:
+            return self._run_probed(iterations, self._probe)
         call = self._call
         clock = time.perf_counter_ns
         stamps = [clock()]
@@ -92,6 +100,24 @@ class HostTimedSession:
             stamps.append(clock())
         ns = np.diff(np.asarray(stamps, dtype=np.int64))
         return IterationTimes(latency=(ns / 1e6).tolist(), span_ms=(stamps[-1] - stamps[0]) / 1e6)
+
+    def _run_probed(self, iterations: int, probe: HostProbe) -> IterationTimes:
+        call = self._call
+        clock = time.perf_counter_ns
+        latency: list[float] = []
+        probes: list[float] = []
+        since_ms = 0.0
+        for _ in range(iterations):
+            start = clock()
+            call()
+            ms = (clock() - start) / 1e6
+            latency.append(ms)
+            since_ms += ms
+            if probe.due(since_ms):
+                probes.append(probe.probe())
+                since_ms = 0.0
+        # A fast model's chunk can end before a probe is due; its span still counts.
+        return IterationTimes(latency=latency, span_ms=max(sum(latency), 1e-9), probe=probes)
 
     def close(self) -> None:
         self._call = _closed
@@ -214,6 +240,7 @@ def measure(runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSet
             f"{settings.min_duration_ms:g} ms"
         )
     samples = [t for c in chunks for t in c.latency]
+    probes = None if any(c.probe is None for c in chunks) else [t for c in chunks for t in c.probe or ()]
     latency = summarize(samples)
     phases: dict[str, LatencyStats | None] = {}
     for phase in PHASES:
@@ -234,6 +261,7 @@ def measure(runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSet
         throughput=batch * iterations / (measured_ms / 1000.0),
         samples_ms=samples,
         warnings=warnings,
+        probe_ms=probes or None,
     )
 
 

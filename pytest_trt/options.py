@@ -41,6 +41,10 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any], str, Any]] = [
     ("--trt-no-transfers", "trt_no_transfers",
      "time GPU compute only, without H2D/D2H copies (TensorRT backend). Default: transfers on.",
      {"action": "store_true"}, "bool", False),
+    ("--trt-no-host-probe", "trt_no_host_probe",
+     "do not time the host-speed probe between host-clock iterations (its floor is divided out of "
+     "baseline comparisons). Default: probe on.",
+     {"action": "store_true"}, "bool", False),
     ("--trt-sync", "trt_sync",
      "how the host waits for the GPU: blocking or spin. Default: blocking.",
      {"choices": ("blocking", "spin")}, "string", "blocking"),
@@ -154,6 +158,7 @@ class Settings:
                 cuda_graph=bool(value(config, "trt_cuda_graph")),
                 transfers=not value(config, "trt_no_transfers"),
                 sync=value(config, "trt_sync"),
+                host_probe=not value(config, "trt_no_host_probe"),
             )
         except ValueError as exc:
             raise pytest.UsageError(f"pytest-trt: {exc}") from None

@@ -29,7 +29,7 @@ MARKERS = (
     "|out - ref| <= atol + rtol * |ref| per element.",
     "trt_perf(max_latency_ms=None, percentile=50, min_throughput=None, backend='tensorrt', *, "
     "max_regression=None, warmup_ms, min_iterations, min_duration_ms, max_duration_ms, cuda_graph, "
-    "transfers, sync): a latency/throughput budget, enforced when its backend runs the test.",
+    "transfers, sync, host_probe): a latency/throughput budget, enforced when its backend runs the test.",
 )
 
 

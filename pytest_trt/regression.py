@@ -6,6 +6,10 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
   on a shared machine only ever adds time (another tenant, a descheduled thread, a slow phase of
   the host), so the floor is what the code itself costs; the median moves by 15% and more
   between runs on a 2-core cloud VM while the floor stays within about 2%.
+* Where both sides timed the host-speed probe (host_probe.py), each floor is first divided by
+  the floor of its probe times: a host that runs 35% slower for a while (another tenant on the
+  core) slows the probe too, and that is divided out. Baselines are recorded as the middle one of
+  ``RECORDINGS`` measurements, so one unlucky recording does not set the bar.
 * A test regresses when the floor is slower than the baseline's by more than the threshold AND
   a 95% bootstrap interval of the ratio lies entirely above 1 (``stats.bootstrap_ci`` on the new
   sample and the sample rebuilt from the baseline's stored quantiles). Improvement is the mirror
@@ -21,17 +25,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .results import TestRecord
-from .stats import bootstrap_ci, percentile_label, sample_from_quantiles
+from .stats import bootstrap_ratio_ci, percentile_label, sample_from_quantiles
 
 COMPARED_PERCENTILE = 0.0
 CONFIDENCE = 0.95
 RESAMPLES = 4000
 MIN_SAMPLES = 20  # fewer iterations than this say nothing about a floor
+MIN_PROBES = 5  # fewer probe times than this say nothing about the host's speed
+RECORDINGS = 3  # measurements per recorded baseline; the middle one is kept
+HOST_NOTE = 0.02  # a host speed change above this is named in the message
 
 # Accuracy drift: an error statistic "well above" its baseline is more than DRIFT_FACTOR times it
 # and more than DRIFT_FLOOR above it in absolute terms (so 0 -> 1e-9 is not a drift).
@@ -40,11 +47,20 @@ DRIFT_FLOOR = 1e-6
 DRIFT_STATS = ("max_abs", "p99_abs", "mean_abs", "max_rel", "p99_rel", "mean_rel")
 
 
+class Timed(Protocol):
+    """One measurement as compared here (measure.PerfResult is one)."""
+
+    samples_ms: Sequence[float]
+    probe_ms: Sequence[float] | None
+
+
 @dataclass
 class RegressionVerdict:
     """The comparison of one sample with its baseline. Changes are fractions (0.142 = +14.2%)
-    of the compared statistic (``statistic``, the floor by default); ``median_change`` is the
-    medians' change, shown for context."""
+    of the compared statistic (``statistic``, the floor by default), divided by the host-probe
+    floor on each side when ``normalized``; then ``host_change`` is the probe floor's change and
+    ``raw_change`` the statistic's change before dividing. ``median_change`` is the medians'
+    change, shown for context."""
 
     status: str  # regressed | improved | unchanged | inconclusive
     median_change: float
@@ -55,6 +71,9 @@ class RegressionVerdict:
     message: str
     statistic: str = "min"
     change: float = 0.0
+    normalized: bool = False
+    raw_change: float = 0.0
+    host_change: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,14 +83,15 @@ def statistic_label(q: float) -> str:
     return {0.0: "min", 50.0: "median", 100.0: "max"}.get(float(q), percentile_label(q))
 
 
-def baseline_sample(baseline: Mapping[str, Any]) -> np.ndarray:
-    """The pseudo-sample rebuilt from a stored entry's quantiles and n."""
+def baseline_sample(baseline: Mapping[str, Any], key: str = "latency_ms") -> np.ndarray:
+    """The pseudo-sample rebuilt from a stored entry's quantiles and n (``key``: latency_ms or
+    host_probe_ms)."""
     try:
-        latency = baseline["latency_ms"]
-        pairs = sorted((float(label.lstrip("p")), float(v)) for label, v in latency["quantiles"].items())
-        n = int(latency["n"])
+        summary = baseline[key]
+        pairs = sorted((float(label.lstrip("p")), float(v)) for label, v in summary["quantiles"].items())
+        n = int(summary["n"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"baseline entry has no usable latency_ms ({exc!r})") from None
+        raise ValueError(f"baseline entry has no usable {key} ({exc!r})") from None
     points, values = zip(*pairs) if pairs else ((), ())
     return sample_from_quantiles(list(values), n, list(points))
 
@@ -80,29 +100,47 @@ def _percent(fraction: float) -> str:
     return f"{fraction * 100:+.1f}%"
 
 
+def _probe(baseline: Mapping[str, Any], new: Timed) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both sides' probe samples, or None unless both timed enough of them to compare."""
+    if not isinstance(baseline.get("host_probe_ms"), Mapping) or len(new.probe_ms or ()) < MIN_PROBES:
+        return None
+    base = baseline_sample(baseline, "host_probe_ms")
+    return (base, np.asarray(new.probe_ms, dtype=np.float64)) if base.size >= MIN_PROBES else None
+
+
 def assess(
     baseline: Mapping[str, Any],
-    samples_ms: Sequence[float],
+    new: Timed,
     threshold: float,
     *,
     percentile: float = COMPARED_PERCENTILE,
 ) -> RegressionVerdict:
-    """Compare one sample with a stored baseline entry (see the module docstring for the rule)."""
+    """Compare one measurement with a stored baseline entry (see the module docstring for the rule)."""
     if not threshold > 0:
         raise ValueError(f"regression threshold must be a positive fraction, got {threshold!r}")
     base = baseline_sample(baseline)
-    new = np.asarray(samples_ms, dtype=np.float64)
+    samples = np.asarray(new.samples_ms, dtype=np.float64)
     label = statistic_label(percentile)
-    median_change = float(np.median(new) / np.median(base) - 1.0) if new.size else float("nan")
-    if new.size < MIN_SAMPLES:
+    median_change = float(np.median(samples) / np.median(base) - 1.0) if samples.size else float("nan")
+    if samples.size < MIN_SAMPLES:
         return RegressionVerdict(
             "inconclusive", median_change, float("nan"), float("nan"), threshold, False,
-            f"only {new.size} iterations measured; need {MIN_SAMPLES} to compare with the baseline", label,
+            f"only {samples.size} iterations measured; need {MIN_SAMPLES} to compare with the baseline", label,
             float("nan"),
         )
-    change = float(np.percentile(new, percentile) / np.percentile(base, percentile) - 1.0)
-    ratio_low, ratio_high = bootstrap_ci(base, new, q=percentile, confidence=CONFIDENCE, resamples=RESAMPLES)
-    low, high = ratio_low - 1.0, ratio_high - 1.0
+    raw = float(np.percentile(samples, percentile) / np.percentile(base, percentile) - 1.0)
+    probes = _probe(baseline, new)
+    numerators, denominators = [(samples, percentile)], [(base, percentile)]
+    change, host = raw, None
+    if probes is not None:
+        base_probe, new_probe = probes
+        host = float(new_probe.min() / base_probe.min() - 1.0)
+        change = (1.0 + raw) / (1.0 + host) - 1.0
+        # The probe floors are resampled too: they carry noise of their own.
+        numerators.append((base_probe, 0.0))
+        denominators.append((new_probe, 0.0))
+    low, high = bootstrap_ratio_ci(numerators, denominators, CONFIDENCE, RESAMPLES)
+    low, high = low - 1.0, high - 1.0
     if change > threshold and low > 0:
         status = "regressed"
     elif change < -threshold and high < 0:
@@ -117,13 +155,37 @@ def assess(
     )
     if status == "inconclusive":
         message += ": beyond the threshold but not significant"
-    return RegressionVerdict(status, median_change, low, high, threshold, False, message, label, change)
+    if host is not None and abs(host) > HOST_NOTE:
+        pace = "slower" if host > 0 else "faster"
+        message += (
+            f"; the host ran {abs(host) * 100:.0f}% {pace} than when the baseline was recorded "
+            f"(probe floor), divided out: raw {label} {_percent(raw)}"
+        )
+    return RegressionVerdict(
+        status, median_change, low, high, threshold, False, message, label, change,
+        normalized=host is not None, raw_change=raw, host_change=host,
+    )
+
+
+def normalized_floor(timed: Timed) -> float:
+    """The floor in probe units where the probe ran, else in ms: what orders recordings."""
+    floor = float(np.min(timed.samples_ms))
+    probes = timed.probe_ms or ()
+    return floor / float(np.min(probes)) if len(probes) >= MIN_PROBES else floor
+
+
+def middle_recording(measurements: Sequence[Timed]) -> Timed:
+    """The measurement whose (probe-normalized) floor is the median of an odd number of them."""
+    if not measurements:
+        raise ValueError("no measurement to record")
+    ranked = sorted(measurements, key=normalized_floor)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def decide(
     baseline: Mapping[str, Any],
-    first_samples_ms: Sequence[float],
-    remeasure: Callable[[], Sequence[float]],
+    first: Timed,
+    remeasure: Callable[[], Timed],
     threshold: float,
     *,
     percentile: float = COMPARED_PERCENTILE,
@@ -131,15 +193,15 @@ def decide(
     """``assess``; when that says "regressed", call ``remeasure()`` once and return the verdict
     of the re-measurement alone. So a test fails only when two measurements in a row are
     regressed, and the reported numbers are the re-measurement's."""
-    first = assess(baseline, first_samples_ms, threshold, percentile=percentile)
-    if first.status != "regressed":
-        return first
+    verdict = assess(baseline, first, threshold, percentile=percentile)
+    if verdict.status != "regressed":
+        return verdict
     second = assess(baseline, remeasure(), threshold, percentile=percentile)
     second.remeasured = True
     if second.status == "regressed":
-        second.message += f"; confirmed by a re-measurement (first: {first.statistic} {_percent(first.change)})"
+        second.message += f"; confirmed by a re-measurement (first: {verdict.statistic} {_percent(verdict.change)})"
     else:
-        second.message += f"; the first measurement ({first.statistic} {_percent(first.change)}) was not confirmed"
+        second.message += f"; the first measurement ({verdict.statistic} {_percent(verdict.change)}) was not confirmed"
     return second
 
 

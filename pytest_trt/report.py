@@ -138,7 +138,7 @@ def _baseline_notes(records: list[Mapping[str, Any]]) -> list[str]:
             notes.append(f"baseline: {record['nodeid']}: {verdict['status']}, {verdict['message']}{changed}")
         elif note == "no baseline":
             missing += 1
-        elif note and note != "baseline recorded":
+        elif note and not note.startswith("baseline recorded"):
             notes.append(f"baseline: {record['nodeid']}: {note}")
     if missing:
         notes.append(f"baseline: {missing} measured test(s) have no baseline here (record with --trt-update-baselines)")

@@ -595,10 +595,10 @@ class RunState:
         if own is not None and own.max_regression is not None:
             threshold = own.max_regression
 
-        def remeasure() -> list[float]:
+        def remeasure() -> measure.PerfResult:
             # The re-measurement is what the verdict reports, so the record shows its numbers.
             record.perf = measure.measure(engine.runner, feed, settings, batch_of(engine))
-            return record.perf.samples_ms
+            return record.perf
 
         store, software = self.baselines(engine.backend)
         lines = baseline.compare_record(

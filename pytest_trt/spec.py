@@ -310,6 +310,7 @@ class MeasureSettings:
     cuda_graph: bool = False
     transfers: bool = True
     sync: str = "blocking"
+    host_probe: bool = True  # time host_probe.py between host-clock iterations
 
     def __post_init__(self) -> None:
         _number(self.warmup_ms, "warmup_ms")
@@ -318,7 +319,7 @@ class MeasureSettings:
         _number(self.min_duration_ms, "min_duration_ms")
         _number(self.max_duration_ms, "max_duration_ms")
         _choice(self.sync, SYNC_MODES, "sync")
-        for arg in ("cuda_graph", "transfers"):
+        for arg in ("cuda_graph", "transfers", "host_probe"):
             if not isinstance(getattr(self, arg), bool):
                 raise SpecError(f"{arg} must be True or False, got {getattr(self, arg)!r}")
 

@@ -150,6 +150,44 @@ def _bootstrap_percentiles(
     return low + frac * (high - low)
 
 
+def _check_interval(confidence: float, resamples: int) -> None:
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise ValueError(f"resamples must be a positive int, got {resamples!r}")
+
+
+Term = tuple[Sequence[float] | np.ndarray, float]  # a sample and the percentile taken of it
+
+
+def bootstrap_ratio_ci(
+    numerators: Sequence[Term],
+    denominators: Sequence[Term],
+    confidence: float = 0.95,
+    resamples: int = 10000,
+    seed: int | None = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval for a product of percentiles over a product of percentiles,
+    each term a (sample, q) resampled on its own. ``bootstrap_ci`` is the one-over-one case;
+    regression.py also divides each side by its host-probe floor."""
+    _check_interval(confidence, resamples)
+    rng = np.random.default_rng(seed)
+    ratios = np.ones(resamples)
+    for side, terms in (("numerator", numerators), ("denominator", denominators)):
+        for k, (sample, q) in enumerate(terms):
+            values = np.sort(_checked(sample, f"{side} {k}"))
+            draws = _bootstrap_percentiles(values, _check_percent(q), resamples, rng)
+            if side == "numerator":
+                ratios *= draws
+            elif values[0] > 0:
+                ratios /= draws
+            else:
+                raise ValueError(f"{side} {k} must be positive, got min {float(values[0])}")
+    alpha = 1.0 - confidence
+    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
 def bootstrap_ci(
     x: Sequence[float] | np.ndarray,
     y: Sequence[float] | np.ndarray,
@@ -163,17 +201,8 @@ def bootstrap_ci(
     With x a baseline and y a new sample, a low bound above 1.10 means y is slower by more than
     10% at the stated confidence. Deterministic for a given ``seed``.
     """
-    xs = np.sort(_checked(x, "x"))
-    ys = np.sort(_checked(y, "y"))
-    if xs[0] <= 0:
-        raise ValueError(f"x must be positive (it is the ratio's denominator), got min {float(xs[0])}")
-    _check_percent(q)
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
-        raise ValueError(f"resamples must be a positive int, got {resamples!r}")
-    rng = np.random.default_rng(seed)
-    ratios = _bootstrap_percentiles(ys, q, resamples, rng) / _bootstrap_percentiles(xs, q, resamples, rng)
-    alpha = 1.0 - confidence
-    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    xs = _checked(x, "x")
+    _checked(y, "y")
+    if xs.min() <= 0:
+        raise ValueError(f"x must be positive (it is the ratio's denominator), got min {float(xs.min())}")
+    return bootstrap_ratio_ci([(y, q)], [(x, q)], confidence, resamples, seed)

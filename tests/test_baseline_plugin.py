@@ -97,6 +97,8 @@ def test_update_then_compare_clean_over_repeated_runs(trt_pytester):
     assert sorted(data["tests"]) == ["test_perf.py::test_a", "test_perf.py::test_b"]
     entry = data["tests"]["test_perf.py::test_b"]
     assert entry["latency_ms"]["n"] >= 300 and "y" in entry["accuracy"]
+    # The host-speed probe ran alongside, and its times are kept for dividing out.
+    assert entry["host_probe_ms"]["n"] >= 5 and entry["host_probe_ms"]["quantiles"]["p0"] > 0
     for _ in range(3):
         result, tests = report(trt_pytester)
         result.assert_outcomes(passed=2)
@@ -113,7 +115,8 @@ def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_p
     result.stdout.re_match_lines([
         (
             r"regression \(onnxruntime\): min \+\d+\.\d% vs baseline \(95% CI \+\d+\.\d%\.\.\+\d+\.\d%, "
-            r"threshold 100%\); confirmed by a re-measurement \(first: min \+\d+\.\d%\) "
+            r"threshold 100%\)(; the host ran \d+% (slower|faster) than when the baseline was recorded "
+            r"\(probe floor\), divided out: raw min [+-]\d+\.\d%)?; confirmed by a re-measurement \(first: min \+\d+\.\d%\) "
             r"\(changed since the baseline: model [0-9a-f]{8}\.\. -> [0-9a-f]{8}\.\.\)"
         ),
     ])
@@ -121,6 +124,16 @@ def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_p
     assert verdict["status"] == "regressed" and verdict["remeasured"] and verdict["change"] > 1.0
     # The failure is the item's own: JUnit/--lf see it as a failed test, not a session error.
     assert re.search(r"FAILED test_perf.py::test_a", result.stdout.str())
+
+
+def test_without_the_host_probe_raw_floors_are_recorded_and_compared(trt_pytester):
+    write_tests(trt_pytester)
+    trt_pytester.run(*MEASURE, "--trt-no-host-probe", "--trt-update-baselines").assert_outcomes(passed=2)
+    assert all("host_probe_ms" not in e for e in stored(trt_pytester.path)["tests"].values())
+    result, tests = report(trt_pytester)
+    result.assert_outcomes(passed=2)
+    assert tests["test_perf.py::test_a"]["perf"]["probe_ms"]  # probed now, but nothing to divide by
+    assert tests["test_perf.py::test_a"]["regression"]["normalized"] is False
 
 
 def test_changed_shapes_make_the_baseline_stale_not_compared(trt_pytester):

@@ -4,6 +4,7 @@ and budget judgement with its exact messages."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,7 +12,13 @@ import numpy as np
 import pytest
 
 from pytest_trt.backends.base import BackendError, IterationTimes
-from pytest_trt.measure import HostTimedSession, PerfResult, budget_failures, describe_budget, measure
+from pytest_trt.measure import (
+    HostTimedSession,
+    PerfResult,
+    budget_failures,
+    describe_budget,
+    measure,
+)
 from pytest_trt.spec import MeasureSettings, PerfBudget
 from pytest_trt.stats import summarize
 
@@ -332,6 +339,37 @@ def test_host_timed_session_times_each_call() -> None:
     session.close()
     with pytest.raises(RuntimeError, match="HostTimedSession is closed"):
         session.run(1)
+
+
+def busy(ms: float) -> Callable[[], None]:
+    """A call that spins for ``ms`` of wall time."""
+    def call() -> None:
+        end = time.perf_counter() + ms / 1000
+        while time.perf_counter() < end:
+            pass
+    return call
+
+
+def test_the_host_probe_runs_between_iterations_and_outside_their_times() -> None:
+    session = HostTimedSession(busy(0.5), probe=True)
+    started = time.perf_counter()
+    times = session.run(40)
+    wall_ms = (time.perf_counter() - started) * 1000
+    assert times.probe and all(p > 0 for p in times.probe)
+    # Probed at most every SPACING probe-durations of model time, and at least once per few calls.
+    assert 40 / 8 <= len(times.probe) <= 40
+    # The span is the model's own time: the probe is in the wall time but not in throughput.
+    assert times.span_ms == pytest.approx(sum(times.latency))
+    assert wall_ms >= times.span_ms + sum(times.probe) * 0.99
+    assert min(times.latency) >= 0.5
+
+
+def test_measure_keeps_the_probe_times_of_measured_chunks_only() -> None:
+    result = run(HostTimedSession(busy(0.2), probe=True), warmup_ms=5.0, min_iterations=30, min_duration_ms=10.0)  # type: ignore[arg-type]
+    assert result.probe_ms and len(result.probe_ms) <= result.iterations
+    assert result.as_dict()["probe_ms"] == result.probe_ms
+    plain = run(HostTimedSession(busy(0.2)), min_iterations=30, min_duration_ms=10.0)  # type: ignore[arg-type]
+    assert plain.probe_ms is None and plain.as_dict()["probe_ms"] is None
 
 
 def test_measure_over_a_host_session() -> None:

@@ -3,25 +3,55 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from test_baseline import make_record
 
 from pytest_trt.baseline import BaselineStore
-from pytest_trt.regression import accuracy_drift, assess, baseline_sample, decide
+from pytest_trt.regression import (
+    RECORDINGS,
+    accuracy_drift,
+    assess,
+    baseline_sample,
+    decide,
+    middle_recording,
+    normalized_floor,
+)
 
 MESSAGE = re.compile(r"min [+-]\d+\.\d% vs baseline \(95% CI [+-]\d+\.\d%\.\.[+-]\d+\.\d%, threshold \d+%\)")
 
 
-def sample(scale: float, seed: int, n: int = 2000) -> list[float]:
-    """Latencies with a hard floor at ``scale`` and right-skewed noise above it, like real ones."""
+@dataclass
+class Timing:
+    samples_ms: list[float]
+    probe_ms: list[float] | None = None
+
+
+def skewed(scale: float, seed: int, n: int) -> list[float]:
+    """Times with a hard floor at ``scale`` and right-skewed noise above it, like real ones."""
     return list(scale * (1.0 + np.random.default_rng(seed).gamma(2.0, 0.05, n)))
+
+
+def sample(scale: float, seed: int, n: int = 2000, host: float | None = None) -> Timing:
+    """A measurement; with ``host``, the host ran that much slower (model and probe alike)."""
+    if host is None:
+        return Timing(skewed(scale, seed, n))
+    return Timing(skewed(scale * host, seed, n), skewed(0.1 * host, seed + 100, 400))
 
 
 @pytest.fixture
 def baseline() -> dict:
-    return BaselineStore.entry_from_record(make_record(sample(1.0, seed=0)), None)
+    return BaselineStore.entry_from_record(make_record(sample(1.0, seed=0).samples_ms), None)
+
+
+@pytest.fixture
+def probed_baseline() -> dict:
+    recorded = sample(1.0, seed=0, host=1.0)
+    record = make_record(recorded.samples_ms)
+    record.perf.probe_ms = recorded.probe_ms
+    return BaselineStore.entry_from_record(record, None)
 
 
 def test_baseline_sample_rebuilds_the_stored_distribution(baseline):
@@ -78,11 +108,11 @@ def test_the_median_can_be_compared_instead(baseline):
 
 
 class Remeasure:
-    def __init__(self, *samples: list[float]) -> None:
+    def __init__(self, *samples: Timing) -> None:
         self.samples = list(samples)
         self.calls = 0
 
-    def __call__(self) -> list[float]:
+    def __call__(self) -> Timing:
         self.calls += 1
         return self.samples.pop(0)
 
@@ -108,6 +138,45 @@ def test_decide_passes_a_burst_that_the_remeasurement_does_not_confirm(baseline)
     assert verdict.status == "unchanged" and verdict.remeasured
     assert "was not confirmed" in verdict.message
     assert verdict.as_dict()["remeasured"] is True
+
+
+def test_a_slower_host_is_divided_out_by_the_probe(probed_baseline):
+    # The whole host 35% slower (another tenant on the core): the raw floor says +35%, and the
+    # probe, slowed alike, takes it back out.
+    verdict = assess(probed_baseline, sample(1.0, seed=1, host=1.35), threshold=0.05)
+    assert verdict.normalized and verdict.status == "unchanged", verdict.message
+    assert verdict.raw_change == pytest.approx(0.35, abs=0.01)
+    assert verdict.host_change == pytest.approx(0.35, abs=0.01)
+    assert abs(verdict.change) < 0.01
+    assert re.search(r"; the host ran 35% slower than when the baseline was recorded \(probe floor\), "
+                     r"divided out: raw min \+3[45]\.\d%$", verdict.message), verdict.message
+
+
+def test_a_real_slowdown_stays_visible_on_a_slower_host(probed_baseline):
+    verdict = assess(probed_baseline, sample(1.2, seed=1, host=1.35), threshold=0.10)
+    assert verdict.status == "regressed" and verdict.change == pytest.approx(0.2, abs=0.01)
+    assert 0 < verdict.ci_low <= verdict.change <= verdict.ci_high
+    assert MESSAGE.match(verdict.message), verdict.message
+
+
+def test_without_a_probe_on_either_side_the_raw_floors_are_compared(baseline, probed_baseline):
+    # A baseline without probe times (e.g. --trt-no-host-probe) against a probed sample, and the reverse.
+    for entry, new in ((baseline, sample(1.35, seed=1, host=1.0)), (probed_baseline, sample(1.35, seed=1))):
+        verdict = assess(entry, new, threshold=0.10)
+        assert not verdict.normalized and verdict.host_change is None
+        assert verdict.status == "regressed" and "host ran" not in verdict.message
+
+
+def test_a_recording_keeps_the_middle_of_its_measurements():
+    assert RECORDINGS % 2 == 1  # an odd count has a middle
+    fast, middle, slow = sample(1.0, seed=1, host=1.0), sample(1.1, seed=2, host=1.0), sample(1.3, seed=3, host=1.0)
+    assert middle_recording([slow, fast, middle]) is middle
+    # Ordered by the probe-normalized floor: a measurement on a slow host is not "slow".
+    on_slow_host = sample(1.0, seed=4, host=1.4)
+    assert normalized_floor(on_slow_host) == pytest.approx(normalized_floor(fast), rel=0.01)
+    assert middle_recording([on_slow_host, slow, middle]) is middle
+    with pytest.raises(ValueError, match="no measurement"):
+        middle_recording([])
 
 
 def test_accuracy_drift_flags_errors_well_above_the_baseline():

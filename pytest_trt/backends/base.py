@@ -66,6 +66,7 @@ class IterationTimes:
     h2d: list[float] | None = None
     d2h: list[float] | None = None
     enqueue: list[float] | None = None
+    probe: list[float] | None = None  # host-speed probe times (host_probe.py), not per iteration
 
 
 class TimedSession(Protocol):

@@ -180,7 +180,7 @@ class OnnxRuntimeRunner:
 
         checked = self._checked_feed(feed)
         run, names = self._session.run, self._output_names
-        return HostTimedSession(lambda: run(names, checked))
+        return HostTimedSession(lambda: run(names, checked), probe=settings.host_probe)
 
     def close(self) -> None:
         self._session = None

@@ -1,0 +1,45 @@
+"""A fixed CPU workload timed between host-clock iterations, so that a comparison with a baseline
+can divide out how fast the host happened to run at the time.
+
+On shared machines the host switches between speed states for tenths of a second to many seconds
+(another tenant on the same physical core): every floor measured in a slow state is 30-40% higher.
+Timing this probe alongside the model shows that state, and the floor of model time over the floor
+of probe time is what ``regression.assess`` compares (docs/regression.md says how well it works).
+
+The probe is a small float32 matrix product: compute-bound vector work like most inference
+kernels, so it slows down in the same states. It uses numpy, not the backend under test, so that
+a runtime upgrade that slows the model is never divided out.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+SIZE = 48  # small enough that BLAS runs it on one thread, like the timed loop
+REPEATS = 16  # about 0.1 ms per probe on a 2-core cloud VM
+SPACING = 4.0  # probe again after this many probe-durations of model time: about 20% overhead
+
+
+class HostProbe:
+    """``probe()`` runs the workload once and returns its wall time in ms; ``due(ms)`` says
+    whether ``ms`` of model time since the last probe is enough to probe again."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self._a = rng.standard_normal((SIZE, SIZE)).astype(np.float32)
+        self._b = rng.standard_normal((SIZE, SIZE)).astype(np.float32)
+        self._out = np.empty((SIZE, SIZE), np.float32)
+        self._last_ms = 0.0
+
+    def probe(self) -> float:
+        a, b, out = self._a, self._b, self._out
+        start = time.perf_counter_ns()
+        for _ in range(REPEATS):
+            np.matmul(a, b, out=out)
+        self._last_ms = (time.perf_counter_ns() - start) / 1e6
+        return self._last_ms
+
+    def due(self, model_ms_since: float) -> bool:
+        return model_ms_since >= SPACING * self._last_ms
