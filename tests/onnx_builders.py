@@ -9,6 +9,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
+def onnx_model(graph: onnx.GraphProto, opset: int = 17) -> onnx.ModelProto:
+    """``graph`` as a model at the lowest IR version its opset allows: onnx stamps its own newest
+    IR version by default, which an older onnxruntime refuses to load."""
+    imports = [helper.make_opsetid("", opset)]
+    return helper.make_model(graph, opset_imports=imports, ir_version=helper.find_min_ir_version_for(imports))
+
+
 def overflowing_model(path: Path) -> Path:
     """y = (relu(x) @ W1) @ W2: the middle product (~1e5) exceeds fp16's 65504, y (~500) does not.
     Two MatMuls, because onnxruntime would fuse a MatMul and a scaling Mul into one kernel."""
@@ -26,7 +33,7 @@ def overflowing_model(path: Path) -> Path:
             numpy_helper.from_array(np.full((4, 4), 1e-3, np.float32), "W2"),
         ],
     )
-    return _checked_save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return _checked_save(onnx_model(graph), path)
 
 
 def _checked_save(model: onnx.ModelProto, path: Path) -> Path:

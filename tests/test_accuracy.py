@@ -11,6 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
+from onnx_builders import onnx_model
 
 from pytest_trt.accuracy import (
     RULE_NOTE,
@@ -235,7 +236,7 @@ def _row_mixing_model() -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
         [helper.make_tensor("axis", TensorProto.INT64, [], [0])],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return onnx_model(graph)
 
 
 def _infer(model: onnx.ModelProto | Path):

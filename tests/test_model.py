@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnx_builders import onnx_model
 
 from pytest_trt.model import (
     DEFAULT_INT_RANGE,
@@ -28,8 +29,7 @@ def _identity_model(path, elem_type: int, shape: list, name: str = "v") -> None:
         [helper.make_tensor_value_info(name, elem_type, shape)],
         [helper.make_tensor_value_info("out", elem_type, shape)],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    model = onnx_model(graph)
     onnx.save(model, str(path))
 
 
@@ -43,8 +43,7 @@ def _external_data_model(tmp_path):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
         [weight],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    model = onnx_model(graph)
     path = tmp_path / "external.onnx"
     onnx.save_model(model, str(path), save_as_external_data=True, location="weights.bin", size_threshold=0)
     return path
@@ -92,7 +91,7 @@ def test_missing_garbage_and_invalid_models_name_the_file(tmp_path):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])],  # nothing produces z
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(invalid))
+    onnx.save(onnx_model(graph), str(invalid))
     with pytest.raises(ModelError, match=r"invalid\.onnx: invalid ONNX model"):
         load_model(invalid)
 

@@ -11,11 +11,17 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
+from onnx_builders import onnx_model, overflowing_model
 
-from onnx_builders import overflowing_model
 from pytest_trt import files, precision
 from pytest_trt.accuracy import compare_outputs
-from pytest_trt.precision import RANGE_SENSITIVE_OPS, PrecisionError, apply_precision, has_qdq, transform_key
+from pytest_trt.precision import (
+    RANGE_SENSITIVE_OPS,
+    PrecisionError,
+    apply_precision,
+    has_qdq,
+    transform_key,
+)
 from pytest_trt.spec import make_accuracy_spec
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
@@ -40,7 +46,7 @@ def _relu_model(path: Path, opset: int = 17) -> Path:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
     )
-    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), path)
+    return _save(onnx_model(graph, opset), path)
 
 
 def _qdq_nodes(prefix: str = "") -> list[onnx.NodeProto]:
@@ -61,7 +67,7 @@ def _qdq_model(path: Path) -> Path:
             numpy_helper.from_array(np.array(0, np.int8), "zp"),
         ],
     )
-    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return _save(onnx_model(graph), path)
 
 
 def _feed(batch: int = 4) -> dict[str, np.ndarray]:
@@ -158,7 +164,7 @@ def test_qdq_inside_a_subgraph_is_found():
     node = helper.make_node("If", ["cond"], ["y"], then_branch=branch("then_"), else_branch=branch("else_"))
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
-    assert has_qdq(helper.make_model(graph))
+    assert has_qdq(onnx_model(graph))
     assert not has_qdq(onnx.load(MODELS / "mlp.onnx"))
 
 

@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from . import fake_trt
-from .trt_surface import DOC_ANCHORS, MODULE, Use, check_source, load_surface, uses_in_double, uses_in_source
+from .trt_surface import (
+    DOC_ANCHORS,
+    MODULE,
+    Use,
+    check_source,
+    load_surface,
+    uses_in_double,
+    uses_in_source,
+)
 
 ADAPTER = Path(__file__).resolve().parents[2] / "pytest_trt" / "backends" / "tensorrt.py"
 # Receivers in the adapter that hold no TensorRT object (everything else must be classified).
@@ -159,6 +167,11 @@ def test_the_double_check_catches_drift(surface) -> None:
     assert any("set_input_shapes" in p for p in problems), problems
 
 
-def test_a_use_of_a_full_only_method_without_a_docstring_is_an_error(surface) -> None:
+def test_a_use_of_a_full_only_method_without_a_docstring_is_an_error(surface, monkeypatch) -> None:
+    # Which docstrings keep their symbol differs between builds of tensorrt.so (the cp311 and
+    # cp312 wheels do), so take this one's away rather than rely on it being missing.
+    assert ("OnnxParser", "supports_operator") not in DOC_ANCHORS
+    docs = {key: text for key, text in surface.full.docs.items() if key != ("OnnxParser", "supports_operator")}
+    monkeypatch.setattr(surface.full, "docs", docs)
     problem = surface.check(Use("OnnxParser", "supports_operator", "call", 1))
     assert problem and "add a DOC_ANCHORS entry" in problem
