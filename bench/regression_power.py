@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import random
 import sys
 import tempfile
@@ -236,7 +237,10 @@ def without_probe(baseline: dict) -> dict:
 def rules(threshold: float) -> dict[str, Rule]:
     """Each rule judges a trial against a baseline entry: (failed?, measured seconds it cost)."""
 
-    def with_remeasure(limit: float, probe: bool = True) -> Rule:
+    def with_remeasure(limit: float, probe: bool = True, gate: str = "decide") -> Rule:
+        """``decide`` as the plugin runs it; or, on the same measurements, ``gate`` "no-ci" (the
+        pooled change alone against the threshold) or "both" (each measurement must regress on
+        its own, the rule before pooling)."""
         def rule(trial: Trial, baseline: dict) -> tuple[bool, float]:
             used = [trial.seconds[0]]
             first, second = trial.first, trial.second
@@ -248,7 +252,14 @@ def rules(threshold: float) -> dict[str, Rule]:
                 used.append(trial.seconds[1])
                 return second
 
-            return decide(baseline, first, remeasure, limit).status == "regressed", sum(used)
+            if gate == "both":
+                failed = assess(baseline, first, limit).status == "regressed" and \
+                    assess(baseline, remeasure(), limit).status == "regressed"
+            else:
+                verdict = decide(baseline, first, remeasure, limit)
+                failed = verdict.status == "regressed" or (gate == "no-ci" and verdict.remeasured
+                                                          and verdict.change > limit)
+            return failed, sum(used)
         return rule
 
     def single(check: Callable[[Trial, dict], bool]) -> Rule:
@@ -258,7 +269,9 @@ def rules(threshold: float) -> dict[str, Rule]:
     for limit in sorted({threshold, *EXTRA_THRESHOLDS}):
         default = " (default)" if limit == 0.10 else ""
         table[f"pytest-trt: min/probe, re-measure, threshold {limit:.0%}{default}"] = with_remeasure(limit)
-    table[f"pytest-trt: min/probe, threshold {threshold:.0%}, no re-measure"] = single(
+    table[f"  same, re-measurement judged without the CI, {threshold:.0%}"] = with_remeasure(threshold, gate="no-ci")
+    table[f"  same, each measurement must regress alone, {threshold:.0%}"] = with_remeasure(threshold, gate="both")
+    table[f"  same, no re-measurement, {threshold:.0%}"] = single(
         lambda t, b: assess(b, t.first, threshold).status == "regressed")
     for limit in sorted({threshold, 0.10}):
         table[f"no probe (raw min), re-measure, threshold {limit:.0%}"] = with_remeasure(limit, probe=False)
@@ -280,6 +293,7 @@ def main() -> None:
                         help="timed duration of one measurement (the plugin's default)")
     parser.add_argument("--warmup-ms", type=float, default=defaults.warmup_ms)
     parser.add_argument("--threshold", type=float, default=0.03, help="the detector's threshold (fraction)")
+    parser.add_argument("--save", type=Path, help="also pickle the trials and baselines here, to judge other rules later")
     args = parser.parse_args()
     if args.variant_trials > args.same_trials:
         parser.error("--variant-trials must not exceed --same-trials (variants run in the same rounds)")
@@ -297,6 +311,8 @@ def main() -> None:
         log(f"trials: {args.same_trials} same-model, {args.variant_trials} per slowed model, "
             f"{args.baselines} baselines, {args.measure_ms:g} ms per measurement")
         trials, baselines = run_trials(args, same, slowed, settings, log)
+    if args.save is not None:
+        args.save.write_bytes(pickle.dumps((trials, baselines)))
 
     # The true slowdown of each variant: its floor vs the same round's same-model floor.
     columns = [SAME] + [f"{s:.0%}" for s in SLOWDOWNS]
@@ -341,6 +357,27 @@ def main() -> None:
     print(f"(trials: {counts[SAME]} same-model, " + ", ".join(f"{counts[c]} at +{c}" for c in columns[1:])
           + "; measure s/test = wall seconds of measuring per test (warm-up, timing, probes), incl. the "
           "re-measurement where the rule asked for it)")
+    print_mistakes(trials, baselines, args.threshold)
+
+
+def print_mistakes(trials: list[Trial], baselines: list[dict], threshold: float) -> None:
+    """The trials the probe rule got wrong at ``threshold`` (vs the farthest baseline), with what
+    each measurement saw: where the remaining errors come from."""
+    print()
+    print(f"mistakes of pytest-trt min/probe at {threshold:.0%} vs the farthest baseline: status, change / "
+          "raw change / host change, CI; of the first measurement, then of both pooled where re-measured:")
+    for t in trials:
+        baseline = baselines[t.far]
+        first = assess(baseline, t.first, threshold)
+        final = decide(baseline, t.first, lambda t=t: t.second, threshold)
+        if (final.status == "regressed") == (t.variant != SAME):
+            continue
+        seen = "  ".join(
+            f"{v.status} {v.change * 100:+.1f}/{v.raw_change * 100:+.1f}/{(v.host_change or 0) * 100:+.1f}% "
+            f"[{v.ci_low * 100:+.1f}..{v.ci_high * 100:+.1f}]"
+            for v in ((first, final) if final.remeasured else (first,)))
+        kind = "false alarm" if final.status == "regressed" else f"missed +{t.variant}"
+        print(f"  round {t.round:>3} {kind:<13} {seen}")
 
 if __name__ == "__main__":
     main()

@@ -128,7 +128,7 @@ def test_decide_fails_when_the_remeasurement_confirms(baseline):
     verdict = decide(baseline, sample(1.2, seed=1), remeasure, threshold=0.10)
     assert remeasure.calls == 1
     assert verdict.status == "regressed" and verdict.remeasured
-    assert MESSAGE.match(verdict.message) and "confirmed by a re-measurement (first: min +" in verdict.message
+    assert MESSAGE.match(verdict.message) and "confirmed by a re-measurement, both pooled (first alone: min +" in verdict.message
 
 
 def test_decide_passes_a_burst_that_the_remeasurement_does_not_confirm(baseline):
@@ -136,7 +136,7 @@ def test_decide_passes_a_burst_that_the_remeasurement_does_not_confirm(baseline)
     verdict = decide(baseline, sample(1.3, seed=1), remeasure, threshold=0.10)
     assert remeasure.calls == 1
     assert verdict.status == "unchanged" and verdict.remeasured
-    assert "was not confirmed" in verdict.message
+    assert "not confirmed by a re-measurement, both pooled" in verdict.message
     assert verdict.as_dict()["remeasured"] is True
 
 
@@ -177,6 +177,39 @@ def test_a_recording_keeps_the_middle_of_its_measurements():
     assert middle_recording([on_slow_host, slow, middle]) is middle
     with pytest.raises(ValueError, match="no measurement"):
         middle_recording([])
+
+
+def test_decide_remeasures_a_change_beyond_the_threshold_that_is_not_yet_significant(baseline, monkeypatch):
+    import pytest_trt.regression as regression
+
+    verdicts = iter([
+        regression.RegressionVerdict("inconclusive", 0.2, -0.01, 0.4, 0.1, False, "first", change=0.2),
+        regression.RegressionVerdict("regressed", 0.2, 0.15, 0.25, 0.1, False, "pooled", change=0.2),
+    ])
+    monkeypatch.setattr(regression, "assess", lambda *args, **kwargs: next(verdicts))
+    remeasure = Remeasure(sample(1.2, seed=2))
+    verdict = regression.decide(baseline, sample(1.2, seed=1), remeasure, threshold=0.10)
+    assert remeasure.calls == 1 and verdict.remeasured and verdict.status == "regressed"
+    # Inconclusive *below* the threshold (e.g. too few iterations: change NaN) is not re-measured.
+    monkeypatch.setattr(regression, "assess", lambda *args, **kwargs: regression.RegressionVerdict(
+        "inconclusive", float("nan"), float("nan"), float("nan"), 0.1, False, "too few", change=float("nan")))
+    assert regression.decide(baseline, sample(1.2, seed=1), remeasure, threshold=0.10).remeasured is False
+    assert remeasure.calls == 1
+
+
+def test_decide_pools_the_two_measurements(probed_baseline):
+    # The first measurement ran in a host state the probe tracks badly (the model slowed 30%,
+    # the probe not at all); the re-measurement in a normal one. Pooled, the lower floors win.
+    odd = sample(1.0, seed=1, host=1.0)
+    odd.samples_ms = [1.3 * t for t in odd.samples_ms]
+    remeasure = Remeasure(sample(1.0, seed=2, host=1.0))
+    verdict = decide(probed_baseline, odd, remeasure, threshold=0.05)
+    assert remeasure.calls == 1 and verdict.remeasured and verdict.status == "unchanged"
+    assert abs(verdict.change) < 0.01
+    # A real slowdown is in both measurements, so the pooled floor keeps it.
+    slower = Remeasure(sample(1.2, seed=3, host=1.35))
+    verdict = decide(probed_baseline, sample(1.2, seed=4, host=1.0), slower, threshold=0.05)
+    assert verdict.status == "regressed" and verdict.change == pytest.approx(0.2, abs=0.01)
 
 
 def test_accuracy_drift_flags_errors_well_above_the_baseline():
