@@ -238,9 +238,9 @@ def rules(threshold: float) -> dict[str, Rule]:
     """Each rule judges a trial against a baseline entry: (failed?, measured seconds it cost)."""
 
     def with_remeasure(limit: float, probe: bool = True, gate: str = "decide") -> Rule:
-        """``decide`` as the plugin runs it; or, on the same measurements, ``gate`` "no-ci" (the
-        pooled change alone against the threshold) or "both" (each measurement must regress on
-        its own, the rule before pooling)."""
+        """``decide`` as the plugin runs it; or, on the same measurements, ``gate`` "ci" (the
+        pooled bootstrap interval must also lie above 0, an earlier rule) or "both" (each
+        measurement must regress on its own instead of pooled, an earlier rule)."""
         def rule(trial: Trial, baseline: dict) -> tuple[bool, float]:
             used = [trial.seconds[0]]
             first, second = trial.first, trial.second
@@ -257,8 +257,7 @@ def rules(threshold: float) -> dict[str, Rule]:
                     assess(baseline, remeasure(), limit).status == "regressed"
             else:
                 verdict = decide(baseline, first, remeasure, limit)
-                failed = verdict.status == "regressed" or (gate == "no-ci" and verdict.remeasured
-                                                          and verdict.change > limit)
+                failed = verdict.status == "regressed" and (gate != "ci" or verdict.ci_low > 0)
             return failed, sum(used)
         return rule
 
@@ -269,7 +268,7 @@ def rules(threshold: float) -> dict[str, Rule]:
     for limit in sorted({threshold, *EXTRA_THRESHOLDS}):
         default = " (default)" if limit == 0.10 else ""
         table[f"pytest-trt: min/probe, re-measure, threshold {limit:.0%}{default}"] = with_remeasure(limit)
-    table[f"  same, re-measurement judged without the CI, {threshold:.0%}"] = with_remeasure(threshold, gate="no-ci")
+    table[f"  same, pooled CI must lie above 0 too, {threshold:.0%}"] = with_remeasure(threshold, gate="ci")
     table[f"  same, each measurement must regress alone, {threshold:.0%}"] = with_remeasure(threshold, gate="both")
     table[f"  same, no re-measurement, {threshold:.0%}"] = single(
         lambda t, b: assess(b, t.first, threshold).status == "regressed")
@@ -294,6 +293,7 @@ def main() -> None:
     parser.add_argument("--warmup-ms", type=float, default=defaults.warmup_ms)
     parser.add_argument("--threshold", type=float, default=0.03, help="the detector's threshold (fraction)")
     parser.add_argument("--save", type=Path, help="also pickle the trials and baselines here, to judge other rules later")
+    parser.add_argument("--load", type=Path, help="judge the trials and baselines pickled by --save instead of measuring")
     args = parser.parse_args()
     if args.variant_trials > args.same_trials:
         parser.error("--variant-trials must not exceed --same-trials (variants run in the same rounds)")
@@ -304,13 +304,17 @@ def main() -> None:
     settings = MeasureSettings(warmup_ms=args.warmup_ms, min_iterations=50,
                                min_duration_ms=args.measure_ms, max_duration_ms=3 * args.measure_ms)
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="regression-power-") as tmp:
-        folder = Path(tmp)
-        slowed = calibrate(folder, settings, log)
-        same = make_variant(SAME, slowed_cnn(0), folder)
-        log(f"trials: {args.same_trials} same-model, {args.variant_trials} per slowed model, "
-            f"{args.baselines} baselines, {args.measure_ms:g} ms per measurement")
-        trials, baselines = run_trials(args, same, slowed, settings, log)
+    if args.load is not None:
+        trials, baselines = pickle.loads(args.load.read_bytes())
+        log(f"judging the {len(trials)} trials saved in {args.load} (measurement settings as saved)")
+    else:
+        with tempfile.TemporaryDirectory(prefix="regression-power-") as tmp:
+            folder = Path(tmp)
+            slowed = calibrate(folder, settings, log)
+            same = make_variant(SAME, slowed_cnn(0), folder)
+            log(f"trials: {args.same_trials} same-model, {args.variant_trials} per slowed model, "
+                f"{args.baselines} baselines, {args.measure_ms:g} ms per measurement")
+            trials, baselines = run_trials(args, same, slowed, settings, log)
     if args.save is not None:
         args.save.write_bytes(pickle.dumps((trials, baselines)))
 
@@ -330,7 +334,9 @@ def main() -> None:
 
     print()
     print(f"regression_power: onnxruntime CPU, example CNN batch {BATCH}, 1 intra-op thread, "
-          f"{args.warmup_ms:g} + {args.measure_ms:g} ms per measurement, baselines the middle of {RECORDINGS}; {len(trials)} trials in {time.perf_counter() - began:.0f} s")
+          f"{args.warmup_ms:g} + {args.measure_ms:g} ms per measurement, baselines the middle of {RECORDINGS}; "
+          + (f"{len(trials)} saved trials judged" if args.load else
+             f"{len(trials)} trials in {time.perf_counter() - began:.0f} s"))
     print("measured slowdown of the slowed models (floor/probe vs same-round floor/probe, median over rounds): "
           + ", ".join(f"{c}: {measured[c] * 100:+.1f}%" for c in columns[1:]))
     print("machine drift: baseline floors (median) over the first/middle/last third of the run: "
