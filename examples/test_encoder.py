@@ -8,7 +8,9 @@ import pytest
 
 
 def batch(size: int):
-    return pytest.param(size, marks=pytest.mark.trt_model("models/encoder.onnx", batch_size=size), id=f"batch{size}")
+    # intra_op_threads=1: see test_cnn.py.
+    mark = pytest.mark.trt_model("models/encoder.onnx", batch_size=size, intra_op_threads=1)
+    return pytest.param(size, marks=mark, id=f"batch{size}")
 
 
 @pytest.mark.parametrize("size", [batch(1), batch(8)])

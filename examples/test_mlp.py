@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 
-@pytest.mark.trt_model("models/mlp.onnx", shapes={"x": (32, 256)})
+@pytest.mark.trt_model("models/mlp.onnx", shapes={"x": (32, 256)}, intra_op_threads=1)  # see test_cnn.py
 @pytest.mark.trt_accuracy(rtol=1e-3, atol=1e-5)
 # Enforced when onnxruntime runs the model: generous enough for a slow 2-core CI machine.
 @pytest.mark.trt_perf(max_latency_ms=50, percentile=99, backend="onnxruntime")

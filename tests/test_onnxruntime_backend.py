@@ -82,6 +82,19 @@ def test_infer_names_the_bad_input(backend, encoder, feed):
         runner.infer({"tokens": feed["tokens"].astype(np.int32)})
 
 
+@pytest.mark.parametrize(("threads", "probed"), [(1, True), (2, False)])
+def test_the_host_probe_runs_only_beside_a_single_threaded_session(backend, encoder, feed, threads, probed):
+    build = BuildSpec(options=(("intra_op_threads", threads),))
+    runner = backend.load(backend.build(encoder, build), encoder, build)
+    session = runner.timed_session(feed, MeasureSettings())
+    times = session.run(8)
+    session.close()
+    assert bool(times.probe) is probed
+    off = runner.timed_session(feed, MeasureSettings(host_probe=False))
+    assert off.run(8).probe is None
+    off.close()
+
+
 def test_timed_session_times_each_iteration_on_the_host_clock(backend, encoder, feed):
     runner = backend.load(backend.build(encoder, BuildSpec()), encoder, BuildSpec())
     session = runner.timed_session(feed, MeasureSettings())

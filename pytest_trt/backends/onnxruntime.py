@@ -7,6 +7,7 @@ CPU by default; other execution providers only when asked for and actually in us
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -180,7 +181,16 @@ class OnnxRuntimeRunner:
 
         checked = self._checked_feed(feed)
         run, names = self._session.run, self._output_names
-        return HostTimedSession(lambda: run(names, checked), probe=settings.host_probe)
+        return HostTimedSession(lambda: run(names, checked), probe=settings.host_probe and self._probe_applies())
+
+    def _probe_applies(self) -> bool:
+        """Whether the host-speed probe measures what this session runs on: this CPU thread alone.
+        A multi-threaded session spreads over many cores and the probe runs on one, so a state
+        that slows one core slows the probe, not the session (on a 16-core host: probe floor +55%,
+        session floor unchanged); a GPU provider's time is not the host's."""
+        threads = self._session.get_session_options().intra_op_num_threads
+        single = threads == 1 or (threads == 0 and os.cpu_count() == 1)
+        return single and self._session.get_providers() == ["CPUExecutionProvider"]
 
     def close(self) -> None:
         self._session = None
