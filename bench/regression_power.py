@@ -55,6 +55,7 @@ from pytest_trt.measure import PerfResult, measure
 from pytest_trt.model import load_model, make_inputs, resolve_shapes
 from pytest_trt.regression import (
     RECORDINGS,
+    Measurement,
     assess,
     decide,
     middle_recording,
@@ -222,14 +223,6 @@ def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[float, Vari
 Rule = Callable[[Trial, dict], tuple[bool, float]]
 
 
-@dataclass
-class Unprobed:
-    """A measurement with its probe times left out: the detector as it was without the probe."""
-
-    samples_ms: list[float]
-    probe_ms: None = None
-
-
 def without_probe(baseline: dict) -> dict:
     return {k: v for k, v in baseline.items() if k != "host_probe_ms"}
 
@@ -246,7 +239,7 @@ def rules(threshold: float) -> dict[str, Rule]:
             first, second = trial.first, trial.second
             if not probe:
                 baseline = without_probe(baseline)
-                first, second = Unprobed(first.samples_ms), Unprobed(second.samples_ms)
+                first, second = Measurement(first.samples_ms), Measurement(second.samples_ms)
 
             def remeasure() -> object:
                 used.append(trial.seconds[1])
@@ -275,7 +268,7 @@ def rules(threshold: float) -> dict[str, Rule]:
     for limit in sorted({threshold, 0.10}):
         table[f"no probe (raw min), re-measure, threshold {limit:.0%}"] = with_remeasure(limit, probe=False)
     table[f"no probe, median, threshold {threshold:.0%}, no re-measure"] = single(
-        lambda t, b: assess(without_probe(b), Unprobed(t.first.samples_ms), threshold,
+        lambda t, b: assess(without_probe(b), Measurement(t.first.samples_ms), threshold,
                             percentile=50.0).status == "regressed")
     table["pytest-benchmark --benchmark-compare-fail=mean:5%"] = single(
         lambda t, b: t.first.latency.mean / b["latency_ms"]["mean"] - 1.0 > 0.05)

@@ -187,7 +187,7 @@ class BaselineStore:
         perf = record.perf
         if perf is None or not perf.samples_ms:
             raise ValueError(f"{record.nodeid}: no latency sample to record as a baseline")
-        probe = {"host_probe_ms": _sample_summary(perf.probe_ms)} if getattr(perf, "probe_ms", None) else {}
+        probe = {"host_probe_ms": _sample_summary(perf.probe_ms)} if perf.probe_ms else {}
         accuracy: dict[str, dict[str, float]] = {}
         for output in getattr(record.accuracy, "outputs", None) or []:
             numbers = {k: _round(float(v)) for k, v in output.stats.items()

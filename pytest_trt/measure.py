@@ -166,7 +166,7 @@ def _warm_up(session: TimedSession, warmup_ms: float) -> tuple[int, float] | Non
 
 
 def _merge(chunks: list[IterationTimes], phase: str) -> list[float] | None:
-    """A phase's times across chunks, or None unless every chunk reported it."""
+    """A phase's (or the probe's) times across chunks, or None unless every chunk reported them."""
     parts = [getattr(c, phase) for c in chunks]
     if any(p is None for p in parts):
         return None
@@ -240,7 +240,6 @@ def measure(runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSet
             f"{settings.min_duration_ms:g} ms"
         )
     samples = [t for c in chunks for t in c.latency]
-    probes = None if any(c.probe is None for c in chunks) else [t for c in chunks for t in c.probe or ()]
     latency = summarize(samples)
     phases: dict[str, LatencyStats | None] = {}
     for phase in PHASES:
@@ -261,7 +260,7 @@ def measure(runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSet
         throughput=batch * iterations / (measured_ms / 1000.0),
         samples_ms=samples,
         warnings=warnings,
-        probe_ms=probes or None,
+        probe_ms=_merge(chunks, "probe") or None,  # [] when a fast model's chunks ended before a probe
     )
 
 

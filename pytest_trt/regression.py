@@ -178,18 +178,19 @@ def middle_recording(measurements: Sequence[Timed]) -> Timed:
 
 
 @dataclass
-class Pooled:
-    """Two measurements of one test taken as one: samples and probe times side by side."""
+class Measurement:
+    """A plain ``Timed``: latency samples and, where the probe ran, its times."""
 
     samples_ms: list[float]
-    probe_ms: list[float] | None
+    probe_ms: list[float] | None = None
 
 
-def pool(first: Timed, second: Timed) -> Pooled:
+def pool(first: Timed, second: Timed) -> Measurement:
+    """Two measurements of one test taken as one: samples and probe times side by side."""
     probes = None
     if first.probe_ms and second.probe_ms:
         probes = [*first.probe_ms, *second.probe_ms]
-    return Pooled([*first.samples_ms, *second.samples_ms], probes)
+    return Measurement([*first.samples_ms, *second.samples_ms], probes)
 
 
 def decide(

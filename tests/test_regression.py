@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from test_baseline import make_record
 from pytest_trt.baseline import BaselineStore
 from pytest_trt.regression import (
     RECORDINGS,
+    Measurement,
     accuracy_drift,
     assess,
     baseline_sample,
@@ -23,22 +23,16 @@ from pytest_trt.regression import (
 MESSAGE = re.compile(r"min [+-]\d+\.\d% vs baseline \(95% CI [+-]\d+\.\d%\.\.[+-]\d+\.\d%, threshold \d+%\)")
 
 
-@dataclass
-class Timing:
-    samples_ms: list[float]
-    probe_ms: list[float] | None = None
-
-
 def skewed(scale: float, seed: int, n: int) -> list[float]:
     """Times with a hard floor at ``scale`` and right-skewed noise above it, like real ones."""
     return list(scale * (1.0 + np.random.default_rng(seed).gamma(2.0, 0.05, n)))
 
 
-def sample(scale: float, seed: int, n: int = 2000, host: float | None = None) -> Timing:
+def sample(scale: float, seed: int, n: int = 2000, host: float | None = None) -> Measurement:
     """A measurement; with ``host``, the host ran that much slower (model and probe alike)."""
     if host is None:
-        return Timing(skewed(scale, seed, n))
-    return Timing(skewed(scale * host, seed, n), skewed(0.1 * host, seed + 100, 400))
+        return Measurement(skewed(scale, seed, n))
+    return Measurement(skewed(scale * host, seed, n), skewed(0.1 * host, seed + 100, 400))
 
 
 @pytest.fixture
@@ -108,11 +102,11 @@ def test_the_median_can_be_compared_instead(baseline):
 
 
 class Remeasure:
-    def __init__(self, *samples: Timing) -> None:
+    def __init__(self, *samples: Measurement) -> None:
         self.samples = list(samples)
         self.calls = 0
 
-    def __call__(self) -> Timing:
+    def __call__(self) -> Measurement:
         self.calls += 1
         return self.samples.pop(0)
 
