@@ -30,7 +30,8 @@ import numpy as np
 from filelock import FileLock
 
 from .files import write_atomic
-from .regression import RECORDINGS, Timed, accuracy_drift, decide, middle_recording
+from .host_probe import HostProbe
+from .regression import Timed, accuracy_drift, decide, record as record_baseline
 from .results import TestRecord
 from .stats import percentile_label, quantile_summary
 
@@ -405,16 +406,16 @@ def compare_record(
 
     ``mode`` is compare | strict | off; ``remeasure`` re-runs the measurement and returns it
     (when comparing, called at most once, only when the first looks regressed; when updating,
-    called until there are RECORDINGS measurements, and the middle one is kept); ``enforce``
+    as often as ``regression.record`` asks); ``enforce``
     False reports a regression without failing (--trt-perf=report).
     """
     if mode == "off" or record.perf is None:
         return []
     if update:
-        recordings = [record.perf] + [remeasure() for _ in range(RECORDINGS - 1)]
-        record.perf = middle_recording(recordings)
+        recording = record_baseline(record.perf, remeasure, HostProbe.fastest_ms)
+        record.perf = recording.kept
         store.stage(record.module, record.nodeid, BaselineStore.entry_from_record(record, commit, software))
-        record.baseline_note = f"baseline recorded (middle of {RECORDINGS} measurements)"
+        record.baseline_note = recording.note
         return []
     try:
         entry = store.lookup(record.module, record.nodeid)

@@ -8,13 +8,19 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
   moves by 15% and more between runs on a 2-core cloud VM while the floor stays within about 2%.
 * Where both sides timed the host-speed probe (host_probe.py), each floor is first divided by
   the floor of its probe times: a host that runs 35% slower for a while (another tenant on the
-  core) slows the probe too, and that is divided out. Baselines are recorded as the middle one of
-  ``RECORDINGS`` measurements, so one unlucky recording does not set the bar.
+  core) slows the probe too, and that is divided out. The model and the probe do not slow down
+  by quite the same factor, so:
+  - baselines are recorded at the host's usual speed: ``record`` keeps the middle one of
+    ``RECORDINGS`` measurements that spent a real share of their time (``STATE_QUANTILE``
+    percent of their probe times) within ``HOST_STATE`` of the fastest probe this process has
+    timed, taking more (up to ``MAX_RECORDINGS``) while the host runs slow;
+  - a comparison across a host speed change adds ``HOST_UNCERTAINTY`` of that change to the
+    threshold, the share of it the division may have got wrong.
 * A measurement looks regressed when its floor is slower than the baseline's by more than the
-  threshold; improved is the mirror image, reported and never failed.
+  threshold (plus that margin); improved is the mirror image, reported and never failed.
 * Significance comes from replication, at the level where the noise lives: ``decide`` re-measures
-  once when the first measurement looks regressed, and the test fails only if both measurements
-  pooled are still beyond the threshold. The pooled floor is the lower of the two, so a
+  once when the first measurement is slower by more than the threshold, and the test fails only
+  if both measurements pooled are still beyond it. The pooled floor is the lower of the two, so a
   measurement taken in an odd moment of the host (a burst, a speed state the probe tracks badly)
   is outvoted by the other, while a real slowdown, present in both, stays.
 * The 95% bootstrap interval of the ratio (``stats.bootstrap_ratio_ci`` on the new sample, the
@@ -41,6 +47,10 @@ RESAMPLES = 4000
 MIN_SAMPLES = 20  # fewer iterations than this say nothing about a floor
 MIN_PROBES = 5  # fewer probe times than this say nothing about the host's speed
 RECORDINGS = 3  # measurements per recorded baseline; the middle one is kept
+MAX_RECORDINGS = 6  # measurements an update may take to find RECORDINGS at the usual host speed
+HOST_STATE = 0.10  # probe times this far above the fastest one mark a slow host state
+STATE_QUANTILE = 5.0  # percent of a recording's probe times that must be at the usual speed
+HOST_UNCERTAINTY = 0.25  # share of a host speed change the probe may fail to divide out
 HOST_NOTE = 0.02  # a host speed change above this is named in the message
 
 # Accuracy drift: an error statistic "well above" its baseline is more than DRIFT_FACTOR times it
@@ -77,6 +87,7 @@ class RegressionVerdict:
     normalized: bool = False
     raw_change: float = 0.0
     host_change: float | None = None
+    margin: float = 0.0  # added to the threshold for the host's speed change (HOST_UNCERTAINTY)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,7 +156,9 @@ def assess(
         denominators.append((new_probe, 0.0))
     low, high = bootstrap_ratio_ci(numerators, denominators, CONFIDENCE, RESAMPLES)
     low, high = low - 1.0, high - 1.0
-    status = "regressed" if change > threshold else "improved" if change < -threshold else "unchanged"
+    margin = HOST_UNCERTAINTY * abs(host) if host is not None and abs(host) > HOST_NOTE else 0.0
+    bound = threshold + margin
+    status = "regressed" if change > bound else "improved" if change < -bound else "unchanged"
     message = (
         f"{label} {_percent(change)} vs baseline ({CONFIDENCE:.0%} CI {_percent(low)}..{_percent(high)}, "
         f"threshold {threshold * 100:g}%)"
@@ -154,27 +167,80 @@ def assess(
         pace = "slower" if host > 0 else "faster"
         message += (
             f"; the host ran {abs(host) * 100:.0f}% {pace} than when the baseline was recorded "
-            f"(probe floor), divided out: raw {label} {_percent(raw)}"
+            f"(probe floor), divided out: raw {label} {_percent(raw)}, and {margin * 100:.1f}% added to "
+            "the threshold for what the division may miss"
         )
     return RegressionVerdict(
         status, median_change, low, high, threshold, False, message, label, change,
-        normalized=host is not None, raw_change=raw, host_change=host,
+        normalized=host is not None, raw_change=raw, host_change=host, margin=margin,
     )
+
+
+def probe_floor(timed: Timed) -> float | None:
+    probes = timed.probe_ms or ()
+    return float(np.min(probes)) if len(probes) >= MIN_PROBES else None
 
 
 def normalized_floor(timed: Timed) -> float:
     """The floor in probe units where the probe ran, else in ms: what orders recordings."""
     floor = float(np.min(timed.samples_ms))
-    probes = timed.probe_ms or ()
-    return floor / float(np.min(probes)) if len(probes) >= MIN_PROBES else floor
+    probe = probe_floor(timed)
+    return floor / probe if probe is not None else floor
 
 
 def middle_recording(measurements: Sequence[Timed]) -> Timed:
-    """The measurement whose (probe-normalized) floor is the median of an odd number of them."""
+    """The measurement whose (probe-normalized) floor is the median (the lower middle of an even
+    number)."""
     if not measurements:
         raise ValueError("no measurement to record")
     ranked = sorted(measurements, key=normalized_floor)
     return ranked[(len(ranked) - 1) // 2]
+
+
+def at_usual_speed(measurements: Sequence[Timed], fastest_probe_ms: float = float("inf")) -> list[Timed]:
+    """The measurements not taken in a slow host state: those without probe times, and those
+    with at least STATE_QUANTILE percent of their probe times within HOST_STATE of the fastest
+    probe (``fastest_probe_ms`` or their own). A floor set by a few fast moments of a mostly
+    slow measurement does not count: there the model's and the probe's floors need not match."""
+    floors = [probe_floor(m) for m in measurements]
+    fastest = min([fastest_probe_ms, *(f for f in floors if f is not None)])
+    return [
+        m for m, f in zip(measurements, floors)
+        if f is None or np.percentile(m.probe_ms, STATE_QUANTILE) <= (1.0 + HOST_STATE) * fastest
+    ]
+
+
+@dataclass
+class Recording:
+    """What ``record`` keeps: the middle of ``used`` measurements out of ``taken``."""
+
+    kept: Timed
+    used: int
+    taken: int
+    host_slow: bool = False  # no measurement was at the usual speed, so all were used
+
+    @property
+    def note(self) -> str:
+        note = f"baseline recorded (middle of {self.used} measurements"
+        if self.host_slow:
+            note += ", all taken while the host ran slower than the fastest probe of this test run"
+        elif self.taken > self.used:
+            note += f"; {self.taken - self.used} more taken while the host ran slow, set aside"
+        return note + ")"
+
+
+def record(first: Timed, remeasure: Callable[[], Timed], fastest_probe_ms: float = float("inf")) -> Recording:
+    """A baseline from ``first`` and more measurements: measure until RECORDINGS were taken at the
+    usual host speed (``at_usual_speed``; ``fastest_probe_ms``, the fastest probe this process
+    has timed, tells a host that runs slow for all of them), at most MAX_RECORDINGS in all, and
+    keep the middle of those. If none was at the usual speed, all of them are used."""
+    taken = [first]
+    while len(at_usual_speed(taken, fastest_probe_ms)) < RECORDINGS and len(taken) < MAX_RECORDINGS:
+        taken.append(remeasure())
+    used = at_usual_speed(taken, fastest_probe_ms)
+    if used:
+        return Recording(middle_recording(used), len(used), len(taken))
+    return Recording(middle_recording(taken), len(taken), len(taken), host_slow=True)
 
 
 @dataclass
@@ -201,12 +267,13 @@ def decide(
     *,
     percentile: float = COMPARED_PERCENTILE,
 ) -> RegressionVerdict:
-    """``assess``; when that says "regressed", call ``remeasure()`` once and return the verdict
-    of both measurements pooled. A floor measured in an odd moment of the host (a speed state the
+    """``assess``; when that finds the test slower by more than the threshold (regressed, or
+    within the host-speed margin), call ``remeasure()`` once and return the verdict of both
+    measurements pooled. A floor measured in an odd moment of the host (a speed state the
     probe does not track well, a burst) is then replaced by the other measurement's, since the
     pooled floor is the lower of the two, while a real slowdown is in both and stays."""
     verdict = assess(baseline, first, threshold, percentile=percentile)
-    if verdict.status != "regressed":
+    if not verdict.change > threshold:
         return verdict
     second = remeasure()
     pooled = assess(baseline, pool(first, second), threshold, percentile=percentile)

@@ -10,14 +10,17 @@ from test_baseline import make_record
 
 from pytest_trt.baseline import BaselineStore
 from pytest_trt.regression import (
+    MAX_RECORDINGS,
     RECORDINGS,
     Measurement,
     accuracy_drift,
     assess,
+    at_usual_speed,
     baseline_sample,
     decide,
     middle_recording,
     normalized_floor,
+    record,
 )
 
 MESSAGE = re.compile(r"min [+-]\d+\.\d% vs baseline \(95% CI [+-]\d+\.\d%\.\.[+-]\d+\.\d%, threshold \d+%\)")
@@ -143,14 +146,37 @@ def test_a_slower_host_is_divided_out_by_the_probe(probed_baseline):
     assert verdict.host_change == pytest.approx(0.35, abs=0.01)
     assert abs(verdict.change) < 0.01
     assert re.search(r"; the host ran 35% slower than when the baseline was recorded \(probe floor\), "
-                     r"divided out: raw min \+3[45]\.\d%$", verdict.message), verdict.message
+                     r"divided out: raw min \+3[45]\.\d%, and 8\.\d% added to the threshold for what the division "
+                     r"may miss$",
+                     verdict.message), verdict.message
+    assert verdict.margin == pytest.approx(0.25 * 0.35, abs=0.005)
 
 
 def test_a_real_slowdown_stays_visible_on_a_slower_host(probed_baseline):
-    verdict = assess(probed_baseline, sample(1.2, seed=1, host=1.35), threshold=0.10)
-    assert verdict.status == "regressed" and verdict.change == pytest.approx(0.2, abs=0.01)
+    verdict = assess(probed_baseline, sample(1.25, seed=1, host=1.35), threshold=0.10)
+    assert verdict.status == "regressed" and verdict.change == pytest.approx(0.25, abs=0.01)
     assert 0 < verdict.ci_low <= verdict.change <= verdict.ci_high
     assert MESSAGE.match(verdict.message), verdict.message
+
+
+def test_a_host_speed_change_widens_the_threshold_by_what_the_probe_may_miss(probed_baseline):
+    # The model and the probe never slow down by quite the same factor, so across a 20% host
+    # speed change a +6% reading could be the division's error: a quarter of the change is added.
+    on_slower_host = assess(probed_baseline, sample(1.06, seed=1, host=1.2), threshold=0.03)
+    assert on_slower_host.change == pytest.approx(0.06, abs=0.01)
+    assert on_slower_host.margin == pytest.approx(0.05, abs=0.005) and on_slower_host.status == "unchanged"
+    assert "and 5.0% added to the threshold for what the division may miss" in on_slower_host.message
+    same_host = assess(probed_baseline, sample(1.06, seed=1, host=1.0), threshold=0.03)
+    assert same_host.margin == 0.0 and same_host.status == "regressed"
+
+
+def test_a_reading_within_the_host_margin_is_remeasured_and_a_real_slowdown_caught(probed_baseline):
+    # First measured on a slower host (within the margin), then at the usual speed: pooled, the
+    # floors come from the usual speed, and the +6% stands.
+    remeasure = Remeasure(sample(1.06, seed=2, host=1.0))
+    verdict = decide(probed_baseline, sample(1.06, seed=1, host=1.2), remeasure, threshold=0.03)
+    assert remeasure.calls == 1 and verdict.remeasured
+    assert verdict.status == "regressed" and verdict.margin == 0.0, verdict.message
 
 
 def test_without_a_probe_on_either_side_the_raw_floors_are_compared(baseline, probed_baseline):
@@ -171,6 +197,58 @@ def test_a_recording_keeps_the_middle_of_its_measurements():
     assert middle_recording([on_slow_host, slow, middle]) is middle
     with pytest.raises(ValueError, match="no measurement"):
         middle_recording([])
+
+
+def test_a_baseline_is_recorded_from_three_measurements_at_the_usual_host_speed():
+    first, middle, slow = sample(1.0, seed=1, host=1.0), sample(1.1, seed=2, host=1.0), sample(1.3, seed=3, host=1.0)
+    remeasure = Remeasure(slow, middle, sample(1.0, seed=4, host=1.0))
+    recording = record(first, remeasure)
+    assert remeasure.calls == RECORDINGS - 1 and recording.kept is middle
+    assert (recording.used, recording.taken) == (3, 3)
+    assert recording.note == "baseline recorded (middle of 3 measurements)"
+
+
+def test_measurements_taken_while_the_host_runs_slow_are_set_aside_and_replaced():
+    # The probe divides out most of a slow host state, not all of it (the model and the probe
+    # slow down by different amounts), so a baseline is made of measurements at the usual speed.
+    on_slow_host = sample(0.9, seed=1, host=1.35)  # normalized, it would look fastest
+    usual = [sample(1.0, seed=2, host=1.0), sample(1.1, seed=3, host=1.02), sample(1.2, seed=4, host=1.0)]
+    assert at_usual_speed([on_slow_host, *usual]) == usual
+    remeasure = Remeasure(*usual)
+    recording = record(on_slow_host, remeasure)
+    assert remeasure.calls == 3 and recording.kept is usual[1]
+    assert recording.note == "baseline recorded (middle of 3 measurements; 1 more taken while the host ran slow, set aside)"
+
+
+def test_a_floor_set_by_a_few_fast_moments_is_not_the_usual_speed():
+    usual = sample(1.0, seed=1, host=1.0)
+    # Mostly slow (+35%), with 2% of the probe times at the usual speed: the floors look usual,
+    # but the model's and the probe's floors need not come from the same moments.
+    mixed = sample(1.0, seed=2, host=1.35)
+    mixed.probe_ms[: len(mixed.probe_ms) // 50] = usual.probe_ms[: len(mixed.probe_ms) // 50]
+    assert min(mixed.probe_ms) < 1.1 * min(usual.probe_ms)
+    assert at_usual_speed([usual, mixed]) == [usual]
+
+
+def test_a_host_slow_for_every_recording_is_told_by_the_fastest_probe_of_the_process():
+    slow = [sample(1.0 + i / 10, seed=i, host=1.35) for i in range(MAX_RECORDINGS)]
+    # On their own, all of them look alike ...
+    assert at_usual_speed(slow) == slow
+    # ... but the process has timed the probe faster: measure up to the cap, then keep the
+    # middle of the fastest state's measurements.
+    remeasure = Remeasure(*slow[1:])
+    recording = record(slow[0], remeasure, fastest_probe_ms=0.1)
+    assert remeasure.calls == MAX_RECORDINGS - 1 and recording.taken == MAX_RECORDINGS
+    assert recording.host_slow and recording.used == MAX_RECORDINGS
+    assert recording.kept is slow[(MAX_RECORDINGS - 1) // 2]
+    assert "all taken while the host ran slower than the fastest probe of this test run" in recording.note
+
+
+def test_without_probe_times_every_measurement_counts_as_usual_speed():
+    plain = [sample(1.0 + i / 10, seed=i) for i in range(RECORDINGS)]
+    remeasure = Remeasure(*plain[1:])
+    recording = record(plain[0], remeasure, fastest_probe_ms=0.001)
+    assert remeasure.calls == RECORDINGS - 1 and recording.kept is plain[1]
 
 
 def test_the_bootstrap_interval_is_reported_but_does_not_gate(baseline, monkeypatch):
