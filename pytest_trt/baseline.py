@@ -31,7 +31,8 @@ from filelock import FileLock
 
 from .files import write_atomic
 from .host_probe import HostProbe
-from .regression import Timed, accuracy_drift, decide, record as record_baseline
+from .regression import Timed, accuracy_drift, decide
+from .regression import record as record_baseline
 from .results import TestRecord
 from .stats import percentile_label, quantile_summary
 
@@ -405,9 +406,9 @@ def compare_record(
     warnings, stage a new entry when updating, and return the test's failure lines.
 
     ``mode`` is compare | strict | off; ``remeasure`` re-runs the measurement and returns it
-    (when comparing, called at most once, only when the first looks regressed; when updating,
-    as often as ``regression.record`` asks); ``enforce``
-    False reports a regression without failing (--trt-perf=report).
+    (when comparing, called at most once, as ``regression.decide`` asks; when updating, as often
+    as ``regression.record`` asks); ``enforce`` False reports a regression without failing
+    (--trt-perf=report).
     """
     if mode == "off" or record.perf is None:
         return []

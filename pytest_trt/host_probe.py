@@ -43,8 +43,7 @@ class HostProbe:
         for _ in range(REPEATS):
             np.matmul(a, b, out=out)
         self._last_ms = (time.perf_counter_ns() - start) / 1e6
-        if self._last_ms < HostProbe.fastest_ms:
-            HostProbe.fastest_ms = self._last_ms
+        HostProbe.fastest_ms = min(HostProbe.fastest_ms, self._last_ms)
         return self._last_ms
 
     def due(self, model_ms_since: float) -> bool:

@@ -19,8 +19,8 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
 * A measurement looks regressed when its floor is slower than the baseline's by more than the
   threshold (plus that margin); improved is the mirror image, reported and never failed.
 * Significance comes from replication, at the level where the noise lives: ``decide`` re-measures
-  once when the first measurement is slower by more than the threshold, and the test fails only
-  if both measurements pooled are still beyond it. The pooled floor is the lower of the two, so a
+  once when the first measurement is slower by more than the threshold (or the host ran slow),
+  and the test fails only if both measurements pooled are still beyond it. The pooled floor is the lower of the two, so a
   measurement taken in an odd moment of the host (a burst, a speed state the probe tracks badly)
   is outvoted by the other, while a real slowdown, present in both, stays.
 * The 95% bootstrap interval of the ratio (``stats.bootstrap_ratio_ci`` on the new sample, the
@@ -33,7 +33,7 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -217,13 +217,16 @@ class Recording:
     kept: Timed
     used: int
     taken: int
-    host_slow: bool = False  # no measurement was at the usual speed, so all were used
+    host_slow: bool = False  # none was at the usual speed: all were used, and no probe times kept
 
     @property
     def note(self) -> str:
         note = f"baseline recorded (middle of {self.used} measurements"
         if self.host_slow:
-            note += ", all taken while the host ran slower than the fastest probe of this test run"
+            note += (
+                ", all taken while the host ran slower than the fastest probe of this test run, so "
+                "kept without probe times: later runs compare raw floors"
+            )
         elif self.taken > self.used:
             note += f"; {self.taken - self.used} more taken while the host ran slow, set aside"
         return note + ")"
@@ -233,14 +236,17 @@ def record(first: Timed, remeasure: Callable[[], Timed], fastest_probe_ms: float
     """A baseline from ``first`` and more measurements: measure until RECORDINGS were taken at the
     usual host speed (``at_usual_speed``; ``fastest_probe_ms``, the fastest probe this process
     has timed, tells a host that runs slow for all of them), at most MAX_RECORDINGS in all, and
-    keep the middle of those. If none was at the usual speed, all of them are used."""
+    keep the middle of those. If none was at the usual speed, the middle of all is kept without
+    its probe times: the probe's speed-up from such a state may be far from the model's (on a
+    16-core host, 1.7x against 1.36x), so later runs compare raw floors with it instead."""
     taken = [first]
     while len(at_usual_speed(taken, fastest_probe_ms)) < RECORDINGS and len(taken) < MAX_RECORDINGS:
         taken.append(remeasure())
     used = at_usual_speed(taken, fastest_probe_ms)
     if used:
         return Recording(middle_recording(used), len(used), len(taken))
-    return Recording(middle_recording(taken), len(taken), len(taken), host_slow=True)
+    # Measurements are dataclasses (measure.PerfResult, Measurement below).
+    return Recording(replace(middle_recording(taken), probe_ms=None), len(taken), len(taken), host_slow=True)
 
 
 @dataclass
@@ -268,21 +274,28 @@ def decide(
     percentile: float = COMPARED_PERCENTILE,
 ) -> RegressionVerdict:
     """``assess``; when that finds the test slower by more than the threshold (regressed, or
-    within the host-speed margin), call ``remeasure()`` once and return the verdict of both
-    measurements pooled. A floor measured in an odd moment of the host (a speed state the
-    probe does not track well, a burst) is then replaced by the other measurement's, since the
-    pooled floor is the lower of the two, while a real slowdown is in both and stays."""
+    within the host-speed margin), or the host running more than HOST_STATE slower than at
+    recording (a state whose wide margin could hide a slowdown), call ``remeasure()`` once and
+    return the verdict of both measurements pooled. A floor measured in an odd moment of the
+    host (a speed state the probe does not track well, a burst) is then replaced by the other
+    measurement's, since the pooled floor is the lower of the two, while a real slowdown is in
+    both and stays."""
     verdict = assess(baseline, first, threshold, percentile=percentile)
-    if not verdict.change > threshold:
+    slower = verdict.change > threshold
+    host_slow = (verdict.host_change or 0.0) > HOST_STATE
+    if not (slower or host_slow):
         return verdict
     second = remeasure()
     pooled = assess(baseline, pool(first, second), threshold, percentile=percentile)
     pooled.remeasured = True
     found = f"{verdict.statistic} {_percent(verdict.change)}"
-    if pooled.status == "regressed":
-        pooled.message += f"; confirmed by a re-measurement, both pooled (first alone: {found})"
+    if not slower:
+        why = f"re-measured as the host ran {verdict.host_change * 100:.0f}% slow"
+    elif pooled.status == "regressed":
+        why = "confirmed by a re-measurement"
     else:
-        pooled.message += f"; not confirmed by a re-measurement, both pooled (first alone: {found})"
+        why = "not confirmed by a re-measurement"
+    pooled.message += f"; {why}, both pooled (first alone: {found})"
     return pooled
 
 
