@@ -20,9 +20,10 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
   threshold (plus that margin); improved is the mirror image, reported and never failed.
 * Significance comes from replication, at the level where the noise lives: ``decide`` re-measures
   once when the first measurement is slower by more than the threshold (or the host ran slow),
-  and the test fails only if both measurements pooled are still beyond it. The pooled floor is the lower of the two, so a
-  measurement taken in an odd moment of the host (a burst, a speed state the probe tracks badly)
-  is outvoted by the other, while a real slowdown, present in both, stays.
+  and the test fails only if both measurements pooled are still beyond it. The pooled floor is
+  the lower of the two, so a measurement taken in an odd moment of the host (a burst, a speed
+  state the probe tracks badly) is outvoted by the other, while a real slowdown, present in
+  both, stays.
 * The 95% bootstrap interval of the ratio (``stats.bootstrap_ratio_ci`` on the new sample, the
   sample rebuilt from the baseline's stored quantiles, and both probe samples) is reported but
   does not gate: iterations are not independent draws (the host's state runs through them), and
@@ -221,7 +222,8 @@ class Recording:
 
     @property
     def note(self) -> str:
-        note = f"baseline recorded (middle of {self.used} measurements"
+        kept = "one measurement" if self.used == 1 else f"middle of {self.used} measurements"
+        note = f"baseline recorded ({kept}"
         if self.host_slow:
             note += (
                 ", all taken while the host ran slower than the fastest probe of this test run, so "
