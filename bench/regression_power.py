@@ -6,7 +6,8 @@ machine it is started (meant for a 2-core CI-like box with no GPU):
 1. Builds the example CNN (batch 8) and copies of it made slower by real extra work: a side
    branch of MatMuls on the input whose result is multiplied by 0 and added to the logits, so
    outputs and IO are unchanged. The branch width is calibrated by measurement for +5/+10/+20%
-   (the slowdown reached is measured again during the run and printed with the table).
+   (the slowdown reached is measured again during the run and printed with the table), or
+   given with ``--widths`` to map detection around one slowdown.
 2. Rounds of independent trials, each a fresh onnxruntime session measured once (``--measure-ms``):
    one "same model" trial per round, and in ``--variant-trials`` rounds spread evenly over the
    run one trial of each slowed model, in shuffled order so that machine drift hits all variants
@@ -141,7 +142,7 @@ def make_variant(name: str, model: onnx.ModelProto, folder: Path) -> Variant:
     return Variant(name, path, backend, loaded, artifact, make_inputs(loaded, shapes, 0), build)
 
 
-def calibrate(folder: Path, settings: MeasureSettings, log: Callable[[str], None]) -> dict[float, Variant]:
+def calibrate(folder: Path, settings: MeasureSettings, log: Callable[[str], None]) -> dict[str, Variant]:
     """Side-branch widths giving each slowdown. A width's slowdown is its floor over interleaved
     rounds against the base model's floor in the same rounds; one width's reading wanders by
     1-2% between passes (each measurement is a fresh session), so the widths are read off a
@@ -168,7 +169,7 @@ def calibrate(folder: Path, settings: MeasureSettings, log: Callable[[str], None
         log(f"  calibration pass {attempt + 1}: " + ", ".join(f"width {w} {d * 100:+.1f}%" for w, d in measured)
             + f"; fit over {len(points)} points: {fixed * 100:+.1f}% + {slope * 100:.3f}% per column")
     log("calibrated widths: " + ", ".join(f"+{s:.0%}: {w}" for s, w in zip(SLOWDOWNS, widths)))
-    return {s: variant(w) for s, w in zip(SLOWDOWNS, widths)}
+    return {f"{s:.0%}": variant(w) for s, w in zip(SLOWDOWNS, widths)}
 
 
 def stored_entry(name: str, result: PerfResult) -> dict:
@@ -194,7 +195,7 @@ class Trial:
     seconds: tuple[float, float]  # wall seconds of each measurement (warm-up, timing, probes)
 
 
-def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[float, Variant],
+def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[str, Variant],
                settings: MeasureSettings, log: Callable[[str], None]) -> tuple[list[Trial], list[dict]]:
     rounds = args.same_trials
     # Baselines and slowed-model trials are spread evenly over the run, so that slow drift of
@@ -210,7 +211,7 @@ def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[float, Vari
     for r in range(rounds):
         jobs: list[tuple[str, Variant]] = [(SAME, same)]
         if r in variant_rounds:
-            jobs += [(f"{s:.0%}", v) for s, v in slowed.items()]
+            jobs += list(slowed.items())
         if r in baseline_rounds:
             jobs.append(("baseline", same))
         order_rng.shuffle(jobs)
@@ -306,6 +307,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--same-trials", type=int, default=200, help="same-model trials (false alarms)")
     parser.add_argument("--variant-trials", type=int, default=100, help="trials per slowed model")
+    parser.add_argument("--widths", type=lambda text: [int(w) for w in text.split(",")],
+                        help="side-branch widths of the slowed models, e.g. 14,16,18, instead of calibrating "
+                             "(to map detection around one slowdown; columns are then named by width)")
     parser.add_argument("--baselines", type=int, default=30, help="baseline recordings spread over the run")
     defaults = MeasureSettings()
     parser.add_argument("--measure-ms", type=float, default=defaults.min_duration_ms,
@@ -330,7 +334,10 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="regression-power-") as tmp:
             folder = Path(tmp)
-            slowed = calibrate(folder, settings, log)
+            if args.widths:
+                slowed = {f"w{w}": make_variant(f"width-{w}", slowed_cnn(w), folder) for w in args.widths}
+            else:
+                slowed = calibrate(folder, settings, log)
             same = make_variant(SAME, slowed_cnn(0), folder)
             log(f"trials: {args.same_trials} same-model, {args.variant_trials} per slowed model, "
                 f"{args.baselines} baselines, {args.measure_ms:g} ms per measurement")
@@ -339,7 +346,7 @@ def main() -> None:
         args.save.write_bytes(pickle.dumps((trials, baselines)))
 
     # The true slowdown of each variant: its floor vs the same round's same-model floor.
-    columns = [SAME] + [f"{s:.0%}" for s in SLOWDOWNS]
+    columns = [SAME] + sorted({t.variant for t in trials} - {SAME}, key=lambda name: float(name.strip("w%")))
     counts = {c: sum(t.variant == c for t in trials) for c in columns}
     same_by_round = {t.round: normalized_floor(t.first) for t in trials if t.variant == SAME}
     measured = {
@@ -364,7 +371,8 @@ def main() -> None:
     print("host speed states: same-model raw floors p5/p50/p95 "
           + "/".join(f"{v:.4f}" for v in np.percentile(raw_floors, [5, 50, 95]))
           + f" ms; baseline probe floors min/max {probe_floors.min():.4f}/{probe_floors.max():.4f} ms")
-    header = f"{'rule':<58} | {'false alarms':>12} | " + " | ".join(f"{'detects +' + c:>12}" for c in columns[1:])
+    header = f"{'rule':<58} | {'false alarms':>12} | " + " | ".join(
+        f"{'detects ' + ('+' if c.endswith('%') else '') + c:>12}" for c in columns[1:])
     header += " | measure s/test"
     for pairing, pick in (("baseline recorded farthest in time (another day)", lambda t: t.far),
                           ("baseline recorded nearest in time (same machine state)", lambda t: t.near)):
