@@ -21,9 +21,9 @@ machine it is started (meant for a 2-core CI-like box with no GPU):
    looks slower than the threshold is re-measured once, as the plugin does; the re-measurement
    is taken right after the first) and, on the same first samples, with pytest-benchmark's
    ``--benchmark-compare-fail=mean:5%`` rule (mean more than 5% above the baseline's mean). Also
-   shown, on the same measurements: the detector without the host-speed margin, without the host
-   probe (raw floors), without the re-measurement, and with the median, to show what each part
-   of the method buys.
+   shown, on the same measurements: the detector without the host-speed margin, without the
+   margin for a mixed-state measurement, without the host probe (raw floors), without the
+   re-measurement, and with the median, to show what each part of the method buys.
 
 Measurements use the plugin's defaults (200 ms warm-up, 1000 ms timed, host probe on). Prints a
 table last. Run: ``python bench/regression_power.py`` (about 30 minutes with defaults).
@@ -72,7 +72,7 @@ from pytest_trt.spec import BuildSpec, MeasureSettings
 BATCH = 8
 SLOWDOWNS = (0.05, 0.10, 0.20)
 SAME = "same"
-EXTRA_THRESHOLDS = (0.05, 0.10)  # also judged, from the same trials and re-measurements
+EXTRA_THRESHOLDS = (0.03, 0.04, 0.05, 0.10)  # also judged, from the same trials and re-measurements
 CALIBRATION_START = (16, 48, 96)  # side-branch widths of the first calibration pass
 CALIBRATION_ROUNDS = 12  # interleaved measurements of the base and slowed models per pass
 CALIBRATION_PASSES = 3
@@ -270,14 +270,16 @@ def rules(threshold: float) -> dict[str, Rule]:
             return failed, sum(used)
         return rule
 
-    def without_host_margin(rule: Rule) -> Rule:
-        """``rule`` with nothing added to the threshold for a host speed change."""
+    def without_margin(rule: Rule, constant: str) -> Rule:
+        """``rule`` with nothing added to the threshold for what ``constant`` (HOST_UNCERTAINTY or
+        MIXED_UNCERTAINTY) covers."""
         def judged(trial: Trial, baseline: dict) -> tuple[bool, float]:
-            saved, regression.HOST_UNCERTAINTY = regression.HOST_UNCERTAINTY, 0.0
+            saved = getattr(regression, constant)
+            setattr(regression, constant, 0.0)
             try:
                 return rule(trial, baseline)
             finally:
-                regression.HOST_UNCERTAINTY = saved
+                setattr(regression, constant, saved)
         return judged
 
     def single(check: Callable[[Trial, dict], bool]) -> Rule:
@@ -286,16 +288,18 @@ def rules(threshold: float) -> dict[str, Rule]:
     table: dict[str, Rule] = {}
     for limit in sorted({threshold, *EXTRA_THRESHOLDS}):
         default = " (default)" if limit == 0.10 else ""
-        table[f"pytest-trt: min/probe, re-measure, threshold {limit:.0%}{default}"] = with_remeasure(limit)
-    table[f"  same, no host-speed margin on the threshold, {threshold:.0%}"] = without_host_margin(
-        with_remeasure(threshold))
-    table[f"  same, pooled CI must lie above 0 too, {threshold:.0%}"] = with_remeasure(threshold, gate="ci")
-    table[f"  same, each measurement must regress alone, {threshold:.0%}"] = with_remeasure(threshold, gate="both")
-    table[f"  same, no re-measurement, {threshold:.0%}"] = single(
+        table[f"pytest-trt: min/probe, re-measure, threshold {limit:.1%}{default}"] = with_remeasure(limit)
+    table[f"  same, no host-speed margin on the threshold, {threshold:.1%}"] = without_margin(
+        with_remeasure(threshold), "HOST_UNCERTAINTY")
+    table[f"  same, no margin for a mixed-state measurement, {threshold:.1%}"] = without_margin(
+        with_remeasure(threshold), "MIXED_UNCERTAINTY")
+    table[f"  same, pooled CI must lie above 0 too, {threshold:.1%}"] = with_remeasure(threshold, gate="ci")
+    table[f"  same, each measurement must regress alone, {threshold:.1%}"] = with_remeasure(threshold, gate="both")
+    table[f"  same, no re-measurement, {threshold:.1%}"] = single(
         lambda t, b: assess(b, t.first, threshold).status == "regressed")
     for limit in sorted({threshold, 0.10}):
-        table[f"no probe (raw min), re-measure, threshold {limit:.0%}"] = with_remeasure(limit, probe=False)
-    table[f"no probe, median, threshold {threshold:.0%}, no re-measure"] = single(
+        table[f"no probe (raw min), re-measure, threshold {limit:.1%}"] = with_remeasure(limit, probe=False)
+    table[f"no probe, median, threshold {threshold:.1%}, no re-measure"] = single(
         lambda t, b: assess(without_probe(b), Measurement(t.first.samples_ms), threshold,
                             percentile=50.0).status == "regressed")
     table["pytest-benchmark --benchmark-compare-fail=mean:5%"] = single(
@@ -315,7 +319,7 @@ def main() -> None:
     parser.add_argument("--measure-ms", type=float, default=defaults.min_duration_ms,
                         help="timed duration of one measurement (the plugin's default)")
     parser.add_argument("--warmup-ms", type=float, default=defaults.warmup_ms)
-    parser.add_argument("--threshold", type=float, default=0.03, help="the detector's threshold (fraction)")
+    parser.add_argument("--threshold", type=float, default=0.025, help="the detector's threshold (fraction)")
     parser.add_argument("--save", type=Path, help="also pickle the trials and baselines here, to judge other rules later")
     parser.add_argument("--load", type=Path, help="judge the trials and baselines pickled by --save instead of measuring")
     args = parser.parse_args()
@@ -355,7 +359,8 @@ def main() -> None:
         for c in columns[1:]
     }
     floors = np.array([b["latency_ms"]["quantiles"]["p0"] for b in baselines])
-    probe_floors = np.array([b["host_probe_ms"]["quantiles"]["p0"] for b in baselines])
+    # A baseline never recorded at the usual host speed keeps no probe times (regression.record).
+    probe_floors = np.array([b["host_probe_ms"]["quantiles"]["p0"] for b in baselines if "host_probe_ms" in b])
     thirds = np.array_split(floors, 3)
     raw_floors = np.array([min(t.first.samples_ms) for t in trials if t.variant == SAME])
 
@@ -370,8 +375,10 @@ def main() -> None:
           + " / ".join(f"{np.median(t):.4f}" for t in thirds) + " ms")
     print("host speed states: same-model raw floors p5/p50/p95 "
           + "/".join(f"{v:.4f}" for v in np.percentile(raw_floors, [5, 50, 95]))
-          + f" ms; baseline probe floors min/max {probe_floors.min():.4f}/{probe_floors.max():.4f} ms")
-    header = f"{'rule':<58} | {'false alarms':>12} | " + " | ".join(
+          + "; baseline probe floors min/max "
+          + (f"{probe_floors.min():.4f}/{probe_floors.max():.4f} ms" if probe_floors.size else "-")
+          + f" ({len(baselines) - len(probe_floors)} of {len(baselines)} baselines kept without probe times)")
+    header = f"{'rule':<60} | {'false alarms':>12} | " + " | ".join(
         f"{'detects ' + ('+' if c.endswith('%') else '') + c:>12}" for c in columns[1:])
     header += " | measure s/test"
     for pairing, pick in (("baseline recorded farthest in time (another day)", lambda t: t.far),
@@ -387,7 +394,7 @@ def main() -> None:
                 hits = [failed for (failed, _), t in zip(outcomes, trials) if t.variant == c]
                 cells.append(f"{100 * sum(hits) / max(1, len(hits)):>11.1f}%")
             cost = float(np.mean([seconds for _, seconds in outcomes]))
-            print(f"{label:<58} | " + " | ".join(cells) + f" | {cost:.2f}")
+            print(f"{label:<60} | " + " | ".join(cells) + f" | {cost:.2f}")
     print(f"(trials: {counts[SAME]} same-model, " + ", ".join(f"{counts[c]} at +{c}" for c in columns[1:])
           + "; measure s/test = wall seconds of measuring per test (warm-up, timing, probes), incl. the "
           "re-measurement where the rule asked for it)")
@@ -398,7 +405,7 @@ def print_mistakes(trials: list[Trial], baselines: list[dict], threshold: float)
     """The trials the probe rule got wrong at ``threshold`` (vs the farthest baseline), with what
     each measurement saw: where the remaining errors come from."""
     print()
-    print(f"mistakes of pytest-trt min/probe at {threshold:.0%} vs the farthest baseline: status, change / "
+    print(f"mistakes of pytest-trt min/probe at {threshold:.1%} vs the farthest baseline: status, change / "
           "raw change / host change, CI; of the first measurement, then of both pooled where re-measured:")
     for t in trials:
         baseline = baselines[t.far]

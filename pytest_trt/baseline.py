@@ -23,7 +23,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -412,6 +412,13 @@ def compare_record(
     """
     if mode == "off" or record.perf is None:
         return []
+    if PurePosixPath(record.module).is_absolute() or PureWindowsPath(record.module).is_absolute():
+        record.baseline_note = "test file outside the rootdir"
+        return [(
+            f"baseline: the test file {record.module} is outside pytest's rootdir, so it has no name in the "
+            "baseline store. pytest may have chosen the rootdir from the value of a path option written "
+            "after a space: write --trt-baseline-dir=PATH, with '=', or pass --rootdir"
+        )]
     if update:
         recording = record_baseline(record.perf, remeasure, HostProbe.fastest_ms)
         record.perf = recording.kept

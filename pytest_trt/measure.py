@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import host_cpu
 from .backends.base import BackendError, IterationTimes, Runner, TimedSession
 from .host_probe import HostProbe
 from .spec import MeasureSettings, PerfBudget
@@ -86,6 +87,9 @@ class HostTimedSession:
         self._probe = HostProbe() if probe else None
         self.mode: dict[str, Any] = {"clock": "host"}
         self.warnings: list[str] = []
+        # On hosts of many CPUs a probed measurement runs on the one host_cpu.py chooses, until close().
+        cpu = host_cpu.measuring_cpu(self._probe) if self._probe is not None else None
+        self._pinned = host_cpu.PinnedThread(cpu) if cpu is not None else None
 
     def run(self, iterations: int) -> IterationTimes:
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
@@ -121,6 +125,8 @@ class HostTimedSession:
 
     def close(self) -> None:
         self._call = _closed
+        if self._pinned is not None:
+            self._pinned.release()
 
 
 def _closed() -> None:

@@ -15,7 +15,11 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
     percent of their probe times) within ``HOST_STATE`` of the fastest probe this process has
     timed, taking more (up to ``MAX_RECORDINGS``) while the host runs slow;
   - a comparison across a host speed change adds ``HOST_UNCERTAINTY`` of that change to the
-    threshold, the share of it the division may have got wrong.
+    threshold, the share of it the division may have got wrong;
+  - a measurement whose probe floor came from brief fast moments (fewer than ``STATE_QUANTILE``
+    percent of its probe times within ``HOST_STATE`` of that floor) adds ``MIXED_UNCERTAINTY``
+    of that spread: a model iteration, longer than a probe, catches fewer of those moments, so
+    its floor reads high.
 * A measurement looks regressed when its floor is slower than the baseline's by more than the
   threshold (plus that margin); improved is the mirror image, reported and never failed.
 * Significance comes from replication, at the level where the noise lives: ``decide`` re-measures
@@ -34,7 +38,7 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,10 +52,11 @@ RESAMPLES = 4000
 MIN_SAMPLES = 20  # fewer iterations than this say nothing about a floor
 MIN_PROBES = 5  # fewer probe times than this say nothing about the host's speed
 RECORDINGS = 3  # measurements per recorded baseline; the middle one is kept
-MAX_RECORDINGS = 6  # measurements an update may take to find RECORDINGS at the usual host speed
+MAX_RECORDINGS = 10  # measurements an update may take to find RECORDINGS at the usual host speed
 HOST_STATE = 0.10  # probe times this far above the fastest one mark a slow host state
 STATE_QUANTILE = 5.0  # percent of a recording's probe times that must be at the usual speed
 HOST_UNCERTAINTY = 0.25  # share of a host speed change the probe may fail to divide out
+MIXED_UNCERTAINTY = 0.05  # share of a mixed measurement's probe spread its floor may read high
 HOST_NOTE = 0.02  # a host speed change above this is named in the message
 
 # Accuracy drift: an error statistic "well above" its baseline is more than DRIFT_FACTOR times it
@@ -88,7 +93,8 @@ class RegressionVerdict:
     normalized: bool = False
     raw_change: float = 0.0
     host_change: float | None = None
-    margin: float = 0.0  # added to the threshold for the host's speed change (HOST_UNCERTAINTY)
+    margin: float = 0.0  # added to the threshold for what dividing by the probe may miss
+    probe_spread: float | None = None  # the new probe times' STATE_QUANTILE over their floor, minus 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,17 +153,20 @@ def assess(
     raw = float(np.percentile(samples, percentile) / np.percentile(base, percentile) - 1.0)
     probes = _probe(baseline, new)
     numerators, denominators = [(samples, percentile)], [(base, percentile)]
-    change, host = raw, None
+    change, host, spread = raw, None, None
     if probes is not None:
         base_probe, new_probe = probes
         host = float(new_probe.min() / base_probe.min() - 1.0)
+        spread = float(np.percentile(new_probe, STATE_QUANTILE) / new_probe.min() - 1.0)
         change = (1.0 + raw) / (1.0 + host) - 1.0
         # The probe floors are resampled too: they carry noise of their own.
         numerators.append((base_probe, 0.0))
         denominators.append((new_probe, 0.0))
     low, high = bootstrap_ratio_ci(numerators, denominators, CONFIDENCE, RESAMPLES)
     low, high = low - 1.0, high - 1.0
-    margin = HOST_UNCERTAINTY * abs(host) if host is not None and abs(host) > HOST_NOTE else 0.0
+    host_margin = HOST_UNCERTAINTY * abs(host) if host is not None and abs(host) > HOST_NOTE else 0.0
+    mixed_margin = MIXED_UNCERTAINTY * spread if spread is not None and spread > HOST_STATE else 0.0
+    margin = host_margin + mixed_margin
     bound = threshold + margin
     status = "regressed" if change > bound else "improved" if change < -bound else "unchanged"
     message = (
@@ -168,12 +177,17 @@ def assess(
         pace = "slower" if host > 0 else "faster"
         message += (
             f"; the host ran {abs(host) * 100:.0f}% {pace} than when the baseline was recorded "
-            f"(probe floor), divided out: raw {label} {_percent(raw)}, and {margin * 100:.1f}% added to "
+            f"(probe floor), divided out: raw {label} {_percent(raw)}, and {host_margin * 100:.1f}% added to "
             "the threshold for what the division may miss"
+        )
+    if mixed_margin:
+        message += (
+            f"; the probe floor came from brief fast moments ({100 - STATE_QUANTILE:g}% of the probe times "
+            f"ran {spread * 100:.0f}% or more slower), so {mixed_margin * 100:.1f}% added to the threshold"
         )
     return RegressionVerdict(
         status, median_change, low, high, threshold, False, message, label, change,
-        normalized=host is not None, raw_change=raw, host_change=host, margin=margin,
+        normalized=host is not None, raw_change=raw, host_change=host, margin=margin, probe_spread=spread,
     )
 
 
@@ -218,7 +232,7 @@ class Recording:
     kept: Timed
     used: int
     taken: int
-    host_slow: bool = False  # none was at the usual speed: all were used, and no probe times kept
+    host_slow: bool = False  # none was at the usual speed: the middle of all was kept
 
     @property
     def note(self) -> str:
@@ -226,8 +240,8 @@ class Recording:
         note = f"baseline recorded ({kept}"
         if self.host_slow:
             note += (
-                ", all taken while the host ran slower than the fastest probe of this test run, so "
-                "kept without probe times: later runs compare raw floors"
+                ", all taken while the host ran slower than the fastest probe of this test run: later runs "
+                "that meet the usual speed add the host-speed margin; record it again on a quieter host"
             )
         elif self.taken > self.used:
             note += f"; {self.taken - self.used} more taken while the host ran slow, set aside"
@@ -238,17 +252,16 @@ def record(first: Timed, remeasure: Callable[[], Timed], fastest_probe_ms: float
     """A baseline from ``first`` and more measurements: measure until RECORDINGS were taken at the
     usual host speed (``at_usual_speed``; ``fastest_probe_ms``, the fastest probe this process
     has timed, tells a host that runs slow for all of them), at most MAX_RECORDINGS in all, and
-    keep the middle of those. If none was at the usual speed, the middle of all is kept without
-    its probe times: the probe's speed-up from such a state may be far from the model's (on a
-    16-core host, 1.7x against 1.36x), so later runs compare raw floors with it instead."""
+    keep the middle of those. If none was at the usual speed, the middle of all is kept, probe
+    times and all: the division by the probe is then off by a few percent (the margin in
+    ``assess`` covers that), where raw floors would be off by the whole slow state."""
     taken = [first]
     while len(at_usual_speed(taken, fastest_probe_ms)) < RECORDINGS and len(taken) < MAX_RECORDINGS:
         taken.append(remeasure())
     used = at_usual_speed(taken, fastest_probe_ms)
     if used:
         return Recording(middle_recording(used), len(used), len(taken))
-    # Measurements are dataclasses (measure.PerfResult, Measurement below).
-    return Recording(replace(middle_recording(taken), probe_ms=None), len(taken), len(taken), host_slow=True)
+    return Recording(middle_recording(taken), len(taken), len(taken), host_slow=True)
 
 
 @dataclass

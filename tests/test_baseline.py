@@ -14,6 +14,7 @@ from pytest_trt.baseline import (
     BaselineFileError,
     BaselineStore,
     changes,
+    compare_record,
     hardware_class,
     module_file_name,
     staleness,
@@ -241,3 +242,20 @@ def test_model_and_runtime_changes_are_reported_not_stale():
         'build options {} -> {"graph_optimization_level": "basic"}',
     ]
     assert changes(entry, make_record(), software={"driver": "550.1"}) == []
+
+
+@pytest.mark.parametrize("update", [False, True])
+def test_a_test_file_outside_the_rootdir_fails_with_the_likely_cause(tmp_path, update):
+    # pytest picks the rootdir from path arguments, so "--trt-baseline-dir /elsewhere" (with a
+    # space) can leave the test file outside it, where the store has no name for its module.
+    record = make_record()
+    record.module = "/work/project/tests/test_m.py"
+    store = BaselineStore(tmp_path, CPU)
+    lines = compare_record(store, record, mode="compare", update=update, threshold=0.1,
+                           remeasure=lambda: pytest.fail("nothing is measured for it"))
+    assert lines == [(
+        "baseline: the test file /work/project/tests/test_m.py is outside pytest's rootdir, so it has no name "
+        "in the baseline store. pytest may have chosen the rootdir from the value of a path option written "
+        "after a space: write --trt-baseline-dir=PATH, with '=', or pass --rootdir"
+    )]
+    assert record.baseline_note == "test file outside the rootdir" and not store.staged

@@ -362,6 +362,7 @@ def test_the_host_probe_runs_between_iterations_and_outside_their_times() -> Non
     assert times.span_ms == pytest.approx(sum(times.latency))
     assert wall_ms >= times.span_ms + sum(times.probe) * 0.99
     assert min(times.latency) >= 0.5
+    session.close()
 
 
 def test_measure_keeps_the_probe_times_of_measured_chunks_only() -> None:
