@@ -359,7 +359,7 @@ def main() -> None:
         for c in columns[1:]
     }
     floors = np.array([b["latency_ms"]["quantiles"]["p0"] for b in baselines])
-    # A baseline never recorded at the usual host speed keeps no probe times (regression.record).
+    # Runs saved before slow-host baselines kept their probe times have some without them.
     probe_floors = np.array([b["host_probe_ms"]["quantiles"]["p0"] for b in baselines if "host_probe_ms" in b])
     thirds = np.array_split(floors, 3)
     raw_floors = np.array([min(t.first.samples_ms) for t in trials if t.variant == SAME])

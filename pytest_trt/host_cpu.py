@@ -3,13 +3,13 @@
 On a 16-vCPU cloud host, at any moment some of the virtual CPUs (from 3 to 15 of them in one
 log) run 1.4-2x slower than the rest, which ones changing from one second to the next, and a
 process tends to stay on the one it landed on (one pytest process timed every probe at 0.065 ms,
-the next at 0.040 ms). The
-probe and the model do not slow down alike between vCPUs, so a baseline recorded on a slow vCPU
-misjudges runs on fast ones. So before each probed measurement, the probe is timed briefly on
-each CPU the process may use, and the measurement runs on the fastest; pytest-xdist workers
-choose among disjoint shares of the CPUs, so that they never meet on one. On hosts with fewer
-than ``MIN_CPUS`` the scheduler's choice is kept: pinned to one of two cores, a measurement could
-not move away from a neighbour the scheduler would otherwise move it from.
+the next at 0.040 ms). The probe and the model do not slow down alike between vCPUs, so a
+baseline recorded on a slow vCPU misjudges runs on fast ones. So before each probed measurement,
+the probe is timed briefly on each CPU the process may use, and the measurement runs on the
+fastest; pytest-xdist workers choose among disjoint shares of the CPUs, so that they never meet
+on one. On hosts with fewer than ``MIN_CPUS`` the scheduler's choice is kept: pinned to one of
+two cores, a measurement could not move away from a neighbour the scheduler would otherwise move
+it from.
 """
 
 from __future__ import annotations
