@@ -99,7 +99,8 @@ def test_update_then_compare_clean_over_repeated_runs(trt_pytester):
     entry = data["tests"]["test_perf.py::test_b"]
     assert entry["latency_ms"]["n"] >= 300 and "y" in entry["accuracy"]
     note = recorded["test_perf.py::test_b"]["baseline_note"]
-    assert note.startswith("baseline recorded (middle of ")
+    # How many measurements it took depends on the host's speed while recording.
+    assert re.match(r"baseline recorded \((one measurement|middle of \d+ measurements)", note), note
     # The host-speed probe ran alongside, and its times are kept for dividing out.
     assert entry["host_probe_ms"]["n"] >= 5 and entry["host_probe_ms"]["quantiles"]["p0"] > 0
     for _ in range(3):
