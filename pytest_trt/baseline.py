@@ -82,10 +82,16 @@ def hardware_class(device: Mapping[str, Any]) -> str:
     )
 
 
+def is_absolute_module(module: str) -> bool:
+    """A test module path that is absolute on POSIX or Windows (``/x``, ``C:\\x``, ``\\\\host\\x``):
+    pytest names a test file that way when it lies outside the rootdir."""
+    return PurePosixPath(module).is_absolute() or PureWindowsPath(module).is_absolute()
+
+
 def module_file_name(module: str) -> str:
     """``tests/perf/test_x.py`` -> ``tests__perf__test_x.json``."""
     parts = module.replace("\\", "/").split("/")
-    if not module or module.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if not module or is_absolute_module(module) or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"baseline module must be a relative path inside the rootdir, got {module!r}")
     stem = "__".join(parts)
     return stem.removesuffix(".py") + ".json"
@@ -412,7 +418,7 @@ def compare_record(
     """
     if mode == "off" or record.perf is None:
         return []
-    if PurePosixPath(record.module).is_absolute() or PureWindowsPath(record.module).is_absolute():
+    if is_absolute_module(record.module):
         record.baseline_note = "test file outside the rootdir"
         return [(
             f"baseline: the test file {record.module} is outside pytest's rootdir, so it has no name in the "

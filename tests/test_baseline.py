@@ -80,7 +80,8 @@ def test_hardware_class_is_a_safe_stable_folder_name():
 
 def test_module_file_names_are_flat_and_refuse_escapes():
     assert module_file_name("tests/perf/test_x.py") == "tests__perf__test_x.json"
-    for bad in ("/abs/test.py", "../test.py", "a//b.py", ""):
+    for bad in ("/abs/test.py", "C:\\abs\\test.py", "C:/abs/test.py", "\\\\host\\share\\test.py", "../test.py",
+                "a//b.py", ""):
         with pytest.raises(ValueError, match="relative path"):
             module_file_name(bad)
 
