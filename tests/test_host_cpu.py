@@ -41,6 +41,9 @@ class ProbeBySpeed:
 @pytest.fixture
 def affinity(monkeypatch: pytest.MonkeyPatch) -> FakeAffinity:
     fake = FakeAffinity(set(range(8)))
+    # Under pytest-xdist this test's own worker would otherwise choose among its share only.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", fake.get)
     monkeypatch.setattr(os, "sched_setaffinity", fake.set)
     return fake
