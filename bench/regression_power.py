@@ -7,7 +7,9 @@ machine it is started (meant for a 2-core CI-like box with no GPU):
    branch of MatMuls on the input whose result is multiplied by 0 and added to the logits, so
    outputs and IO are unchanged. The branch width is calibrated by measurement for +5/+10/+20%
    (the slowdown reached is measured again during the run and printed with the table), or
-   given with ``--widths`` to map detection around one slowdown.
+   given with ``--widths`` (a width, or width x input columns for finer steps) to map detection
+   around one slowdown. A fixed branch's slowdown wanders by 1-2% between runs, so mapping a
+   few branches around +5% is how detection of exactly +5% is read.
 2. Rounds of independent trials, each a fresh onnxruntime session measured once (``--measure-ms``):
    one "same model" trial per round, and in ``--variant-trials`` rounds spread evenly over the
    run one trial of each slowed model, in shuffled order so that machine drift hits all variants
@@ -72,36 +74,58 @@ from pytest_trt.spec import BuildSpec, MeasureSettings
 BATCH = 8
 SLOWDOWNS = (0.05, 0.10, 0.20)
 SAME = "same"
-EXTRA_THRESHOLDS = (0.03, 0.04, 0.05, 0.10)  # also judged, from the same trials and re-measurements
+EXTRA_THRESHOLDS = (0.03, 0.035, 0.04, 0.05, 0.10)  # also judged, from the same trials and re-measurements
 CALIBRATION_START = (16, 48, 96)  # side-branch widths of the first calibration pass
 CALIBRATION_ROUNDS = 12  # interleaved measurements of the base and slowed models per pass
 CALIBRATION_PASSES = 3
+FEATURES = 3 * 32 * 32  # values of one flattened input image
 
 
-def slowed_cnn(width: int) -> onnx.ModelProto:
-    """The example CNN plus ``width`` columns of dead-end MatMul work on the flattened image."""
+def slowed_cnn(width: int, columns: int = FEATURES) -> onnx.ModelProto:
+    """The example CNN plus a dead-end MatMul of ``width`` columns over the first ``columns``
+    values of the flattened image. Width alone moves in steps of 3-5% (on the 2-core VM width 16
+    cost +2-4% and width 17 +7%: the MatMul kernel works in panels of 16 columns); fewer input
+    columns make the finer steps around +5%."""
     model = make_cnn()
     if width == 0:
         return model
+    if not 0 < columns <= FEATURES:
+        raise ValueError(f"columns must be 1..{FEATURES}, got {columns}")
     graph = model.graph
     rng = np.random.default_rng(width)
     graph.initializer.extend([
-        numpy_helper.from_array(rng.standard_normal((3 * 32 * 32, width)).astype(np.float32), "side.w1"),
+        numpy_helper.from_array(rng.standard_normal((columns, width)).astype(np.float32), "side.w1"),
         numpy_helper.from_array(rng.standard_normal((width, 10)).astype(np.float32), "side.w2"),
         numpy_helper.from_array(np.zeros((), np.float32), "side.zero"),
     ])
     # The graph output "logits" is renamed to an intermediate, and re-made as logits + 0 * side.
     for node in graph.node:
         node.output[:] = ["logits.main" if o == "logits" else o for o in node.output]
+    side = "side.flat"
+    graph.node.append(helper.make_node("Flatten", ["image"], [side], axis=1))
+    if columns < FEATURES:
+        graph.initializer.extend(numpy_helper.from_array(np.array([v], np.int64), name)
+                                 for v, name in ((0, "side.start"), (columns, "side.end"), (1, "side.axis")))
+        graph.node.append(helper.make_node("Slice", [side, "side.start", "side.end", "side.axis"], ["side.cut"]))
+        side = "side.cut"
     graph.node.extend([
-        helper.make_node("Flatten", ["image"], ["side.flat"], axis=1),
-        helper.make_node("MatMul", ["side.flat", "side.w1"], ["side.h"]),
+        helper.make_node("MatMul", [side, "side.w1"], ["side.h"]),
         helper.make_node("MatMul", ["side.h", "side.w2"], ["side.out"]),
         helper.make_node("Mul", ["side.out", "side.zero"], ["side.zeroed"]),
         helper.make_node("Add", ["logits.main", "side.zeroed"], ["logits"]),
     ])
     onnx.checker.check_model(model)
     return model
+
+
+def branch(text: str) -> tuple[int, int]:
+    """A ``--widths`` entry: ``32`` (a width over all columns) or ``32x1536`` (width x columns)."""
+    width, _, columns = text.partition("x")
+    return int(width), int(columns) if columns else FEATURES
+
+
+def branch_name(width: int, columns: int) -> str:
+    return f"w{width}" if columns == FEATURES else f"w{width}x{columns}"
 
 
 @dataclass
@@ -196,13 +220,15 @@ class Trial:
 
 
 def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[str, Variant],
-               settings: MeasureSettings, log: Callable[[str], None]) -> tuple[list[Trial], list[dict]]:
+               settings: MeasureSettings, log: Callable[[str], None]
+               ) -> tuple[list[Trial], list[dict], list[PerfResult]]:
     rounds = args.same_trials
     # Baselines and slowed-model trials are spread evenly over the run, so that slow drift of
     # the machine meets false-alarm and detection trials alike.
     baseline_rounds = set(np.linspace(0, rounds - 1, args.baselines).round().astype(int).tolist())
     variant_rounds = set(np.linspace(0, rounds - 1, args.variant_trials).round().astype(int).tolist())
     baselines: list[dict] = []
+    kept: list[PerfResult] = []  # each baseline's whole measurement, saved for replays of other rules
     baseline_round: list[int] = []
     recordings_taken: list[int] = []
     pending: list[tuple[int, str, tuple[PerfResult, float], tuple[PerfResult, float]]] = []  # judged later
@@ -220,6 +246,7 @@ def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[str, Varian
                 recording = record(variant.measure(settings), lambda v=variant: v.measure(settings),
                                    HostProbe.fastest_ms)
                 baselines.append(stored_entry("baseline", recording.kept))
+                kept.append(recording.kept)
                 baseline_round.append(r)
                 recordings_taken.append(recording.taken)
             else:
@@ -233,7 +260,7 @@ def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[str, Varian
                             (first_s, second_s)))
     log(f"baseline recordings: {np.mean(recordings_taken):.2f} measurements per baseline "
         f"(at most {max(recordings_taken)})")
-    return trials, baselines
+    return trials, baselines, kept
 
 
 Rule = Callable[[Trial, dict], tuple[bool, float]]
@@ -311,9 +338,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--same-trials", type=int, default=200, help="same-model trials (false alarms)")
     parser.add_argument("--variant-trials", type=int, default=100, help="trials per slowed model")
-    parser.add_argument("--widths", type=lambda text: [int(w) for w in text.split(",")],
-                        help="side-branch widths of the slowed models, e.g. 14,16,18, instead of calibrating "
-                             "(to map detection around one slowdown; columns are then named by width)")
+    parser.add_argument("--widths", type=lambda text: [branch(w) for w in text.split(",")],
+                        help="side branches of the slowed models instead of calibrating, each a width or "
+                             "width x input columns, e.g. 16,32x1024,32x1536 (to map detection around one "
+                             "slowdown; table columns are then named by branch)")
     parser.add_argument("--baselines", type=int, default=30, help="baseline recordings spread over the run")
     defaults = MeasureSettings()
     parser.add_argument("--measure-ms", type=float, default=defaults.min_duration_ms,
@@ -333,31 +361,33 @@ def main() -> None:
                                min_duration_ms=args.measure_ms, max_duration_ms=3 * args.measure_ms)
     began = time.perf_counter()
     if args.load is not None:
-        trials, baselines = pickle.loads(args.load.read_bytes())
+        trials, baselines, *older = pickle.loads(args.load.read_bytes())
+        kept = older[0] if older else []  # saves of earlier runs have no kept measurements
         log(f"judging the {len(trials)} trials saved in {args.load} (measurement settings as saved)")
     else:
         with tempfile.TemporaryDirectory(prefix="regression-power-") as tmp:
             folder = Path(tmp)
             if args.widths:
-                slowed = {f"w{w}": make_variant(f"width-{w}", slowed_cnn(w), folder) for w in args.widths}
+                slowed = {branch_name(*b): make_variant(branch_name(*b), slowed_cnn(*b), folder)
+                          for b in args.widths}
             else:
                 slowed = calibrate(folder, settings, log)
             same = make_variant(SAME, slowed_cnn(0), folder)
             log(f"trials: {args.same_trials} same-model, {args.variant_trials} per slowed model, "
                 f"{args.baselines} baselines, {args.measure_ms:g} ms per measurement")
-            trials, baselines = run_trials(args, same, slowed, settings, log)
+            trials, baselines, kept = run_trials(args, same, slowed, settings, log)
     if args.save is not None:
-        args.save.write_bytes(pickle.dumps((trials, baselines)))
+        args.save.write_bytes(pickle.dumps((trials, baselines, kept)))
 
     # The true slowdown of each variant: its floor vs the same round's same-model floor.
-    columns = [SAME] + sorted({t.variant for t in trials} - {SAME}, key=lambda name: float(name.strip("w%")))
-    counts = {c: sum(t.variant == c for t in trials) for c in columns}
     same_by_round = {t.round: normalized_floor(t.first) for t in trials if t.variant == SAME}
     measured = {
         c: float(np.median([normalized_floor(t.first) / same_by_round[t.round] - 1.0
                             for t in trials if t.variant == c]))
-        for c in columns[1:]
+        for c in {t.variant for t in trials} - {SAME}
     }
+    columns = [SAME] + sorted(measured, key=measured.get)
+    counts = {c: sum(t.variant == c for t in trials) for c in columns}
     floors = np.array([b["latency_ms"]["quantiles"]["p0"] for b in baselines])
     # Runs saved before slow-host baselines kept their probe times have some without them.
     probe_floors = np.array([b["host_probe_ms"]["quantiles"]["p0"] for b in baselines if "host_probe_ms" in b])
@@ -378,8 +408,10 @@ def main() -> None:
           + "; baseline probe floors min/max "
           + (f"{probe_floors.min():.4f}/{probe_floors.max():.4f} ms" if probe_floors.size else "-")
           + f" ({len(baselines) - len(probe_floors)} of {len(baselines)} baselines kept without probe times)")
-    header = f"{'rule':<60} | {'false alarms':>12} | " + " | ".join(
-        f"{'detects ' + ('+' if c.endswith('%') else '') + c:>12}" for c in columns[1:])
+    # Each slowed model is named with the slowdown it measured, which is what its detection rate is of.
+    titles = ["false alarms"] + [f"{c} {measured[c] * 100:+.1f}%" for c in columns[1:]]
+    cell_widths = [max(12, len(title)) for title in titles]
+    header = f"{'rule':<60} | " + " | ".join(f"{title:>{w}}" for title, w in zip(titles, cell_widths))
     header += " | measure s/test"
     for pairing, pick in (("baseline recorded farthest in time (another day)", lambda t: t.far),
                           ("baseline recorded nearest in time (same machine state)", lambda t: t.near)):
@@ -390,12 +422,12 @@ def main() -> None:
         for label, rule in rules(args.threshold).items():
             outcomes = [rule(t, baselines[pick(t)]) for t in trials]
             cells = []
-            for c in columns:
+            for c, w in zip(columns, cell_widths):
                 hits = [failed for (failed, _), t in zip(outcomes, trials) if t.variant == c]
-                cells.append(f"{100 * sum(hits) / max(1, len(hits)):>11.1f}%")
+                cells.append(f"{100 * sum(hits) / max(1, len(hits)):>{w - 1}.1f}%")
             cost = float(np.mean([seconds for _, seconds in outcomes]))
             print(f"{label:<60} | " + " | ".join(cells) + f" | {cost:.2f}")
-    print(f"(trials: {counts[SAME]} same-model, " + ", ".join(f"{counts[c]} at +{c}" for c in columns[1:])
+    print(f"(trials: {counts[SAME]} same-model, " + ", ".join(f"{counts[c]} of {c}" for c in columns[1:])
           + "; measure s/test = wall seconds of measuring per test (warm-up, timing, probes), incl. the "
           "re-measurement where the rule asked for it)")
     print_mistakes(trials, baselines, args.threshold)
