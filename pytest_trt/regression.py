@@ -55,8 +55,10 @@ RECORDINGS = 3  # measurements per recorded baseline; the middle one is kept
 MAX_RECORDINGS = 10  # measurements an update may take to find RECORDINGS at the usual host speed
 HOST_STATE = 0.10  # probe times this far above the fastest one mark a slow host state
 STATE_QUANTILE = 5.0  # percent of a recording's probe times that must be at the usual speed
-HOST_UNCERTAINTY = 0.25  # share of a host speed change the probe may fail to divide out
-MIXED_UNCERTAINTY = 0.05  # share of a mixed measurement's probe spread its floor may read high
+# Both margins trade false alarms for detection; docs/regression.md ("How large the margins are")
+# shows how these two were chosen and what bench runs I and J measured with them.
+HOST_UNCERTAINTY = 0.15  # share of a host speed change the probe may fail to divide out
+MIXED_UNCERTAINTY = 0.03  # share of a mixed measurement's probe spread its floor may read high
 HOST_NOTE = 0.02  # a host speed change above this is named in the message
 
 # Accuracy drift: an error statistic "well above" its baseline is more than DRIFT_FACTOR times it
