@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 from make_models import make_cnn
 
 from pytest_trt import regression
-from pytest_trt.backends.base import get_backend
+from pytest_trt import backends
 from pytest_trt.baseline import BaselineStore
 from pytest_trt.host_probe import HostProbe
 from pytest_trt.measure import PerfResult, measure
@@ -156,7 +156,7 @@ class Variant:
 def make_variant(name: str, model: onnx.ModelProto, folder: Path) -> Variant:
     path = folder / f"{name}.onnx"
     path.write_bytes(model.SerializeToString())
-    backend = get_backend("onnxruntime")
+    backend = backends.create("onnxruntime")
     loaded = load_model(path)
     shapes = resolve_shapes(loaded, None, BATCH)
     # One intra-op thread: on 2 cores, a second worker thread fights the timing loop and other

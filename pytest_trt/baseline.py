@@ -22,18 +22,16 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
 from filelock import FileLock
 
+from .errors import BaselineFileError
 from .files import write_atomic
-from .host_probe import HostProbe
-from .regression import Timed, accuracy_drift, decide
-from .regression import record as record_baseline
-from .results import TestRecord
 from .stats import percentile_label, quantile_summary
 
 SCHEMA = 1
@@ -44,14 +42,6 @@ BASELINE_POINTS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0,
 
 # Six significant digits: finer than any timer resolves, coarse enough for readable diffs.
 _DIGITS = 6
-
-# Workload keys that exist only when the test was timed.
-_TIMING_KEYS = ("clock", "mode")
-
-
-class BaselineFileError(Exception):
-    """A baseline file cannot be read or safely rewritten; the message names the file."""
-
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.") or "unknown"
@@ -101,7 +91,7 @@ def _round(value: float) -> float:
     return float(f"{value:.{_DIGITS}g}")
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """JSON-normal form (tuples -> lists, numpy scalars -> numbers) so stored and fresh compare equal."""
     return json.loads(json.dumps(value, default=_json_default))
 
@@ -160,6 +150,22 @@ def _sample_summary(samples_ms: Sequence[float]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class BaselineInput:
+    """What an entry is made from and compared with: the test's identity, what it ran, and its
+    measurement and accuracy (``measure.PerfResult``, ``accuracy.AccuracyResult``)."""
+
+    nodeid: str
+    module: str  # test file relative to the rootdir, with forward slashes
+    backend: str
+    runtime_version: str
+    model: Mapping[str, Any]  # path, content_hash
+    build: Mapping[str, Any]  # BuildSpec.as_dict()
+    workload: Mapping[str, Any]  # input shapes/dtypes, batch, precision, output signature
+    perf: Any = None
+    accuracy: Any = None
+
+
 class BaselineStore:
     """Baselines of one hardware class under ``root``."""
 
@@ -189,7 +195,7 @@ class BaselineStore:
 
     @staticmethod
     def entry_from_record(
-        record: TestRecord, commit: str | None, software: Mapping[str, Any] | None = None
+        record: BaselineInput, commit: str | None, software: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """What is stored for one test. ``software`` adds facts the record lacks (driver, CUDA)."""
         perf = record.perf
@@ -201,7 +207,7 @@ class BaselineStore:
             numbers = {k: _round(float(v)) for k, v in output.stats.items()
                        if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
             accuracy[output.name] = numbers
-        return _plain({
+        return plain({
             "latency_ms": _sample_summary(perf.samples_ms),
             **probe,
             "throughput_qps": _round(perf.throughput),
@@ -210,7 +216,7 @@ class BaselineStore:
             "model": {"file": Path(str(record.model.get("path", ""))).name,
                       "content_hash": record.model.get("content_hash")},
             "build": record.build,
-            "workload": _workload(record),
+            "workload": workload_of(record),
             "recorded_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
             "commit": commit,
         })
@@ -218,7 +224,7 @@ class BaselineStore:
     def stage(self, module: str, nodeid: str, entry: Mapping[str, Any]) -> None:
         """Queue ``entry`` for the next ``write``; a later stage of the same test replaces it."""
         module_file_name(module)  # validate now, not at session end
-        self._staged.setdefault(module, {})[nodeid] = _plain(entry)
+        self._staged.setdefault(module, {})[nodeid] = plain(entry)
 
     @property
     def staged(self) -> dict[str, dict[str, dict[str, Any]]]:
@@ -246,7 +252,7 @@ class BaselineStore:
                 tests.update(self._staged[module])
                 data = {"schema": SCHEMA, "hardware": self.hardware, "module": module, "tests": tests}
                 write_atomic(path, _dumps(data))
-                self._parsed[path] = _plain(data)
+                self._parsed[path] = plain(data)
             written.append(path)
         self._staged.clear()
         return written
@@ -298,76 +304,14 @@ class BaselineStore:
         return removed
 
 
-def _workload(record: TestRecord) -> dict[str, Any]:
+def workload_of(record: BaselineInput) -> dict[str, Any]:
     """The record's workload plus how it was timed: both decide whether numbers are comparable."""
     workload = dict(record.workload)
     perf = record.perf
     if perf is not None:
         workload.update(clock=perf.clock, mode=dict(perf.mode), batch=workload.get("batch", perf.batch))
     workload["backend"] = record.backend
-    return _plain(workload)
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping) and value:
-        flat: dict[str, Any] = {}
-        for key in sorted(value):
-            flat.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: value}
-
-
-def _show(value: Any) -> str:
-    return "(none)" if value is None else json.dumps(value, separators=(", ", ": "), sort_keys=True).strip('"')
-
-
-def staleness(entry: Mapping[str, Any], record: TestRecord) -> str | None:
-    """Why the baseline measured a different workload (shapes, batch, precision, IO signature,
-    backend or timing mode), or None when it is comparable."""
-    stored = entry.get("workload")
-    if not isinstance(stored, Mapping):
-        return "baseline entry has no workload"
-    old, new = _flatten(stored), _flatten(_workload(record))
-    if record.perf is None:  # nothing was timed this run: only the workload itself can differ
-        old = {k: v for k, v in old.items() if k.split(".")[0] not in _TIMING_KEYS}
-    diffs = [f"{key} {_show(old.get(key))} -> {_show(new.get(key))}"
-             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-    return "workload changed: " + "; ".join(diffs) if diffs else None
-
-
-def _short(digest: Any) -> str:
-    return f"{str(digest)[:8]}.." if digest else "(none)"
-
-
-def _version_change(old: str, new: str) -> str:
-    """``onnxruntime 1.31.0 -> 1.32.0`` when only the version moved."""
-    old_name, _, old_version = old.partition(" ")
-    new_name, _, new_version = new.partition(" ")
-    if old_name == new_name and old_version and new_version:
-        return f"{old_name} {old_version} -> {new_version}"
-    return f"{old} -> {new}"
-
-
-def changes(entry: Mapping[str, Any], record: TestRecord, software: Mapping[str, Any] | None = None) -> list[str]:
-    """What changed since the baseline without making it stale: the model, the runtime and other
-    software, build options. These are what the comparison exists to judge."""
-    found = []
-    old_hash = (entry.get("model") or {}).get("content_hash")
-    new_hash = record.model.get("content_hash")
-    if old_hash != new_hash:
-        found.append(f"model {_short(old_hash)} -> {_short(new_hash)}")
-    old_sw = dict(entry.get("software") or {})
-    new_sw = {"runtime": record.runtime_version, **(software or {})}
-    if old_sw.get("runtime") != new_sw["runtime"]:
-        found.append(_version_change(str(old_sw.get("runtime")), str(new_sw["runtime"])))
-    for key in sorted(set(new_sw) - {"runtime", "backend"}):
-        if key in old_sw and old_sw[key] != new_sw[key]:
-            found.append(f"{key} {old_sw[key]} -> {new_sw[key]}")
-    old_options = (entry.get("build") or {}).get("options")
-    new_options = _plain(record.build.get("options"))
-    if old_options != new_options:
-        found.append(f"build options {_show(old_options)} -> {_show(new_options)}")
-    return found
+    return plain(workload)
 
 
 @functools.cache
@@ -384,80 +328,17 @@ def current_commit(root: Path) -> str | None:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def hardware_for(backend: str, fingerprint: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+def hardware_for(on_gpu: bool, fingerprint: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     """(hardware class, software facts) for a run, from ``fingerprint.machine_fingerprint()``.
 
-    TensorRT timings belong to the GPU; onnxruntime's CPU timings to the CPU, even on a GPU host.
+    A GPU backend's timings belong to the GPU; a CPU backend's to the CPU, even on a GPU host
+    (``on_gpu``: the running backend is registered as a GPU backend).
     """
     gpu = fingerprint.get("gpu")
-    if backend == "tensorrt" and gpu:
+    if on_gpu and gpu:
         software = {"driver": gpu.get("driver_version"), "cuda": gpu.get("cuda_runtime_version")}
         return hardware_class(gpu), {k: str(v) for k, v in software.items() if v}
     return hardware_class(fingerprint), {}
-
-
-def compare_record(
-    store: BaselineStore,
-    record: TestRecord,
-    *,
-    mode: str,
-    update: bool,
-    threshold: float,
-    remeasure: Callable[[], Timed],
-    enforce: bool = True,
-    commit: str | None = None,
-    software: Mapping[str, Any] | None = None,
-) -> list[str]:
-    """The per-test baseline step: fill ``record.regression``, ``baseline_note`` and drift
-    warnings, stage a new entry when updating, and return the test's failure lines.
-
-    ``mode`` is compare | strict | off; ``remeasure`` re-runs the measurement and returns it
-    (when comparing, called at most once, as ``regression.decide`` asks; when updating, as often
-    as ``regression.record`` asks); ``enforce`` False reports a regression without failing
-    (--trt-perf=report).
-    """
-    if mode == "off" or record.perf is None:
-        return []
-    if is_absolute_module(record.module):
-        record.baseline_note = "test file outside the rootdir"
-        return [(
-            f"baseline: the test file {record.module} is outside pytest's rootdir, so it has no name in the "
-            "baseline store. pytest may have chosen the rootdir from the value of a path option written "
-            "after a space: write --trt-baseline-dir=PATH, with '=', or pass --rootdir"
-        )]
-    if update:
-        recording = record_baseline(record.perf, remeasure, HostProbe.fastest_ms)
-        record.perf = recording.kept
-        store.stage(record.module, record.nodeid, BaselineStore.entry_from_record(record, commit, software))
-        record.baseline_note = recording.note
-        return []
-    try:
-        entry = store.lookup(record.module, record.nodeid)
-    except BaselineFileError as exc:
-        record.baseline_note = "baseline file unreadable"
-        return [f"baseline: {exc}"]
-    if entry is None:
-        record.baseline_note = "no baseline"
-        if mode == "strict":
-            return [(
-                f"baseline: no baseline for this test on {store.hardware} (--trt-baseline=strict); "
-                "record one with --trt-update-baselines"
-            )]
-        return []
-    reason = staleness(entry, record)
-    if reason is not None:
-        record.baseline_note = f"stale: {reason}"
-        if mode == "strict":
-            return [f"baseline: stale baseline, not compared ({reason}); re-record it with --trt-update-baselines"]
-        return []
-    record.baseline_note = "; ".join(changes(entry, record, software))
-    verdict = decide(entry, record.perf, remeasure, threshold)
-    record.regression = verdict
-    record.warnings.extend(accuracy_drift(entry, record))
-    if verdict.status == "regressed" and enforce:
-        since = f" (changed since the baseline: {record.baseline_note})" if record.baseline_note else ""
-        return [f"regression ({record.backend}): {verdict.message}{since}"]
-    return []
 
 
 def finish_session(

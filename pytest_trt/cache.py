@@ -32,12 +32,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 from filelock import FileLock, Timeout
 
-from .backends.base import Artifact
+from .errors import CacheError, CorruptEntry
+from .types import Artifact
 from .files import write_atomic
 
 # Bump whenever the layout or record format changes: old entries then simply stop matching.
@@ -50,16 +50,10 @@ _TMP_PREFIX = ".tmp-"
 _KIND = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _RECORD_FIELDS = {"key": str, "kind": str, "size_bytes": int, "sha256": str}
 
+if TYPE_CHECKING:
+    import numpy as np
+
 T = TypeVar("T")
-
-
-class CacheError(RuntimeError):
-    """The cache was used wrongly or could not do its job; the message names the entry or option."""
-
-
-class CorruptEntry(CacheError):
-    """An entry on disk cannot be trusted (missing file, bad record, size or checksum mismatch,
-    or the backend could not deserialize it)."""
 
 
 class CacheWarning(UserWarning):
@@ -149,6 +143,8 @@ class CacheStats:
 
 def encode_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
     """Arrays as .npz bytes, for caching reference outputs without pickle."""
+    import numpy as np
+
     buffer = io.BytesIO()
     np.savez(buffer, **{name: np.asarray(a) for name, a in arrays.items()})
     return buffer.getvalue()
@@ -156,6 +152,8 @@ def encode_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 def decode_arrays(data: bytes) -> dict[str, np.ndarray]:
     """Inverse of ``encode_arrays``; refuses pickled (object) arrays."""
+    import numpy as np
+
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         return {name: npz[name] for name in npz.files}
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from .files import write_atomic
-from .results import TestRecord
+from .regression import Verdict
+from .results import TestRecord, TestStatus
 
-SCHEMA = 1
+# 2: budgets carry "state", records "baseline_state" and "failures" (enum values, see results.py).
+SCHEMA = 2
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 
 Record = TestRecord | Mapping[str, Any]
@@ -81,11 +83,11 @@ def comparison(record: Mapping[str, Any]) -> tuple[str, str]:
 def markdown(records: Sequence[Record], meta: Mapping[str, Any]) -> str:
     plain = [_plain(r) for r in records]
     verdicts = [comparison(r)[1] for r in plain]
-    failed = sum(r.get("status") != "passed" for r in plain)
+    failed = sum(TestStatus(r["status"]) is not TestStatus.PASSED for r in plain)
     lines = [
         (
-            f"## pytest-trt: {len(plain)} tests, {failed} failed, {verdicts.count('regressed')} regressed, "
-            f"{verdicts.count('improved')} improved"
+            f"## pytest-trt: {len(plain)} tests, {failed} failed, {verdicts.count(Verdict.REGRESSED.value)} regressed, "
+            f"{verdicts.count(Verdict.IMPROVED.value)} improved"
         ),
         "",
     ]

@@ -21,21 +21,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .backends.base import Availability, BackendUnavailable, IterationTimes
+from .errors import BackendUnavailable, CudaError
+from .types import Availability, IterationTimes
 
 CUDA_APIS = ("cuda-python", "pycuda")
 # Iterations allowed in flight before the host waits: the GPU never idles between iterations,
 # and the host cannot run arbitrarily far ahead of it (trtexec keeps two in flight as well).
 INFLIGHT = 2
-
-
-class CudaError(RuntimeError):
-    """A CUDA call failed; ``call`` and ``error`` name the call and the CUDA error."""
-
-    def __init__(self, call: str, error: str, detail: str = "") -> None:
-        self.call = call
-        self.error = error
-        super().__init__(f"{call} failed: {error}" + (f" ({detail})" if detail else ""))
 
 
 class DeviceMemory(Protocol):

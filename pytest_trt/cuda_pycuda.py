@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .backends.base import Availability
-from .cuda import CudaError, Event, Graph, PinnedArray, Stream, device_facts
+from .errors import CudaError
+from .types import Availability
+from .cuda import Event, Graph, PinnedArray, Stream, device_facts
 
 _CU_STREAM_NON_BLOCKING = 1  # CUstream_flags: pycuda does not name it
 

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from . import host_cpu
-from .backends.base import BackendError, IterationTimes, Runner, TimedSession
+from .backends.base import Runner, TimedSession
+from .errors import BackendError
+from .types import HostCall, IterationTimes
 from .host_probe import HostProbe
 from .spec import MeasureSettings, PerfBudget
 from .stats import LatencyStats, percentile, percentile_label, summarize
@@ -46,6 +48,9 @@ class PerfResult:
     samples_ms: list[float]
     warnings: list[str] = field(default_factory=list)
     probe_ms: list[float] | None = None  # host-speed probe times (host_probe.py), host clock only
+    # The fastest probe this process had timed when the measurement ended: the host's usual
+    # speed, which tells a baseline recording taken while the host runs slow (regression.record).
+    fastest_probe_ms: float | None = None
 
     def latency_at(self, percentile_q: float) -> float:
         """Latency (ms) at a percentile in [0, 100], same method as the stored summary."""
@@ -68,6 +73,7 @@ class PerfResult:
             "samples_ms": list(self.samples_ms),
             "warnings": list(self.warnings),
             "probe_ms": list(self.probe_ms) if self.probe_ms is not None else None,
+            "fastest_probe_ms": self.fastest_probe_ms,
         }
 
 
@@ -131,6 +137,14 @@ class HostTimedSession:
 
 def _closed() -> None:
     raise RuntimeError("HostTimedSession is closed")
+
+
+def timed_session(runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSettings) -> TimedSession:
+    """The runner's session on its own clock, or its call timed here on the host clock."""
+    session = runner.timed_session(feed, settings)
+    if isinstance(session, HostCall):
+        return HostTimedSession(session.call, probe=settings.host_probe and session.probe_applies)
+    return session
 
 
 def _run_checked(session: TimedSession, iterations: int) -> IterationTimes:
@@ -204,7 +218,7 @@ def measure(runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSet
     ``min_duration_ms`` are met, or ``max_duration_ms`` of measured time has passed."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive int (queries per iteration), got {batch!r}")
-    session = runner.timed_session(feed, settings)
+    session = timed_session(runner, feed, settings)
     try:
         warm = _warm_up(session, settings.warmup_ms)
         chunk = 1
@@ -267,6 +281,7 @@ def measure(runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSet
         samples_ms=samples,
         warnings=warnings,
         probe_ms=_merge(chunks, "probe") or None,  # [] when a fast model's chunks ended before a probe
+        fastest_probe_ms=HostProbe.fastest_ms if math.isfinite(HostProbe.fastest_ms) else None,
     )
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import onnx
 from onnx import external_data_helper, helper
 
-from .backends.base import TensorSpec
+from .errors import ModelError
+from .types import TensorSpec
 
 Shape = tuple[int, ...]
 
@@ -22,9 +23,18 @@ DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
 _HASH_CHUNK = 1 << 20
 
 
-class ModelError(ValueError):
-    """The model file or an argument about it is wrong; the message names the file."""
-
+# Quantize/dequantize ops: a model carrying them is explicitly quantized (int8, fp8, int4).
+QDQ_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        # TensorRT-specific Q/DQ that NVIDIA ModelOpt emits for fp8 and int4.
+        "TRT_FP8QuantizeLinear",
+        "TRT_FP8DequantizeLinear",
+        "TRT_INT4QuantizeLinear",
+        "TRT_INT4DequantizeLinear",
+    }
+)
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -39,6 +49,7 @@ class LoadedModel:
     # Input name -> [low, high) that the graph itself bounds (an int input used as Gather indices
     # into a constant table). Defaulted so that other constructors of LoadedModel keep working.
     index_ranges: tuple[tuple[str, tuple[int, int]], ...] = ()
+    quantized: bool = False  # carries Q/DQ nodes (QDQ_OPS)
 
 
 def load_model(path: str | Path, *, check: bool = True) -> LoadedModel:
@@ -73,7 +84,30 @@ def load_model(path: str | Path, *, check: bool = True) -> LoadedModel:
         outputs=outputs,
         opset=_default_opset(proto),
         index_ranges=tuple(sorted(_gather_index_ranges(proto, {i.name for i in inputs}).items())),
+        quantized=has_qdq(proto),
     )
+
+
+def has_qdq(model: onnx.ModelProto) -> bool:
+    """Does the graph, or any subgraph of it, carry quantize/dequantize nodes?"""
+    return any(node.op_type in QDQ_OPS for node in all_nodes(model.graph))
+
+
+def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """The graph and every control-flow subgraph in it, outermost first."""
+    yield graph
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                yield from all_graphs(attribute.g)
+            elif attribute.type == onnx.AttributeProto.GRAPHS:
+                for subgraph in attribute.graphs:
+                    yield from all_graphs(subgraph)
+
+
+def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for each in all_graphs(graph):
+        yield from each.node
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,22 +1,28 @@
-"""pytest-trt's pytest hooks and fixtures. The work happens in ``session.py``."""
+"""pytest-trt's pytest hooks and fixtures. The work happens in ``session.py`` and below.
+
+Loading this module imports no numpy, onnx or runtime: a pytest run without gated tests pays
+only for option parsing; engines, gates and reports are imported on first use.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import options, report
-from .cache import CacheStats
-from .session import GATES_KEY, USER_ERRORS, Engine, ItemGates, RunState, read_gates, search_dirs, write_reports
-from .spec import SpecError, make_model_spec
+from . import options
+from .errors import PytestTrtError, SpecError
+from .marks import ItemGates, model_spec, read_gates, search_dirs
+from .session import RunState
+
+if TYPE_CHECKING:
+    from .engines import Engine
 
 STATE_KEY = pytest.StashKey[RunState]()
-ENGINE_KEY = pytest.StashKey[Engine]()
-_WORKER_OUTPUT = "pytest_trt"
+GATES_KEY = pytest.StashKey[ItemGates]()
+ENGINE_KEY = pytest.StashKey["Engine"]()
 _SESSION_START = "pytest_trt_session_start"
 
 MARKERS = (
@@ -52,8 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
     session_start = getattr(config, "workerinput", {}).get(_SESSION_START)
     state = RunState(config, settings, session_start)
     config.stash[STATE_KEY] = state
-    if settings.require_gpu or settings.backend == "tensorrt":
-        state.choice()  # decided now: a GPU gate must stop the run before any test runs
+    if settings.require_gpu or settings.backend != "auto":
+        state.choice()  # decided now: a named backend or a GPU gate must stop the run before any test
     if settings.cache_clear and not _is_worker(config):
         state.cache.clear()
 
@@ -65,7 +71,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return [_state(config).choice().header()]
+    return _state(config).choice().header()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -85,7 +91,7 @@ def pytest_pycollect_makeitem(
     for item in items:
         if isinstance(item, pytest.Item):
             try:
-                item.stash[GATES_KEY] = read_gates(item, settings)
+                item.stash[GATES_KEY] = read_gates(item, settings.measure)
             except SpecError as exc:
                 raise collector.CollectError(f"{item.nodeid}: {exc}") from None
     return result
@@ -94,7 +100,7 @@ def pytest_pycollect_makeitem(
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Before -k/-m deselect anything: a baseline is unused only if its test is gone.
-    _state(config).note_measured(items)
+    _state(config).note_measured([(Path(item.path), item.nodeid) for item in items if _gates(item).measured])
 
 
 def _gates(item: pytest.Item) -> ItemGates:
@@ -110,7 +116,7 @@ def trt_engine(request: pytest.FixtureRequest) -> Engine:
         pytest.fail(f"{item.nodeid}: trt_engine needs a @pytest.mark.trt_model(...) mark on the test", pytrace=False)
     try:
         engine = _state(request.config).engine(spec)
-    except USER_ERRORS as exc:
+    except PytestTrtError as exc:
         problem = f"{item.nodeid}: {exc}"
     else:
         item.stash[ENGINE_KEY] = engine
@@ -129,13 +135,13 @@ def _trt_gated_engine(request: pytest.FixtureRequest) -> None:
 def trt_build(request: pytest.FixtureRequest) -> Callable[..., Engine]:
     """``trt_build(path, **trt_model arguments) -> engine``: engines a test specifies itself."""
     state = _state(request.config)
-    base_dirs = search_dirs(request.node.path, request.config)
+    base_dirs = search_dirs(request.node.path, request.config.rootpath)
 
     def build(path: str | Path, **kwargs: Any) -> Engine:
         __tracebackhide__ = True
         try:
-            return state.engine(make_model_spec(path, base_dirs=base_dirs, **kwargs))
-        except USER_ERRORS as exc:
+            return state.engine(model_spec(path, base_dirs=base_dirs, **kwargs))
+        except PytestTrtError as exc:
             problem = f"trt_build: {exc}"
         pytest.fail(problem, pytrace=False)
 
@@ -146,34 +152,44 @@ def trt_build(request: pytest.FixtureRequest) -> Callable[..., Engine]:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     yield  # a failing or skipped body raises here, and its gates do not run
     engine = item.stash.get(ENGINE_KEY, None)
-    if engine is not None and _gates(item).gated:
-        _state(item.config).evaluate(item, engine)
+    gates = _gates(item)
+    if engine is None or not gates.gated:
+        return
+    from .ci_report import junit_properties
+
+    outcome = _state(item.config).evaluate(item.nodeid, Path(item.path), gates, engine)
+    item.user_properties.extend(junit_properties(outcome.record))
+    if outcome.message:
+        pytest.fail(outcome.message, pytrace=False)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    from .xdist import WORKER_OUTPUT_KEY
+
     config = session.config
     state = _state(config)
     if _is_worker(config):
-        config.workeroutput[_WORKER_OUTPUT] = json.dumps({**state.worker_output(), "cache": state.cache.stats.as_dict()})
+        config.workeroutput[WORKER_OUTPUT_KEY] = state.worker_report().to_json()
         return
     state.cache.evict()
-    write_reports(state)
+    state.write_reports()
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    sent = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    from .xdist import WORKER_OUTPUT_KEY, WorkerReport
+
+    sent = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
     if sent:
-        state = _state(node.config)
-        data = json.loads(sent)
-        state.merge_worker(data)
-        state.cache.stats.add(CacheStats(**data["cache"]))
+        _state(node.config).merge_worker(WorkerReport.from_json(sent))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    from . import report
+
     state = _state(config)
     width = max(report.DEFAULT_WIDTH, config.get_terminal_writer().fullwidth)
-    lines = report.summary_lines(state.record_dicts, width=width)
+    lines = report.summary_lines(state.collected.records, width=width)
     stats = state.cache.stats
     if not lines and not (stats.builds or stats.hits) and not state.summary_notes:
         return

@@ -32,12 +32,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .errors import PrecisionError
 from .files import write_atomic
+from .model import QDQ_OPS, all_graphs, all_nodes, has_qdq
 from .spec import PRECISIONS
 
-
-class PrecisionError(ValueError):
-    """A precision cannot be applied to this model; the message says why and what to do."""
+__all__ = ["QDQ_OPS", "PrecisionError", "apply_precision", "has_qdq", "transform_key"]
 
 
 UNCHANGED_PRECISIONS = ("fp32", "tf32")
@@ -58,27 +58,11 @@ RANGE_SENSITIVE_OPS = (
     "Exp",
 )
 
-QDQ_OPS = frozenset(
-    {
-        "QuantizeLinear",
-        "DequantizeLinear",
-        # TensorRT-specific Q/DQ that NVIDIA ModelOpt emits for fp8 and int4.
-        "TRT_FP8QuantizeLinear",
-        "TRT_FP8DequantizeLinear",
-        "TRT_INT4QuantizeLinear",
-        "TRT_INT4DequantizeLinear",
-    }
-)
 
 # Bump when the steps after the converter (round-trip removal, bf16 retyping, emulation) change.
 _POSTPROCESS_VERSION = 1
 _LOW_TYPES = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
 _LIST_OPTIONS = ("keep_fp32_ops", "keep_fp32_nodes")
-
-
-def has_qdq(model: onnx.ModelProto) -> bool:
-    """Does the graph, or any subgraph of it, carry quantize/dequantize nodes?"""
-    return any(node.op_type in QDQ_OPS for node in _all_nodes(model.graph))
 
 
 def transform_key(precision: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -287,7 +271,7 @@ def _ops_without_bf16(model: onnx.ModelProto) -> set[str]:
     they stay fp32, or the bf16 graph would not be valid ONNX."""
     opset = _opset(model)
     lacking = set()
-    for node in _all_nodes(model.graph):
+    for node in all_nodes(model.graph):
         if node.domain not in ("", "ai.onnx"):
             continue
         try:
@@ -302,7 +286,7 @@ def _ops_without_bf16(model: onnx.ModelProto) -> set[str]:
 
 def _retype_fp16_as_bf16(model: onnx.ModelProto, originals: Mapping[str, np.ndarray]) -> None:
     """Make every fp16 type, Cast and weight of the converted model bf16."""
-    for graph in _all_graphs(model.graph):
+    for graph in all_graphs(model.graph):
         for info in [*graph.input, *graph.output, *graph.value_info]:
             if info.type.tensor_type.elem_type == TensorProto.FLOAT16:
                 info.type.tensor_type.elem_type = TensorProto.BFLOAT16
@@ -328,7 +312,7 @@ def _emulate_storage(model: onnx.ModelProto, low_type: int) -> onnx.ModelProto:
     ``low_type`` is computed in fp32 and sent through Cast(low_type) -> Cast(fp32)."""
     inferred = onnx.shape_inference.infer_shapes(model)
     graph = inferred.graph
-    for subgraph in list(_all_graphs(graph))[1:]:
+    for subgraph in list(all_graphs(graph))[1:]:
         if any(_is_low(info, low_type) for info in [*subgraph.input, *subgraph.output, *subgraph.value_info]):
             raise PrecisionError(
                 "emulating fp16/bf16 inside control-flow subgraphs (If, Loop, Scan) is not supported; "
@@ -425,32 +409,15 @@ def _normalize_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_names_exist(model: onnx.ModelProto, path: Path, ops: list[str], nodes: list[str]) -> None:
     """A misspelt keep_fp32 name would silently keep nothing in fp32."""
-    node_names = {node.name for node in _all_nodes(model.graph)}
+    node_names = {node.name for node in all_nodes(model.graph)}
     missing = [n for n in nodes if n not in node_names]
     if missing:
         raise PrecisionError(f"{path}: keep_fp32_nodes names {missing} that are not nodes of the model")
     # Op types may be absent from this model (RANGE_SENSITIVE_OPS is generic) but must exist.
-    op_types = {node.op_type for node in _all_nodes(model.graph)}
+    op_types = {node.op_type for node in all_nodes(model.graph)}
     unknown = [op for op in ops if op not in op_types and not onnx.defs.has(op)]
     if unknown:
         raise PrecisionError(f"{path}: keep_fp32_ops names {unknown} that are not ONNX operator types")
-
-
-def _all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """The graph and every control-flow subgraph in it, outermost first."""
-    yield graph
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.type == onnx.AttributeProto.GRAPH:
-                yield from _all_graphs(attribute.g)
-            elif attribute.type == onnx.AttributeProto.GRAPHS:
-                for subgraph in attribute.graphs:
-                    yield from _all_graphs(subgraph)
-
-
-def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    for each in _all_graphs(graph):
-        yield from each.node
 
 
 def _load(path: Path, *, with_weights: bool) -> onnx.ModelProto:

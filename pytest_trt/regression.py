@@ -37,13 +37,16 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 import numpy as np
 
-from .results import TestRecord
+from .baseline import BaselineInput, BaselineStore, is_absolute_module, plain, workload_of
+from .errors import BaselineFileError
 from .stats import bootstrap_ratio_ci, percentile_label, sample_from_quantiles
 
 COMPARED_PERCENTILE = 0.0
@@ -68,6 +71,15 @@ DRIFT_FLOOR = 1e-6
 DRIFT_STATS = ("max_abs", "p99_abs", "mean_abs", "max_rel", "p99_rel", "mean_rel")
 
 
+class Verdict(str, Enum):
+    """The outcome of comparing a measurement with its baseline."""
+
+    REGRESSED = "regressed"
+    IMPROVED = "improved"
+    UNCHANGED = "unchanged"
+    INCONCLUSIVE = "inconclusive"  # too few iterations to compare
+
+
 class Timed(Protocol):
     """One measurement as compared here (measure.PerfResult is one)."""
 
@@ -83,7 +95,7 @@ class RegressionVerdict:
     ``raw_change`` the statistic's change before dividing. ``median_change`` is the medians'
     change, shown for context."""
 
-    status: str  # regressed | improved | unchanged | inconclusive (too few iterations to compare)
+    status: Verdict
     median_change: float
     ci_low: float
     ci_high: float
@@ -99,7 +111,7 @@ class RegressionVerdict:
     probe_spread: float | None = None  # the new probe times' STATE_QUANTILE over their floor, minus 1
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "status": self.status.value}
 
 
 def statistic_label(q: float) -> str:
@@ -148,7 +160,7 @@ def assess(
     median_change = float(np.median(samples) / np.median(base) - 1.0) if samples.size else float("nan")
     if samples.size < MIN_SAMPLES:
         return RegressionVerdict(
-            "inconclusive", median_change, float("nan"), float("nan"), threshold, False,
+            Verdict.INCONCLUSIVE, median_change, float("nan"), float("nan"), threshold, False,
             f"only {samples.size} iterations measured; need {MIN_SAMPLES} to compare with the baseline", label,
             float("nan"),
         )
@@ -170,7 +182,7 @@ def assess(
     mixed_margin = MIXED_UNCERTAINTY * spread if spread is not None and spread > HOST_STATE else 0.0
     margin = host_margin + mixed_margin
     bound = threshold + margin
-    status = "regressed" if change > bound else "improved" if change < -bound else "unchanged"
+    status = Verdict.REGRESSED if change > bound else Verdict.IMPROVED if change < -bound else Verdict.UNCHANGED
     message = (
         f"{label} {_percent(change)} vs baseline ({CONFIDENCE:.0%} CI {_percent(low)}..{_percent(high)}, "
         f"threshold {threshold * 100:g}%)"
@@ -308,7 +320,7 @@ def decide(
     found = f"{verdict.statistic} {_percent(verdict.change)}"
     if not slower:
         why = f"re-measured as the host ran {verdict.host_change * 100:.0f}% slow"
-    elif pooled.status == "regressed":
+    elif pooled.status is Verdict.REGRESSED:
         why = "confirmed by a re-measurement"
     else:
         why = "not confirmed by a re-measurement"
@@ -316,11 +328,12 @@ def decide(
     return pooled
 
 
-def accuracy_drift(baseline: Mapping[str, Any], record: TestRecord) -> list[str]:
-    """One warning line per output error statistic well above the baseline's (see DRIFT_*)."""
+def accuracy_drift(baseline: Mapping[str, Any], accuracy: Any) -> list[str]:
+    """One warning line per output error statistic well above the baseline's (see DRIFT_*);
+    ``accuracy`` is an ``accuracy.AccuracyResult`` or None."""
     stored = baseline.get("accuracy") or {}
     lines = []
-    for output in getattr(record.accuracy, "outputs", None) or []:
+    for output in getattr(accuracy, "outputs", None) or []:
         before = stored.get(output.name) or {}
         for key in DRIFT_STATS:
             old, new = before.get(key), output.stats.get(key)
@@ -333,3 +346,177 @@ def accuracy_drift(baseline: Mapping[str, Any], record: TestRecord) -> list[str]
                     "still within tolerance"
                 )
     return lines
+
+
+# ---- staleness and changes: is a stored entry comparable, and what moved since ------------------
+
+# Workload keys that exist only when the test was timed.
+_TIMING_KEYS = ("clock", "mode")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        flat: dict[str, Any] = {}
+        for key in sorted(value):
+            flat.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _show(value: Any) -> str:
+    return "(none)" if value is None else json.dumps(value, separators=(", ", ": "), sort_keys=True).strip('"')
+
+
+def staleness(entry: Mapping[str, Any], record: BaselineInput) -> str | None:
+    """Why the baseline measured a different workload (shapes, batch, precision, IO signature,
+    backend or timing mode), or None when it is comparable."""
+    stored = entry.get("workload")
+    if not isinstance(stored, Mapping):
+        return "baseline entry has no workload"
+    old, new = _flatten(stored), _flatten(workload_of(record))
+    if record.perf is None:  # nothing was timed this run: only the workload itself can differ
+        old = {k: v for k, v in old.items() if k.split(".")[0] not in _TIMING_KEYS}
+    diffs = [f"{key} {_show(old.get(key))} -> {_show(new.get(key))}"
+             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return "workload changed: " + "; ".join(diffs) if diffs else None
+
+
+def _short(digest: Any) -> str:
+    return f"{str(digest)[:8]}.." if digest else "(none)"
+
+
+def _version_change(old: str, new: str) -> str:
+    """``onnxruntime 1.31.0 -> 1.32.0`` when only the version moved."""
+    old_name, _, old_version = old.partition(" ")
+    new_name, _, new_version = new.partition(" ")
+    if old_name == new_name and old_version and new_version:
+        return f"{old_name} {old_version} -> {new_version}"
+    return f"{old} -> {new}"
+
+
+def changes(entry: Mapping[str, Any], record: BaselineInput, software: Mapping[str, Any] | None = None) -> list[str]:
+    """What changed since the baseline without making it stale: the model, the runtime and other
+    software, build options. These are what the comparison exists to judge."""
+    found = []
+    old_hash = (entry.get("model") or {}).get("content_hash")
+    new_hash = record.model.get("content_hash")
+    if old_hash != new_hash:
+        found.append(f"model {_short(old_hash)} -> {_short(new_hash)}")
+    old_sw = dict(entry.get("software") or {})
+    new_sw = {"runtime": record.runtime_version, **(software or {})}
+    if old_sw.get("runtime") != new_sw["runtime"]:
+        found.append(_version_change(str(old_sw.get("runtime")), str(new_sw["runtime"])))
+    for key in sorted(set(new_sw) - {"runtime", "backend"}):
+        if key in old_sw and old_sw[key] != new_sw[key]:
+            found.append(f"{key} {old_sw[key]} -> {new_sw[key]}")
+    old_options = (entry.get("build") or {}).get("options")
+    new_options = plain(record.build.get("options"))
+    if old_options != new_options:
+        found.append(f"build options {_show(old_options)} -> {_show(new_options)}")
+    return found
+
+
+# ---- the per-test baseline step -------------------------------------------------------------------
+
+
+class BaselineNote(str, Enum):
+    """What the baseline step did for one test."""
+
+    OFF = "off"  # not compared: --trt-baseline=off, or nothing was measured
+    COMPARED = "compared"  # compared with its baseline; nothing changed since it was recorded
+    CHANGED = "changed"  # compared; the model, runtime or build options changed since (note says what)
+    NO_BASELINE = "no-baseline"
+    STALE = "stale"  # the workload changed: not comparable
+    UNREADABLE = "unreadable"  # the baseline file cannot be read
+    OUTSIDE_ROOTDIR = "outside-rootdir"  # the test file has no name in the store
+    RECORDED = "recorded"  # --trt-update-baselines staged a new entry
+    NOT_RECORDED = "not-recorded"  # --trt-update-baselines, but the test failed its gates
+
+
+@dataclass(frozen=True)
+class BaselineOutcome:
+    """The baseline step's result for one test; the session stages ``staged`` in the store."""
+
+    state: BaselineNote
+    note: str = ""
+    verdict: RegressionVerdict | None = None
+    staged: dict[str, Any] | None = None  # the entry to record (--trt-update-baselines)
+    warnings: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BaselinePolicy:
+    """How the session treats baselines: ``mode`` is compare | strict | off; ``enforce`` False
+    reports a regression without failing (--trt-perf=report)."""
+
+    mode: str
+    update: bool
+    threshold: float
+    enforce: bool = True
+    commit: str | None = None
+
+
+def judge_baseline(
+    store: BaselineStore,
+    measured: BaselineInput,
+    remeasure: Callable[[], Timed],
+    policy: BaselinePolicy,
+    *,
+    software: Mapping[str, Any] | None = None,
+    gates_failed: bool = False,
+) -> BaselineOutcome:
+    """Compare ``measured.perf`` with the stored baseline, or make the entry to record.
+
+    ``remeasure`` returns a new measurement and changes nothing; it is called at most once when
+    comparing (as ``decide`` asks) and as often as ``record`` asks when updating. The outcome's
+    ``staged`` entry is recorded from the kept measurement, so a baseline never stores a
+    measurement taken in a slow moment of the host.
+    """
+    if policy.mode == "off" or measured.perf is None:
+        return BaselineOutcome(BaselineNote.OFF)
+    if is_absolute_module(measured.module):
+        return BaselineOutcome(BaselineNote.OUTSIDE_ROOTDIR, "test file outside the rootdir", failures=((
+            f"baseline: the test file {measured.module} is outside pytest's rootdir, so it has no name in the "
+            "baseline store. pytest may have chosen the rootdir from the value of a path option written "
+            "after a space: write --trt-baseline-dir=PATH, with '=', or pass --rootdir"
+        ),))
+    if policy.update:
+        if gates_failed:
+            return BaselineOutcome(BaselineNote.NOT_RECORDED, "baseline not recorded: the test failed its gates")
+        fastest = measured.perf.fastest_probe_ms
+        recording = record(measured.perf, remeasure, float("inf") if fastest is None else fastest)
+        kept = BaselineInput(**{**measured.__dict__, "perf": recording.kept})
+        entry = BaselineStore.entry_from_record(kept, policy.commit, software)
+        return BaselineOutcome(BaselineNote.RECORDED, recording.note, staged=entry)
+    try:
+        entry = store.lookup(measured.module, measured.nodeid)
+    except BaselineFileError as exc:
+        return BaselineOutcome(BaselineNote.UNREADABLE, "baseline file unreadable", failures=(f"baseline: {exc}",))
+    if entry is None:
+        failures = ()
+        if policy.mode == "strict":
+            failures = ((
+                f"baseline: no baseline for this test on {store.hardware} (--trt-baseline=strict); "
+                "record one with --trt-update-baselines"
+            ),)
+        return BaselineOutcome(BaselineNote.NO_BASELINE, "no baseline", failures=failures)
+    reason = staleness(entry, measured)
+    if reason is not None:
+        failures = ()
+        if policy.mode == "strict":
+            failures = (f"baseline: stale baseline, not compared ({reason}); re-record it with --trt-update-baselines",)
+        return BaselineOutcome(BaselineNote.STALE, f"stale: {reason}", failures=failures)
+    changed = "; ".join(changes(entry, measured, software))
+    verdict = decide(entry, measured.perf, remeasure, policy.threshold)
+    failures = ()
+    if verdict.status is Verdict.REGRESSED and policy.enforce:
+        since = f" (changed since the baseline: {changed})" if changed else ""
+        failures = (f"regression ({measured.backend}): {verdict.message}{since}",)
+    return BaselineOutcome(
+        BaselineNote.CHANGED if changed else BaselineNote.COMPARED,
+        changed,
+        verdict=verdict,
+        warnings=tuple(accuracy_drift(entry, measured.accuracy)),
+        failures=failures,
+    )

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .regression import BaselineNote
+from .results import BudgetState, TestStatus
+
 DEFAULT_WIDTH = 100
 _GAP = "  "
 _INDENT = "  "  # rows sit under their file's line
@@ -35,15 +38,18 @@ def _accuracy(record: Mapping[str, Any]) -> str:
     return "ok" if result.get("passed") else "FAIL"
 
 
+_BUDGET_STATUS = {
+    BudgetState.PASSED: "ok",
+    BudgetState.FAILED: "FAIL",
+    BudgetState.REPORT_WITHIN: "ok (report only)",
+    BudgetState.REPORT_OVER: "over (report only)",
+    BudgetState.NOT_MEASURED: "not measured",
+    BudgetState.NOT_ENFORCED: "not enforced",  # the row's backend column names the budget's backend
+}
+
+
 def _budget_status(outcome: Mapping[str, Any]) -> str:
-    if outcome["enforced"]:
-        return "ok" if outcome["passed"] else "FAIL"
-    message: str = outcome.get("message", "")
-    if message.startswith("report only"):
-        return "ok (report only)" if message.endswith("within budget") else "over (report only)"
-    if message.startswith("not measured"):
-        return "not measured"
-    return "not enforced"  # the row's backend column names the budget's backend
+    return _BUDGET_STATUS[BudgetState(outcome["state"])]
 
 
 def _rows(record: Mapping[str, Any]) -> list[tuple[str, ...]]:
@@ -55,12 +61,13 @@ def _rows(record: Mapping[str, Any]) -> list[tuple[str, ...]]:
     budgets = record.get("budgets") or []
     own = [b for b in budgets if b["backend"] == running]
     others = [b for b in budgets if b["backend"] != running]
-    if record.get("status") == "error":
+    test_status = TestStatus(record["status"])
+    if test_status is TestStatus.ERROR:
         status = "ERROR"
     elif own:
         status = _budget_status(own[0])
     else:
-        status = "FAIL" if record.get("status") == "failed" else "ok"
+        status = "FAIL" if test_status is TestStatus.FAILED else "ok"
     rows = [(
         name,
         running,
@@ -131,14 +138,16 @@ def _notes(records: list[Mapping[str, Any]]) -> list[str]:
 def _baseline_notes(records: list[Mapping[str, Any]]) -> list[str]:
     """One line per test compared with (or kept from) its baseline; tests without one are counted."""
     notes, missing = [], 0
+    quiet = {BaselineNote.OFF, BaselineNote.RECORDED}  # recordings are summed up by the store
     for record in records:
         verdict, note = record.get("regression"), record.get("baseline_note") or ""
+        state = BaselineNote(record.get("baseline_state") or BaselineNote.OFF.value)
         if verdict:
             changed = f" ({note})" if note else ""
             notes.append(f"baseline: {record['nodeid']}: {verdict['status']}, {verdict['message']}{changed}")
-        elif note == "no baseline":
+        elif state is BaselineNote.NO_BASELINE:
             missing += 1
-        elif note and not note.startswith("baseline recorded"):
+        elif note and state not in quiet:
             notes.append(f"baseline: {record['nodeid']}: {note}")
     if missing:
         notes.append(f"baseline: {missing} measured test(s) have no baseline here (record with --trt-update-baselines)")

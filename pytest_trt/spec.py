@@ -14,41 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from .errors import SpecError
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
-BACKENDS = ("tensorrt", "onnxruntime")
 CHECKS = ("elementwise", "max", "mean", "median", "quantile")
 NAN_POLICIES = ("fail", "equal")
 SYNC_MODES = ("blocking", "spin")
 
-# Build options each backend understands. Unknown keys are an error, not silently ignored.
-TENSORRT_BUILD_OPTIONS = {
-    "workspace_mb": int,
-    "optimization_level": int,
-    "hardware_compatibility": str,  # none | ampere_plus | same_compute_capability
-    "version_compatible": bool,
-    "exclude_lean_runtime": bool,
-    "builder_flags": tuple,  # extra BuilderFlag names (e.g. weak-typing FP16 on TensorRT 10.x)
-    "max_aux_streams": int,
-    "timing_cache": bool,
-    "profiles": dict,  # input -> (min, opt, max)
-}
-# Precision-transform options, shared by every backend (see precision.py).
+# Precision-transform options, shared by every backend (see precision.py). Each backend declares
+# its own build options when it registers (pytest_trt.backends); marks.py passes them all here.
 TRANSFORM_BUILD_OPTIONS = {
     "keep_fp32_ops": tuple,  # op types kept in fp32 by the fp16/bf16 transform
     "keep_fp32_nodes": tuple,  # node names kept in fp32
 }
-ONNXRUNTIME_BUILD_OPTIONS = {
-    "graph_optimization_level": str,  # disable | basic | extended | all
-    "intra_op_threads": int,
-    "providers": tuple,
-}
-BUILD_OPTIONS = {**TENSORRT_BUILD_OPTIONS, **ONNXRUNTIME_BUILD_OPTIONS, **TRANSFORM_BUILD_OPTIONS}
-
-
-class SpecError(ValueError):
-    """A mark or option argument is invalid; the message names the argument."""
 
 
 Shape = tuple[int, ...]
@@ -91,6 +69,8 @@ def format_tolerance(value: float) -> str:
     """1e-3 rather than 0.001, 0.5 rather than 5e-1: how tolerances are written in marks."""
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
+    import numpy as np
+
     positional = np.format_float_positional(value, trim="-")
     scientific = np.format_float_scientific(value, trim="-", exp_digits=1).replace("e+", "e")
     shorter = len(scientific) < len(positional) or (len(scientific) == len(positional) and abs(value) < 1)
@@ -166,9 +146,12 @@ def make_model_spec(
     seed: int | None = None,
     input_ranges: Mapping[str, Any] | None = None,
     inputs: str | Path | None = None,
+    backend_options: Mapping[str, type] | None = None,
     **build_options: Any,
 ) -> ModelSpec:
-    """Validate ``trt_model`` arguments. Relative paths try each of ``base_dirs`` in order."""
+    """Validate ``trt_model`` arguments. Relative paths try each of ``base_dirs`` in order;
+    ``backend_options`` are the build options the registered backends declare (name -> type)."""
+    known_options = {**(backend_options or {}), **TRANSFORM_BUILD_OPTIONS}
     model_path = _resolve(path, base_dirs, "path")
     _choice(precision, PRECISIONS, "precision")
     if shapes is not None and not isinstance(shapes, Mapping):
@@ -191,11 +174,11 @@ def make_model_spec(
             raise SpecError(f"input_ranges[{name!r}] must be (low, high) with low < high, got {rng!r}")
         ranges.append((name, (rng[0], rng[1])))
     for key, value in build_options.items():
-        if key not in BUILD_OPTIONS:
+        if key not in known_options:
             raise SpecError(
-                f"trt_model: unknown argument {key!r} (build options: {', '.join(sorted(BUILD_OPTIONS))})"
+                f"trt_model: unknown argument {key!r} (build options: {', '.join(sorted(known_options))})"
             )
-        expected = BUILD_OPTIONS[key]
+        expected = known_options[key]
         ok = isinstance(value, expected) or (expected is tuple and isinstance(value, list))
         if expected is int and isinstance(value, bool):
             ok = False
@@ -336,7 +319,8 @@ class PerfBudget:
     measure: MeasureSettings = field(default_factory=MeasureSettings)
 
     def __post_init__(self) -> None:
-        _choice(self.backend, BACKENDS, "backend")
+        if not isinstance(self.backend, str) or not self.backend:
+            raise SpecError(f"backend must be a backend name, got {self.backend!r}")
         _number(self.max_latency_ms, "max_latency_ms", allow_none=True)
         if not 0.0 <= _number(self.percentile, "percentile") <= 100.0:
             raise SpecError(f"percentile must be in [0, 100], got {self.percentile!r}")
@@ -347,13 +331,16 @@ class PerfBudget:
 _MEASURE_FIELDS = {f.name for f in dataclasses.fields(MeasureSettings)}
 
 
-def make_perf_budget(defaults: MeasureSettings, **kw: Any) -> PerfBudget:
-    """Validate one ``trt_perf`` mark; measurement keywords override the session defaults."""
+def make_perf_budget(defaults: MeasureSettings, backends: tuple[str, ...] = (), **kw: Any) -> PerfBudget:
+    """Validate one ``trt_perf`` mark; measurement keywords override the session defaults.
+    ``backends`` are the registered backend names the budget's ``backend`` must be one of."""
     known = {f.name for f in dataclasses.fields(PerfBudget)} - {"measure"} | _MEASURE_FIELDS
     unknown = sorted(set(kw) - known)
     if unknown:
         raise SpecError(f"trt_perf: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})")
     measure_kw = {k: kw.pop(k) for k in list(kw) if k in _MEASURE_FIELDS}
+    if backends:
+        _choice(kw.get("backend", PerfBudget.backend), backends, "backend")
     return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), **kw)
 
 

@@ -9,6 +9,13 @@ from pathlib import Path
 
 import pytest
 
+# pytester's in-process runs put sys.modules back as they found it, and numpy/onnxruntime
+# cannot be imported twice in one process; the plugin imports them on first use, so import
+# them here, before any in-process run.
+import numpy  # noqa: F401
+import onnx  # noqa: F401
+import onnxruntime  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "examples" / "models"
 

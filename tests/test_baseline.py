@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -12,17 +13,13 @@ from pytest_trt.accuracy import AccuracyResult, OutputReport
 from pytest_trt.baseline import (
     SCHEMA,
     BaselineFileError,
+    BaselineInput as Record,
     BaselineStore,
-    changes,
-    compare_record,
     hardware_class,
     module_file_name,
-    staleness,
 )
 from pytest_trt.measure import PerfResult
-from pytest_trt.results import (
-    TestRecord as Record,  # not a Test* name: pytest would collect it
-)
+from pytest_trt.regression import BaselineNote, BaselinePolicy, changes, judge_baseline, staleness
 from pytest_trt.stats import summarize
 
 CPU = "cpu-amd-epyc-2c"
@@ -125,8 +122,7 @@ def test_rewriting_the_same_entries_gives_the_same_bytes(tmp_path):
 
 
 def test_entry_needs_a_latency_sample():
-    record = make_record()
-    record.perf = None
+    record = dataclasses.replace(make_record(), perf=None)
     with pytest.raises(ValueError, match="test_a: no latency sample"):
         BaselineStore.entry_from_record(record, None)
 
@@ -249,14 +245,14 @@ def test_model_and_runtime_changes_are_reported_not_stale():
 def test_a_test_file_outside_the_rootdir_fails_with_the_likely_cause(tmp_path, update):
     # pytest picks the rootdir from path arguments, so "--trt-baseline-dir /elsewhere" (with a
     # space) can leave the test file outside it, where the store has no name for its module.
-    record = make_record()
-    record.module = "/work/project/tests/test_m.py"
+    record = dataclasses.replace(make_record(), module="/work/project/tests/test_m.py")
     store = BaselineStore(tmp_path, CPU)
-    lines = compare_record(store, record, mode="compare", update=update, threshold=0.1,
-                           remeasure=lambda: pytest.fail("nothing is measured for it"))
-    assert lines == [(
+    outcome = judge_baseline(store, record, lambda: pytest.fail("nothing is measured for it"),
+                             BaselinePolicy(mode="compare", update=update, threshold=0.1))
+    assert outcome.failures == ((
         "baseline: the test file /work/project/tests/test_m.py is outside pytest's rootdir, so it has no name "
         "in the baseline store. pytest may have chosen the rootdir from the value of a path option written "
         "after a space: write --trt-baseline-dir=PATH, with '=', or pass --rootdir"
-    )]
-    assert record.baseline_note == "test file outside the rootdir" and not store.staged
+    ),)
+    assert outcome.state is BaselineNote.OUTSIDE_ROOTDIR and outcome.note == "test file outside the rootdir"
+    assert outcome.staged is None and not store.staged

@@ -32,7 +32,7 @@ from pytest_trt.cache import (
     parse_size,
 )
 from pytest_trt.model import load_model
-from pytest_trt.spec import make_model_spec
+from pytest_trt.marks import model_spec as make_model_spec
 
 DEVICE = {"gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
 

@@ -7,34 +7,51 @@ import json
 from test_baseline import make_record
 
 from pytest_trt.ci_report import junit_properties, markdown, write_json, write_markdown
-from pytest_trt.regression import RegressionVerdict
+from pytest_trt.regression import BaselineNote, RegressionVerdict, Verdict
+from pytest_trt.results import TestRecord as Record, TestStatus, TestSubject
 
 META = {"hardware": "cpu-amd-epyc-2c", "backend": "onnxruntime", "commit": "abc123"}
 
 
-def regressed_record():
-    record = make_record(nodeid="tests/test_m.py::test_slow")
-    record.regression = RegressionVerdict(
-        "regressed", 0.15, 0.11, 0.175, 0.10, True,
+def finished(nodeid: str, **fields) -> Record:
+    """A record as the gates assemble it, around a measurement made by make_record."""
+    measured = make_record(nodeid=nodeid)
+    subject = TestSubject(
+        nodeid=measured.nodeid, module=measured.module, backend=measured.backend,
+        runtime_version=measured.runtime_version, model=dict(measured.model), build=dict(measured.build),
+        workload=dict(measured.workload),
+    )
+    fields.setdefault("status", TestStatus.PASSED)
+    return Record(subject=subject, perf=measured.perf, accuracy=measured.accuracy, **fields)
+
+
+def regressed_record(**fields):
+    verdict = RegressionVerdict(
+        Verdict.REGRESSED, 0.15, 0.11, 0.175, 0.10, True,
         "min +14.2% vs baseline (95% CI +11.0..+17.5%, threshold 10%)", "min", 0.142,
     )
-    record.baseline_note = "model 3f2a.. -> 91c0.."
-    record.status = "failed"
-    record.warnings.append("accuracy drift: output 'y' max_abs 5e-05 vs baseline 1e-05 (5.0x), still within tolerance")
-    return record
+    return finished(
+        "tests/test_m.py::test_slow",
+        regression=verdict,
+        baseline_note="model 3f2a.. -> 91c0..",
+        baseline_state=BaselineNote.CHANGED.value,
+        status=TestStatus.FAILED,
+        warnings=("accuracy drift: output 'y' max_abs 5e-05 vs baseline 1e-05 (5.0x), still within tolerance",),
+        **fields,
+    )
 
 
-def new_record():
-    record = make_record(nodeid="tests/test_m.py::test_new")
-    record.baseline_note = "no baseline"
-    return record
+def new_record(**fields):
+    return finished(
+        "tests/test_m.py::test_new", baseline_note="no baseline", baseline_state=BaselineNote.NO_BASELINE.value, **fields
+    )
 
 
 def test_json_holds_every_test_with_statistics_and_verdict(tmp_path):
     path = tmp_path / "out" / "trt.json"
     write_json(path, [regressed_record(), new_record().as_dict()], META)
     data = json.loads(path.read_text())
-    assert data["schema"] == 1 and data["meta"] == META
+    assert data["schema"] == 2 and data["meta"] == META
     slow, new = data["tests"]
     assert slow["nodeid"] == "tests/test_m.py::test_slow"
     assert slow["perf"]["latency"]["n"] == 500 and len(slow["perf"]["samples_ms"]) == 500
@@ -45,8 +62,8 @@ def test_json_holds_every_test_with_statistics_and_verdict(tmp_path):
 
 
 def test_json_turns_nan_into_null(tmp_path):
-    record = new_record()
-    record.regression = RegressionVerdict("inconclusive", float("nan"), float("nan"), float("nan"), 0.1, False, "x")
+    verdict = RegressionVerdict(Verdict.INCONCLUSIVE, float("nan"), float("nan"), float("nan"), 0.1, False, "x")
+    record = new_record(regression=verdict)
     write_json(tmp_path / "r.json", [record], {})
     text = (tmp_path / "r.json").read_text()
     assert "NaN" not in text and json.loads(text)["tests"][0]["regression"]["ci_low"] is None
@@ -71,8 +88,7 @@ def test_markdown_table_shows_verdicts_and_warnings(tmp_path, monkeypatch):
 
 
 def test_markdown_escapes_pipes_in_cells():
-    record = new_record()
-    record.nodeid = "tests/test_m.py::test_p[a|b]"
+    record = finished("tests/test_m.py::test_p[a|b]")
     assert "test_p[a\\|b]" in markdown([record], {})
 
 

@@ -9,8 +9,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from pytest_trt.backends.base import Artifact, BackendError, get_backend
+from pytest_trt import backends
+from pytest_trt.backends.base import Artifact, BackendError
 from pytest_trt.model import load_model, make_inputs, resolve_shapes
+from pytest_trt.measure import timed_session
 from pytest_trt.spec import BuildSpec, MeasureSettings
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
@@ -18,7 +20,7 @@ MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 
 @pytest.fixture(scope="module")
 def backend():
-    return get_backend("onnxruntime")
+    return backends.create("onnxruntime")
 
 
 @pytest.fixture(scope="module")
@@ -86,18 +88,18 @@ def test_infer_names_the_bad_input(backend, encoder, feed):
 def test_the_host_probe_runs_only_beside_a_single_threaded_session(backend, encoder, feed, threads, probed):
     build = BuildSpec(options=(("intra_op_threads", threads),))
     runner = backend.load(backend.build(encoder, build), encoder, build)
-    session = runner.timed_session(feed, MeasureSettings())
+    session = timed_session(runner, feed, MeasureSettings())
     times = session.run(8)
     session.close()
     assert bool(times.probe) is probed
-    off = runner.timed_session(feed, MeasureSettings(host_probe=False))
+    off = timed_session(runner, feed, MeasureSettings(host_probe=False))
     assert off.run(8).probe is None
     off.close()
 
 
 def test_timed_session_times_each_iteration_on_the_host_clock(backend, encoder, feed):
     runner = backend.load(backend.build(encoder, BuildSpec()), encoder, BuildSpec())
-    session = runner.timed_session(feed, MeasureSettings())
+    session = timed_session(runner, feed, MeasureSettings())
     times = session.run(4)
     session.close()
     assert session.clock == "host"

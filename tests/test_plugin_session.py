@@ -25,7 +25,7 @@ def test_second(trt_engine):
 
 
 def test_auto_falls_back_to_onnxruntime_and_says_why(trt_pytester, monkeypatch):
-    monkeypatch.setattr("pytest_trt.session._tensorrt_availability", _unavailable)
+    monkeypatch.setattr("pytest_trt.session.availability_of", _unavailable)
     trt_pytester.pytester.makepyfile(test_nothing="def test_ok():\n    pass\n")
     result = trt_pytester.run()
     result.stdout.fnmatch_lines(["pytest-trt: backend onnxruntime (TensorRT unavailable: no GPU in this test)"])
@@ -33,8 +33,8 @@ def test_auto_falls_back_to_onnxruntime_and_says_why(trt_pytester, monkeypatch):
     forced.stdout.fnmatch_lines(["pytest-trt: backend onnxruntime (--trt-backend=onnxruntime)"])
 
 
-def _unavailable(settings):
-    return Availability(False, "no GPU in this test")
+def _unavailable(info, settings):
+    return Availability(True) if info.name == "onnxruntime" else Availability(False, "no GPU in this test")
 
 
 @pytest.mark.parametrize(
@@ -44,12 +44,12 @@ def _unavailable(settings):
         (("--trt-backend=tensorrt",), "pytest-trt: --trt-backend=tensorrt, but TensorRT is unavailable: no GPU in this test"),
         (
             ("--trt-require-gpu", "--trt-backend=onnxruntime"),
-            "pytest-trt: --trt-require-gpu needs the tensorrt backend, but --trt-backend=onnxruntime was given",
+            "pytest-trt: --trt-require-gpu needs a GPU backend (tensorrt), but --trt-backend=onnxruntime was given",
         ),
     ],
 )
 def test_a_gpu_gate_fails_the_session_instead_of_falling_back(trt_pytester, monkeypatch, args, message):
-    monkeypatch.setattr("pytest_trt.session._tensorrt_availability", _unavailable)
+    monkeypatch.setattr("pytest_trt.session.availability_of", _unavailable)
     trt_pytester.pytester.makepyfile(test_nothing="def test_ok():\n    pass\n")
     result = trt_pytester.run(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -57,17 +57,17 @@ def test_a_gpu_gate_fails_the_session_instead_of_falling_back(trt_pytester, monk
 
 
 def test_ini_twin_of_require_gpu(trt_pytester, monkeypatch):
-    monkeypatch.setattr("pytest_trt.session._tensorrt_availability", _unavailable)
+    monkeypatch.setattr("pytest_trt.session.availability_of", _unavailable)
     trt_pytester.pytester.makeini("[pytest]\ntrt_require_gpu = true\n")
     trt_pytester.pytester.makepyfile(test_nothing="def test_ok():\n    pass\n")
     assert trt_pytester.run().ret == pytest.ExitCode.USAGE_ERROR
 
 
 def test_choose_backend_picks_tensorrt_when_available(trt_pytester, monkeypatch):
-    monkeypatch.setattr("pytest_trt.session._tensorrt_availability", lambda settings: Availability(True))
+    monkeypatch.setattr("pytest_trt.session.availability_of", lambda info, settings: Availability(True))
     choice = choose_backend(Settings.from_config(trt_pytester.pytester.parseconfigure(*trt_pytester.args())))
     assert choice.name == "tensorrt"
-    assert choice.header() == "pytest-trt: backend tensorrt (--trt-backend=auto)"
+    assert choice.header() == ["pytest-trt: backend tensorrt (--trt-backend=auto)"]
 
 
 def test_an_engine_is_built_once_per_spec_per_session(trt_pytester):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pytest_trt.report import summary_lines
+from pytest_trt.results import BudgetOutcome, BudgetState
 
 
 def _record(nodeid: str, *, budgets=(), perf=True, accuracy=True, status="passed", warnings=()):
@@ -18,8 +19,8 @@ def _record(nodeid: str, *, budgets=(), perf=True, accuracy=True, status="passed
     }
 
 
-def _budget(backend, description, enforced, passed, message=""):
-    return {"backend": backend, "description": description, "enforced": enforced, "passed": passed, "message": message}
+def _budget(backend, description, state, message=""):
+    return BudgetOutcome(backend, description, state, message).as_dict()
 
 
 def test_rows_are_grouped_by_file_aligned_and_fit_100_columns():
@@ -27,13 +28,13 @@ def test_rows_are_grouped_by_file_aligned_and_fit_100_columns():
         _record(
             "tests/test_models.py::test_mlp",
             budgets=[
-                _budget("onnxruntime", "p99 <= 50.00 ms", True, True),
-                _budget("tensorrt", "p99 <= 0.50 ms, >= 50000 qps", False, None, "not enforced (running onnxruntime)"),
+                _budget("onnxruntime", "p99 <= 50.00 ms", BudgetState.PASSED),
+                _budget("tensorrt", "p99 <= 0.50 ms, >= 50000 qps", BudgetState.NOT_ENFORCED, "not enforced (running onnxruntime)"),
             ],
         ),
         _record(
             "tests/test_models.py::test_a_very_long_test_name_that_does_not_fit_the_column[param-one]",
-            budgets=[_budget("onnxruntime", "p50 <= 1.00 ms", True, False, "p50 latency 2 ms > budget 1 ms")],
+            budgets=[_budget("onnxruntime", "p50 <= 1.00 ms", BudgetState.FAILED, "p50 latency 2 ms > budget 1 ms")],
             status="failed",
             warnings=["latency CV 24.5% > 10%: results may be unstable"],
         ),
@@ -64,13 +65,13 @@ def test_rows_are_grouped_by_file_aligned_and_fit_100_columns():
 
 
 def test_report_only_and_unmeasured_budgets_have_their_own_status():
-    def unenforced(message):
-        return [_budget("onnxruntime", "p50 <= 9 ms", False, None, message)]
+    def unenforced(state, message):
+        return [_budget("onnxruntime", "p50 <= 9 ms", state, message)]
 
     records = [
-        _record("t.py::test_over", budgets=unenforced("report only: p50 latency 10 ms > budget 9 ms")),
-        _record("t.py::test_under", budgets=unenforced("report only: within budget")),
-        _record("t.py::test_off", perf=False, budgets=unenforced("not measured (--trt-perf=off)")),
+        _record("t.py::test_over", budgets=unenforced(BudgetState.REPORT_OVER, "report only: p50 latency 10 ms > budget 9 ms")),
+        _record("t.py::test_under", budgets=unenforced(BudgetState.REPORT_WITHIN, "report only: within budget")),
+        _record("t.py::test_off", perf=False, budgets=unenforced(BudgetState.NOT_MEASURED, "not measured (--trt-perf=off)")),
         _record("t.py::test_broken", status="error", accuracy=None, perf=False),
     ]
     rows = {line.split()[0]: line for line in summary_lines(records)[2:]}

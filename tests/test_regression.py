@@ -324,10 +324,10 @@ def test_decide_pools_the_two_measurements(probed_baseline):
 
 def test_accuracy_drift_flags_errors_well_above_the_baseline():
     entry = BaselineStore.entry_from_record(make_record(errors={"max_abs": 1e-5, "mean_abs": 1e-6}), None)
-    assert accuracy_drift(entry, make_record(errors={"max_abs": 1.5e-5, "mean_abs": 1e-6})) == []
-    lines = accuracy_drift(entry, make_record(errors={"max_abs": 5e-5, "mean_abs": 1e-6}))
+    assert accuracy_drift(entry, make_record(errors={"max_abs": 1.5e-5, "mean_abs": 1e-6}).accuracy) == []
+    lines = accuracy_drift(entry, make_record(errors={"max_abs": 5e-5, "mean_abs": 1e-6}).accuracy)
     assert lines == ["accuracy drift: output 'y' max_abs 5e-05 vs baseline 1e-05 (5.0x), still within tolerance"]
     # Tiny absolute moves from an exact match are rounding, not drift.
     exact = BaselineStore.entry_from_record(make_record(errors={"max_abs": 0.0}), None)
-    assert accuracy_drift(exact, make_record(errors={"max_abs": 1e-8})) == []
-    assert "from 0" in accuracy_drift(exact, make_record(errors={"max_abs": 1e-3}))[0]
+    assert accuracy_drift(exact, make_record(errors={"max_abs": 1e-8}).accuracy) == []
+    assert "from 0" in accuracy_drift(exact, make_record(errors={"max_abs": 1e-3}).accuracy)[0]

@@ -25,11 +25,11 @@ from pytest_trt.backends.base import (
     Artifact,
     BackendError,
     BackendUnavailable,
-    get_backend,
 )
 from pytest_trt.backends.tensorrt import TensorRTBackend, TensorRTRunner
 from pytest_trt.model import LoadedModel, load_model
-from pytest_trt.spec import BuildSpec, MeasureSettings, make_model_spec
+from pytest_trt.marks import model_spec as make_model_spec
+from pytest_trt.spec import BuildSpec, MeasureSettings
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 
@@ -84,7 +84,7 @@ def test_no_gpu_means_unavailable_before_any_tensorrt_object_exists(mlp) -> None
 
 
 def test_full_tensorrt_missing_here_is_a_clear_reason() -> None:
-    status = get_backend("tensorrt", runtime="full").availability()
+    status = TensorRTBackend(runtime="full").availability()
     assert not status.ok
     assert "full runtime is not importable" in status.reason and "pip install tensorrt" in status.reason
 

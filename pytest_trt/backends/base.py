@@ -3,74 +3,39 @@
 A backend turns a model plus a BuildSpec into an opaque serialized artifact (``build``), turns an
 artifact back into a runnable engine (``load``), and runs it (``Runner``). Everything else
 (hashing, inputs, caching, statistics, comparison, baselines, reports) lives outside backends.
+The registry that names backends is ``pytest_trt.backends``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
+from ..errors import BackendError, BackendUnavailable
+from ..types import Artifact, Availability, HostCall, IterationTimes, TensorSpec
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..model import LoadedModel
     from ..spec import BuildSpec, MeasureSettings
 
-
-class BackendError(RuntimeError):
-    """A backend could not build, load or run; the message says which step and why."""
-
-
-class BackendUnavailable(BackendError):
-    """The backend cannot run on this machine (missing package, no GPU); ``reason`` says why."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output as the engine sees it. Dynamic dims are None."""
-
-    name: str
-    dtype: np.dtype
-    shape: tuple[int | None, ...]
-
-
-@dataclass(frozen=True)
-class Availability:
-    ok: bool
-    reason: str = ""
-
-
-@dataclass
-class Artifact:
-    """What ``build`` returns: bytes to cache plus JSON-able facts about the build."""
-
-    data: bytes
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class IterationTimes:
-    """Per-iteration timings in milliseconds, one list entry per iteration.
-
-    ``latency`` is what budgets apply to: host wall time per query for host backends; for GPU
-    backends, trtexec's "Latency" (H2D + compute + D2H on the event timeline, or compute alone
-    when transfers are off). The other phases are filled where the backend can tell them apart.
-    ``span_ms`` is the wall (or event-timeline) time of the whole batch of iterations, so
-    throughput = queries / span, as trtexec computes it.
-    """
-
-    latency: list[float]
-    span_ms: float
-    compute: list[float] | None = None
-    h2d: list[float] | None = None
-    d2h: list[float] | None = None
-    enqueue: list[float] | None = None
-    probe: list[float] | None = None  # host-speed probe times (host_probe.py), not per iteration
+__all__ = [
+    "Artifact",
+    "Availability",
+    "Backend",
+    "BackendError",
+    "BackendUnavailable",
+    "HostCall",
+    "IterationTimes",
+    "Runner",
+    "TensorSpec",
+    "TimedSession",
+]
 
 
 class TimedSession(Protocol):
-    """A runner prepared for timing one fixed feed (buffers bound, shapes set)."""
+    """A runner prepared for timing one fixed feed on its own clock (buffers bound, shapes set)."""
 
     clock: str  # "host" or "cuda-events"
     mode: dict[str, Any]  # the settings the numbers were taken in (cuda_graph, transfers, sync)
@@ -90,7 +55,10 @@ class Runner(Protocol):
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
-    def timed_session(self, feed: Mapping[str, np.ndarray], settings: MeasureSettings) -> TimedSession: ...
+    def timed_session(self, feed: Mapping[str, np.ndarray], settings: MeasureSettings) -> TimedSession | HostCall:
+        """A session timed on the device's own clock, or, for a runner timed on the host clock,
+        the call the timing loop times (it owns the host clock and the probe)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -118,21 +86,3 @@ class Backend(Protocol):
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact: ...
 
     def load(self, artifact: Artifact, model: LoadedModel, build: BuildSpec) -> Runner: ...
-
-
-_REGISTRY: dict[str, Callable[..., Backend]] = {}
-
-
-def register(name: str, factory: Callable[..., Backend]) -> None:
-    _REGISTRY[name] = factory
-
-
-def get_backend(name: str, **options: Any) -> Backend:
-    """The backend called ``name``; ``options`` go to its factory (e.g. ``runtime="lean"``)."""
-    if name not in _REGISTRY:
-        from . import _builtin  # noqa: F401  (registers the built-in backends)
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise BackendError(f"unknown backend {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
-    return factory(**options)

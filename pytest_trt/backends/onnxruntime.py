@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..fingerprint import host_facts
-from .base import Artifact, Availability, BackendError, TensorSpec
+from .base import Artifact, Availability, BackendError, HostCall, TensorSpec
 
 if TYPE_CHECKING:
     import onnxruntime
 
-    from ..measure import HostTimedSession
     from ..model import LoadedModel
     from ..spec import BuildSpec, MeasureSettings
 
@@ -176,12 +175,10 @@ class OnnxRuntimeRunner:
             raise BackendError(f"infer: onnxruntime failed: {exc}") from None
         return dict(zip(self._output_names, values, strict=True))
 
-    def timed_session(self, feed: Mapping[str, np.ndarray], settings: MeasureSettings) -> HostTimedSession:
-        from ..measure import HostTimedSession
-
+    def timed_session(self, feed: Mapping[str, np.ndarray], settings: MeasureSettings) -> HostCall:
         checked = self._checked_feed(feed)
         run, names = self._session.run, self._output_names
-        return HostTimedSession(lambda: run(names, checked), probe=settings.host_probe and self._probe_applies())
+        return HostCall(lambda: run(names, checked), probe_applies=self._probe_applies())
 
     def _probe_applies(self) -> bool:
         """Whether the host-speed probe measures what this session runs on: this CPU thread alone.

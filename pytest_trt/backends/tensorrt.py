@@ -26,6 +26,7 @@ import numpy as np
 
 from ..cuda import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, get_cuda_api
 from ..trt_api import RUNTIMES, TensorRTImportError, import_tensorrt, major_version
+from ..types import BackendContext
 from .base import Artifact, Availability, BackendError, BackendUnavailable, TensorSpec
 
 if TYPE_CHECKING:
@@ -50,8 +51,27 @@ class TimingCacheStore(Protocol):
     def merge(self, data: bytes) -> None: ...
 
 
+class EngineCacheTimingStore:
+    """TensorRT's timing cache, kept in the engine cache per TensorRT version and GPU. A build
+    loads it and hands back the cache it built with (old timings included), which replaces the
+    stored one under the key's lock; two builds racing can lose each other's new timings, which
+    costs build time only, never correctness. ``cache`` is an ``EngineCache``."""
+
+    KIND = "timing-cache"
+
+    def __init__(self, engine_cache: Any, parts: Callable[[], dict[str, Any]]) -> None:
+        self._engine_cache = engine_cache
+        self._parts = parts
+
+    def load(self) -> bytes | None:
+        return self._engine_cache.get_bytes(self.KIND, self._parts())
+
+    def merge(self, data: bytes) -> None:
+        self._engine_cache.update_bytes(self.KIND, self._parts(), lambda _old: data)
+
+
 class TensorRTBackend:
-    """``get_backend("tensorrt", runtime=..., cuda_api=..., timing_cache=..., progress=...)``.
+    """``TensorRTBackend(runtime=..., cuda_api=..., timing_cache=..., progress=...)``.
 
     ``runtime``: full (builds and loads), lean or dispatch (load version-compatible plans only).
     ``cuda_api``: cuda-python or pycuda; empty picks the installed one.
@@ -83,6 +103,25 @@ class TensorRTBackend:
         self._trt = trt_module
         self._cuda = cuda
         self._availability: Availability | None = None
+
+    @classmethod
+    def for_session(cls, services: BackendContext) -> TensorRTBackend:
+        """The backend as a session runs it: the runtime and CUDA binding the options name, the
+        timing cache in the session's engine cache, build progress on the terminal."""
+        settings = services.settings
+        made = cls(
+            runtime=getattr(settings, "runtime", "full"),
+            cuda_api=getattr(settings, "cuda_api", ""),
+            progress=services.progress,
+        )
+        if services.cache is not None:
+            from ..spec import BuildSpec
+
+            made._timing_cache = EngineCacheTimingStore(
+                services.cache,
+                lambda: {"runtime_version": made.runtime_version(), "device": made.device_fingerprint(BuildSpec())},
+            )
+        return made
 
     # -- availability: decided before any TensorRT object exists ------------------------------
 
@@ -138,7 +177,7 @@ class TensorRTBackend:
                 f"runtime and version_compatible=True, then load with --trt-runtime={self._runtime_kind}"
             )
         options = build.option_map
-        if build.precision in QUANTIZED_PRECISIONS and not _has_qdq(model):
+        if build.precision in QUANTIZED_PRECISIONS and not model.quantized:
             raise BackendError(
                 f"precision={build.precision!r} needs an explicitly quantized model (QuantizeLinear/"
                 f"DequantizeLinear nodes), and {model.path} has none"
@@ -488,9 +527,8 @@ def _ranged(options: Mapping[str, Any], key: str, low: int, high: int) -> int:
 
 
 def _profiles(model: LoadedModel, build: BuildSpec) -> dict[str, tuple[tuple[int, ...], ...]]:
-    """(min, opt, max) for every input with a dynamic dim, from ``profiles`` or ``shapes``."""
-    from ..model import ModelError, resolve_shapes
-
+    """(min, opt, max) for every input with a dynamic dim, from ``profiles`` or the build's
+    concrete ``shapes`` (the engine factory fills in every dynamic input's shape)."""
     given = {}
     for name, triple in dict(build.option_map.get("profiles", {})).items():
         try:
@@ -503,10 +541,14 @@ def _profiles(model: LoadedModel, build: BuildSpec) -> dict[str, tuple[tuple[int
     for spec in model.inputs:
         if spec.name in given:
             _check_profile(spec, given[spec.name])
-    try:  # profiled inputs stand in with their opt shape; every other dynamic dim must be given
-        concrete = resolve_shapes(model, {**build.shape_map, **{k: v[1] for k, v in given.items()}})
-    except ModelError as exc:
-        raise BackendError(f"{exc} (or min/opt/max in profiles=)") from None
+    # Profiled inputs stand in with their opt shape; every other dynamic input needs a shape.
+    concrete = {**build.shape_map, **{k: v[1] for k, v in given.items()}}
+    for spec in model.inputs:
+        if spec.name not in concrete and any(d is None for d in spec.shape):
+            raise BackendError(
+                f"{model.path}: input {spec.name!r} has dynamic dims {list(spec.shape)}; give its shape in "
+                "shapes= (or min/opt/max in profiles=)"
+            )
     return {
         spec.name: given.get(spec.name, (concrete[spec.name],) * 3)
         for spec in model.inputs
@@ -527,9 +569,3 @@ def _check_profile(spec: TensorSpec, triple: tuple[tuple[int, ...], ...]) -> Non
             raise BackendError(f"profile for input {spec.name!r}: needs min <= opt <= max on axis {axis}, got {triple}")
 
 
-def _has_qdq(model: LoadedModel) -> bool:
-    import onnx
-
-    from ..precision import has_qdq
-
-    return has_qdq(onnx.load(str(model.path), load_external_data=False))

@@ -34,7 +34,7 @@ NON_TRT = {
     "concrete", "settings", "feed", "inputs", "outputs", "bound", "profiles", "exc", "level",
     "extra_flags", "flag_names", "network_flags", "name", "triple", "low", "opt", "high", "s",
     "spec.name", "self._cuda", "self._stream", "self._bindings", "self._timing_cache",
-    "self._progress", "self._availability",
+    "self._progress", "self._availability", "services", "made", "self._engine_cache", "self._parts",
 }
 
 

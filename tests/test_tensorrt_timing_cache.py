@@ -1,9 +1,9 @@
-"""The TensorRT timing cache store that the session hands to the TensorRT backend."""
+"""The TensorRT timing cache store, kept in the engine cache."""
 
 from __future__ import annotations
 
 from pytest_trt.cache import EngineCache
-from pytest_trt.session import _TimingCache
+from pytest_trt.backends.tensorrt import EngineCacheTimingStore as _TimingCache
 
 
 def test_timing_cache_round_trips_through_the_engine_cache(tmp_path) -> None:

@@ -1,0 +1,311 @@
+"""spec -> Engine: the model, its precision transform, the engine cache, the feed and the
+reference outputs, each made once per process and kept in the engine cache across runs.
+
+``EngineFactory`` is what the session owns; ``Engine`` is what ``trt_engine`` and ``trt_build``
+hand to a test. Nothing here knows a backend by name: a backend's needs come from its
+registration (``pytest_trt.backends``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import backends, precision
+from .backends.base import Backend, Runner
+from .cache import EngineCache, decode_arrays, encode_arrays
+from .errors import ModelError
+from .files import write_atomic
+from .model import LoadedModel, Shape, load_inputs_npz, load_model, make_inputs, resolve_shapes
+from .spec import BuildSpec, ModelSpec
+from .types import Artifact, TensorSpec
+
+# The reference every backend is compared with: the original model in fp32 on this CPU.
+REFERENCE_BACKEND = "onnxruntime"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    how: str  # "built", "loaded" (from the engine cache) or "memory" (earlier in this session)
+    seconds: float
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"how": self.how, "seconds": self.seconds, "cache": dict(self.cache)}
+
+
+@dataclass
+class _EngineEntry:
+    """One engine in the session memo, shared by every test with the same model and build."""
+
+    backend: str
+    runtime_version: str
+    model: LoadedModel  # the original model, as the reference runs it
+    built_from: LoadedModel  # after the precision transform
+    build: BuildSpec  # with every dynamic input's concrete shape filled in
+    runner: Runner
+    provenance: Provenance
+
+
+class Engine:
+    """What ``trt_engine`` and ``trt_build`` hand to a test: run it, or read how it was made."""
+
+    def __init__(self, entry: _EngineEntry, spec: ModelSpec, feed: dict[str, np.ndarray], provenance: Provenance):
+        self._entry = entry
+        self._feed = feed
+        self.spec = spec
+        self.provenance = provenance
+
+    @property
+    def backend(self) -> str:
+        return self._entry.backend
+
+    @property
+    def precision(self) -> str:
+        return self._entry.build.precision
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return list(self._entry.runner.inputs)
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return list(self._entry.runner.outputs)
+
+    @property
+    def shapes(self) -> dict[str, Shape]:
+        """The concrete input shapes this engine is run with."""
+        return {name: tuple(a.shape) for name, a in self._feed.items()}
+
+    @property
+    def model(self) -> LoadedModel:
+        return self._entry.model
+
+    @property
+    def runner(self) -> Runner:
+        return self._entry.runner
+
+    @property
+    def build(self) -> BuildSpec:
+        """The build spec as used: every dynamic input's concrete shape filled in."""
+        return self._entry.build
+
+    @property
+    def runtime_version(self) -> str:
+        return self._entry.runtime_version
+
+    @property
+    def batch(self) -> int:
+        """Queries per inference for throughput: ``batch_size`` if given, else the leading dim of
+        the first input of rank 2 or more, else 1."""
+        if self.spec.batch_size is not None:
+            return self.spec.batch_size
+        first = next(iter(self.shapes.values()), ())
+        return int(first[0]) if len(first) >= 2 else 1
+
+    def workload(self) -> dict[str, Any]:
+        """What was run, as baselines compare it: input and output signatures, batch, precision."""
+        return {
+            "inputs": {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in self._feed.items()},
+            "outputs": {o.name: {"shape": list(o.shape), "dtype": str(o.dtype)} for o in self.outputs},
+            "batch": self.batch,
+            "precision": self.precision,
+        }
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        __tracebackhide__ = True
+        return self._entry.runner.infer(feed)
+
+    def sample_inputs(self) -> dict[str, np.ndarray]:
+        """The seeded (or ``.npz``) inputs the gates use; copies, so a test may modify them."""
+        return {name: array.copy() for name, array in self._feed.items()}
+
+    def __repr__(self) -> str:
+        return (
+            f"<Engine {self._entry.model.path.name} backend={self.backend} precision={self.precision} "
+            f"{self.provenance.how} in {self.provenance.seconds:.3f} s>"
+        )
+
+
+def digest(feed: Mapping[str, np.ndarray]) -> str:
+    """sha256 of a feed's names, dtypes, shapes and bytes: the reference's cache key part."""
+    hashed = hashlib.sha256()
+    for name in sorted(feed):
+        array = np.ascontiguousarray(feed[name])
+        hashed.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        hashed.update(array.tobytes())
+    return hashed.hexdigest()
+
+
+class EngineFactory:
+    """Engines, models, feeds and reference outputs of one process, each made once.
+
+    ``backend_for(name)`` gives the session's backend object of that name; ``seed`` is the
+    session's default input seed.
+    """
+
+    def __init__(self, cache: EngineCache, backend_for: Callable[[str], Backend], seed: int) -> None:
+        self.cache = cache
+        self._backend_for = backend_for
+        self._seed = seed
+        self._models: dict[Path, LoadedModel] = {}
+        self._engines: dict[tuple[str, Path, BuildSpec], _EngineEntry] = {}
+        self._feeds: dict[tuple[ModelSpec, str], dict[str, np.ndarray]] = {}
+        self._references: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None  # made on first use
+
+    def close(self) -> None:
+        for entry in self._engines.values():
+            entry.runner.close()
+        self._engines.clear()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+
+    def workdir(self) -> Path:
+        """A private folder for this session's converted models, removed at the end."""
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="pytest-trt-")
+        return Path(self._workdir.name)
+
+    def model(self, path: Path) -> LoadedModel:
+        if path not in self._models:
+            self._models[path] = load_model(path)
+        return self._models[path]
+
+    def engine(self, spec: ModelSpec, backend_name: str) -> Engine:
+        """The engine for ``spec`` on ``backend_name``: from this process's memo, else the engine
+        cache, else built now."""
+        model = self.model(spec.path)
+        shapes = self._shapes(model, spec)
+        build = dataclasses.replace(spec.build, shapes=tuple(sorted(shapes.items())))
+        feed = self._feed(spec, model, shapes)
+        key = (backend_name, model.path, build)
+        entry = self._engines.get(key)
+        if entry is not None:
+            return Engine(entry, spec, feed, Provenance("memory", 0.0))
+        entry = self._make_engine(backend_name, model, build)
+        self._engines[key] = entry
+        return Engine(entry, spec, feed, entry.provenance)
+
+    def _inputs_npz(self, spec: ModelSpec, model: LoadedModel) -> dict[str, np.ndarray]:
+        """The ``inputs=`` file, read once per spec (it decides shapes and is the feed)."""
+        key = (spec, model.content_hash)
+        if key not in self._feeds:
+            assert spec.inputs is not None
+            self._feeds[key] = load_inputs_npz(spec.inputs, model)
+        return self._feeds[key]
+
+    def _shapes(self, model: LoadedModel, spec: ModelSpec) -> dict[str, Shape]:
+        if spec.inputs is not None and not spec.build.shapes:
+            # Real inputs decide the shapes they were recorded with.
+            return {name: tuple(a.shape) for name, a in self._inputs_npz(spec, model).items()}
+        return resolve_shapes(model, spec.build.shape_map, spec.batch_size)
+
+    def _feed(self, spec: ModelSpec, model: LoadedModel, shapes: dict[str, Shape]) -> dict[str, np.ndarray]:
+        if spec.inputs is not None:
+            feed = self._inputs_npz(spec, model)
+            wrong = {n: a.shape for n, a in feed.items() if tuple(a.shape) != shapes[n]}
+            if wrong:
+                name = next(iter(wrong))
+                raise ModelError(
+                    f"{spec.inputs}: array {name!r} has shape {list(wrong[name])} but shapes gives "
+                    f"{list(shapes[name])}"
+                )
+            return feed
+        key = (spec, model.content_hash)
+        if key not in self._feeds:
+            seed = self._seed if spec.seed is None else spec.seed
+            self._feeds[key] = make_inputs(model, shapes, seed, spec.range_map)
+        return self._feeds[key]
+
+    def _make_engine(self, backend_name: str, model: LoadedModel, build: BuildSpec) -> _EngineEntry:
+        backend = self._backend_for(backend_name)
+        transform = _transform_options(backend_name, build)
+        built_from = self._transformed(model, build.precision, transform)
+        runtime_version = backend.runtime_version()
+        parts = {
+            "model_hash": built_from.content_hash,
+            "build": build.as_dict(),
+            "runtime_version": runtime_version,
+            "device": backend.device_fingerprint(build),
+            "transform": precision.transform_key(build.precision, transform),
+        }
+        started = time.perf_counter()
+        runner, event = self.cache.get_or_build(
+            backend_name,
+            parts,
+            build=lambda: backend.build(built_from, build),
+            load=lambda artifact: backend.load(artifact, built_from, build),
+        )
+        how = "loaded" if event.outcome == "hit" else "built"
+        provenance = Provenance(how, time.perf_counter() - started, event.as_dict())
+        return _EngineEntry(backend_name, runtime_version, model, built_from, build, runner, provenance)
+
+    def _transformed(self, model: LoadedModel, precision_name: str, transform: dict[str, Any]) -> LoadedModel:
+        """The model in ``precision_name``: the model itself for fp32/tf32 and Q/DQ models, else
+        a converted model kept in the engine cache like any artifact."""
+        out_dir = self.workdir() / model.content_hash[:16]
+        if precision_name not in precision.CONVERTED_PRECISIONS:
+            precision.apply_precision(model.path, precision_name, out_dir, **transform)  # checks Q/DQ
+            return model
+        parts = {"model_hash": model.content_hash, "transform": precision.transform_key(precision_name, transform)}
+
+        def convert() -> Artifact:
+            return Artifact(precision.apply_precision(model.path, precision_name, out_dir, **transform).read_bytes())
+
+        def load(artifact: Artifact) -> LoadedModel:
+            path = out_dir / f"{model.path.stem}.{precision_name}-{self.cache.key('converted-model', parts)[:16]}.onnx"
+            if not path.is_file():
+                write_atomic(path, artifact.data)
+            return load_model(path)
+
+        converted, _ = self.cache.get_or_build("converted-model", parts, build=convert, load=load)
+        return converted
+
+    def reference_outputs(self, model: LoadedModel, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The original model in fp32 on onnxruntime's CPU provider, for the same feed; kept in
+        the engine cache so a later run skips it too."""
+        feed_digest = digest(feed)
+        key = (model.content_hash, feed_digest)
+        if key in self._references:
+            return self._references[key]
+        backend = self._backend_for(REFERENCE_BACKEND)
+        parts = {
+            "model_hash": model.content_hash,
+            "inputs": feed_digest,
+            "runtime_version": backend.runtime_version(),
+            "mode": "cpu fp32",
+        }
+
+        def run_reference() -> Artifact:
+            runner = backend.load(backend.build(model, BuildSpec()), model, BuildSpec())
+            try:
+                return Artifact(encode_arrays(runner.infer(feed)))
+            finally:
+                runner.close()
+
+        # get_or_build holds the key's lock, so xdist workers compute a reference only once.
+        outputs, _ = self.cache.get_or_build(
+            "reference", parts, build=run_reference, load=lambda artifact: decode_arrays(artifact.data)
+        )
+        self._references[key] = outputs
+        return outputs
+
+
+def _transform_options(backend_name: str, build: BuildSpec) -> dict[str, Any]:
+    """Options for the precision transform; a backend that computes a reduced-precision graph in
+    fp32 gets a graph that rounds every stored value instead (see docs/precision.md)."""
+    options = build.option_map
+    return {
+        "keep_fp32_ops": tuple(options.get("keep_fp32_ops", ())),
+        "keep_fp32_nodes": tuple(options.get("keep_fp32_nodes", ())),
+        "emulate": backends.get(backend_name).emulates_reduced_precision(build),
+    }

@@ -1,0 +1,195 @@
+"""The gates of one test, evaluated after its body passed: accuracy, perf budgets, baseline.
+
+``evaluate(gates, engine, context)`` measures and compares, and returns an ``ItemOutcome``: the
+test's ``TestRecord``, assembled once from what each gate returned, and the failure text. It
+never fails the test itself (the plugin does, from the outcome) and needs no ``pytest.Item``, so
+it is tested directly. The one thing it writes is a failure's ``.npz`` under
+``--trt-save-failures``; baselines to record are returned as staged entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import accuracy, measure
+from .baseline import BaselineInput, BaselineStore
+from .engines import Engine
+from .errors import PytestTrtError
+from .marks import ItemGates
+from .measure import PerfResult
+from .model import LoadedModel
+from .regression import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
+from .results import BudgetOutcome, BudgetState, TestRecord, TestStatus, TestSubject
+from .spec import AccuracySpec, MeasureSettings, PerfBudget
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """What the session lends the gates of one test."""
+
+    subject: TestSubject
+    perf_mode: str  # enforce | report | off
+    baseline: BaselinePolicy
+    reference: Callable[[LoadedModel, Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+    baseline_store: Callable[[], tuple[BaselineStore, dict[str, str]]]  # this backend's store, software facts
+    save_failures: Path | None = None
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    record: TestRecord
+    message: str  # what the test's failure shows; "" when its gates passed
+    staged: dict[str, Any] | None = None  # a baseline entry to record (--trt-update-baselines)
+
+
+@dataclass
+class _Perf:
+    result: PerfResult | None = None
+    budgets: list[BudgetOutcome] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutcome:
+    """Run the test's gates on the engine and judge them; user errors become an error outcome."""
+    feed = engine.sample_inputs()
+    result: accuracy.AccuracyResult | None = None
+    perf = _Perf()
+    baseline = BaselineOutcome(BaselineNote.OFF)
+    failures: list[str] = []
+    try:
+        if gates.accuracy is not None:
+            result, accuracy_failures = check_accuracy(engine, gates.accuracy, feed, context)
+            failures += accuracy_failures
+        if gates.budgets:
+            perf = check_perf(engine, gates.budgets, feed, context.perf_mode)
+            failures += perf.failures
+            if perf.result is not None:
+                baseline = check_baseline(engine, gates.budgets, feed, perf.result, result, context, bool(failures))
+                failures += baseline.failures
+    except PytestTrtError as exc:
+        record = _record(context, TestStatus.ERROR, result, perf, baseline, (f"pytest-trt: {exc}",))
+        return ItemOutcome(record, f"pytest-trt: {exc}")
+    status = TestStatus.FAILED if failures else TestStatus.PASSED
+    record = _record(context, status, result, perf, baseline, tuple(failures))
+    message = ""
+    if failures:
+        message = f"pytest-trt gates failed (backend {engine.backend}):\n" + "\n".join(failures)
+    return ItemOutcome(record, message, baseline.staged)
+
+
+def _record(
+    context: GateContext,
+    status: TestStatus,
+    result: accuracy.AccuracyResult | None,
+    perf: _Perf,
+    baseline: BaselineOutcome,
+    failures: tuple[str, ...],
+) -> TestRecord:
+    perf_warnings = tuple(perf.result.warnings) if perf.result is not None else ()
+    return TestRecord(
+        subject=context.subject,
+        status=status,
+        accuracy=result,
+        perf=perf.result,
+        budgets=tuple(perf.budgets),
+        regression=baseline.verdict,
+        baseline_note=baseline.note,
+        baseline_state=baseline.state.value,
+        warnings=perf_warnings + baseline.warnings,
+        failures=failures,
+    )
+
+
+def check_accuracy(
+    engine: Engine, spec: AccuracySpec, feed: dict[str, np.ndarray], context: GateContext
+) -> tuple[accuracy.AccuracyResult, list[str]]:
+    actual = engine.infer(feed)
+    reference = context.reference(engine.model, feed)
+    result = accuracy.compare_outputs(actual, reference, spec)
+    if spec.batch_consistency:
+        # Rows may differ by kernel rounding (batched GEMMs pick other tactics), not more.
+        for problem in accuracy.check_batch_consistency(engine.infer, feed, tolerance=spec.default):
+            result.add_problem(problem)
+    if result.passed:
+        return result, []
+    message = result.failure_message()
+    if context.save_failures is not None:
+        saved = accuracy.save_failure(context.save_failures, context.subject.nodeid, feed, actual, reference)
+        message += f"\ninputs, outputs and reference saved to {saved}"
+    return result, ["accuracy: " + message.replace("\n", "\n  ")]
+
+
+def running_budget(budgets: tuple[PerfBudget, ...], backend: str) -> PerfBudget | None:
+    return next((b for b in budgets if b.backend == backend), None)
+
+
+def measure_settings(budgets: tuple[PerfBudget, ...], backend: str) -> MeasureSettings:
+    """How to measure: the running backend's mark decides; else the first mark's settings."""
+    return (running_budget(budgets, backend) or budgets[0]).measure
+
+
+def check_perf(engine: Engine, budgets: tuple[PerfBudget, ...], feed: dict[str, np.ndarray], mode: str) -> _Perf:
+    running = engine.backend
+    perf = _Perf()
+    if mode != "off":
+        perf.result = measure.measure(engine.runner, feed, measure_settings(budgets, running), engine.batch)
+    for budget in budgets:
+        description = measure.describe_budget(budget)
+        if perf.result is None:
+            outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_MEASURED, "not measured (--trt-perf=off)")
+        elif budget.backend != running:
+            outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_ENFORCED, f"not enforced (running {running})")
+        else:
+            missed = measure.budget_failures(perf.result, budget)
+            if mode == "enforce":
+                state = BudgetState.FAILED if missed else BudgetState.PASSED
+                outcome = BudgetOutcome(budget.backend, description, state, "; ".join(missed))
+                perf.failures += [f"perf ({running}): {m}" for m in missed]
+            else:
+                state = BudgetState.REPORT_OVER if missed else BudgetState.REPORT_WITHIN
+                note = "; ".join(missed) if missed else "within budget"
+                outcome = BudgetOutcome(budget.backend, description, state, f"report only: {note}")
+        perf.budgets.append(outcome)
+    return perf
+
+
+def check_baseline(
+    engine: Engine,
+    budgets: tuple[PerfBudget, ...],
+    feed: dict[str, np.ndarray],
+    first: PerfResult,
+    result: accuracy.AccuracyResult | None,
+    context: GateContext,
+    gates_failed: bool,
+) -> BaselineOutcome:
+    """Compare the measurement with the stored baseline (or stage it with --trt-update-baselines)."""
+    policy = context.baseline
+    if policy.mode == "off":
+        return BaselineOutcome(BaselineNote.OFF)
+    own = running_budget(budgets, engine.backend)
+    if own is not None and own.max_regression is not None:
+        policy = BaselinePolicy(policy.mode, policy.update, own.max_regression, policy.enforce, policy.commit)
+    settings = measure_settings(budgets, engine.backend)
+
+    def remeasure() -> PerfResult:
+        return measure.measure(engine.runner, feed, settings, engine.batch)
+
+    subject = context.subject
+    measured = BaselineInput(
+        nodeid=subject.nodeid,
+        module=subject.module,
+        backend=subject.backend,
+        runtime_version=subject.runtime_version,
+        model=subject.model,
+        build=subject.build,
+        workload=subject.workload,
+        perf=first,
+        accuracy=result,
+    )
+    store, software = context.baseline_store()
+    return judge_baseline(store, measured, remeasure, policy, software=software, gates_failed=gates_failed)

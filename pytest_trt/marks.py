@@ -1,0 +1,122 @@
+"""Marks -> validated ``ItemGates``, once per test item at collection.
+
+A bad argument is a ``SpecError`` naming the mark and the argument; the plugin turns it into a
+collection error naming the test. Backend names and build options are those the registered
+backends declare (pytest_trt.backends), so a backend added by registration is valid here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import backends
+from .errors import SpecError
+from .spec import AccuracySpec, ModelSpec, PerfBudget, make_accuracy_spec, make_perf_budget
+from .spec import make_model_spec as _make_model_spec
+
+if TYPE_CHECKING:
+    import pytest
+
+    from .spec import MeasureSettings
+
+# Positional arguments each mark accepts, in order, as in the marks' documented signatures.
+_POSITIONAL = {
+    "trt_model": ("path",),
+    "trt_accuracy": ("rtol", "atol"),
+    "trt_perf": ("max_latency_ms", "percentile", "min_throughput", "backend"),
+}
+
+
+@dataclass(frozen=True)
+class ItemGates:
+    """What the marks on one test item ask for, validated at collection."""
+
+    model: ModelSpec | None = None
+    accuracy: AccuracySpec | None = None
+    budgets: tuple[PerfBudget, ...] = ()
+
+    @property
+    def gated(self) -> bool:
+        return self.model is not None and (self.accuracy is not None or bool(self.budgets))
+
+    @property
+    def measured(self) -> bool:
+        return self.model is not None and bool(self.budgets)
+
+
+def model_spec(path: str | Path, *, base_dirs: tuple[Path, ...] = (), **kwargs: Any) -> ModelSpec:
+    """``trt_model`` arguments -> ModelSpec, with every registered backend's build options."""
+    return _make_model_spec(path, base_dirs=base_dirs, backend_options=backends.build_options(), **kwargs)
+
+
+def perf_budget(defaults: MeasureSettings, **kwargs: Any) -> PerfBudget:
+    """One ``trt_perf`` mark's arguments -> PerfBudget for a registered backend."""
+    return make_perf_budget(defaults, backends=backends.names(), **kwargs)
+
+
+def search_dirs(test_path: Path, rootpath: Path) -> tuple[Path, ...]:
+    """Where a relative model path is looked up: the test file's folder, then the rootdir."""
+    return tuple(dict.fromkeys((Path(test_path).parent, Path(rootpath))))
+
+
+def _mark_kwargs(mark: pytest.Mark) -> dict[str, Any]:
+    names = _POSITIONAL[mark.name]
+    if len(mark.args) > len(names):
+        raise SpecError(
+            f"{mark.name}: takes at most {len(names)} positional argument(s) ({', '.join(names)}), "
+            f"got {len(mark.args)}"
+        )
+    kwargs = dict(mark.kwargs)
+    for name, value in zip(names, mark.args, strict=False):
+        if name in kwargs:
+            raise SpecError(f"{mark.name}: argument {name!r} given both by position and by keyword")
+        kwargs[name] = value
+    return kwargs
+
+
+def _prefixed(mark: str, exc: Exception) -> str:
+    text = str(exc)
+    return text if text.startswith(mark) else f"{mark}: {text}"
+
+
+def read_gates(item: pytest.Item, measure_defaults: MeasureSettings) -> ItemGates:
+    """Validate the item's marks; a SpecError names the mark and the argument."""
+    model_mark = item.get_closest_marker("trt_model")
+    accuracy_mark = item.get_closest_marker("trt_accuracy")
+    perf_marks = list(item.iter_markers("trt_perf"))
+    if model_mark is None:
+        for mark in (accuracy_mark, *perf_marks):
+            if mark is not None:
+                raise SpecError(f"{mark.name} needs a trt_model mark naming the model to gate")
+        return ItemGates()
+    base_dirs = search_dirs(item.path, item.config.rootpath)
+    try:
+        kwargs = _mark_kwargs(model_mark)
+        if "path" not in kwargs:
+            raise SpecError("trt_model: missing the model path (first argument)")
+        model = model_spec(kwargs.pop("path"), base_dirs=base_dirs, **kwargs)
+    except (SpecError, TypeError) as exc:
+        raise SpecError(_prefixed("trt_model", exc)) from None
+    accuracy_spec = None
+    if accuracy_mark is not None:
+        try:
+            accuracy_spec = make_accuracy_spec(**_mark_kwargs(accuracy_mark))
+        except (SpecError, TypeError) as exc:
+            raise SpecError(_prefixed("trt_accuracy", exc)) from None
+    # iter_markers yields the closest marks first: a function's budget for a backend overrides
+    # a class or module budget for the same backend; two on the function itself are a mistake.
+    budgets: dict[str, PerfBudget] = {}
+    own = {id(m) for m in item.own_markers}
+    for mark in perf_marks:
+        try:
+            budget = perf_budget(measure_defaults, **_mark_kwargs(mark))
+        except (SpecError, TypeError) as exc:
+            raise SpecError(_prefixed("trt_perf", exc)) from None
+        if budget.backend in budgets:
+            if id(mark) in own:
+                raise SpecError(f"trt_perf: two marks for backend {budget.backend!r}; keep one per backend")
+            continue
+        budgets[budget.backend] = budget
+    return ItemGates(model=model, accuracy=accuracy_spec, budgets=tuple(budgets.values()))

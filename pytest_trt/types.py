@@ -1,0 +1,81 @@
+"""Plain data shared by the backends, the CUDA layer and the timing loop: the leaf of the house.
+
+Nothing here imports another pytest-trt module, so every layer may use these types without an
+arrow running back up the flow. numpy is imported for annotations only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output as the engine sees it. Dynamic dims are None."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+
+
+@dataclass
+class Artifact:
+    """What ``build`` returns: bytes to cache plus JSON-able facts about the build."""
+
+    data: bytes
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IterationTimes:
+    """Per-iteration timings in milliseconds, one list entry per iteration.
+
+    ``latency`` is what budgets apply to: host wall time per query for host backends; for GPU
+    backends, trtexec's "Latency" (H2D + compute + D2H on the event timeline, or compute alone
+    when transfers are off). The other phases are filled where the backend can tell them apart.
+    ``span_ms`` is the wall (or event-timeline) time of the whole batch of iterations, so
+    throughput = queries / span, as trtexec computes it.
+    """
+
+    latency: list[float]
+    span_ms: float
+    compute: list[float] | None = None
+    h2d: list[float] | None = None
+    d2h: list[float] | None = None
+    enqueue: list[float] | None = None
+    probe: list[float] | None = None  # host-speed probe times (host_probe.py), not per iteration
+
+
+@dataclass(frozen=True)
+class HostCall:
+    """What a runner timed on the host clock hands to the timing loop: one inference per call.
+
+    The timing loop owns the host clock and the host-speed probe; ``probe_applies`` says whether
+    the probe measures what the call runs on (a single CPU thread), as only the runner knows.
+    """
+
+    call: Callable[[], Any]
+    probe_applies: bool
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What a backend factory gets (pytest_trt.backends): the session's settings
+    (``options.Settings``), its engine cache (``cache.EngineCache``, for artifacts beside the
+    engines such as timing caches) and a callable that prints a progress line on the terminal.
+    Any may be None outside a session."""
+
+    settings: Any = None
+    cache: Any = None
+    progress: Callable[[str], None] | None = None
