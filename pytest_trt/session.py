@@ -98,8 +98,27 @@ def search_dirs(test_path: Path, config: pytest.Config) -> tuple[Path, ...]:
 
 def read_gates(item: pytest.Item, settings: Settings) -> ItemGates:
     """Validate the item's marks; a SpecError names the mark and the argument."""
-    model_mark = item.get_closest_marker("trt_model")
-    accuracy_mark = item.get_closest_marker("trt_accuracy")
+    own = {id(m) for m in item.own_markers}
+
+    def closest(name: str, shown: Callable[[pytest.Mark], str]) -> pytest.Mark | None:
+        # A function's mark overrides a class or module one, as in pytest; two on the function
+        # itself are a mistake, not a choice to make silently.
+        marks = list(item.iter_markers(name))
+        doubled = [m for m in marks if id(m) in own]
+        if len(doubled) > 1:
+            listed = " and ".join(shown(m) for m in reversed(doubled))  # in the order written
+            raise SpecError(f"{name}: {len(doubled)} marks on the test function ({listed}); keep one")
+        return marks[0] if marks else None
+
+    def model_path(mark: pytest.Mark) -> str:
+        return repr(mark.args[0] if mark.args else mark.kwargs.get("path"))
+
+    def call(mark: pytest.Mark) -> str:
+        given = [repr(a) for a in mark.args] + [f"{k}={v!r}" for k, v in mark.kwargs.items()]
+        return f"{mark.name}({', '.join(given)})"
+
+    model_mark = closest("trt_model", model_path)
+    accuracy_mark = closest("trt_accuracy", call)
     perf_marks = list(item.iter_markers("trt_perf"))
     if model_mark is None:
         for mark in (accuracy_mark, *perf_marks):
@@ -123,7 +142,6 @@ def read_gates(item: pytest.Item, settings: Settings) -> ItemGates:
     # iter_markers yields the closest marks first: a function's budget for a backend overrides
     # a class or module budget for the same backend; two on the function itself are a mistake.
     budgets: dict[str, PerfBudget] = {}
-    own = {id(m) for m in item.own_markers}
     for mark in perf_marks:
         try:
             budget = make_perf_budget(settings.measure, **_mark_kwargs(mark))
