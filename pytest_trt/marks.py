@@ -7,6 +7,7 @@ backends declare (pytest_trt.backends), so a backend added by registration is va
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,15 @@ def _mark_kwargs(mark: pytest.Mark) -> dict[str, Any]:
     return kwargs
 
 
+def _model_path(mark: pytest.Mark) -> str:
+    return repr(mark.args[0] if mark.args else mark.kwargs.get("path"))
+
+
+def _call(mark: pytest.Mark) -> str:
+    given = [repr(a) for a in mark.args] + [f"{k}={v!r}" for k, v in mark.kwargs.items()]
+    return f"{mark.name}({', '.join(given)})"
+
+
 def _prefixed(mark: str, exc: Exception) -> str:
     text = str(exc)
     return text if text.startswith(mark) else f"{mark}: {text}"
@@ -83,8 +93,20 @@ def _prefixed(mark: str, exc: Exception) -> str:
 
 def read_gates(item: pytest.Item, measure_defaults: MeasureSettings) -> ItemGates:
     """Validate the item's marks; a SpecError names the mark and the argument."""
-    model_mark = item.get_closest_marker("trt_model")
-    accuracy_mark = item.get_closest_marker("trt_accuracy")
+    own = {id(m) for m in item.own_markers}
+
+    def closest(name: str, shown: Callable[[pytest.Mark], str]) -> pytest.Mark | None:
+        # A function's mark overrides a class or module one, as in pytest; two on the function
+        # itself are a mistake, not a choice to make silently.
+        marks = list(item.iter_markers(name))
+        doubled = [m for m in marks if id(m) in own]
+        if len(doubled) > 1:
+            listed = " and ".join(shown(m) for m in reversed(doubled))  # in the order written
+            raise SpecError(f"{name}: {len(doubled)} marks on the test function ({listed}); keep one")
+        return marks[0] if marks else None
+
+    model_mark = closest("trt_model", _model_path)
+    accuracy_mark = closest("trt_accuracy", _call)
     perf_marks = list(item.iter_markers("trt_perf"))
     if model_mark is None:
         for mark in (accuracy_mark, *perf_marks):
@@ -108,7 +130,6 @@ def read_gates(item: pytest.Item, measure_defaults: MeasureSettings) -> ItemGate
     # iter_markers yields the closest marks first: a function's budget for a backend overrides
     # a class or module budget for the same backend; two on the function itself are a mistake.
     budgets: dict[str, PerfBudget] = {}
-    own = {id(m) for m in item.own_markers}
     for mark in perf_marks:
         try:
             budget = perf_budget(measure_defaults, **_mark_kwargs(mark))

@@ -9,12 +9,19 @@ from pathlib import Path
 
 import pytest
 
-# pytester's in-process runs put sys.modules back as they found it, and numpy/onnxruntime
-# cannot be imported twice in one process; the plugin imports them on first use, so import
-# them here, before any in-process run.
+# pytester's in-process runs put sys.modules back as they found it, so what a run imports
+# first is imported again by the next: numpy and onnxruntime refuse that, and a module of ours
+# imported twice makes two copies of its classes. The plugin imports these on first use, so
+# import them here, before any in-process run.
 import numpy  # noqa: F401
 import onnx  # noqa: F401
 import onnxruntime  # noqa: F401
+
+import pytest_trt.backends.onnxruntime  # noqa: F401
+import pytest_trt.backends.tensorrt  # noqa: F401
+import pytest_trt.ci_report  # noqa: F401
+import pytest_trt.gates  # noqa: F401
+import pytest_trt.report  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "examples" / "models"

@@ -36,10 +36,19 @@ def test_marks_are_registered_for_strict_markers(trt_pytester):
         ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_accuracy(rtoll=1)', "trt_accuracy: unknown argument 'rtoll'*"),
         ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_accuracy(1e-3, rtol=1e-2)', "trt_accuracy: argument 'rtol' given both by position and by keyword"),
         ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_perf(percentil=99)', "trt_perf: unknown argument 'percentil'*"),
-        ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_perf(backend="cuda")', "trt_perf: backend must be one of onnxruntime, tensorrt; got 'cuda'"),
+        ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_perf(backend="cuda")', "trt_perf: backend must be one of tensorrt, onnxruntime; got 'cuda'"),
         (
             '@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_perf(max_latency_ms=1)\n@pytest.mark.trt_perf(max_latency_ms=2)',
             "trt_perf: two marks for backend 'tensorrt'; keep one per backend",
+        ),
+        (
+            '@pytest.mark.trt_model("mlp.onnx", batch_size=2)\n@pytest.mark.trt_model("cnn.onnx", batch_size=1)',
+            "trt_model: 2 marks on the test function ('mlp.onnx' and 'cnn.onnx'); keep one",
+        ),
+        (
+            '@pytest.mark.trt_model("mlp.onnx", batch_size=2)\n@pytest.mark.trt_accuracy(rtol=1e-3)\n'
+            "@pytest.mark.trt_accuracy(atol=0.1)",
+            "trt_accuracy: 2 marks on the test function (trt_accuracy(rtol=0.001) and trt_accuracy(atol=0.1)); keep one",
         ),
         ("@pytest.mark.trt_accuracy()", "trt_accuracy needs a trt_model mark naming the model to gate"),
         ("@pytest.mark.trt_perf(max_latency_ms=1)", "trt_perf needs a trt_model mark naming the model to gate"),
@@ -73,6 +82,32 @@ def test_a_module_budget_is_overridden_by_the_test_own_budget(trt_pytester):
     result = trt_pytester.run()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["FAILED test_override.py::test_module_budget*"])
+
+
+def test_a_function_mark_overrides_its_class_and_module_marks(trt_pytester):
+    trt_pytester.pytester.makepyfile(
+        test_layers="""
+        import pytest
+
+        pytestmark = [pytest.mark.trt_model("cnn.onnx", batch_size=1), pytest.mark.trt_accuracy(rtol=1)]
+
+        @pytest.mark.trt_model("encoder.onnx", batch_size=1)
+        @pytest.mark.trt_accuracy(rtol=0.5)
+        class TestLayers:
+            @pytest.mark.trt_model("mlp.onnx", batch_size=1)
+            @pytest.mark.trt_accuracy(rtol=1e-3)
+            def test_function_mark(self, trt_engine, request):
+                assert trt_engine.model.path.name == "mlp.onnx"
+                assert request.node.get_closest_marker("trt_accuracy").kwargs == {"rtol": 1e-3}
+
+            def test_class_mark(self, trt_engine):
+                assert trt_engine.model.path.name == "encoder.onnx"
+
+        def test_module_mark(trt_engine):
+            assert trt_engine.model.path.name == "cnn.onnx"
+        """
+    )
+    trt_pytester.run().assert_outcomes(passed=3)
 
 
 @pytest.mark.parametrize(

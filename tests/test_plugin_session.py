@@ -87,6 +87,28 @@ def test_the_engine_cache_serves_the_next_session(trt_pytester):
     rebuilt.stdout.fnmatch_lines(["*PROVENANCE built*"])
 
 
+@pytest.mark.parametrize(
+    ("args", "ini", "env", "message"),
+    [
+        (("--trt-engine-cache=afile",), "", None, "--trt-engine-cache: */afile is a file, not a folder"),
+        ((), "trt_engine_cache_dir = afile", None, "ini option trt_engine_cache_dir: */afile is a file, not a folder"),
+        ((), "", "afile", "environment variable PYTEST_TRT_ENGINE_CACHE: */afile is a file, not a folder"),
+    ],
+)
+def test_an_engine_cache_that_is_a_file_is_a_usage_error(trt_pytester, monkeypatch, args, ini, env, message):
+    (trt_pytester.path / "afile").write_text("not a folder")
+    if env is not None:
+        monkeypatch.setenv("PYTEST_TRT_ENGINE_CACHE", env)
+    trt_pytester.pytester.makeini(f"[pytest]\n{ini}\n")
+    trt_pytester.pytester.makepyfile(test_memo=SAME_SPEC_TWICE)
+    result = trt_pytester.run(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-trt: {message}"])
+    seen = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in seen and "CacheWarning" not in seen and "passed" not in seen
+    assert (trt_pytester.path / "afile").read_text() == "not a folder"
+
+
 def test_trt_build_makes_engines_from_explicit_specs(trt_pytester):
     trt_pytester.pytester.makepyfile(
         test_factory="""

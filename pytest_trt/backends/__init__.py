@@ -98,7 +98,7 @@ def registered() -> dict[str, BackendInfo]:
 
 
 def names() -> tuple[str, ...]:
-    return tuple(sorted(registered()))
+    return tuple(registered())  # built-in ones first, in registration order
 
 
 def get(name: str) -> BackendInfo:
