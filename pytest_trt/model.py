@@ -76,6 +76,16 @@ def load_model(path: str | Path, *, check: bool = True) -> LoadedModel:
     )
 
 
+def format_bytes(size: int) -> str:
+    """``44.7 GiB``: a size in powers of 1024, as people read it."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -118,6 +128,12 @@ def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield from _all_tensors(sub)
 
 
+def external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """Every tensor of the model (initializers and constants, in subgraphs too) whose bytes are
+    in an external-data file."""
+    return [t for t in _all_tensors(proto.graph) if external_data_helper.uses_external_data(t)]
+
+
 def _content_hash(path: Path, proto: onnx.ModelProto) -> str:
     """sha256 over the model file and each external-data file it names, in a stable order.
 
@@ -127,11 +143,7 @@ def _content_hash(path: Path, proto: onnx.ModelProto) -> str:
     digest = hashlib.sha256()
     _hash_file(digest, path)
     base = path.parent
-    locations = sorted({
-        external_data_helper.ExternalDataInfo(t).location
-        for t in _all_tensors(proto.graph)
-        if external_data_helper.uses_external_data(t)
-    })
+    locations = sorted({external_data_helper.ExternalDataInfo(t).location for t in external_tensors(proto)})
     for location in locations:
         data_path = (base / location).resolve()
         if not data_path.is_relative_to(base):

@@ -3,13 +3,20 @@
 ``build`` runs onnxruntime's graph optimizations once and keeps the optimized model as the
 artifact; ``load`` opens that model with optimizations off, so a cached engine starts fast.
 CPU by default; other execution providers only when asked for and actually in use.
+
+The optimized model names the source model's external-data files by their relative location,
+and a session made from bytes would look for them in the working directory. So the artifact
+holds those weights inline; only a model over protobuf's 2 GB limit keeps them in its own
+files, which ``load`` then points onnxruntime at by folder.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +34,20 @@ if TYPE_CHECKING:
 
 CPU = "CPUExecutionProvider"
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+# The largest message protobuf serializes or parses: an inline artifact must fit.
+PROTOBUF_LIMIT = 2**31 - 1
+# Where a session made from bytes finds external data. Older onnxruntime ignores the key and
+# reads the working directory instead, so it is relied on only from this version on.
+EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
+EXTERNAL_DATA_FOLDER_SINCE = (1, 21)
+
+
+class ExternalData(str, Enum):
+    """Where an artifact's weights that came from external-data files are."""
+
+    NONE = "none"  # the model had none
+    INLINE = "inline"  # copied into the artifact
+    MODEL_FOLDER = "model folder"  # read from the model's own files at load (models over 2 GB)
 
 
 def _ort() -> Any:
@@ -70,15 +91,68 @@ class OnnxRuntimeBackend:
             del session
             if not optimized.is_file():
                 raise BackendError(f"{model.path}: onnxruntime wrote no optimized model")
-            data = optimized.read_bytes()
-        return Artifact(data=data, metadata={"graph_optimization_level": level, "providers": list(_providers(build))})
+            data, external = _self_contained(optimized, model)
+        metadata = {"graph_optimization_level": level, "providers": list(_providers(build)), "external_data": external.value}
+        return Artifact(data=data, metadata=metadata)
 
     def load(self, artifact: Artifact, model: LoadedModel, build: BuildSpec) -> OnnxRuntimeRunner:
         ort = _ort()
         options = _session_options(build)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        # Only an artifact over 2 GB names external files, always the model's own (see build).
+        options.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, str(model.path.parent))
         session = _create_session(artifact.data, options, build, model.path)
         return OnnxRuntimeRunner(session, list(model.inputs), list(model.outputs))
+
+
+def _self_contained(optimized: Path, model: LoadedModel) -> tuple[bytes, ExternalData]:
+    """The optimized model's bytes with every external tensor read from the model's folder
+    into it; a model too large for that keeps its references (see EXTERNAL_DATA_FOLDER_KEY)."""
+    import onnx
+    from onnx import external_data_helper
+
+    from ..model import external_tensors, format_bytes
+
+    proto = onnx.load(str(optimized), load_external_data=False)
+    tensors = external_tensors(proto)
+    if not tensors:
+        return optimized.read_bytes(), ExternalData.NONE
+    base = model.path.parent
+    size = proto.ByteSize() + sum(_external_length(tensor, base, model.path) for tensor in tensors)
+    if size > PROTOBUF_LIMIT:
+        version = _ort().__version__
+        if _version_tuple(version) < EXTERNAL_DATA_FOLDER_SINCE:
+            raise BackendError(
+                f"{model.path}: the optimized model with its external data takes {format_bytes(size)}, over "
+                f"protobuf's 2 GiB limit for one model, and onnxruntime {version} cannot load a model "
+                "from memory with its weights in separate files; onnxruntime "
+                f"{'.'.join(map(str, EXTERNAL_DATA_FOLDER_SINCE))} or later can"
+            )
+        return optimized.read_bytes(), ExternalData.MODEL_FOLDER
+    try:
+        external_data_helper.load_external_data_for_model(proto, str(base))
+        return proto.SerializeToString(), ExternalData.INLINE
+    except Exception as exc:  # OSError, or onnx's ValueError for a location it refuses
+        raise BackendError(f"{model.path}: cannot read the model's external data: {exc}") from None
+
+
+def _external_length(tensor: Any, base: Path, model_path: Path) -> int:
+    from onnx import external_data_helper
+
+    info = external_data_helper.ExternalDataInfo(tensor)
+    data_path = (base / info.location).resolve()
+    if not data_path.is_relative_to(base) or not data_path.is_file():
+        raise BackendError(
+            f"{model_path}: the optimized model names external data {info.location!r}, which is not a "
+            f"file in {base}"
+        )
+    if info.length is not None:
+        return int(info.length)
+    return data_path.stat().st_size - int(info.offset or 0)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
 
 
 def _providers(build: BuildSpec) -> tuple[str, ...]:
