@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,10 @@ Shape = tuple[int, ...]
 # input is not stuck at 0/1 (the Polygraphy trap), small enough to stay valid for most vocabularies.
 DEFAULT_INT_RANGE = (0, 100)
 DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
+# Generated inputs larger than this together are refused (a model may declare billions of
+# elements); the option's default in options.py says the same.
+DEFAULT_MAX_INPUT_BYTES = 4 * 2**30
+MAX_INPUT_BYTES_OPTION = "--trt-max-input-bytes (ini trt_max_input_bytes)"
 _HASH_CHUNK = 1 << 20
 
 
@@ -232,18 +238,29 @@ def _show_shape(shape: tuple[int | None, ...]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def make_inputs(
-    model: LoadedModel,
-    shapes: Mapping[str, Shape],
-    seed: int,
-    ranges: Mapping[str, tuple[float, float]] | None = None,
-) -> dict[str, np.ndarray]:
-    """Seeded inputs: floats uniform in [-1, 1], ints in [low, high) valid for the model where
-    the graph bounds them (else [0, 100)), bools both values; ``ranges`` overrides per input.
+class RangeSource(Enum):
+    """Where the range of a generated input comes from."""
 
-    Each input draws from its own stream derived from (seed, name), so adding an input to a
-    model does not change the values fed to the others.
-    """
+    INPUT_RANGES = "input_ranges"  # the trt_model mark
+    GRAPH = "graph"  # an int input that indexes a constant table
+    DEFAULT = "default"  # nothing bounds it
+
+
+@dataclass(frozen=True)
+class InputRange:
+    """Generated values of one input: ints in [low, high), floats uniform in [low, high);
+    bools take both values."""
+
+    low: float
+    high: float
+    source: RangeSource
+
+
+def generated_ranges(
+    model: LoadedModel, ranges: Mapping[str, tuple[float, float]] | None = None
+) -> dict[str, InputRange]:
+    """The range each input is generated in: ``ranges`` (the mark's input_ranges) first, then
+    the graph's bound for table indices, else the defaults."""
     ranges = dict(ranges or {})
     unknown = sorted(set(ranges) - {spec.name for spec in model.inputs})
     if unknown:
@@ -252,23 +269,140 @@ def make_inputs(
             f"(inputs: {', '.join(spec.name for spec in model.inputs)})"
         )
     index_ranges = dict(model.index_ranges)
+    result: dict[str, InputRange] = {}
+    for spec in model.inputs:
+        if spec.dtype == np.bool_:
+            result[spec.name] = InputRange(0, 2, RangeSource.DEFAULT)
+        elif spec.name in ranges:
+            result[spec.name] = InputRange(*ranges[spec.name], RangeSource.INPUT_RANGES)
+        elif np.issubdtype(spec.dtype, np.integer):
+            bound = index_ranges.get(spec.name)
+            result[spec.name] = (
+                InputRange(*bound, RangeSource.GRAPH) if bound else InputRange(*DEFAULT_INT_RANGE, RangeSource.DEFAULT)
+            )
+        else:
+            result[spec.name] = InputRange(*DEFAULT_FLOAT_RANGE, RangeSource.DEFAULT)
+    return result
+
+
+def make_inputs(
+    model: LoadedModel,
+    shapes: Mapping[str, Shape],
+    seed: int,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+) -> dict[str, np.ndarray]:
+    """Seeded inputs: floats uniform in [-1, 1), ints in [low, high) valid for the model where
+    the graph bounds them (else [0, 100)), bools both values; ``ranges`` overrides per input.
+
+    Each input draws from its own stream derived from (seed, name), so adding an input to a
+    model does not change the values fed to the others. Values are drawn in the input's own
+    dtype (float16 and other narrow floats via float32), and inputs taking more than
+    ``max_bytes`` together are refused before anything is allocated.
+    """
+    plan = generated_ranges(model, ranges)
+    for spec in model.inputs:
+        if not _can_generate(spec.dtype):
+            raise ModelError(f"{model.path}: cannot generate values for input {spec.name!r} of dtype {spec.dtype}")
+    _check_input_bytes(model, shapes, max_bytes)
     feed: dict[str, np.ndarray] = {}
     for spec in model.inputs:
         name_key = int.from_bytes(hashlib.sha256(spec.name.encode()).digest()[:8], "little")
         rng = np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, name_key])
-        shape = shapes[spec.name]
-        if spec.dtype == np.bool_:
-            feed[spec.name] = rng.integers(0, 2, size=shape).astype(np.bool_)
-        elif np.issubdtype(spec.dtype, np.integer):
-            low, high = ranges.get(spec.name) or index_ranges.get(spec.name) or DEFAULT_INT_RANGE
-            # A user's (low, high) for ints is inclusive of low, exclusive of high, like numpy.
-            feed[spec.name] = rng.integers(int(low), int(high), size=shape).astype(spec.dtype)
-        elif np.issubdtype(spec.dtype, np.floating) or spec.dtype.kind == "V":
-            low, high = ranges.get(spec.name) or DEFAULT_FLOAT_RANGE
-            feed[spec.name] = rng.uniform(low, high, size=shape).astype(spec.dtype)
-        else:
-            raise ModelError(f"{model.path}: cannot generate values for input {spec.name!r} of dtype {spec.dtype}")
+        feed[spec.name] = _generate(model, spec, tuple(shapes[spec.name]), plan[spec.name], rng)
     return feed
+
+
+def _can_generate(dtype: np.dtype) -> bool:
+    # Kind "V": ml_dtypes' bfloat16 and float8 types, drawn as floats.
+    return dtype == np.bool_ or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype.kind == "V"
+
+
+def _generate(
+    model: LoadedModel, spec: TensorSpec, shape: Shape, span: InputRange, rng: np.random.Generator
+) -> np.ndarray:
+    if spec.dtype == np.bool_:
+        return rng.integers(0, 2, size=shape, dtype=np.bool_)
+    if np.issubdtype(spec.dtype, np.integer):
+        # A user's (low, high) for ints is inclusive of low, exclusive of high, like numpy.
+        low, high = int(span.low), int(span.high)
+        info = np.iinfo(spec.dtype)
+        if span.source is RangeSource.GRAPH:
+            high = min(high, info.max + 1)  # a narrow index type reaches only the first rows
+        if low >= high or low < info.min or high - 1 > info.max:
+            raise ModelError(
+                f"{model.path}: input_ranges[{spec.name!r}]=({span.low!r}, {span.high!r}) holds no "
+                f"{spec.dtype} values in [low, high) (the dtype holds [{info.min}, {info.max}])"
+            )
+        return rng.integers(low, high, size=shape, dtype=spec.dtype)
+    # Generator.random draws float32 and float64 directly; narrower floats are cast from float32.
+    draw = spec.dtype if spec.dtype == np.float64 else np.dtype(np.float32)
+    values = rng.random(size=shape, dtype=draw)
+    values *= span.high - span.low
+    values += span.low
+    return values if values.dtype == spec.dtype else values.astype(spec.dtype)
+
+
+def _check_input_bytes(model: LoadedModel, shapes: Mapping[str, Shape], max_bytes: int) -> None:
+    sizes = sorted(
+        ((math.prod(shapes[spec.name]) * spec.dtype.itemsize, spec) for spec in model.inputs),
+        key=lambda pair: -pair[0],
+    )
+    total = sum(size for size, _ in sizes)
+    if total <= max_bytes:
+        return
+
+    def one(size: int, spec: TensorSpec) -> str:
+        return (
+            f"input {spec.name!r} of shape {list(shapes[spec.name])} and dtype {spec.dtype} takes "
+            f"{format_bytes(size)} ({size} bytes)"
+        )
+
+    limit = f"over the limit of {format_bytes(max_bytes)} set by {MAX_INPUT_BYTES_OPTION}"
+    if len(sizes) == 1:
+        what = f"generating {one(*sizes[0])}, {limit}"
+    else:
+        what = (
+            f"generating the inputs takes {format_bytes(total)} ({total} bytes), {limit}: "
+            + "; ".join(one(size, spec) for size, spec in sizes if size)
+        )
+    raise ModelError(
+        f"{model.path}: {what}. Give smaller shapes= or batch_size=, real inputs with inputs=, "
+        "or a larger limit"
+    )
+
+
+def describe_generated(
+    model: LoadedModel, feed: Mapping[str, np.ndarray], ranges: Mapping[str, tuple[float, float]] | None = None
+) -> str:
+    """What a model that failed on generated inputs was fed: each input's shape, dtype and
+    value range, and how to set them (``ranges`` is the mark's input_ranges)."""
+    plan = generated_ranges(model, ranges)
+    lines = ["The model ran on generated inputs, which it may not accept:"]
+    for name, array in feed.items():
+        span = plan[name]
+        if array.dtype == np.bool_:
+            values = "False or True"
+        elif np.issubdtype(array.dtype, np.integer):
+            values = f"ints in [{int(span.low)}, {int(span.high)})"
+        else:
+            values = f"uniform in [{span.low!r}, {span.high!r})"
+        lines.append(f"  {name!r} {list(array.shape)} {array.dtype}: {values} ({_SOURCE_WORDS[span.source]})")
+    unbounded = [n for n in feed if plan[n].source is RangeSource.DEFAULT and feed[n].dtype != np.bool_]
+    example = next(iter(unbounded or list(feed)), "name")
+    lines.append(
+        f"Set an input's range with trt_model(..., input_ranges={{{example!r}: (low, high)}}), or give "
+        "real inputs with trt_model(..., inputs='inputs.npz')."
+    )
+    return "\n".join(lines)
+
+
+_SOURCE_WORDS = {
+    RangeSource.INPUT_RANGES: "from input_ranges",
+    RangeSource.GRAPH: "the rows of the table it indexes",
+    RangeSource.DEFAULT: "default range",
+}
 
 
 def load_inputs_npz(path: str | Path, model: LoadedModel) -> dict[str, np.ndarray]:

@@ -65,6 +65,9 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any], str, Any]] = [
     ("--trt-cache-max-size", "trt_cache_max_size",
      "evict least recently used entries beyond this size, e.g. 2GB or 500MB. Default: no limit.",
      {}, "string", None),
+    ("--trt-max-input-bytes", "trt_max_input_bytes",
+     "refuse to generate inputs larger than this in all, e.g. 2GB or 500MiB. Default: 4GiB.",
+     {"metavar": "SIZE"}, "string", "4GiB"),
     ("--trt-baseline-dir", "trt_baseline_dir", "where baselines live. Default: <rootdir>/baselines.",
      {}, "string", None),
     ("--trt-baseline", "trt_baseline",
@@ -118,6 +121,7 @@ class Settings:
     rebuild: bool
     cache_clear: bool
     cache_max_size: str | None
+    max_input_bytes: int
     baseline_dir: Path
     baseline_mode: str
     update_baselines: bool
@@ -174,6 +178,7 @@ class Settings:
             rebuild=bool(value(config, "trt_rebuild")),
             cache_clear=bool(value(config, "trt_cache_clear")),
             cache_max_size=value(config, "trt_cache_max_size"),
+            max_input_bytes=_size(value(config, "trt_max_input_bytes"), "--trt-max-input-bytes (ini trt_max_input_bytes)"),
             baseline_dir=path("trt_baseline_dir") or root / "baselines",
             baseline_mode=value(config, "trt_baseline"),
             update_baselines=bool(value(config, "trt_update_baselines")),
@@ -183,3 +188,19 @@ class Settings:
             report_md=path("trt_report_md"),
             save_failures=path("trt_save_failures"),
         )
+
+
+def _size(text: str, option: str) -> int:
+    """A positive size in bytes, written as 2GB or 500MiB; a usage error naming the option."""
+    from .cache import CacheError, parse_size  # on first use: the cache module imports numpy
+
+    try:
+        size = parse_size(text)
+    except CacheError:
+        size = 0
+    if size <= 0:
+        raise pytest.UsageError(
+            f"pytest-trt: {option}: cannot read {text!r} as a positive size; give bytes or a number with "
+            "K, M, G or T (powers of 1000) or KiB, MiB, GiB or TiB (powers of 1024), e.g. 2GB or 500MiB"
+        )
+    return size

@@ -404,7 +404,7 @@ class RunState:
                     )
             else:
                 seed = self.settings.seed if spec.seed is None else spec.seed
-                feed = make_inputs(model, shapes, seed, spec.range_map)
+                feed = make_inputs(model, shapes, seed, spec.range_map, max_bytes=self.settings.max_input_bytes)
             self._feeds[key] = feed
         return self._feeds[key]
 

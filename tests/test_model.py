@@ -185,3 +185,82 @@ def test_npz_inputs_are_checked_against_the_model(tmp_path):
     np.savez(tmp_path / "none.npz")
     with pytest.raises(ModelError, match=r"none\.npz: no array for input 'x' of mlp\.onnx"):
         load_inputs_npz(tmp_path / "none.npz", mlp)
+
+
+def test_generation_refuses_inputs_over_the_size_limit_before_allocating(tmp_path):
+    # 6e9 float32 elements: once a 44.7 GiB float64 draw that only a ulimit stopped.
+    path = tmp_path / "huge.onnx"
+    _identity_model(path, TensorProto.FLOAT, [6_000_000_000])
+    with pytest.raises(ModelError) as caught:
+        make_inputs(load_model(path), {"v": (6_000_000_000,)}, seed=0)
+    assert str(caught.value) == (
+        f"{path}: generating input 'v' of shape [6000000000] and dtype float32 takes 22.4 GiB "
+        "(24000000000 bytes), over the limit of 4.0 GiB set by --trt-max-input-bytes (ini trt_max_input_bytes). "
+        "Give smaller shapes= or batch_size=, real inputs with inputs=, or a larger limit"
+    )
+
+
+def test_the_size_limit_counts_every_input_and_names_each(tmp_path):
+    path = tmp_path / "two.onnx"
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["a_out"]), helper.make_node("Identity", ["b"], ["b_out"])],
+        "two",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT16, [4, 8]), helper.make_tensor_value_info("b", TensorProto.INT64, [16])],
+        [helper.make_tensor_value_info("a_out", TensorProto.FLOAT16, [4, 8]), helper.make_tensor_value_info("b_out", TensorProto.INT64, [16])],
+    )
+    onnx.save(onnx_model(graph), str(path))
+    model = load_model(path)
+    shapes = {"a": (4, 8), "b": (16,)}
+    assert set(make_inputs(model, shapes, seed=0, max_bytes=192)) == {"a", "b"}  # 64 + 128 bytes
+    with pytest.raises(ModelError) as caught:
+        make_inputs(model, shapes, seed=0, max_bytes=191)
+    assert str(caught.value) == (
+        f"{path}: generating the inputs takes 192 B (192 bytes), over the limit of 191 B set by "
+        "--trt-max-input-bytes (ini trt_max_input_bytes): input 'b' of shape [16] and dtype int64 takes "
+        "128 B (128 bytes); input 'a' of shape [4, 8] and dtype float16 takes 64 B (64 bytes). "
+        "Give smaller shapes= or batch_size=, real inputs with inputs=, or a larger limit"
+    )
+
+
+@pytest.mark.parametrize(
+    ("elem_type", "dtype", "peak_per_output_byte"),
+    [(TensorProto.FLOAT, np.float32, 1.1), (TensorProto.FLOAT16, np.float16, 3.1), (TensorProto.INT32, np.int32, 1.1)],
+)
+def test_values_are_drawn_in_the_input_dtype_without_float64_temporaries(tmp_path, elem_type, dtype, peak_per_output_byte):
+    import tracemalloc
+
+    path = tmp_path / "v.onnx"
+    _identity_model(path, elem_type, [1 << 20])
+    model = load_model(path)
+    tracemalloc.start()
+    try:
+        values = make_inputs(model, {"v": (1 << 20,)}, seed=0)["v"]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert values.dtype == dtype
+    # numpy reports its buffers to tracemalloc: a float64 draw would peak at 8 bytes an element.
+    assert peak <= peak_per_output_byte * values.nbytes
+    if dtype != np.int32:
+        assert -1.0 <= values.min() < -0.99 and 0.99 < values.max() <= 1.0
+
+
+def test_int_ranges_outside_the_input_dtype_are_refused(tmp_path):
+    path = tmp_path / "small.onnx"
+    _identity_model(path, TensorProto.INT8, [4])
+    model = load_model(path)
+    with pytest.raises(ModelError) as caught:
+        make_inputs(model, {"v": (4,)}, seed=0, ranges={"v": (0, 1000)})
+    assert str(caught.value) == (
+        f"{path}: input_ranges['v']=(0, 1000) holds no int8 values in [low, high) (the dtype holds [-128, 127])"
+    )
+    with pytest.raises(ModelError, match=r"input_ranges\['v'\]=\(0\.2, 0\.7\) holds no int8 values"):
+        make_inputs(model, {"v": (4,)}, seed=0, ranges={"v": (0.2, 0.7)})
+
+
+def test_format_bytes_reads_like_a_size():
+    from pytest_trt.model import format_bytes
+
+    assert [format_bytes(n) for n in (0, 1023, 1024, 48 * 10**9, 5 * 2**40)] == [
+        "0 B", "1023 B", "1.0 KiB", "44.7 GiB", "5.0 TiB",
+    ]
