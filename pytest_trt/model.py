@@ -54,6 +54,8 @@ def load_model(path: str | Path, *, check: bool = True) -> LoadedModel:
     leave nodes out of topological order, which runtimes accept but the checker does not.
     """
     path = Path(path).resolve()
+    if path.is_dir():
+        raise ModelError(f"{path} is a directory, not an ONNX file")
     if not path.is_file():
         raise ModelError(f"model file {str(path)!r} not found")
     try:
