@@ -46,6 +46,13 @@ class LoadedModel:
     # into a constant table). Defaulted so that other constructors of LoadedModel keep working.
     index_ranges: tuple[tuple[str, tuple[int, int]], ...] = ()
 
+    @property
+    def default_ranged_inputs(self) -> tuple[str, ...]:
+        """Integer inputs the graph gives no bound for: generated in DEFAULT_INT_RANGE unless
+        the mark's input_ranges names them."""
+        bounded = dict(self.index_ranges)
+        return tuple(s.name for s in self.inputs if np.issubdtype(s.dtype, np.integer) and s.name not in bounded)
+
 
 def load_model(path: str | Path, *, check: bool = True) -> LoadedModel:
     """Load and check an ONNX file; every failure is a ModelError naming the file.
@@ -169,30 +176,94 @@ def _hash_file(digest: hashlib._Hash, path: Path) -> None:
             digest.update(chunk)
 
 
+# Ops whose output holds their first input's values, at most reshaped: indices passed through
+# them still pick the same rows. Cast only to an index type, which keeps every row number.
+_INDEX_PRESERVING = {"Identity", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Cast"}
+_INDEX_TYPES = {onnx.TensorProto.INT32, onnx.TensorProto.INT64}
+# Ops whose output has their first input's shape: a table passed through them keeps its rows
+# (a quantized embedding is DequantizeLinear, or Cast then Sub/Mul by constants, of an initializer).
+_SHAPE_PRESERVING = {"Identity", "Cast", "DequantizeLinear", "QuantizeLinear"}
+_ELEMENTWISE = {"Add", "Sub", "Mul", "Div"}
+_MAX_CHAIN = 64  # ops followed from a Gather back to an initializer or an input
+
+
 def _gather_index_ranges(proto: onnx.ModelProto, input_names: set[str]) -> dict[str, tuple[int, int]]:
-    """Bounds for int inputs that index a constant table, so generated indices are valid."""
-    tables = {t.name: tuple(t.dims) for t in proto.graph.initializer}
-    for node in proto.graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    tables[node.output[0]] = tuple(attr.t.dims)
+    """Bounds for int inputs that index a constant table, so generated indices are valid: a
+    Gather's indices traced back to an input, its data to an initializer or Constant, each through
+    ops that keep the values (indices) or the shape (data)."""
+    graph = proto.graph
+    constants: dict[str, tuple[int, ...]] = {t.name: tuple(t.dims) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute:
+            attr = node.attribute[0]  # a Constant has exactly one value attribute
+            if attr.name == "value":
+                constants[node.output[0]] = tuple(attr.t.dims)
+            elif attr.name in ("value_float", "value_int", "value_string"):
+                constants[node.output[0]] = ()
+            elif attr.name in ("value_floats", "value_ints", "value_strings"):
+                constants[node.output[0]] = (len(helper.get_attribute_value(attr)),)
+    producers = {out: node for node in graph.node for out in node.output if out}
+    memo: dict[str, tuple[int, ...] | None] = {}
+
+    def table_dims(name: str, depth: int = 0) -> tuple[int, ...] | None:
+        """The shape of ``name`` where it is a constant table or a shape-keeping op of one."""
+        if name in constants:
+            return constants[name]
+        if name in memo:
+            return memo[name]
+        node = producers.get(name)
+        dims = None
+        if node is not None and depth < _MAX_CHAIN:
+            if node.op_type in _SHAPE_PRESERVING and node.input:
+                dims = table_dims(node.input[0], depth + 1)
+            elif node.op_type in _ELEMENTWISE and len(node.input) == 2:
+                # table * scale keeps the table's shape when the other side broadcasts into it.
+                for data, other in (node.input, node.input[::-1]):
+                    data_dims, other_dims = table_dims(data, depth + 1), table_dims(other, depth + 1)
+                    if data_dims is not None and other_dims is not None and _broadcasts_into(other_dims, data_dims):
+                        dims = data_dims
+                        break
+        memo[name] = dims
+        return dims
+
+    def index_input(name: str) -> str | None:
+        """The graph input whose values ``name`` holds, if it is one passed through unchanged."""
+        for _ in range(_MAX_CHAIN):
+            if name in input_names:
+                return name
+            node = producers.get(name)
+            if node is None or node.op_type not in _INDEX_PRESERVING or not node.input:
+                return None
+            if node.op_type == "Cast" and _attribute(node, "to", None) not in _INDEX_TYPES:
+                return None
+            name = node.input[0]
+        return None
+
     ranges: dict[str, tuple[int, int]] = {}
-    for node in proto.graph.node:
+    for node in graph.node:
         if node.op_type != "Gather" or len(node.input) < 2:
             continue
-        data, indices = node.input[0], node.input[1]
-        if indices not in input_names or data not in tables:
+        source = index_input(node.input[1])
+        dims = table_dims(node.input[0]) if source is not None else None
+        if source is None or not dims:
             continue
-        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
-        dims = tables[data]
-        if not dims:
+        axis = _attribute(node, "axis", 0)
+        if not -len(dims) <= axis < len(dims) or dims[axis] <= 0:
             continue
         rows = dims[axis]
         # One input may index several tables: the tightest bound keeps every lookup valid.
-        low, high = ranges.get(indices, (0, rows))
-        ranges[indices] = (low, min(high, rows))
+        low, high = ranges.get(source, (0, rows))
+        ranges[source] = (low, min(high, rows))
     return ranges
+
+
+def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def _broadcasts_into(small: tuple[int, ...], big: tuple[int, ...]) -> bool:
+    """Whether numpy broadcasting ``small`` against ``big`` gives ``big``'s shape."""
+    return len(small) <= len(big) and all(s in (1, b) for s, b in zip(reversed(small), reversed(big), strict=False))
 
 
 def resolve_shapes(

@@ -12,7 +12,10 @@ from onnx_builders import onnx_model
 
 from pytest_trt.model import (
     DEFAULT_INT_RANGE,
+    InputRange,
+    RangeSource,
     ModelError,
+    generated_ranges,
     load_inputs_npz,
     load_model,
     make_inputs,
@@ -264,3 +267,134 @@ def test_format_bytes_reads_like_a_size():
     assert [format_bytes(n) for n in (0, 1023, 1024, 48 * 10**9, 5 * 2**40)] == [
         "0 B", "1023 B", "1.0 KiB", "44.7 GiB", "5.0 TiB",
     ]
+
+
+def _gather_model(tmp_path, nodes, initializers, inputs, out_shape=(2, 8, "cols")):
+    """A model whose output is ``out``, from ``nodes`` over ``inputs`` (name -> (elem_type, shape))."""
+    graph = helper.make_graph(
+        nodes,
+        "gather",
+        [helper.make_tensor_value_info(n, t, s) for n, (t, s) in inputs.items()],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, list(out_shape))],
+        initializers,
+    )
+    path = tmp_path / "gather.onnx"
+    onnx.save(onnx_model(graph), str(path))
+    return load_model(path)
+
+
+_IDS = {"ids": (TensorProto.INT64, [2, 8])}
+
+
+def _int8_table(rows=500, cols=16):
+    return numpy_helper.from_array(np.zeros((rows, cols), np.int8), "table_q")
+
+
+def _scalar(name, value, dtype=np.float32):
+    return numpy_helper.from_array(np.array(value, dtype), name)
+
+
+def test_a_gather_on_a_dequantized_table_bounds_its_indices(tmp_path):
+    model = _gather_model(
+        tmp_path,
+        [
+            helper.make_node("DequantizeLinear", ["table_q", "scale", "zero"], ["table"]),
+            helper.make_node("Gather", ["table", "ids"], ["out"]),
+        ],
+        [_int8_table(), _scalar("scale", 0.1), _scalar("zero", 0, np.int8)],
+        _IDS,
+    )
+    assert dict(model.index_ranges) == {"ids": (0, 500)}
+    assert model.default_ranged_inputs == ()
+    ids = make_inputs(model, {"ids": (2, 8)}, seed=0)["ids"]
+    assert ids.max() < 500 and ids.max() >= DEFAULT_INT_RANGE[1]
+
+
+def test_a_gather_on_a_cast_sub_mul_of_a_table_bounds_its_indices(tmp_path):
+    # The dequantization MiniLM-int8 spells out: Cast, minus a per-column zero point, times a scale.
+    model = _gather_model(
+        tmp_path,
+        [
+            helper.make_node("Cast", ["table_q"], ["wide"], to=TensorProto.FLOAT),
+            helper.make_node("Sub", ["wide", "zero"], ["centred"]),
+            helper.make_node("Mul", ["scale", "centred"], ["table"]),
+            helper.make_node("Identity", ["table"], ["same"]),
+            helper.make_node("Gather", ["same", "ids"], ["out"]),
+        ],
+        [_int8_table(), numpy_helper.from_array(np.zeros((1, 16), np.float32), "zero"), _scalar("scale", 0.1)],
+        _IDS,
+    )
+    assert dict(model.index_ranges) == {"ids": (0, 500)}
+
+
+def test_indices_passing_through_cast_unsqueeze_reshape_are_bounded(tmp_path):
+    model = _gather_model(
+        tmp_path,
+        [
+            helper.make_node("Cast", ["ids"], ["ids64"], to=TensorProto.INT64),
+            helper.make_node("Unsqueeze", ["ids64", "axes"], ["ids3"]),
+            helper.make_node("Reshape", ["ids3", "flat"], ["ids1"]),
+            helper.make_node("Identity", ["ids1"], ["ids_same"]),
+            helper.make_node("Gather", ["table", "ids_same"], ["out"], axis=1),
+        ],
+        [
+            numpy_helper.from_array(np.zeros((4, 300), np.float32), "table"),
+            numpy_helper.from_array(np.array([0], np.int64), "axes"),
+            numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+        ],
+        {"ids": (TensorProto.INT32, [2, 8])},
+        out_shape=(4, 16),
+    )
+    assert dict(model.index_ranges) == {"ids": (0, 300)}  # axis=1: the table's second dim
+
+
+def test_one_input_indexing_two_tables_takes_the_smaller(tmp_path):
+    model = _gather_model(
+        tmp_path,
+        [
+            helper.make_node("Gather", ["big", "ids"], ["a"]),
+            helper.make_node("Gather", ["small", "ids"], ["b"]),
+            helper.make_node("Add", ["a", "b"], ["out"]),
+        ],
+        [numpy_helper.from_array(np.zeros((900, 4), np.float32), "big"), numpy_helper.from_array(np.zeros((40, 4), np.float32), "small")],
+        _IDS,
+    )
+    assert dict(model.index_ranges) == {"ids": (0, 40)}
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [
+        # The indices are computed from the input, not passed through: no bound is known.
+        [helper.make_node("Add", ["ids", "ten"], ["shifted"]), helper.make_node("Gather", ["table", "shifted"], ["out"])],
+        # A narrowing Cast can wrap row numbers.
+        [helper.make_node("Cast", ["ids"], ["narrow"], to=TensorProto.INT8), helper.make_node("Cast", ["narrow"], ["back"], to=TensorProto.INT64),
+         helper.make_node("Gather", ["table", "back"], ["out"])],
+        # Scaled by something whose shape is not known, the table may broadcast to more rows.
+        [helper.make_node("Mul", ["table", "x"], ["scaled"]), helper.make_node("Gather", ["scaled", "ids"], ["out"])],
+    ],
+    ids=["computed-indices", "narrowing-cast", "unknown-broadcast"],
+)
+def test_unknown_bounds_fall_back_to_the_default_range_and_say_so(tmp_path, nodes):
+    model = _gather_model(
+        tmp_path,
+        nodes,
+        [numpy_helper.from_array(np.zeros((500, 4), np.float32), "table"), _scalar("ten", 10, np.int64)],
+        {**_IDS, "x": (TensorProto.FLOAT, [500, 4])},
+    )
+    assert model.index_ranges == ()
+    assert model.default_ranged_inputs == ("ids",)
+    ranges = generated_ranges(model)
+    assert ranges["ids"] == InputRange(0, 100, RangeSource.DEFAULT)
+    assert ranges["x"] == InputRange(-1.0, 1.0, RangeSource.DEFAULT)
+
+
+def test_generated_ranges_say_where_each_range_comes_from(tmp_path):
+    encoder = load_model(MODELS / "encoder.onnx")
+    assert generated_ranges(encoder) == {"tokens": InputRange(0, 1000, RangeSource.GRAPH)}
+    assert generated_ranges(encoder, {"tokens": (3, 9)}) == {"tokens": InputRange(3, 9, RangeSource.INPUT_RANGES)}
+    path = tmp_path / "bools.onnx"
+    _identity_model(path, TensorProto.BOOL, [4])
+    model = load_model(path)
+    assert model.default_ranged_inputs == ()  # bools take both values; there is no range to give
+    assert generated_ranges(model) == {"v": InputRange(0, 2, RangeSource.DEFAULT)}
