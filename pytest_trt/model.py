@@ -458,10 +458,10 @@ def describe_generated(
         if array.dtype == np.bool_:
             values = "False or True"
         elif np.issubdtype(array.dtype, np.integer):
-            values = f"ints in [{int(span.low)}, {int(span.high)})"
+            values = f"ints in [{int(span.low)}, {int(span.high)}) ({_SOURCE_WORDS[span.source]})"
         else:
-            values = f"uniform in [{span.low!r}, {span.high!r})"
-        lines.append(f"  {name!r} {list(array.shape)} {array.dtype}: {values} ({_SOURCE_WORDS[span.source]})")
+            values = f"uniform in [{span.low!r}, {span.high!r}) ({_SOURCE_WORDS[span.source]})"
+        lines.append(f"  {name!r} {list(array.shape)} {array.dtype}: {values}")
     unbounded = [n for n in feed if plan[n].source is RangeSource.DEFAULT and feed[n].dtype != np.bool_]
     example = next(iter(unbounded or list(feed)), "name")
     lines.append(

@@ -22,9 +22,9 @@ import pytest
 from . import accuracy, baseline, ci_report, measure, precision
 from .files import write_atomic
 from .fingerprint import machine_fingerprint
-from .backends.base import Artifact, Availability, Backend, BackendError, Runner, TensorSpec, get_backend
+from .backends.base import Artifact, Availability, Backend, BackendError, InferenceError, Runner, TensorSpec, get_backend
 from .cache import CacheError, EngineCache, decode_arrays, encode_arrays, parse_size
-from .model import LoadedModel, ModelError, Shape, load_inputs_npz, load_model, make_inputs, resolve_shapes
+from .model import LoadedModel, ModelError, Shape, describe_generated, load_inputs_npz, load_model, make_inputs, resolve_shapes
 from .options import Settings
 from .results import BudgetOutcome, TestRecord
 from .spec import (
@@ -499,6 +499,8 @@ class RunState:
         except USER_ERRORS as exc:
             record.status = "error"
             problem = f"pytest-trt: {exc}"
+            if isinstance(exc, InferenceError) and engine.spec.inputs is None:
+                problem += "\n" + describe_generated(engine.model, feed, engine.spec.range_map)
         else:
             record.status = "failed" if failures else "passed"
             problem = f"pytest-trt gates failed (backend {engine.backend}):\n" + "\n".join(failures)

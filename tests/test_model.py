@@ -398,3 +398,20 @@ def test_generated_ranges_say_where_each_range_comes_from(tmp_path):
     model = load_model(path)
     assert model.default_ranged_inputs == ()  # bools take both values; there is no range to give
     assert generated_ranges(model) == {"v": InputRange(0, 2, RangeSource.DEFAULT)}
+
+
+def test_describe_generated_names_each_input_with_shape_dtype_range_and_source(tmp_path):
+    from pytest_trt.model import describe_generated
+
+    encoder = load_model(MODELS / "encoder.onnx")
+    feed = make_inputs(encoder, {"tokens": (2, 16)}, seed=0)
+    assert describe_generated(encoder, feed) == (
+        "The model ran on generated inputs, which it may not accept:\n"
+        "  'tokens' [2, 16] int64: ints in [0, 1000) (the rows of the table it indexes)\n"
+        "Set an input's range with trt_model(..., input_ranges={'tokens': (low, high)}), or give real inputs "
+        "with trt_model(..., inputs='inputs.npz')."
+    )
+    path = tmp_path / "bools.onnx"
+    _identity_model(path, TensorProto.BOOL, [3], name="mask")
+    model = load_model(path)
+    assert "  'mask' [3] bool: False or True\n" in describe_generated(model, make_inputs(model, {"mask": (3,)}, seed=0))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..fingerprint import host_facts
-from .base import Artifact, Availability, BackendError, TensorSpec
+from .base import Artifact, Availability, BackendError, InferenceError, TensorSpec
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -226,6 +226,9 @@ class OnnxRuntimeRunner:
         self.inputs = inputs
         self.outputs = outputs
         self._output_names = [spec.name for spec in outputs]
+        # A failed run comes back as an exception with the same text; its log line would repeat it.
+        self._run_options = _ort().RunOptions()
+        self._run_options.log_severity_level = 4
 
     def _checked_feed(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = {spec.name for spec in self.inputs}
@@ -245,17 +248,24 @@ class OnnxRuntimeRunner:
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         checked = self._checked_feed(feed)
         try:
-            values = self._session.run(self._output_names, checked)
+            values = self._session.run(self._output_names, checked, self._run_options)
         except Exception as exc:
-            raise BackendError(f"infer: onnxruntime failed: {exc}") from None
+            raise InferenceError(f"infer: onnxruntime failed: {exc}") from None
         return dict(zip(self._output_names, values, strict=True))
 
     def timed_session(self, feed: Mapping[str, np.ndarray], settings: MeasureSettings) -> HostTimedSession:
         from ..measure import HostTimedSession
 
         checked = self._checked_feed(feed)
-        run, names = self._session.run, self._output_names
-        return HostTimedSession(lambda: run(names, checked), probe=settings.host_probe and self._probe_applies())
+        run, names, options = self._session.run, self._output_names, self._run_options
+
+        def once() -> None:
+            try:
+                run(names, checked, options)
+            except Exception as exc:  # onnxruntime raises its own types; a feed it rejects is one
+                raise InferenceError(f"measuring: onnxruntime failed: {exc}") from None
+
+        return HostTimedSession(once, probe=settings.host_probe and self._probe_applies())
 
     def _probe_applies(self) -> bool:
         """Whether the host-speed probe measures what this session runs on: this CPU thread alone.
