@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,8 +137,19 @@ def external_model(tmp_path, monkeypatch):
     return model, {"x": x}, x @ weights
 
 
-def test_an_artifact_holds_the_external_weights_inline(backend, external_model):
+def test_an_artifact_reads_external_weights_from_the_model_folder(backend, external_model):
     model, feed, expected = external_model
+    artifact = backend.build(model, BuildSpec())
+    assert artifact.metadata["external_data"] == "model folder"
+    assert [t.data_location for t in onnx.load_from_string(artifact.data).graph.initializer] == [onnx.TensorProto.EXTERNAL]
+    runner = backend.load(Artifact(artifact.data), model, BuildSpec())
+    np.testing.assert_array_equal(runner.infer(feed)["y"], expected)
+
+
+def test_before_onnxruntime_1_21_an_artifact_holds_the_external_weights_inline(backend, external_model, monkeypatch):
+    # Those versions ignore the folder key and read the working directory: nothing may be left to read.
+    model, feed, expected = external_model
+    monkeypatch.setattr(ort, "__version__", "1.20.1")
     artifact = backend.build(model, BuildSpec())
     assert artifact.metadata["external_data"] == "inline"
     proto = onnx.load_from_string(artifact.data)
@@ -146,23 +158,9 @@ def test_an_artifact_holds_the_external_weights_inline(backend, external_model):
     np.testing.assert_array_equal(runner.infer(feed)["y"], expected)
 
 
-def test_an_artifact_over_the_protobuf_limit_reads_the_model_folder(backend, external_model, monkeypatch):
-    from pytest_trt.backends import onnxruntime as ort_backend
-
-    model, feed, expected = external_model
-    monkeypatch.setattr(ort_backend, "PROTOBUF_LIMIT", 64)
-    artifact = backend.build(model, BuildSpec())
-    assert artifact.metadata["external_data"] == "model folder"
-    assert [t.data_location for t in onnx.load_from_string(artifact.data).graph.initializer] == [onnx.TensorProto.EXTERNAL]
-    runner = backend.load(Artifact(artifact.data), model, BuildSpec())
-    np.testing.assert_array_equal(runner.infer(feed)["y"], expected)
-
-
-def test_an_onnxruntime_that_would_read_the_working_directory_refuses_a_large_model(backend, external_model, monkeypatch):
-    from pytest_trt.backends import onnxruntime as ort_backend
-
+def test_before_onnxruntime_1_21_a_model_over_the_protobuf_limit_is_refused(backend, external_model, monkeypatch):
     model, _, _ = external_model
-    monkeypatch.setattr(ort_backend, "PROTOBUF_LIMIT", 64)
+    monkeypatch.setattr(sys.modules[type(backend).__module__], "PROTOBUF_LIMIT", 64)
     monkeypatch.setattr(ort, "__version__", "1.20.1")
     with pytest.raises(BackendError) as caught:
         backend.build(model, BuildSpec())

@@ -5,9 +5,10 @@ artifact; ``load`` opens that model with optimizations off, so a cached engine s
 CPU by default; other execution providers only when asked for and actually in use.
 
 The optimized model names the source model's external-data files by their relative location,
-and a session made from bytes would look for them in the working directory. So the artifact
-holds those weights inline; only a model over protobuf's 2 GB limit keeps them in its own
-files, which ``load`` then points onnxruntime at by folder.
+and a session made from bytes would look for them in the working directory. ``load`` names the
+model's own folder instead, where onnxruntime can be told (1.21 and later; the cache key covers
+those files through the model hash); on older versions the artifact holds the weights inline,
+which protobuf allows up to 2 GB.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class ExternalData(str, Enum):
     """Where an artifact's weights that came from external-data files are."""
 
     NONE = "none"  # the model had none
-    INLINE = "inline"  # copied into the artifact
-    MODEL_FOLDER = "model folder"  # read from the model's own files at load (models over 2 GB)
+    MODEL_FOLDER = "model folder"  # read from the model's own files at load
+    INLINE = "inline"  # copied into the artifact (onnxruntime before 1.21)
 
 
 def _ort() -> Any:
@@ -91,7 +92,7 @@ class OnnxRuntimeBackend:
             del session
             if not optimized.is_file():
                 raise BackendError(f"{model.path}: onnxruntime wrote no optimized model")
-            data, external = _self_contained(optimized, model)
+            data, external = _with_external_data(optimized, model)
         metadata = {"graph_optimization_level": level, "providers": list(_providers(build)), "external_data": external.value}
         return Artifact(data=data, metadata=metadata)
 
@@ -99,15 +100,16 @@ class OnnxRuntimeBackend:
         ort = _ort()
         options = _session_options(build)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        # Only an artifact over 2 GB names external files, always the model's own (see build).
+        # External data named by the artifact is the model's own (see _with_external_data).
         options.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, str(model.path.parent))
         session = _create_session(artifact.data, options, build, model.path)
         return OnnxRuntimeRunner(session, list(model.inputs), list(model.outputs))
 
 
-def _self_contained(optimized: Path, model: LoadedModel) -> tuple[bytes, ExternalData]:
-    """The optimized model's bytes with every external tensor read from the model's folder
-    into it; a model too large for that keeps its references (see EXTERNAL_DATA_FOLDER_KEY)."""
+def _with_external_data(optimized: Path, model: LoadedModel) -> tuple[bytes, ExternalData]:
+    """The optimized model's bytes, in which external tensors name files of the model's folder
+    (for ``load`` to point onnxruntime at) or, where onnxruntime cannot be told that folder,
+    hold their bytes inline."""
     import onnx
     from onnx import external_data_helper
 
@@ -119,16 +121,16 @@ def _self_contained(optimized: Path, model: LoadedModel) -> tuple[bytes, Externa
         return optimized.read_bytes(), ExternalData.NONE
     base = model.path.parent
     size = proto.ByteSize() + sum(_external_length(tensor, base, model.path) for tensor in tensors)
-    if size > PROTOBUF_LIMIT:
-        version = _ort().__version__
-        if _version_tuple(version) < EXTERNAL_DATA_FOLDER_SINCE:
-            raise BackendError(
-                f"{model.path}: the optimized model with its external data takes {format_bytes(size)}, over "
-                f"protobuf's 2 GiB limit for one model, and onnxruntime {version} cannot load a model "
-                "from memory with its weights in separate files; onnxruntime "
-                f"{'.'.join(map(str, EXTERNAL_DATA_FOLDER_SINCE))} or later can"
-            )
+    version = _ort().__version__
+    if _version_tuple(version) >= EXTERNAL_DATA_FOLDER_SINCE:
         return optimized.read_bytes(), ExternalData.MODEL_FOLDER
+    if size > PROTOBUF_LIMIT:
+        raise BackendError(
+            f"{model.path}: the optimized model with its external data takes {format_bytes(size)}, over "
+            f"protobuf's 2 GiB limit for one model, and onnxruntime {version} cannot load a model "
+            "from memory with its weights in separate files; onnxruntime "
+            f"{'.'.join(map(str, EXTERNAL_DATA_FOLDER_SINCE))} or later can"
+        )
     try:
         external_data_helper.load_external_data_for_model(proto, str(base))
         return proto.SerializeToString(), ExternalData.INLINE
