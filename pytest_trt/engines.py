@@ -149,13 +149,16 @@ class EngineFactory:
     """Engines, models, feeds and reference outputs of one process, each made once.
 
     ``backend_for(name)`` gives the session's backend object of that name; ``seed`` is the
-    session's default input seed.
+    session's default input seed; ``max_input_bytes`` bounds one test's generated inputs.
     """
 
-    def __init__(self, cache: EngineCache, backend_for: Callable[[str], Backend], seed: int) -> None:
+    def __init__(
+        self, cache: EngineCache, backend_for: Callable[[str], Backend], seed: int, max_input_bytes: int | None = None
+    ) -> None:
         self.cache = cache
         self._backend_for = backend_for
         self._seed = seed
+        self._max_input_bytes = max_input_bytes
         self._models: dict[Path, LoadedModel] = {}
         self._engines: dict[tuple[str, Path, BuildSpec], _EngineEntry] = {}
         self._feeds: dict[tuple[ModelSpec, str], dict[str, np.ndarray]] = {}
@@ -223,7 +226,7 @@ class EngineFactory:
         key = (spec, model.content_hash)
         if key not in self._feeds:
             seed = self._seed if spec.seed is None else spec.seed
-            self._feeds[key] = make_inputs(model, shapes, seed, spec.range_map)
+            self._feeds[key] = make_inputs(model, shapes, seed, spec.range_map, max_bytes=self._max_input_bytes)
         return self._feeds[key]
 
     def _make_engine(self, backend_name: str, model: LoadedModel, build: BuildSpec) -> _EngineEntry:

@@ -29,6 +29,10 @@ class BackendError(PytestTrtError, RuntimeError):
     """A backend could not build, load or run; the message says which step and why."""
 
 
+class InferenceError(BackendError):
+    """The runtime failed running a feed (which may hold values the model does not accept)."""
+
+
 class BackendUnavailable(BackendError):
     """The backend cannot run on this machine (missing package, no GPU); the message says why."""
 

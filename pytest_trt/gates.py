@@ -19,10 +19,10 @@ import numpy as np
 from . import accuracy, measure
 from .baseline import BaselineInput, BaselineStore
 from .engines import Engine
-from .errors import PytestTrtError
+from .errors import InferenceError, PytestTrtError
 from .marks import ItemGates
 from .measure import PerfResult
-from .model import LoadedModel
+from .model import LoadedModel, describe_generated
 from .regression import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
 from .results import BudgetOutcome, BudgetState, TestRecord, TestStatus, TestSubject
 from .spec import AccuracySpec, MeasureSettings, PerfBudget
@@ -72,8 +72,11 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
                 baseline = check_baseline(engine, gates.budgets, feed, perf.result, result, context, bool(failures))
                 failures += baseline.failures
     except PytestTrtError as exc:
-        record = _record(context, TestStatus.ERROR, result, perf, baseline, (f"pytest-trt: {exc}",))
-        return ItemOutcome(record, f"pytest-trt: {exc}")
+        problem = f"pytest-trt: {exc}"
+        if isinstance(exc, InferenceError) and engine.spec.inputs is None:
+            problem += "\n" + describe_generated(engine.model, feed, engine.spec.range_map)
+        record = _record(context, TestStatus.ERROR, result, perf, baseline, (problem,))
+        return ItemOutcome(record, problem)
     status = TestStatus.FAILED if failures else TestStatus.PASSED
     record = _record(context, status, result, perf, baseline, tuple(failures))
     message = ""

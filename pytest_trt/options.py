@@ -22,6 +22,8 @@ from .trt_api import RUNTIMES
 
 PERF_MODES = ("enforce", "report", "off")
 BASELINE_MODES = ("compare", "strict", "off")
+# Largest total size of one test's generated inputs (a model may declare billions of elements).
+DEFAULT_MAX_INPUT_BYTES = "4GiB"
 # cuda.CUDA_APIS names the same two; cuda.py is not imported here because it imports numpy.
 CUDA_APIS = ("cuda-python", "pycuda")
 # What pytest's "bool" ini type reads as true / false, in any letter case.
@@ -90,7 +92,10 @@ class Option:
                 raise OptionValueError(f"must be a finite number, got {raw!r}")
             return self._bounded(number)
         if self.kind is Kind.SIZE:
-            return _size(raw)
+            text = _size(raw)
+            if self.minimum is not None:
+                self._bounded(_bytes(text))
+            return text
         if self.kind is Kind.BOOL:
             raise TypeError("bool options are read by pytest's own ini parser")
         return str(raw)  # a path: checked against the file system in Settings.from_config
@@ -185,6 +190,12 @@ def _size(raw: object) -> str:
     return str(raw)
 
 
+def _bytes(size: str) -> int:
+    from .cache import parse_size
+
+    return parse_size(size)
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("--trt-backend", "trt_backend", Kind.CHOICE,
            "backend that runs gated models: auto (TensorRT where it and a GPU are usable, else "
@@ -238,6 +249,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-cache-max-size", "trt_cache_max_size", Kind.SIZE,
            "evict least recently used engine cache entries beyond this size, e.g. 2GB or 500MiB.",
            default_text="no limit", metavar="SIZE"),
+    Option("--trt-max-input-bytes", "trt_max_input_bytes", Kind.SIZE,
+           "refuse to generate inputs larger than this in all for one test, e.g. 2GB or 500MiB.",
+           default=DEFAULT_MAX_INPUT_BYTES, minimum=0, above_minimum=True, metavar="SIZE"),
     Option("--trt-baseline-dir", "trt_baseline_dir", Kind.FOLDER, "where baselines live.",
            default_text="<rootdir>/baselines", metavar="DIR"),
     Option("--trt-baseline", "trt_baseline", Kind.CHOICE,
@@ -343,6 +357,7 @@ class Settings:
     rebuild: bool
     cache_clear: bool
     cache_max_size: str | None
+    max_input_bytes: int
     baseline_dir: Path
     baseline_mode: str
     update_baselines: bool
@@ -403,6 +418,7 @@ class Settings:
             rebuild=value("trt_rebuild"),
             cache_clear=value("trt_cache_clear"),
             cache_max_size=value("trt_cache_max_size"),
+            max_input_bytes=_bytes(value("trt_max_input_bytes")),
             baseline_dir=path("trt_baseline_dir") or root / "baselines",
             baseline_mode=value("trt_baseline"),
             update_baselines=value("trt_update_baselines"),

@@ -153,7 +153,7 @@ class RunState:
         if self._engines is None:
             from .engines import EngineFactory
 
-            self._engines = EngineFactory(self.cache, self.backend, self.settings.seed)
+            self._engines = EngineFactory(self.cache, self.backend, self.settings.seed, self.settings.max_input_bytes)
         return self._engines
 
     def engine(self, spec: ModelSpec) -> Engine:

@@ -198,6 +198,10 @@ def make_model_spec(
     )
 
 
+# What each path argument names, for the message when it names a folder instead.
+_FILE_KINDS = {"path": "an ONNX file", "inputs": "an .npz file"}
+
+
 def _resolve(path: str | Path, base_dirs: tuple[Path, ...], arg: str) -> Path:
     if not isinstance(path, (str, Path)) or not str(path):
         raise SpecError(f"{arg} must be a file path, got {path!r}")
@@ -206,6 +210,9 @@ def _resolve(path: str | Path, base_dirs: tuple[Path, ...], arg: str) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()
+    folder = next((c for c in candidates if c.is_dir()), None)
+    if folder is not None:
+        raise SpecError(f"{arg}: {str(path)!r} is a directory, not {_FILE_KINDS.get(arg, 'a file')} ({folder})")
     tried = ", ".join(str(c) for c in candidates)
     raise SpecError(f"{arg}: file {str(path)!r} not found (looked in: {tried})")
 

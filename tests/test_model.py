@@ -12,7 +12,10 @@ from onnx_builders import onnx_model
 
 from pytest_trt.model import (
     DEFAULT_INT_RANGE,
+    InputRange,
+    RangeSource,
     ModelError,
+    generated_ranges,
     load_inputs_npz,
     load_model,
     make_inputs,
@@ -185,3 +188,230 @@ def test_npz_inputs_are_checked_against_the_model(tmp_path):
     np.savez(tmp_path / "none.npz")
     with pytest.raises(ModelError, match=r"none\.npz: no array for input 'x' of mlp\.onnx"):
         load_inputs_npz(tmp_path / "none.npz", mlp)
+
+
+def test_generation_refuses_inputs_over_the_size_limit_before_allocating(tmp_path):
+    # 6e9 float32 elements: once a 44.7 GiB float64 draw that only a ulimit stopped.
+    path = tmp_path / "huge.onnx"
+    _identity_model(path, TensorProto.FLOAT, [6_000_000_000])
+    with pytest.raises(ModelError) as caught:
+        make_inputs(load_model(path), {"v": (6_000_000_000,)}, seed=0)
+    assert str(caught.value) == (
+        f"{path}: generating input 'v' of shape [6000000000] and dtype float32 takes 22.4 GiB "
+        "(24000000000 bytes), over the limit of 4.0 GiB set by --trt-max-input-bytes (ini trt_max_input_bytes). "
+        "Give smaller shapes= or batch_size=, real inputs with inputs=, or a larger limit"
+    )
+
+
+def test_the_size_limit_counts_every_input_and_names_each(tmp_path):
+    path = tmp_path / "two.onnx"
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["a_out"]), helper.make_node("Identity", ["b"], ["b_out"])],
+        "two",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT16, [4, 8]), helper.make_tensor_value_info("b", TensorProto.INT64, [16])],
+        [helper.make_tensor_value_info("a_out", TensorProto.FLOAT16, [4, 8]), helper.make_tensor_value_info("b_out", TensorProto.INT64, [16])],
+    )
+    onnx.save(onnx_model(graph), str(path))
+    model = load_model(path)
+    shapes = {"a": (4, 8), "b": (16,)}
+    assert set(make_inputs(model, shapes, seed=0, max_bytes=192)) == {"a", "b"}  # 64 + 128 bytes
+    with pytest.raises(ModelError) as caught:
+        make_inputs(model, shapes, seed=0, max_bytes=191)
+    assert str(caught.value) == (
+        f"{path}: generating the inputs takes 192 B (192 bytes), over the limit of 191 B set by "
+        "--trt-max-input-bytes (ini trt_max_input_bytes): input 'b' of shape [16] and dtype int64 takes "
+        "128 B (128 bytes); input 'a' of shape [4, 8] and dtype float16 takes 64 B (64 bytes). "
+        "Give smaller shapes= or batch_size=, real inputs with inputs=, or a larger limit"
+    )
+
+
+@pytest.mark.parametrize(
+    ("elem_type", "dtype", "peak_per_output_byte"),
+    [(TensorProto.FLOAT, np.float32, 1.1), (TensorProto.FLOAT16, np.float16, 3.1), (TensorProto.INT32, np.int32, 1.1)],
+)
+def test_values_are_drawn_in_the_input_dtype_without_float64_temporaries(tmp_path, elem_type, dtype, peak_per_output_byte):
+    import tracemalloc
+
+    path = tmp_path / "v.onnx"
+    _identity_model(path, elem_type, [1 << 20])
+    model = load_model(path)
+    tracemalloc.start()
+    try:
+        values = make_inputs(model, {"v": (1 << 20,)}, seed=0)["v"]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert values.dtype == dtype
+    # numpy reports its buffers to tracemalloc: a float64 draw would peak at 8 bytes an element.
+    assert peak <= peak_per_output_byte * values.nbytes
+    if dtype != np.int32:
+        assert -1.0 <= values.min() < -0.99 and 0.99 < values.max() <= 1.0
+
+
+def test_int_ranges_outside_the_input_dtype_are_refused(tmp_path):
+    path = tmp_path / "small.onnx"
+    _identity_model(path, TensorProto.INT8, [4])
+    model = load_model(path)
+    with pytest.raises(ModelError) as caught:
+        make_inputs(model, {"v": (4,)}, seed=0, ranges={"v": (0, 1000)})
+    assert str(caught.value) == (
+        f"{path}: input_ranges['v']=(0, 1000) holds no int8 values in [low, high) (the dtype holds [-128, 127])"
+    )
+    with pytest.raises(ModelError, match=r"input_ranges\['v'\]=\(0\.2, 0\.7\) holds no int8 values"):
+        make_inputs(model, {"v": (4,)}, seed=0, ranges={"v": (0.2, 0.7)})
+
+
+def test_format_bytes_reads_like_a_size():
+    from pytest_trt.model import format_bytes
+
+    assert [format_bytes(n) for n in (0, 1023, 1024, 48 * 10**9, 5 * 2**40)] == [
+        "0 B", "1023 B", "1.0 KiB", "44.7 GiB", "5.0 TiB",
+    ]
+
+
+def _gather_model(tmp_path, nodes, initializers, inputs, out_shape=(2, 8, "cols")):
+    """A model whose output is ``out``, from ``nodes`` over ``inputs`` (name -> (elem_type, shape))."""
+    graph = helper.make_graph(
+        nodes,
+        "gather",
+        [helper.make_tensor_value_info(n, t, s) for n, (t, s) in inputs.items()],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, list(out_shape))],
+        initializers,
+    )
+    path = tmp_path / "gather.onnx"
+    onnx.save(onnx_model(graph), str(path))
+    return load_model(path)
+
+
+_IDS = {"ids": (TensorProto.INT64, [2, 8])}
+
+
+def _int8_table(rows=500, cols=16):
+    return numpy_helper.from_array(np.zeros((rows, cols), np.int8), "table_q")
+
+
+def _scalar(name, value, dtype=np.float32):
+    return numpy_helper.from_array(np.array(value, dtype), name)
+
+
+def test_a_gather_on_a_dequantized_table_bounds_its_indices(tmp_path):
+    model = _gather_model(
+        tmp_path,
+        [
+            helper.make_node("DequantizeLinear", ["table_q", "scale", "zero"], ["table"]),
+            helper.make_node("Gather", ["table", "ids"], ["out"]),
+        ],
+        [_int8_table(), _scalar("scale", 0.1), _scalar("zero", 0, np.int8)],
+        _IDS,
+    )
+    assert dict(model.index_ranges) == {"ids": (0, 500)}
+    assert model.default_ranged_inputs == ()
+    ids = make_inputs(model, {"ids": (2, 8)}, seed=0)["ids"]
+    assert ids.max() < 500 and ids.max() >= DEFAULT_INT_RANGE[1]
+
+
+def test_a_gather_on_a_cast_sub_mul_of_a_table_bounds_its_indices(tmp_path):
+    # The dequantization MiniLM-int8 spells out: Cast, minus a per-column zero point, times a scale.
+    model = _gather_model(
+        tmp_path,
+        [
+            helper.make_node("Cast", ["table_q"], ["wide"], to=TensorProto.FLOAT),
+            helper.make_node("Sub", ["wide", "zero"], ["centred"]),
+            helper.make_node("Mul", ["scale", "centred"], ["table"]),
+            helper.make_node("Identity", ["table"], ["same"]),
+            helper.make_node("Gather", ["same", "ids"], ["out"]),
+        ],
+        [_int8_table(), numpy_helper.from_array(np.zeros((1, 16), np.float32), "zero"), _scalar("scale", 0.1)],
+        _IDS,
+    )
+    assert dict(model.index_ranges) == {"ids": (0, 500)}
+
+
+def test_indices_passing_through_cast_unsqueeze_reshape_are_bounded(tmp_path):
+    model = _gather_model(
+        tmp_path,
+        [
+            helper.make_node("Cast", ["ids"], ["ids64"], to=TensorProto.INT64),
+            helper.make_node("Unsqueeze", ["ids64", "axes"], ["ids3"]),
+            helper.make_node("Reshape", ["ids3", "flat"], ["ids1"]),
+            helper.make_node("Identity", ["ids1"], ["ids_same"]),
+            helper.make_node("Gather", ["table", "ids_same"], ["out"], axis=1),
+        ],
+        [
+            numpy_helper.from_array(np.zeros((4, 300), np.float32), "table"),
+            numpy_helper.from_array(np.array([0], np.int64), "axes"),
+            numpy_helper.from_array(np.array([-1], np.int64), "flat"),
+        ],
+        {"ids": (TensorProto.INT32, [2, 8])},
+        out_shape=(4, 16),
+    )
+    assert dict(model.index_ranges) == {"ids": (0, 300)}  # axis=1: the table's second dim
+
+
+def test_one_input_indexing_two_tables_takes_the_smaller(tmp_path):
+    model = _gather_model(
+        tmp_path,
+        [
+            helper.make_node("Gather", ["big", "ids"], ["a"]),
+            helper.make_node("Gather", ["small", "ids"], ["b"]),
+            helper.make_node("Add", ["a", "b"], ["out"]),
+        ],
+        [numpy_helper.from_array(np.zeros((900, 4), np.float32), "big"), numpy_helper.from_array(np.zeros((40, 4), np.float32), "small")],
+        _IDS,
+    )
+    assert dict(model.index_ranges) == {"ids": (0, 40)}
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [
+        # The indices are computed from the input, not passed through: no bound is known.
+        [helper.make_node("Add", ["ids", "ten"], ["shifted"]), helper.make_node("Gather", ["table", "shifted"], ["out"])],
+        # A narrowing Cast can wrap row numbers.
+        [helper.make_node("Cast", ["ids"], ["narrow"], to=TensorProto.INT8), helper.make_node("Cast", ["narrow"], ["back"], to=TensorProto.INT64),
+         helper.make_node("Gather", ["table", "back"], ["out"])],
+        # Scaled by something whose shape is not known, the table may broadcast to more rows.
+        [helper.make_node("Mul", ["table", "x"], ["scaled"]), helper.make_node("Gather", ["scaled", "ids"], ["out"])],
+    ],
+    ids=["computed-indices", "narrowing-cast", "unknown-broadcast"],
+)
+def test_unknown_bounds_fall_back_to_the_default_range_and_say_so(tmp_path, nodes):
+    model = _gather_model(
+        tmp_path,
+        nodes,
+        [numpy_helper.from_array(np.zeros((500, 4), np.float32), "table"), _scalar("ten", 10, np.int64)],
+        {**_IDS, "x": (TensorProto.FLOAT, [500, 4])},
+    )
+    assert model.index_ranges == ()
+    assert model.default_ranged_inputs == ("ids",)
+    ranges = generated_ranges(model)
+    assert ranges["ids"] == InputRange(0, 100, RangeSource.DEFAULT)
+    assert ranges["x"] == InputRange(-1.0, 1.0, RangeSource.DEFAULT)
+
+
+def test_generated_ranges_say_where_each_range_comes_from(tmp_path):
+    encoder = load_model(MODELS / "encoder.onnx")
+    assert generated_ranges(encoder) == {"tokens": InputRange(0, 1000, RangeSource.GRAPH)}
+    assert generated_ranges(encoder, {"tokens": (3, 9)}) == {"tokens": InputRange(3, 9, RangeSource.INPUT_RANGES)}
+    path = tmp_path / "bools.onnx"
+    _identity_model(path, TensorProto.BOOL, [4])
+    model = load_model(path)
+    assert model.default_ranged_inputs == ()  # bools take both values; there is no range to give
+    assert generated_ranges(model) == {"v": InputRange(0, 2, RangeSource.DEFAULT)}
+
+
+def test_describe_generated_names_each_input_with_shape_dtype_range_and_source(tmp_path):
+    from pytest_trt.model import describe_generated
+
+    encoder = load_model(MODELS / "encoder.onnx")
+    feed = make_inputs(encoder, {"tokens": (2, 16)}, seed=0)
+    assert describe_generated(encoder, feed) == (
+        "The model ran on generated inputs, which it may not accept:\n"
+        "  'tokens' [2, 16] int64: ints in [0, 1000) (the rows of the table it indexes)\n"
+        "Set an input's range with trt_model(..., input_ranges={'tokens': (low, high)}), or give real inputs "
+        "with trt_model(..., inputs='inputs.npz')."
+    )
+    path = tmp_path / "bools.onnx"
+    _identity_model(path, TensorProto.BOOL, [3], name="mask")
+    model = load_model(path)
+    assert "  'mask' [3] bool: False or True\n" in describe_generated(model, make_inputs(model, {"mask": (3,)}, seed=0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,73 @@ def test_timed_session_times_each_iteration_on_the_host_clock(backend, encoder, 
     assert session.clock == "host"
     assert len(times.latency) == 4 and all(t > 0 for t in times.latency)
     assert times.span_ms >= sum(times.latency) * 0.999
+
+
+def _external_matmul(folder: Path, weights: np.ndarray) -> Path:
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx_builders import onnx_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    path = folder / "matmul.onnx"
+    onnx.save_model(onnx_model(graph), str(path), save_as_external_data=True, location="w.bin", size_threshold=0)
+    assert (folder / "w.bin").read_bytes() == weights.tobytes()  # the poisoned copy below relies on it
+    return path
+
+
+@pytest.fixture
+def external_model(tmp_path, monkeypatch):
+    """A model with its weights in w.bin, and a working directory holding a w.bin of other weights."""
+    weights = np.arange(24, dtype=np.float32).reshape(8, 3)
+    model = load_model(_external_matmul(tmp_path / "model", weights))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "w.bin").write_bytes((weights * 0.5).tobytes())
+    monkeypatch.chdir(cwd)
+    x = np.ones((2, 8), np.float32)
+    return model, {"x": x}, x @ weights
+
+
+@pytest.mark.skipif(
+    tuple(int(p) for p in ort.__version__.split(".")[:2]) < (1, 21),
+    reason="onnxruntime before 1.21 cannot be told the folder; its artifacts hold the weights inline",
+)
+def test_an_artifact_reads_external_weights_from_the_model_folder(backend, external_model):
+    model, feed, expected = external_model
+    artifact = backend.build(model, BuildSpec())
+    assert artifact.metadata["external_data"] == "model folder"
+    assert [t.data_location for t in onnx.load_from_string(artifact.data).graph.initializer] == [onnx.TensorProto.EXTERNAL]
+    runner = backend.load(Artifact(artifact.data), model, BuildSpec())
+    np.testing.assert_array_equal(runner.infer(feed)["y"], expected)
+
+
+def test_before_onnxruntime_1_21_an_artifact_holds_the_external_weights_inline(backend, external_model, monkeypatch):
+    # Those versions ignore the folder key and read the working directory: nothing may be left to read.
+    model, feed, expected = external_model
+    monkeypatch.setattr(ort, "__version__", "1.20.1")
+    artifact = backend.build(model, BuildSpec())
+    assert artifact.metadata["external_data"] == "inline"
+    proto = onnx.load_from_string(artifact.data)
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    runner = backend.load(Artifact(artifact.data), model, BuildSpec())
+    np.testing.assert_array_equal(runner.infer(feed)["y"], expected)
+
+
+def test_before_onnxruntime_1_21_a_model_over_the_protobuf_limit_is_refused(backend, external_model, monkeypatch):
+    model, _, _ = external_model
+    monkeypatch.setattr(sys.modules[type(backend).__module__], "PROTOBUF_LIMIT", 64)
+    monkeypatch.setattr(ort, "__version__", "1.20.1")
+    with pytest.raises(BackendError) as caught:
+        backend.build(model, BuildSpec())
+    message = str(caught.value)
+    assert message.startswith(f"{model.path}: the optimized model with its external data takes ")
+    assert message.endswith(
+        " B, over protobuf's 2 GiB limit for one model, and onnxruntime 1.20.1 cannot load a model from "
+        "memory with its weights in separate files; onnxruntime 1.21 or later can"
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import BackendError, BackendUnavailable
+from ..errors import BackendError, BackendUnavailable, InferenceError
 from ..types import Artifact, Availability, HostCall, IterationTimes, TensorSpec
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "HostCall",
+    "InferenceError",
     "IterationTimes",
     "Runner",
     "TensorSpec",

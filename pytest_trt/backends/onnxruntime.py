@@ -3,20 +3,28 @@
 ``build`` runs onnxruntime's graph optimizations once and keeps the optimized model as the
 artifact; ``load`` opens that model with optimizations off, so a cached engine starts fast.
 CPU by default; other execution providers only when asked for and actually in use.
+
+The optimized model names the source model's external-data files by their relative location,
+and a session made from bytes would look for them in the working directory. ``load`` names the
+model's own folder instead, where onnxruntime can be told (1.21 and later; the cache key covers
+those files through the model hash); on older versions the artifact holds the weights inline,
+which protobuf allows up to 2 GB.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..fingerprint import host_facts
-from .base import Artifact, Availability, BackendError, HostCall, TensorSpec
+from .base import Artifact, Availability, BackendError, HostCall, InferenceError, TensorSpec
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -26,6 +34,20 @@ if TYPE_CHECKING:
 
 CPU = "CPUExecutionProvider"
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+# The largest message protobuf serializes or parses: an inline artifact must fit.
+PROTOBUF_LIMIT = 2**31 - 1
+# Where a session made from bytes finds external data. Older onnxruntime ignores the key and
+# reads the working directory instead, so it is relied on only from this version on.
+EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
+EXTERNAL_DATA_FOLDER_SINCE = (1, 21)
+
+
+class ExternalData(str, Enum):
+    """Where an artifact's weights that came from external-data files are."""
+
+    NONE = "none"  # the model had none
+    MODEL_FOLDER = "model folder"  # read from the model's own files at load
+    INLINE = "inline"  # copied into the artifact (onnxruntime before 1.21)
 
 
 def _ort() -> Any:
@@ -69,15 +91,69 @@ class OnnxRuntimeBackend:
             del session
             if not optimized.is_file():
                 raise BackendError(f"{model.path}: onnxruntime wrote no optimized model")
-            data = optimized.read_bytes()
-        return Artifact(data=data, metadata={"graph_optimization_level": level, "providers": list(_providers(build))})
+            data, external = _with_external_data(optimized, model)
+        metadata = {"graph_optimization_level": level, "providers": list(_providers(build)), "external_data": external.value}
+        return Artifact(data=data, metadata=metadata)
 
     def load(self, artifact: Artifact, model: LoadedModel, build: BuildSpec) -> OnnxRuntimeRunner:
         ort = _ort()
         options = _session_options(build)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        # External data named by the artifact is the model's own (see _with_external_data).
+        options.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, str(model.path.parent))
         session = _create_session(artifact.data, options, build, model.path)
         return OnnxRuntimeRunner(session, list(model.inputs), list(model.outputs))
+
+
+def _with_external_data(optimized: Path, model: LoadedModel) -> tuple[bytes, ExternalData]:
+    """The optimized model's bytes, in which external tensors name files of the model's folder
+    (for ``load`` to point onnxruntime at) or, where onnxruntime cannot be told that folder,
+    hold their bytes inline."""
+    import onnx
+    from onnx import external_data_helper
+
+    from ..model import external_tensors, format_bytes
+
+    proto = onnx.load(str(optimized), load_external_data=False)
+    tensors = external_tensors(proto)
+    if not tensors:
+        return optimized.read_bytes(), ExternalData.NONE
+    base = model.path.parent
+    size = proto.ByteSize() + sum(_external_length(tensor, base, model.path) for tensor in tensors)
+    version = _ort().__version__
+    if _version_tuple(version) >= EXTERNAL_DATA_FOLDER_SINCE:
+        return optimized.read_bytes(), ExternalData.MODEL_FOLDER
+    if size > PROTOBUF_LIMIT:
+        raise BackendError(
+            f"{model.path}: the optimized model with its external data takes {format_bytes(size)}, over "
+            f"protobuf's 2 GiB limit for one model, and onnxruntime {version} cannot load a model "
+            "from memory with its weights in separate files; onnxruntime "
+            f"{'.'.join(map(str, EXTERNAL_DATA_FOLDER_SINCE))} or later can"
+        )
+    try:
+        external_data_helper.load_external_data_for_model(proto, str(base))
+        return proto.SerializeToString(), ExternalData.INLINE
+    except Exception as exc:  # OSError, or onnx's ValueError for a location it refuses
+        raise BackendError(f"{model.path}: cannot read the model's external data: {exc}") from None
+
+
+def _external_length(tensor: Any, base: Path, model_path: Path) -> int:
+    from onnx import external_data_helper
+
+    info = external_data_helper.ExternalDataInfo(tensor)
+    data_path = (base / info.location).resolve()
+    if not data_path.is_relative_to(base) or not data_path.is_file():
+        raise BackendError(
+            f"{model_path}: the optimized model names external data {info.location!r}, which is not a "
+            f"file in {base}"
+        )
+    if info.length is not None:
+        return int(info.length)
+    return data_path.stat().st_size - int(info.offset or 0)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
 
 
 def _providers(build: BuildSpec) -> tuple[str, ...]:
@@ -151,6 +227,9 @@ class OnnxRuntimeRunner:
         self.inputs = inputs
         self.outputs = outputs
         self._output_names = [spec.name for spec in outputs]
+        # A failed run comes back as an exception with the same text; its log line would repeat it.
+        self._run_options = _ort().RunOptions()
+        self._run_options.log_severity_level = 4
 
     def _checked_feed(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = {spec.name for spec in self.inputs}
@@ -170,15 +249,22 @@ class OnnxRuntimeRunner:
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         checked = self._checked_feed(feed)
         try:
-            values = self._session.run(self._output_names, checked)
+            values = self._session.run(self._output_names, checked, self._run_options)
         except Exception as exc:
-            raise BackendError(f"infer: onnxruntime failed: {exc}") from None
+            raise InferenceError(f"infer: onnxruntime failed: {exc}") from None
         return dict(zip(self._output_names, values, strict=True))
 
     def timed_session(self, feed: Mapping[str, np.ndarray], settings: MeasureSettings) -> HostCall:
         checked = self._checked_feed(feed)
-        run, names = self._session.run, self._output_names
-        return HostCall(lambda: run(names, checked), probe_applies=self._probe_applies())
+        run, names, options = self._session.run, self._output_names, self._run_options
+
+        def once() -> None:
+            try:
+                run(names, checked, options)
+            except Exception as exc:  # onnxruntime raises its own types; a feed it rejects is one
+                raise InferenceError(f"measuring: onnxruntime failed: {exc}") from None
+
+        return HostCall(once, probe_applies=self._probe_applies())
 
     def _probe_applies(self) -> bool:
         """Whether the host-speed probe measures what this session runs on: this CPU thread alone.
