@@ -7,29 +7,33 @@ fixed set of latency quantiles plus n (enough to rebuild the sample for a statis
 throughput, accuracy error statistics, the software, model hash, build spec and workload it ran
 with, and when and from which commit it was recorded.
 
-Writes merge into what is on disk (other tests' entries are never touched), go through a temp
-file in the same folder and ``os.replace`` (no half files), and are serialized by a file lock
-kept outside the store, so nothing but baselines lands in the committed folder.
+What the store promises (docs/reliability.md lists the tests of each):
+
+* Writes merge into what is on disk (other tests' entries are never touched), go through a temp
+  file and ``os.replace`` (no half files), and are serialized by one lock per store.
+* The lock and the temp files live in ``<root>/.pytest-trt/``, whose own ``.gitignore`` keeps
+  them out of ``git add baselines/``; a temp file whose writer died is removed by a later run.
+* A file that cannot be read (not JSON, wrong shape, newer schema, another hardware class's) is
+  never compared with and never overwritten, unless the user asks for it to be replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
-import hashlib
 import json
-import os
 import re
 import subprocess
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
 from filelock import FileLock
 
-from .files import write_atomic
+from .files import remove_stale_temps, write_atomic
 from .host_probe import HostProbe
 from .regression import Timed, accuracy_drift, decide
 from .regression import record as record_baseline
@@ -48,9 +52,21 @@ _DIGITS = 6
 # Workload keys that exist only when the test was timed.
 _TIMING_KEYS = ("clock", "mode")
 
+# The store's own folder under its root: the lock and temp files, never committed.
+PRIVATE_DIR = ".pytest-trt"
+LOCK_NAME = "lock"
+_GITIGNORE = "# Lock and temp files of pytest-trt's baseline store: never committed.\n*\n"
+
+REPLACE_OPTION = "--trt-replace-unreadable-baselines"
+_NOT_COMPARED = (
+    f"not compared: fix, move or remove the file, or replace it with --trt-update-baselines {REPLACE_OPTION}"
+)
+
 
 class BaselineFileError(Exception):
     """A baseline file cannot be read or safely rewritten; the message names the file."""
+
+
 
 
 def _slug(text: str) -> str:
@@ -118,12 +134,6 @@ def _dumps(data: Mapping[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, indent=1, default=_json_default) + "\n"
 
 
-def _lock_for(path: Path) -> FileLock:
-    # Kept in the temp dir, keyed by the file's absolute path: the committed folder stays clean.
-    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
-    return FileLock(os.path.join(tempfile.gettempdir(), f"pytest-trt-baseline-{key}.lock"))
-
-
 def _parse(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -131,8 +141,7 @@ def _parse(path: Path) -> dict[str, Any]:
         raise BaselineFileError(f"baseline file {path}: cannot be read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise BaselineFileError(
-            f"baseline file {path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "fix or delete it, or re-record it with --trt-update-baselines"
+            f"baseline file {path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("tests"), dict):
         raise BaselineFileError(f"baseline file {path}: expected an object with a 'tests' object")
@@ -160,6 +169,32 @@ def _sample_summary(samples_ms: Sequence[float]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class WriteOutcome:
+    """What ``BaselineStore.write`` did: files written, how many entries went into them, files
+    replaced although unreadable (on request), problems (a file left alone, an OSError), each a
+    line naming the file and the tests not recorded, and the nodeids of those tests."""
+
+    written: list[Path] = field(default_factory=list)
+    recorded: int = 0
+    replaced: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    not_recorded: list[str] = field(default_factory=list)
+
+
+def _tests_named(nodeids: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(sorted(nodeids)[:limit])
+    return f"{len(nodeids)} test(s) not recorded ({shown}{', ...' if len(nodeids) > limit else ''})"
+
+
+def _os_problem(exc: OSError, path: Path | None = None) -> str:
+    """``Permission denied: /x/y``: the reason, and the path where it is not ``path`` itself."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None or (path is not None and str(exc.filename) == str(path)):
+        return reason
+    return f"{reason}: {exc.filename}"
+
+
 class BaselineStore:
     """Baselines of one hardware class under ``root``."""
 
@@ -169,21 +204,44 @@ class BaselineStore:
         self.root = Path(root)
         self.hardware = hardware
         self.folder = self.root / hardware
+        self.private = self.root / PRIVATE_DIR
         self._parsed: dict[Path, dict[str, Any]] = {}
         self._staged: dict[str, dict[str, dict[str, Any]]] = {}
 
     def path_for(self, module: str) -> Path:
         return self.folder / module_file_name(module)
 
+    def _path_or_none(self, module: str) -> Path | None:
+        try:
+            return self.path_for(module)
+        except ValueError:
+            return None
+
     def _load(self, path: Path) -> dict[str, Any] | None:
+        """The parsed file, or None where there is none. A file that is not this store's to
+        compare with (unreadable, another hardware class's, another module's) raises
+        BaselineFileError."""
         if path not in self._parsed:
             if not path.is_file():
+                if path.exists():
+                    raise BaselineFileError(f"baseline file {path}: not a regular file")
                 return None
-            self._parsed[path] = _parse(path)
+            data = _parse(path)
+            recorded_on = data.get("hardware")
+            if recorded_on != self.hardware:
+                raise BaselineFileError(
+                    f"baseline file {path}: recorded on hardware {recorded_on!r}, but it lies in the folder "
+                    f"of {self.hardware!r}, this machine's hardware class"
+                )
+            module = data.get("module")
+            if not isinstance(module, str) or self._path_or_none(module) != path:
+                raise BaselineFileError(f"baseline file {path}: its 'module' {module!r} does not match the file name")
+            self._parsed[path] = data
         return self._parsed[path]
 
     def lookup(self, module: str, nodeid: str) -> dict[str, Any] | None:
-        """The stored entry of ``nodeid``, or None. Raises BaselineFileError on a corrupt file."""
+        """The stored entry of ``nodeid``, or None. Raises BaselineFileError for a file that
+        cannot be compared with."""
         data = self._load(self.path_for(module))
         return None if data is None else data["tests"].get(nodeid)
 
@@ -225,34 +283,116 @@ class BaselineStore:
         """module -> nodeid -> entry not yet written (what an xdist worker ships to the controller)."""
         return {m: dict(e) for m, e in self._staged.items()}
 
-    def write(self, force: bool = False) -> list[Path]:
-        """Merge staged entries into their files and return the files written.
+    # ---- writing ---------------------------------------------------------------------------------
 
-        A file that does not parse is left alone (BaselineFileError) unless ``force``: the explicit
-        update replaces it with the staged entries, since its own cannot be read.
+    @property
+    def lock_path(self) -> Path:
+        return self.private / LOCK_NAME
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store's one lock, kept in its private folder (made here, with a
+        ``.gitignore`` that keeps the folder out of git). A link in place of the folder or the
+        lock is refused: the lock's open would follow it elsewhere. Problems setting the lock up
+        raise BaselineFileError naming the path."""
+        if self.root.exists() and not self.root.is_dir():
+            raise BaselineFileError(f"baseline folder {self.root} is a file, not a folder (--trt-baseline-dir)")
+        for path in (self.private, self.lock_path):
+            if path.is_symlink():
+                raise BaselineFileError(f"baseline store {self.root}: {path} is a symbolic link; remove it")
+        ignore = self.private / ".gitignore"
+        try:
+            self.private.mkdir(parents=True, exist_ok=True)
+            if not ignore.is_file():
+                write_atomic(ignore, _GITIGNORE, temp_dir=self.private)
+        except OSError as exc:
+            raise BaselineFileError(
+                f"baseline store {self.root}: cannot write its folder {self.private} ({_os_problem(exc)})"
+            ) from None
+        lock = FileLock(str(self.lock_path))
+        try:
+            lock.acquire()
+        except OSError as exc:
+            raise BaselineFileError(
+                f"baseline store {self.root}: cannot take its lock {self.lock_path} ({_os_problem(exc)})"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Remove temp files of writers that died (kill -9) from the private folder."""
+        return remove_stale_temps(self.private) if self.private.is_dir() else []
+
+    def _merge(self, path: Path, module: str, entries: Mapping[str, Any], replace_unreadable: bool) -> str | None:
+        """Under the lock: merge ``entries`` into ``path``. Returns the reason the file was
+        replaced (None if it was readable); raises BaselineFileError for a file left alone."""
+        self._parsed.pop(path, None)  # another writer may have merged since we read it
+        replaced = None
+        try:
+            current = self._load(path)
+        except BaselineFileError as exc:
+            if not replace_unreadable:
+                raise
+            current, replaced = None, str(exc)
+        tests = dict(current["tests"]) if current else {}
+        tests.update(entries)
+        data = {"schema": SCHEMA, "hardware": self.hardware, "module": module, "tests": tests}
+        write_atomic(path, _dumps(data), temp_dir=self.private)
+        self._parsed[path] = _plain(data)
+        return replaced
+
+    def write(self, *, replace_unreadable: bool = False) -> WriteOutcome:
+        """Merge staged entries into their files; the staged entries are consumed.
+
+        A file that cannot be read (``_load``) is left as it is and its staged entries are not
+        recorded, unless ``replace_unreadable``: then it is replaced by the staged entries alone,
+        since its own cannot be read. An OSError on one file does not stop the others.
         """
-        written = []
-        for module in sorted(self._staged):
-            path = self.path_for(module)
-            with _lock_for(path):
-                self._parsed.pop(path, None)  # another writer may have merged since we read it
-                try:
-                    current = self._load(path)
-                except BaselineFileError:
-                    if not force:
-                        raise
-                    current = None
-                tests = dict(current["tests"]) if current else {}
-                tests.update(self._staged[module])
-                data = {"schema": SCHEMA, "hardware": self.hardware, "module": module, "tests": tests}
-                write_atomic(path, _dumps(data))
-                self._parsed[path] = _plain(data)
-            written.append(path)
-        self._staged.clear()
-        return written
+        outcome = WriteOutcome()
+        staged, self._staged = self._staged, {}
+        handled: set[str] = set()
+        if not staged:
+            return outcome
+        try:
+            with self._locked():
+                self.remove_stale_temps()
+                for module in sorted(staged):
+                    handled.add(module)
+                    path, entries = self.path_for(module), staged[module]
+                    try:
+                        replaced = self._merge(path, module, entries, replace_unreadable)
+                    except BaselineFileError as exc:
+                        outcome.problems.append(
+                            f"{exc}; left as it is, {_tests_named(list(entries))}: fix or remove it, or pass "
+                            f"{REPLACE_OPTION} to replace it with this run's entries"
+                        )
+                        outcome.not_recorded += sorted(entries)
+                        continue
+                    except OSError as exc:
+                        outcome.problems.append(
+                            f"baseline file {path}: cannot be written ({_os_problem(exc, path)}); {_tests_named(list(entries))}"
+                        )
+                        outcome.not_recorded += sorted(entries)
+                        continue
+                    outcome.written.append(path)
+                    outcome.recorded += len(entries)
+                    if replaced is not None:
+                        outcome.replaced.append(
+                            f"{replaced}; replaced ({REPLACE_OPTION}) by this run's {len(entries)} entr"
+                            f"{'y' if len(entries) == 1 else 'ies'}"
+                        )
+        except BaselineFileError as exc:
+            reason = str(exc)
+            pending = sorted(nodeid for module in staged if module not in handled for nodeid in staged[module])
+            outcome.problems.append(f"{reason}; {_tests_named(pending)}" if pending else reason)
+            outcome.not_recorded += pending
+        return outcome
 
     def known(self) -> dict[str, set[str]]:
-        """module -> nodeids stored for this hardware class."""
+        """module -> nodeids stored for this hardware class. Raises BaselineFileError for a file
+        in the folder that cannot be read."""
         found: dict[str, set[str]] = {}
         if not self.folder.is_dir():
             return found
@@ -260,10 +400,7 @@ class BaselineStore:
             data = self._load(path)
             if data is None:  # removed since the glob
                 continue
-            module = data.get("module")
-            if not isinstance(module, str) or self.path_for(module) != path:
-                raise BaselineFileError(f"baseline file {path}: its 'module' {module!r} does not match the file name")
-            found[module] = set(data["tests"])
+            found[data["module"]] = set(data["tests"])
         return found
 
     def unused(self, used: Mapping[str, set[str]]) -> dict[str, set[str]]:
@@ -271,17 +408,28 @@ class BaselineStore:
 
         ``used`` maps each module this run collected (before ``-k``/``-m`` deselection) to the
         nodeids in it that still measure latency; modules the run did not collect are not judged,
-        so a partial run never flags the baselines of tests it did not look at.
+        so a partial run never flags the baselines of tests it did not look at. A file that cannot
+        be read is not judged either (its tests report it).
         """
-        known = self.known()
-        return {m: known[m] - set(ids) for m, ids in used.items() if m in known and known[m] - set(ids)}
+        found = {}
+        for module, ids in used.items():
+            try:
+                data = self._load(self.path_for(module))
+            except (BaselineFileError, ValueError):
+                continue
+            gone = set(data["tests"]) - set(ids) if data is not None else set()
+            if gone:
+                found[module] = gone
+        return found
 
     def prune(self, unused: Mapping[str, set[str]]) -> int:
-        """Remove the given entries; a file left empty is deleted. Returns how many were removed."""
+        """Remove the given entries; a file left empty is deleted. Returns how many were removed.
+        Raises BaselineFileError (a file that cannot be read is not touched) or OSError."""
         removed = 0
-        for module in sorted(unused):
-            path = self.path_for(module)
-            with _lock_for(path):
+        with self._locked():
+            self.remove_stale_temps()
+            for module in sorted(unused):
+                path = self.path_for(module)
                 self._parsed.pop(path, None)
                 data = self._load(path)
                 if data is None:
@@ -293,7 +441,7 @@ class BaselineStore:
                     self._parsed.pop(path, None)
                 elif len(tests) != len(data["tests"]):
                     data = {**data, "tests": tests}
-                    write_atomic(path, _dumps(data))
+                    write_atomic(path, _dumps(data), temp_dir=self.private)
                     self._parsed[path] = data
         return removed
 
@@ -396,6 +544,9 @@ def hardware_for(backend: str, fingerprint: Mapping[str, Any]) -> tuple[str, dic
     return hardware_class(fingerprint), {}
 
 
+NOT_WRITTEN_NOTE = "baseline not recorded: its file could not be written (see the session's errors)"
+
+
 def compare_record(
     store: BaselineStore,
     record: TestRecord,
@@ -435,7 +586,7 @@ def compare_record(
         entry = store.lookup(record.module, record.nodeid)
     except BaselineFileError as exc:
         record.baseline_note = "baseline file unreadable"
-        return [f"baseline: {exc}"]
+        return [f"baseline: {exc}; {_NOT_COMPARED}"]
     if entry is None:
         record.baseline_note = "no baseline"
         if mode == "strict":
@@ -460,6 +611,17 @@ def compare_record(
     return []
 
 
+@dataclass
+class SessionEnd:
+    """What the session end did with the baselines: ``lines`` for the terminal summary,
+    ``errors``, each a problem that fails the session (a file left alone, a write that failed),
+    and the nodeids whose staged baseline was not written because of them."""
+
+    lines: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    not_recorded: set[str] = field(default_factory=set)
+
+
 def finish_session(
     store: BaselineStore,
     *,
@@ -467,26 +629,35 @@ def finish_session(
     used: Mapping[str, set[str]],
     update: bool,
     prune: bool,
-) -> list[str]:
-    """Controller side, once per session: write the entries staged here and by xdist workers
-    (``staged``: module -> nodeid -> entry), then list or prune baselines no test uses. Returns
-    lines for the terminal summary; a corrupt file becomes a line naming it, never an exception
+    replace_unreadable: bool = False,
+) -> SessionEnd:
+    """Controller side, once per session: remove temp files of dead writers, write the entries
+    staged here and by xdist workers (``staged``: module -> nodeid -> entry), then list or prune
+    baselines no test uses. Problems come back as lines naming the file, never as an exception
     out of the summary."""
-    lines = []
-    try:
-        for module, entries in staged.items():
-            for nodeid, entry in entries.items():
-                store.stage(module, nodeid, entry)
-        if update and store.staged:
-            count = sum(len(e) for e in store.staged.values())
-            written = store.write(force=True)
-            lines.append(f"baselines recorded for {count} test(s) in {len(written)} file(s) under {store.folder}")
-        unused = store.unused(used)
-    except BaselineFileError as exc:
-        return [*lines, f"baselines: {exc}"]
+    end = SessionEnd()
+    store.remove_stale_temps()
+    for module, entries in staged.items():
+        for nodeid, entry in entries.items():
+            store.stage(module, nodeid, entry)
+    if update and store.staged:
+        outcome = store.write(replace_unreadable=replace_unreadable)
+        if outcome.written:
+            end.lines.append(
+                f"baselines recorded for {outcome.recorded} test(s) in {len(outcome.written)} file(s) under {store.folder}"
+            )
+        end.lines += [f"baselines: {line}" for line in outcome.replaced]
+        end.errors += [f"baselines: {line}" for line in outcome.problems]
+        end.not_recorded.update(outcome.not_recorded)
+    unused = store.unused(used)
     if unused and prune:
-        lines.append(f"baselines pruned: {store.prune(unused)} unused")
+        try:
+            end.lines.append(f"baselines pruned: {store.prune(unused)} unused")
+        except BaselineFileError as exc:
+            end.errors.append(f"baselines: not pruned: {exc}")
+        except OSError as exc:
+            end.errors.append(f"baselines: not pruned: {store.root}: {_os_problem(exc)}")
     elif unused:
-        lines.append("unused baselines (their tests are gone or no longer measured; remove with --trt-prune-baselines):")
-        lines += [f"  {nodeid}" for module in sorted(unused) for nodeid in sorted(unused[module])]
-    return lines
+        end.lines.append("unused baselines (their tests are gone or no longer measured; remove with --trt-prune-baselines):")
+        end.lines += [f"  {nodeid}" for module in sorted(unused) for nodeid in sorted(unused[module])]
+    return end

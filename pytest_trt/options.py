@@ -72,6 +72,10 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any], str, Any]] = [
      {"choices": ("compare", "strict", "off")}, "string", "compare"),
     ("--trt-update-baselines", "trt_update_baselines",
      "record or replace the baselines of the tests that ran.", {"action": "store_true"}, "bool", False),
+    ("--trt-replace-unreadable-baselines", "trt_replace_unreadable_baselines",
+     "with --trt-update-baselines, replace a baseline file that cannot be read (not JSON, wrong "
+     "shape, newer schema, another hardware class's) by this run's entries; without it such a "
+     "file is left as it is and the session fails.", {"action": "store_true"}, "bool", False),
     ("--trt-prune-baselines", "trt_prune_baselines",
      "remove baselines that no selected test uses any more.", {"action": "store_true"}, "bool", False),
     ("--trt-regression-threshold", "trt_regression_threshold",
@@ -121,6 +125,7 @@ class Settings:
     baseline_dir: Path
     baseline_mode: str
     update_baselines: bool
+    replace_unreadable_baselines: bool
     prune_baselines: bool
     regression_threshold: float
     report_json: Path | None
@@ -177,6 +182,7 @@ class Settings:
             baseline_dir=path("trt_baseline_dir") or root / "baselines",
             baseline_mode=value(config, "trt_baseline"),
             update_baselines=bool(value(config, "trt_update_baselines")),
+            replace_unreadable_baselines=bool(value(config, "trt_replace_unreadable_baselines")),
             prune_baselines=bool(value(config, "trt_prune_baselines")),
             regression_threshold=number("trt_regression_threshold", float),
             report_json=path("trt_report_json"),

@@ -322,6 +322,7 @@ class RunState:
         self.staged_baselines: dict[str, dict[str, dict[str, Any]]] = {}
         self.measured_tests: dict[str, set[str]] = {}
         self.summary_notes: list[str] = []  # baseline lines for the terminal summary
+        self.session_errors: list[str] = []  # session-end problems: shown, and the run exits non-zero
 
     def choice(self) -> BackendChoice:
         """The backend for this run, decided on first use (it may probe the CUDA driver)."""
@@ -692,7 +693,8 @@ def batch_of(engine: Engine) -> int:
 
 def write_reports(state: RunState) -> None:
     """At the end of the session, on the controller: baselines written or listed, then the JSON
-    and Markdown reports of every gated test (xdist workers' included)."""
+    and Markdown reports of every gated test (xdist workers' included). A file that cannot be
+    written becomes an entry of ``state.session_errors``, never an exception out of the hook."""
     settings = state.settings
     gated = bool(state.record_dicts or state.measured_tests)
     if not gated and settings.report_json is None and settings.report_md is None:
@@ -700,13 +702,19 @@ def write_reports(state: RunState) -> None:
     backend = state.choice().name
     store, _ = state.baselines(backend)
     if gated and settings.baseline_mode != "off":
-        state.summary_notes += baseline.finish_session(
+        end = baseline.finish_session(
             store,
             staged=state.staged_baselines,
             used=state.measured_tests,
             update=settings.update_baselines,
             prune=settings.prune_baselines,
+            replace_unreadable=settings.replace_unreadable_baselines,
         )
+        state.summary_notes += end.lines
+        state.session_errors += end.errors
+        for record in state.record_dicts:  # the reports must not claim a baseline that was not written
+            if record["nodeid"] in end.not_recorded:
+                record["baseline_note"] = baseline.NOT_WRITTEN_NOTE
     if settings.report_json is None and settings.report_md is None:
         return
     meta = {
@@ -717,7 +725,13 @@ def write_reports(state: RunState) -> None:
         "commit": baseline.current_commit(state.rootpath),
         "regression_threshold": settings.regression_threshold,
     }
-    if settings.report_json is not None:
-        ci_report.write_json(settings.report_json, state.record_dicts, meta)
-    if settings.report_md is not None:
-        ci_report.write_markdown(settings.report_md, state.record_dicts, meta)
+    reports = (("--trt-report-json", settings.report_json, ci_report.write_json),
+               ("--trt-report-md", settings.report_md, ci_report.write_markdown))
+    for option, path, write in reports:
+        if path is None:
+            continue
+        try:
+            write(path, state.record_dicts, meta)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            state.session_errors.append(f"{option}: cannot write {path} ({exc.strerror or exc}{where})")

@@ -180,7 +180,11 @@ def test_a_corrupt_baseline_file_names_the_file_and_is_kept(trt_pytester):
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([f"*baseline: baseline file {path}: not valid JSON (line 1*"])
     assert path.read_text() == "{ not json"
-    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
+    refused = trt_pytester.run(*MEASURE, "--trt-update-baselines")
+    refused.assert_outcomes(passed=2)
+    assert refused.ret == pytest.ExitCode.TESTS_FAILED and path.read_text() == "{ not json"
+    replaced = trt_pytester.run(*MEASURE, "--trt-update-baselines", "--trt-replace-unreadable-baselines")
+    replaced.assert_outcomes(passed=2)
     assert sorted(stored(trt_pytester.path)["tests"]) == ["test_perf.py::test_a", "test_perf.py::test_b"]
 
 
@@ -200,6 +204,7 @@ def test_{name}(trt_engine):
     for path in files:
         assert len(json.loads(path.read_text())["tests"]) == 6
     assert not [p for p in files[0].parent.iterdir() if p.suffix != ".json"]  # no temp or lock files
+    assert not list((trt_pytester.path / "baselines").rglob("*.tmp"))
 
 
 def test_json_markdown_and_junit_reports(trt_pytester):
@@ -217,3 +222,4 @@ def test_json_markdown_and_junit_reports(trt_pytester):
     for name in ("trt_latency_p50_ms", "trt_latency_p99_ms", "trt_throughput_qps", "trt_baseline_delta",
                  "trt_baseline_verdict"):
         assert f'<property name="{name}"' in junit
+
