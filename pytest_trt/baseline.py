@@ -15,6 +15,7 @@ What the store promises (docs/reliability.md lists the tests of each):
   them out of ``git add baselines/``; a temp file whose writer died is removed by a later run.
 * A file that cannot be read (not JSON, wrong shape, newer schema, another hardware class's) is
   never compared with and never overwritten, unless the user asks for it to be replaced.
+* Every number of an entry is checked (``validate_entry``) before a comparison reads it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import itertools
 import json
+import math
 import re
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +38,7 @@ from filelock import FileLock
 
 from .files import remove_stale_temps, write_atomic
 from .host_probe import HostProbe
-from .regression import Timed, accuracy_drift, decide
+from .regression import DRIFT_STATS, Timed, accuracy_drift, decide, probe_floor_problem
 from .regression import record as record_baseline
 from .results import TestRecord
 from .stats import percentile_label, quantile_summary
@@ -58,6 +61,7 @@ LOCK_NAME = "lock"
 _GITIGNORE = "# Lock and temp files of pytest-trt's baseline store: never committed.\n*\n"
 
 REPLACE_OPTION = "--trt-replace-unreadable-baselines"
+_SHOWN_PROBLEMS = 3  # of an invalid entry, in its error line
 _NOT_COMPARED = (
     f"not compared: fix, move or remove the file, or replace it with --trt-update-baselines {REPLACE_OPTION}"
 )
@@ -67,6 +71,8 @@ class BaselineFileError(Exception):
     """A baseline file cannot be read or safely rewritten; the message names the file."""
 
 
+class BaselineEntryError(BaselineFileError):
+    """One test's entry in a readable baseline file holds a value a comparison cannot use."""
 
 
 def _slug(text: str) -> str:
@@ -158,6 +164,111 @@ def _parse(path: Path) -> dict[str, Any]:
     return data
 
 
+# ---- entry validation ------------------------------------------------------------------------------
+
+
+def _shown_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number_problems(name: str, value: Any, *, positive: bool) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return [f"{name} is {_shown_value(value)}, must be a number"]
+    if not math.isfinite(value):
+        return [f"{name} is {value}, must be finite"]
+    if positive and value <= 0:
+        return [f"{name} is {value:g}, must be > 0"]
+    if value < 0:
+        return [f"{name} is {value:g}, must be >= 0"]
+    return []
+
+
+def _percent_of(label: Any) -> float | None:
+    """50.0 for the label ``p50``; None for anything ``percentile_label`` does not write."""
+    if not isinstance(label, str) or not label.startswith("p"):
+        return None
+    try:
+        percent = float(label[1:])
+        return percent if percentile_label(percent) == label else None
+    except ValueError:
+        return None
+
+
+def _summary_problems(entry: Mapping[str, Any], key: str, *, positive: bool) -> list[str]:
+    """A stored sample summary (``_sample_summary``): n, mean and quantiles including the floor."""
+    summary = entry.get(key)
+    if summary is None:
+        return [f"{key} is missing"]
+    if not isinstance(summary, Mapping):
+        return [f"{key} is {_shown_value(summary)}, must be an object"]
+    problems = []
+    n = summary.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        problems.append(f"{key}.n is {_shown_value(n)}, must be a positive integer")
+    if "mean" in summary:
+        problems += _number_problems(f"{key}.mean", summary["mean"], positive=positive)
+    quantiles = summary.get("quantiles")
+    if not isinstance(quantiles, Mapping):
+        return [*problems, f"{key}.quantiles is {_shown_value(quantiles)}, must be an object"]
+    points, labelled = [], set()
+    known = []
+    for label, value in quantiles.items():
+        percent = _percent_of(label)
+        if percent is None:
+            problems.append(f"{key}.quantiles has the key {_shown_value(label)}, not a percentile like 'p50'")
+        else:
+            known.append((percent, label, value))
+    for percent, label, value in sorted(known, key=lambda item: item[0]):
+        labelled.add(percent)
+        bad = _number_problems(f"{key}.quantiles.{label}", value, positive=positive)
+        problems += bad
+        if not bad:
+            points.append((percent, label, float(value)))
+    if 0.0 not in labelled:
+        problems.append(f"{key}.quantiles.p0 is missing (the floor that is compared)")
+    if len(labelled) < 2:
+        problems.append(f"{key}.quantiles has {len(labelled)} percentile(s), needs at least two")
+    for (_, low_label, low), (_, high_label, high) in itertools.pairwise(points):
+        if high < low:
+            problems.append(
+                f"{key}.quantiles.{high_label} is {high:g}, below {low_label} ({low:g}): "
+                "quantiles must not decrease with the percentile"
+            )
+    return problems
+
+
+def validate_entry(entry: Any) -> list[str]:
+    """Why a stored entry's numbers cannot be compared with, one line per bad field named by its
+    dotted path (``host_probe_ms.quantiles.p0 is 0, must be > 0``); [] for a sound entry.
+
+    Latency quantiles must be finite, >= 0 and non-decreasing in percentile order, with the floor
+    (p0) among them and n a positive int; host-probe quantiles the same and > 0, since every
+    comparison divides by the probe floor (a zero floor made any slowdown "host ran inf% slower");
+    throughput finite and >= 0; the error statistics that drift warnings read finite and >= 0.
+    """
+    if not isinstance(entry, Mapping):
+        return [f"the entry is {_shown_value(entry)}, must be an object"]
+    problems = _summary_problems(entry, "latency_ms", positive=False)
+    if "host_probe_ms" in entry:
+        problems += _summary_problems(entry, "host_probe_ms", positive=True)
+    if "throughput_qps" in entry:
+        problems += _number_problems("throughput_qps", entry["throughput_qps"], positive=False)
+    for key in ("model", "software", "build", "accuracy"):
+        if entry.get(key) is not None and not isinstance(entry[key], Mapping):
+            problems.append(f"{key} is {_shown_value(entry[key])}, must be an object")
+    accuracy = entry.get("accuracy")
+    if isinstance(accuracy, Mapping):
+        for output, stats in accuracy.items():
+            if not isinstance(stats, Mapping):
+                problems.append(f"accuracy.{output} is {_shown_value(stats)}, must be an object")
+                continue
+            for stat in DRIFT_STATS:
+                if stat in stats:
+                    problems += _number_problems(f"accuracy.{output}.{stat}", stats[stat], positive=False)
+    return problems
+
+
 def _sample_summary(samples_ms: Sequence[float]) -> dict[str, Any]:
     """n, mean and the BASELINE_POINTS quantiles of a sample: enough to rebuild it for the test."""
     samples = np.asarray(samples_ms, dtype=np.float64)
@@ -241,9 +352,19 @@ class BaselineStore:
 
     def lookup(self, module: str, nodeid: str) -> dict[str, Any] | None:
         """The stored entry of ``nodeid``, or None. Raises BaselineFileError for a file that
-        cannot be compared with."""
-        data = self._load(self.path_for(module))
-        return None if data is None else data["tests"].get(nodeid)
+        cannot be compared with, and BaselineEntryError for an entry whose numbers are invalid
+        (``validate_entry``)."""
+        path = self.path_for(module)
+        data = self._load(path)
+        entry = None if data is None else data["tests"].get(nodeid)
+        if entry is None:
+            return None
+        problems = validate_entry(entry)
+        if problems:
+            more = f"; and {len(problems) - _SHOWN_PROBLEMS} more" if len(problems) > _SHOWN_PROBLEMS else ""
+            shown = "; ".join(problems[:_SHOWN_PROBLEMS])
+            raise BaselineEntryError(f"baseline file {path}: entry {nodeid!r}: {shown}{more}")
+        return entry
 
     @staticmethod
     def entry_from_record(
@@ -584,6 +705,9 @@ def compare_record(
         return []
     try:
         entry = store.lookup(record.module, record.nodeid)
+    except BaselineEntryError as exc:
+        record.baseline_note = "baseline entry invalid"
+        return [f"baseline: {exc}; not compared: fix the entry, or re-record it with --trt-update-baselines"]
     except BaselineFileError as exc:
         record.baseline_note = "baseline file unreadable"
         return [f"baseline: {exc}; {_NOT_COMPARED}"]
@@ -601,6 +725,13 @@ def compare_record(
         if mode == "strict":
             return [f"baseline: stale baseline, not compared ({reason}); re-record it with --trt-update-baselines"]
         return []
+    probe_problem = probe_floor_problem(entry, record.perf)
+    if probe_problem is not None:
+        record.baseline_note = "baseline entry invalid"
+        return [(
+            f"baseline: baseline file {store.path_for(record.module)}: entry {record.nodeid!r}: {probe_problem}; "
+            "not compared: re-record it with --trt-update-baselines"
+        )]
     record.baseline_note = "; ".join(changes(entry, record, software))
     verdict = decide(entry, record.perf, remeasure, threshold)
     record.regression = verdict

@@ -60,6 +60,10 @@ STATE_QUANTILE = 5.0  # percent of a recording's probe times that must be at the
 HOST_UNCERTAINTY = 0.15  # share of a host speed change the probe may fail to divide out
 MIXED_UNCERTAINTY = 0.03  # share of a mixed measurement's probe spread its floor may read high
 HOST_NOTE = 0.02  # a host speed change above this is named in the message
+# Host speed states move the probe floor by 30-55% (docs/regression.md); a baseline's probe floor
+# this many times off the new one, on the same hardware class, is a broken entry, not a state,
+# and dividing by it would hide any slowdown (a floor near 0 reads as "host ran inf% slower").
+MAX_PROBE_FACTOR = 3.0
 
 # Accuracy drift: an error statistic "well above" its baseline is more than DRIFT_FACTOR times it
 # and more than DRIFT_FLOOR above it in absolute terms (so 0 -> 1e-9 is not a drift).
@@ -129,6 +133,25 @@ def _probe(baseline: Mapping[str, Any], new: Timed) -> tuple[np.ndarray, np.ndar
         return None
     base = baseline_sample(baseline, "host_probe_ms")
     return (base, np.asarray(new.probe_ms, dtype=np.float64)) if base.size >= MIN_PROBES else None
+
+
+def probe_floor_problem(baseline: Mapping[str, Any], new: Timed) -> str | None:
+    """Why the baseline's host-probe floor cannot be divided out against ``new``'s (more than
+    MAX_PROBE_FACTOR apart), or None. Call it on an entry that passed
+    ``baseline.validate_entry``, before ``decide``."""
+    probes = _probe(baseline, new)
+    if probes is None:
+        return None
+    old, fresh = float(baseline["host_probe_ms"]["quantiles"]["p0"]), float(probes[1].min())
+    if old > 0 and fresh > 0 and 1.0 / MAX_PROBE_FACTOR <= fresh / old <= MAX_PROBE_FACTOR:
+        return None
+    apart = f"{max(fresh / old, old / fresh):.3g}x apart" if old > 0 and fresh > 0 else "one of them not > 0"
+    return (
+        f"host_probe_ms.quantiles.p0 is {old:.4g} ms, this run's probe floor {fresh:.4g} ms ({apart}): on one "
+        "hardware class a "
+        f"host speed state moves it far less than {MAX_PROBE_FACTOR:g}x, so the stored probe times are not "
+        "this hardware's and dividing by them would hide a slowdown"
+    )
 
 
 def assess(
