@@ -668,6 +668,18 @@ def hardware_for(backend: str, fingerprint: Mapping[str, Any]) -> tuple[str, dic
 NOT_WRITTEN_NOTE = "baseline not recorded: its file could not be written (see the session's errors)"
 
 
+def failed_gates(record: TestRecord) -> list[str]:
+    """The gates ``record`` failed so far: accuracy, an enforced perf budget, or an error."""
+    failed = []
+    if record.status == "error":
+        failed.append("error")
+    if record.accuracy is not None and not getattr(record.accuracy, "passed", True):
+        failed.append("accuracy")
+    if any(b.enforced and b.passed is False for b in record.budgets):
+        failed.append("perf budget")
+    return failed
+
+
 def compare_record(
     store: BaselineStore,
     record: TestRecord,
@@ -686,7 +698,8 @@ def compare_record(
     ``mode`` is compare | strict | off; ``remeasure`` re-runs the measurement and returns it
     (when comparing, called at most once, as ``regression.decide`` asks; when updating, as often
     as ``regression.record`` asks); ``enforce`` False reports a regression without failing
-    (--trt-perf=report).
+    (--trt-perf=report). A test that failed its other gates (``failed_gates``) records no
+    baseline: its numbers are those of a model that is wrong or over budget.
     """
     if mode == "off" or record.perf is None:
         return []
@@ -698,6 +711,10 @@ def compare_record(
             "after a space: write --trt-baseline-dir=PATH, with '=', or pass --rootdir"
         )]
     if update:
+        failed = failed_gates(record)
+        if failed:
+            record.baseline_note = f"baseline not recorded: the test failed its gates ({', '.join(failed)})"
+            return []
         recording = record_baseline(record.perf, remeasure, HostProbe.fastest_ms)
         record.perf = recording.kept
         store.stage(record.module, record.nodeid, BaselineStore.entry_from_record(record, commit, software))

@@ -223,3 +223,42 @@ def test_json_markdown_and_junit_reports(trt_pytester):
                  "trt_baseline_verdict"):
         assert f'<property name="{name}"' in junit
 
+
+GATED = """
+@pytest.mark.trt_model("mlp.onnx", shapes={{"x": {shape}}}, intra_op_threads=1, precision="{precision}")
+@pytest.mark.trt_accuracy(rtol={tolerance}, atol={tolerance})
+@pytest.mark.trt_perf(max_latency_ms={budget_ms}, backend="onnxruntime")
+def test_gated(trt_engine):
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("gates", "failed"),
+    [
+        ({"precision": "fp32", "tolerance": 1.0, "budget_ms": 1e-6}, "perf budget"),
+        ({"precision": "fp16", "tolerance": 0.0, "budget_ms": 1e6}, "accuracy"),
+    ],
+    ids=["over-budget", "inaccurate"],
+)
+def test_an_update_records_no_baseline_for_a_test_that_failed_its_gates(trt_pytester, gates, failed):
+    def write(**values) -> None:
+        gated = GATED.format(shape=(8, 256), **values)
+        trt_pytester.pytester.makepyfile(test_perf="import pytest\n" + TEST_A.format(shape=(8, 256)) + gated)
+
+    write(**{**gates, "tolerance": 1.0, "budget_ms": 1e6})  # first, gates that pass
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
+    before = stored(trt_pytester.path)["tests"]
+    write(**gates)
+    result, tests = report(trt_pytester, "--trt-update-baselines")
+    result.assert_outcomes(passed=1, failed=1)
+    note = f"baseline not recorded: the test failed its gates ({failed})"
+    assert tests["test_perf.py::test_gated"]["baseline_note"] == note
+    result.stdout.fnmatch_lines([
+        f"baseline: test_perf.py::test_gated: {note}",
+        "baselines recorded for 1 test(s) in 1 file(s) under *",
+    ])
+    after = stored(trt_pytester.path)["tests"]
+    assert after["test_perf.py::test_gated"] == before["test_perf.py::test_gated"]  # the old baseline stays
+    assert after["test_perf.py::test_a"]["recorded_at"] >= before["test_perf.py::test_a"]["recorded_at"]
+    assert after["test_perf.py::test_a"]["latency_ms"] != before["test_perf.py::test_a"]["latency_ms"]
