@@ -62,6 +62,8 @@ _GITIGNORE = "# Lock and temp files of pytest-trt's baseline store: never commit
 
 REPLACE_OPTION = "--trt-replace-unreadable-baselines"
 _SHOWN_PROBLEMS = 3  # of an invalid entry, in its error line
+# A test's note when its entry was staged but its file could not be written at the session end.
+NOT_WRITTEN_NOTE = "baseline not recorded: its file could not be written (see the session's errors)"
 _NOT_COMPARED = (
     f"not compared: fix, move or remove the file, or replace it with --trt-update-baselines {REPLACE_OPTION}"
 )
@@ -211,8 +213,7 @@ def _summary_problems(entry: Mapping[str, Any], key: str, *, positive: bool) -> 
     quantiles = summary.get("quantiles")
     if not isinstance(quantiles, Mapping):
         return [*problems, f"{key}.quantiles is {_shown_value(quantiles)}, must be an object"]
-    points, labelled = [], set()
-    known = []
+    known, points, labelled = [], [], set()
     for label, value in quantiles.items():
         percent = _percent_of(label)
         if percent is None:
@@ -493,7 +494,8 @@ class BaselineStore:
                         continue
                     except OSError as exc:
                         outcome.problems.append(
-                            f"baseline file {path}: cannot be written ({_os_problem(exc, path)}); {_tests_named(list(entries))}"
+                            f"baseline file {path}: cannot be written ({_os_problem(exc, path)}); "
+                            f"{_tests_named(list(entries))}"
                         )
                         outcome.not_recorded += sorted(entries)
                         continue
@@ -665,9 +667,6 @@ def hardware_for(backend: str, fingerprint: Mapping[str, Any]) -> tuple[str, dic
     return hardware_class(fingerprint), {}
 
 
-NOT_WRITTEN_NOTE = "baseline not recorded: its file could not be written (see the session's errors)"
-
-
 def failed_gates(record: TestRecord) -> list[str]:
     """The gates ``record`` failed so far: accuracy, an enforced perf budget, or an error."""
     failed = []
@@ -792,7 +791,8 @@ def finish_session(
         outcome = store.write(replace_unreadable=replace_unreadable)
         if outcome.written:
             end.lines.append(
-                f"baselines recorded for {outcome.recorded} test(s) in {len(outcome.written)} file(s) under {store.folder}"
+                f"baselines recorded for {outcome.recorded} test(s) in {len(outcome.written)} file(s) "
+                f"under {store.folder}"
             )
         end.lines += [f"baselines: {line}" for line in outcome.replaced]
         end.errors += [f"baselines: {line}" for line in outcome.problems]

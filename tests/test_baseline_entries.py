@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections.abc import Callable
 
 import pytest
@@ -77,7 +78,8 @@ def test_a_recorded_entry_is_valid():
             "latency_ms.quantiles has the key 'median', not a percentile like 'p50'"]),
         (changed("latency_ms.quantiles.p101", 9.0), [
             "latency_ms.quantiles has the key 'p101', not a percentile like 'p50'"]),
-        (changed("latency_ms.quantiles", {"p0": 1.0}), ["latency_ms.quantiles has 1 percentile(s), needs at least two"]),
+        (changed("latency_ms.quantiles", {"p0": 1.0}), [
+            "latency_ms.quantiles has 1 percentile(s), needs at least two"]),
         (changed("latency_ms.n", 0), ["latency_ms.n is 0, must be a positive integer"]),
         (changed("latency_ms.n", 2.5), ["latency_ms.n is 2.5, must be a positive integer"]),
         (changed("latency_ms.n", "500"), ["latency_ms.n is '500', must be a positive integer"]),
@@ -124,8 +126,8 @@ def test_a_probe_floor_far_from_this_runs_is_not_divided_by():
     tiny["host_probe_ms"]["quantiles"] = {k: v * 1e-5 for k, v in entry["host_probe_ms"]["quantiles"].items()}
     assert probe_floor_problem(tiny, Measurement([1.0] * 50, [0.1] * 50)) == (
         "host_probe_ms.quantiles.p0 is 1e-06 ms, this run's probe floor 0.1 ms (1e+05x apart): on one hardware "
-        "class a host speed state moves it far less than 3x, so the stored probe times are not this hardware's and dividing by "
-        "them would hide a slowdown"
+        "class a host speed state moves it far less than 3x, so the stored probe times are not this hardware's "
+        "and dividing by them would hide a slowdown"
     )
     assert "apart" in probe_floor_problem(entry, Measurement([1.0] * 50, [0.1 / MAX_PROBE_FACTOR / 1.01] * 50))
 
@@ -176,10 +178,10 @@ def test_a_tiny_probe_floor_fails_the_test(trt_pytester):
     result = trt_pytester.run(*MEASURE)
     result.assert_outcomes(failed=1)
     result.stdout.re_match_lines([
-        rf".*baseline: baseline file {path}: entry 'test_perf.py::test_a': host_probe_ms.quantiles.p0 is \S+ ms, this "
-        r"run's probe floor \S+ ms \(\S+x apart\): on one hardware class a host speed state moves it far less than 3x, so the stored "
-        r"probe times are not this hardware's and dividing by them would hide a slowdown; not compared: re-record "
-        r"it with --trt-update-baselines",
+        rf".*baseline: baseline file {re.escape(str(path))}: entry 'test_perf.py::test_a': "
+        r"host_probe_ms.quantiles.p0 is \S+ ms, this run's probe floor \S+ ms \(\S+x apart\): on one hardware "
+        r"class a host speed state moves it far less than 3x, so the stored probe times are not this hardware's "
+        r"and dividing by them would hide a slowdown; not compared: re-record it with --trt-update-baselines",
     ])
 
 
@@ -199,7 +201,9 @@ def test_an_invalid_latency_entry_fails_its_test_naming_the_field(trt_pytester, 
     path = _record_then_edit(trt_pytester, edit)
     result = trt_pytester.run(*MEASURE)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*baseline: baseline file {path}: entry 'test_perf.py::test_a': {problem}; not compared*"])
+    result.stdout.fnmatch_lines([
+        f"*baseline: baseline file {path}: entry 'test_perf.py::test_a': {problem}; not compared*",
+    ])
     assert "Traceback" not in result.stdout.str()
     # Re-recording replaces the invalid entry: the file itself is readable.
     trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=1)

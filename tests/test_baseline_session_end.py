@@ -83,7 +83,7 @@ def test_a_failing_baseline_write_is_an_error_line_and_keeps_the_old_file(trt_py
     result = trt_pytester.run(*MEASURE, "--trt-update-baselines", f"--trt-report-json={report}")
     assert_pytest_summary_kept(result)
     result.stdout.fnmatch_lines([
-        "baseline: test_perf.py::test_a: baseline not recorded: its file could not be written (see the session's errors)",
+        f"baseline: test_perf.py::test_a: {baseline.NOT_WRITTEN_NOTE}",
         f"error: baselines: baseline file {path}: cannot be written ({os.strerror(kind)}); "
         "1 test(s) not recorded (test_perf.py::test_a)",
     ])
@@ -119,7 +119,8 @@ def _old_lock_path(path: Path) -> Path:
 
 def test_a_link_planted_at_the_old_lock_path_in_tmp_changes_nothing(trt_pytester):
     write_tests(trt_pytester)
-    target = trt_pytester.path / "baselines" / baseline.hardware_for("onnxruntime", _fingerprint())[0] / "test_perf.json"
+    hardware, _ = baseline.hardware_for("onnxruntime", _fingerprint())
+    target = trt_pytester.path / "baselines" / hardware / "test_perf.json"
     planted = _old_lock_path(target)
     planted.symlink_to("/nonexistent-folder/victim")
     try:

@@ -33,7 +33,8 @@ UNREADABLE = [
     pytest.param(_truncated, "not valid JSON (line *", id="truncated"),
     pytest.param(_garbage, "cannot be read: 'utf-8' codec can't decode byte 0xff*", id="garbage"),
     pytest.param(_wrong_shape, "expected an object with a 'tests' object", id="wrong-shape"),
-    pytest.param(_newer_schema, "schema 2 is newer than this pytest-trt reads (1); upgrade pytest-trt", id="newer-schema"),
+    pytest.param(_newer_schema, "schema 2 is newer than this pytest-trt reads (1); upgrade pytest-trt",
+                 id="newer-schema"),
 ]
 
 
