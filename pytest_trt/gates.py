@@ -69,7 +69,12 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
             perf = check_perf(engine, gates.budgets, feed, context.perf_mode)
             failures += perf.failures
             if perf.result is not None:
-                baseline = check_baseline(engine, gates.budgets, feed, perf.result, result, context, bool(failures))
+                failed = []
+                if result is not None and not result.passed:
+                    failed.append("accuracy")
+                if perf.failures:
+                    failed.append("perf budget")
+                baseline = check_baseline(engine, gates.budgets, feed, perf.result, result, context, tuple(failed))
                 failures += baseline.failures
     except PytestTrtError as exc:
         problem = f"pytest-trt: {exc}"
@@ -168,7 +173,7 @@ def check_baseline(
     first: PerfResult,
     result: accuracy.AccuracyResult | None,
     context: GateContext,
-    gates_failed: bool,
+    failed_gates: tuple[str, ...],
 ) -> BaselineOutcome:
     """Compare the measurement with the stored baseline (or stage it with --trt-update-baselines)."""
     policy = context.baseline
@@ -195,4 +200,4 @@ def check_baseline(
         accuracy=result,
     )
     store, software = context.baseline_store()
-    return judge_baseline(store, measured, remeasure, policy, software=software, gates_failed=gates_failed)
+    return judge_baseline(store, measured, remeasure, policy, software=software, failed_gates=failed_gates)

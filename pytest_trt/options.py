@@ -259,6 +259,10 @@ OPTIONS: tuple[Option, ...] = (
            default="compare", choices=lambda: BASELINE_MODES),
     Option("--trt-update-baselines", "trt_update_baselines", Kind.BOOL,
            "record or replace the baselines of the tests that ran.", default=False),
+    Option("--trt-replace-unreadable-baselines", "trt_replace_unreadable_baselines", Kind.BOOL,
+           "with --trt-update-baselines, replace a baseline file that cannot be read (not JSON, wrong "
+           "shape, newer schema, another hardware class's) by this run's entries; without it such a "
+           "file is left as it is and the session fails.", default=False),
     Option("--trt-prune-baselines", "trt_prune_baselines", Kind.BOOL,
            "remove baselines that no selected test uses any more.", default=False),
     Option("--trt-regression-threshold", "trt_regression_threshold", Kind.FLOAT,
@@ -361,6 +365,7 @@ class Settings:
     baseline_dir: Path
     baseline_mode: str
     update_baselines: bool
+    replace_unreadable_baselines: bool
     prune_baselines: bool
     regression_threshold: float
     report_json: Path | None
@@ -422,6 +427,7 @@ class Settings:
             baseline_dir=path("trt_baseline_dir") or root / "baselines",
             baseline_mode=value("trt_baseline"),
             update_baselines=value("trt_update_baselines"),
+            replace_unreadable_baselines=value("trt_replace_unreadable_baselines"),
             prune_baselines=value("trt_prune_baselines"),
             regression_threshold=threshold.value,
             report_json=path("trt_report_json"),

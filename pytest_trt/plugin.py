@@ -173,6 +173,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     state.cache.evict()
     state.write_reports()
+    if state.session_errors and session.exitstatus == pytest.ExitCode.OK:
+        # Set here, as pytest's own --max-warnings does: the summary still prints in full.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -191,7 +194,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     width = max(report.DEFAULT_WIDTH, config.get_terminal_writer().fullwidth)
     lines = report.summary_lines(state.collected.records, width=width)
     stats = state.cache.stats
-    if not lines and not (stats.builds or stats.hits) and not state.summary_notes:
+    if not lines and not (stats.builds or stats.hits) and not state.summary_notes and not state.session_errors:
         return
     terminalreporter.write_sep("=", "pytest-trt summary")
     for line in lines:
@@ -199,3 +202,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     terminalreporter.write_line(stats.summary_line())
     for line in state.summary_notes:
         terminalreporter.write_line(line)
+    for line in state.session_errors:
+        terminalreporter.write_line(f"error: {line}", red=True)

@@ -45,7 +45,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .baseline import BaselineInput, BaselineStore, is_absolute_module, plain, workload_of
+from .baseline import (
+    DRIFT_STATS,
+    NOT_COMPARED,
+    BaselineEntryError,
+    BaselineInput,
+    BaselineStore,
+    is_absolute_module,
+    plain,
+    workload_of,
+)
 from .errors import BaselineFileError
 from .stats import bootstrap_ratio_ci, percentile_label, sample_from_quantiles
 
@@ -63,12 +72,15 @@ STATE_QUANTILE = 5.0  # percent of a recording's probe times that must be at the
 HOST_UNCERTAINTY = 0.15  # share of a host speed change the probe may fail to divide out
 MIXED_UNCERTAINTY = 0.03  # share of a mixed measurement's probe spread its floor may read high
 HOST_NOTE = 0.02  # a host speed change above this is named in the message
+# Host speed states move the probe floor by 30-55% (docs/regression.md); a baseline's probe floor
+# this many times off the new one, on the same hardware class, is a broken entry, not a state,
+# and dividing by it would hide any slowdown (a floor near 0 reads as "host ran inf% slower").
+MAX_PROBE_FACTOR = 3.0
 
 # Accuracy drift: an error statistic "well above" its baseline is more than DRIFT_FACTOR times it
 # and more than DRIFT_FLOOR above it in absolute terms (so 0 -> 1e-9 is not a drift).
 DRIFT_FACTOR = 2.0
 DRIFT_FLOOR = 1e-6
-DRIFT_STATS = ("max_abs", "p99_abs", "mean_abs", "max_rel", "p99_rel", "mean_rel")
 
 
 class Verdict(str, Enum):
@@ -141,6 +153,25 @@ def _probe(baseline: Mapping[str, Any], new: Timed) -> tuple[np.ndarray, np.ndar
         return None
     base = baseline_sample(baseline, "host_probe_ms")
     return (base, np.asarray(new.probe_ms, dtype=np.float64)) if base.size >= MIN_PROBES else None
+
+
+def probe_floor_problem(baseline: Mapping[str, Any], new: Timed) -> str | None:
+    """Why the baseline's host-probe floor cannot be divided out against ``new``'s (more than
+    MAX_PROBE_FACTOR apart), or None. Call it on an entry that passed
+    ``baseline.validate_entry``, before ``decide``."""
+    probes = _probe(baseline, new)
+    if probes is None:
+        return None
+    old, fresh = float(baseline["host_probe_ms"]["quantiles"]["p0"]), float(probes[1].min())
+    if old > 0 and fresh > 0 and 1.0 / MAX_PROBE_FACTOR <= fresh / old <= MAX_PROBE_FACTOR:
+        return None
+    apart = f"{max(fresh / old, old / fresh):.3g}x apart" if old > 0 and fresh > 0 else "one of them not > 0"
+    return (
+        f"host_probe_ms.quantiles.p0 is {old:.4g} ms, this run's probe floor {fresh:.4g} ms ({apart}): on one "
+        "hardware class a "
+        f"host speed state moves it far less than {MAX_PROBE_FACTOR:g}x, so the stored probe times are not "
+        "this hardware's and dividing by them would hide a slowdown"
+    )
 
 
 def assess(
@@ -427,7 +458,8 @@ class BaselineNote(str, Enum):
     CHANGED = "changed"  # compared; the model, runtime or build options changed since (note says what)
     NO_BASELINE = "no-baseline"
     STALE = "stale"  # the workload changed: not comparable
-    UNREADABLE = "unreadable"  # the baseline file cannot be read
+    UNREADABLE = "unreadable"  # the baseline file cannot be read, or is another hardware's
+    INVALID = "invalid"  # the test's entry holds a value a comparison cannot use
     OUTSIDE_ROOTDIR = "outside-rootdir"  # the test file has no name in the store
     RECORDED = "recorded"  # --trt-update-baselines staged a new entry
     NOT_RECORDED = "not-recorded"  # --trt-update-baselines, but the test failed its gates
@@ -464,14 +496,16 @@ def judge_baseline(
     policy: BaselinePolicy,
     *,
     software: Mapping[str, Any] | None = None,
-    gates_failed: bool = False,
+    failed_gates: Sequence[str] = (),
 ) -> BaselineOutcome:
     """Compare ``measured.perf`` with the stored baseline, or make the entry to record.
 
     ``remeasure`` returns a new measurement and changes nothing; it is called at most once when
     comparing (as ``decide`` asks) and as often as ``record`` asks when updating. The outcome's
     ``staged`` entry is recorded from the kept measurement, so a baseline never stores a
-    measurement taken in a slow moment of the host.
+    measurement taken in a slow moment of the host. A test that failed its other gates
+    (``failed_gates`` names them) records nothing: its numbers are those of a model that is
+    wrong or over budget.
     """
     if policy.mode == "off" or measured.perf is None:
         return BaselineOutcome(BaselineNote.OFF)
@@ -482,8 +516,9 @@ def judge_baseline(
             "after a space: write --trt-baseline-dir=PATH, with '=', or pass --rootdir"
         ),))
     if policy.update:
-        if gates_failed:
-            return BaselineOutcome(BaselineNote.NOT_RECORDED, "baseline not recorded: the test failed its gates")
+        if failed_gates:
+            note = f"baseline not recorded: the test failed its gates ({', '.join(failed_gates)})"
+            return BaselineOutcome(BaselineNote.NOT_RECORDED, note)
         fastest = measured.perf.fastest_probe_ms
         recording = record(measured.perf, remeasure, float("inf") if fastest is None else fastest)
         kept = BaselineInput(**{**measured.__dict__, "perf": recording.kept})
@@ -491,8 +526,14 @@ def judge_baseline(
         return BaselineOutcome(BaselineNote.RECORDED, recording.note, staged=entry)
     try:
         entry = store.lookup(measured.module, measured.nodeid)
+    except BaselineEntryError as exc:
+        return BaselineOutcome(BaselineNote.INVALID, "baseline entry invalid", failures=(
+            f"baseline: {exc}; not compared: fix the entry, or re-record it with --trt-update-baselines",
+        ))
     except BaselineFileError as exc:
-        return BaselineOutcome(BaselineNote.UNREADABLE, "baseline file unreadable", failures=(f"baseline: {exc}",))
+        return BaselineOutcome(
+            BaselineNote.UNREADABLE, "baseline file unreadable", failures=(f"baseline: {exc}; {NOT_COMPARED}",)
+        )
     if entry is None:
         failures = ()
         if policy.mode == "strict":
@@ -507,6 +548,12 @@ def judge_baseline(
         if policy.mode == "strict":
             failures = (f"baseline: stale baseline, not compared ({reason}); re-record it with --trt-update-baselines",)
         return BaselineOutcome(BaselineNote.STALE, f"stale: {reason}", failures=failures)
+    probe_problem = probe_floor_problem(entry, measured.perf)
+    if probe_problem is not None:
+        return BaselineOutcome(BaselineNote.INVALID, "baseline entry invalid", failures=((
+            f"baseline: baseline file {store.path_for(measured.module)}: entry {measured.nodeid!r}: {probe_problem}; "
+            "not compared: re-record it with --trt-update-baselines"
+        ),))
     changed = "; ".join(changes(entry, measured, software))
     verdict = decide(entry, measured.perf, remeasure, policy.threshold)
     failures = ()

@@ -125,6 +125,7 @@ class RunState:
         # on the xdist controller its workers' too.
         self.collected = WorkerReport()
         self.summary_notes: list[str] = []  # baseline lines for the terminal summary
+        self.session_errors: list[str] = []  # session-end problems: shown, and the run exits non-zero
 
     def choice(self) -> BackendChoice:
         """The backend for this run, decided on first use (it may probe the CUDA driver)."""
@@ -245,9 +246,11 @@ class RunState:
 
     def write_reports(self) -> None:
         """On the controller at the end: baselines written or listed, then the JSON and Markdown
-        reports of every gated test (xdist workers' included)."""
+        reports of every gated test (xdist workers' included). A file that cannot be written
+        becomes an entry of ``session_errors``, never an exception out of the hook."""
         from . import baseline, ci_report
         from .fingerprint import machine_fingerprint
+        from .regression import BaselineNote
 
         settings = self.settings
         collected = self.collected
@@ -257,13 +260,20 @@ class RunState:
         choice = self.choice()
         store, _ = self.baselines(choice.name)
         if gated and settings.baseline_mode != "off":
-            self.summary_notes += baseline.finish_session(
+            end = baseline.finish_session(
                 store,
                 staged=collected.staged_baselines,
                 used=collected.measured,
                 update=settings.update_baselines,
                 prune=settings.prune_baselines,
+                replace_unreadable=settings.replace_unreadable_baselines,
             )
+            self.summary_notes += end.lines
+            self.session_errors += end.errors
+            for record in collected.records:  # the reports must not claim a baseline that was not written
+                if record["nodeid"] in end.not_recorded:
+                    record["baseline_note"] = baseline.NOT_WRITTEN_NOTE
+                    record["baseline_state"] = BaselineNote.NOT_RECORDED.value
         if settings.report_json is None and settings.report_md is None:
             return
         meta: dict[str, Any] = {
@@ -274,7 +284,13 @@ class RunState:
             "commit": self.commit(),
             "regression_threshold": settings.regression_threshold,
         }
-        if settings.report_json is not None:
-            ci_report.write_json(settings.report_json, collected.records, meta)
-        if settings.report_md is not None:
-            ci_report.write_markdown(settings.report_md, collected.records, meta)
+        reports = (("--trt-report-json", settings.report_json, ci_report.write_json),
+                   ("--trt-report-md", settings.report_md, ci_report.write_markdown))
+        for option, path, write in reports:
+            if path is None:
+                continue
+            try:
+                write(path, collected.records, meta)
+            except OSError as exc:
+                where = f": {exc.filename}" if exc.filename else ""
+                self.session_errors.append(f"{option}: cannot write {path} ({exc.strerror or exc}{where})")

@@ -88,7 +88,7 @@ def test_round_trip_keeps_a_small_sorted_entry(tmp_path):
     entry = BaselineStore.entry_from_record(record, commit="abc123", software={"driver": "550.1"})
     store = BaselineStore(tmp_path, CPU)
     store.stage(record.module, record.nodeid, entry)
-    (path,) = store.write()
+    (path,) = store.write().written
     assert path == tmp_path / CPU / "tests__test_m.json"
     text = path.read_text()
     data = json.loads(text)
@@ -114,7 +114,7 @@ def test_rewriting_the_same_entries_gives_the_same_bytes(tmp_path):
     entry = BaselineStore.entry_from_record(record, None)
     store = BaselineStore(tmp_path, CPU)
     store.stage(record.module, record.nodeid, entry)
-    (path,) = store.write()
+    (path,) = store.write().written
     first = path.read_bytes()
     store.stage(record.module, record.nodeid, entry)
     store.write()
@@ -161,11 +161,22 @@ def test_a_corrupt_file_is_named_and_not_overwritten_without_force(tmp_path):
         store.lookup("tests/test_m.py", "tests/test_m.py::test_a")
     record = make_record()
     store.stage(record.module, record.nodeid, BaselineStore.entry_from_record(record, None))
-    with pytest.raises(BaselineFileError, match="tests__test_m.json"):
-        store.write()
+    outcome = store.write()
+    assert outcome.written == [] and outcome.recorded == 0
+    (problem,) = outcome.problems
+    assert problem.startswith(f"baseline file {path}: not valid JSON (line 1")
+    assert problem.endswith(
+        "left as it is, 1 test(s) not recorded (tests/test_m.py::test_a): fix or remove it, or pass "
+        "--trt-replace-unreadable-baselines to replace it with this run's entries"
+    )
     assert path.read_text() == '{"schema": 1, "tests": {'
     store.stage(record.module, record.nodeid, BaselineStore.entry_from_record(record, None))
-    store.write(force=True)
+    outcome = store.write(replace_unreadable=True)
+    assert outcome.written == [path] and outcome.problems == []
+    (replaced,) = outcome.replaced
+    assert "not valid JSON" in replaced and replaced.endswith(
+        "replaced (--trt-replace-unreadable-baselines) by this run's 1 entry"
+    )
     assert BaselineStore(tmp_path, CPU).known() == {"tests/test_m.py": {record.nodeid}}
     assert [p.name for p in path.parent.iterdir()] == ["tests__test_m.json"]  # no temp files left
 
