@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from .measure_defaults import MAX_DURATION_MS, MIN_DURATION_MS, MIN_ITERATIONS, WARMUP_MS, text
 from .spec import MeasureSettings
 
 # (flag, ini name, help, kwargs for addoption, ini type, ini default)
@@ -26,15 +27,17 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any], str, Any]] = [
      {"choices": ("enforce", "report", "off")}, "string", "enforce"),
     ("--trt-seed", "trt_seed", "seed for generated inputs when a mark gives none. Default: 0.",
      {"type": int}, "string", "0"),
-    ("--trt-warmup-ms", "trt_warmup_ms", "warm-up time before measuring. Default: 200.",
-     {"type": float}, "string", "200"),
-    ("--trt-min-iterations", "trt_min_iterations", "fewest timed iterations. Default: 50.",
-     {"type": int}, "string", "50"),
-    ("--trt-min-duration-ms", "trt_min_duration_ms", "shortest timed duration. Default: 1000.",
-     {"type": float}, "string", "1000"),
+    ("--trt-warmup-ms", "trt_warmup_ms", f"warm-up time before measuring. Default: {text(WARMUP_MS)}.",
+     {"type": float}, "string", text(WARMUP_MS)),
+    ("--trt-min-iterations", "trt_min_iterations",
+     "fewest timed iterations, for models fast enough to run them in a few seconds (slow models take "
+     f"fewer, see docs/measurement.md). Default: {MIN_ITERATIONS}.",
+     {"type": int}, "string", str(MIN_ITERATIONS)),
+    ("--trt-min-duration-ms", "trt_min_duration_ms", f"shortest timed duration. Default: {text(MIN_DURATION_MS)}.",
+     {"type": float}, "string", text(MIN_DURATION_MS)),
     ("--trt-max-duration-ms", "trt_max_duration_ms",
-     "longest timed duration (stops a slow model early). Default: 10000.",
-     {"type": float}, "string", "10000"),
+     f"longest timed duration (stops a slow model early). Default: {text(MAX_DURATION_MS)}.",
+     {"type": float}, "string", text(MAX_DURATION_MS)),
     ("--trt-cuda-graph", "trt_cuda_graph",
      "capture the enqueue in a CUDA graph (TensorRT backend). Default: off.",
      {"action": "store_true"}, "bool", False),

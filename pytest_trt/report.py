@@ -28,6 +28,11 @@ def _qps(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}"
 
 
+def _short_p99(perf: Mapping[str, Any]) -> str:
+    """`` (n=24)`` after a p99 taken from fewer samples than a p99 needs, so it is never shown bare."""
+    return f" (n={perf.get('budget_samples')})" if "p99" in (perf.get("short_percentiles") or ()) else ""
+
+
 def _accuracy(record: Mapping[str, Any]) -> str:
     result = record.get("accuracy")
     if result is None:
@@ -66,7 +71,7 @@ def _rows(record: Mapping[str, Any]) -> list[tuple[str, ...]]:
         running,
         _accuracy(record),
         _ms(latency.get("median")),
-        _ms(latency.get("p99")),
+        _ms(latency.get("p99")) + _short_p99(perf),
         _qps(perf.get("throughput")),
         own[0]["description"] if own else "-",
         status,

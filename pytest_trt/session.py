@@ -554,7 +554,8 @@ class RunState:
         result = None
         if mode != "off":
             settings = _measure_settings(budgets, running)
-            result = measure.measure(engine.runner, feed, settings, batch_of(engine))
+            judged = measure.judged_percentiles(budgets, running)
+            result = measure.measure(engine.runner, feed, settings, batch_of(engine), percentiles=judged)
             record.perf = result
             record.warnings.extend(result.warnings)
         failures: list[str] = []
@@ -597,7 +598,8 @@ class RunState:
 
         def remeasure() -> measure.PerfResult:
             # The re-measurement is what the verdict reports, so the record shows its numbers.
-            record.perf = measure.measure(engine.runner, feed, settings, batch_of(engine))
+            judged = measure.judged_percentiles(budgets, engine.backend)
+            record.perf = measure.measure(engine.runner, feed, settings, batch_of(engine), percentiles=judged)
             return record.perf
 
         store, software = self.baselines(engine.backend)
