@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from . import accuracy, baseline, ci_report, measure, precision
+from . import accuracy, baseline, baseline_folders, ci_report, measure, precision
 from .files import write_atomic
 from .fingerprint import machine_fingerprint
 from .backends.base import Artifact, Availability, Backend, BackendError, Runner, TensorSpec, get_backend
@@ -702,6 +702,9 @@ def write_reports(state: RunState) -> None:
     backend = state.choice().name
     store, _ = state.baselines(backend)
     if gated and settings.baseline_mode != "off":
+        state.summary_notes += baseline_folders.unread_folder_notes(
+            settings.baseline_dir, backend, machine_fingerprint(), store.hardware
+        )
         state.summary_notes += baseline.finish_session(
             store,
             staged=state.staged_baselines,
