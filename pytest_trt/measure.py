@@ -126,11 +126,12 @@ class PerfResult:
 
 
 def _left_out(samples: list[float], after_probe: Sequence[int]) -> list[float]:
-    """``samples`` without the iterations run right after a probe."""
+    """``samples`` without the iterations run right after a probe; all of them where every one
+    was (a probe after each iteration): those only read slower, never faster."""
     if not after_probe:
         return samples
     marked = set(after_probe)
-    return [t for i, t in enumerate(samples) if i not in marked]
+    return [t for i, t in enumerate(samples) if i not in marked] or samples
 
 
 class HostTimedSession:
@@ -166,6 +167,9 @@ class HostTimedSession:
         self._due_in_ns = 0
         self._since = gap
         self._mark_first = False
+        # Spacing counts in the fastest probe of the session: one probe slowed by a preemption
+        # must not stop probing for many times its length.
+        self._probe_floor_ms = float("inf")
         # On hosts of many CPUs a probed measurement runs on the one host_cpu.py chooses, until close().
         cpu = host_cpu.measuring_cpu(self._probe) if self._probe is not None else None
         self._pinned = host_cpu.PinnedThread(cpu) if cpu is not None else None
@@ -192,7 +196,8 @@ class HostTimedSession:
                 last_probed = i
                 after = clock()
                 resumed[i + 1] = after
-                due = after + int(self._spacing * probe.last_ms * 1e6)
+                self._probe_floor_ms = min(self._probe_floor_ms, probe.last_ms)
+                due = after + int(self._spacing * self._probe_floor_ms * 1e6)
         starts = np.empty(iterations, dtype=np.int64)
         starts[0] = begin
         starts[1:] = ends[:-1]
@@ -205,7 +210,7 @@ class HostTimedSession:
         if probe is None:
             return IterationTimes(latency=latency.tolist(), span_ms=max(float(latency.sum()), 1e-9))
         assert due is not None
-        self._due_in_ns = max(0, due - ends[-1])
+        self._due_in_ns = max(0, due - resumed.get(iterations, ends[-1]))  # model time left
         self._since = iterations - 1 - last_probed
         self._mark_first = iterations in resumed
         # A fast model's chunk can end before a probe is due; its span still counts.

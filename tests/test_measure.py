@@ -625,3 +625,51 @@ def test_a_sparse_spacing_probes_less_often(monkeypatch: pytest.MonkeyPatch) -> 
 def test_lock_wait_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     result = run(ScriptedSession(constant(1.0)), min_iterations=5)
     assert result.lock_wait_s >= 0.0 and result.as_dict()["lock_wait_s"] == result.lock_wait_s
+
+
+def test_one_slow_probe_does_not_stop_probing(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(time, "perf_counter_ns", clock.read)
+    monkeypatch.setattr("pytest_trt.host_cpu.measuring_cpu", lambda probe: None)
+    session = HostTimedSession(clock.call, probe=True, spacing=4000.0, gap=1)
+    probe = session._probe
+    assert probe is not None
+    real_probe = probe.probe
+    # Iterations 0-5: a 1 µs probe every 4 ms of model time, after iterations 0 and 4.
+    assert session.run(6).after_probe == [1, 5]
+
+    def preempted() -> float:  # the probe after iteration 8 takes 50 ms
+        start_read = clock.read
+        reads = iter([0, 50_000_000])
+
+        def read() -> int:
+            clock.now += next(reads, 0)
+            return start_read()
+
+        monkeypatch.setattr(time, "perf_counter_ns", read)
+        try:
+            return real_probe()
+        finally:
+            monkeypatch.setattr(time, "perf_counter_ns", start_read)
+
+    monkeypatch.setattr(probe, "probe", preempted)
+    session.run(3)  # iterations 6-8, probed after 8
+    assert probe.last_ms > 50
+    monkeypatch.setattr(probe, "probe", real_probe)
+    # Still every 4 ms (4000 x the fastest probe), not every 4000 x 50 ms: after 12, 16 and 20,
+    # and the one after 8 marks this chunk's first iteration.
+    assert session.run(12).after_probe == [0, 4, 8]
+    session.close()
+
+
+class EveryIterationProbed(ScriptedSession):
+    def run(self, iterations: int) -> IterationTimes:
+        times = super().run(iterations)
+        times.after_probe = list(range(iterations))
+        return times
+
+
+def test_where_every_iteration_follows_a_probe_budgets_judge_them_all() -> None:
+    result = run(EveryIterationProbed(constant(2.0)), min_iterations=3)
+    assert result.budget_samples_ms == result.samples_ms == [2.0] * 3
+    assert result.latency.n == 3 and budget_failures(result, PerfBudget(max_latency_ms=1)) != []
