@@ -29,10 +29,12 @@ def _record(short: bool) -> dict[str, Any]:
 
 
 def test_the_summary_and_markdown_name_the_samples_of_a_short_p99() -> None:
-    row = next(line for line in summary_lines([_record(short=True)]) if "test_slow" in line)
-    assert "181.5 (n=24)" in row
-    row = next(line for line in summary_lines([_record(short=False)]) if "test_slow" in line)
-    assert "181.5" in row and "(n=" not in row
+    lines = summary_lines([_record(short=True)])
+    assert "181.5*" in next(line for line in lines if "test_slow" in line)
+    assert "note: * p99 from fewer than the 100 samples a p99 needs (n=24): it reads low" in lines
+    lines = summary_lines([_record(short=False)])
+    assert "181.5*" not in next(line for line in lines if "test_slow" in line)
+    assert not [line for line in lines if "a p99 needs" in line]
     text = ci_report.markdown([_record(short=True)], {})
     assert "| 181.500 (n=24) |" in text
 
@@ -61,7 +63,8 @@ def test_a_p99_budget_judged_on_too_few_samples_says_so_in_the_run(trt_pytester:
     assert re.search(r"p99 latency [\d.]+ ms > budget 0.001 ms \(n=\d+, cv [\d.]+%; p99 from \d+ samples?, "
                      r"fewer than the 100 a p99 needs: it reads low\)", text)
     assert re.search(r"warning: test_p.py::test_p99: the p99 latency budget is judged on p99 from \d+ samples?", text)
-    assert re.search(r"test_p99 +onnxruntime +- +[\d.]+ +[\d.]+ \(n=\d+\)", text)
+    assert re.search(r"test_p99 +onnxruntime +- +[\d.]+ +[\d.]+\* ", text)
+    assert re.search(r"note: \* p99 from fewer than the 100 samples a p99 needs \(n=\d+\): it reads low", text)
     report = json.loads((trt_pytester.path / "r.json").read_text())
     perf = {t["nodeid"]: t["perf"] for t in report["tests"]}["test_p.py::test_p99"]
     assert "p99" in perf["short_percentiles"] and perf["budget_samples"] < 100
