@@ -117,9 +117,9 @@ def make_project(folder: Path, widths: list[tuple[int, int]]) -> dict[str, Path]
     return models
 
 
-def run_pytest(folder: Path, model: Path, baseline_dir: Path, extra: list[str], tag: str) -> dict[str, Any]:
+def run_pytest(folder: Path, model: Path, baseline_dir: Path, extra: list[str]) -> dict[str, Any]:
     """One pytest process; what it reported about the test, its measuring seconds and wall time."""
-    report, seconds = folder / f"report-{tag}.json", folder / f"seconds-{tag}.json"
+    report, seconds = folder / "report.json", folder / "seconds.json"  # read back before the next process
     for stale in (report, seconds):
         stale.unlink(missing_ok=True)
     env = {**os.environ, "BENCH_MODEL": str(model.relative_to(folder)), "BENCH_SECONDS": str(seconds),
@@ -252,8 +252,7 @@ def main() -> None:
         for b in range(args.baselines):
             if b in recorded or out_of_time():
                 continue
-            result = run_pytest(folder, models[SAME], folder / f"baselines-{b}", ["--trt-update-baselines", *extra],
-                                f"record-{b}")
+            result = run_pytest(folder, models[SAME], folder / f"baselines-{b}", ["--trt-update-baselines", *extra])
             keep({"kind": "record", "baseline": b, **result})
             print(f"baseline {b}: recorded in {result['wall_s']:.1f} s ({result['note']})", flush=True)
         done = {(r["variant"], r["trial"]) for r in rows if r["kind"] == "compare"}
@@ -265,7 +264,7 @@ def main() -> None:
                 if (name, trial) in done or out_of_time():
                     continue
                 b = (trial * len(models) + names.index(name)) % args.baselines
-                result = run_pytest(folder, models[name], folder / f"baselines-{b}", extra, f"{name}-{trial}")
+                result = run_pytest(folder, models[name], folder / f"baselines-{b}", extra)
                 keep({"kind": "compare", "variant": name, "trial": trial, "baseline": b, **result})
             print(f"round {trial + 1}/{args.trials} ({time.perf_counter() - started:.0f} s)", flush=True)
         if out_of_time():
