@@ -74,12 +74,19 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.") or "unknown"
 
 
-def hardware_class(device: Mapping[str, Any]) -> str:
-    """A stable folder name for the hardware a measurement belongs to.
+def hardware_class(device: Mapping[str, Any], *, older_scheme: bool = False) -> str:
+    """A stable, short folder name for the hardware a measurement belongs to.
 
-    GPU: name, memory (whole GB), compute capability and SM count; else the CPU model and core
-    count. Clocks, driver and serial numbers are left out: they change without the hardware
-    changing, and the comparison reports software changes instead of hiding the baseline.
+    GPU: name, memory (whole GB), compute capability, SM count and the driver's CUDA version
+    (``drv12.8``: it moves with the driver's major branch, which changes kernels' speed). CPU
+    (host facts of ``fingerprint.host_facts``): vendor and model name, the signature that tells
+    generations apart when the name does not (family.model.stepping on x86: every 2-vCPU EPYC
+    of a cloud reads just "AMD EPYC"), and the CPUs the process may use. Clocks, serial numbers
+    and the driver's minor updates are left out: they change without the hardware changing,
+    and the comparison reports software changes instead of hiding the baseline.
+
+    ``older_scheme`` gives the name the same hardware had before (GPU without the driver, CPU
+    as model name and core count), so that folders recorded under it can be named in a note.
     """
     if device.get("gpu_name"):
         missing = [k for k in ("total_memory_gb", "compute_capability", "sm_count") if device.get(k) is None]
@@ -88,11 +95,19 @@ def hardware_class(device: Mapping[str, Any]) -> str:
         cc = device["compute_capability"]
         cc_text = ".".join(str(p) for p in cc) if isinstance(cc, (tuple, list)) else str(cc)
         memory = round(float(device["total_memory_gb"]))
-        return _slug(f"{device['gpu_name']}-{memory}gb-cc{cc_text}-{device['sm_count']}sm")
+        name = f"{device['gpu_name']}-{memory}gb-cc{cc_text}-{device['sm_count']}sm"
+        if device.get("driver_version") and not older_scheme:
+            name += f"-drv{device['driver_version']}"
+        return _slug(name)
     if device.get("cpu_model"):
         if not device.get("cpu_count"):
             raise ValueError(f"hardware_class: CPU fingerprint lacks cpu_count (got {dict(device)!r})")
-        return _slug(f"cpu-{device['cpu_model']}-{device['cpu_count']}c")
+        identity = device.get("cpu")
+        if older_scheme or not isinstance(identity, Mapping):
+            return _slug(f"cpu-{device['cpu_model']}-{device['cpu_count']}c")
+        from .fingerprint import cpu_class_name
+
+        return _slug(f"cpu-{cpu_class_name(identity)}-{device.get('cpu_usable') or device['cpu_count']}c")
     raise ValueError(
         "hardware_class: device fingerprint needs gpu_name (with total_memory_gb, compute_capability, "
         f"sm_count) or cpu_model (with cpu_count), got {dict(device)!r}"
@@ -602,8 +617,11 @@ def current_commit(root: Path) -> str | None:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def hardware_for(on_gpu: bool, fingerprint: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
-    """(hardware class, software facts) for a run, from ``fingerprint.machine_fingerprint()``.
+def hardware_for(
+    on_gpu: bool, fingerprint: Mapping[str, Any], *, older_scheme: bool = False
+) -> tuple[str, dict[str, str]]:
+    """(hardware class, software facts) for a run, from ``fingerprint.machine_fingerprint()``
+    (``older_scheme``: the class under the older naming, see ``hardware_class``).
 
     A GPU backend's timings belong to the GPU; a CPU backend's to the CPU, even on a GPU host
     (``on_gpu``: the running backend is registered as a GPU backend).
@@ -611,8 +629,8 @@ def hardware_for(on_gpu: bool, fingerprint: Mapping[str, Any]) -> tuple[str, dic
     gpu = fingerprint.get("gpu")
     if on_gpu and gpu:
         software = {"driver": gpu.get("driver_version"), "cuda": gpu.get("cuda_runtime_version")}
-        return hardware_class(gpu), {k: str(v) for k, v in software.items() if v}
-    return hardware_class(fingerprint), {}
+        return hardware_class(gpu, older_scheme=older_scheme), {k: str(v) for k, v in software.items() if v}
+    return hardware_class(fingerprint, older_scheme=older_scheme), {}
 
 
 @dataclass

@@ -100,13 +100,15 @@ def markdown(records: Sequence[Record], meta: Mapping[str, Any]) -> str:
     ]
     notes = []
     for record, verdict in zip(plain, verdicts):
-        latency = (record.get("perf") or {}).get("latency") or {}
-        throughput = (record.get("perf") or {}).get("throughput")
+        perf = record.get("perf") or {}
+        latency, throughput = perf.get("latency") or {}, perf.get("throughput")
+        # A p99 from fewer samples than a p99 needs says so (measure.PerfResult.short_of).
+        short = f" (n={perf.get('budget_samples')})" if "p99" in (perf.get("short_percentiles") or ()) else ""
         found, _ = comparison(record)
         lines.append(
             "| " + " | ".join(_cell(c) for c in (
                 record["nodeid"], record.get("backend", ""), record.get("status", ""),
-                _ms(latency.get("median")), _ms(latency.get("p99")),
+                _ms(latency.get("median")), _ms(latency.get("p99")) + short,
                 f"{throughput:,.0f}" if isinstance(throughput, (int, float)) else "", found, verdict,
             )) + " |"
         )

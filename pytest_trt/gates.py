@@ -145,7 +145,10 @@ def check_perf(engine: Engine, budgets: tuple[PerfBudget, ...], feed: dict[str, 
     running = engine.backend
     perf = _Perf()
     if mode != "off":
-        perf.result = measure.measure(engine.runner, feed, measure_settings(budgets, running), engine.batch)
+        judged = measure.judged_percentiles(budgets, running)
+        perf.result = measure.measure(
+            engine.runner, feed, measure_settings(budgets, running), engine.batch, percentiles=judged
+        )
     for budget in budgets:
         description = measure.describe_budget(budget)
         if perf.result is None:
@@ -184,8 +187,10 @@ def check_baseline(
         policy = BaselinePolicy(policy.mode, policy.update, own.max_regression, policy.enforce, policy.commit)
     settings = measure_settings(budgets, engine.backend)
 
+    judged = measure.judged_percentiles(budgets, engine.backend)
+
     def remeasure() -> PerfResult:
-        return measure.measure(engine.runner, feed, settings, engine.batch)
+        return measure.measure(engine.runner, feed, settings, engine.batch, percentiles=judged)
 
     subject = context.subject
     measured = BaselineInput(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from . import backends
+from . import backends, measure_defaults
 from .spec import SYNC_MODES, MeasureSettings, SpecError
 from .trt_api import RUNTIMES
 
@@ -212,14 +212,17 @@ OPTIONS: tuple[Option, ...] = (
            default=0, minimum=0, metavar="N"),
     Option("--trt-warmup-ms", "trt_warmup_ms", Kind.FLOAT,
            "warm-up time before measuring, in ms (marks may override).",
-           default=200.0, minimum=0, metavar="MS"),
+           default=measure_defaults.WARMUP_MS, minimum=0, metavar="MS"),
     Option("--trt-min-iterations", "trt_min_iterations", Kind.INT,
-           "fewest timed iterations (marks may override).", default=50, minimum=1, metavar="N"),
+           "fewest timed iterations, for models fast enough to run them in a few seconds (slow models "
+           "take fewer, see docs/measurement.md; marks may override).",
+           default=measure_defaults.MIN_ITERATIONS, minimum=1, metavar="N"),
     Option("--trt-min-duration-ms", "trt_min_duration_ms", Kind.FLOAT,
-           "shortest timed duration, in ms (marks may override).", default=1000.0, minimum=0, metavar="MS"),
+           "shortest timed duration, in ms (marks may override).",
+           default=measure_defaults.MIN_DURATION_MS, minimum=0, metavar="MS"),
     Option("--trt-max-duration-ms", "trt_max_duration_ms", Kind.FLOAT,
            "longest timed duration, in ms: stops a slow model early (marks may override).",
-           default=10000.0, minimum=0, metavar="MS"),
+           default=measure_defaults.MAX_DURATION_MS, minimum=0, metavar="MS"),
     Option("--trt-cuda-graph", "trt_cuda_graph", Kind.BOOL,
            "capture the enqueue in a CUDA graph (TensorRT backend; marks may override).", default=False),
     Option("--trt-no-transfers", "trt_no_transfers", Kind.BOOL,

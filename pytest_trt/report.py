@@ -31,6 +31,24 @@ def _qps(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}"
 
 
+def _short_p99(perf: Mapping[str, Any]) -> str:
+    """``*`` after a p99 taken from fewer samples than a p99 needs (a note under the table says
+    so), so it is never shown bare."""
+    return "*" if "p99" in (perf.get("short_percentiles") or ()) else ""
+
+
+def _short_p99_note(records: list[Mapping[str, Any]]) -> list[str]:
+    counts = sorted(
+        int(perf.get("budget_samples") or 0)
+        for r in records
+        if _short_p99(perf := r.get("perf") or {})
+    )
+    if not counts:
+        return []
+    n = f"n={counts[0]}" if counts[0] == counts[-1] else f"n={counts[0]}-{counts[-1]}"
+    return [f"note: * p99 from fewer than the 100 samples a p99 needs ({n}): it reads low"]
+
+
 def _accuracy(record: Mapping[str, Any]) -> str:
     result = record.get("accuracy")
     if result is None:
@@ -73,7 +91,7 @@ def _rows(record: Mapping[str, Any]) -> list[tuple[str, ...]]:
         running,
         _accuracy(record),
         _ms(latency.get("median")),
-        _ms(latency.get("p99")),
+        _ms(latency.get("p99")) + _short_p99(perf),
         _qps(perf.get("throughput")),
         own[0]["description"] if own else "-",
         status,
@@ -117,7 +135,7 @@ def summary_lines(records: Iterable[Mapping[str, Any]], width: int = DEFAULT_WID
 
 
 def _notes(records: list[Mapping[str, Any]]) -> list[str]:
-    notes = []
+    notes = _short_p99_note(records)
     for record in records:
         for warning in record.get("warnings") or []:
             notes.append(f"warning: {record['nodeid']}: {warning}")

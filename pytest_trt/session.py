@@ -248,7 +248,7 @@ class RunState:
         """On the controller at the end: baselines written or listed, then the JSON and Markdown
         reports of every gated test (xdist workers' included). A file that cannot be written
         becomes an entry of ``session_errors``, never an exception out of the hook."""
-        from . import baseline, ci_report
+        from . import baseline, baseline_folders, ci_report
         from .fingerprint import machine_fingerprint
         from .regression import BaselineNote
 
@@ -260,6 +260,10 @@ class RunState:
         choice = self.choice()
         store, _ = self.baselines(choice.name)
         if gated and settings.baseline_mode != "off":
+            on_gpu = backends.get(choice.name).device is DeviceKind.GPU
+            self.summary_notes += baseline_folders.unread_folder_notes(
+                settings.baseline_dir, on_gpu, machine_fingerprint(), store.hardware
+            )
             end = baseline.finish_session(
                 store,
                 staged=collected.staged_baselines,

@@ -16,6 +16,8 @@ from typing import Any
 
 from .errors import SpecError
 
+from . import measure_defaults
+
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 CHECKS = ("elementwise", "max", "mean", "median", "quantile")
 NAN_POLICIES = ("fail", "equal")
@@ -293,10 +295,10 @@ def make_accuracy_spec(
 class MeasureSettings:
     """How a sample is taken. Defaults come from options; marks override per test."""
 
-    warmup_ms: float = 200.0
-    min_iterations: int = 50
-    min_duration_ms: float = 1000.0
-    max_duration_ms: float = 10000.0
+    warmup_ms: float = measure_defaults.WARMUP_MS
+    min_iterations: int = measure_defaults.MIN_ITERATIONS
+    min_duration_ms: float = measure_defaults.MIN_DURATION_MS
+    max_duration_ms: float = measure_defaults.MAX_DURATION_MS
     cuda_graph: bool = False
     transfers: bool = True
     sync: str = "blocking"

@@ -7,6 +7,7 @@ interpolation between the two nearest order statistics), so budgets, reports and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -83,6 +84,16 @@ def summarize(samples_ms: Sequence[float] | np.ndarray) -> LatencyStats:
 def percentile(samples_ms: Sequence[float] | np.ndarray, q: float) -> float:
     """The q-th percentile (q in [0, 100]) by numpy's "linear" method."""
     return float(np.percentile(_checked(samples_ms), _check_percent(q)))
+
+
+def samples_needed(q: float) -> int:
+    """The fewest samples for the q-th percentile to be an estimate rather than the sample's edge:
+    one sample in a hundred lies above a p99, so below 100 samples the "p99" is the largest one
+    (or between the two largest), which sits near the p96 of 24 samples and reads low. So:
+    100 for p99 and p1, 20 for p95, 10 for p90, 2 for the median, 1000 for p99.9; 1 for the min
+    and the max, which are what they say at any size."""
+    tail = min(_check_percent(q), 100.0 - float(q))
+    return 1 if tail == 0 else math.ceil(round(100.0 / tail, 6))
 
 
 def percentile_label(q: float) -> str:

@@ -47,7 +47,7 @@ for i in range(10**9):
 
 
 def _start_writer(root: Path, stall_at: int = -1) -> subprocess.Popen:
-    hardware, _ = hardware_for("onnxruntime", machine_fingerprint())
+    hardware, _ = hardware_for(False, machine_fingerprint())
     entry = BaselineStore.entry_from_record(make_record(nodeid="test_perf.py::test_0"), None)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     args = [sys.executable, "-c", WRITER, str(root), hardware, str(stall_at), json.dumps(entry), str(TESTS_PER_FILE)]

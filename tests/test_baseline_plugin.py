@@ -214,7 +214,7 @@ def test_json_markdown_and_junit_reports(trt_pytester):
     result, tests = report(trt_pytester, f"--trt-report-md={md}", f"--junitxml={xml}")
     result.assert_outcomes(passed=2)
     test_a = tests["test_perf.py::test_a"]
-    assert test_a["perf"]["latency"]["n"] >= 300 and test_a["regression"]["threshold"] == 0.9
+    assert test_a["perf"]["iterations"] >= 300 and test_a["regression"]["threshold"] == 0.9
     text = md.read_text()
     assert text.startswith("## pytest-trt: 2 tests, 0 failed")
     assert re.search(r"\| test_perf.py::test_a \| onnxruntime \| passed \| [\d.]+ \| [\d.]+ \| [\d,]+ \| min [+-]", text)

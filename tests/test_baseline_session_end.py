@@ -140,7 +140,7 @@ def _old_lock_path(path: Path) -> Path:
 
 def test_a_link_planted_at_the_old_lock_path_in_tmp_changes_nothing(trt_pytester):
     write_tests(trt_pytester)
-    hardware, _ = baseline.hardware_for("onnxruntime", _fingerprint())
+    hardware, _ = baseline.hardware_for(False, _fingerprint())
     target = trt_pytester.path / "baselines" / hardware / "test_perf.json"
     planted = _old_lock_path(target)
     planted.symlink_to("/nonexistent-folder/victim")

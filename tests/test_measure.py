@@ -3,6 +3,7 @@ and budget judgement with its exact messages."""
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -11,14 +12,18 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_trt import regression
 from pytest_trt.backends.base import BackendError, IterationTimes
 from pytest_trt.measure import (
     HostTimedSession,
     PerfResult,
     budget_failures,
     describe_budget,
+    judged_percentiles,
     measure,
+    wanted_iterations,
 )
+from pytest_trt.measure_defaults import FEWEST_ITERATIONS
 from pytest_trt.spec import MeasureSettings, PerfBudget
 from pytest_trt.stats import summarize
 
@@ -89,8 +94,8 @@ def settings(**kw: Any) -> MeasureSettings:
     return MeasureSettings(**{**base, **kw})
 
 
-def run(session: ScriptedSession, batch: int = 1, **kw: Any) -> PerfResult:
-    return measure(FakeRunner(session), {"x": np.zeros(1)}, settings(**kw), batch=batch)
+def run(session: ScriptedSession, batch: int = 1, percentiles: tuple[float, ...] = (), **kw: Any) -> PerfResult:
+    return measure(FakeRunner(session), {"x": np.zeros(1)}, settings(**kw), batch=batch, percentiles=percentiles)
 
 
 def constant(ms: float) -> Callable[[int], float]:
@@ -120,9 +125,10 @@ def test_max_duration_caps_a_slow_model_and_warns() -> None:
     assert session.chunks == [1, 2, 4, 3]
     assert result.iterations == 10
     assert result.duration_s == pytest.approx(1.0)
+    # At 100 ms per iteration, the slow-model rule wants what fits in SLOW_MODEL_MS (30).
     assert result.warnings == [
         "stopped at max_duration_ms 1000 after 10 iterations and 1000 ms; "
-        "wanted at least 1000 iterations and 0 ms"
+        "wanted at least 30 iterations and 0 ms"
     ]
 
 
@@ -379,3 +385,291 @@ def test_measure_over_a_host_session() -> None:
     assert result.clock == "host" and result.mode == {"clock": "host"}
     assert result.iterations >= 30 and len(calls) == result.iterations
     assert result.latency.min > 0 and result.throughput > 0
+
+
+# ---- the garbage collector ---------------------------------------------------------------------
+
+
+class GcWatchingSession(ScriptedSession):
+    """Records whether the garbage collector was on during each run() and fails on request."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__(constant(1.0))
+        self.gc_during: list[bool] = []
+        self.fail_at = fail_at
+
+    def run(self, iterations: int) -> IterationTimes:
+        self.gc_during.append(gc.isenabled())
+        if self.fail_at is not None and len(self.gc_during) > self.fail_at:
+            raise RuntimeError("device lost")
+        return super().run(iterations)
+
+
+class GcAtCloseRunner(FakeRunner):
+    """Notes whether the collector is on between chunks: when the session is made and closed."""
+
+    def __init__(self, session: Any) -> None:
+        super().__init__(session)
+        self.gc_between: list[bool] = []
+
+    def timed_session(self, feed: Mapping[str, np.ndarray], settings: MeasureSettings) -> Any:
+        self.gc_between.append(gc.isenabled())
+        return super().timed_session(feed, settings)
+
+
+def test_gc_is_off_inside_every_timed_chunk_and_on_again_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = GcWatchingSession()
+    runner = GcAtCloseRunner(session)
+    assert gc.isenabled()
+    measure(runner, {"x": np.zeros(1)}, settings(warmup_ms=3.0, min_iterations=30), batch=1)
+    assert len(session.gc_during) > 3 and not any(session.gc_during)  # warm-up and timed chunks
+    assert runner.gc_between == [True]
+    assert gc.isenabled()
+
+
+def test_gc_is_restored_when_a_chunk_fails() -> None:
+    session = GcWatchingSession(fail_at=2)
+    with pytest.raises(RuntimeError, match="device lost"):
+        run(session, min_iterations=30)
+    assert gc.isenabled() and session.closed
+
+
+def test_gc_stays_off_after_measuring_where_the_caller_had_it_off() -> None:
+    gc.disable()
+    try:
+        run(GcWatchingSession(), min_iterations=30)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+# ---- how many iterations --------------------------------------------------------------------
+
+
+def test_a_slow_model_measures_20_iterations_in_under_4_s_with_default_settings() -> None:
+    session = ScriptedSession(constant(170.0))  # PP-OCRv4 det on a 2-core VM
+    result = measure(FakeRunner(session), {"x": np.zeros(1)}, MeasureSettings(), batch=1)
+    assert result.iterations == FEWEST_ITERATIONS == 20
+    assert sum(session.produced) <= 4000.0  # warm-up included
+    assert result.warnings == []
+
+
+def test_the_slow_model_rule_takes_what_fits_and_never_more_than_min_iterations() -> None:
+    defaults = MeasureSettings()
+    assert wanted_iterations(defaults, 0.3) == 50  # a fast model: min_iterations
+    assert wanted_iterations(defaults, 100.0) == 30  # 30 fit in SLOW_MODEL_MS
+    assert wanted_iterations(defaults, 170.0) == 20  # 17 would fit: FEWEST_ITERATIONS
+    assert wanted_iterations(defaults, 5000.0) == 20
+    assert wanted_iterations(MeasureSettings(min_iterations=5), 170.0) == 5  # asked for fewer
+    assert run(ScriptedSession(constant(100.0)), min_iterations=50).iterations == 30
+    # A baseline comparison accepts no fewer samples than the slow-model rule takes.
+    assert FEWEST_ITERATIONS >= regression.MIN_SAMPLES
+
+
+def test_a_p99_budget_takes_the_100_samples_a_p99_needs() -> None:
+    session = ScriptedSession(constant(20.0))
+    plain = run(session, min_iterations=50)
+    assert plain.iterations == 50
+    result = run(ScriptedSession(constant(20.0)), min_iterations=50, percentiles=(99.0,))
+    assert result.iterations == 100 and result.samples_for(99) == 100
+    assert not result.short_of(99) and result.warnings == []
+    assert run(ScriptedSession(constant(20.0)), min_iterations=5, percentiles=(95.0,)).iterations == 20
+
+
+def test_a_p99_budget_short_of_samples_at_max_duration_says_so() -> None:
+    session = ScriptedSession(constant(170.0))
+    result = measure(FakeRunner(session), {"x": np.zeros(1)}, MeasureSettings(), batch=1, percentiles=(99.0,))
+    assert result.iterations == 59 and result.duration_s == pytest.approx(10.03)
+    assert result.warnings == [
+        "stopped at max_duration_ms 10000 after 59 iterations and 10030 ms; wanted at least 20 iterations "
+        "and 1000 ms, and 100 samples for the p99 budget",
+        "the p99 latency budget is judged on p99 from 59 samples, fewer than the 100 a p99 needs: it reads "
+        "low; raise max_duration_ms (--trt-max-duration-ms) or budget a lower percentile",
+    ]
+
+
+def test_percentiles_say_how_many_samples_they_came_from() -> None:
+    result = result_with([170.0] * 23 + [180.0])
+    assert result.samples_for(99) == result.samples_for(50) == 24
+    # A p95 needs 20 samples, a p99 100, a p1 100 (it reads high).
+    assert result.short_of(99) and result.short_of(1) and not result.short_of(95) and not result.short_of(50)
+    assert result.sample_note(99) == "p99 from 24 samples, fewer than the 100 a p99 needs: it reads low"
+    assert result.sample_note(1) == "p1 from 24 samples, fewer than the 100 a p1 needs: it reads high"
+    assert result.sample_note(95) == result.sample_note(50) == ""
+    data = result.as_dict()
+    assert data["budget_samples"] == 24
+    assert data["short_percentiles"] == ["p99"]
+    assert data["sample_notes"] == ["p99 from 24 samples, fewer than the 100 a p99 needs: it reads low"]
+    assert result_with([1.0] * 100).as_dict()["short_percentiles"] == []
+
+
+def test_a_budget_failure_on_too_few_samples_says_so() -> None:
+    result = result_with([170.0] * 23 + [180.0])
+    assert budget_failures(result, PerfBudget(max_latency_ms=150, percentile=99)) == [
+        "p99 latency 177.70 ms > budget 150.00 ms (n=24, cv 1.2%; p99 from 24 samples, fewer than the 100 "
+        "a p99 needs: it reads low)"
+    ]
+    assert budget_failures(result, PerfBudget(max_latency_ms=150, percentile=50)) == [
+        "p50 latency 170.00 ms > budget 150.00 ms (n=24, cv 1.2%)"
+    ]
+
+
+def test_judged_percentiles_are_the_running_backends_latency_budgets() -> None:
+    budgets = (
+        PerfBudget(backend="onnxruntime", max_latency_ms=5, percentile=99),
+        PerfBudget(backend="onnxruntime", min_throughput=10),
+        PerfBudget(backend="tensorrt", max_latency_ms=1, percentile=99.9),
+    )
+    assert judged_percentiles(budgets, "onnxruntime") == (99.0,)
+    assert judged_percentiles(budgets, "tensorrt") == (99.9,)
+
+
+# ---- iterations right after a probe ------------------------------------------------------------
+
+
+class ProbedScriptedSession(ScriptedSession):
+    """Every 4th iteration runs right after a probe, and is slowed by it (10 ms instead of 1 ms)."""
+
+    def run(self, iterations: int) -> IterationTimes:
+        start = len(self.produced)
+        marked = [i for i in range(iterations) if (start + i) % 4 == 0]
+        latency = [10.0 if i in marked else 1.0 for i in range(iterations)]
+        self.chunks.append(iterations)
+        self.produced.extend(latency)
+        return IterationTimes(latency=latency, span_ms=sum(latency), probe=[0.1], after_probe=marked)
+
+
+def test_latency_budgets_leave_out_the_iterations_right_after_a_probe() -> None:
+    result = run(ProbedScriptedSession(constant(1.0)), min_iterations=40, percentiles=(99.0,))
+    assert result.after_probe == list(range(0, result.iterations, 4))
+    assert all(result.samples_ms[i] == 10.0 for i in result.after_probe)
+    # The floor a baseline reads keeps every iteration; budgets and shown percentiles do not.
+    assert len(result.samples_ms) == result.iterations
+    assert result.budget_samples_ms == [1.0] * (result.iterations - len(result.after_probe))
+    assert result.latency_at(99) == 1.0 and result.latency.p99 == 1.0 and result.latency.max == 1.0
+    # The p99 needs 100 samples not right after a probe: 134 iterations, a quarter of them marked.
+    assert result.samples_for(99) >= 100 and result.iterations >= 133
+    assert budget_failures(result, PerfBudget(max_latency_ms=2, percentile=99)) == []
+    assert result.as_dict()["after_probe"] == result.after_probe
+
+
+def test_marks_outside_the_chunk_are_a_backend_error() -> None:
+    session = MalformedSession(lambda t: setattr(t, "after_probe", [5]))
+    with pytest.raises(BackendError, match=r"marked iterations outside run\(1\)"):
+        run(session)
+
+
+class FakeClock:
+    """time.perf_counter_ns that moves only when told: each read costs 1 µs, a call 1 ms."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.reads = 0
+
+    def read(self) -> int:
+        self.reads += 1
+        self.now += 1_000
+        return self.now
+
+    def call(self) -> None:
+        self.now += 1_000_000
+
+
+def test_probed_and_unprobed_iterations_are_timed_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(time, "perf_counter_ns", clock.read)
+    monkeypatch.setattr("pytest_trt.host_cpu.measuring_cpu", lambda probe: None)
+    plain = HostTimedSession(clock.call)
+    unprobed = plain.run(40)
+    assert clock.reads == 41  # one clock read per iteration
+    probed_session = HostTimedSession(clock.call, probe=True)
+    clock.reads = 0
+    probed = probed_session.run(40)
+    assert probed.probe and probed.after_probe
+    # One read per iteration there too; each probe adds its own two and one after it.
+    assert clock.reads == 41 + 3 * len(probed.probe)
+    # So every iteration, right after a probe or not, reads the same quantity: the call plus one read.
+    assert probed.latency == unprobed.latency == [1.001] * 40
+    assert probed.span_ms == unprobed.span_ms == pytest.approx(40 * 1.001)
+    plain.close()
+    probed_session.close()
+
+
+def test_the_probe_runs_at_most_every_gap_iterations_and_marks_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(time, "perf_counter_ns", clock.read)
+    monkeypatch.setattr("pytest_trt.host_cpu.measuring_cpu", lambda probe: None)
+    session = HostTimedSession(clock.call, probe=True, spacing=1.0, gap=4)
+    # A probe (1 µs) is due after every 1 ms call; the gap makes it every 4th iteration, counted
+    # across chunks: probed after iterations 0, 4, 8 of the session, the iteration after each marked.
+    first = session.run(5)
+    assert first.after_probe == [1] and len(first.probe or []) == 2  # the second probe ends the chunk
+    second = session.run(3)
+    assert second.after_probe == [0] and second.probe == []
+    third = session.run(2)
+    assert third.after_probe == [1] and len(third.probe or []) == 1
+    session.close()
+
+
+def test_a_sparse_spacing_probes_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(time, "perf_counter_ns", clock.read)
+    monkeypatch.setattr("pytest_trt.host_cpu.measuring_cpu", lambda probe: None)
+    # The probe takes 1 µs (its second clock read); spacing 4000 waits 4 ms of model time.
+    session = HostTimedSession(clock.call, probe=True, spacing=4000.0, gap=1)
+    times = session.run(20)
+    assert times.after_probe == [1, 5, 9, 13, 17]
+    session.close()
+
+
+def test_lock_wait_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run(ScriptedSession(constant(1.0)), min_iterations=5)
+    assert result.lock_wait_s >= 0.0 and result.as_dict()["lock_wait_s"] == result.lock_wait_s
+
+
+def test_one_slow_probe_does_not_stop_probing(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(time, "perf_counter_ns", clock.read)
+    monkeypatch.setattr("pytest_trt.host_cpu.measuring_cpu", lambda probe: None)
+    session = HostTimedSession(clock.call, probe=True, spacing=4000.0, gap=1)
+    probe = session._probe
+    assert probe is not None
+    real_probe = probe.probe
+    # Iterations 0-5: a 1 µs probe every 4 ms of model time, after iterations 0 and 4.
+    assert session.run(6).after_probe == [1, 5]
+
+    def preempted() -> float:  # the probe after iteration 8 takes 50 ms
+        start_read = clock.read
+        reads = iter([0, 50_000_000])
+
+        def read() -> int:
+            clock.now += next(reads, 0)
+            return start_read()
+
+        monkeypatch.setattr(time, "perf_counter_ns", read)
+        try:
+            return real_probe()
+        finally:
+            monkeypatch.setattr(time, "perf_counter_ns", start_read)
+
+    monkeypatch.setattr(probe, "probe", preempted)
+    session.run(3)  # iterations 6-8, probed after 8
+    assert probe.last_ms > 50
+    monkeypatch.setattr(probe, "probe", real_probe)
+    # Still every 4 ms (4000 x the fastest probe), not every 4000 x 50 ms: after 12, 16 and 20,
+    # and the one after 8 marks this chunk's first iteration.
+    assert session.run(12).after_probe == [0, 4, 8]
+    session.close()
+
+
+class EveryIterationProbed(ScriptedSession):
+    def run(self, iterations: int) -> IterationTimes:
+        times = super().run(iterations)
+        times.after_probe = list(range(iterations))
+        return times
+
+
+def test_where_every_iteration_follows_a_probe_budgets_judge_them_all() -> None:
+    result = run(EveryIterationProbed(constant(2.0)), min_iterations=3)
+    assert result.budget_samples_ms == result.samples_ms == [2.0] * 3
+    assert result.latency.n == 3 and budget_failures(result, PerfBudget(max_latency_ms=1)) != []

@@ -15,6 +15,7 @@ from pytest_trt.stats import (
     percentile_label,
     quantile_summary,
     sample_from_quantiles,
+    samples_needed,
     summarize,
 )
 
@@ -172,3 +173,18 @@ def test_bootstrap_ci_rejects_bad_arguments(kwargs: dict, message: str) -> None:
     args = {"x": [1.0, 2.0], "y": [1.0, 2.0], **kwargs}
     with pytest.raises(ValueError, match=message):
         bootstrap_ci(**args)
+
+
+@pytest.mark.parametrize(
+    ("q", "needed"),
+    [(99.0, 100), (1.0, 100), (95.0, 20), (90.0, 10), (50.0, 2), (99.9, 1000), (0.0, 1), (100.0, 1), (75.0, 4)],
+)
+def test_samples_a_percentile_needs(q: float, needed: int) -> None:
+    assert samples_needed(q) == needed
+
+
+def test_below_the_samples_it_needs_a_p99_is_the_samples_edge() -> None:
+    # 99 samples: the "p99" lies between the two largest; 100 or more put one sample above it.
+    assert percentile(list(range(99)), 99) > 97 and samples_needed(99) == 100
+    with pytest.raises(ValueError, match="percentile in"):
+        samples_needed(101)

@@ -336,6 +336,7 @@ class TensorRTRunner:
     """A deserialized engine with one execution context and one non-blocking stream."""
 
     backend = "tensorrt"
+    device = "cuda:0"  # the current CUDA device, which every engine here runs on (measure_lock.py)
 
     def __init__(self, trt: ModuleType, cuda: CudaApi, runtime: Any, engine: Any) -> None:
         self._trt = trt

@@ -1,0 +1,277 @@
+"""False alarms and detection of the regression gate as CI meets it: every recording and every
+comparison is its own ``python -m pytest`` process.
+
+``bench/regression_power.py`` measures many trials inside one process, which is fast but not
+what CI does: there each run is a fresh interpreter, a fresh onnxruntime session, another moment
+of the host and, on many-core hosts, another CPU. This bench generates a small project (the
+example CNN, batch 8, one onnxruntime thread, and copies of it slowed by a dead-end side branch
+from regression_power.py), then
+
+1. records ``--baselines`` baselines of the unchanged model, each with ``--trt-update-baselines``
+   in its own process and its own baseline folder;
+2. runs ``--trials`` comparisons per model (the unchanged one and each ``--widths`` branch) in
+   shuffled rounds, each a process comparing against one of the baselines in turn, with the
+   plugin's defaults unless ``--threshold`` or ``--pytest-arg`` say otherwise, and reads the
+   verdict from ``--trt-report-json``;
+3. prints, per model, how many comparisons failed as regressed (false alarms for the unchanged
+   model, detection for the slowed ones, each labelled with the slowdown it measured: its
+   probe-normalized floor against the unchanged model's), how many were re-measured, and the
+   seconds of measuring per test (warm-up, timing, probes and re-measurements; waits for the
+   measurement lock left out) and per process.
+
+Every finished process is appended to ``--save`` (JSON lines) at once, so a run stopped by
+``--time-limit``, Ctrl-C or a lost machine continues where it stopped when started again with
+the same arguments; ``--report-only`` prints the table of what is saved.
+
+    python bench/regression_processes.py --trials 100 --save runs/p1.jsonl --time-limit 540
+    python bench/regression_processes.py --trials 2 --baselines 1 --widths 16 --save /tmp/smoke.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+SAME = "same"
+
+TEST_FILE = '''
+import os
+
+import pytest
+
+MODEL = os.environ["BENCH_MODEL"]
+
+
+@pytest.mark.trt_model(MODEL, batch_size=8, intra_op_threads=1)
+@pytest.mark.trt_perf(backend="onnxruntime")
+def test_model(trt_engine):
+    pass
+'''
+
+# Seconds spent in measure.measure per test, lock waits left out: written where BENCH_SECONDS says.
+CONFTEST = '''
+import json
+import os
+import time
+
+import pytest
+
+from pytest_trt import measure
+
+_measure = measure.measure
+_spent = {}
+
+
+def _timed(*args, **kwargs):
+    started = time.perf_counter()
+    result = _measure(*args, **kwargs)
+    _spent["seconds"] = _spent.get("seconds", 0.0) + time.perf_counter() - started - result.lock_wait_s
+    _spent["measurements"] = _spent.get("measurements", 0) + 1
+    return result
+
+
+measure.measure = _timed
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["BENCH_SECONDS"], "w") as f:
+        json.dump(_spent, f)
+'''
+
+
+def plugin_args() -> list[str]:
+    installed = any(ep.value == "pytest_trt.plugin" for ep in entry_points(group="pytest11"))
+    return [] if installed else ["-p", "pytest_trt.plugin"]
+
+
+def make_project(folder: Path, widths: list[tuple[int, int]]) -> dict[str, Path]:
+    """The test project: models, the test file, its conftest; the model files by variant name."""
+    from regression_power import branch_name, slowed_cnn
+
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    models = {SAME: folder / "models" / f"{SAME}.onnx"}
+    for width, columns in widths:
+        models[branch_name(width, columns)] = folder / "models" / f"{branch_name(width, columns)}.onnx"
+    for name, path in models.items():
+        if not path.exists():
+            spec = (0, 0) if name == SAME else next(w for w in widths if branch_name(*w) == name)
+            model = slowed_cnn(*spec) if name != SAME else slowed_cnn(0)
+            path.write_bytes(model.SerializeToString())
+    (folder / "test_bench.py").write_text(TEST_FILE)
+    (folder / "conftest.py").write_text(CONFTEST)
+    (folder / "pytest.ini").write_text("[pytest]\n")
+    return models
+
+
+def run_pytest(folder: Path, model: Path, baseline_dir: Path, extra: list[str]) -> dict[str, Any]:
+    """One pytest process; what it reported about the test, its measuring seconds and wall time."""
+    report, seconds = folder / "report.json", folder / "seconds.json"  # read back before the next process
+    for stale in (report, seconds):
+        stale.unlink(missing_ok=True)
+    env = {**os.environ, "BENCH_MODEL": str(model.relative_to(folder)), "BENCH_SECONDS": str(seconds),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugin_args(), "test_bench.py",
+               f"--trt-baseline-dir={baseline_dir}", f"--trt-report-json={report}", *extra]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if not report.exists():
+        raise SystemExit(f"pytest wrote no report (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    (test,) = json.loads(report.read_text())["tests"]
+    spent = json.loads(seconds.read_text()) if seconds.exists() else {}
+    perf, verdict = test.get("perf") or {}, test.get("regression") or {}
+    samples, probes = perf.get("samples_ms") or [], perf.get("probe_ms") or []
+    return {
+        "exit": done.returncode,
+        "status": verdict.get("status", ""),
+        "change": verdict.get("change"),
+        "raw_change": verdict.get("raw_change"),
+        "host_change": verdict.get("host_change"),
+        "remeasured": bool(verdict.get("remeasured")),
+        "note": test.get("baseline_note", ""),
+        "floor_ms": min(samples) if samples else None,
+        "probe_floor_ms": min(probes) if len(probes) >= 5 else None,
+        "measure_s": spent.get("seconds"),
+        "measurements": spent.get("measurements"),
+        "lock_wait_s": perf.get("lock_wait_s"),
+        "wall_s": wall,
+    }
+
+
+def load(path: Path | None) -> list[dict[str, Any]]:
+    if path is None or not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def normalized(row: dict[str, Any]) -> float | None:
+    floor, probe = row.get("floor_ms"), row.get("probe_floor_ms")
+    if floor is None:
+        return None
+    return floor / probe if probe else floor
+
+
+def table(rows: list[dict[str, Any]], command: str) -> list[str]:
+    compares = [r for r in rows if r["kind"] == "compare"]
+    if not compares:
+        return ["no comparisons saved yet"]
+    same = [n for r in compares if r["variant"] == SAME and (n := normalized(r)) is not None]
+    reference = statistics.median(same) if same else None
+    variants = [SAME] + sorted({r["variant"] for r in compares} - {SAME})
+    lines = [f"regression_processes: {command}",
+             f"{len([r for r in rows if r['kind'] == 'record'])} recording processes, {len(compares)} comparison "
+             "processes; each row: comparisons failed as regressed (the unchanged model: false alarms)", ""]
+    header = (f"{'model':<14} {'measured':>9} {'regressed':>15} {'improved':>9} {'re-measured':>12} "
+              f"{'measure s/test (median, mean, max)':>36} {'process s':>10}")
+    lines += [header, "-" * len(header)]
+    for variant in variants:
+        mine = [r for r in compares if r["variant"] == variant]
+        floors = [n for r in mine if (n := normalized(r)) is not None]
+        measured = "" if variant == SAME or reference is None or not floors else \
+            f"{(statistics.median(floors) / reference - 1) * 100:+.1f}%"
+        regressed = sum(r["status"] == "regressed" for r in mine)
+        improved = sum(r["status"] == "improved" for r in mine)
+        remeasured = sum(r["remeasured"] for r in mine)
+        seconds = [r["measure_s"] for r in mine if r.get("measure_s") is not None]
+        spent = (f"{statistics.median(seconds):.2f}, {statistics.fmean(seconds):.2f}, {max(seconds):.2f}"
+                 if seconds else "-")
+        lines.append(
+            f"{variant:<14} {measured:>9} {f'{regressed}/{len(mine)} ({100 * regressed / len(mine):.1f}%)':>15} "
+            f"{improved:>9} {remeasured:>12} {spent:>36} {statistics.median(r['wall_s'] for r in mine):>10.1f}"
+        )
+    others = sorted({r["status"] for r in compares} - {"regressed", "improved", "unchanged"})
+    if others:
+        lines.append("other verdicts: " + ", ".join(f"{s or 'none'}: {sum(r['status'] == s for r in compares)}"
+                                                   for s in others))
+    return lines
+
+
+def main() -> None:
+    from regression_power import branch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=50, help="comparison processes per model (default 50)")
+    parser.add_argument("--baselines", type=int, default=3, help="baselines recorded, one process each (default 3)")
+    parser.add_argument("--widths", default="16,32", help="slowed models' side branches, as regression_power.py "
+                        "--widths takes them: a width or width x input columns (default 16,32)")
+    parser.add_argument("--threshold", type=float, help="--trt-regression-threshold (default: the plugin's)")
+    parser.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
+                        help="passed to every pytest process, e.g. --pytest-arg=--trt-min-duration-ms=300")
+    parser.add_argument("--save", type=Path, help="append every finished process here (JSON lines) and resume from it")
+    parser.add_argument("--workdir", type=Path, help="the generated project (default: next to --save, else temporary)")
+    parser.add_argument("--time-limit", type=float, help="start no process after this many seconds (resume later)")
+    parser.add_argument("--seed", type=int, default=0, help="shuffles the order of models within rounds")
+    parser.add_argument("--report-only", action="store_true", help="print the table of what --save holds")
+    args = parser.parse_args()
+    if args.trials < 0 or args.baselines < 1:
+        parser.error("--trials must be >= 0 and --baselines >= 1")
+    widths = [branch(w) for w in args.widths.split(",") if w]
+    rows = load(args.save)
+    command = " ".join(["python bench/regression_processes.py", *sys.argv[1:]])
+    if args.report_only:
+        print("\n".join(table(rows, command)))
+        return
+    extra = [*args.pytest_arg] + ([f"--trt-regression-threshold={args.threshold}"] if args.threshold else [])
+    # A resumed run must measure as the saved one did, or its rows would mix two settings.
+    settings = {"kind": "settings", "widths": args.widths, "pytest_args": extra, "baselines": args.baselines}
+    saved = next((r for r in rows if r["kind"] == "settings"), None)
+    if saved is not None and {k: saved.get(k) for k in settings} != settings:
+        parser.error(f"{args.save} was started with {saved}; resume it with the same --widths, --baselines, "
+                     "--threshold and --pytest-arg, or save to another file")
+    with tempfile.TemporaryDirectory(prefix="regression-processes-") as tmp:
+        folder = args.workdir or (args.save.with_name(args.save.name + ".work") if args.save else Path(tmp))
+        models = make_project(folder, widths)
+        started = time.perf_counter()
+
+        def out_of_time() -> bool:
+            return args.time_limit is not None and time.perf_counter() - started > args.time_limit
+
+        def keep(row: dict[str, Any]) -> None:
+            rows.append(row)
+            if args.save is not None:
+                with args.save.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+
+        if saved is None:
+            keep(settings)
+        recorded = {r["baseline"] for r in rows if r["kind"] == "record"}
+        for b in range(args.baselines):
+            if b in recorded or out_of_time():
+                continue
+            result = run_pytest(folder, models[SAME], folder / f"baselines-{b}", ["--trt-update-baselines", *extra])
+            keep({"kind": "record", "baseline": b, **result})
+            print(f"baseline {b}: recorded in {result['wall_s']:.1f} s ({result['note']})", flush=True)
+        done = {(r["variant"], r["trial"]) for r in rows if r["kind"] == "compare"}
+        order = random.Random(args.seed)
+        for trial in range(args.trials):
+            names = list(models)
+            order.shuffle(names)
+            for name in names:
+                if (name, trial) in done or out_of_time():
+                    continue
+                b = (trial * len(models) + names.index(name)) % args.baselines
+                result = run_pytest(folder, models[name], folder / f"baselines-{b}", extra)
+                keep({"kind": "compare", "variant": name, "trial": trial, "baseline": b, **result})
+            print(f"round {trial + 1}/{args.trials} ({time.perf_counter() - started:.0f} s)", flush=True)
+        if out_of_time():
+            print(f"stopped at --time-limit {args.time_limit:g} s; run again with the same arguments to go on")
+    print()
+    print("\n".join(table(rows, command)))
+
+
+if __name__ == "__main__":
+    main()
