@@ -368,7 +368,7 @@ def _headline(
     elif "tolerance" in failures:
         what = f"{stats['n_bad']} of {stats['n_total']} elements outside {rule}"
     elif "cosine" in failures:
-        what = f"cosine similarity {_num(stats['cosine'])} < min_cosine={tol.min_cosine:g}"
+        what = f"cosine similarity {_cosine_text(stats['cosine'])} < min_cosine={tol.min_cosine:g}"
     else:
         what = f"top-{tol.topk} agreement {stats['topk_agreement']:.1%} along axis {tol.topk_axis}"
     if worst is None:
@@ -416,7 +416,7 @@ def _details(
             )
     if "cosine" in stats:
         verdict = "<" if "cosine" in failures else ">="
-        lines.append(f"cosine similarity {_num(stats['cosine'])} {verdict} min_cosine={tol.min_cosine:g}")
+        lines.append(f"cosine similarity {_cosine_text(stats['cosine'])} {verdict} min_cosine={tol.min_cosine:g}")
     if topk_detail:
         lines.append(topk_detail)
     lines.extend(_histogram(errors.abs_err[errors.finite]))
@@ -602,6 +602,14 @@ def _index(index: tuple[Any, ...]) -> list[int]:
 
 def _num(value: Any) -> str:
     return f"{float(value):.3g}"
+
+
+def _cosine_text(value: float) -> str:
+    """Enough decimals to tell a cosine from 1 and from min_cosine (0.99989, not "1")."""
+    if not math.isfinite(value):
+        return str(value)
+    decimals = 2 - math.floor(math.log10(max(1.0 - value, 1e-9)))
+    return f"{value:.{min(max(decimals, 3), 9)}f}"
 
 
 def _round_up(value: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,18 @@ def test_cosine_similarity_is_an_extra_gate():
     assert passing.passed and 0.99 < passing.outputs[0].stats["cosine"] < 0.999
     failing = compare_outputs({"y": out}, {"y": ref}, make_accuracy_spec(min_cosine=0.999, **loose))
     assert failing.failure_message().startswith("output 'y': cosine similarity 0.99")
+
+
+def test_a_cosine_close_to_one_is_printed_with_the_digits_that_tell_it_from_min_cosine():
+    ref = _reference((64, 100))
+    out = ref + np.random.default_rng(2).normal(scale=0.01, size=ref.shape).astype(np.float32)
+    loose = {"rtol": 10.0, "atol": 1.0}
+    result = compare_outputs({"y": out}, {"y": ref}, make_accuracy_spec(min_cosine=0.99999, **loose))
+    assert 0.99994 < result.outputs[0].stats["cosine"] < 0.99995
+    lines = result.failure_message().splitlines()
+    # Three significant digits of 1 - cosine; not "cosine similarity 1 < min_cosine=0.99999".
+    assert re.match(r"output 'y': cosine similarity 0\.99994\d\d < min_cosine=0\.99999;", lines[0])
+    assert any(re.fullmatch(r"  cosine similarity 0\.99994\d\d < min_cosine=0\.99999", line) for line in lines)
 
 
 def test_topk_agreement_along_an_axis_ignores_reference_ties():
