@@ -382,8 +382,11 @@ def _run_exporters(
             caught.extend(_export_once(each, module, tensors, names, out_names, axes, draft, opset))
         except Exception as exc:  # torch's exporters raise many unrelated types
             reasons[each] = _reason(exc)
-            for leftover in draft.parent.iterdir():
-                leftover.unlink()
+            for leftover in draft.parent.iterdir():  # our own folder: a failed attempt's files
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()
             continue
         return each, reasons.get(Exporter.DYNAMO), tuple(dict.fromkeys(caught))
     tried = "; ".join(f"{e.value} exporter: {r}" for e, r in reasons.items())
