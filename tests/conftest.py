@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from importlib.metadata import entry_points
@@ -68,3 +69,13 @@ def trt_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
     for name in ("mlp.onnx", "cnn.onnx", "encoder.onnx", "mlp_inputs.npz"):
         tp.copy_model(name)
     return tp
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # find_spec looks for torch without importing it (seconds) into every test session.
+    if importlib.util.find_spec("torch") is not None:
+        return
+    skip = pytest.mark.skip(reason="needs torch: pip install 'pytest-trt[torch]' (a CPU build will do)")
+    for item in items:
+        if item.get_closest_marker("needs_torch"):
+            item.add_marker(skip)

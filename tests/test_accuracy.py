@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,63 @@ def test_cosine_similarity_is_an_extra_gate():
     assert passing.passed and 0.99 < passing.outputs[0].stats["cosine"] < 0.999
     failing = compare_outputs({"y": out}, {"y": ref}, make_accuracy_spec(min_cosine=0.999, **loose))
     assert failing.failure_message().startswith("output 'y': cosine similarity 0.99")
+
+
+def test_a_cosine_close_to_one_is_printed_with_the_digits_that_tell_it_from_min_cosine():
+    ref = _reference((64, 100))
+    out = ref + np.random.default_rng(2).normal(scale=0.01, size=ref.shape).astype(np.float32)
+    loose = {"rtol": 10.0, "atol": 1.0}
+    result = compare_outputs({"y": out}, {"y": ref}, make_accuracy_spec(min_cosine=0.99999, **loose))
+    assert 0.99994 < result.outputs[0].stats["cosine"] < 0.99995
+    lines = result.failure_message().splitlines()
+    # Three significant digits of 1 - cosine; not "cosine similarity 1 < min_cosine=0.99999".
+    assert re.match(r"output 'y': cosine similarity 0\.99994\d\d < min_cosine=0\.99999;", lines[0])
+    assert any(re.fullmatch(r"  cosine similarity 0\.99994\d\d < min_cosine=0\.99999", line) for line in lines)
+
+
+def _int8_like(batch: int = 16, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and a copy with quantization-sized noise that flips the top class of one row."""
+    ref = _reference((batch, classes), seed=4)
+    out = ref + np.random.default_rng(5).normal(scale=0.02, size=ref.shape).astype(np.float32)
+    top = int(np.argmax(ref[3]))
+    out[3, top] = ref[3].min() - 1.0
+    return out, ref
+
+
+def test_a_quantized_failure_shows_cosine_and_top1_agreement_without_gating_on_them():
+    out, ref = _int8_like()
+    spec = make_accuracy_spec(rtol=1e-3, atol=1e-5)
+    plain = compare_outputs({"logits": out}, {"logits": ref}, spec)
+    quantized = compare_outputs({"logits": out}, {"logits": ref}, spec, quantized=True)
+    assert not plain.passed and not quantized.passed
+    assert "cosine" not in plain.failure_message() and "top-1" not in plain.failure_message()
+    stats = quantized.outputs[0].stats
+    message = quantized.failure_message()
+    assert message.splitlines()[0] == plain.failure_message().splitlines()[0]  # the same headline
+    assert f"  cosine similarity {stats['cosine']:.{2 - int(np.floor(np.log10(1 - stats['cosine'])))}f} " \
+        "(reported, not gated: min_cosine= gates on it)" in message
+    assert stats["top1_agreement"] == pytest.approx(15 / 16)
+    assert (
+        "  top-1 agreement 93.8% of 16 rows along axis -1 (reported, not gated: topk= gates on it); "
+        "top-1 along axis -1: 15 of 16 rows agree; first disagreeing row [3]"
+    ) in message
+
+
+def test_quantized_reporting_changes_no_verdict_and_leaves_gates_to_their_options():
+    out, ref = _int8_like()
+    loose = {"rtol": 10.0, "atol": 1.0}
+    passing = compare_outputs({"logits": out}, {"logits": ref}, make_accuracy_spec(**loose), quantized=True)
+    assert passing.passed  # top-1 disagrees in one row, but topk was not asked for
+    assert passing.outputs[0].stats["top1_agreement"] == pytest.approx(15 / 16)
+    assert 0.9 < passing.outputs[0].stats["cosine"] < 1.0
+    gated = compare_outputs(
+        {"logits": out}, {"logits": ref}, make_accuracy_spec(topk=1, min_cosine=0.5, **loose), quantized=True
+    )
+    assert not gated.passed and "top1_agreement" not in gated.outputs[0].stats
+    assert "cosine similarity" in gated.failure_message() and "min_cosine=0.5" in gated.failure_message()
+    assert "reported, not gated" not in gated.failure_message()
+    scalar = compare_outputs({"s": np.float32(1.0)}, {"s": np.float32(2.0)}, AccuracySpec(), quantized=True)
+    assert not scalar.passed and "top1_agreement" not in scalar.outputs[0].stats
 
 
 def test_topk_agreement_along_an_axis_ignores_reference_ties():

@@ -1,0 +1,89 @@
+"""Small torch models for the export and reference tests (importable as "torch_models:NAME":
+tests/ is on sys.path). Importing this module imports torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+NOT_CALLABLE = 42
+
+
+class SmallNet(torch.nn.Module):
+    """Conv + ReLU + global average pool + Linear on (batch, 3, 16, 16) images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, kernel_size=3, padding=1)
+        self.norm = torch.nn.BatchNorm2d(8)
+        self.head = torch.nn.Linear(8, 10)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        features = torch.relu(self.norm(self.conv(image)))
+        return self.head(features.mean(dim=(2, 3)))
+
+
+def make_small_net() -> SmallNet:
+    torch.manual_seed(0)  # the same weights in every process
+    return SmallNet().eval()
+
+
+class FlagNet(torch.nn.Module):
+    """forward reads a Python flag: the export freezes the branch taken at export time."""
+
+    def __init__(self, double: bool = True) -> None:
+        super().__init__()
+        self.double = double
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2.0 if self.double else x * 3.0
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    factor: float = 2.0
+    mode: str = "mul"
+
+
+class ConfigNet(torch.nn.Module):
+    """Settings in a config object, not in weights."""
+
+    def __init__(self, config: ScaleConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.config.factor
+
+
+class SignNet(torch.nn.Module):
+    """A branch on the data: torch.export refuses it, the TorchScript tracer keeps one side."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            return x * 2.0
+        return x * 3.0
+
+
+class TwoHeads(torch.nn.Module):
+    """Two inputs, one with a default, and a dict of outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        y = self.proj(x)
+        if scale is not None:
+            y = y * scale
+        return {"logits": y, "probs": torch.softmax(y, dim=-1)}
+
+
+def make_two_heads() -> TwoHeads:
+    torch.manual_seed(1)
+    return TwoHeads().eval()
+
+
+def make_nothing() -> int:
+    return 3
