@@ -5,8 +5,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 DEMO_VENV ?= .venv-demo
+# A CPU build of torch for the torch= tests (this pin lies on the CI machines' disk; elsewhere
+# give e.g. TORCH_PACKAGE="torch --index-url https://download.pytorch.org/whl/cpu", or leave it
+# empty to skip those tests). Pinned: an open range would fetch a multi-GB CUDA build.
+TORCH_PACKAGE ?= torch==2.13.0+cpu
 # Packages the plugin's own tests need beyond .[test,contract], e.g. on a GPU runner:
-#   make test EXTRA_TEST_PACKAGES="torch"
+#   make test EXTRA_TEST_PACKAGES="cupy-cuda13x"
 EXTRA_TEST_PACKAGES ?=
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-n 2 -x"
 PYTEST_ARGS ?=
@@ -21,16 +25,16 @@ test: $(VENV)/.installed
 
 # Re-made when the dependencies in pyproject.toml change; the package itself is installed
 # editable, so code changes need no reinstall.
-$(DEMO_VENV)/.installed: pyproject.toml
+$(DEMO_VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/python -m pip install --upgrade pip
 	$(DEMO_VENV)/bin/python -m pip install -e .
 	touch $@
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --upgrade pip
-	$(VENV)/bin/python -m pip install -e ".[test,contract]" $(EXTRA_TEST_PACKAGES)
+	$(VENV)/bin/python -m pip install -e ".[test,contract]" $(if $(TORCH_PACKAGE),$(TORCH_PACKAGE) onnxscript) $(EXTRA_TEST_PACKAGES)
 	touch $@
 
 # Rebuild the example models (deterministic) and check them with onnxruntime.
