@@ -146,9 +146,23 @@ class Settings:
         if cache_dir is None:
             cache_dir = config.getini("trt_engine_cache_dir") or os.environ.get("PYTEST_TRT_ENGINE_CACHE")
         if cache_dir == "":
-            engine_cache_dir: Path | None = Path(config.cache.mkdir("trt-engines")) if config.cache else None
+            pytest_cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+            if pytest_cache is None:
+                raise pytest.UsageError(
+                    "pytest-trt: --trt-engine-cache without a DIR keeps engines in pytest's cache "
+                    "folder, but pytest's cacheprovider plugin is disabled (-p no:cacheprovider); "
+                    "give a folder (--trt-engine-cache=DIR) or enable the cacheprovider"
+                )
+            engine_cache_dir: Path | None = Path(pytest_cache.mkdir("trt-engines"))
         else:
             engine_cache_dir = (root / cache_dir) if cache_dir else None
+        cache_clear = bool(value(config, "trt_cache_clear"))
+        if cache_clear and engine_cache_dir is None:
+            raise pytest.UsageError(
+                "pytest-trt: --trt-cache-clear empties the engine cache, but no engine cache is in "
+                "use; add --trt-engine-cache[=DIR] (or set trt_engine_cache_dir or "
+                "PYTEST_TRT_ENGINE_CACHE), or drop --trt-cache-clear"
+            )
         try:
             measure = MeasureSettings(
                 warmup_ms=number("trt_warmup_ms", float),
@@ -172,7 +186,7 @@ class Settings:
             cuda_api=value(config, "trt_cuda_api") or "",
             engine_cache_dir=engine_cache_dir,
             rebuild=bool(value(config, "trt_rebuild")),
-            cache_clear=bool(value(config, "trt_cache_clear")),
+            cache_clear=cache_clear,
             cache_max_size=value(config, "trt_cache_max_size"),
             baseline_dir=path("trt_baseline_dir") or root / "baselines",
             baseline_mode=value(config, "trt_baseline"),
