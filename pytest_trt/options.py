@@ -65,6 +65,10 @@ _OPTIONS: list[tuple[str, str, str, dict[str, Any], str, Any]] = [
     ("--trt-cache-max-size", "trt_cache_max_size",
      "evict least recently used entries beyond this size, e.g. 2GB or 500MB. Default: no limit.",
      {}, "string", None),
+    ("--trt-lock-timeout", "trt_lock_timeout",
+     "seconds to wait for another process's lock on an engine cache entry (it is building or "
+     "reading it) before the test errors; who holds it is printed after a few seconds. Default: 600.",
+     {"type": float, "metavar": "SECONDS"}, "string", "600"),
     ("--trt-baseline-dir", "trt_baseline_dir", "where baselines live. Default: <rootdir>/baselines.",
      {}, "string", None),
     ("--trt-baseline", "trt_baseline",
@@ -118,6 +122,7 @@ class Settings:
     rebuild: bool
     cache_clear: bool
     cache_max_size: str | None
+    lock_timeout_s: float
     baseline_dir: Path
     baseline_mode: str
     update_baselines: bool
@@ -163,6 +168,11 @@ class Settings:
                 "use; add --trt-engine-cache[=DIR] (or set trt_engine_cache_dir or "
                 "PYTEST_TRT_ENGINE_CACHE), or drop --trt-cache-clear"
             )
+        lock_timeout_s = number("trt_lock_timeout", float)
+        if not 0 < lock_timeout_s < float("inf"):
+            raise pytest.UsageError(
+                f"pytest-trt: --trt-lock-timeout must be a positive number of seconds, got {lock_timeout_s:g}"
+            )
         try:
             measure = MeasureSettings(
                 warmup_ms=number("trt_warmup_ms", float),
@@ -188,6 +198,7 @@ class Settings:
             rebuild=bool(value(config, "trt_rebuild")),
             cache_clear=cache_clear,
             cache_max_size=value(config, "trt_cache_max_size"),
+            lock_timeout_s=lock_timeout_s,
             baseline_dir=path("trt_baseline_dir") or root / "baselines",
             baseline_mode=value(config, "trt_baseline"),
             update_baselines=bool(value(config, "trt_update_baselines")),

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from . import options, report
-from .cache import CacheStats
+from .cache import CacheError, CacheStats
 from .session import GATES_KEY, USER_ERRORS, Engine, ItemGates, RunState, read_gates, search_dirs, write_reports
 from .spec import SpecError, make_model_spec
 
@@ -55,7 +55,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.require_gpu or settings.backend == "tensorrt":
         state.choice()  # decided now: a GPU gate must stop the run before any test runs
     if settings.cache_clear and not _is_worker(config):
-        state.cache.clear()
+        try:
+            state.cache.clear()
+        except CacheError as exc:
+            raise pytest.UsageError(f"pytest-trt: {exc}") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -300,21 +299,21 @@ class RunState:
         self.rootpath = Path(config.rootpath)
         try:
             max_size = parse_size(settings.cache_max_size) if settings.cache_max_size else None
+            self.cache = EngineCache(
+                settings.engine_cache_dir,
+                rebuild=settings.rebuild,
+                max_size_bytes=max_size,
+                lock_timeout_s=settings.lock_timeout_s,
+                session_start=session_start,
+            )
         except CacheError as exc:
             raise pytest.UsageError(f"pytest-trt: {exc}") from None
-        self.cache = EngineCache(
-            settings.engine_cache_dir,
-            rebuild=settings.rebuild,
-            max_size_bytes=max_size,
-            session_start=session_start,
-        )
         self._choice: BackendChoice | None = None
         self._backends: dict[str, Backend] = {}
         self._models: dict[Path, LoadedModel] = {}
         self._engines: dict[tuple[str, Path, BuildSpec], _EngineEntry] = {}
         self._feeds: dict[tuple[ModelSpec, str], dict[str, np.ndarray]] = {}
         self._references: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-        self._workdir: tempfile.TemporaryDirectory[str] | None = None  # made on first use
         self._baselines: dict[str, tuple[baseline.BaselineStore, dict[str, str]]] = {}
         self.records: list[TestRecord] = []  # gated tests run by this process
         self.record_dicts: list[dict[str, Any]] = []  # every gated test, incl. xdist workers'
@@ -333,14 +332,12 @@ class RunState:
         for entry in self._engines.values():
             entry.runner.close()
         self._engines.clear()
-        if self._workdir is not None:
-            self._workdir.cleanup()
+        self.cache.close()
 
     def workdir(self) -> Path:
-        """A private folder for this session's converted models, removed at the end."""
-        if self._workdir is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="pytest-trt-")
-        return Path(self._workdir.name)
+        """A private folder for this process's converted models, removed at the end (or by a later
+        run, if this one is killed)."""
+        return self.cache.work_dir()
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
