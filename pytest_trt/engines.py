@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -163,20 +162,16 @@ class EngineFactory:
         self._engines: dict[tuple[str, Path, BuildSpec], _EngineEntry] = {}
         self._feeds: dict[tuple[ModelSpec, str], dict[str, np.ndarray]] = {}
         self._references: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-        self._workdir: tempfile.TemporaryDirectory[str] | None = None  # made on first use
 
     def close(self) -> None:
         for entry in self._engines.values():
             entry.runner.close()
         self._engines.clear()
-        if self._workdir is not None:
-            self._workdir.cleanup()
 
     def workdir(self) -> Path:
-        """A private folder for this session's converted models, removed at the end."""
-        if self._workdir is None:
-            self._workdir = tempfile.TemporaryDirectory(prefix="pytest-trt-")
-        return Path(self._workdir.name)
+        """A private folder for this process's converted models, removed at the end (or by a
+        later run, if this one is killed)."""
+        return self.cache.work_dir()
 
     def model(self, path: Path) -> LoadedModel:
         if path not in self._models:

@@ -252,6 +252,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-cache-max-size", "trt_cache_max_size", Kind.SIZE,
            "evict least recently used engine cache entries beyond this size, e.g. 2GB or 500MiB.",
            default_text="no limit", metavar="SIZE"),
+    Option("--trt-lock-timeout", "trt_lock_timeout", Kind.FLOAT,
+           "seconds to wait for another process's lock on an engine cache entry (it is building or "
+           "reading it) before the test errors; who holds it is printed after a few seconds.",
+           default=600.0, minimum=0, above_minimum=True, metavar="SECONDS"),
     Option("--trt-max-input-bytes", "trt_max_input_bytes", Kind.SIZE,
            "refuse to generate inputs larger than this in all for one test, e.g. 2GB or 500MiB.",
            default=DEFAULT_MAX_INPUT_BYTES, minimum=0, above_minimum=True, metavar="SIZE"),
@@ -364,6 +368,7 @@ class Settings:
     rebuild: bool
     cache_clear: bool
     cache_max_size: str | None
+    lock_timeout_s: float
     max_input_bytes: int
     baseline_dir: Path
     baseline_mode: str
@@ -390,11 +395,24 @@ class Settings:
 
         cache = read(config, "trt_engine_cache_dir")
         if cache.value == "":  # the flag alone
-            engine_cache_dir: Path | None = Path(config.cache.mkdir("trt-engines")) if config.cache else None
+            pytest_cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+            if pytest_cache is None:
+                raise pytest.UsageError(
+                    "pytest-trt: --trt-engine-cache without a DIR keeps engines in pytest's cache "
+                    "folder, but pytest's cacheprovider plugin is disabled (-p no:cacheprovider); "
+                    "give a folder (--trt-engine-cache=DIR) or enable the cacheprovider"
+                )
+            engine_cache_dir: Path | None = Path(pytest_cache.mkdir("trt-engines"))
         elif cache.value:
             engine_cache_dir = _checked_path(root / cache.value, Kind.FOLDER, cache.source or "")
         else:
             engine_cache_dir = None
+        if value("trt_cache_clear") and engine_cache_dir is None:
+            raise pytest.UsageError(
+                "pytest-trt: --trt-cache-clear empties the engine cache, but no engine cache is in "
+                "use; add --trt-engine-cache[=DIR] (or set trt_engine_cache_dir or "
+                "PYTEST_TRT_ENGINE_CACHE), or drop --trt-cache-clear"
+            )
         threshold = read(config, "trt_regression_threshold")
         if threshold.value >= 1 and not hasattr(config, "workerinput"):  # xdist workers: said once
             try:
@@ -426,6 +444,7 @@ class Settings:
             rebuild=value("trt_rebuild"),
             cache_clear=value("trt_cache_clear"),
             cache_max_size=value("trt_cache_max_size"),
+            lock_timeout_s=value("trt_lock_timeout"),
             max_input_bytes=_bytes(value("trt_max_input_bytes")),
             baseline_dir=path("trt_baseline_dir") or root / "baselines",
             baseline_mode=value("trt_baseline"),

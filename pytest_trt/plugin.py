@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import options
-from .errors import PytestTrtError, SpecError
+from .errors import CacheError, PytestTrtError, SpecError
 from .marks import ItemGates, model_spec, read_gates, search_dirs
 from .session import RunState
 
@@ -61,7 +61,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.require_gpu or settings.backend != "auto":
         state.choice()  # decided now: a named backend or a GPU gate must stop the run before any test
     if settings.cache_clear and not _is_worker(config):
-        state.cache.clear()
+        try:
+            state.cache.clear()
+        except CacheError as exc:
+            raise pytest.UsageError(f"pytest-trt: {exc}") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -109,14 +109,16 @@ class RunState:
         self.rootpath = Path(config.rootpath)
         try:
             max_size = parse_size(settings.cache_max_size) if settings.cache_max_size else None
+            self.cache: EngineCache = EngineCache(
+                settings.engine_cache_dir,
+                rebuild=settings.rebuild,
+                max_size_bytes=max_size,
+                lock_timeout_s=settings.lock_timeout_s,
+                session_start=session_start,
+                notify=self._notify,
+            )
         except CacheError as exc:
             raise pytest.UsageError(f"pytest-trt: {exc}") from None
-        self.cache: EngineCache = EngineCache(
-            settings.engine_cache_dir,
-            rebuild=settings.rebuild,
-            max_size_bytes=max_size,
-            session_start=session_start,
-        )
         self._choice: BackendChoice | None = None
         self._backends: dict[str, Backend] = {}
         self._engines: EngineFactory | None = None
@@ -136,6 +138,7 @@ class RunState:
     def close(self) -> None:
         if self._engines is not None:
             self._engines.close()
+        self.cache.close()
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
@@ -148,6 +151,18 @@ class RunState:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             terminal.write_line(f"pytest-trt: {line}")
+
+    def _notify(self, line: str) -> None:
+        """Something the user must see now (a wait on another process's lock): on the terminal,
+        past pytest's output capture, else on stderr (xdist workers have no terminal)."""
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.ensure_newline()
+            terminal.write_line(f"pytest-trt: {line}")
+        else:
+            import sys
+
+            print(f"pytest-trt: {line}", file=sys.stderr, flush=True)
 
     @property
     def engines(self) -> EngineFactory:

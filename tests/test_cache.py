@@ -22,6 +22,7 @@ from examples.make_models import make_mlp
 from pytest_trt.backends.base import Artifact
 from pytest_trt.cache import (
     ARTIFACT_FILE,
+    MARKER_FILE,
     RECORD_FILE,
     CacheError,
     CacheEvent,
@@ -81,6 +82,11 @@ def engine_parts(model_path: Path, *, runtime: str = "tensorrt 10.3.0", device: 
         "device": device if device is not None else DEVICE,
         "transform": transform,
     }
+
+
+def _entry_files(root: Path) -> list[Path]:
+    """Files under a cache root other than its marker and lock files."""
+    return [p for p in root.rglob("*") if p.is_file() and p.parent.name != "locks" and p.name != MARKER_FILE]
 
 
 def entry_of(cache: EngineCache, kind: str, parts: dict[str, Any]) -> Path:
@@ -430,8 +436,7 @@ def test_disk_filling_up_mid_session_degrades_and_leaves_no_half_entry(
     monkeypatch.setattr(os, "replace", _disk_full)
     _assert_degraded(cache, warned, "No space left on device", first="miss")
     monkeypatch.undo()
-    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and p.parent.name != "locks"]
-    assert leftovers == []
+    assert _entry_files(tmp_path) == []
     assert EngineCache(tmp_path).get_or_build("engine", {"m": 1}, Builder(), load)[1].outcome == "miss"
 
 
@@ -487,7 +492,7 @@ def test_clear_removes_every_entry_and_leftover_temp_folders(tmp_path: Path) -> 
     (leftover / ARTIFACT_FILE).write_bytes(b"half")
     assert EngineCache(tmp_path).clear() == 4
     assert not leftover.exists()
-    assert [p for p in tmp_path.rglob("*") if p.is_file() and p.parent.name != "locks"] == []
+    assert _entry_files(tmp_path) == []
     assert EngineCache(tmp_path).get_or_build("engine", {"i": 0}, Builder(), load)[1].outcome == "miss"
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,8 +69,16 @@ elif mode == "die-writing-data":
     cache_module._write_durably = half_write
     cache.get_or_build("engine", parts, build, lambda a: a.data)
 elif mode in ("die-before-rename", "die-updating-last-used"):
-    os.replace = lambda src, dst: signal_and_hang()
+    replace = os.replace  # the lock's owner record is renamed into place too: let that one through
+    os.replace = lambda src, dst: replace(src, dst) if str(dst).endswith(".owner") else signal_and_hang()
     cache.get_or_build("engine", parts, build, lambda a: a.data)
+elif mode == "hold-entry":  # a pytest-trt process building an entry for a long time
+    def slow_build():
+        signal_and_hang()
+    cache.get_or_build("engine", parts, slow_build, lambda a: a.data)
+elif mode == "work-dir":
+    (cache.work_dir() / "converted.onnx").write_bytes(b"model" * 1000)
+    signal_and_hang()
 elif mode == "hold-lock":
     from filelock import FileLock
     with FileLock(root / "locks" / f"{cache.key('engine', parts)}.lock"):
@@ -194,11 +203,47 @@ def test_lock_left_by_a_dead_process_does_not_hang(children: Children) -> None:
 
 
 def test_lock_held_too_long_is_a_clear_error(children: Children) -> None:
-    holder = children.start("hold-lock")
+    holder = children.start("hold-lock")  # another tool: no owner record beside the lock
     children.wait_for("ready")
-    cache = EngineCache(children.root, lock_timeout_s=0.2)
+    notes: list[str] = []
+    cache = EngineCache(children.root, lock_timeout_s=0.2, notify=notes.append)
     lock_file = children.root / "locks" / f"{cache.key('engine', PARTS)}.lock"
     expected = re.escape(f"gave up after 0.2 s waiting for the lock {lock_file} on cache entry engine/")
-    with pytest.raises(CacheError, match=expected):
+    with pytest.raises(CacheError, match=expected) as gave_up:
         cache.get_or_build("engine", PARTS, lambda: Artifact(b"x"), lambda a: a.data)
+    assert "held by a process that left no owner record" in str(gave_up.value)
+    assert "--trt-lock-timeout" in str(gave_up.value)
+    assert notes == []  # gave up before the notice was due
     children.kill(holder)
+
+
+def test_waiting_for_a_live_holder_says_who_it_is_then_gives_up_naming_it(children: Children) -> None:
+    holder = children.start("hold-entry")
+    children.wait_for("ready")
+    notes: list[str] = []
+    cache = EngineCache(children.root, lock_timeout_s=1.5, lock_notice_s=0.3, notify=notes.append)
+    with pytest.raises(CacheError) as gave_up:
+        cache.get_or_build("engine", PARTS, lambda: Artifact(b"x"), lambda a: a.data)
+    who = f"held by pid {holder.pid} on host {socket.gethostname()} since "
+    assert len(notes) == 1, notes
+    assert "waiting for cache entry engine/" in notes[0] and who in notes[0] and "--trt-lock-timeout" in notes[0]
+    message = str(gave_up.value)
+    assert message.startswith("gave up after 1.5 s waiting for the lock") and who in message
+    assert "--trt-lock-timeout" in message
+    children.kill(holder)
+    # The kernel released the dead holder's lock; its stale owner record does not matter.
+    assert cache.get_or_build("engine", PARTS, lambda: Artifact(b"x"), lambda a: a.data)[1].outcome == "miss"
+
+
+def test_work_folder_of_a_killed_run_is_removed_by_the_next(children: Children) -> None:
+    killed, alive = children.start("work-dir"), children.start("work-dir")
+    children.wait_for("ready", count=2)
+    folders = {p.name.split("-")[0]: p for p in (children.root / "work").iterdir()}
+    assert set(folders) == {str(killed.pid), str(alive.pid)}
+    children.kill(killed)
+    cache = EngineCache(children.root)
+    assert not folders[str(killed.pid)].exists()
+    assert (folders[str(alive.pid)] / "converted.onnx").exists()  # its owner still runs
+    own = cache.work_dir()
+    cache.close()
+    assert not own.exists()
