@@ -122,26 +122,38 @@ def parse_size(text: str) -> int:
     return int(float(number) * base ** _SIZE_POWERS[unit.lower()])
 
 
+class CacheOutcome(str, Enum):
+    """How one artifact was obtained."""
+
+    HIT = "hit"
+    MISS = "miss"
+    REBUILT = "rebuilt"  # the entry was damaged
+    REPLACED = "replaced"  # --trt-rebuild
+    UNCACHED = "uncached"  # no persistent cache
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def built(self) -> bool:
+        return self is not CacheOutcome.HIT
+
+
 @dataclass
 class CacheEvent:
-    """How one artifact was obtained.
-
-    outcome: hit | miss | rebuilt (entry was corrupt) | replaced (--trt-rebuild) |
-    memory (the caller's in-session memo) | uncached (no persistent cache).
-    ``build_s`` is time spent building in this call; ``saved_s`` is, for a hit, the recorded build
-    time minus the load time.
-    """
+    """How one artifact was obtained. ``build_s`` is time spent building in this call;
+    ``saved_s`` is, for a hit, the recorded build time minus the load time."""
 
     kind: str
     key: str
-    outcome: str
+    outcome: CacheOutcome
     build_s: float = 0.0
     load_s: float = 0.0
     size_bytes: int = 0
     saved_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "outcome": self.outcome.value}
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -486,7 +498,7 @@ class EngineCache:
         self._used.add(key)
         with self._access(kind, key) as access:
             if access is _Access.NONE:
-                return self._build_and_load(kind, key, parts, build, load, "uncached", access)
+                return self._build_and_load(kind, key, parts, build, load, CacheOutcome.UNCACHED, access)
             outcome, found = self._lookup(kind, key, load, access)
             if found is not None:
                 return found
@@ -837,19 +849,19 @@ class EngineCache:
 
     def _lookup(
         self, kind: str, key: str, load: Callable[[Artifact], T], access: _Access
-    ) -> tuple[str, tuple[T, CacheEvent] | None]:
-        """(outcome for a build, None) or ("hit", (value, event)). Caller holds the access."""
+    ) -> tuple[CacheOutcome, tuple[T, CacheEvent] | None]:
+        """(outcome for a build, None) or (HIT, (value, event)). Caller holds the access."""
         if self._rebuild_pending(kind, key):
             if os.path.lexists(self.entry_dir(kind, key)):
                 if access is _Access.LOCKED:
                     self._remove(kind, key)
-                return "replaced", None
-            return "miss", None
+                return CacheOutcome.REPLACED, None
+            return CacheOutcome.MISS, None
         start = time.perf_counter()  # a hit costs the read and checksum too, not just load()
         try:
             found = self._read(kind, key)
             if found is None:
-                return "miss", None
+                return CacheOutcome.MISS, None
             artifact, record = found
             try:
                 value = load(artifact)
@@ -858,14 +870,14 @@ class EngineCache:
             load_s = time.perf_counter() - start
         except CorruptEntry as exc:
             self._drop_corrupt(kind, key, exc, access)
-            return "rebuilt", None
+            return CacheOutcome.REBUILT, None
         if access is _Access.LOCKED:
             self._touch(kind, key, dict(record, last_load_s=round(load_s, 6)))
         recorded = record.get("build_s")
         saved = max(0.0, recorded - load_s) if isinstance(recorded, (int, float)) else 0.0
-        event = CacheEvent(kind, key, "hit", load_s=load_s, size_bytes=len(artifact.data), saved_s=saved)
+        event = CacheEvent(kind, key, CacheOutcome.HIT, load_s=load_s, size_bytes=len(artifact.data), saved_s=saved)
         self._count(event, built=False)
-        return "hit", (value, event)
+        return CacheOutcome.HIT, (value, event)
 
     def _build_and_load(
         self,
@@ -874,7 +886,7 @@ class EngineCache:
         parts: Mapping[str, Any],
         build: Callable[[], Artifact],
         load: Callable[[Artifact], T],
-        outcome: str,
+        outcome: CacheOutcome,
         access: _Access,
     ) -> tuple[T, CacheEvent]:
         start = time.perf_counter()
@@ -898,10 +910,10 @@ class EngineCache:
     def _count(self, event: CacheEvent, *, built: bool) -> None:
         self.events.append(event)
         stats = self.stats
-        if event.outcome == "hit":
+        if event.outcome is CacheOutcome.HIT:
             stats.hits += 1
             stats.saved_s += event.saved_s
-        elif event.outcome in ("miss", "rebuilt", "replaced"):
+        elif event.outcome in (CacheOutcome.MISS, CacheOutcome.REBUILT, CacheOutcome.REPLACED):
             stats.misses += 1
         if built:
             stats.builds += 1

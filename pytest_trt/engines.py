@@ -243,7 +243,7 @@ class EngineFactory:
             build=lambda: backend.build(built_from, build),
             load=lambda artifact: backend.load(artifact, built_from, build),
         )
-        how = "loaded" if event.outcome == "hit" else "built"
+        how = "built" if event.outcome.built else "loaded"
         provenance = Provenance(how, time.perf_counter() - started, event.as_dict())
         return _EngineEntry(backend_name, runtime_version, model, built_from, build, runner, provenance)
 

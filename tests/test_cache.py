@@ -26,6 +26,7 @@ from pytest_trt.cache import (
     RECORD_FILE,
     CacheError,
     CacheEvent,
+    CacheOutcome,
     CacheStats,
     EngineCache,
     decode_arrays,
@@ -569,7 +570,7 @@ def test_summary_line_and_stats_from_workers() -> None:
     assert total.summary_line() == (
         "engine cache /c: 4 hits, 2 misses (2 builds, 3.31 s), 1 corrupt, 2 evicted; saved ~6.9 s"
     )
-    assert CacheEvent("engine", "k", "memory").as_dict() == {
-        "kind": "engine", "key": "k", "outcome": "memory", "build_s": 0.0, "load_s": 0.0,
+    assert CacheEvent("engine", "k", CacheOutcome.HIT).as_dict() == {
+        "kind": "engine", "key": "k", "outcome": "hit", "build_s": 0.0, "load_s": 0.0,
         "size_bytes": 0, "saved_s": 0.0,
     }
