@@ -16,10 +16,12 @@ from typing import Any
 
 from .files import write_atomic
 from .regression import Verdict
+from .report import accuracy_summary, budget_summary
 from .results import TestRecord, TestStatus
 
 # 2: budgets carry "state", records "baseline_state" and "failures" (enum values, see results.py).
-SCHEMA = 2
+# 3: records carry "doubts" (warnings that a verdict may be wrong) and "feed" (inputs' origin).
+SCHEMA = 3
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 
 Record = TestRecord | Mapping[str, Any]
@@ -98,7 +100,7 @@ def markdown(records: Sequence[Record], meta: Mapping[str, Any]) -> str:
         "| test | backend | status | p50 ms | p99 ms | qps | vs baseline | verdict |",
         "|---|---|---|---:|---:|---:|---|---|",
     ]
-    notes = []
+    notes, failures = [], []
     for record, verdict in zip(plain, verdicts):
         perf = record.get("perf") or {}
         latency, throughput = perf.get("latency") or {}, perf.get("throughput")
@@ -112,10 +114,25 @@ def markdown(records: Sequence[Record], meta: Mapping[str, Any]) -> str:
                 f"{throughput:,.0f}" if isinstance(throughput, (int, float)) else "", found, verdict,
             )) + " |"
         )
-        notes += [f"- `{_cell(record['nodeid'])}`: {_cell(w)}" for w in record.get("warnings") or []]
+        said = [*(record.get("doubts") or []), *(record.get("warnings") or [])]
+        notes += [f"- `{_cell(record['nodeid'])}`: {_cell(w)}" for w in said]
+        if TestStatus(record["status"]) is not TestStatus.PASSED and record.get("failures"):
+            failures += _failure_block(record)
     if notes:
         lines += ["", "**Warnings**", "", *notes]
+    if failures:
+        lines += ["", "### Failures", *failures]
     return "\n".join(lines) + "\n"
+
+
+def _failure_block(record: Mapping[str, Any]) -> list[str]:
+    """The failed test's reasons as its failure shows them, in a code block (they are indented
+    text: accuracy reports, histograms), fenced longer than any backtick run inside."""
+    text = "\n".join(record["failures"])
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return ["", f"**`{_cell(record['nodeid'])}`** ({record['status']})", "", f"{fence}text", text, fence]
 
 
 def write_markdown(path: Path, records: Sequence[Record], meta: Mapping[str, Any]) -> None:
@@ -130,10 +147,15 @@ def write_markdown(path: Path, records: Sequence[Record], meta: Mapping[str, Any
 
 
 def junit_properties(record: Record) -> list[tuple[str, str]]:
-    """Properties for ``item.user_properties``: latency percentiles, throughput, baseline delta
+    """Properties for ``item.user_properties``: the test's status, its accuracy, one
+    ``trt_budget`` per budget with its verdict, latency percentiles, throughput, baseline delta
     and verdict, named ``trt_*`` so they sort together in CI viewers."""
     plain = _plain(record)
-    props = [("trt_backend", str(plain.get("backend", "")))]
+    running = str(plain.get("backend", ""))
+    props = [("trt_backend", running), ("trt_status", TestStatus(plain["status"]).value)]
+    if plain.get("accuracy"):
+        props.append(("trt_accuracy", accuracy_summary(plain["accuracy"])))
+    props += [("trt_budget", budget_summary(budget, running)) for budget in plain.get("budgets") or []]
     perf = plain.get("perf") or {}
     latency = perf.get("latency") or {}
     for label, key in (("p50", "median"), ("p90", "p90"), ("p99", "p99")):

@@ -24,6 +24,7 @@ from .cache import EngineCache, decode_arrays, encode_arrays
 from .errors import ModelError
 from .files import write_atomic
 from .model import LoadedModel, Shape, load_inputs_npz, load_model, make_inputs, resolve_shapes
+from .progress import Phase, Progress
 from .spec import BuildSpec, ModelSpec
 from .types import Artifact, TensorSpec
 
@@ -123,6 +124,31 @@ class Engine:
         __tracebackhide__ = True
         return self._entry.runner.infer(feed)
 
+    def feed_facts(self) -> dict[str, dict[str, Any]]:
+        """Where each input of the feed came from and the values it holds, for ``-v``: read from
+        the ``inputs=`` file, or generated in the ``input_ranges=`` range, the range the graph
+        bounds an index to, or the default range (the order ``model.make_inputs`` follows)."""
+        facts: dict[str, dict[str, Any]] = {}
+        ranges = self.spec.range_map
+        graph = dict(self._entry.model.index_ranges)
+        for name, array in self._feed.items():
+            if self.spec.inputs is not None:
+                fact: dict[str, Any] = {"source": "file", "file": self.spec.inputs.name}
+            elif array.dtype == np.bool_:
+                fact = {"source": "generated", "range": "both values"}
+            elif name in ranges:
+                fact = {"source": "generated", "range": "input_ranges"}
+            elif name in graph and np.issubdtype(array.dtype, np.integer):
+                fact = {"source": "generated", "range": "graph"}
+            else:
+                fact = {"source": "generated", "range": "default"}
+            if array.size:
+                low, high = array.min(), array.max()
+                kind = int if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_ else float
+                fact.update(min=kind(low), max=kind(high))
+            facts[name] = fact
+        return facts
+
     def sample_inputs(self) -> dict[str, np.ndarray]:
         """The seeded (or ``.npz``) inputs the gates use; copies, so a test may modify them."""
         return {name: array.copy() for name, array in self._feed.items()}
@@ -148,16 +174,23 @@ class EngineFactory:
     """Engines, models, feeds and reference outputs of one process, each made once.
 
     ``backend_for(name)`` gives the session's backend object of that name; ``seed`` is the
-    session's default input seed; ``max_input_bytes`` bounds one test's generated inputs.
+    session's default input seed; ``max_input_bytes`` bounds one test's generated inputs;
+    ``progress`` hears of builds, conversions and references that take long.
     """
 
     def __init__(
-        self, cache: EngineCache, backend_for: Callable[[str], Backend], seed: int, max_input_bytes: int | None = None
+        self,
+        cache: EngineCache,
+        backend_for: Callable[[str], Backend],
+        seed: int,
+        max_input_bytes: int | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.cache = cache
         self._backend_for = backend_for
         self._seed = seed
         self._max_input_bytes = max_input_bytes
+        self._progress = progress or Progress()
         self._models: dict[Path, LoadedModel] = {}
         self._engines: dict[tuple[str, Path, BuildSpec], _EngineEntry] = {}
         self._feeds: dict[tuple[ModelSpec, str], dict[str, np.ndarray]] = {}
@@ -236,13 +269,17 @@ class EngineFactory:
             "device": backend.device_fingerprint(build),
             "transform": precision.transform_key(build.precision, transform),
         }
+        shown = model.path.name if build.precision == "fp32" else f"{model.path.name} ({build.precision})"
         started = time.perf_counter()
-        runner, event = self.cache.get_or_build(
-            backend_name,
-            parts,
-            build=lambda: backend.build(built_from, build),
-            load=lambda artifact: backend.load(artifact, built_from, build),
-        )
+        with self._progress.phase(Phase.BUILD, f"{shown} for {backend_name}") as step:
+            runner, event = self.cache.get_or_build(
+                backend_name,
+                parts,
+                build=lambda: backend.build(built_from, build),
+                load=lambda artifact: backend.load(artifact, built_from, build),
+            )
+            if not event.outcome.built:
+                step.phase = Phase.LOAD
         how = "built" if event.outcome.built else "loaded"
         provenance = Provenance(how, time.perf_counter() - started, event.as_dict())
         return _EngineEntry(backend_name, runtime_version, model, built_from, build, runner, provenance)
@@ -265,7 +302,10 @@ class EngineFactory:
                 write_atomic(path, artifact.data)
             return load_model(path)
 
-        converted, _ = self.cache.get_or_build("converted-model", parts, build=convert, load=load)
+        with self._progress.phase(Phase.CONVERT, f"{model.path.name} to {precision_name}") as step:
+            converted, event = self.cache.get_or_build("converted-model", parts, build=convert, load=load)
+            if event.outcome == "hit":
+                step.phase, step.subject = Phase.LOAD, f"{model.path.name} in {precision_name}"
         return converted
 
     def reference_outputs(self, model: LoadedModel, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -291,9 +331,12 @@ class EngineFactory:
                 runner.close()
 
         # get_or_build holds the key's lock, so xdist workers compute a reference only once.
-        outputs, _ = self.cache.get_or_build(
-            "reference", parts, build=run_reference, load=lambda artifact: decode_arrays(artifact.data)
-        )
+        with self._progress.phase(Phase.REFERENCE, f"the reference outputs of {model.path.name}") as step:
+            outputs, event = self.cache.get_or_build(
+                "reference", parts, build=run_reference, load=lambda artifact: decode_arrays(artifact.data)
+            )
+            if event.outcome == "hit":
+                step.phase = Phase.LOAD
         self._references[key] = outputs
         return outputs
 

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from . import accuracy, measure
+from . import accuracy, backends, measure
 from .baseline import BaselineInput, BaselineStore
 from .engines import Engine
 from .errors import InferenceError, PytestTrtError
 from .marks import ItemGates
 from .measure import PerfResult
 from .model import LoadedModel, describe_generated
+from .progress import Phase, Progress
 from .regression import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
 from .results import BudgetOutcome, BudgetState, TestRecord, TestStatus, TestSubject
 from .spec import AccuracySpec, MeasureSettings, PerfBudget
@@ -38,6 +39,7 @@ class GateContext:
     reference: Callable[[LoadedModel, Mapping[str, np.ndarray]], dict[str, np.ndarray]]
     baseline_store: Callable[[], tuple[BaselineStore, dict[str, str]]]  # this backend's store, software facts
     save_failures: Path | None = None
+    progress: Progress = field(default_factory=Progress)  # hears of measurements that run long
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class _Perf:
     result: PerfResult | None = None
     budgets: list[BudgetOutcome] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    doubts: list[str] = field(default_factory=list)  # budgets the sample cannot judge for sure
 
 
 def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutcome:
@@ -66,7 +69,7 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
             result, accuracy_failures = check_accuracy(engine, gates.accuracy, feed, context)
             failures += accuracy_failures
         if gates.budgets:
-            perf = check_perf(engine, gates.budgets, feed, context.perf_mode)
+            perf = check_perf(engine, gates.budgets, feed, context)
             failures += perf.failures
             if perf.result is not None:
                 failed = []
@@ -109,6 +112,7 @@ def _record(
         baseline_note=baseline.note,
         baseline_state=baseline.state.value,
         warnings=perf_warnings + baseline.warnings,
+        doubts=tuple(perf.doubts),
         failures=failures,
     )
 
@@ -141,14 +145,36 @@ def measure_settings(budgets: tuple[PerfBudget, ...], backend: str) -> MeasureSe
     return (running_budget(budgets, backend) or budgets[0]).measure
 
 
-def check_perf(engine: Engine, budgets: tuple[PerfBudget, ...], feed: dict[str, np.ndarray], mode: str) -> _Perf:
-    running = engine.backend
+def _measured(
+    engine: Engine,
+    feed: dict[str, np.ndarray],
+    settings: MeasureSettings,
+    percentiles: tuple[float, ...],
+    context: GateContext,
+    phase: Phase,
+) -> PerfResult:
+    asked_s = (settings.warmup_ms + settings.min_duration_ms) / 1000
+    subject = f"{context.subject.nodeid} on {engine.backend}"
+    with context.progress.phase(phase, subject, expected_s=asked_s) as step:
+        result = measure.measure(engine.runner, feed, settings, engine.batch, percentiles=percentiles)
+        step.detail = f"{result.iterations} iterations"
+    return result
+
+
+def _threads_advice(engine: Engine) -> bool:
+    """Whether one thread would steady the timings: the backend has the option, unused."""
+    takes = "intra_op_threads" in backends.get(engine.backend).build_options
+    return takes and engine.build.option_map.get("intra_op_threads") != 1
+
+
+def check_perf(
+    engine: Engine, budgets: tuple[PerfBudget, ...], feed: dict[str, np.ndarray], context: GateContext
+) -> _Perf:
+    running, mode = engine.backend, context.perf_mode
     perf = _Perf()
     if mode != "off":
         judged = measure.judged_percentiles(budgets, running)
-        perf.result = measure.measure(
-            engine.runner, feed, measure_settings(budgets, running), engine.batch, percentiles=judged
-        )
+        perf.result = _measured(engine, feed, measure_settings(budgets, running), judged, context, Phase.MEASURE)
     for budget in budgets:
         description = measure.describe_budget(budget)
         if perf.result is None:
@@ -157,6 +183,7 @@ def check_perf(engine: Engine, budgets: tuple[PerfBudget, ...], feed: dict[str, 
             outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_ENFORCED, f"not enforced (running {running})")
         else:
             missed = measure.budget_failures(perf.result, budget)
+            perf.doubts += measure.budget_doubts(perf.result, budget, threads_advice=_threads_advice(engine))
             if mode == "enforce":
                 state = BudgetState.FAILED if missed else BudgetState.PASSED
                 outcome = BudgetOutcome(budget.backend, description, state, "; ".join(missed))
@@ -190,7 +217,7 @@ def check_baseline(
     judged = measure.judged_percentiles(budgets, engine.backend)
 
     def remeasure() -> PerfResult:
-        return measure.measure(engine.runner, feed, settings, engine.batch, percentiles=judged)
+        return _measured(engine, feed, settings, judged, context, Phase.REMEASURE)
 
     subject = context.subject
     measured = BaselineInput(

@@ -36,7 +36,9 @@ from .measure_defaults import FEWEST_ITERATIONS, SLOW_MODEL_MS
 from .spec import MeasureSettings, PerfBudget
 from .stats import LatencyStats, percentile, percentile_label, samples_needed, summarize
 
-CV_LIMIT = 0.10  # above this the latency sample is too noisy to trust a tight budget
+# A latency budget is in doubt when the percentile it names, taken over each of this many
+# consecutive stretches of the measurement, falls on both sides of it.
+DOUBT_STRETCHES = 10
 ENQUEUE_BOUND_RATIO = 0.8  # host enqueue this close to GPU compute starves the GPU
 PHASES = ("compute", "h2d", "d2h", "enqueue")
 SHOWN_PERCENTILES = (50.0, 90.0, 95.0, 99.0)  # the ones LatencyStats holds and reports print
@@ -468,8 +470,6 @@ def _result(
         after_probe=after_probe,
         lock_wait_s=lock_wait_s,
     )
-    if result.latency.cv > CV_LIMIT:
-        warnings.append(f"latency CV {result.latency.cv * 100:.1f}% > {CV_LIMIT * 100:g}%: results may be unstable")
     warnings.extend(_bound_warnings(**phases))
     for q in dict.fromkeys(percentiles):
         if result.short_of(q):
@@ -515,6 +515,32 @@ def describe_budget(budget: PerfBudget) -> str:
     if budget.max_regression is not None:
         parts.append(f"regression <= {_number(budget.max_regression * 100)}%")
     return ", ".join(parts) or "measure only"
+
+
+def budget_doubts(result: PerfResult, budget: PerfBudget, *, threads_advice: bool = False) -> list[str]:
+    """A line when the sample cannot tell whether it meets its latency budget: the percentile the
+    budget names, taken over each tenth of the measurement in time order, lands on both sides of
+    the limit, so another run of the same code may decide the other way. The stretches carry the
+    host's slow and fast moments, which a bootstrap of independent iterations hides (it is far too
+    narrow between runs). A noisy percentile far from its budget is no doubt. ``threads_advice``:
+    the backend takes ``intra_op_threads`` and the test does not run on one thread yet."""
+    if budget.max_latency_ms is None:
+        return []
+    stretches = np.array_split(np.asarray(result.samples_ms), min(DOUBT_STRETCHES, len(result.samples_ms)))
+    values = [percentile(part, budget.percentile) for part in stretches]
+    low, high = min(values), max(values)
+    if not low <= budget.max_latency_ms < high:
+        return []
+    limit = _ms(budget.max_latency_ms)
+    places = max(3, len(limit.split(".")[1]))
+    observed = result.latency_at(budget.percentile)
+    steadier = " or on one thread (intra_op_threads=1)" if threads_advice else ""
+    label = percentile_label(budget.percentile)
+    return [
+        f"{label} {observed:.{places}f} ms is too close to its budget {limit} ms to judge: {label} of each "
+        f"tenth of the measurement {low:.{places}f}..{high:.{places}f} ms (n={result.iterations}), another "
+        f"run may decide otherwise; measure longer (min_duration_ms){steadier}"
+    ]
 
 
 def budget_failures(result: PerfResult, budget: PerfBudget) -> list[str]:

@@ -74,7 +74,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return _state(config).choice().header()
+    import textwrap
+
+    # The reason a backend is unavailable can be long (import errors, install hints): wrapped at
+    # the terminal's width, continuation lines indented.
+    width = config.get_terminal_writer().fullwidth
+    return [
+        part
+        for line in _state(config).choice().header()
+        for part in textwrap.wrap(
+            line, width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+        )
+    ]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -191,19 +202,23 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    state = _state(config)
+    records, stats = state.collected.records, state.cache.stats
+    if not records and not (stats.builds or stats.hits) and not state.summary_notes and not state.session_errors:
+        return  # before importing the report: a run without gated tests stays light
     from . import report
 
-    state = _state(config)
-    width = max(report.DEFAULT_WIDTH, config.get_terminal_writer().fullwidth)
-    lines = report.summary_lines(state.collected.records, width=width)
-    stats = state.cache.stats
-    if not lines and not (stats.builds or stats.hits) and not state.summary_notes and not state.session_errors:
-        return
-    terminalreporter.write_sep("=", "pytest-trt summary")
-    for line in lines:
-        terminalreporter.write_line(line)
-    terminalreporter.write_line(stats.summary_line())
-    for line in state.summary_notes:
+    verbosity = config.option.verbose  # -1 for -q, 1 for -v, as pytest counts
+    width = config.get_terminal_writer().fullwidth
+    lines = report.summary_lines(records, width=width, verbosity=verbosity)
+    if verbosity >= 0:
+        lines += report.wrap(stats.summary_line(), width)
+    for note in state.summary_notes:
+        lines += report.wrap(note, width, "      " if note.startswith("  ") else "    ")
+    totals = report.totals(records, width)
+    if lines or state.session_errors:
+        terminalreporter.write_sep("=", "pytest-trt summary")
+    for line in lines + totals:
         terminalreporter.write_line(line)
     for line in state.session_errors:
         terminalreporter.write_line(f"error: {line}", red=True)

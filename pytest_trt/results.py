@@ -86,6 +86,7 @@ class TestSubject:
     build: dict[str, Any]  # BuildSpec.as_dict()
     workload: dict[str, Any]  # input shapes/dtypes, batch, precision, output signature
     engine: dict[str, Any] = field(default_factory=dict)  # how obtained: built/loaded, seconds
+    feed: dict[str, Any] = field(default_factory=dict)  # per input: where its values came from, min, max
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ class TestRecord:
     regression: RegressionVerdict | None = None
     baseline_note: str = ""  # e.g. "no baseline", "stale: shapes changed", "model 3f2a.. -> 91c0.."
     baseline_state: str = ""  # regression.BaselineNote value: what the baseline step did
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # advice: what the run noticed without doubting a verdict
+    doubts: tuple[str, ...] = ()  # warnings that a gate's verdict may be wrong (a budget within the noise)
     failures: tuple[str, ...] = ()  # one line per failed gate, as the test's failure shows them
 
     @property
@@ -131,6 +133,7 @@ class TestRecord:
             "build": subject.build,
             "workload": subject.workload,
             "engine": subject.engine,
+            "feed": subject.feed,
             "accuracy": plain(self.accuracy),
             "perf": plain(self.perf),
             "budgets": [b.as_dict() for b in self.budgets],
@@ -139,5 +142,6 @@ class TestRecord:
             "baseline_state": self.baseline_state,
             "status": self.status.value,
             "warnings": list(self.warnings),
+            "doubts": list(self.doubts),
             "failures": list(self.failures),
         }

@@ -16,6 +16,7 @@ from . import backends
 from .backends import BackendInfo, DeviceKind
 from .errors import CacheError
 from .options import Settings
+from .progress import Progress, terminal_writer
 from .types import Availability, BackendContext
 from .xdist import WorkerReport
 
@@ -128,6 +129,7 @@ class RunState:
         self.collected = WorkerReport()
         self.summary_notes: list[str] = []  # baseline lines for the terminal summary
         self.session_errors: list[str] = []  # session-end problems: shown, and the run exits non-zero
+        self.progress = Progress(terminal_writer(config))  # long phases on the terminal
 
     def choice(self) -> BackendChoice:
         """The backend for this run, decided on first use (it may probe the CUDA driver)."""
@@ -142,15 +144,9 @@ class RunState:
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
-            context = BackendContext(settings=self.settings, cache=self.cache, progress=self._progress)
+            context = BackendContext(settings=self.settings, cache=self.cache, progress=self.progress.note)
             self._backends[name] = backends.create(name, context)
         return self._backends[name]
-
-    def _progress(self, line: str) -> None:
-        """Long builds report their phases on the terminal (not under xdist workers)."""
-        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is not None:
-            terminal.write_line(f"pytest-trt: {line}")
 
     def _notify(self, line: str) -> None:
         """Something the user must see now (a wait on another process's lock): on the terminal,
@@ -169,7 +165,9 @@ class RunState:
         if self._engines is None:
             from .engines import EngineFactory
 
-            self._engines = EngineFactory(self.cache, self.backend, self.settings.seed, self.settings.max_input_bytes)
+            self._engines = EngineFactory(
+                self.cache, self.backend, self.settings.seed, self.settings.max_input_bytes, self.progress
+            )
         return self._engines
 
     def engine(self, spec: ModelSpec) -> Engine:
@@ -193,6 +191,7 @@ class RunState:
             build=engine.build.as_dict(),
             workload=engine.workload(),
             engine=engine.provenance.as_dict(),
+            feed=engine.feed_facts(),
         )
         settings = self.settings
         context = gate_rules.GateContext(
@@ -208,6 +207,7 @@ class RunState:
             reference=self.engines.reference_outputs,
             baseline_store=lambda: self.baselines(engine.backend),
             save_failures=settings.save_failures,
+            progress=self.progress,
         )
         outcome = gate_rules.evaluate(gates, engine, context)
         self.collected.records.append(outcome.record.as_dict())
@@ -263,15 +263,15 @@ class RunState:
         """On the controller at the end: baselines written or listed, then the JSON and Markdown
         reports of every gated test (xdist workers' included). A file that cannot be written
         becomes an entry of ``session_errors``, never an exception out of the hook."""
-        from . import baseline, baseline_folders, ci_report
-        from .fingerprint import machine_fingerprint
-        from .regression import BaselineNote
-
         settings = self.settings
         collected = self.collected
         gated = bool(collected.records or collected.measured)
         if not gated and settings.report_json is None and settings.report_md is None:
-            return  # a session without gated tests: nothing to record or report
+            return  # a session without gated tests: nothing to record or report, nothing imported
+        from . import baseline, baseline_folders, ci_report
+        from .fingerprint import machine_fingerprint
+        from .regression import BaselineNote
+
         choice = self.choice()
         store, _ = self.baselines(choice.name)
         if gated and settings.baseline_mode != "off":

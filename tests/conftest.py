@@ -65,6 +65,9 @@ class TrtPytester:
 def trt_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> TrtPytester:
     # Subprocess runs import pytest_trt from this checkout even where it is not pip-installed.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    # The summary fits the terminal's width: a wide one, whatever terminal runs this suite, so
+    # that lines are matched whole; tests of narrow terminals set their own.
+    monkeypatch.setenv("COLUMNS", "240")
     tp = TrtPytester(pytester)
     for name in ("mlp.onnx", "cnn.onnx", "encoder.onnx", "mlp_inputs.npz"):
         tp.copy_model(name)

@@ -7,8 +7,9 @@ import json
 from test_baseline import make_record
 
 from pytest_trt.ci_report import junit_properties, markdown, write_json, write_markdown
+from pytest_trt.accuracy import AccuracyResult, OutputReport
 from pytest_trt.regression import BaselineNote, RegressionVerdict, Verdict
-from pytest_trt.results import TestRecord as Record, TestStatus, TestSubject
+from pytest_trt.results import BudgetOutcome, BudgetState, TestRecord as Record, TestStatus, TestSubject
 
 META = {"hardware": "cpu-amd-epyc-2c", "backend": "onnxruntime", "commit": "abc123"}
 
@@ -22,7 +23,8 @@ def finished(nodeid: str, **fields) -> Record:
         workload=dict(measured.workload),
     )
     fields.setdefault("status", TestStatus.PASSED)
-    return Record(subject=subject, perf=measured.perf, accuracy=measured.accuracy, **fields)
+    fields.setdefault("accuracy", measured.accuracy)
+    return Record(subject=subject, perf=measured.perf, **fields)
 
 
 def regressed_record(**fields):
@@ -51,7 +53,7 @@ def test_json_holds_every_test_with_statistics_and_verdict(tmp_path):
     path = tmp_path / "out" / "trt.json"
     write_json(path, [regressed_record(), new_record().as_dict()], META)
     data = json.loads(path.read_text())
-    assert data["schema"] == 2 and data["meta"] == META
+    assert data["schema"] == 3 and data["meta"] == META
     slow, new = data["tests"]
     assert slow["nodeid"] == "tests/test_m.py::test_slow"
     assert slow["perf"]["latency"]["n"] == 500 and len(slow["perf"]["samples_ms"]) == 500
@@ -112,3 +114,60 @@ def test_junit_properties_carry_percentiles_throughput_and_delta():
     assert props["trt_baseline_note"] == "model 3f2a.. -> 91c0.."
     assert all(isinstance(v, str) for _, v in junit_properties(record))
     assert dict(junit_properties(new_record().as_dict()))["trt_baseline_note"] == "no baseline"
+
+
+def test_junit_properties_carry_status_accuracy_and_each_budgets_verdict():
+    budgets = (
+        BudgetOutcome("onnxruntime", "p99 <= 2.00 ms", BudgetState.PASSED),
+        BudgetOutcome("tensorrt", "p99 <= 0.30 ms", BudgetState.NOT_ENFORCED, "not enforced (running onnxruntime)"),
+    )
+    props = junit_properties(finished("tests/test_m.py::test_ok", budgets=budgets))
+    assert ("trt_status", "passed") in props
+    assert ("trt_accuracy", "passed, worst |d| 1e-06") in props
+    assert [v for k, v in props if k == "trt_budget"] == [
+        "p99 <= 2.00 ms: passed",
+        "p99 <= 0.30 ms (tensorrt): not-enforced",
+    ]
+    inaccurate = AccuracyResult(False, [
+        OutputReport("y", False, "output 'y': 3 of 10 elements outside", stats={"max_abs": 0.41}),
+        OutputReport("z", True, stats={"max_abs": 2e-7}),
+    ])
+    props = dict(junit_properties(finished("tests/test_m.py::test_bad", accuracy=inaccurate, status=TestStatus.FAILED)))
+    assert props["trt_status"] == "failed"
+    assert props["trt_accuracy"] == "failed: 1 of 2 outputs, worst |d| 0.41"
+    assert "trt_budget" not in props
+
+
+def test_markdown_gives_the_reason_of_each_failed_row_and_the_doubts():
+    failures = (
+        "perf (onnxruntime): p99 latency 2.500 ms > budget 2.00 ms (n=500, cv 3.1%)",
+        "accuracy: output 'y': 3 of 10 elements outside atol=1e-05 + rtol=0.001*|ref|\n  worst |d|=0.41 at [0, 3]",
+    )
+    failed = finished("tests/test_m.py::test_slow", status=TestStatus.FAILED, failures=failures,
+                      doubts=("p99 2.500 ms is too close to its budget 2.00 ms to judge",))
+    broken = finished("tests/test_m.py::test_broken", status=TestStatus.ERROR,
+                      failures=("pytest-trt: the model rejected the generated inputs ```x```",))
+    text = markdown([failed, new_record(), broken], META)
+    lines = text.splitlines()
+    assert "- `tests/test_m.py::test_slow`: p99 2.500 ms is too close to its budget 2.00 ms to judge" in lines
+    at = lines.index("### Failures")
+    assert lines[at + 1:at + 8] == [
+        "",
+        "**`tests/test_m.py::test_slow`** (failed)",
+        "",
+        "```text",
+        failures[0],
+        "accuracy: output 'y': 3 of 10 elements outside atol=1e-05 + rtol=0.001*|ref|",
+        "  worst |d|=0.41 at [0, 3]",
+    ]
+    assert lines[at + 8] == "```"
+    # A reason holding a fence gets a longer one, so the block still closes where it should.
+    assert lines[at + 9:] == [
+        "",
+        "**`tests/test_m.py::test_broken`** (error)",
+        "",
+        "````text",
+        "pytest-trt: the model rejected the generated inputs ```x```",
+        "````",
+    ]
+    assert "test_new" not in text.split("### Failures")[1]  # a passed test has no reason to give

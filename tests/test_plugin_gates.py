@@ -114,7 +114,7 @@ def test_latency_and_throughput_budgets_fail_with_numbers(trt_pytester):
         "perf (onnxruntime): p99 latency * ms > budget 0.000001 ms (n=*, cv *%)",
         "perf (onnxruntime): throughput * qps < budget 1000000000000 qps (n=*)",
     ])
-    result.stdout.fnmatch_lines(["  test_absurd", "*onnxruntime*FAIL", "  test_generous", "*onnxruntime*ok"])
+    result.stdout.fnmatch_lines(["  test_absurd*onnxruntime*FAIL", "  test_generous*onnxruntime*ok"])
 
 
 def test_budgets_for_another_backend_are_measured_and_reported_not_enforced(trt_pytester):
