@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import cuda as cuda_layer
 from ..cuda import CudaApi, Stream
+from ..types import BackendContext
 from . import onnxruntime_gpu as gpu
 from .base import Artifact, Availability, BackendError, BackendUnavailable
 
@@ -40,7 +41,7 @@ class OnnxRuntimeCudaBackend:
         self._availability: Availability | None = None
 
     @classmethod
-    def for_session(cls, context: Any) -> OnnxRuntimeCudaBackend:
+    def for_session(cls, context: BackendContext) -> OnnxRuntimeCudaBackend:
         return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "")
 
     # -- availability ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -131,9 +132,14 @@ def logged_reason(lines: Sequence[str]) -> str:
 def library_load_error(ort: ModuleType, library: str) -> str:
     """Why the dynamic loader refuses a provider library of this onnxruntime, or "" if it loads.
     onnxruntime's own dlopen of it fails for the same reason in this process."""
-    path = Path(ort.__file__).parent / "capi" / library
+    capi = Path(ort.__file__).parent / "capi"
     try:
-        ctypes.CDLL(str(path))
+        # Provider libraries take Provider_GetHost from this one, which onnxruntime loads global.
+        ctypes.CDLL(str(capi / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        pass  # a CPU build has none; loading the provider library then says what is missing
+    try:
+        ctypes.CDLL(str(capi / library))
     except OSError as exc:
         return str(exc)
     return ""
@@ -159,7 +165,9 @@ def provider_comes_up(ort: ModuleType, provider: str, providers: list[Any], libr
     Where it is not, the dynamic loader's words about ``library`` say why most precisely
     (onnxruntime itself says "Please install TensorRT libraries", or only logs a line)."""
     failure = ""
-    with native_stderr() as log:
+    # onnxruntime's own notes about an unknown provider would only repeat what is reported here.
+    with native_stderr() as log, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         try:
             session = open_session(ort, one_node_model(), quiet_options(ort), providers)
         except BackendError as exc:

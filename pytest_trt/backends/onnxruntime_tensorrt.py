@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import cuda as cuda_layer
 from ..cuda import CudaApi, Stream
+from ..types import BackendContext
 from . import onnxruntime_gpu as gpu
 from .base import Artifact, Availability, BackendError, BackendUnavailable
 
@@ -112,7 +113,7 @@ class OnnxRuntimeTensorRTBackend:
         self._availability: Availability | None = None
 
     @classmethod
-    def for_session(cls, context: Any) -> OnnxRuntimeTensorRTBackend:
+    def for_session(cls, context: BackendContext) -> OnnxRuntimeTensorRTBackend:
         return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "", cache=context.cache)
 
     # -- availability ------------------------------------------------------------------------

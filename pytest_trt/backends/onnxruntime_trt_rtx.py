@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import cuda as cuda_layer
 from ..cuda import CudaApi, Stream
+from ..types import BackendContext
 from . import onnxruntime_gpu as gpu
 from .base import Artifact, Availability, BackendError, BackendUnavailable
 
@@ -91,7 +92,7 @@ class OnnxRuntimeTrtRtxBackend:
         self._availability: Availability | None = None
 
     @classmethod
-    def for_session(cls, context: Any) -> OnnxRuntimeTrtRtxBackend:
+    def for_session(cls, context: BackendContext) -> OnnxRuntimeTrtRtxBackend:
         return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "")
 
     # -- availability ------------------------------------------------------------------------
