@@ -32,6 +32,7 @@ for name in ("onnxruntime-cuda", "onnxruntime-tensorrt", "onnxruntime-trt-rtx"):
     if status.ok:
         print(f"  runtime {backend.runtime_version()}")
 EOF
+  "$py" -c "import onnxruntime_ep_nv_tensorrt_rtx" 2>/dev/null && timeout 120 "$py" bench/trt_rtx_probe.py
 } 2>&1 | tee "$out/env.txt"
 
 timeout 240 "$py" -m pytest -q -p no:cacheprovider tests/gpu -rA 2>&1 | tee "$out/tests_gpu.txt"

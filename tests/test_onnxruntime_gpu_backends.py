@@ -421,3 +421,31 @@ def test_tensorrt_backend_without_the_provider_compiled_in(monkeypatch: pytest.M
     monkeypatch.setattr(gpu, "package_version", {"onnxruntime": "1.32.0"}.get)
     status = OnnxRuntimeTensorRTBackend(ort=FakeOrt(providers=(CPU,)), cuda=FakeCuda()).availability()
     assert status.reason.startswith("onnxruntime-gpu is not installed: onnxruntime 1.30.0 has no TensorrtExecutionProvider")
+
+
+def test_rtx_refusal_at_session_creation_is_reported_when_it_lists_no_device(fresh_registrations) -> None:
+    said = "[NvTensorRTRTX EP] The execution provider only supports RTX devices with compute capabilities 86, 89, 120 and above"
+
+    class RefusesByName(RtxOrt):
+        def InferenceSession(self, source, sess_options=None, providers=None, **kwargs):  # noqa: N802
+            if providers == ["NvTensorRTRTXExecutionProvider"]:
+                raise RuntimeError(f"[ONNXRuntimeError] : 1 : FAIL : {said}")
+            return super().InferenceSession(source, sess_options, providers, **kwargs)
+
+    backend = OnnxRuntimeTrtRtxBackend(ort=RefusesByName(), plugin=FakePlugin, cuda=FakeCuda())
+    assert backend.availability().reason == f"NvTensorRTRTXExecutionProvider offers no device on this machine: {said}"
+
+
+def test_provider_words_prefer_the_refusal_over_verbose_chatter() -> None:
+    from pytest_trt.backends.onnxruntime_trt_rtx import provider_words
+
+    lines = [
+        "\x1b[0;93m2026-12-01 [V:onnxruntime:Default, ep.cc:3 Create] [NvTensorRTRTX EP] creating factory\x1b[m",
+        "2026-12-01 [I:onnxruntime:Default, ep.cc:9 Devices] [NvTensorRTRTX EP] The execution provider only supports "
+        "RTX devices with compute capabilities 86, 89, 120 and above",
+        "2026-12-01 [W:onnxruntime:Default, other.cc:1 x] unrelated warning",
+    ]
+    assert provider_words(lines) == (
+        "[NvTensorRTRTX EP] The execution provider only supports RTX devices with compute capabilities 86, 89, 120 and above"
+    )
+    assert provider_words(lines[:1] + lines[2:]) == ""  # chatter is no reason

@@ -145,12 +145,26 @@ def test_mlp(trt_engine):
 """
 
 
-def test_a_gated_test_runs_end_to_end_on_a_faked_gpu_build(trt_pytester, monkeypatch, tmp_path):
-    """The whole flow (engine cache, accuracy, event-timed perf, baseline, report) through the
-    CUDA backend, with onnxruntime's GPU surface and the CUDA layer faked on the CPU."""
-    from contract.fake_cuda import GPU, FakeCuda
+@pytest.fixture
+def fresh_machine_facts():
+    """GPU facts are read once per process; this test fakes the GPU, so it reads them afresh,
+    and so do the tests after it."""
+    from contract.fake_cuda import GPU
+
+    from pytest_trt import fingerprint
 
     GPU.reset()
+    fingerprint.gpu_facts.cache_clear()
+    yield
+    GPU.reset()
+    fingerprint.gpu_facts.cache_clear()
+
+
+def test_a_gated_test_runs_end_to_end_on_a_faked_gpu_build(trt_pytester, monkeypatch, tmp_path, fresh_machine_facts):
+    """The whole flow (engine cache, accuracy, event-timed perf, baseline, report) through the
+    CUDA backend, with onnxruntime's GPU surface and the CUDA layer faked on the CPU."""
+    from contract.fake_cuda import FakeCuda
+
     monkeypatch.setattr(onnxruntime_gpu, "onnxruntime_status", lambda: (FakeOrt(), Availability(True)))
     monkeypatch.setattr(onnxruntime_gpu, "library_load_error", lambda ort, library: "")
     with_gpu(monkeypatch, Availability(True))
@@ -175,4 +189,3 @@ def test_a_gated_test_runs_end_to_end_on_a_faked_gpu_build(trt_pytester, monkeyp
     # Baselines belong to the GPU's hardware class, read from the device, not to the host CPU.
     classes = [p.name for p in (tmp_path / "baselines").iterdir() if not p.name.startswith(".")]
     assert classes == ["fake-gpu-80gb-cc9.0-132sm-drv13.0"]
-    GPU.reset()

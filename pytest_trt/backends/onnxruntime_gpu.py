@@ -50,7 +50,8 @@ GRAPH_CAPTURE_RUNS = 3
 # The timed path must reproduce infer()'s outputs this closely (only kernel choice may differ
 # between two sessions of one model); it exists to catch outputs never written.
 CHECK_RTOL, CHECK_ATOL = 1e-2, 1e-3
-_LOG_PREFIX = re.compile(r"^.*?\[[EWF]:onnxruntime:[^\]]*\]\s*")
+_LOG_PREFIX = re.compile(r"^.*?\[[VIEWF]:onnxruntime:[^\]]*\]\s*")
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def import_onnxruntime() -> ModuleType:
@@ -120,12 +121,17 @@ def native_stderr() -> Iterator[list[str]]:
             lines.extend(sink.read().decode(errors="replace").splitlines())
 
 
+def strip_log_prefix(line: str) -> str:
+    """A line of onnxruntime's log without its colour codes, timestamp and source location."""
+    return _LOG_PREFIX.sub("", _COLOUR.sub("", line)).strip()
+
+
 def logged_reason(lines: Sequence[str]) -> str:
     """The last error (else warning) onnxruntime logged, without its timestamp and source prefix."""
     for marks in (("[E:", "[F:"), ("[W:",)):
         found = [line for line in lines if any(mark in line for mark in marks)]
         if found:
-            return _LOG_PREFIX.sub("", found[-1]).strip()
+            return strip_log_prefix(found[-1])
     return ""
 
 

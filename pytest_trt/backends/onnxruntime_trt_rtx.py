@@ -16,8 +16,11 @@ NVIDIA_TF32_OVERRIDE=0 (the provider has no TF32 option).
 from __future__ import annotations
 
 import importlib
+import re
 import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -39,8 +42,39 @@ CONTEXT_MODEL = "model_ctx.onnx"
 # onnxruntime's session config keys that make it write the EP-context model.
 EP_CONTEXT_CONFIG = ("ep.context_enable", "ep.context_file_path", "ep.context_embed_mode")
 
-# register_execution_provider_library is process-wide: the outcome per onnxruntime module ("" = ok).
-_REGISTERED: dict[str, str] = {}
+VERBOSE, WARNING = 0, 2  # onnxruntime's logging severities (WARNING is its default)
+_REFUSAL = re.compile(r"support|capabilit|refus", re.IGNORECASE)
+_OWN_TAGS = ("NvTensorRTRTX", "TensorRT-RTX", "TensorRT RTX")
+_OWN_WORDS = re.compile(r"\[?(NvTensorRTRTX|TensorRT-RTX|TensorRT RTX).*")
+
+
+@dataclass(frozen=True)
+class _Registration:
+    problem: str  # why the library did not load; "" when it did
+    log: tuple[str, ...]  # what onnxruntime and the provider logged meanwhile
+
+
+# register_execution_provider_library is process-wide: its outcome per onnxruntime module.
+_REGISTERED: dict[str, _Registration] = {}
+
+
+def provider_words(lines: Sequence[str]) -> str:
+    """The provider's own sentence about this machine in onnxruntime's log: its first line that
+    speaks of support or capabilities, else its last error or warning; "" if none."""
+    own = [line for line in lines if any(tag in line for tag in _OWN_TAGS)]
+    refusals = [line for line in own if _REFUSAL.search(gpu.strip_log_prefix(line))]
+    flagged = [line for line in own if "[E:" in line or "[W:" in line]
+    chosen = refusals[:1] or flagged[-1:]
+    if not chosen:
+        return ""
+    text = gpu.strip_log_prefix(chosen[0])
+    return _OWN_WORDS.search(text).group(0)  # from the provider's own tag on
+
+
+def _set_log_severity(ort: ModuleType, level: int) -> None:
+    setter = getattr(ort, "set_default_logger_severity", None)
+    if setter is not None:
+        setter(level)
 
 
 def rtx_provider_options(
@@ -124,13 +158,13 @@ class OnnxRuntimeTrtRtxBackend:
         found = gpu.gpu_status(self._cuda_available)
         if not found.ok:
             return found
-        with gpu.native_stderr() as log:
-            problem = self._register()
-            devices = [] if problem else self._devices()
-        if problem:
-            return Availability(False, f"onnxruntime could not load the TensorRT-RTX provider library: {problem}")
-        if not devices:
-            said = gpu.logged_reason(log)
+        registration = self._register()
+        if registration.problem:
+            return Availability(
+                False, f"onnxruntime could not load the TensorRT-RTX provider library: {registration.problem}"
+            )
+        if not self._devices():
+            said = provider_words(registration.log) or self._named_session_refusal()
             return Availability(False, f"{PROVIDER} offers no device on this machine" + (f": {said}" if said else ""))
         with gpu.native_stderr() as log:
             try:
@@ -141,17 +175,38 @@ class OnnxRuntimeTrtRtxBackend:
             return Availability(False, f"onnxruntime did not enable {PROVIDER}: {gpu.logged_reason(log) or 'no reason logged'}")
         return Availability(True)
 
-    def _register(self) -> str:
+    def _register(self) -> _Registration:
+        """Load the provider library into onnxruntime, once per process. The provider judges the
+        devices while it loads, and says why it refuses one only in onnxruntime's log, at verbose
+        level: the log is kept for the reason."""
         ort, plugin = self._ort, self._plugin
         assert ort is not None and plugin is not None
         key = ort.__name__
         if key not in _REGISTERED:
-            try:
-                ort.register_execution_provider_library(PROVIDER, plugin.get_library_path())
-                _REGISTERED[key] = ""
-            except Exception as exc:  # onnxruntime's Fail, or the plugin package's FileNotFoundError
-                _REGISTERED[key] = "" if "already registered" in str(exc).lower() else str(exc)
+            problem = ""
+            with gpu.native_stderr() as log:
+                _set_log_severity(ort, VERBOSE)
+                try:
+                    ort.register_execution_provider_library(PROVIDER, plugin.get_library_path())
+                    self._devices()
+                except Exception as exc:  # onnxruntime's Fail, or the plugin package's FileNotFoundError
+                    problem = "" if "already registered" in str(exc).lower() else str(exc)
+                finally:
+                    _set_log_severity(ort, WARNING)
+            _REGISTERED[key] = _Registration(problem, tuple(log))
         return _REGISTERED[key]
+
+    def _named_session_refusal(self) -> str:
+        """What the provider says when a session asks for it by name (it may refuse this GPU
+        when it is created, rather than while listing devices)."""
+        ort = self._ort
+        with gpu.native_stderr() as log, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                gpu.open_session(ort, gpu.one_node_model(), gpu.quiet_options(ort), [PROVIDER])
+            except BackendError as exc:
+                return provider_words(str(exc).splitlines()) or str(exc)
+        return provider_words(log)
 
     def _devices(self) -> list[Any]:
         assert self._ort is not None
