@@ -7,6 +7,7 @@ tests/gpu/.
 from __future__ import annotations
 
 import os
+import types
 from pathlib import Path
 
 import numpy as np
@@ -349,8 +350,9 @@ def test_device_fingerprint_comes_from_the_device(no_probe) -> None:
 
 
 class FakeDevice:
-    def __init__(self, ep_name: str) -> None:
+    def __init__(self, ep_name: str, kind: str = "GPU") -> None:
         self.ep_name = ep_name
+        self.device = types.SimpleNamespace(type=f"OrtHardwareDeviceType.{kind}")
 
 
 class RtxOrt(FakeOrt):
@@ -449,3 +451,20 @@ def test_provider_words_prefer_the_refusal_over_verbose_chatter() -> None:
         "[NvTensorRTRTX EP] The execution provider only supports RTX devices with compute capabilities 86, 89, 120 and above"
     )
     assert provider_words(lines[:1] + lines[2:]) == ""  # chatter is no reason
+
+
+@pytest.mark.parametrize(("cards", "tail"), [
+    ([], "; it looks for GPUs under /sys/class/drm, which has no card on this machine"),
+    (["/sys/class/drm/card0"], ""),
+])
+def test_rtx_offered_no_gpu_by_onnxruntime_says_so(fresh_registrations, monkeypatch, cards, tail) -> None:
+    from pytest_trt.backends import onnxruntime_trt_rtx
+
+    monkeypatch.setattr(onnxruntime_trt_rtx.glob, "glob", lambda pattern: cards)
+    ort = RtxOrt()
+    ort._devices = [FakeDevice("CPUExecutionProvider", "CPU")]
+    backend = OnnxRuntimeTrtRtxBackend(ort=ort, plugin=FakePlugin, cuda=FakeCuda())
+    assert backend.availability().reason == (
+        "NvTensorRTRTXExecutionProvider offers no device on this machine: onnxruntime found no GPU to offer it "
+        "(it lists: CPU)" + tail
+    )

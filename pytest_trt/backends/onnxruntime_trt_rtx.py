@@ -15,8 +15,10 @@ NVIDIA_TF32_OVERRIDE=0 (the provider has no TF32 option).
 
 from __future__ import annotations
 
+import glob
 import importlib
 import re
+import sys
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
@@ -42,6 +44,7 @@ CONTEXT_MODEL = "model_ctx.onnx"
 # onnxruntime's session config keys that make it write the EP-context model.
 EP_CONTEXT_CONFIG = ("ep.context_enable", "ep.context_file_path", "ep.context_embed_mode")
 
+DRM_CARDS = "/sys/class/drm/card*"
 VERBOSE, WARNING = 0, 2  # onnxruntime's logging severities (WARNING is its default)
 _REFUSAL = re.compile(r"support|capabilit|refus", re.IGNORECASE)
 _OWN_TAGS = ("NvTensorRTRTX", "TensorRT-RTX", "TensorRT RTX")
@@ -164,7 +167,7 @@ class OnnxRuntimeTrtRtxBackend:
                 False, f"onnxruntime could not load the TensorRT-RTX provider library: {registration.problem}"
             )
         if not self._devices():
-            said = provider_words(registration.log) or self._named_session_refusal()
+            said = provider_words(registration.log) or self._named_session_refusal() or self._no_gpu_offered()
             return Availability(False, f"{PROVIDER} offers no device on this machine" + (f": {said}" if said else ""))
         with gpu.native_stderr() as log:
             try:
@@ -195,6 +198,17 @@ class OnnxRuntimeTrtRtxBackend:
                     _set_log_severity(ort, WARNING)
             _REGISTERED[key] = _Registration(problem, tuple(log))
         return _REGISTERED[key]
+
+    def _no_gpu_offered(self) -> str:
+        """Why the provider saw no GPU at all: onnxruntime offers plugin providers only the
+        devices it found itself, and on Linux it finds GPUs under /sys/class/drm."""
+        kinds = sorted({str(d.device.type).rsplit(".", 1)[-1] for d in self._ort.get_ep_devices()})
+        if "GPU" in kinds:
+            return ""
+        why = f"onnxruntime found no GPU to offer it (it lists: {', '.join(kinds) or 'nothing'})"
+        if sys.platform.startswith("linux") and not glob.glob(DRM_CARDS):
+            why += f"; it looks for GPUs under {DRM_CARDS.rsplit('/', 1)[0]}, which has no card on this machine"
+        return why
 
     def _named_session_refusal(self) -> str:
         """What the provider says when a session asks for it by name (it may refuse this GPU

@@ -168,7 +168,7 @@ def test_tensorrt_provider_availability_names_what_is_missing(backend) -> None:
     assert "libnvinfer.so.10" in status.reason or "libnvonnxparser.so.10" in status.reason, status.reason
 
 
-def test_trt_rtx_provider_refuses_a_gpu_that_is_not_rtx_in_its_own_words() -> None:
+def test_trt_rtx_on_a_gpu_that_is_not_rtx_says_why() -> None:
     pytest.importorskip("onnxruntime_ep_nv_tensorrt_rtx", reason="onnxruntime-ep-nv-tensorrt-rtx-cu13 is not installed")
     status = OnnxRuntimeTrtRtxBackend().availability()
     major, minor = (int(p) for p in cuda.device_properties(0)["compute_capability"].split("."))
@@ -176,4 +176,7 @@ def test_trt_rtx_provider_refuses_a_gpu_that_is_not_rtx_in_its_own_words() -> No
         assert status.ok, status.reason
     else:
         assert not status.ok
-        assert "only supports RTX devices" in status.reason or "does not support GPU" in status.reason, status.reason
+        # The provider's refusal where onnxruntime offers it the GPU; where onnxruntime finds no
+        # GPU to offer (no /sys/class/drm card, as on the H200 VM), that.
+        said = ("only supports RTX devices", "does not support GPU", "found no GPU to offer it")
+        assert any(words in status.reason for words in said), status.reason
