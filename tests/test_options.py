@@ -27,7 +27,7 @@ def test_tight():
 """
 
 CHOICES = {
-    "--trt-backend": "auto, tensorrt, onnxruntime",
+    "--trt-backend": "auto, tensorrt, onnxruntime-tensorrt, onnxruntime-cuda, onnxruntime-trt-rtx, onnxruntime",
     "--trt-perf": "enforce, report, off",
     "--trt-baseline": "compare, strict, off",
     "--trt-sync": "blocking, spin",

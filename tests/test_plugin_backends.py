@@ -112,4 +112,4 @@ def test_an_unknown_backend_name_lists_the_registered_ones(echo_installed):
     echo_installed.pytester.makepyfile(test_nothing="def test_ok():\n    pass\n")
     result = echo_installed.run_subprocess("--trt-backend=echoo")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--trt-backend*'echoo'*auto, tensorrt, onnxruntime, echo*"])
+    result.stderr.fnmatch_lines(["*--trt-backend*'echoo'*auto, tensorrt, onnxruntime-tensorrt, onnxruntime-cuda, onnxruntime-trt-rtx, onnxruntime, echo*"])

@@ -36,7 +36,7 @@ def test_marks_are_registered_for_strict_markers(trt_pytester):
         ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_accuracy(rtoll=1)', "trt_accuracy: unknown argument 'rtoll'*"),
         ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_accuracy(1e-3, rtol=1e-2)', "trt_accuracy: argument 'rtol' given both by position and by keyword"),
         ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_perf(percentil=99)', "trt_perf: unknown argument 'percentil'*"),
-        ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_perf(backend="cuda")', "trt_perf: backend must be one of tensorrt, onnxruntime; got 'cuda'"),
+        ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_perf(backend="cuda")', "trt_perf: backend must be one of tensorrt, onnxruntime-tensorrt, onnxruntime-cuda, onnxruntime-trt-rtx, onnxruntime; got 'cuda'"),
         (
             '@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_perf(max_latency_ms=1)\n@pytest.mark.trt_perf(max_latency_ms=2)',
             "trt_perf: two marks for backend 'tensorrt'; keep one per backend",

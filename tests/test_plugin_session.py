@@ -28,7 +28,12 @@ def test_auto_falls_back_to_onnxruntime_and_says_why(trt_pytester, monkeypatch):
     monkeypatch.setattr("pytest_trt.session.availability_of", _unavailable)
     trt_pytester.pytester.makepyfile(test_nothing="def test_ok():\n    pass\n")
     result = trt_pytester.run()
-    result.stdout.fnmatch_lines(["pytest-trt: backend onnxruntime (TensorRT unavailable: no GPU in this test)"])
+    result.stdout.fnmatch_lines([
+        "pytest-trt: backend onnxruntime (--trt-backend=auto)",
+        "pytest-trt:   TensorRT unavailable: no GPU in this test",
+        "pytest-trt:   onnxruntime's TensorRT provider unavailable: no GPU in this test",
+        "pytest-trt:   onnxruntime's CUDA provider unavailable: no GPU in this test",
+    ])
     forced = trt_pytester.run("--trt-backend=onnxruntime")
     forced.stdout.fnmatch_lines(["pytest-trt: backend onnxruntime (--trt-backend=onnxruntime)"])
 
@@ -40,11 +45,19 @@ def _unavailable(info, settings):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--trt-require-gpu",), "pytest-trt: --trt-require-gpu, but TensorRT is unavailable: no GPU in this test"),
+        (
+            ("--trt-require-gpu",),
+            "pytest-trt: --trt-require-gpu, but TensorRT is unavailable: no GPU in this test; onnxruntime's "
+            "TensorRT provider is unavailable: no GPU in this test; onnxruntime's CUDA provider is unavailable: "
+            "no GPU in this test",
+        ),
         (("--trt-backend=tensorrt",), "pytest-trt: --trt-backend=tensorrt, but TensorRT is unavailable: no GPU in this test"),
         (
             ("--trt-require-gpu", "--trt-backend=onnxruntime"),
-            "pytest-trt: --trt-require-gpu needs a GPU backend (tensorrt), but --trt-backend=onnxruntime was given",
+            (
+                "pytest-trt: --trt-require-gpu needs a GPU backend (onnxruntime-cuda, onnxruntime-tensorrt, "
+                "onnxruntime-trt-rtx, tensorrt), but --trt-backend=onnxruntime was given"
+            ),
         ),
     ],
 )

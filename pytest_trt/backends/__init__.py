@@ -173,11 +173,52 @@ def _tensorrt(context: BackendContext) -> Backend:
     return TensorRTBackend.for_session(context)
 
 
+ONNXRUNTIME_CUDA_BUILD_OPTIONS: dict[str, type] = {"graph_optimization_level": str}
+ONNXRUNTIME_TENSORRT_BUILD_OPTIONS: dict[str, type] = {
+    "workspace_mb": int,
+    "optimization_level": int,
+    "timing_cache": bool,
+    "profiles": dict,
+}
+ONNXRUNTIME_TRT_RTX_BUILD_OPTIONS: dict[str, type] = {"workspace_mb": int, "profiles": dict}
+
+
+def _onnxruntime_cuda(context: BackendContext) -> Backend:
+    from .onnxruntime_cuda import OnnxRuntimeCudaBackend
+
+    return OnnxRuntimeCudaBackend.for_session(context)
+
+
+def _onnxruntime_tensorrt(context: BackendContext) -> Backend:
+    from .onnxruntime_tensorrt import OnnxRuntimeTensorRTBackend
+
+    return OnnxRuntimeTensorRTBackend.for_session(context)
+
+
+def _onnxruntime_trt_rtx(context: BackendContext) -> Backend:
+    from .onnxruntime_trt_rtx import OnnxRuntimeTrtRtxBackend
+
+    return OnnxRuntimeTrtRtxBackend.for_session(context)
+
+
 def _builtin() -> list[BackendInfo]:
     return [
         BackendInfo(
             "tensorrt", _tensorrt, title="TensorRT", build_options=TENSORRT_BUILD_OPTIONS,
             device=DeviceKind.GPU, auto_rank=0,
+        ),
+        BackendInfo(
+            "onnxruntime-tensorrt", _onnxruntime_tensorrt, title="onnxruntime's TensorRT provider",
+            build_options=ONNXRUNTIME_TENSORRT_BUILD_OPTIONS, device=DeviceKind.GPU, auto_rank=10,
+        ),
+        BackendInfo(
+            "onnxruntime-cuda", _onnxruntime_cuda, title="onnxruntime's CUDA provider",
+            build_options=ONNXRUNTIME_CUDA_BUILD_OPTIONS, device=DeviceKind.GPU, auto_rank=20,
+        ),
+        # Never chosen by auto: TensorRT-RTX runs on RTX GPUs only, and is asked for by name.
+        BackendInfo(
+            "onnxruntime-trt-rtx", _onnxruntime_trt_rtx, title="onnxruntime's TensorRT-RTX provider",
+            build_options=ONNXRUNTIME_TRT_RTX_BUILD_OPTIONS, device=DeviceKind.GPU,
         ),
         BackendInfo(
             "onnxruntime", _onnxruntime, build_options=ONNXRUNTIME_BUILD_OPTIONS, auto_rank=100,

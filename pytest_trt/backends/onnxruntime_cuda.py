@@ -1,0 +1,139 @@
+"""The onnxruntime-cuda backend: onnxruntime's CUDA execution provider, timed like trtexec.
+
+``build`` runs onnxruntime's graph optimizations once with the CUDA provider and keeps the
+optimized model as the artifact; ``load`` opens it with optimizations off on a stream the runner
+owns. Timing is ``onnxruntime_gpu.OrtGpuRunner``'s: IOBinding on device buffers, CUDA events
+around H2D, compute and D2H, onnxruntime's own CUDA graph where asked and the model allows it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from .. import cuda as cuda_layer
+from ..cuda import CudaApi, Stream
+from ..types import BackendContext
+from . import onnxruntime_gpu as gpu
+from .base import Artifact, Availability, BackendError, BackendUnavailable
+
+if TYPE_CHECKING:
+    from ..model import LoadedModel
+    from ..spec import BuildSpec
+
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+PROVIDER_LIBRARY = "libonnxruntime_providers_cuda.so"
+
+
+class OnnxRuntimeCudaBackend:
+    """``OnnxRuntimeCudaBackend(cuda_api=...)``; ``ort`` / ``cuda``: an onnxruntime module and a
+    CUDA layer to use instead of importing them (unit tests pass test doubles)."""
+
+    name = "onnxruntime-cuda"
+    provider = gpu.CUDA_PROVIDER
+
+    def __init__(self, cuda_api: str = "", *, ort: ModuleType | None = None, cuda: CudaApi | None = None) -> None:
+        self._cuda_api_name = cuda_api
+        self._ort = ort
+        self._cuda = cuda
+        self._availability: Availability | None = None
+
+    @classmethod
+    def for_session(cls, context: BackendContext) -> OnnxRuntimeCudaBackend:
+        return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "")
+
+    # -- availability ------------------------------------------------------------------------
+
+    def availability(self) -> Availability:
+        if self._availability is None:
+            self._availability = self._decide()
+        return self._availability
+
+    def _decide(self) -> Availability:
+        if self._ort is None:
+            self._ort, found = gpu.onnxruntime_status()
+            if not found.ok:
+                return found
+        for check in (
+            lambda: gpu.provider_compiled_in(self._ort, self.provider),
+            lambda: gpu.gpu_status(self._cuda_available),
+            lambda: gpu.provider_comes_up(
+                self._ort, self.provider, [(self.provider, {"device_id": "0"}), gpu.CPU_PROVIDER], PROVIDER_LIBRARY
+            ),
+        ):
+            found = check()
+            if not found.ok:
+                return found
+        return Availability(True)
+
+    def _cuda_available(self) -> Availability:
+        if self._cuda is not None:
+            return self._cuda.available()
+        return cuda_layer.available(self._cuda_api_name)
+
+    def _cuda_layer(self) -> CudaApi:
+        if self._cuda is None:
+            self._cuda = cuda_layer.get_cuda_api(self._cuda_api_name)
+        return self._cuda
+
+    def _require(self) -> ModuleType:
+        status = self.availability()
+        if not status.ok:
+            raise BackendUnavailable(status.reason)
+        assert self._ort is not None
+        return self._ort
+
+    def runtime_version(self) -> str:
+        ort = self._ort or gpu.import_onnxruntime()
+        return f"onnxruntime {ort.__version__} {self.provider}"
+
+    def device_fingerprint(self, build: BuildSpec) -> dict[str, Any]:
+        # Level "all" fuses nodes into kernels of the provider it ran with, on this GPU.
+        return {**gpu.gpu_fingerprint(self._cuda_layer()), "provider": self.provider}
+
+    # -- build and load ------------------------------------------------------------------------
+
+    def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
+        ort = self._require()
+        level = build.option_map.get("graph_optimization_level", "all")
+        if level not in OPTIMIZATION_LEVELS:
+            raise BackendError(f"graph_optimization_level must be one of {', '.join(OPTIMIZATION_LEVELS)}; got {level!r}")
+        with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-cuda-") as tmp:
+            optimized = Path(tmp) / "optimized.onnx"
+            options = gpu.quiet_options(ort)
+            options.graph_optimization_level = _level(ort, level)
+            options.optimized_model_filepath = str(optimized)
+            session = gpu.open_session(ort, str(model.path), options, self._providers(build, None, cuda_graph=False))
+            gpu.require_provider(session, self.provider, model.path)
+            del session
+            if not optimized.is_file():
+                raise BackendError(f"{model.path}: onnxruntime wrote no optimized model")
+            data = optimized.read_bytes()
+        return Artifact(data=data, metadata={"graph_optimization_level": level, "provider": self.provider, "tf32": build.precision == "tf32"})
+
+    def load(self, artifact: Artifact, model: LoadedModel, build: BuildSpec) -> gpu.OrtGpuRunner:
+        ort = self._require()
+
+        def open_session(stream: Stream, cuda_graph: bool) -> Any:
+            options = gpu.quiet_options(ort)
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done at build
+            session = gpu.open_session(ort, artifact.data, options, self._providers(build, stream, cuda_graph=cuda_graph))
+            gpu.require_provider(session, self.provider, model.path)
+            return session
+
+        return gpu.OrtGpuRunner(self.name, ort, self._cuda_layer(), open_session, model.inputs, model.outputs)
+
+    def _providers(self, build: BuildSpec, stream: Stream | None, *, cuda_graph: bool) -> list[Any]:
+        return [(self.provider, gpu.cuda_provider_options(build.precision, stream, cuda_graph=cuda_graph)), gpu.CPU_PROVIDER]
+
+
+def _level(ort: ModuleType, level: str) -> Any:
+    levels = ort.GraphOptimizationLevel
+    return {
+        "disable": levels.ORT_DISABLE_ALL,
+        "basic": levels.ORT_ENABLE_BASIC,
+        "extended": levels.ORT_ENABLE_EXTENDED,
+        "all": levels.ORT_ENABLE_ALL,
+    }[level]
