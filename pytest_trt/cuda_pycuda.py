@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import CudaError
 from .types import Availability
-from .cuda import Event, Graph, PinnedArray, Stream, device_facts
+from .cuda_types import Event, Graph, PinnedArray, Stream, device_facts
 
 _CU_STREAM_NON_BLOCKING = 1  # CUstream_flags: pycuda does not name it
 
