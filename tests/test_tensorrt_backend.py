@@ -243,7 +243,7 @@ def test_quantized_precision_needs_qdq_nodes(tmp_path, mlp) -> None:
 def test_a_failed_build_surfaces_the_logged_reason(mlp, monkeypatch) -> None:
     # Skip the adapter's own profile check so that the double's builder refuses the dynamic
     # input without a profile, as TensorRT does, and logs why.
-    monkeypatch.setattr("pytest_trt.backends.tensorrt._profiles", lambda model, build: {})
+    monkeypatch.setattr("pytest_trt.backends.tensorrt.optimization_profiles", lambda model, build: {})
     with pytest.raises(BackendError, match="failed to build .*no optimization profile has been defined"):
         backend().build(mlp, BuildSpec())
 

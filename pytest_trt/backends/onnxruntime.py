@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..fingerprint import host_facts
-from .base import Artifact, Availability, BackendError, HostCall, InferenceError, TensorSpec
+from .base import (
+    Artifact,
+    Availability,
+    BackendError,
+    HostCall,
+    InferenceError,
+    TensorSpec,
+)
+from .feeds import check_feed
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -232,19 +240,7 @@ class OnnxRuntimeRunner:
         self._run_options.log_severity_level = 4
 
     def _checked_feed(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = {spec.name for spec in self.inputs}
-        unknown = sorted(set(feed) - names)
-        missing = sorted(names - set(feed))
-        if unknown or missing:
-            what = f"unknown input {unknown[0]!r}" if unknown else f"missing input {missing[0]!r}"
-            raise BackendError(f"infer: {what} (model inputs: {', '.join(sorted(names))})")
-        checked = {}
-        for spec in self.inputs:
-            array = np.asarray(feed[spec.name])
-            if array.dtype != spec.dtype:
-                raise BackendError(f"infer: input {spec.name!r} has dtype {array.dtype}, the model wants {spec.dtype}")
-            checked[spec.name] = array
-        return checked
+        return check_feed(self.inputs, feed)
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         checked = self._checked_feed(feed)

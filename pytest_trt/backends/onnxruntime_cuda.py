@@ -13,11 +13,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .. import cuda as cuda_layer
-from ..cuda import CudaApi, Stream
+from ..cuda import Stream
 from ..types import BackendContext
 from . import onnxruntime_gpu as gpu
-from .base import Artifact, Availability, BackendError, BackendUnavailable
+from .base import Artifact, Availability, BackendError
 
 if TYPE_CHECKING:
     from ..model import LoadedModel
@@ -27,29 +26,18 @@ OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 PROVIDER_LIBRARY = "libonnxruntime_providers_cuda.so"
 
 
-class OnnxRuntimeCudaBackend:
+class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
     """``OnnxRuntimeCudaBackend(cuda_api=...)``; ``ort`` / ``cuda``: an onnxruntime module and a
     CUDA layer to use instead of importing them (unit tests pass test doubles)."""
 
     name = "onnxruntime-cuda"
     provider = gpu.CUDA_PROVIDER
 
-    def __init__(self, cuda_api: str = "", *, ort: ModuleType | None = None, cuda: CudaApi | None = None) -> None:
-        self._cuda_api_name = cuda_api
-        self._ort = ort
-        self._cuda = cuda
-        self._availability: Availability | None = None
-
     @classmethod
     def for_session(cls, context: BackendContext) -> OnnxRuntimeCudaBackend:
         return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "")
 
     # -- availability ------------------------------------------------------------------------
-
-    def availability(self) -> Availability:
-        if self._availability is None:
-            self._availability = self._decide()
-        return self._availability
 
     def _decide(self) -> Availability:
         if self._ort is None:
@@ -67,23 +55,6 @@ class OnnxRuntimeCudaBackend:
             if not found.ok:
                 return found
         return Availability(True)
-
-    def _cuda_available(self) -> Availability:
-        if self._cuda is not None:
-            return self._cuda.available()
-        return cuda_layer.available(self._cuda_api_name)
-
-    def _cuda_layer(self) -> CudaApi:
-        if self._cuda is None:
-            self._cuda = cuda_layer.get_cuda_api(self._cuda_api_name)
-        return self._cuda
-
-    def _require(self) -> ModuleType:
-        status = self.availability()
-        if not status.ok:
-            raise BackendUnavailable(status.reason)
-        assert self._ort is not None
-        return self._ort
 
     def runtime_version(self) -> str:
         ort = self._ort or gpu.import_onnxruntime()

@@ -32,11 +32,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import cuda as cuda_layer
 from ..cuda import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, Stream
-from .base import Availability, BackendError, IterationTimes, TensorSpec
+from .base import (
+    Availability,
+    BackendError,
+    BackendUnavailable,
+    IterationTimes,
+    TensorSpec,
+)
+from .feeds import check_feed
 
 if TYPE_CHECKING:
-    from ..model import LoadedModel
     from ..spec import BuildSpec, MeasureSettings
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -256,6 +263,46 @@ def infer_lib_version(library: str) -> str | None:
     return f"{number // 10000}.{(number // 100) % 100}.{number % 100}"
 
 
+class GpuProviderBackend:
+    """What the onnxruntime GPU backends share: the onnxruntime module and CUDA layer they run on
+    (test doubles may stand in for either), availability decided once by ``_decide``, and the
+    GPU's fingerprint."""
+
+    def __init__(self, cuda_api: str = "", *, ort: ModuleType | None = None, cuda: CudaApi | None = None) -> None:
+        self._cuda_api_name = cuda_api
+        self._ort = ort
+        self._cuda = cuda
+        self._availability: Availability | None = None
+
+    def availability(self) -> Availability:
+        if self._availability is None:
+            self._availability = self._decide()
+        return self._availability
+
+    def _decide(self) -> Availability:
+        raise NotImplementedError
+
+    def _cuda_available(self) -> Availability:
+        if self._cuda is not None:
+            return self._cuda.available()
+        return cuda_layer.available(self._cuda_api_name)
+
+    def _cuda_layer(self) -> CudaApi:
+        if self._cuda is None:
+            self._cuda = cuda_layer.get_cuda_api(self._cuda_api_name)
+        return self._cuda
+
+    def _require(self) -> ModuleType:
+        status = self.availability()
+        if not status.ok:
+            raise BackendUnavailable(status.reason)
+        assert self._ort is not None
+        return self._ort
+
+    def device_fingerprint(self, build: BuildSpec) -> dict[str, Any]:
+        return gpu_fingerprint(self._cuda_layer())
+
+
 def gpu_fingerprint(cuda: CudaApi) -> dict[str, Any]:
     """The GPU facts an artifact depends on, read from the device through the CUDA driver."""
     props = cuda.device_properties(0)
@@ -265,30 +312,6 @@ def gpu_fingerprint(cuda: CudaApi) -> dict[str, Any]:
 def shape_text(shapes: Mapping[str, Sequence[int]]) -> str:
     """onnxruntime's profile-shape syntax: ``in1:1x3x224x224,in2:1x16``."""
     return ",".join(f"{name}:{'x'.join(str(int(d)) for d in shape)}" for name, shape in shapes.items())
-
-
-def profiles(model: LoadedModel, build: BuildSpec) -> dict[str, tuple[tuple[int, ...], ...]]:
-    """(min, opt, max) per dynamic input, validated as the TensorRT backend validates them."""
-    from .tensorrt import _profiles
-
-    return _profiles(model, build)
-
-
-def check_feed(inputs: Sequence[TensorSpec], feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The feed as contiguous arrays, or an error naming the wrong, missing or mistyped input."""
-    names = {spec.name for spec in inputs}
-    unknown = sorted(set(feed) - names)
-    missing = sorted(names - set(feed))
-    if unknown or missing:
-        what = f"unknown input {unknown[0]!r}" if unknown else f"missing input {missing[0]!r}"
-        raise BackendError(f"infer: {what} (model inputs: {', '.join(sorted(names))})")
-    checked = {}
-    for spec in inputs:
-        array = np.ascontiguousarray(feed[spec.name])
-        if array.dtype != spec.dtype:
-            raise BackendError(f"infer: input {spec.name!r} has dtype {array.dtype}, the model wants {spec.dtype}")
-        checked[spec.name] = array
-    return checked
 
 
 # ---- the runner ---------------------------------------------------------------------------------

@@ -26,11 +26,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import cuda as cuda_layer
 from ..cuda import CudaApi, Stream
 from ..types import BackendContext
 from . import onnxruntime_gpu as gpu
-from .base import Artifact, Availability, BackendError, BackendUnavailable
+from .profiles import optimization_profiles
+from .base import Artifact, Availability, BackendError
 
 if TYPE_CHECKING:
     from ..model import LoadedModel
@@ -90,7 +90,7 @@ def tensorrt_provider_options(
     return result
 
 
-class OnnxRuntimeTensorRTBackend:
+class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
     """``OnnxRuntimeTensorRTBackend(cuda_api=..., cache=...)``: ``cache`` (an ``EngineCache``)
     keeps TensorRT's timing cache between builds; ``ort`` / ``cuda`` replace the imported
     modules in unit tests."""
@@ -106,22 +106,14 @@ class OnnxRuntimeTensorRTBackend:
         ort: ModuleType | None = None,
         cuda: CudaApi | None = None,
     ) -> None:
-        self._cuda_api_name = cuda_api
+        super().__init__(cuda_api, ort=ort, cuda=cuda)
         self._cache = cache
-        self._ort = ort
-        self._cuda = cuda
-        self._availability: Availability | None = None
 
     @classmethod
     def for_session(cls, context: BackendContext) -> OnnxRuntimeTensorRTBackend:
         return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "", cache=context.cache)
 
     # -- availability ------------------------------------------------------------------------
-
-    def availability(self) -> Availability:
-        if self._availability is None:
-            self._availability = self._decide()
-        return self._availability
 
     def _decide(self) -> Availability:
         if self._ort is None:
@@ -141,36 +133,16 @@ class OnnxRuntimeTensorRTBackend:
                 return found
         return Availability(True)
 
-    def _cuda_available(self) -> Availability:
-        if self._cuda is not None:
-            return self._cuda.available()
-        return cuda_layer.available(self._cuda_api_name)
-
-    def _cuda_layer(self) -> CudaApi:
-        if self._cuda is None:
-            self._cuda = cuda_layer.get_cuda_api(self._cuda_api_name)
-        return self._cuda
-
-    def _require(self) -> ModuleType:
-        status = self.availability()
-        if not status.ok:
-            raise BackendUnavailable(status.reason)
-        assert self._ort is not None
-        return self._ort
-
     def runtime_version(self) -> str:
         ort = self._ort or gpu.import_onnxruntime()
         tensorrt = gpu.infer_lib_version(TENSORRT_LIBRARY) or "unknown"
         return f"onnxruntime {ort.__version__} {PROVIDER}, TensorRT {tensorrt}"
 
-    def device_fingerprint(self, build: BuildSpec) -> dict[str, Any]:
-        return gpu.gpu_fingerprint(self._cuda_layer())
-
     # -- build and load ------------------------------------------------------------------------
 
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
         ort = self._require()
-        profiles = gpu.profiles(model, build)
+        profiles = optimization_profiles(model, build)
         use_timing_cache = self._cache is not None and build.option_map.get("timing_cache", True)
         with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-trt-") as tmp:
             context_model, timing = Path(tmp) / CONTEXT_MODEL, Path(tmp) / "timing"

@@ -27,11 +27,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .. import cuda as cuda_layer
 from ..cuda import CudaApi, Stream
 from ..types import BackendContext
 from . import onnxruntime_gpu as gpu
-from .base import Artifact, Availability, BackendError, BackendUnavailable
+from .profiles import optimization_profiles
+from .base import Artifact, Availability, BackendError
 
 if TYPE_CHECKING:
     from ..model import LoadedModel
@@ -107,7 +107,7 @@ def ep_context_config(path: Path) -> dict[str, str]:
     return dict(zip(EP_CONTEXT_CONFIG, ("1", str(path), "1"), strict=True))
 
 
-class OnnxRuntimeTrtRtxBackend:
+class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
     """``OnnxRuntimeTrtRtxBackend(cuda_api=...)``; ``ort`` / ``plugin`` / ``cuda`` replace the
     imported modules in unit tests."""
 
@@ -122,22 +122,14 @@ class OnnxRuntimeTrtRtxBackend:
         plugin: ModuleType | None = None,
         cuda: CudaApi | None = None,
     ) -> None:
-        self._cuda_api_name = cuda_api
-        self._ort = ort
+        super().__init__(cuda_api, ort=ort, cuda=cuda)
         self._plugin = plugin
-        self._cuda = cuda
-        self._availability: Availability | None = None
 
     @classmethod
     def for_session(cls, context: BackendContext) -> OnnxRuntimeTrtRtxBackend:
         return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "")
 
     # -- availability ------------------------------------------------------------------------
-
-    def availability(self) -> Availability:
-        if self._availability is None:
-            self._availability = self._decide()
-        return self._availability
 
     def _decide(self) -> Availability:
         if self._ort is None:
@@ -238,23 +230,6 @@ class OnnxRuntimeTrtRtxBackend:
             raise BackendError(f"onnxruntime refused the {PROVIDER} options {dict(options)}: {exc}") from None
         return gpu.open_session(ort, source, session_options, None)
 
-    def _cuda_available(self) -> Availability:
-        if self._cuda is not None:
-            return self._cuda.available()
-        return cuda_layer.available(self._cuda_api_name)
-
-    def _cuda_layer(self) -> CudaApi:
-        if self._cuda is None:
-            self._cuda = cuda_layer.get_cuda_api(self._cuda_api_name)
-        return self._cuda
-
-    def _require(self) -> ModuleType:
-        status = self.availability()
-        if not status.ok:
-            raise BackendUnavailable(status.reason)
-        assert self._ort is not None
-        return self._ort
-
     def runtime_version(self) -> str:
         ort = self._ort or gpu.import_onnxruntime()
         package = gpu.package_version(PACKAGE) or "unknown"
@@ -262,14 +237,11 @@ class OnnxRuntimeTrtRtxBackend:
         rtx = (gpu.infer_lib_version(str(libraries[-1])) if libraries else None) or "unknown"
         return f"onnxruntime {ort.__version__} {PROVIDER} {package}, TensorRT-RTX {rtx}"
 
-    def device_fingerprint(self, build: BuildSpec) -> dict[str, Any]:
-        return gpu.gpu_fingerprint(self._cuda_layer())
-
     # -- build and load ------------------------------------------------------------------------
 
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
         self._require()
-        profiles = gpu.profiles(model, build)
+        profiles = optimization_profiles(model, build)
         with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-rtx-") as tmp:
             context_model = Path(tmp) / CONTEXT_MODEL
             options = rtx_provider_options(build, profiles, None)
