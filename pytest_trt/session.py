@@ -174,7 +174,7 @@ class RunState:
             module=self.shown(path),
             backend=engine.backend,
             runtime_version=engine.runtime_version,
-            model={"path": self.shown(engine.model.path), "content_hash": engine.model.content_hash},
+            model={"path": engine.shown_source(self.shown), "content_hash": engine.model.content_hash},
             build=engine.build.as_dict(),
             workload=engine.workload(),
             engine=engine.provenance.as_dict(),
@@ -190,7 +190,7 @@ class RunState:
                 enforce=settings.perf == "enforce",
                 commit=self.commit(),
             ),
-            reference=self.engines.reference_outputs,
+            reference=self.engines.reference,
             baseline_store=lambda: self.baselines(engine.backend),
             save_failures=settings.save_failures,
         )
