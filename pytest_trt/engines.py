@@ -11,21 +11,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import backends, precision
+from . import backends, model_steps, precision
 from .backends.base import Backend, Runner
-from .cache import EngineCache, decode_arrays, encode_arrays
-from .errors import ModelError
+from .cache import CacheOutcome, EngineCache, decode_arrays, encode_arrays
+from .errors import ModelError, PrecisionError
 from .files import write_atomic
 from .model import LoadedModel, Shape, load_inputs_npz, load_model, make_inputs, resolve_shapes
+from .model_steps import CalibrationPlan, StepProvenance, TorchModel
 from .progress import Phase, Progress
-from .spec import BuildSpec, ModelSpec
+from .spec import BuildSpec, ModelSpec, Reference, TorchSpec
 from .types import Artifact, TensorSpec
 
 # The reference every backend is compared with: the original model in fp32 on this CPU.
@@ -37,9 +39,19 @@ class Provenance:
     how: str  # "built", "loaded" (from the engine cache) or "memory" (earlier in this session)
     seconds: float
     cache: dict[str, Any] = field(default_factory=dict)
+    # The steps before the engine, as this process obtained them: the torch= export and the
+    # INT8 calibration (built now, or loaded from the engine cache); None where not taken.
+    export: StepProvenance | None = None
+    quantization: StepProvenance | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"how": self.how, "seconds": self.seconds, "cache": dict(self.cache)}
+        return {
+            "how": self.how,
+            "seconds": self.seconds,
+            "cache": dict(self.cache),
+            "export": self.export.as_dict() if self.export is not None else None,
+            "quantization": self.quantization.as_dict() if self.quantization is not None else None,
+        }
 
 
 @dataclass
@@ -87,7 +99,19 @@ class Engine:
 
     @property
     def model(self) -> LoadedModel:
+        """The model as the reference runs it: the file, or the torch= export, before any
+        precision transform."""
         return self._entry.model
+
+    @property
+    def quantized(self) -> bool:
+        """The engine runs a Q/DQ model (INT8 by calibration, or one that came quantized)."""
+        return self._entry.built_from.quantized
+
+    def shown_source(self, shown: Callable[[Path], str]) -> str:
+        """The model as reports name it: its file (as ``shown`` writes paths), or
+        ``torch=pkg.mod:func`` for a torch model, whose export lives in a work folder."""
+        return self.spec.source if self.spec.torch is not None else shown(self.model.path)
 
     @property
     def runner(self) -> Runner:
@@ -192,7 +216,9 @@ class EngineFactory:
         self._max_input_bytes = max_input_bytes
         self._progress = progress or Progress()
         self._models: dict[Path, LoadedModel] = {}
-        self._engines: dict[tuple[str, Path, BuildSpec], _EngineEntry] = {}
+        self._torch_models: dict[TorchSpec, TorchModel] = {}
+        self._quantized: dict[tuple[str, CalibrationPlan], tuple[LoadedModel, StepProvenance]] = {}
+        self._engines: dict[tuple[str, Path, BuildSpec, CalibrationPlan | None], _EngineEntry] = {}
         self._feeds: dict[tuple[ModelSpec, str], dict[str, np.ndarray]] = {}
         self._references: dict[tuple[str, str], dict[str, np.ndarray]] = {}
 
@@ -214,15 +240,19 @@ class EngineFactory:
     def engine(self, spec: ModelSpec, backend_name: str) -> Engine:
         """The engine for ``spec`` on ``backend_name``: from this process's memo, else the engine
         cache, else built now."""
-        model = self.model(spec.path)
-        shapes = self._shapes(model, spec)
-        build = dataclasses.replace(spec.build, shapes=tuple(sorted(shapes.items())))
-        feed = self._feed(spec, model, shapes)
-        key = (backend_name, model.path, build)
-        entry = self._engines.get(key)
-        if entry is not None:
-            return Engine(entry, spec, feed, Provenance("memory", 0.0))
-        entry = self._make_engine(backend_name, model, build)
+        model = self.source_model(spec)
+        with _export_named(spec, model):
+            shapes = self._shapes(model, spec)
+            build = dataclasses.replace(spec.build, shapes=tuple(sorted(shapes.items())))
+            feed = self._feed(spec, model, shapes)
+            plan = self._calibration_plan(spec, shapes)
+            key = (backend_name, model.path, build, plan)
+            entry = self._engines.get(key)
+            if entry is not None:
+                made = entry.provenance  # the steps before it, as this process obtained them
+                reused = Provenance("memory", 0.0, export=made.export, quantization=made.quantization)
+                return Engine(entry, spec, feed, reused)
+            entry = self._make_engine(backend_name, model, build, plan, self._export_provenance(spec))
         self._engines[key] = entry
         return Engine(entry, spec, feed, entry.provenance)
 
@@ -238,6 +268,8 @@ class EngineFactory:
         if spec.inputs is not None and not spec.build.shapes:
             # Real inputs decide the shapes they were recorded with.
             return {name: tuple(a.shape) for name, a in self._inputs_npz(spec, model).items()}
+        if spec.torch is not None:
+            return resolve_shapes(model, {**_example_shapes(spec, model), **spec.build.shape_map})
         return resolve_shapes(model, spec.build.shape_map, spec.batch_size)
 
     def _feed(self, spec: ModelSpec, model: LoadedModel, shapes: dict[str, Shape]) -> dict[str, np.ndarray]:
@@ -257,10 +289,21 @@ class EngineFactory:
             self._feeds[key] = make_inputs(model, shapes, seed, spec.range_map, max_bytes=self._max_input_bytes)
         return self._feeds[key]
 
-    def _make_engine(self, backend_name: str, model: LoadedModel, build: BuildSpec) -> _EngineEntry:
+    def _make_engine(
+        self,
+        backend_name: str,
+        model: LoadedModel,
+        build: BuildSpec,
+        plan: CalibrationPlan | None = None,
+        export: StepProvenance | None = None,
+    ) -> _EngineEntry:
         backend = self._backend_for(backend_name)
         transform = _transform_options(backend_name, build)
-        built_from = self._transformed(model, build.precision, transform)
+        quantization = None
+        if plan is not None:
+            built_from, quantization = self._calibrated(model, plan)
+        else:
+            built_from = self._transformed(model, build.precision, transform)
         runtime_version = backend.runtime_version()
         parts = {
             "model_hash": built_from.content_hash,
@@ -281,7 +324,7 @@ class EngineFactory:
             if not event.outcome.built:
                 step.phase = Phase.LOAD
         how = "built" if event.outcome.built else "loaded"
-        provenance = Provenance(how, time.perf_counter() - started, event.as_dict())
+        provenance = Provenance(how, time.perf_counter() - started, event.as_dict(), export, quantization)
         return _EngineEntry(backend_name, runtime_version, model, built_from, build, runner, provenance)
 
     def _transformed(self, model: LoadedModel, precision_name: str, transform: dict[str, Any]) -> LoadedModel:
@@ -304,7 +347,7 @@ class EngineFactory:
 
         with self._progress.phase(Phase.CONVERT, f"{model.path.name} to {precision_name}") as step:
             converted, event = self.cache.get_or_build("converted-model", parts, build=convert, load=load)
-            if event.outcome == "hit":
+            if event.outcome is CacheOutcome.HIT:
                 step.phase, step.subject = Phase.LOAD, f"{model.path.name} in {precision_name}"
         return converted
 
@@ -335,10 +378,94 @@ class EngineFactory:
             outputs, event = self.cache.get_or_build(
                 "reference", parts, build=run_reference, load=lambda artifact: decode_arrays(artifact.data)
             )
-            if event.outcome == "hit":
+            if event.outcome is CacheOutcome.HIT:
                 step.phase = Phase.LOAD
         self._references[key] = outputs
         return outputs
+
+    # ---- torch= models and INT8 by calibration (model_steps.py) ------------------------------
+
+    def source_model(self, spec: ModelSpec) -> LoadedModel:
+        """The ONNX model the spec names: its file, or the export of its torch= module."""
+        if spec.torch is not None:
+            return self.torch_model(spec.torch).model
+        assert spec.path is not None
+        return self.model(spec.path)
+
+    def torch_model(self, source: TorchSpec) -> TorchModel:
+        """The torch= module and its export, made (or loaded from the engine cache) once."""
+        if source not in self._torch_models:
+            self._torch_models[source] = model_steps.export_torch(self.cache, self.workdir(), source)
+        return self._torch_models[source]
+
+    def _export_provenance(self, spec: ModelSpec) -> StepProvenance | None:
+        return self.torch_model(spec.torch).provenance if spec.torch is not None else None
+
+    def _calibration_plan(self, spec: ModelSpec, shapes: Mapping[str, Shape]) -> CalibrationPlan | None:
+        """How to quantize for ``calibration=``: seeded batches at the test's shapes, seed and
+        ranges; nodes kept in fp32 as for fp16."""
+        if spec.calibration is None:
+            return None
+        options = spec.build.option_map
+        return CalibrationPlan(
+            data=spec.calibration,
+            method=spec.calibration_method or "minmax",
+            shapes=tuple(sorted(shapes.items())),
+            seed=self._seed if spec.seed is None else spec.seed,
+            input_ranges=spec.input_ranges,
+            keep_fp32_ops=tuple(options.get("keep_fp32_ops", ())),
+            keep_fp32_nodes=tuple(options.get("keep_fp32_nodes", ())),
+        )
+
+    def _calibrated(self, model: LoadedModel, plan: CalibrationPlan) -> tuple[LoadedModel, StepProvenance]:
+        """The Q/DQ model every backend builds from, quantized once per process."""
+        key = (model.content_hash, plan)
+        if key not in self._quantized:
+            self._quantized[key] = model_steps.quantize(self.cache, self.workdir(), model, plan)
+        return self._quantized[key]
+
+    def reference(self, engine: Engine, feed: Mapping[str, np.ndarray], kind: Reference) -> dict[str, np.ndarray]:
+        """What the engine is compared with: onnxruntime running the model (for torch=, the
+        export) in fp32 on CPU, or the torch module itself."""
+        if kind is Reference.TORCH:
+            return self.torch_reference_outputs(engine.spec, feed)
+        return self.reference_outputs(engine.model, feed)
+
+    def torch_reference_outputs(self, spec: ModelSpec, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The torch= module's outputs for ``feed`` (CPU, fp32, no_grad), kept in the engine cache."""
+        if spec.torch is None:
+            raise ModelError(f"{spec.source}: reference='torch' needs torch= (the module to compare with)")
+        torch_model = self.torch_model(spec.torch)
+        feed_digest = digest(feed)
+        key = (f"torch:{torch_model.export_key}", feed_digest)
+        if key not in self._references:
+            self._references[key] = model_steps.torch_outputs(self.cache, torch_model, feed, feed_digest)
+        return self._references[key]
+
+
+@contextmanager
+def _export_named(spec: ModelSpec, model: LoadedModel) -> Iterator[None]:
+    """A torch= model's export lives in this session's work folder: errors about it name the
+    model as the mark does (``the export of torch=pkg.mod:func``), not that passing path."""
+    try:
+        yield
+    except (ModelError, PrecisionError) as exc:
+        if spec.torch is None or str(model.path) not in str(exc):
+            raise
+        raise type(exc)(str(exc).replace(str(model.path), f"the export of {spec.source}")) from None
+
+
+def _example_shapes(spec: ModelSpec, model: LoadedModel) -> dict[str, Shape]:
+    """A torch= model runs at its example shapes unless shapes= says otherwise; batch_size
+    replaces the leading dim of inputs whose leading axis was exported dynamic."""
+    assert spec.torch is not None
+    dynamic_leading = {s.name for s in model.inputs if s.shape and s.shape[0] is None}
+    shapes = {}
+    for name, shape in spec.torch.example_shapes().items():
+        if spec.batch_size is not None and name in dynamic_leading:
+            shape = (spec.batch_size, *shape[1:])
+        shapes[name] = shape
+    return shapes
 
 
 def _transform_options(backend_name: str, build: BuildSpec) -> dict[str, Any]:

@@ -16,17 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from . import accuracy, backends, measure
+from . import accuracy, backends, divergence, measure
 from .baseline import BaselineInput, BaselineStore
 from .engines import Engine
 from .errors import InferenceError, PytestTrtError
 from .marks import ItemGates
 from .measure import PerfResult
-from .model import LoadedModel, describe_generated
+from .model import describe_generated
 from .progress import Phase, Progress
 from .regression import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
 from .results import BudgetOutcome, BudgetState, TestRecord, TestStatus, TestSubject
-from .spec import AccuracySpec, MeasureSettings, PerfBudget
+from .spec import AccuracySpec, MeasureSettings, PerfBudget, Reference
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,9 @@ class GateContext:
     subject: TestSubject
     perf_mode: str  # enforce | report | off
     baseline: BaselinePolicy
-    reference: Callable[[LoadedModel, Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+    # The outputs the engine is compared with, for a feed: the kind the spec asks for (the
+    # onnxruntime run of the model or export, or the torch module) is the third argument.
+    reference: Callable[[Engine, Mapping[str, np.ndarray], Reference], dict[str, np.ndarray]]
     baseline_store: Callable[[], tuple[BaselineStore, dict[str, str]]]  # this backend's store, software facts
     save_failures: Path | None = None
     progress: Progress = field(default_factory=Progress)  # hears of measurements that run long
@@ -121,19 +123,45 @@ def check_accuracy(
     engine: Engine, spec: AccuracySpec, feed: dict[str, np.ndarray], context: GateContext
 ) -> tuple[accuracy.AccuracyResult, list[str]]:
     actual = engine.infer(feed)
-    reference = context.reference(engine.model, feed)
-    result = accuracy.compare_outputs(actual, reference, spec)
+    asked = engine.spec.reference
+    reference = context.reference(engine, feed, asked)
+    result = accuracy.compare_outputs(actual, reference, spec, quantized=engine.quantized)
+    outputs_missed = not result.passed
     if spec.batch_consistency:
         # Rows may differ by kernel rounding (batched GEMMs pick other tactics), not more.
         for problem in accuracy.check_batch_consistency(engine.infer, feed, tolerance=spec.default):
             result.add_problem(problem)
     if result.passed:
         return result, []
-    message = result.failure_message()
+    message = result.failure_message() + "\n" + reference_line(engine)
+    if outputs_missed and asked is Reference.TORCH:
+        message += "\n" + torch_divergence(engine, spec, feed, actual, reference, context)
     if context.save_failures is not None:
         saved = accuracy.save_failure(context.save_failures, context.subject.nodeid, feed, actual, reference)
         message += f"\ninputs, outputs and reference saved to {saved}"
     return result, ["accuracy: " + message.replace("\n", "\n  ")]
+
+
+def reference_line(engine: Engine) -> str:
+    """Which reference the accuracy gate compared with, as the failure report says it."""
+    if engine.spec.reference is Reference.TORCH:
+        return f"reference: the torch module {engine.spec.source} (CPU, fp32, torch.no_grad())"
+    what = f"the export of {engine.spec.source}" if engine.spec.torch is not None else engine.model.path.name
+    return f"reference: onnxruntime running {what} in fp32 on CPU"
+
+
+def torch_divergence(
+    engine: Engine,
+    spec: AccuracySpec,
+    feed: dict[str, np.ndarray],
+    actual: Mapping[str, np.ndarray],
+    module: Mapping[str, np.ndarray],
+    context: GateContext,
+) -> str:
+    """Engine vs export vs module: the export's onnxruntime outputs say which step diverged."""
+    export = context.reference(engine, feed, Reference.ONNXRUNTIME)
+    found = divergence.locate(actual, export, module, spec, quantized=engine.quantized)
+    return "diagnosis: " + found.message()
 
 
 def running_budget(budgets: tuple[PerfBudget, ...], backend: str) -> PerfBudget | None:

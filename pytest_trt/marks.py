@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import backends
 from .errors import SpecError
-from .spec import AccuracySpec, ModelSpec, PerfBudget, make_accuracy_spec, make_perf_budget
+from .spec import AccuracySpec, ModelSpec, PerfBudget, factory_name, make_accuracy_spec, make_perf_budget
 from .spec import make_model_spec as _make_model_spec
 
 if TYPE_CHECKING:
@@ -47,8 +47,9 @@ class ItemGates:
         return self.model is not None and bool(self.budgets)
 
 
-def model_spec(path: str | Path, *, base_dirs: tuple[Path, ...] = (), **kwargs: Any) -> ModelSpec:
-    """``trt_model`` arguments -> ModelSpec, with every registered backend's build options."""
+def model_spec(path: str | Path | None = None, *, base_dirs: tuple[Path, ...] = (), **kwargs: Any) -> ModelSpec:
+    """``trt_model`` arguments -> ModelSpec, with every registered backend's build options.
+    The model is ``path`` or ``torch=`` (a factory returning a torch module)."""
     return _make_model_spec(path, base_dirs=base_dirs, backend_options=backends.build_options(), **kwargs)
 
 
@@ -78,6 +79,8 @@ def _mark_kwargs(mark: pytest.Mark) -> dict[str, Any]:
 
 
 def _model_path(mark: pytest.Mark) -> str:
+    if not mark.args and "path" not in mark.kwargs and "torch" in mark.kwargs:
+        return f"torch={factory_name(mark.kwargs['torch'])}"
     return repr(mark.args[0] if mark.args else mark.kwargs.get("path"))
 
 
@@ -116,9 +119,7 @@ def read_gates(item: pytest.Item, measure_defaults: MeasureSettings) -> ItemGate
     base_dirs = search_dirs(item.path, item.config.rootpath)
     try:
         kwargs = _mark_kwargs(model_mark)
-        if "path" not in kwargs:
-            raise SpecError("trt_model: missing the model path (first argument)")
-        model = model_spec(kwargs.pop("path"), base_dirs=base_dirs, **kwargs)
+        model = model_spec(kwargs.pop("path", None), base_dirs=base_dirs, **kwargs)
     except (SpecError, TypeError) as exc:
         raise SpecError(_prefixed("trt_model", exc)) from None
     accuracy_spec = None

@@ -26,13 +26,16 @@ ENGINE_KEY = pytest.StashKey["Engine"]()
 _SESSION_START = "pytest_trt_session_start"
 
 MARKERS = (
-    "trt_model(path, *, precision='fp32', shapes=None, batch_size=None, seed=None, input_ranges=None, "
-    "inputs=None, **build_options): the ONNX model a test gates; path is relative to the test file, "
-    "then the rootdir.",
+    "trt_model(path=None, *, torch=None, example_inputs=None, dynamic=None, reference='onnxruntime', "
+    "precision='fp32', calibration=None, calibration_method=None, shapes=None, batch_size=None, seed=None, "
+    "input_ranges=None, inputs=None, **build_options): the model a test gates: an ONNX file (relative to the "
+    "test file, then the rootdir) or torch=, a factory of a torch.nn.Module (or 'pkg.mod:func') exported with "
+    "example_inputs and dynamic axes; reference='torch' compares with the module itself; precision='int8' "
+    "with calibration= (an .npz or a number of seeded batches) quantizes a float model.",
     "trt_accuracy(rtol=1e-3, atol=1e-5, *, outputs=None, nan='fail', check='elementwise', q=None, "
     "max_mismatch=0.0, min_cosine=None, topk=None, topk_axis=-1, inf_equal=False, "
-    "batch_consistency=False): compare the backend's outputs with the onnxruntime fp32 reference, "
-    "|out - ref| <= atol + rtol * |ref| per element.",
+    "batch_consistency=False): compare the backend's outputs with the reference (onnxruntime running the "
+    "model in fp32, or the torch module with reference='torch'), |out - ref| <= atol + rtol * |ref| per element.",
     "trt_perf(max_latency_ms=None, percentile=50, min_throughput=None, backend='tensorrt', *, "
     "max_regression=None, warmup_ms, min_iterations, min_duration_ms, max_duration_ms, cuda_graph, "
     "transfers, sync, host_probe): a latency/throughput budget, enforced when its backend runs the test.",
@@ -147,11 +150,12 @@ def _trt_gated_engine(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 def trt_build(request: pytest.FixtureRequest) -> Callable[..., Engine]:
-    """``trt_build(path, **trt_model arguments) -> engine``: engines a test specifies itself."""
+    """``trt_build(path, **trt_model arguments) -> engine`` (or ``trt_build(torch=...)``): engines
+    a test specifies itself."""
     state = _state(request.config)
     base_dirs = search_dirs(request.node.path, request.config.rootpath)
 
-    def build(path: str | Path, **kwargs: Any) -> Engine:
+    def build(path: str | Path | None = None, **kwargs: Any) -> Engine:
         __tracebackhide__ = True
         try:
             return state.engine(model_spec(path, base_dirs=base_dirs, **kwargs))

@@ -107,10 +107,17 @@ def apply_precision(
         return model_path
     if precision in QUANTIZED_PRECISIONS:
         if not has_qdq(_load(model_path, with_weights=False)):
+            # INT8 can be calibrated here (quantize.py); FP8 needs a quantized model.
+            calibrate = (
+                "give calibration= (an .npz of representative inputs, or a number of seeded batches) "
+                "to quantize it here, or "
+                if precision == "int8"
+                else ""
+            )
             raise PrecisionError(
                 f"{model_path}: precision={precision!r} needs a model with Q/DQ "
                 "(QuantizeLinear/DequantizeLinear) nodes, and this one has none. TensorRT 11 takes "
-                "quantization from the graph: produce a quantized model first, e.g. with NVIDIA "
+                f"quantization from the graph: {calibrate}produce a quantized model first, e.g. with NVIDIA "
                 f"ModelOpt: python -m modelopt.onnx.quantization --onnx_path={model_path.name} "
                 f"--quantize_mode={precision} (modelopt.onnx.quantization.quantize in Python), "
                 "and point trt_model at the result."

@@ -8,9 +8,12 @@ test id. Specs are hashable (engines are shared per distinct spec) and JSON-frie
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 CHECKS = ("elementwise", "max", "mean", "median", "quantile")
 NAN_POLICIES = ("fail", "equal")
 SYNC_MODES = ("blocking", "spin")
+# quantize.CalibrationMethod's values (quantize.py imports onnx, which loading the plugin must not).
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 # Precision-transform options, shared by every backend (see precision.py). Each backend declares
 # its own build options when it registers (pytest_trt.backends); marks.py passes them all here.
@@ -112,34 +117,123 @@ class BuildSpec:
         }
 
 
+class Reference(Enum):
+    """What the engine's outputs are compared with."""
+
+    ONNXRUNTIME = "onnxruntime"  # the ONNX model (for torch=, the export) in fp32 on onnxruntime's CPU provider
+    TORCH = "torch"  # the torch module itself, on CPU in fp32 under torch.no_grad()
+
+
+class ExampleArray:
+    """An example input given as an array (a tensor is read into one), compared and hashed by
+    its dtype, shape and bytes so that a spec holding it stays hashable."""
+
+    __slots__ = ("array", "digest")
+
+    def __init__(self, array: Any) -> None:
+        import numpy as np
+
+        frozen = np.array(array, copy=True)
+        frozen.setflags(write=False)
+        hashed = hashlib.sha256(f"{frozen.dtype.str}|{frozen.shape}|".encode())
+        hashed.update(np.ascontiguousarray(frozen).tobytes())
+        self.array = frozen
+        self.digest = hashed.hexdigest()
+
+    @property
+    def shape(self) -> Shape:
+        return tuple(int(d) for d in self.array.shape)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExampleArray) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __repr__(self) -> str:
+        return f"ExampleArray({self.array.dtype}, {list(self.array.shape)}, sha256={self.digest[:12]})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dtype": str(self.array.dtype), "shape": list(self.shape), "sha256": self.digest}
+
+
+@dataclass(frozen=True)
+class TorchSpec:
+    """``torch=`` on ``trt_model``: the factory of a torch module and how to export it."""
+
+    factory: Any  # a callable, or a "pkg.mod:func" string (imported on first use)
+    name: str  # "pkg.mod:func": how messages, reports and baselines name the model
+    example_inputs: tuple[tuple[str, Shape | ExampleArray], ...]  # by input name
+    dynamic: tuple[tuple[str, tuple[tuple[int, str], ...]], ...] = ()  # input -> ((axis, dim name), ...)
+
+    def example_map(self) -> dict[str, Any]:
+        """What torch_export takes: input name -> shape tuple or numpy array."""
+        return {k: v.array if isinstance(v, ExampleArray) else v for k, v in self.example_inputs}
+
+    def example_shapes(self) -> dict[str, Shape]:
+        return {k: v.shape if isinstance(v, ExampleArray) else v for k, v in self.example_inputs}
+
+    def dynamic_map(self) -> dict[str, dict[int, str]]:
+        return {name: dict(axes) for name, axes in self.dynamic}
+
+    @property
+    def stem(self) -> str:
+        """A file name for the export: the factory's own name."""
+        last = self.name.rpartition(":")[2].rsplit(".", 1)[-1]
+        return re.sub(r"[^A-Za-z0-9_-]", "", last) or "model"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "factory": self.name,
+            "example_inputs": {
+                k: v.as_dict() if isinstance(v, ExampleArray) else list(v) for k, v in self.example_inputs
+            },
+            "dynamic": {name: {str(a): d for a, d in axes} for name, axes in self.dynamic},
+        }
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """The ``trt_model`` mark: which model, how to build it, which inputs to feed."""
+    """The ``trt_model`` mark: which model, how to build it, which inputs to feed, what to
+    compare with."""
 
-    path: Path
+    path: Path | None  # None for a torch= model: the export is made on first use
     build: BuildSpec = field(default_factory=BuildSpec)
     batch_size: int | None = None
     seed: int | None = None
     input_ranges: tuple[tuple[str, tuple[float, float]], ...] = ()
     inputs: Path | None = None
+    torch: TorchSpec | None = None
+    reference: Reference = Reference.ONNXRUNTIME
+    calibration: Path | int | None = None  # INT8 by calibration: an .npz, or a count of seeded batches
+    calibration_method: str | None = None  # one of CALIBRATION_METHODS where calibration is given
 
     @property
     def range_map(self) -> dict[str, tuple[float, float]]:
         return dict(self.input_ranges)
 
+    @property
+    def source(self) -> str:
+        """The model as the mark names it: its file, or ``torch=pkg.mod:func``."""
+        return f"torch={self.torch.name}" if self.torch is not None else str(self.path)
+
     def as_dict(self) -> dict[str, Any]:
         return {
-            "path": str(self.path),
+            "path": str(self.path) if self.path is not None else None,
             "build": self.build.as_dict(),
             "batch_size": self.batch_size,
             "seed": self.seed,
             "input_ranges": {k: list(v) for k, v in self.input_ranges},
             "inputs": str(self.inputs) if self.inputs else None,
+            "torch": self.torch.as_dict() if self.torch is not None else None,
+            "reference": self.reference.value,
+            "calibration": str(self.calibration) if isinstance(self.calibration, Path) else self.calibration,
+            "calibration_method": self.calibration_method,
         }
 
 
 def make_model_spec(
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     base_dirs: tuple[Path, ...] = (),
     precision: str = "fp32",
@@ -148,14 +242,32 @@ def make_model_spec(
     seed: int | None = None,
     input_ranges: Mapping[str, Any] | None = None,
     inputs: str | Path | None = None,
+    torch: Any = None,
+    example_inputs: Mapping[str, Any] | None = None,
+    dynamic: Mapping[str, Any] | None = None,
+    reference: str = Reference.ONNXRUNTIME.value,
+    calibration: str | Path | int | None = None,
+    calibration_method: str | None = None,
     backend_options: Mapping[str, type] | None = None,
     **build_options: Any,
 ) -> ModelSpec:
     """Validate ``trt_model`` arguments. Relative paths try each of ``base_dirs`` in order;
-    ``backend_options`` are the build options the registered backends declare (name -> type)."""
+    ``backend_options`` are the build options the registered backends declare (name -> type).
+    The model is a ``path`` or a ``torch=`` factory, never both."""
     known_options = {**(backend_options or {}), **TRANSFORM_BUILD_OPTIONS}
-    model_path = _resolve(path, base_dirs, "path")
+    if path is not None and torch is not None:
+        raise SpecError("give the model either as a path or as torch=, not both")
+    if path is None and torch is None:
+        raise SpecError("missing the model: a path (first argument) or torch= (a factory returning a torch.nn.Module)")
+    model_path = _resolve(path, base_dirs, "path") if path is not None else None
+    torch_spec = _torch_spec(torch, example_inputs, dynamic) if torch is not None else None
+    if torch is None:
+        for arg, value in (("example_inputs", example_inputs), ("dynamic", dynamic)):
+            if value is not None:
+                raise SpecError(f"{arg}= belongs to torch= models; an ONNX model's file gives its inputs")
     _choice(precision, PRECISIONS, "precision")
+    reference_kind = _reference(reference, torch_spec)
+    calibration_data, method = _calibration(calibration, calibration_method, precision, base_dirs)
     if shapes is not None and not isinstance(shapes, Mapping):
         raise SpecError(f"shapes must be a dict of input name -> shape, got {shapes!r}")
     frozen_shapes = tuple(sorted((k, _shape(k, v, "shapes")) for k, v in (shapes or {}).items()))
@@ -197,11 +309,140 @@ def make_model_spec(
         seed=seed,
         input_ranges=tuple(sorted(ranges)),
         inputs=_resolve(inputs, base_dirs, "inputs") if inputs is not None else None,
+        torch=torch_spec,
+        reference=reference_kind,
+        calibration=calibration_data,
+        calibration_method=method,
     )
 
 
+def factory_name(factory: Any) -> str:
+    """How a torch= factory is named in messages, reports and baselines: ``"pkg.mod:func"``
+    (a string factory is its own name)."""
+    if isinstance(factory, str):
+        return factory
+    target = getattr(factory, "func", factory)  # functools.partial names the function it wraps
+    module = getattr(target, "__module__", None) or type(target).__module__
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{module}:{qualname}"
+
+
+_FACTORY_STRING = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+
+
+def _torch_spec(factory: Any, example_inputs: Any, dynamic: Any) -> TorchSpec:
+    """torch= and its example_inputs/dynamic, checked without importing torch or the factory's
+    module (that happens on first use, and its errors name the test then)."""
+    if isinstance(factory, str):
+        if not _FACTORY_STRING.fullmatch(factory):
+            raise SpecError(f"torch={factory!r} must be a callable or an importable 'pkg.mod:func' string")
+    elif not callable(factory):
+        raise SpecError(
+            f"torch= must be a callable returning a torch.nn.Module or a 'pkg.mod:func' string, got {factory!r}"
+        )
+    try:
+        hash(factory)
+    except TypeError:
+        raise SpecError(
+            f"torch= must be hashable (a function, a class or a 'pkg.mod:func' string), got {factory!r}"
+        ) from None
+    if example_inputs is None:
+        raise SpecError("torch= needs example_inputs= (forward's parameter name -> shape, e.g. {'x': (8, 3, 64, 64)})")
+    if not isinstance(example_inputs, Mapping) or not example_inputs:
+        raise SpecError(
+            f"example_inputs must map forward's parameter names to shapes or arrays, got {example_inputs!r}"
+        )
+    examples: dict[str, Shape | ExampleArray] = {}
+    for name, value in example_inputs.items():
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"example_inputs: input names must be non-empty strings, got {name!r}")
+        if isinstance(value, (tuple, list)):
+            examples[name] = _shape(name, value, "example_inputs")
+        elif hasattr(value, "shape") and hasattr(value, "dtype"):  # a numpy array or a torch tensor
+            try:
+                array = value.detach().cpu().numpy() if hasattr(value, "detach") else value
+                examples[name] = ExampleArray(array)
+            except Exception as exc:  # a tensor numpy cannot hold (bfloat16, say)
+                raise SpecError(f"example_inputs[{name!r}]: cannot read it as a numpy array ({exc})") from None
+            if examples[name].array.dtype.hasobject or not examples[name].shape:
+                raise SpecError(f"example_inputs[{name!r}] must be an array of numbers with at least one axis")
+        else:
+            raise SpecError(
+                f"example_inputs[{name!r}] must be a shape tuple, a numpy array or a torch tensor, got {value!r}"
+            )
+    axes = _dynamic(dynamic, {k: v.shape if isinstance(v, ExampleArray) else v for k, v in examples.items()})
+    return TorchSpec(
+        factory=factory,
+        name=factory_name(factory),
+        example_inputs=tuple(sorted(examples.items())),
+        dynamic=axes,
+    )
+
+
+def _dynamic(dynamic: Any, shapes: Mapping[str, Shape]) -> tuple[tuple[str, tuple[tuple[int, str], ...]], ...]:
+    if dynamic is None:
+        return ()
+    if not isinstance(dynamic, Mapping):
+        raise SpecError(f"dynamic must map input names to {{axis: 'dim name'}}, got {dynamic!r}")
+    result = []
+    for name, axes in dynamic.items():
+        if name not in shapes:
+            raise SpecError(
+                f"dynamic names input {name!r}, which example_inputs does not have "
+                f"(inputs: {', '.join(sorted(shapes))})"
+            )
+        if not isinstance(axes, Mapping) or not axes:
+            raise SpecError(f"dynamic[{name!r}] must be a dict {{axis: 'dim name'}}, got {axes!r}")
+        rank = len(shapes[name])
+        pairs: dict[int, str] = {}
+        for axis, dim in axes.items():
+            if not isinstance(axis, int) or isinstance(axis, bool) or not -rank <= axis < rank:
+                raise SpecError(f"dynamic[{name!r}]: axis {axis!r} is not an axis of an input of rank {rank}")
+            if not isinstance(dim, str) or not dim.isidentifier():
+                raise SpecError(f"dynamic[{name!r}][{axis}] must be a dim name like 'batch', got {dim!r}")
+            pairs[axis % rank] = dim
+        result.append((name, tuple(sorted(pairs.items()))))
+    return tuple(sorted(result))
+
+
+def _reference(value: Any, torch_spec: TorchSpec | None) -> Reference:
+    try:
+        chosen = Reference(value)
+    except ValueError:
+        raise SpecError(
+            f"reference must be one of {', '.join(r.value for r in Reference)}; got {value!r}"
+        ) from None
+    if chosen is Reference.TORCH and torch_spec is None:
+        raise SpecError(
+            "reference='torch' needs torch= (the module to compare with); an ONNX file is compared with onnxruntime"
+        )
+    return chosen
+
+
+def _calibration(
+    calibration: Any, method: Any, precision: str, base_dirs: tuple[Path, ...]
+) -> tuple[Path | int | None, str | None]:
+    if calibration is None:
+        if method is not None:
+            raise SpecError("calibration_method= needs calibration= (an .npz of inputs, or a number of batches)")
+        return None, None
+    if precision != "int8":
+        raise SpecError(f"calibration= is for precision='int8' (this mark has precision={precision!r})")
+    wrong = f"calibration must be a positive number of seeded batches or an .npz path, got {calibration!r}"
+    if isinstance(calibration, int) and not isinstance(calibration, bool):
+        if calibration < 1:
+            raise SpecError(wrong)
+        data: Path | int = calibration
+    elif isinstance(calibration, (str, Path)):
+        data = _resolve(calibration, base_dirs, "calibration")
+    else:
+        raise SpecError(wrong)
+    chosen = _choice(CALIBRATION_METHODS[0] if method is None else method, CALIBRATION_METHODS, "calibration_method")
+    return data, chosen
+
+
 # What each path argument names, for the message when it names a folder instead.
-_FILE_KINDS = {"path": "an ONNX file", "inputs": "an .npz file"}
+_FILE_KINDS = {"path": "an ONNX file", "inputs": "an .npz file", "calibration": "an .npz file"}
 
 
 def _resolve(path: str | Path, base_dirs: tuple[Path, ...], arg: str) -> Path:

@@ -20,7 +20,7 @@ def test_marks_are_registered_for_strict_markers(trt_pytester):
     )
     trt_pytester.run("--strict-markers").assert_outcomes(passed=1)
     markers = trt_pytester.run("--markers")
-    markers.stdout.fnmatch_lines(["@pytest.mark.trt_model(path, *, precision='fp32'*", "@pytest.mark.trt_accuracy(*", "@pytest.mark.trt_perf(*"])
+    markers.stdout.fnmatch_lines(["@pytest.mark.trt_model(path=None, *, torch=None, example_inputs=None, dynamic=None, reference='onnxruntime', precision='fp32'*", "@pytest.mark.trt_accuracy(*", "@pytest.mark.trt_perf(*"])
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,7 @@ def test_marks_are_registered_for_strict_markers(trt_pytester):
         ('@pytest.mark.trt_model("mlp.onnx", precision="fp64")', "trt_model: precision must be one of *; got 'fp64'"),
         ('@pytest.mark.trt_model("mlp.onnx", shapes={"x": (0, 256)})', "trt_model: shapes[[]'x'[]] must be a tuple of positive ints*"),
         ('@pytest.mark.trt_model("mlp.onnx", "extra")', "trt_model: takes at most 1 positional argument(s) (path), got 2"),
-        ("@pytest.mark.trt_model()", "trt_model: missing the model path (first argument)"),
+        ("@pytest.mark.trt_model()", "trt_model: missing the model: a path (first argument) or torch= (a factory returning a torch.nn.Module)"),
         ('@pytest.mark.trt_model("nothere.onnx")', "trt_model: path: file 'nothere.onnx' not found (looked in: *nothere.onnx)"),
         ('@pytest.mark.trt_model("mlp.onnx", inputs="nothere.npz")', "trt_model: inputs: file 'nothere.npz' not found*"),
         ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_accuracy(rtoll=1)', "trt_accuracy: unknown argument 'rtoll'*"),
