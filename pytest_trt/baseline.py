@@ -34,10 +34,11 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .errors import BaselineFileError
 from .files import remove_stale_temps, write_atomic
+from .owners import ProcessOwner, read_owner_file, write_owner_file
 from .stats import percentile_label, quantile_summary
 
 SCHEMA = 1
@@ -55,6 +56,7 @@ _DIGITS = 6
 # The store's own folder under its root: the lock and temp files, never committed.
 PRIVATE_DIR = ".pytest-trt"
 LOCK_NAME = "lock"
+DEFAULT_LOCK_TIMEOUT_S = 600.0  # --trt-lock-timeout's default: the store is held for a write only
 _GITIGNORE = "# Lock and temp files of pytest-trt's baseline store: never committed.\n*\n"
 
 REPLACE_OPTION = "--trt-replace-unreadable-baselines"
@@ -334,9 +336,10 @@ class BaselineInput:
 class BaselineStore:
     """Baselines of one hardware class under ``root``."""
 
-    def __init__(self, root: Path, hardware: str) -> None:
+    def __init__(self, root: Path, hardware: str, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
         if not hardware or _slug(hardware) != hardware:
             raise ValueError(f"hardware must be a hardware_class() name, got {hardware!r}")
+        self.lock_timeout_s = lock_timeout_s
         self.root = Path(root)
         self.hardware = hardware
         self.folder = self.root / hardware
@@ -456,15 +459,27 @@ class BaselineStore:
                 f"baseline store {self.root}: cannot write its folder {self.private} ({_os_problem(exc)})"
             ) from None
         lock = FileLock(str(self.lock_path))
+        owner_path = self.lock_path.with_name(LOCK_NAME + ".owner")
         try:
-            lock.acquire()
+            lock.acquire(timeout=self.lock_timeout_s)
+        except Timeout:
+            holder = read_owner_file(owner_path)
+            held = f", held by {holder.describe()}" if holder is not None else ""
+            raise BaselineFileError(
+                f"baseline store {self.root}: gave up after {self.lock_timeout_s:g} s waiting for its lock "
+                f"{self.lock_path}{held}; raise --trt-lock-timeout (ini trt_lock_timeout) or stop that process"
+            ) from None
         except OSError as exc:
             raise BaselineFileError(
                 f"baseline store {self.root}: cannot take its lock {self.lock_path} ({_os_problem(exc)})"
             ) from None
         try:
+            with contextlib.suppress(OSError):  # the holder record is advice for people only
+                write_owner_file(owner_path, ProcessOwner.current())
             yield
         finally:
+            with contextlib.suppress(OSError):
+                owner_path.unlink()
             lock.release()
 
     def remove_stale_temps(self) -> list[Path]:

@@ -233,7 +233,8 @@ class RunState:
 
             on_gpu = backends.get(backend).device is DeviceKind.GPU
             hardware, software = hardware_for(on_gpu, machine_fingerprint())
-            self._baselines[backend] = (BaselineStore(self.settings.baseline_dir, hardware), software)
+            store = BaselineStore(self.settings.baseline_dir, hardware, lock_timeout_s=self.settings.lock_timeout_s)
+            self._baselines[backend] = (store, software)
         return self._baselines[backend]
 
     def note_measured(self, measured: Sequence[tuple[Path, str]]) -> None:

@@ -201,3 +201,34 @@ def test_an_unwritable_report_path_is_an_error_line(trt_pytester, option):
     result = trt_pytester.run(*MEASURE, f"{option}={blocker / 'report.out'}")
     assert_pytest_summary_kept(result)
     result.stdout.fnmatch_lines([f"error: {option}: cannot write {blocker / 'report.out'} (File exists: {blocker})"])
+
+
+def test_a_held_store_lock_gives_up_after_the_lock_timeout_naming_the_holder(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from pytest_trt.baseline import BaselineStore
+    from pytest_trt.errors import BaselineFileError
+
+    store = BaselineStore(tmp_path / "baselines", "cpu-test-1c", lock_timeout_s=0.5)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from pytest_trt.baseline import BaselineStore
+        store = BaselineStore(Path({str(tmp_path / "baselines")!r}), "cpu-test-1c")
+        with store._locked():
+            print("held", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BaselineFileError) as caught:
+            with store._locked():
+                pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    message = str(caught.value)
+    assert "gave up after 0.5 s waiting for its lock" in message
+    assert f"held by pid {holder.pid} on host" in message and "--trt-lock-timeout" in message
