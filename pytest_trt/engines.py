@@ -24,7 +24,7 @@ from .backends.base import Backend, Runner
 from .cache import CacheOutcome, EngineCache, decode_arrays, encode_arrays
 from .errors import ModelError, PrecisionError
 from .files import write_atomic
-from .model import LoadedModel, Shape, load_inputs_npz, load_model, make_inputs, resolve_shapes
+from .model import DEFAULT_MAX_INPUT_BYTES, LoadedModel, Shape, load_inputs_npz, load_model, make_inputs, resolve_shapes
 from .model_steps import CalibrationPlan, StepProvenance, TorchModel
 from .progress import Phase, Progress
 from .spec import BuildSpec, ModelSpec, Reference, TorchSpec
@@ -213,7 +213,7 @@ class EngineFactory:
         self.cache = cache
         self._backend_for = backend_for
         self._seed = seed
-        self._max_input_bytes = max_input_bytes
+        self._max_input_bytes = DEFAULT_MAX_INPUT_BYTES if max_input_bytes is None else max_input_bytes
         self._progress = progress or Progress()
         self._models: dict[Path, LoadedModel] = {}
         self._torch_models: dict[TorchSpec, TorchModel] = {}
