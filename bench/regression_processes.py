@@ -365,6 +365,8 @@ def main() -> None:
         done = {(r["variant"], r["trial"]) for r in rows if r["kind"] == "compare" and r["status"] != NO_REPORT}
         order = random.Random(args.seed)
         for trial in range(args.trials):
+            if out_of_time():
+                break
             names = list(models)
             order.shuffle(names)
             for name in names:
