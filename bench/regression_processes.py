@@ -3,10 +3,15 @@ comparison is its own ``python -m pytest`` process.
 
 ``bench/regression_power.py`` measures many trials inside one process, which is fast but not
 what CI does: there each run is a fresh interpreter, a fresh onnxruntime session, another moment
-of the host and, on many-core hosts, another CPU. This bench generates a small project (the
-example CNN, batch 8, one onnxruntime thread, and copies of it slowed by a dead-end side branch
-from regression_power.py), then
+of the host and, on many-core hosts, another CPU (or a GPU that has gone back to its idle clock).
+This bench generates a small project, then
 
+0. the models, by ``--family``: ``cnn`` (the default on ``--backend onnxruntime``): the example
+   CNN, batch 8, one onnxruntime thread, and copies of it slowed by a dead-end side branch from
+   regression_power.py (``--widths``); ``matmul`` (the default on a GPU backend, e.g. ``--backend
+   onnxruntime-cuda``): chains of 2048x2048 fp32 MatMuls at batch 2048 from matmul_chain.py,
+   ``--blocks`` of them (the first is the unchanged model: 20,21,22 are it, +5% and +10%), so
+   that a slowdown is GPU work, not launch overhead;
 1. records ``--baselines`` baselines of the unchanged model, each with ``--trt-update-baselines``
    in its own process and its own baseline folder;
 2. runs ``--trials`` comparisons per model (the unchanged one and each ``--widths`` branch) in
@@ -17,7 +22,8 @@ from regression_power.py), then
    model, detection for the slowed ones, each labelled with the slowdown it measured: its
    probe-normalized floor against the unchanged model's), how many were re-measured, and the
    seconds of measuring per test (warm-up, timing, probes and re-measurements; waits for the
-   measurement lock left out) and per process.
+   measurement lock left out) and per process; on a GPU, how the warm-up ended and the SM clock
+   the comparisons were timed at (measure.PerfResult.gpu_clock).
 
 Every finished process is appended to ``--save`` (JSON lines) at once, so a run stopped by
 ``--time-limit``, Ctrl-C or a lost machine continues where it stopped when started again with
@@ -25,11 +31,13 @@ the same arguments; ``--report-only`` prints the table of what is saved.
 
     python bench/regression_processes.py --trials 100 --save runs/p1.jsonl --time-limit 540
     python bench/regression_processes.py --trials 2 --baselines 1 --widths 16 --save /tmp/smoke.jsonl
+    python bench/regression_processes.py --backend onnxruntime-cuda --trials 40 --save runs/gpu.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -38,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -47,8 +56,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 SAME = "same"
+NO_REPORT = "no-report"  # the process wrote no JSON report: its output is kept in the row
+MAX_FAILED_IN_A_ROW = 3  # then the bench stops: something is broken, not noisy
 
-TEST_FILE = '''
+CNN, MATMUL = "cnn", "matmul"
+
+TEST_FILES = {
+    CNN: '''
 import os
 
 import pytest
@@ -57,10 +71,24 @@ MODEL = os.environ["BENCH_MODEL"]
 
 
 @pytest.mark.trt_model(MODEL, batch_size=8, intra_op_threads=1)
-@pytest.mark.trt_perf(backend="onnxruntime")
+@pytest.mark.trt_perf(backend=os.environ["BENCH_BACKEND"])
 def test_model(trt_engine):
     pass
-'''
+''',
+    MATMUL: '''
+import os
+
+import pytest
+
+MODEL = os.environ["BENCH_MODEL"]
+
+
+@pytest.mark.trt_model(MODEL)
+@pytest.mark.trt_perf(backend=os.environ["BENCH_BACKEND"])
+def test_model(trt_engine):
+    pass
+''',
+}
 
 # Seconds spent in measure.measure per test, lock waits left out: written where BENCH_SECONDS says.
 CONFTEST = '''
@@ -98,39 +126,58 @@ def plugin_args() -> list[str]:
     return [] if installed else ["-p", "pytest_trt.plugin"]
 
 
-def make_project(folder: Path, widths: list[tuple[int, int]]) -> dict[str, Path]:
-    """The test project: models, the test file, its conftest; the model files by variant name."""
+def cnn_models(widths: list[tuple[int, int]]) -> dict[str, Callable[[], Any]]:
+    """The example CNN and its slowed copies, by variant name, as functions that build them."""
     from regression_power import branch_name, slowed_cnn
 
-    (folder / "models").mkdir(parents=True, exist_ok=True)
-    models = {SAME: folder / "models" / f"{SAME}.onnx"}
+    made: dict[str, Callable[[], Any]] = {SAME: lambda: slowed_cnn(0)}
     for width, columns in widths:
-        models[branch_name(width, columns)] = folder / "models" / f"{branch_name(width, columns)}.onnx"
+        made[branch_name(width, columns)] = functools.partial(slowed_cnn, width, columns)
+    return made
+
+
+def matmul_models(blocks: list[int], width: int) -> dict[str, Callable[[], Any]]:
+    """MatMul chains by variant name: the first of ``blocks`` is the unchanged model."""
+    from matmul_chain import matmul_chain
+
+    made: dict[str, Callable[[], Any]] = {SAME: functools.partial(matmul_chain, blocks[0], width)}
+    for n in blocks[1:]:
+        made[f"b{n}"] = functools.partial(matmul_chain, n, width)
+    return made
+
+
+def make_project(folder: Path, family: str, made: dict[str, Callable[[], Any]]) -> dict[str, Path]:
+    """The test project: models, the test file, its conftest; the model files by variant name."""
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    models = {name: folder / "models" / f"{name}.onnx" for name in made}
     for name, path in models.items():
         if not path.exists():
-            spec = (0, 0) if name == SAME else next(w for w in widths if branch_name(*w) == name)
-            model = slowed_cnn(*spec) if name != SAME else slowed_cnn(0)
-            path.write_bytes(model.SerializeToString())
-    (folder / "test_bench.py").write_text(TEST_FILE)
+            part = path.with_suffix(".part")  # a run stopped while writing leaves no half model
+            part.write_bytes(made[name]().SerializeToString())
+            part.replace(path)
+    (folder / "test_bench.py").write_text(TEST_FILES[family])
     (folder / "conftest.py").write_text(CONFTEST)
     (folder / "pytest.ini").write_text("[pytest]\n")
     return models
 
 
-def run_pytest(folder: Path, model: Path, baseline_dir: Path, extra: list[str]) -> dict[str, Any]:
+def run_pytest(folder: Path, model: Path, baseline_dir: Path, backend: str, extra: list[str]) -> dict[str, Any]:
     """One pytest process; what it reported about the test, its measuring seconds and wall time."""
     report, seconds = folder / "report.json", folder / "seconds.json"  # read back before the next process
     for stale in (report, seconds):
         stale.unlink(missing_ok=True)
     env = {**os.environ, "BENCH_MODEL": str(model.relative_to(folder)), "BENCH_SECONDS": str(seconds),
+           "BENCH_BACKEND": backend,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugin_args(), "test_bench.py",
-               f"--trt-baseline-dir={baseline_dir}", f"--trt-report-json={report}", *extra]
+               f"--trt-backend={backend}", f"--trt-baseline-dir={baseline_dir}", f"--trt-report-json={report}",
+               *extra]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     if not report.exists():
-        raise SystemExit(f"pytest wrote no report (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return {"exit": done.returncode, "status": NO_REPORT, "remeasured": False, "wall_s": wall,
+                "output": f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"}
     (test,) = json.loads(report.read_text())["tests"]
     spent = json.loads(seconds.read_text()) if seconds.exists() else {}
     perf, verdict = test.get("perf") or {}, test.get("regression") or {}
@@ -148,6 +195,8 @@ def run_pytest(folder: Path, model: Path, baseline_dir: Path, extra: list[str]) 
         "measure_s": spent.get("seconds"),
         "measurements": spent.get("measurements"),
         "lock_wait_s": perf.get("lock_wait_s"),
+        "gpu_clock": perf.get("gpu_clock"),
+        "warnings": test.get("warnings") or [],
         "wall_s": wall,
     }
 
@@ -176,7 +225,7 @@ def table(rows: list[dict[str, Any]], command: str) -> list[str]:
              f"{len([r for r in rows if r['kind'] == 'record'])} recording processes, {len(compares)} comparison "
              "processes; each row: comparisons failed as regressed (the unchanged model: false alarms)", ""]
     header = (f"{'model':<14} {'measured':>9} {'regressed':>15} {'improved':>9} {'re-measured':>12} "
-              f"{'measure s/test (median, mean, max)':>36} {'process s':>10}")
+              f"{'verdict change (min, median, max)':>34} {'measure s/test (median, mean, max)':>36} {'process s':>10}")
     lines += [header, "-" * len(header)]
     for variant in variants:
         mine = [r for r in compares if r["variant"] == variant]
@@ -189,14 +238,38 @@ def table(rows: list[dict[str, Any]], command: str) -> list[str]:
         seconds = [r["measure_s"] for r in mine if r.get("measure_s") is not None]
         spent = (f"{statistics.median(seconds):.2f}, {statistics.fmean(seconds):.2f}, {max(seconds):.2f}"
                  if seconds else "-")
+        changes = [100 * c for r in mine if isinstance(c := r.get("change"), (int, float))]
+        moved = (f"{min(changes):+.1f}, {statistics.median(changes):+.1f}, {max(changes):+.1f}%"
+                 if changes else "-")
         lines.append(
             f"{variant:<14} {measured:>9} {f'{regressed}/{len(mine)} ({100 * regressed / len(mine):.1f}%)':>15} "
-            f"{improved:>9} {remeasured:>12} {spent:>36} {statistics.median(r['wall_s'] for r in mine):>10.1f}"
+            f"{improved:>9} {remeasured:>12} {moved:>34} {spent:>36} "
+            f"{statistics.median(r['wall_s'] for r in mine):>10.1f}"
         )
     others = sorted({r["status"] for r in compares} - {"regressed", "improved", "unchanged"})
     if others:
         lines.append("other verdicts: " + ", ".join(f"{s or 'none'}: {sum(r['status'] == s for r in compares)}"
                                                    for s in others))
+    return lines + clock_lines([r for r in rows if r["kind"] in ("record", "compare")])
+
+
+def clock_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """How GPU warm-ups ended and the SM clock timing ran at, over every process (none on the CPU)."""
+    clocks = [c for r in rows if (c := r.get("gpu_clock"))]
+    if not clocks:
+        return []
+    counts = ", ".join(f"{s} {sum(c['settled'] == s for c in clocks)}"
+                       for s in sorted({c["settled"] for c in clocks}))
+    warm = [c["warmup_ms"] / 1000 for c in clocks]
+    lines = ["", f"GPU warm-up of the measurement each of {len(clocks)} processes reports: ended by {counts}; "
+             f"warm-up s median {statistics.median(warm):.2f}, max {max(warm):.2f}"]
+    read = [c for c in clocks if c.get("start_mhz") is not None]
+    if read:
+        starts, lows = [c["start_mhz"] for c in read], [c["low_mhz"] for c in read]
+        lines.append(f"SM clock while timing ({read[0]['source']}): at the start {min(starts):.0f}..{max(starts):.0f} MHz, "
+                     f"lowest {min(lows):.0f} MHz, maximum {read[0].get('max_mhz') or 0:.0f} MHz")
+    else:
+        lines.append(f"SM clock not read: {clocks[0].get('unread')}")
     return lines
 
 
@@ -206,8 +279,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=50, help="comparison processes per model (default 50)")
     parser.add_argument("--baselines", type=int, default=3, help="baselines recorded, one process each (default 3)")
-    parser.add_argument("--widths", default="16,32", help="slowed models' side branches, as regression_power.py "
+    parser.add_argument("--backend", default="onnxruntime", help="--trt-backend of every process (default onnxruntime)")
+    parser.add_argument("--family", choices=(CNN, MATMUL), help="the models: cnn (default on a CPU backend) or "
+                        "matmul (default on a GPU backend)")
+    parser.add_argument("--widths", default="16,32", help="cnn: slowed models' side branches, as regression_power.py "
                         "--widths takes them: a width or width x input columns (default 16,32)")
+    parser.add_argument("--blocks", default="20,21,22", help="matmul: blocks of each chain, the unchanged one first "
+                        "(default 20,21,22: unchanged, +5%%, +10%%)")
+    parser.add_argument("--matmul-width", type=int, default=2048, help="matmul: the chain's width and batch "
+                        "(default 2048; smaller ones make a quick smoke run on a CPU)")
     parser.add_argument("--threshold", type=float, help="--trt-regression-threshold (default: the plugin's)")
     parser.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
                         help="passed to every pytest process, e.g. --pytest-arg=--trt-min-duration-ms=300")
@@ -219,7 +299,20 @@ def main() -> None:
     args = parser.parse_args()
     if args.trials < 0 or args.baselines < 1:
         parser.error("--trials must be >= 0 and --baselines >= 1")
-    widths = [branch(w) for w in args.widths.split(",") if w]
+    from pytest_trt import backends
+
+    try:
+        on_gpu = backends.get(args.backend).device is backends.DeviceKind.GPU
+    except backends.BackendError as exc:
+        parser.error(f"--backend: {exc}")
+    family = args.family or (MATMUL if on_gpu else CNN)
+    try:
+        blocks = [int(b) for b in args.blocks.split(",") if b]
+    except ValueError:
+        parser.error(f"--blocks takes block counts separated by commas, got {args.blocks!r}")
+    if family == MATMUL and (len(blocks) < 2 or min(blocks) < 1):
+        parser.error(f"--blocks needs the unchanged chain and at least one longer one, got {args.blocks!r}")
+    made = matmul_models(blocks, args.matmul_width) if family == MATMUL else cnn_models([branch(w) for w in args.widths.split(",") if w])
     rows = load(args.save)
     command = " ".join(["python bench/regression_processes.py", *sys.argv[1:]])
     if args.report_only:
@@ -227,44 +320,60 @@ def main() -> None:
         return
     extra = [*args.pytest_arg] + ([f"--trt-regression-threshold={args.threshold}"] if args.threshold else [])
     # A resumed run must measure as the saved one did, or its rows would mix two settings.
-    settings = {"kind": "settings", "widths": args.widths, "pytest_args": extra, "baselines": args.baselines}
+    settings = {"kind": "settings", "backend": args.backend, "family": family,
+                **({"widths": args.widths} if family == CNN else {"blocks": args.blocks, "width": args.matmul_width}),
+                "pytest_args": extra, "baselines": args.baselines}
     saved = next((r for r in rows if r["kind"] == "settings"), None)
-    if saved is not None and {k: saved.get(k) for k in settings} != settings:
-        parser.error(f"{args.save} was started with {saved}; resume it with the same --widths, --baselines, "
-                     "--threshold and --pytest-arg, or save to another file")
+    older = {"backend": "onnxruntime", "family": CNN}  # what files saved before these keys ran
+    if saved is not None and {k: saved.get(k, older.get(k)) for k in settings} != settings:
+        parser.error(f"{args.save} was started with {saved}; resume it with the same --backend, --family, "
+                     "--widths or --blocks, --baselines, --threshold and --pytest-arg, or save to another file")
     with tempfile.TemporaryDirectory(prefix="regression-processes-") as tmp:
         folder = args.workdir or (args.save.with_name(args.save.name + ".work") if args.save else Path(tmp))
-        models = make_project(folder, widths)
+        models = make_project(folder, family, made)
         started = time.perf_counter()
 
         def out_of_time() -> bool:
             return args.time_limit is not None and time.perf_counter() - started > args.time_limit
 
+        failed_in_a_row = 0
+
         def keep(row: dict[str, Any]) -> None:
+            nonlocal failed_in_a_row
             rows.append(row)
             if args.save is not None:
                 with args.save.open("a") as f:
                     f.write(json.dumps(row) + "\n")
+            if row.get("status") != NO_REPORT:
+                failed_in_a_row = 0
+                return
+            failed_in_a_row += 1
+            print(f"pytest wrote no report (exit {row['exit']}):\n{row['output']}", flush=True)
+            if failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+                raise SystemExit(f"{failed_in_a_row} processes in a row wrote no report; stopping")
 
         if saved is None:
             keep(settings)
-        recorded = {r["baseline"] for r in rows if r["kind"] == "record"}
+        recorded = {r["baseline"] for r in rows if r["kind"] == "record" and r["status"] != NO_REPORT}
         for b in range(args.baselines):
             if b in recorded or out_of_time():
                 continue
-            result = run_pytest(folder, models[SAME], folder / f"baselines-{b}", ["--trt-update-baselines", *extra])
+            result = run_pytest(folder, models[SAME], folder / f"baselines-{b}", args.backend,
+                                ["--trt-update-baselines", *extra])
             keep({"kind": "record", "baseline": b, **result})
-            print(f"baseline {b}: recorded in {result['wall_s']:.1f} s ({result['note']})", flush=True)
-        done = {(r["variant"], r["trial"]) for r in rows if r["kind"] == "compare"}
+            print(f"baseline {b}: recorded in {result['wall_s']:.1f} s ({result.get('note', result['status'])})", flush=True)
+        done = {(r["variant"], r["trial"]) for r in rows if r["kind"] == "compare" and r["status"] != NO_REPORT}
         order = random.Random(args.seed)
         for trial in range(args.trials):
+            if out_of_time():
+                break
             names = list(models)
             order.shuffle(names)
             for name in names:
                 if (name, trial) in done or out_of_time():
                     continue
                 b = (trial * len(models) + names.index(name)) % args.baselines
-                result = run_pytest(folder, models[name], folder / f"baselines-{b}", extra)
+                result = run_pytest(folder, models[name], folder / f"baselines-{b}", args.backend, extra)
                 keep({"kind": "compare", "variant": name, "trial": trial, "baseline": b, **result})
             print(f"round {trial + 1}/{args.trials} ({time.perf_counter() - started:.0f} s)", flush=True)
         if out_of_time():

@@ -8,6 +8,9 @@ model (measure_defaults.py): ``min_iterations`` for fast models, as many as fit 
 ``SLOW_MODEL_MS`` (at least ``FEWEST_ITERATIONS``) for slow ones, and for a latency budget at
 least the samples its percentile needs (``stats.samples_needed``: 100 for a p99).
 
+On a GPU's own clock (``cuda-events``) warm-up lasts until the GPU has reached its working clock
+(gpu_clock.py), and the result records the SM clock it was timed at (``PerfResult.gpu_clock``).
+
 The garbage collector is off inside every timed chunk, as pytest-benchmark offers, and on again
 between them: a collection is the runtime's cost, not the model's. Each measurement holds its
 device's lock (measure_lock.py), so pytest-xdist workers and other runs on this host never time
@@ -27,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from . import host_cpu, host_probe, measure_lock
+from . import gpu_clock, host_cpu, host_probe, measure_lock
 from .backends.base import Runner, TimedSession
 from .errors import BackendError
 from .types import HostCall, IterationTimes
 from .host_probe import HostProbe
-from .measure_defaults import FEWEST_ITERATIONS, SLOW_MODEL_MS
+from .gpu_clock import ClockTrack, GpuClock, WarmUp
+from .measure_defaults import FEWEST_ITERATIONS, GPU_WARMUP_MAX_MS, GPU_WINDOW_MS, SLOW_MODEL_MS
 from .spec import MeasureSettings, PerfBudget
 from .stats import LatencyStats, percentile, percentile_label, samples_needed, summarize
 
@@ -42,6 +46,7 @@ DOUBT_STRETCHES = 10
 ENQUEUE_BOUND_RATIO = 0.8  # host enqueue this close to GPU compute starves the GPU
 PHASES = ("compute", "h2d", "d2h", "enqueue")
 SHOWN_PERCENTILES = (50.0, 90.0, 95.0, 99.0)  # the ones LatencyStats holds and reports print
+GPU_CLOCK = "cuda-events"  # sessions on this clock time a GPU: warm-up to its working clock
 
 
 @dataclass
@@ -52,7 +57,10 @@ class PerfResult:
     ``after_probe`` the indices of those run right after a host-speed probe, which latency budgets
     leave out (``budget_samples_ms``): the probe's data still sat in the caches. ``latency`` sums
     up the budget samples, as budgets judge them. ``lock_wait_s`` is how long the measurement
-    waited for its device (measure_lock.py), not counted in ``duration_s``.
+    waited for its device (measure_lock.py), not counted in ``duration_s``. ``gpu_clock``: the
+    SM clock a GPU-timed measurement ran at and how its warm-up ended (gpu_clock.py); None on the
+    host clock. It is not part of ``mode``, which baselines compare as the workload: a clock
+    that differs does not make a baseline another workload.
     """
 
     backend: str
@@ -75,6 +83,7 @@ class PerfResult:
     fastest_probe_ms: float | None = None
     after_probe: list[int] = field(default_factory=list)
     lock_wait_s: float = 0.0
+    gpu_clock: GpuClock | None = None
 
     @functools.cached_property
     def budget_samples_ms(self) -> list[float]:
@@ -130,6 +139,7 @@ class PerfResult:
             "short_percentiles": [percentile_label(q) for q in SHOWN_PERCENTILES if self.short_of(q)],
             "sample_notes": [note for q in SHOWN_PERCENTILES if (note := self.sample_note(q))],
             "lock_wait_s": self.lock_wait_s,
+            "gpu_clock": self.gpu_clock.as_dict() if self.gpu_clock is not None else None,
         }
 
 
@@ -296,19 +306,33 @@ def judged_percentiles(budgets: Sequence[PerfBudget], backend: str) -> tuple[flo
     return tuple(b.percentile for b in budgets if b.backend == backend and b.max_latency_ms is not None)
 
 
-def _warm_up(session: TimedSession, warmup_ms: float) -> tuple[int, float] | None:
-    """Run chunks, discarded, for ``warmup_ms``. Returns the last chunk's size and pace (ms per
-    iteration) so that measuring starts at a chunk size that suits the model, or None."""
+@dataclass
+class _Warm:
+    chunk: int  # the last warm-up chunk's size...
+    pace_ms: float  # ...and its ms per iteration, so that measuring starts at a size that suits the model
+    spent_ms: float
+
+
+def _warm_up(session: TimedSession, warmup_ms: float, judge: WarmUp | None = None) -> _Warm | None:
+    """Run chunks, discarded, for ``warmup_ms``; with a ``judge`` (a GPU session), then in more
+    windows of GPU_WINDOW_MS until it calls the GPU settled (it stops at its limit too). The
+    first window is the whole of ``warmup_ms``. None when ``warmup_ms`` asks for no warm-up."""
     if warmup_ms <= 0:
         return None
-    chunk, spent_ms = 1, 0.0
+    chunk, spent_ms, target = 1, 0.0, warmup_ms
+    window_ms, window_iterations = 0.0, 0
     while True:
         times = _run_checked(session, chunk)
         spent_ms += times.span_ms
+        window_ms += times.span_ms
+        window_iterations += chunk
         pace_ms = times.span_ms / chunk
-        if spent_ms >= warmup_ms:
-            return chunk, pace_ms
-        left_ms = warmup_ms - spent_ms
+        if spent_ms >= target:
+            if judge is None or judge.window(window_ms / window_iterations, spent_ms):
+                return _Warm(chunk, pace_ms, spent_ms)
+            window_ms, window_iterations = 0.0, 0
+            target = spent_ms + GPU_WINDOW_MS
+        left_ms = target - spent_ms
         chunk = _next_chunk(2 * chunk, pace_ms, math.ceil(left_ms / pace_ms), left_ms)
 
 
@@ -400,44 +424,70 @@ def measure(
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive int (queries per iteration), got {batch!r}")
     budget_need = max((samples_needed(q) for q in percentiles), default=0)
-    with measure_lock.measuring(measure_lock.device_of(runner)) as held:
-        chunks, progress, session_warnings, clock, mode = _timed_chunks(runner, feed, settings, budget_need)
-    return _result(runner.backend, clock, mode, batch, settings, chunks, progress, session_warnings,
-                   percentiles, held.waited_s)
+    device = measure_lock.device_of(runner)
+    with measure_lock.measuring(device) as held:
+        timed = _timed_chunks(runner, feed, settings, budget_need, device)
+    return _result(runner.backend, batch, settings, timed, percentiles, held.waited_s)
+
+
+@dataclass
+class _Timed:
+    """What the timed chunks of one session produced, and the session's own facts."""
+
+    chunks: list[IterationTimes]
+    progress: _Progress
+    warnings: list[str]
+    clock: str
+    mode: dict[str, Any]
+    gpu_clock: GpuClock | None
 
 
 def _timed_chunks(
-    runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSettings, budget_need: int
-) -> tuple[list[IterationTimes], _Progress, list[str], str, dict[str, Any]]:
+    runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSettings, budget_need: int, device: str
+) -> _Timed:
     session = timed_session(runner, feed, settings)
     try:
-        warm = _warm_up(session, settings.warmup_ms)
+        judge = track = None
+        if session.clock == GPU_CLOCK:
+            reader, unread = gpu_clock.reader_for(device)
+            judge = WarmUp(reader, max(settings.warmup_ms, GPU_WARMUP_MAX_MS))
+            track = ClockTrack(reader, unread)
+        warm = _warm_up(session, settings.warmup_ms, judge)
         progress = _Progress(settings, budget_need)
         chunk = 1
         if warm is not None:
-            last_chunk, pace_ms = warm
-            needed = max(wanted_iterations(settings, pace_ms), budget_need,
-                         math.ceil(settings.min_duration_ms / pace_ms))
-            chunk = _next_chunk(last_chunk, pace_ms, needed, settings.max_duration_ms)
+            needed = max(wanted_iterations(settings, warm.pace_ms), budget_need,
+                         math.ceil(settings.min_duration_ms / warm.pace_ms))
+            chunk = _next_chunk(warm.chunk, warm.pace_ms, needed, settings.max_duration_ms)
         chunks: list[IterationTimes] = []
+        if track is not None:
+            track.read()
         # At least one chunk, so that max_duration_ms=0 still yields a sample.
         while not chunks or (not progress.enough() and progress.measured_ms < settings.max_duration_ms):
             times = _run_checked(session, chunk)
+            if track is not None:
+                track.read()  # between chunks: outside every timed interval
             chunks.append(times)
             progress.add(times)
             pace_ms = times.span_ms / chunk
             chunk = _next_chunk(2 * chunk, pace_ms, progress.still_needed(pace_ms),
                                 settings.max_duration_ms - progress.measured_ms)
-        return chunks, progress, list(session.warnings), session.clock, dict(session.mode)
+        warnings = list(session.warnings)
+        clock = None
+        if track is not None:
+            clock = track.record(judge if warm is not None else None, warm.spent_ms if warm is not None else 0.0)
+            warnings += [w for w in (judge.warning() if judge is not None else None,
+                                     gpu_clock.drop_warning(clock)) if w]
+        return _Timed(chunks, progress, warnings, session.clock, dict(session.mode), clock)
     finally:
         session.close()
 
 
 def _result(
-    backend: str, clock: str, mode: dict[str, Any], batch: int, settings: MeasureSettings,
-    chunks: list[IterationTimes], progress: _Progress, warnings: list[str], percentiles: Sequence[float],
+    backend: str, batch: int, settings: MeasureSettings, timed: _Timed, percentiles: Sequence[float],
     lock_wait_s: float,
 ) -> PerfResult:
+    chunks, progress, warnings = timed.chunks, timed.progress, timed.warnings
     if not progress.enough():
         wants = f"at least {progress.wanted} iterations and {settings.min_duration_ms:g} ms"
         if progress.clean < progress.budget_need:
@@ -455,8 +505,8 @@ def _result(
         phases[phase] = summarize(merged) if merged else None
     result = PerfResult(
         backend=backend,
-        clock=clock,
-        mode=mode,
+        clock=timed.clock,
+        mode=timed.mode,
         batch=batch,
         iterations=progress.iterations,
         duration_s=progress.measured_ms / 1000.0,
@@ -469,6 +519,7 @@ def _result(
         fastest_probe_ms=HostProbe.fastest_ms if math.isfinite(HostProbe.fastest_ms) else None,
         after_probe=after_probe,
         lock_wait_s=lock_wait_s,
+        gpu_clock=timed.gpu_clock,
     )
     warnings.extend(_bound_warnings(**phases))
     for q in dict.fromkeys(percentiles):

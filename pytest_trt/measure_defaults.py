@@ -12,6 +12,12 @@ MIN_ITERATIONS = 50  # fewest timed iterations, for models fast enough (SLOW_MOD
 MIN_DURATION_MS = 1000.0  # shortest timed duration
 MAX_DURATION_MS = 10000.0  # longest timed duration: a slow model stops here, with a warning
 
+# On a GPU's own clock, warm-up goes on past WARMUP_MS in windows of this much GPU time until the
+# GPU has reached its working clock (gpu_clock.py)...
+GPU_WINDOW_MS = 100.0
+# ...but never past this much warm-up in all (or WARMUP_MS, where that is longer).
+GPU_WARMUP_MAX_MS = 5000.0
+
 # A slow model takes MIN_ITERATIONS only as far as they fit in this much timed time...
 SLOW_MODEL_MS = 3000.0
 # ...and never fewer than this many, the fewest a baseline comparison accepts

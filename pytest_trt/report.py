@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import gpu_clock
 from .regression import BaselineNote, Verdict
 from .results import BudgetState, TestStatus
 
@@ -349,6 +350,8 @@ def _details(record: Mapping[str, Any]) -> list[str]:
         lines.append(engine)
     if record.get("perf"):
         lines.append(_perf_detail(record["perf"]))
+        if record["perf"].get("gpu_clock"):
+            lines.append(gpu_clock.describe(record["perf"]["gpu_clock"]))
     if record.get("accuracy"):
         lines.append(f"accuracy: {accuracy_summary(record['accuracy'])}")
     return lines + _input_details(record)

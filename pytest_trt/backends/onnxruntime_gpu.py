@@ -411,6 +411,9 @@ class OrtTimedSession:
 class OrtGpuRunner:
     """One onnxruntime session on a GPU provider, on a stream the runner owns."""
 
+    # The GPU its timings belong to (measure_lock.py, gpu_clock.py): sessions here bind device 0.
+    device = "cuda:0"
+
     def __init__(
         self,
         backend: str,
