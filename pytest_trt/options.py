@@ -198,8 +198,9 @@ def _bytes(size: str) -> int:
 
 OPTIONS: tuple[Option, ...] = (
     Option("--trt-backend", "trt_backend", Kind.CHOICE,
-           "backend that runs gated models: auto (TensorRT where it and a GPU are usable, else "
-           "onnxruntime; the header line says which and why), tensorrt or onnxruntime.",
+           "backend that runs gated models: auto (the first usable of tensorrt, onnxruntime-tensorrt, "
+           "onnxruntime-cuda, onnxruntime; the header says which and why the better ones were not "
+           "usable) or a registered backend's name.",
            default="auto", choices=lambda: backend_choices()),  # looked up when a value is checked
     Option("--trt-require-gpu", "trt_require_gpu", Kind.BOOL,
            "fail the session instead of falling back when TensorRT or a GPU is not usable (for GPU CI gates).",
@@ -224,9 +225,9 @@ OPTIONS: tuple[Option, ...] = (
            "longest timed duration, in ms: stops a slow model early (marks may override).",
            default=measure_defaults.MAX_DURATION_MS, minimum=0, metavar="MS"),
     Option("--trt-cuda-graph", "trt_cuda_graph", Kind.BOOL,
-           "capture the enqueue in a CUDA graph (TensorRT backend; marks may override).", default=False),
+           "capture the enqueue in a CUDA graph (GPU backends; marks may override).", default=False),
     Option("--trt-no-transfers", "trt_no_transfers", Kind.BOOL,
-           "time GPU compute only, without H2D/D2H copies (TensorRT backend; marks may override).",
+           "time GPU compute only, without H2D/D2H copies (GPU backends; marks may override).",
            default=False),
     Option("--trt-no-host-probe", "trt_no_host_probe", Kind.BOOL,
            "do not time the host-speed probe between host-clock iterations (baselines then compare "
@@ -239,7 +240,7 @@ OPTIONS: tuple[Option, ...] = (
            "load version_compatible=True plans only).",
            default="full", choices=lambda: RUNTIMES),
     Option("--trt-cuda-api", "trt_cuda_api", Kind.CHOICE,
-           "CUDA binding for the TensorRT backend: cuda-python or pycuda.",
+           "CUDA binding for the GPU backends: cuda-python or pycuda.",
            default="", default_text="the one installed (cuda-python first)", choices=lambda: CUDA_APIS),
     Option("--trt-engine-cache", "trt_engine_cache_dir", Kind.FOLDER,
            f"keep built engines across runs in DIR; the flag alone keeps them under pytest's cache "
