@@ -354,15 +354,21 @@ def _after_probe(chunks: list[IterationTimes]) -> list[int]:
 
 
 def _bound_warnings(
-    compute: LatencyStats | None, h2d: LatencyStats | None, d2h: LatencyStats | None, enqueue: LatencyStats | None
+    compute: LatencyStats | None,
+    h2d: LatencyStats | None,
+    d2h: LatencyStats | None,
+    enqueue: LatencyStats | None,
+    *,
+    graphed: bool = False,
 ) -> list[str]:
     if compute is None:
         return []
     found = []
     if enqueue is not None and enqueue.mean > ENQUEUE_BOUND_RATIO * compute.mean:
+        advice = "" if graphed else " (try cuda_graph=True)"  # a graph already takes the launches away
         found.append(
             f"enqueue-bound: mean enqueue {enqueue.mean:.3f} ms > {ENQUEUE_BOUND_RATIO} x mean compute "
-            f"{compute.mean:.3f} ms: the host may be starving the GPU (try cuda_graph=True)"
+            f"{compute.mean:.3f} ms: the host may be starving the GPU{advice}"
         )
     transfers = [s.mean for s in (h2d, d2h) if s is not None]
     if transfers and sum(transfers) > compute.mean:
@@ -521,7 +527,7 @@ def _result(
         lock_wait_s=lock_wait_s,
         gpu_clock=timed.gpu_clock,
     )
-    warnings.extend(_bound_warnings(**phases))
+    warnings.extend(_bound_warnings(**phases, graphed=bool(timed.mode.get("cuda_graph"))))
     for q in dict.fromkeys(percentiles):
         if result.short_of(q):
             warnings.append(

@@ -237,6 +237,15 @@ def test_enqueue_and_transfer_bound_warnings() -> None:
     assert len(result.warnings) == 3
 
 
+def test_an_enqueue_bound_run_already_in_a_cuda_graph_is_not_told_to_use_one() -> None:
+    session = ScriptedSession(constant(2.1), phases={"compute": 1.0, "enqueue": 0.9})
+    plain = run(session, min_iterations=10).warnings[0]
+    assert plain.endswith("the host may be starving the GPU (try cuda_graph=True)")
+    graphed = ScriptedSession(constant(2.1), phases={"compute": 1.0, "enqueue": 0.9})
+    graphed.mode = {"cuda_graph": True, "transfers": True}
+    assert run(graphed, min_iterations=10).warnings[0].endswith("the host may be starving the GPU")
+
+
 def test_balanced_gpu_run_has_no_warnings() -> None:
     phases = {"compute": 1.0, "h2d": 0.2, "d2h": 0.2, "enqueue": 0.3}
     assert run(ScriptedSession(constant(1.4), phases=phases), min_iterations=10).warnings == []
