@@ -85,15 +85,11 @@ class OnnxRuntimeBackend:
 
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
         ort = _ort()
-        level = build.option_map.get("graph_optimization_level", "all")
-        if level not in OPTIMIZATION_LEVELS:
-            raise BackendError(
-                f"graph_optimization_level must be one of {', '.join(OPTIMIZATION_LEVELS)}; got {level!r}"
-            )
+        level, ort_level = graph_optimization_level(ort, build)
         with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-") as tmp:
             optimized = Path(tmp) / "optimized.onnx"
             options = _session_options(build)
-            options.graph_optimization_level = _level(ort, level)
+            options.graph_optimization_level = ort_level
             options.optimized_model_filepath = str(optimized)
             session = _create_session(str(model.path), options, build, model.path)
             del session
@@ -168,9 +164,14 @@ def _providers(build: BuildSpec) -> tuple[str, ...]:
     return tuple(build.option_map.get("providers") or (CPU,))
 
 
-def _level(ort: Any, level: str) -> Any:
+def graph_optimization_level(ort: Any, build: BuildSpec) -> tuple[str, Any]:
+    """The build's ``graph_optimization_level`` (default ``all``), checked, and onnxruntime's value
+    for it; every onnxruntime-based backend optimizes at build with it."""
+    level = build.option_map.get("graph_optimization_level", "all")
+    if level not in OPTIMIZATION_LEVELS:
+        raise BackendError(f"graph_optimization_level must be one of {', '.join(OPTIMIZATION_LEVELS)}; got {level!r}")
     levels = ort.GraphOptimizationLevel
-    return {
+    return level, {
         "disable": levels.ORT_DISABLE_ALL,
         "basic": levels.ORT_ENABLE_BASIC,
         "extended": levels.ORT_ENABLE_EXTENDED,

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..cuda import Stream
-from ..types import BackendContext
 from . import onnxruntime_gpu as gpu
+from .onnxruntime import graph_optimization_level
 from .base import Artifact, Availability, BackendError
 
 if TYPE_CHECKING:
     from ..model import LoadedModel
     from ..spec import BuildSpec
 
-OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 PROVIDER_LIBRARY = "libonnxruntime_providers_cuda.so"
 
 
@@ -33,17 +31,12 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
     name = "onnxruntime-cuda"
     provider = gpu.CUDA_PROVIDER
 
-    @classmethod
-    def for_session(cls, context: BackendContext) -> OnnxRuntimeCudaBackend:
-        return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "")
-
     # -- availability ------------------------------------------------------------------------
 
     def _decide(self) -> Availability:
-        if self._ort is None:
-            self._ort, found = gpu.onnxruntime_status()
-            if not found.ok:
-                return found
+        missing = self._onnxruntime_missing()
+        if missing is not None:
+            return missing
         for check in (
             lambda: gpu.provider_compiled_in(self._ort, self.provider),
             lambda: gpu.gpu_status(self._cuda_available),
@@ -68,13 +61,11 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
 
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
         ort = self._require()
-        level = build.option_map.get("graph_optimization_level", "all")
-        if level not in OPTIMIZATION_LEVELS:
-            raise BackendError(f"graph_optimization_level must be one of {', '.join(OPTIMIZATION_LEVELS)}; got {level!r}")
+        level, ort_level = graph_optimization_level(ort, build)
         with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-cuda-") as tmp:
             optimized = Path(tmp) / "optimized.onnx"
             options = gpu.quiet_options(ort)
-            options.graph_optimization_level = _level(ort, level)
+            options.graph_optimization_level = ort_level
             options.optimized_model_filepath = str(optimized)
             session = gpu.open_session(ort, str(model.path), options, self._providers(build, None, cuda_graph=False))
             gpu.require_provider(session, self.provider, model.path)
@@ -98,13 +89,3 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
 
     def _providers(self, build: BuildSpec, stream: Stream | None, *, cuda_graph: bool) -> list[Any]:
         return [(self.provider, gpu.cuda_provider_options(build.precision, stream, cuda_graph=cuda_graph)), gpu.CPU_PROVIDER]
-
-
-def _level(ort: ModuleType, level: str) -> Any:
-    levels = ort.GraphOptimizationLevel
-    return {
-        "disable": levels.ORT_DISABLE_ALL,
-        "basic": levels.ORT_ENABLE_BASIC,
-        "extended": levels.ORT_ENABLE_EXTENDED,
-        "all": levels.ORT_ENABLE_ALL,
-    }[level]

@@ -44,6 +44,7 @@ from .base import (
 from .feeds import check_feed
 
 if TYPE_CHECKING:
+    from ..types import BackendContext
     from ..spec import BuildSpec, MeasureSettings
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -273,6 +274,19 @@ class GpuProviderBackend:
         self._ort = ort
         self._cuda = cuda
         self._availability: Availability | None = None
+
+    @classmethod
+    def for_session(cls, context: BackendContext) -> GpuProviderBackend:
+        """The backend as a session runs it: the CUDA binding the options name."""
+        return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "")
+
+    def _onnxruntime_missing(self) -> Availability | None:
+        """Why onnxruntime cannot be imported, or None once it is (kept for the other checks)."""
+        if self._ort is None:
+            self._ort, found = onnxruntime_status()
+            if not found.ok:
+                return found
+        return None
 
     def availability(self) -> Availability:
         if self._availability is None:

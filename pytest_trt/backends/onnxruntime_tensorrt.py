@@ -116,10 +116,9 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
     # -- availability ------------------------------------------------------------------------
 
     def _decide(self) -> Availability:
-        if self._ort is None:
-            self._ort, found = gpu.onnxruntime_status()
-            if not found.ok:
-                return found
+        missing = self._onnxruntime_missing()
+        if missing is not None:
+            return missing
         for check in (
             lambda: gpu.provider_compiled_in(self._ort, PROVIDER),
             lambda: gpu.gpu_status(self._cuda_available),

@@ -28,7 +28,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..cuda import CudaApi, Stream
-from ..types import BackendContext
 from . import onnxruntime_gpu as gpu
 from .profiles import optimization_profiles
 from .base import Artifact, Availability, BackendError
@@ -125,17 +124,12 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
         super().__init__(cuda_api, ort=ort, cuda=cuda)
         self._plugin = plugin
 
-    @classmethod
-    def for_session(cls, context: BackendContext) -> OnnxRuntimeTrtRtxBackend:
-        return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "")
-
     # -- availability ------------------------------------------------------------------------
 
     def _decide(self) -> Availability:
-        if self._ort is None:
-            self._ort, found = gpu.onnxruntime_status()
-            if not found.ok:
-                return found
+        missing = self._onnxruntime_missing()
+        if missing is not None:
+            return missing
         ort = self._ort
         if not hasattr(ort, "register_execution_provider_library"):
             return Availability(
