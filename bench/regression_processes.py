@@ -278,6 +278,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=50, help="comparison processes per model (default 50)")
+    parser.add_argument("--slowed-trials", type=int, help="comparison processes per slowed model (default: --trials); "
+                        "false alarms need more trials than detection does")
     parser.add_argument("--baselines", type=int, default=3, help="baselines recorded, one process each (default 3)")
     parser.add_argument("--backend", default="onnxruntime", help="--trt-backend of every process (default onnxruntime)")
     parser.add_argument("--family", choices=(CNN, MATMUL), help="the models: cnn (default on a CPU backend) or "
@@ -297,8 +299,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="shuffles the order of models within rounds")
     parser.add_argument("--report-only", action="store_true", help="print the table of what --save holds")
     args = parser.parse_args()
-    if args.trials < 0 or args.baselines < 1:
-        parser.error("--trials must be >= 0 and --baselines >= 1")
+    if args.trials < 0 or args.baselines < 1 or (args.slowed_trials or 0) < 0:
+        parser.error("--trials and --slowed-trials must be >= 0 and --baselines >= 1")
+    slowed_trials = args.trials if args.slowed_trials is None else args.slowed_trials
     from pytest_trt import backends
 
     try:
@@ -367,7 +370,7 @@ def main() -> None:
         for trial in range(args.trials):
             if out_of_time():
                 break
-            names = list(models)
+            names = [name for name in models if name == SAME or trial < slowed_trials]
             order.shuffle(names)
             for name in names:
                 if (name, trial) in done or out_of_time():

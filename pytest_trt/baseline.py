@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from . import host_probe
 from .errors import BaselineFileError
 from .files import remove_stale_temps, write_atomic
 from .owners import ProcessOwner, read_owner_file, write_owner_file
@@ -263,6 +264,9 @@ def validate_entry(entry: Any) -> list[str]:
     problems = _summary_problems(entry, "latency_ms", positive=False)
     if "host_probe_ms" in entry:
         problems += _summary_problems(entry, "host_probe_ms", positive=True)
+        kind = entry["host_probe_ms"].get("probe") if isinstance(entry["host_probe_ms"], Mapping) else None
+        if kind is not None and not isinstance(kind, str):
+            problems.append(f"host_probe_ms.probe is {_shown_value(kind)}, must be a string naming the probe")
     if "throughput_qps" in entry:
         problems += _number_problems("throughput_qps", entry["throughput_qps"], positive=False)
     for key in ("model", "software", "build", "accuracy"):
@@ -402,7 +406,7 @@ class BaselineStore:
         perf = record.perf
         if perf is None or not perf.samples_ms:
             raise ValueError(f"{record.nodeid}: no latency sample to record as a baseline")
-        probe = {"host_probe_ms": _sample_summary(perf.probe_ms)} if perf.probe_ms else {}
+        probe = {"host_probe_ms": {**_sample_summary(perf.probe_ms), "probe": host_probe.KIND}} if perf.probe_ms else {}
         accuracy: dict[str, dict[str, float]] = {}
         for output in getattr(record.accuracy, "outputs", None) or []:
             numbers = {k: _round(float(v)) for k, v in output.stats.items()

@@ -3,8 +3,9 @@ can divide out how fast the host happened to run at the time.
 
 On shared machines the host switches between speed states for tenths of a second to many seconds
 (another tenant on the same physical core): every floor measured in a slow state is 30-40% higher.
-Timing this probe alongside the model shows that state, and the floor of model time over the floor
-of probe time is what ``regression.assess`` compares (docs/regression.md says how well it works).
+Timing this probe alongside the model shows that state, and the floor of model time over the
+LEVEL_QUANTILE of probe times is what ``regression.assess`` compares (docs/regression.md says how
+well it works).
 
 The probe is a small float32 matrix product: compute-bound vector work like most inference
 kernels, so it slows down in the same states. It uses numpy, not the backend under test, so that
@@ -27,6 +28,24 @@ REPEATS = 16  # about 0.1 ms per probe on a 2-core cloud VM
 # bench/probe_spacing.py measures how well each spacing divides out the host's speed.
 SPACING = 16.0
 GAP = 4
+# The probe's speed is read at this percentile of its times, not at its floor: a probe's single
+# fastest time moves more between measurements than the model's floor does, its 25th percentile
+# about a third as much, and it still comes from the fast state where a measurement spans two.
+LEVEL_QUANTILE = 25.0
+# What a baseline records with its probe times, so that times of another probe are never divided
+# by (regression.staleness): the workload, its size, and how its buffers and caches are prepared.
+KIND = f"matmul-f32-{SIZE}x{SIZE}x{REPEATS}-aligned-warm"
+ALIGNMENT = 64  # bytes: a cache line, so that no row of the operands straddles one by chance
+
+
+def _aligned(values: np.ndarray) -> np.ndarray:
+    """A copy of ``values`` starting on an ALIGNMENT boundary: numpy only guarantees 16 bytes,
+    and the probe's speed varied with where its buffers happened to start."""
+    raw = np.empty(values.nbytes + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    out = raw[start:start + values.nbytes].view(values.dtype).reshape(values.shape)
+    out[...] = values
+    return out
 
 
 class HostProbe:
@@ -38,13 +57,15 @@ class HostProbe:
 
     def __init__(self) -> None:
         rng = np.random.default_rng(0)
-        self._a = rng.standard_normal((SIZE, SIZE)).astype(np.float32)
-        self._b = rng.standard_normal((SIZE, SIZE)).astype(np.float32)
-        self._out = np.empty((SIZE, SIZE), np.float32)
+        self._a = _aligned(rng.standard_normal((SIZE, SIZE)).astype(np.float32))
+        self._b = _aligned(rng.standard_normal((SIZE, SIZE)).astype(np.float32))
+        self._out = _aligned(np.zeros((SIZE, SIZE), np.float32))
         self._last_ms = 0.0
 
     def probe(self) -> float:
         a, b, out = self._a, self._b, self._out
+        # Untimed: the model's iteration before it evicted the operands from the caches.
+        np.matmul(a, b, out=out)
         start = time.perf_counter_ns()
         for _ in range(REPEATS):
             np.matmul(a, b, out=out)

@@ -276,8 +276,8 @@ OPTIONS: tuple[Option, ...] = (
            "remove baselines that no selected test uses any more.", default=False),
     Option("--trt-regression-threshold", "trt_regression_threshold", Kind.FLOAT,
            "slowdown vs baseline that fails a test when a re-measurement confirms it, as a fraction "
-           "(0.10 is 10%); docs/regression.md says when lower values work.",
-           default=0.10, minimum=0, above_minimum=True, metavar="FRACTION"),
+           "(0.03 is 3%); docs/regression.md says what the default catches and how often it cries wolf.",
+           default=measure_defaults.REGRESSION_THRESHOLD, minimum=0, above_minimum=True, metavar="FRACTION"),
     Option("--trt-report-json", "trt_report_json", Kind.FILE, "write every measured test as JSON to PATH.",
            default_text="none", metavar="PATH"),
     Option("--trt-report-md", "trt_report_md", Kind.FILE,

@@ -7,9 +7,9 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
   the host), so the floor is what the code itself costs; within one host speed state the median
   moves by 15% and more between runs on a 2-core cloud VM while the floor stays within about 2%.
 * Where both sides timed the host-speed probe (host_probe.py), each floor is first divided by
-  the floor of its probe times: a host that runs 35% slower for a while (another tenant on the
-  core) slows the probe too, and that is divided out. The model and the probe do not slow down
-  by quite the same factor, so:
+  the 25th percentile of its probe times (``PROBE_LEVEL``): a host that runs 35% slower for a
+  while (another tenant on the core) slows the probe too, and that is divided out. The model and
+  the probe do not slow down by quite the same factor, so:
   - baselines are recorded at the host's usual speed: ``record`` keeps the middle one of
     ``RECORDINGS`` measurements that spent a real share of their time (``STATE_QUANTILE``
     percent of their probe times) within ``HOST_STATE`` of the fastest probe this process has
@@ -24,10 +24,9 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
   threshold (plus that margin); improved is the mirror image, reported and never failed.
 * Significance comes from replication, at the level where the noise lives: ``decide`` re-measures
   once when the first measurement is slower by more than the threshold (or the host ran slow),
-  and the test fails only if both measurements pooled are still beyond it. The pooled floor is
-  the lower of the two, so a measurement taken in an odd moment of the host (a burst, a speed
-  state the probe tracks badly) is outvoted by the other, while a real slowdown, present in
-  both, stays.
+  and the test fails only if the re-measurement is beyond it too (``_kept`` says which of the two
+  stands), so a measurement taken in an odd moment of the host (a burst, a speed state the probe tracks
+  badly) is outvoted by the other, while a real slowdown, present in both, stays.
 * The 95% bootstrap interval of the ratio (``stats.bootstrap_ratio_ci`` on the new sample, the
   sample rebuilt from the baseline's stored quantiles, and both probe samples) is reported but
   does not gate: iterations are not independent draws (the host's state runs through them), and
@@ -38,6 +37,7 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import host_probe
 from .baseline import (
     DRIFT_STATS,
     NOT_COMPARED,
@@ -63,6 +64,7 @@ CONFIDENCE = 0.95
 RESAMPLES = 4000
 MIN_SAMPLES = 20  # fewer iterations than this say nothing about a floor
 MIN_PROBES = 5  # fewer probe times than this say nothing about the host's speed
+PROBE_LEVEL = host_probe.LEVEL_QUANTILE  # the percentile of probe times the floors are divided by
 RECORDINGS = 3  # measurements per recorded baseline; the middle one is kept
 MAX_RECORDINGS = 10  # measurements an update may take to find RECORDINGS at the usual host speed
 HOST_STATE = 0.10  # probe times this far above the fastest one mark a slow host state
@@ -71,7 +73,11 @@ STATE_QUANTILE = 5.0  # percent of a recording's probe times that must be at the
 # shows how these two were chosen and what bench runs I and J measured with them.
 HOST_UNCERTAINTY = 0.15  # share of a host speed change the probe may fail to divide out
 MIXED_UNCERTAINTY = 0.03  # share of a mixed measurement's probe spread its floor may read high
-HOST_NOTE = 0.02  # a host speed change above this is named in the message
+# How far the probe's level moves between measurements of an unchanged host (a transient load that
+# slows the probe and not the model's floor, the probe's own noise). Within it the host is taken as
+# unchanged and raw floors are compared; beyond it only the part past it is divided out, so the
+# probe cannot explain away a slowdown by its own noise (docs/regression.md).
+PROBE_NOISE = 0.02
 # Host speed states move the probe floor by 30-55% (docs/regression.md); a baseline's probe floor
 # this many times off the new one, on the same hardware class, is a broken entry, not a state,
 # and dividing by it would hide any slowdown (a floor near 0 reads as "host ran inf% slower").
@@ -201,15 +207,18 @@ def assess(
     change, host, spread = raw, None, None
     if probes is not None:
         base_probe, new_probe = probes
-        host = float(new_probe.min() / base_probe.min() - 1.0)
+        host = float(np.percentile(new_probe, PROBE_LEVEL) / np.percentile(base_probe, PROBE_LEVEL) - 1.0)
         spread = float(np.percentile(new_probe, STATE_QUANTILE) / new_probe.min() - 1.0)
-        change = (1.0 + raw) / (1.0 + host) - 1.0
-        # The probe floors are resampled too: they carry noise of their own.
-        numerators.append((base_probe, 0.0))
-        denominators.append((new_probe, 0.0))
+        change = (1.0 + raw) / _divided_out(host) - 1.0
+        if abs(host) > PROBE_NOISE:
+            # The probe levels are resampled too: they carry noise of their own.
+            numerators.append((base_probe, PROBE_LEVEL))
+            denominators.append((new_probe, PROBE_LEVEL))
     low, high = bootstrap_ratio_ci(numerators, denominators, CONFIDENCE, RESAMPLES)
-    low, high = low - 1.0, high - 1.0
-    host_margin = HOST_UNCERTAINTY * abs(host) if host is not None and abs(host) > HOST_NOTE else 0.0
+    # Divided by the whole probe ratio, the interval gets back the part within PROBE_NOISE.
+    kept = (1.0 + math.copysign(PROBE_NOISE, host)) if host is not None and abs(host) > PROBE_NOISE else 1.0
+    low, high = low * kept - 1.0, high * kept - 1.0
+    host_margin = HOST_UNCERTAINTY * abs(host) if host is not None and abs(host) > PROBE_NOISE else 0.0
     mixed_margin = MIXED_UNCERTAINTY * spread if spread is not None and spread > HOST_STATE else 0.0
     margin = host_margin + mixed_margin
     bound = threshold + margin
@@ -218,12 +227,12 @@ def assess(
         f"{label} {_percent(change)} vs baseline ({CONFIDENCE:.0%} CI {_percent(low)}..{_percent(high)}, "
         f"threshold {threshold * 100:g}%)"
     )
-    if host is not None and abs(host) > HOST_NOTE:
+    if host is not None and abs(host) > PROBE_NOISE:
         pace = "slower" if host > 0 else "faster"
         message += (
             f"; the host ran {abs(host) * 100:.0f}% {pace} than when the baseline was recorded "
-            f"(probe floor), divided out: raw {label} {_percent(raw)}, and {host_margin * 100:.1f}% added to "
-            "the threshold for what the division may miss"
+            f"(host probe), divided out beyond the probe's own {PROBE_NOISE:.0%}: raw {label} {_percent(raw)}, "
+            f"and {host_margin * 100:.1f}% added to the threshold for what the division may miss"
         )
     if mixed_margin:
         message += (
@@ -236,15 +245,29 @@ def assess(
     )
 
 
+def _divided_out(host: float) -> float:
+    """The factor a floor is divided by for a probe that reads the host ``host`` slower (a
+    fraction; negative: faster): the part of the change beyond PROBE_NOISE, continuous at it."""
+    if abs(host) <= PROBE_NOISE:
+        return 1.0
+    return (1.0 + host) / (1.0 + math.copysign(PROBE_NOISE, host))
+
+
 def probe_floor(timed: Timed) -> float | None:
     probes = timed.probe_ms or ()
     return float(np.min(probes)) if len(probes) >= MIN_PROBES else None
 
 
+def probe_level(timed: Timed) -> float | None:
+    """The host's speed during ``timed`` as the comparison reads it (PROBE_LEVEL of its probe times)."""
+    probes = timed.probe_ms or ()
+    return float(np.percentile(probes, PROBE_LEVEL)) if len(probes) >= MIN_PROBES else None
+
+
 def normalized_floor(timed: Timed) -> float:
     """The floor in probe units where the probe ran, else in ms: what orders recordings."""
     floor = float(np.min(timed.samples_ms))
-    probe = probe_floor(timed)
+    probe = probe_level(timed)
     return floor / probe if probe is not None else floor
 
 
@@ -317,14 +340,6 @@ class Measurement:
     probe_ms: list[float] | None = None
 
 
-def pool(first: Timed, second: Timed) -> Measurement:
-    """Two measurements of one test taken as one: samples and probe times side by side."""
-    probes = None
-    if first.probe_ms and second.probe_ms:
-        probes = [*first.probe_ms, *second.probe_ms]
-    return Measurement([*first.samples_ms, *second.samples_ms], probes)
-
-
 def decide(
     baseline: Mapping[str, Any],
     first: Timed,
@@ -336,27 +351,40 @@ def decide(
     """``assess``; when that finds the test slower by more than the threshold (regressed, or
     within the host-speed margin), or the host running more than HOST_STATE slower than at
     recording (a state whose wide margin could hide a slowdown), call ``remeasure()`` once and
-    return the verdict of both measurements pooled. A floor measured in an odd moment of the
-    host (a speed state the probe does not track well, a burst) is then replaced by the other
-    measurement's, since the pooled floor is the lower of the two, while a real slowdown is in
-    both and stays."""
+    keep one of the two verdicts (``_kept``). A floor measured in an odd moment of the host (a
+    speed state the probe does not track well, a burst) is then replaced by the other
+    measurement's, while a real slowdown is in both and stays. Each is judged on its own rather
+    than pooled: a pooled probe level across two host states would be neither state's."""
     verdict = assess(baseline, first, threshold, percentile=percentile)
     slower = verdict.change > threshold
     host_slow = (verdict.host_change or 0.0) > HOST_STATE
     if not (slower or host_slow):
         return verdict
-    second = remeasure()
-    pooled = assess(baseline, pool(first, second), threshold, percentile=percentile)
-    pooled.remeasured = True
-    found = f"{verdict.statistic} {_percent(verdict.change)}"
+    again = assess(baseline, remeasure(), threshold, percentile=percentile)
+    kept = _kept(verdict, again)
+    kept.remeasured = True
+    other = verdict if kept is again else again
     if not slower:
         why = f"re-measured as the host ran {verdict.host_change * 100:.0f}% slow"
-    elif pooled.status is Verdict.REGRESSED:
+    elif kept.status is Verdict.REGRESSED:
         why = "confirmed by a re-measurement"
     else:
         why = "not confirmed by a re-measurement"
-    pooled.message += f"; {why}, both pooled (first alone: {found})"
-    return pooled
+    which = "first" if kept is verdict else "second"
+    kept.message += f"; {why}, {which} kept (the other: {other.statistic} {_percent(other.change)})"
+    return kept
+
+
+def _kept(first: RegressionVerdict, second: RegressionVerdict) -> RegressionVerdict:
+    """Which of two verdicts on one test stands. Where one was measured at a host speed nearer the
+    recording's by more than HOST_STATE, that one: the division by the probe is good between
+    like states only, and the other's margin only approximates its error. Otherwise the one less
+    far beyond its threshold, so that an odd moment in one measurement cannot fail the test."""
+    first_host, second_host = abs(first.host_change or 0.0), abs(second.host_change or 0.0)
+    if abs(first_host - second_host) > HOST_STATE:
+        return first if first_host < second_host else second
+    beyond = [v.change - v.threshold - v.margin for v in (first, second)]
+    return second if beyond[1] <= beyond[0] else first
 
 
 def accuracy_drift(baseline: Mapping[str, Any], accuracy: Any) -> list[str]:
@@ -409,7 +437,24 @@ def staleness(entry: Mapping[str, Any], record: BaselineInput) -> str | None:
         old = {k: v for k, v in old.items() if k.split(".")[0] not in _TIMING_KEYS}
     diffs = [f"{key} {_show(old.get(key))} -> {_show(new.get(key))}"
              for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-    return "workload changed: " + "; ".join(diffs) if diffs else None
+    if diffs:
+        return "workload changed: " + "; ".join(diffs)
+    return _probe_change(entry, record)
+
+
+def _probe_change(entry: Mapping[str, Any], record: BaselineInput) -> str | None:
+    """Why the entry's probe times cannot be divided by this run's: another probe timed them
+    (its speed is another number), or None."""
+    stored = entry.get("host_probe_ms")
+    if not isinstance(stored, Mapping) or record.perf is None or len(record.perf.probe_ms or ()) < MIN_PROBES:
+        return None
+    kind = stored.get("probe")
+    if kind == host_probe.KIND:
+        return None
+    return (
+        f"host probe changed: {_show(kind) if kind is not None else 'an earlier probe'} -> {host_probe.KIND} "
+        "(its times are not comparable; record the baseline again with --trt-update-baselines)"
+    )
 
 
 def _short(digest: Any) -> str:

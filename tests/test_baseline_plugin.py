@@ -15,6 +15,8 @@ from onnx import helper, numpy_helper
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from make_models import make_mlp
 
+from pytest_trt import host_probe
+
 # Enough iterations for a floor; a threshold wide enough that a shared 2-core runner never trips
 # it on an unchanged model, narrow enough that an 8x slower one always does.
 MEASURE = ("--trt-backend=onnxruntime", "--trt-min-iterations=300", "--trt-regression-threshold=0.9")  # no false alarm on a busy machine
@@ -120,11 +122,11 @@ def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_p
         (
             r"regression \(onnxruntime\): min \+\d+\.\d% vs baseline \(95% CI \+\d+\.\d%\.\.\+\d+\.\d%, "
             r"threshold 90%\)(; the host ran \d+% (slower|faster) than when the baseline was recorded "
-            r"\(probe floor\), divided out: raw min [+-]\d+\.\d%"
+            r"\(host probe\), divided out: raw min [+-]\d+\.\d%"
             r"(, and \d+\.\d% added to the threshold for what the division may miss)?)?"
             r"(; the probe floor came from brief fast moments \(95% of the probe times ran \d+% or more slower\), "
             r"so \d+\.\d% added to the threshold)?"
-            r"; confirmed by a re-measurement, both pooled \(first alone: min \+\d+\.\d%\) "
+            r"; confirmed by a re-measurement, (first|second) kept \(the other: min \+\d+\.\d%\) "
             r"\(changed since the baseline: model [0-9a-f]{8}\.\. -> [0-9a-f]{8}\.\.\)"
         ),
     ])
@@ -156,6 +158,31 @@ def test_changed_shapes_make_the_baseline_stale_not_compared(trt_pytester):
     strict = trt_pytester.run(*MEASURE, "--trt-baseline=strict")
     strict.assert_outcomes(failed=2)
     strict.stdout.fnmatch_lines(["*baseline: stale baseline, not compared (workload changed: *batch 8 -> 2*"])
+
+
+def test_a_baseline_timed_with_another_host_probe_is_stale_not_divided_by(trt_pytester):
+    # Baselines recorded before the probe's buffers were aligned (no "probe" in host_probe_ms)
+    # timed another workload: dividing by their probe times would shift every verdict.
+    write_tests(trt_pytester, tests=(TEST_A,))
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=1)
+    (path,) = baseline_files(trt_pytester.path)
+    data = json.loads(path.read_text())
+    entry = data["tests"]["test_perf.py::test_a"]
+    assert entry["host_probe_ms"]["probe"] == host_probe.KIND
+    del entry["host_probe_ms"]["probe"]
+    path.write_text(json.dumps(data))
+    result, tests = report(trt_pytester)
+    result.assert_outcomes(passed=1)
+    assert tests["test_perf.py::test_a"]["baseline_note"] == (
+        f"stale: host probe changed: an earlier probe -> {host_probe.KIND} (its times are not comparable; "
+        "record the baseline again with --trt-update-baselines)"
+    )
+    assert tests["test_perf.py::test_a"]["regression"] is None
+    trt_pytester.run(*MEASURE, "--trt-baseline=strict").assert_outcomes(failed=1)
+    # Re-recorded, it is compared again.
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=1)
+    result, tests = report(trt_pytester)
+    assert tests["test_perf.py::test_a"]["regression"]["normalized"] is True
 
 
 def test_unused_baselines_are_listed_and_pruned(trt_pytester):

@@ -520,7 +520,7 @@ def test_a_p99_budget_short_of_samples_at_max_duration_says_so() -> None:
     assert result.iterations == 59 and result.duration_s == pytest.approx(10.03)
     assert result.warnings == [
         "stopped at max_duration_ms 10000 after 59 iterations and 10030 ms; wanted at least 20 iterations "
-        "and 1000 ms, and 100 samples for the p99 budget",
+        "and 300 ms, and 100 samples for the p99 budget",
         "the p99 latency budget is judged on p99 from 59 samples, fewer than the 100 a p99 needs: it reads "
         "low; raise max_duration_ms (--trt-max-duration-ms) or budget a lower percentile",
     ]
