@@ -7,21 +7,27 @@
 #
 #   OUT=gpu-out SECONDS_BUDGET=480 bash bench/gpu_regression.sh
 #
-# The bench's rows go to $OUT/regression_gpu.jsonl and are copied to $SAVE_COPY (default
-# /tmp/gpu-bench/regression_gpu.jsonl); started again with that copy in $OUT, the bench resumes.
+# GPUS=N runs N benches side by side, one per GPU (CUDA_VISIBLE_DEVICES), each with its own
+# baselines and rows ($OUT/regression_gpu_<i>.jsonl), and prints their table and the table of
+# all of them together. TRIALS and SLOWED_TRIALS are each bench's --trials and --slowed-trials
+# (defaults 200 and TRIALS). RESUME=DIR takes the rows saved by an earlier run from DIR, so a
+# bench that ran out of time goes on where it stopped; SKIP_TESTS=1 goes straight to the bench.
 set -u
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 py=${PYTHON:-python3}
 budget=${SECONDS_BUDGET:-480}
-copy=${SAVE_COPY:-/tmp/gpu-bench/regression_gpu.jsonl}
+gpus=${GPUS:-1}
+trials=${TRIALS:-200}
+slowed=${SLOWED_TRIALS:-$trials}
 export PYTHONUNBUFFERED=1
 plugin=(-p pytest_trt.plugin -p no:cacheprovider)
-mkdir -p "$(dirname "$copy")"
-[ -f "$copy" ] && [ ! -f "$out/regression_gpu.jsonl" ] && cp "$copy" "$out/regression_gpu.jsonl"
+if [ -n "${RESUME:-}" ]; then
+  cp "$RESUME"/regression_gpu_*.jsonl "$out/" 2>/dev/null || true
+fi
 
 {
-  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit --format=csv
+  nvidia-smi --query-gpu=index,name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit --format=csv
   "$py" - <<'EOF'
 import onnxruntime, pynvml
 pynvml.nvmlInit()
@@ -32,11 +38,30 @@ print("nvml: SM clock", pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM), 
 EOF
 } 2>&1 | tee "$out/env.txt"
 
-timeout 150 "$py" -m pytest "${plugin[@]}" tests/gpu -q -rs 2>&1 | tee "$out/tests_gpu.txt"
-timeout 90 "$py" -m pytest "${plugin[@]}" examples -v --trt-backend=onnxruntime-cuda 2>&1 | tee "$out/examples_cuda.txt"
+if [ -z "${SKIP_TESTS:-}" ]; then
+  timeout 150 "$py" -m pytest "${plugin[@]}" tests/gpu -q -rs 2>&1 | tee "$out/tests_gpu.txt"
+  timeout 90 "$py" -m pytest "${plugin[@]}" examples -v --trt-backend=onnxruntime-cuda 2>&1 | tee "$out/examples_cuda.txt"
+fi
 
 left=$((budget - SECONDS))
-echo "bench: --time-limit $left s"
-timeout $((left + 60)) "$py" bench/regression_processes.py --backend onnxruntime-cuda --trials 200 --baselines 3 \
-  --save "$out/regression_gpu.jsonl" --workdir /tmp/gpu-bench/work --time-limit "$left" 2>&1 | tee "$out/regression_gpu.txt"
-cp "$out/regression_gpu.jsonl" "$copy"
+echo "bench: $gpus GPU(s), --time-limit $left s"
+for i in $(seq 0 $((gpus - 1))); do
+  CUDA_VISIBLE_DEVICES=$i timeout $((left + 60)) "$py" bench/regression_processes.py --backend onnxruntime-cuda \
+    --trials "$trials" --slowed-trials "$slowed" --baselines 3 --seed "$i" \
+    --save "$out/regression_gpu_$i.jsonl" --workdir "/tmp/gpu-bench/work$i" --time-limit "$left" \
+    > "$out/regression_gpu_$i.txt" 2>&1 &
+done
+wait
+for i in $(seq 0 $((gpus - 1))); do
+  echo "== GPU $i"
+  tail -n 8 "$out/regression_gpu_$i.txt"
+done
+# All of them together: one settings row, every bench's recordings and comparisons.
+all="$out/regression_gpu_all.jsonl"
+head -n 1 "$out/regression_gpu_0.jsonl" > "$all"
+for i in $(seq 0 $((gpus - 1))); do
+  tail -n +2 "$out/regression_gpu_$i.jsonl" >> "$all"
+done
+echo "== all $gpus GPU(s)"
+"$py" bench/regression_processes.py --backend onnxruntime-cuda --trials "$trials" --slowed-trials "$slowed" \
+  --baselines 3 --save "$all" --report-only 2>&1 | tee "$out/regression_gpu_all.txt"
