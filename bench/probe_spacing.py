@@ -13,8 +13,8 @@ all of them meet the same host states. Per configuration it prints:
 - what it perturbs: the iteration right after a probe against the others (median ratio), and
   the budget p50/p99 and the floor against the unprobed measurement of the same round;
 - how well it divides out the host's speed: the spread over rounds (CV, and the 99th
-  percentile over the median) of floor / probe floor, next to that of the raw floor. The lower
-  the normalized spread, the better; the densest probe is the reference.
+  percentile over the median) of floor / probe level (its 25th percentile), next to that of the
+  raw floor. The lower the normalized spread, the better; the densest probe is the reference.
 
     python bench/probe_spacing.py                                # 4:1 (the old rule), 16:4 (now), 64:4, 256:8
     python bench/probe_spacing.py --rounds 20 --save runs/s.json # short; --load runs/s.json reprints
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples"))
 
-from pytest_trt import measure_defaults  # noqa: E402
+from pytest_trt import host_probe, measure_defaults  # noqa: E402
 from pytest_trt.measure import HostTimedSession, measure  # noqa: E402
 from pytest_trt.spec import MeasureSettings  # noqa: E402
 
@@ -86,7 +86,7 @@ def one(model_bytes: bytes, feed: dict[str, np.ndarray], config: str, settings: 
         "others_median": float(np.median(samples[~marked])) if (~marked).any() else None,
         "left_out": int(marked.sum()),
         "probes": int(probes.size),
-        "probe_floor": float(probes.min()) if probes.size >= 5 else None,
+        "probe_level": float(np.percentile(probes, host_probe.LEVEL_QUANTILE)) if probes.size >= 5 else None,
         "probe_ms_total": float(probes.sum()),
         "timed_ms": result.duration_s * 1000,
         "wall_s": wall,
@@ -123,7 +123,7 @@ def report(rows: list[dict[str, Any]], configs: list[str], header: str) -> None:
         iterations = sum(r["iterations"] for r in mine)
         perturbed = [r["after_probe_median"] / r["others_median"] - 1 for r in mine
                      if r["after_probe_median"] and r["others_median"]]
-        normalized = [r["floor"] / r["probe_floor"] for r in mine if r["probe_floor"]]
+        normalized = [r["floor"] / r["probe_level"] for r in mine if r["probe_level"]]
         cells = (
             config,
             f"{sum(r['probes'] for r in mine) / iterations:.3f}",

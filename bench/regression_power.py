@@ -275,8 +275,8 @@ def rules(threshold: float) -> dict[str, Rule]:
 
     def with_remeasure(limit: float, probe: bool = True, gate: str = "decide") -> Rule:
         """``decide`` as the plugin runs it; or, on the same measurements, ``gate`` "ci" (the
-        pooled bootstrap interval must also lie above 0, an earlier rule) or "both" (each
-        measurement must regress on its own instead of pooled, an earlier rule)."""
+        kept verdict's bootstrap interval must also lie above 0, an earlier rule) or "both" (each
+        measurement must regress on its own, an earlier rule)."""
         def rule(trial: Trial, baseline: dict) -> tuple[bool, float]:
             used = [trial.seconds[0]]
             first, second = trial.first, trial.second
@@ -320,7 +320,7 @@ def rules(threshold: float) -> dict[str, Rule]:
         with_remeasure(threshold), "HOST_UNCERTAINTY")
     table[f"  same, no margin for a mixed-state measurement, {threshold:.1%}"] = without_margin(
         with_remeasure(threshold), "MIXED_UNCERTAINTY")
-    table[f"  same, pooled CI must lie above 0 too, {threshold:.1%}"] = with_remeasure(threshold, gate="ci")
+    table[f"  same, kept verdict's CI must lie above 0 too, {threshold:.1%}"] = with_remeasure(threshold, gate="ci")
     table[f"  same, each measurement must regress alone, {threshold:.1%}"] = with_remeasure(threshold, gate="both")
     table[f"  same, no re-measurement, {threshold:.1%}"] = single(
         lambda t, b: assess(b, t.first, threshold).status == "regressed")
@@ -438,7 +438,7 @@ def print_mistakes(trials: list[Trial], baselines: list[dict], threshold: float)
     each measurement saw: where the remaining errors come from."""
     print()
     print(f"mistakes of pytest-trt min/probe at {threshold:.1%} vs the farthest baseline: status, change / "
-          "raw change / host change, CI; of the first measurement, then of both pooled where re-measured:")
+          "raw change / host change, CI; of the first measurement, then of the verdict kept where re-measured:")
     for t in trials:
         baseline = baselines[t.far]
         first = assess(baseline, t.first, threshold)

@@ -108,9 +108,9 @@ class Timed(Protocol):
 @dataclass
 class RegressionVerdict:
     """The comparison of one sample with its baseline. Changes are fractions (0.142 = +14.2%)
-    of the compared statistic (``statistic``, the floor by default), divided by the host-probe
-    floor on each side when ``normalized``; then ``host_change`` is the probe floor's change and
-    ``raw_change`` the statistic's change before dividing. ``median_change`` is the medians'
+    of the compared statistic (``statistic``, the floor by default), divided by the host's speed
+    when ``normalized`` (the probe level's change beyond PROBE_NOISE); then ``host_change`` is the
+    probe level's change and ``raw_change`` the statistic's change before dividing. ``median_change`` is the medians'
     change, shown for context."""
 
     status: Verdict
