@@ -1,6 +1,7 @@
 """How long and how often a measurement runs by default, and the slowdown that fails, in one
 place: ``spec.MeasureSettings`` takes its defaults from here, ``options.py`` shows them in
-``--help`` and as the ini defaults, and ``measure.py`` applies the rule for slow models. No imports: the plugin loads this at start.
+``--help`` and as the ini defaults, and ``measure.py`` applies the rule for slow models. No
+imports: the plugin loads this at start.
 
 docs/measurement.md says what each one does; docs/regression.md what the bench measured with them.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 WARMUP_MS = 100.0  # run, untimed, before measuring
 MIN_ITERATIONS = 50  # fewest timed iterations, for models fast enough (SLOW_MODEL_MS)
 MIN_DURATION_MS = 300.0  # shortest timed duration
-# Slowdown against the baseline that fails a test once a re-measurement confirms it.
-REGRESSION_THRESHOLD = 0.03
 MAX_DURATION_MS = 10000.0  # longest timed duration: a slow model stops here, with a warning
+# Slowdown against the baseline that fails a test once a re-measurement confirms it. Chosen with
+# the two durations above from fresh-process bench runs (docs/regression.md).
+REGRESSION_THRESHOLD = 0.03
 
 # On a GPU's own clock, warm-up goes on past WARMUP_MS in windows of this much GPU time until the
 # GPU has reached its working clock (gpu_clock.py)...

@@ -24,9 +24,9 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
   threshold (plus that margin); improved is the mirror image, reported and never failed.
 * Significance comes from replication, at the level where the noise lives: ``decide`` re-measures
   once when the first measurement is slower by more than the threshold (or the host ran slow),
-  and the test fails only if the re-measurement is beyond it too (``_kept`` says which of the two
-  stands), so a measurement taken in an odd moment of the host (a burst, a speed state the probe tracks
-  badly) is outvoted by the other, while a real slowdown, present in both, stays.
+  and the test fails only if the re-measurement is beyond it too (``_kept`` says which of the
+  two stands), so a measurement taken in an odd moment of the host (a burst, a speed state the
+  probe tracks badly) is outvoted by the other, while a real slowdown, present in both, stays.
 * The 95% bootstrap interval of the ratio (``stats.bootstrap_ratio_ci`` on the new sample, the
   sample rebuilt from the baseline's stored quantiles, and both probe samples) is reported but
   does not gate: iterations are not independent draws (the host's state runs through them), and
@@ -110,8 +110,8 @@ class RegressionVerdict:
     """The comparison of one sample with its baseline. Changes are fractions (0.142 = +14.2%)
     of the compared statistic (``statistic``, the floor by default), divided by the host's speed
     when ``normalized`` (the probe level's change beyond PROBE_NOISE); then ``host_change`` is the
-    probe level's change and ``raw_change`` the statistic's change before dividing. ``median_change`` is the medians'
-    change, shown for context."""
+    probe level's change and ``raw_change`` the statistic's change before dividing.
+    ``median_change`` is the medians' change, shown for context."""
 
     status: Verdict
     median_change: float
@@ -216,8 +216,8 @@ def assess(
             denominators.append((new_probe, PROBE_LEVEL))
     low, high = bootstrap_ratio_ci(numerators, denominators, CONFIDENCE, RESAMPLES)
     # Divided by the whole probe ratio, the interval gets back the part within PROBE_NOISE.
-    kept = (1.0 + math.copysign(PROBE_NOISE, host)) if host is not None and abs(host) > PROBE_NOISE else 1.0
-    low, high = low * kept - 1.0, high * kept - 1.0
+    within_noise = (1.0 + math.copysign(PROBE_NOISE, host)) if host is not None and abs(host) > PROBE_NOISE else 1.0
+    low, high = low * within_noise - 1.0, high * within_noise - 1.0
     host_margin = HOST_UNCERTAINTY * abs(host) if host is not None and abs(host) > PROBE_NOISE else 0.0
     mixed_margin = MIXED_UNCERTAINTY * spread if spread is not None and spread > HOST_STATE else 0.0
     margin = host_margin + mixed_margin
