@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from pytest_trt.cuda import CudaPython, EventTimedLoop
+from pytest_trt.cuda.runtime import CudaPython, EventTimedLoop
 
 
 def timer_agreement(api: CudaPython, repeats: int = 50) -> dict[str, float]:

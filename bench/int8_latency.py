@@ -1,6 +1,6 @@
 """INT8 by calibration vs fp32: latency of one model on onnxruntime's CPU provider, side by side.
 
-Quantizes the model with ``pytest_trt.quantize`` (seeded calibration batches, the settings every
+Quantizes the model with ``pytest_trt.prepare.quantize`` (seeded calibration batches, the settings every
 backend shares: symmetric int8 QDQ, per-channel weights, float biases), then times the fp32 and the
 INT8 session on the same seeded feed. Rounds alternate which model goes first, so drift on a
 shared machine hits both alike. Prints each model's median latency per inference, their ratio
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pytest_trt.model import load_model, make_inputs, resolve_shapes  # noqa: E402  (needs the repo on sys.path)
-from pytest_trt.quantize import quantize_model  # noqa: E402
+from pytest_trt.prepare.quantize import quantize_model  # noqa: E402
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:

@@ -27,8 +27,8 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_trt import cuda
 from pytest_trt.backends.onnxruntime_cuda import OnnxRuntimeCudaBackend
+from pytest_trt.cuda import runtime as cuda
 from pytest_trt.model import LoadedModel, load_model
 from pytest_trt.spec import BuildSpec, MeasureSettings
 

@@ -54,22 +54,15 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 from make_models import make_cnn
 
-from pytest_trt import regression
 from pytest_trt import backends
-from pytest_trt.baseline import BaselineStore
-from pytest_trt.host_probe import HostProbe
-from pytest_trt.measure import PerfResult, measure
+from pytest_trt.baselines import regression
+from pytest_trt.baselines.regression import RECORDINGS, Measurement, assess, decide, normalized_floor, record
+from pytest_trt.baselines.store import BaselineStore
+from pytest_trt.judge.records import TestRecord
 from pytest_trt.model import load_model, make_inputs, resolve_shapes
-from pytest_trt.regression import (
-    RECORDINGS,
-    Measurement,
-    assess,
-    decide,
-    normalized_floor,
-    record,
-)
-from pytest_trt.results import TestRecord
 from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.timing.host_probe import HostProbe
+from pytest_trt.timing.measure import PerfResult, measure
 
 BATCH = 8
 SLOWDOWNS = (0.05, 0.10, 0.20)

@@ -98,7 +98,7 @@ import time
 
 import pytest
 
-from pytest_trt import measure
+from pytest_trt.timing import measure
 
 _measure = measure.measure
 _spent = {}

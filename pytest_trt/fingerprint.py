@@ -1,6 +1,6 @@
 """Facts about this machine and its software, shared by cache keys, baselines and reports.
 
-GPU facts come from ``pytest_trt.cuda``; where it, its CUDA binding or a GPU is missing there are
+GPU facts come from ``pytest_trt.cuda.runtime``; where it, its CUDA binding or a GPU is missing there are
 simply no GPU facts, so collecting facts never fails a run.
 """
 
@@ -202,7 +202,7 @@ def gpu_facts(index: int = 0) -> dict[str, Any] | None:
     """GPU ``index``'s name, compute capability, SM count, memory and driver, or None where there
     is no usable GPU (asked of the driver first: touching a GPU that is not there can crash)."""
     try:
-        from . import cuda
+        from pytest_trt.cuda import runtime as cuda
 
         if not cuda.available().ok:
             return None

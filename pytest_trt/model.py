@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 from onnx import external_data_helper, helper
 
-from .errors import ModelError
-from .types import TensorSpec
+from pytest_trt.errors import ModelError
+from pytest_trt.types import TensorSpec
 
 Shape = tuple[int, ...]
 

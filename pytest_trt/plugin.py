@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import options
-from .errors import CacheError, PytestTrtError, SpecError
-from .marks import ItemGates, model_spec, read_gates, search_dirs
-from .session import RunState
+from pytest_trt.errors import CacheError, PytestTrtError, SpecError
+from pytest_trt.judge.item_gates import ItemGates
+from pytest_trt.run import options
+from pytest_trt.run.marks import model_spec, read_gates, search_dirs
+from pytest_trt.run.session import RunState
 
 if TYPE_CHECKING:
-    from .engines import Engine
+    from pytest_trt.prepare.engines import Engine
 
 STATE_KEY = pytest.StashKey[RunState]()
 GATES_KEY = pytest.StashKey[ItemGates]()
@@ -173,7 +174,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     gates = _gates(item)
     if engine is None or not gates.gated:
         return
-    from .ci_report import junit_properties
+    from pytest_trt.reports.ci import junit_properties
 
     outcome = _state(item.config).evaluate(item.nodeid, Path(item.path), gates, engine)
     item.user_properties.extend(junit_properties(outcome.record))
@@ -182,7 +183,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from .xdist import WORKER_OUTPUT_KEY
+    from pytest_trt.run.xdist import WORKER_OUTPUT_KEY
 
     config = session.config
     state = _state(config)
@@ -198,7 +199,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    from .xdist import WORKER_OUTPUT_KEY, WorkerReport
+    from pytest_trt.run.xdist import WORKER_OUTPUT_KEY, WorkerReport
 
     sent = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
     if sent:
@@ -210,7 +211,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     records, stats = state.collected.records, state.cache.stats
     if not records and not (stats.builds or stats.hits) and not state.summary_notes and not state.session_errors:
         return  # before importing the report: a run without gated tests stays light
-    from . import report
+    from pytest_trt.reports import terminal as report
 
     verbosity = config.option.verbose  # -1 for -q, 1 for -v, as pytest counts
     width = config.get_terminal_writer().fullwidth

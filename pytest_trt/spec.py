@@ -17,9 +17,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
-
-from . import measure_defaults
+from pytest_trt import measure_defaults
+from pytest_trt.errors import SpecError
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 CHECKS = ("elementwise", "max", "mean", "median", "quantile")

@@ -8,8 +8,6 @@ import shutil
 from importlib.metadata import entry_points
 from pathlib import Path
 
-import pytest
-
 # pytester's in-process runs put sys.modules back as they found it, so what a run imports
 # first is imported again by the next: numpy and onnxruntime refuse that, and a module of ours
 # imported twice makes two copies of its classes. The plugin imports these on first use, so
@@ -17,12 +15,13 @@ import pytest
 import numpy  # noqa: F401
 import onnx  # noqa: F401
 import onnxruntime  # noqa: F401
+import pytest
 
 import pytest_trt.backends.onnxruntime  # noqa: F401
 import pytest_trt.backends.tensorrt  # noqa: F401
-import pytest_trt.ci_report  # noqa: F401
-import pytest_trt.gates  # noqa: F401
-import pytest_trt.report  # noqa: F401
+import pytest_trt.judge.gates  # noqa: F401
+import pytest_trt.reports.ci  # noqa: F401
+import pytest_trt.reports.terminal  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "examples" / "models"

@@ -14,13 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 from onnx_builders import onnx_model
 
-from pytest_trt.accuracy import (
-    RULE_NOTE,
-    check_batch_consistency,
-    compare_outputs,
-    load_failure,
-    save_failure,
-)
+from pytest_trt.judge.accuracy import RULE_NOTE, check_batch_consistency, compare_outputs, load_failure, save_failure
 from pytest_trt.spec import AccuracySpec, OutputTolerance, make_accuracy_spec
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
@@ -374,7 +368,7 @@ def test_failure_message_reads_in_a_pytest_run(pytester):
     pytester.makepyfile(
         """
         import numpy as np
-        from pytest_trt.accuracy import compare_outputs
+        from pytest_trt.judge.accuracy import compare_outputs
         from pytest_trt.spec import make_accuracy_spec
 
         def test_model_output():

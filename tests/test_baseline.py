@@ -9,18 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trt.accuracy import AccuracyResult, OutputReport
-from pytest_trt.baseline import (
-    SCHEMA,
-    BaselineFileError,
-    BaselineInput as Record,
-    BaselineStore,
-    hardware_class,
-    module_file_name,
-)
-from pytest_trt.measure import PerfResult
-from pytest_trt.regression import BaselineNote, BaselinePolicy, changes, judge_baseline, staleness
-from pytest_trt.stats import summarize
+from pytest_trt.baselines.regression import BaselineNote, BaselinePolicy, changes, judge_baseline, staleness
+from pytest_trt.baselines.store import SCHEMA, BaselineFileError, BaselineStore, hardware_class, module_file_name
+from pytest_trt.baselines.store import BaselineInput as Record
+from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
+from pytest_trt.timing.measure import PerfResult
+from pytest_trt.timing.stats import summarize
 
 CPU = "cpu-amd-epyc-2c"
 

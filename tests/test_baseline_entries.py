@@ -13,8 +13,8 @@ import pytest
 from test_baseline import make_record
 from test_baseline_plugin import MEASURE, baseline_files, slower_mlp, write_tests
 
-from pytest_trt.baseline import BaselineEntryError, BaselineStore, validate_entry
-from pytest_trt.regression import MAX_PROBE_FACTOR, Measurement, probe_floor_problem
+from pytest_trt.baselines.regression import MAX_PROBE_FACTOR, Measurement, probe_floor_problem
+from pytest_trt.baselines.store import BaselineEntryError, BaselineStore, validate_entry
 
 CPU = "cpu-amd-epyc-2c"
 

@@ -16,7 +16,7 @@ import pytest
 from test_baseline import make_record
 from test_baseline_plugin import MEASURE, TEST_A, write_tests
 
-from pytest_trt.baseline import PRIVATE_DIR, BaselineStore, hardware_for
+from pytest_trt.baselines.store import PRIVATE_DIR, BaselineStore, hardware_for
 from pytest_trt.fingerprint import machine_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +27,8 @@ TESTS_PER_FILE = 200  # a file of some 600 KB: each write takes long enough to b
 WRITER = """
 import json, os, sys, time
 from pathlib import Path
-from pytest_trt import files
-from pytest_trt.baseline import BaselineStore
+from pytest_trt.store import files
+from pytest_trt.baselines.store import BaselineStore
 
 root, hardware, stall_at, entry = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 store = BaselineStore(root, hardware)

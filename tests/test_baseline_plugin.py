@@ -15,7 +15,7 @@ from onnx import helper, numpy_helper
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from make_models import make_mlp
 
-from pytest_trt import host_probe
+from pytest_trt.timing import host_probe
 
 # Enough iterations for a floor; a threshold wide enough that a shared 2-core runner never trips
 # it on an unchanged model, narrow enough that an 8x slower one always does.

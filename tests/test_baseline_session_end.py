@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-import pytest_trt.session as session
 from test_baseline_plugin import MEASURE, TEST_A, baseline_files, stored
 
-from pytest_trt import baseline, files
+import pytest_trt.run.session as session
+from pytest_trt.baselines import store as baseline
+from pytest_trt.store import files
 
 BROKEN = """
 def test_broken():
@@ -208,14 +208,14 @@ def test_a_held_store_lock_gives_up_after_the_lock_timeout_naming_the_holder(tmp
     import sys
     import textwrap
 
-    from pytest_trt.baseline import BaselineStore
+    from pytest_trt.baselines.store import BaselineStore
     from pytest_trt.errors import BaselineFileError
 
     store = BaselineStore(tmp_path / "baselines", "cpu-test-1c", lock_timeout_s=0.5)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from pytest_trt.baseline import BaselineStore
+        from pytest_trt.baselines.store import BaselineStore
         store = BaselineStore(Path({str(tmp_path / "baselines")!r}), "cpu-test-1c")
         with store._locked():
             print("held", flush=True)

@@ -17,10 +17,12 @@ import onnx
 import pytest
 from filelock import FileLock
 
-import pytest_trt.cache as cache_module
+import pytest_trt.store.cache as cache_module
 from examples.make_models import make_mlp
 from pytest_trt.backends.base import Artifact
-from pytest_trt.cache import (
+from pytest_trt.model import load_model
+from pytest_trt.run.marks import model_spec as make_model_spec
+from pytest_trt.store.cache import (
     ARTIFACT_FILE,
     MARKER_FILE,
     RECORD_FILE,
@@ -33,8 +35,6 @@ from pytest_trt.cache import (
     encode_arrays,
     parse_size,
 )
-from pytest_trt.model import load_model
-from pytest_trt.marks import model_spec as make_model_spec
 
 DEVICE = {"gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
 

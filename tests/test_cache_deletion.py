@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_trt.backends.base import Artifact
-from pytest_trt.cache import CacheError, EngineCache
+from pytest_trt.store.cache import CacheError, EngineCache
 
 MARKER_FILE = "PYTEST_TRT_CACHE"  # named in the docs: users meet it
 

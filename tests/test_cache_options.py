@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_trt.options import Settings
+from pytest_trt.run.options import Settings
 
 RUN_TIMEOUT_S = 120
 

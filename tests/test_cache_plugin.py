@@ -33,7 +33,7 @@ def test_cnn(trt_engine):
 LOGGING_CONFTEST = """
 import os
 import onnxruntime
-from pytest_trt.cache import EngineCache
+from pytest_trt.store.cache import EngineCache
 
 def log(line):
     with open(os.environ["TRT_SESSION_LOG"], "a") as f:

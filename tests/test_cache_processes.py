@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pytest_trt.backends.base import Artifact
-from pytest_trt.cache import CacheError, EngineCache
+from pytest_trt.store.cache import CacheError, EngineCache
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = {"model_hash": "ab" * 32, "build": {"precision": "fp16"}, "runtime_version": "tensorrt 10.3.0"}
@@ -27,9 +27,9 @@ CHILD = r'''
 import json, os, sys, time
 from pathlib import Path
 
-import pytest_trt.cache as cache_module
+import pytest_trt.store.cache as cache_module
 from pytest_trt.backends.base import Artifact
-from pytest_trt.cache import EngineCache
+from pytest_trt.store.cache import EngineCache
 
 root, mode, work, parts = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), json.loads(sys.argv[4])
 

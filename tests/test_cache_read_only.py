@@ -13,7 +13,7 @@ import pytest
 from read_only_fs import read_only
 
 from pytest_trt.backends.base import Artifact
-from pytest_trt.cache import CacheError, EngineCache
+from pytest_trt.store.cache import CacheError, EngineCache
 
 ENTRIES = {f"model-{i}": f"engine {i}".encode() for i in range(3)}
 

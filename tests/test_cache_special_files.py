@@ -23,7 +23,7 @@ CHILD = r'''
 import json, os, sys
 from pathlib import Path
 from pytest_trt.backends.base import Artifact
-from pytest_trt.cache import EngineCache
+from pytest_trt.store.cache import EngineCache
 
 root, damage, outside = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 parts = {"model_hash": "ab" * 32}

@@ -6,10 +6,11 @@ import json
 
 from test_baseline import make_record
 
-from pytest_trt.ci_report import junit_properties, markdown, write_json, write_markdown
-from pytest_trt.accuracy import AccuracyResult, OutputReport
-from pytest_trt.regression import BaselineNote, RegressionVerdict, Verdict
-from pytest_trt.results import BudgetOutcome, BudgetState, TestRecord as Record, TestStatus, TestSubject
+from pytest_trt.baselines.regression import BaselineNote, RegressionVerdict, Verdict
+from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
+from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestStatus, TestSubject
+from pytest_trt.judge.records import TestRecord as Record
+from pytest_trt.reports.ci import junit_properties, markdown, write_json, write_markdown
 
 META = {"hardware": "cpu-amd-epyc-2c", "backend": "onnxruntime", "commit": "abc123"}
 

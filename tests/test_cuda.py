@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from contract.fake_cuda import FakeCuda, FakeStream
 
-from pytest_trt import cuda
 from pytest_trt.backends.base import BackendUnavailable
-from pytest_trt.cuda import CudaApi, CudaError, CudaPython, EventTimedLoop
+from pytest_trt.cuda import runtime as cuda
+from pytest_trt.cuda.runtime import CudaApi, CudaError, CudaPython, EventTimedLoop
 
 
 class Err(enum.IntEnum):
@@ -125,7 +125,7 @@ def test_get_cuda_api_checks_the_name_and_says_what_is_missing(monkeypatch) -> N
 
 
 def test_the_pycuda_face_has_every_method_of_cuda_api() -> None:
-    from pytest_trt.cuda_pycuda import PyCuda  # importable without pycuda; only PyCuda() needs it
+    from pytest_trt.cuda.pycuda_binding import PyCuda  # importable without pycuda; only PyCuda() needs it
 
     for name, member in vars(CudaApi).items():
         if callable(member) and not name.startswith("_"):

@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 import numpy as np
 import pytest
 
-from pytest_trt.divergence import Diverged, locate, max_abs_difference
+from pytest_trt.judge.divergence import Diverged, locate, max_abs_difference
 from pytest_trt.spec import make_accuracy_spec
 
 MODULE = {"y": np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)}

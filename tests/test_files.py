@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trt import files
+from pytest_trt.store import files
 
 
 def test_write_atomic_replaces_the_whole_file(tmp_path) -> None:

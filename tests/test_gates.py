@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 from pytest_trt import backends
-from pytest_trt.baseline import BaselineStore
-from pytest_trt.cache import EngineCache
-from pytest_trt.engines import EngineFactory
+from pytest_trt.baselines.regression import BaselineNote, BaselinePolicy
+from pytest_trt.baselines.store import BaselineStore
 from pytest_trt.errors import CudaError
-from pytest_trt.gates import GateContext, evaluate
-from pytest_trt.marks import ItemGates, model_spec
-from pytest_trt.regression import BaselineNote, BaselinePolicy
-from pytest_trt.results import BudgetState, TestStatus, TestSubject
+from pytest_trt.judge.gates import GateContext, evaluate
+from pytest_trt.judge.item_gates import ItemGates
+from pytest_trt.judge.records import BudgetState, TestStatus, TestSubject
+from pytest_trt.prepare.engines import EngineFactory
+from pytest_trt.run.marks import model_spec
 from pytest_trt.spec import MeasureSettings, make_accuracy_spec, make_perf_budget
+from pytest_trt.store.cache import EngineCache
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 FAST = MeasureSettings(warmup_ms=0, min_iterations=30, min_duration_ms=0)

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from test_measure import FakeRunner, ScriptedSession, settings
 
-from pytest_trt import fingerprint, gpu_clock
-from pytest_trt.gpu_clock import ClockSource, Settled
-from pytest_trt.measure import PerfResult, measure
+from pytest_trt import fingerprint
 from pytest_trt.measure_defaults import GPU_WARMUP_MAX_MS, GPU_WINDOW_MS
+from pytest_trt.timing import gpu_clock
+from pytest_trt.timing.gpu_clock import ClockSource, Settled
+from pytest_trt.timing.measure import PerfResult, measure
 
 IDLE, WORKING = 345.0, 1980.0
 

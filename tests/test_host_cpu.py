@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from pytest_trt import host_cpu
-from pytest_trt.measure import HostTimedSession
+from pytest_trt.timing import host_cpu
+from pytest_trt.timing.measure import HostTimedSession
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="this platform cannot pin threads")
 

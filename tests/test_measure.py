@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trt import regression
 from pytest_trt.backends.base import BackendError, IterationTimes
-from pytest_trt.measure import (
+from pytest_trt.baselines import regression
+from pytest_trt.measure_defaults import FEWEST_ITERATIONS
+from pytest_trt.spec import MeasureSettings, PerfBudget
+from pytest_trt.timing.measure import (
     HostTimedSession,
     PerfResult,
     budget_doubts,
@@ -24,9 +26,7 @@ from pytest_trt.measure import (
     measure,
     wanted_iterations,
 )
-from pytest_trt.measure_defaults import FEWEST_ITERATIONS
-from pytest_trt.spec import MeasureSettings, PerfBudget
-from pytest_trt.stats import summarize
+from pytest_trt.timing.stats import summarize
 
 PHASE_NAMES = ("compute", "h2d", "d2h", "enqueue")
 
@@ -616,7 +616,7 @@ class FakeClock:
 def test_probed_and_unprobed_iterations_are_timed_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(time, "perf_counter_ns", clock.read)
-    monkeypatch.setattr("pytest_trt.host_cpu.measuring_cpu", lambda probe: None)
+    monkeypatch.setattr("pytest_trt.timing.host_cpu.measuring_cpu", lambda probe: None)
     plain = HostTimedSession(clock.call)
     unprobed = plain.run(40)
     assert clock.reads == 41  # one clock read per iteration
@@ -636,7 +636,7 @@ def test_probed_and_unprobed_iterations_are_timed_alike(monkeypatch: pytest.Monk
 def test_the_probe_runs_at_most_every_gap_iterations_and_marks_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(time, "perf_counter_ns", clock.read)
-    monkeypatch.setattr("pytest_trt.host_cpu.measuring_cpu", lambda probe: None)
+    monkeypatch.setattr("pytest_trt.timing.host_cpu.measuring_cpu", lambda probe: None)
     session = HostTimedSession(clock.call, probe=True, spacing=1.0, gap=4)
     # A probe (1 µs) is due after every 1 ms call; the gap makes it every 4th iteration, counted
     # across chunks: probed after iterations 0, 4, 8 of the session, the iteration after each marked.
@@ -652,7 +652,7 @@ def test_the_probe_runs_at_most_every_gap_iterations_and_marks_the_next(monkeypa
 def test_a_sparse_spacing_probes_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(time, "perf_counter_ns", clock.read)
-    monkeypatch.setattr("pytest_trt.host_cpu.measuring_cpu", lambda probe: None)
+    monkeypatch.setattr("pytest_trt.timing.host_cpu.measuring_cpu", lambda probe: None)
     # The probe takes 1 µs (its second clock read); spacing 4000 waits 4 ms of model time.
     session = HostTimedSession(clock.call, probe=True, spacing=4000.0, gap=1)
     times = session.run(20)
@@ -668,7 +668,7 @@ def test_lock_wait_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_one_slow_probe_does_not_stop_probing(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(time, "perf_counter_ns", clock.read)
-    monkeypatch.setattr("pytest_trt.host_cpu.measuring_cpu", lambda probe: None)
+    monkeypatch.setattr("pytest_trt.timing.host_cpu.measuring_cpu", lambda probe: None)
     session = HostTimedSession(clock.call, probe=True, spacing=4000.0, gap=1)
     probe = session._probe
     assert probe is not None

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trt import fingerprint, measure_lock
+from pytest_trt import fingerprint
 from pytest_trt.backends.base import BackendError, IterationTimes
-from pytest_trt.measure import measure
-from pytest_trt.measure_lock import MeasureLockError, device_of, lock_folder, measuring
 from pytest_trt.spec import MeasureSettings
+from pytest_trt.timing import lock as measure_lock
+from pytest_trt.timing.lock import MeasureLockError, device_of, lock_folder, measuring
+from pytest_trt.timing.measure import measure
 
 posix_only = pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
 

@@ -13,8 +13,8 @@ from onnx_builders import onnx_model
 from pytest_trt.model import (
     DEFAULT_INT_RANGE,
     InputRange,
-    RangeSource,
     ModelError,
+    RangeSource,
     generated_ranges,
     load_inputs_npz,
     load_model,

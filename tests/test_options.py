@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trt import cuda, options
-from pytest_trt.options import Settings
+from pytest_trt.cuda import runtime as cuda
+from pytest_trt.run import options
+from pytest_trt.run.options import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,14 +215,14 @@ def test_the_readme_options_table_is_the_generated_one():
     assert found, "README.md has lost the <!-- options-table ... --> markers around its options table"
     assert found.group(1) == options.markdown_table(), (
         "README.md's options table differs from the option declarations: paste the output of "
-        "`python -m pytest_trt.options --markdown` between its markers"
+        "`python -m pytest_trt.run.options --markdown` between its markers"
     )
 
 
 def test_the_table_script_prints_the_table():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest_trt.options", "--markdown"], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "pytest_trt.run.options", "--markdown"], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == options.markdown_table()

@@ -6,8 +6,8 @@ import json
 import re
 from typing import Any
 
-from pytest_trt import ci_report
-from pytest_trt.report import summary_lines
+from pytest_trt.reports import ci as ci_report
+from pytest_trt.reports.terminal import summary_lines
 
 
 def _record(short: bool) -> dict[str, Any]:

@@ -12,8 +12,7 @@ import onnxruntime
 import pytest
 from contract.fake_ort import FakeOrt
 
-from pytest_trt.backends import onnxruntime_gpu
-from pytest_trt.backends import onnxruntime_trt_rtx
+from pytest_trt.backends import onnxruntime_gpu, onnxruntime_trt_rtx
 from pytest_trt.types import Availability
 
 GPU_BUILD = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
@@ -37,7 +36,7 @@ def gpu_build(monkeypatch: pytest.MonkeyPatch):
 
 
 def with_gpu(monkeypatch: pytest.MonkeyPatch, status: Availability) -> None:
-    monkeypatch.setattr("pytest_trt.cuda.available", lambda name="": status)
+    monkeypatch.setattr("pytest_trt.cuda.runtime.available", lambda name="": status)
 
 
 @pytest.mark.skipif(GPU_BUILD, reason="this onnxruntime is a GPU build")
@@ -168,7 +167,7 @@ def test_a_gated_test_runs_end_to_end_on_a_faked_gpu_build(trt_pytester, monkeyp
     monkeypatch.setattr(onnxruntime_gpu, "onnxruntime_status", lambda: (FakeOrt(), Availability(True)))
     monkeypatch.setattr(onnxruntime_gpu, "library_load_error", lambda ort, library: "")
     with_gpu(monkeypatch, Availability(True))
-    monkeypatch.setattr("pytest_trt.cuda.get_cuda_api", lambda name="": FakeCuda())
+    monkeypatch.setattr("pytest_trt.cuda.runtime.get_cuda_api", lambda name="": FakeCuda())
     trt_pytester.pytester.makepyfile(test_gated=GATED)
     report = tmp_path / "report.json"
     result = trt_pytester.run(

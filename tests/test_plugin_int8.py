@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from pytest_trt.quantize import quantize_model
+from pytest_trt.prepare.quantize import quantize_model
 
 CNN_INT8 = """
 import pytest

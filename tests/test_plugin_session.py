@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_trt.backends.base import Availability
-from pytest_trt.options import Settings
-from pytest_trt.session import choose_backend
+from pytest_trt.run.options import Settings
+from pytest_trt.run.session import choose_backend
 
 SAME_SPEC_TWICE = """
 import pytest
@@ -25,7 +25,7 @@ def test_second(trt_engine):
 
 
 def test_auto_falls_back_to_onnxruntime_and_says_why(trt_pytester, monkeypatch):
-    monkeypatch.setattr("pytest_trt.session.availability_of", _unavailable)
+    monkeypatch.setattr("pytest_trt.run.session.availability_of", _unavailable)
     trt_pytester.pytester.makepyfile(test_nothing="def test_ok():\n    pass\n")
     result = trt_pytester.run()
     result.stdout.fnmatch_lines([
@@ -62,7 +62,7 @@ def _unavailable(info, settings):
     ],
 )
 def test_a_gpu_gate_fails_the_session_instead_of_falling_back(trt_pytester, monkeypatch, args, message):
-    monkeypatch.setattr("pytest_trt.session.availability_of", _unavailable)
+    monkeypatch.setattr("pytest_trt.run.session.availability_of", _unavailable)
     trt_pytester.pytester.makepyfile(test_nothing="def test_ok():\n    pass\n")
     result = trt_pytester.run(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -70,14 +70,14 @@ def test_a_gpu_gate_fails_the_session_instead_of_falling_back(trt_pytester, monk
 
 
 def test_ini_twin_of_require_gpu(trt_pytester, monkeypatch):
-    monkeypatch.setattr("pytest_trt.session.availability_of", _unavailable)
+    monkeypatch.setattr("pytest_trt.run.session.availability_of", _unavailable)
     trt_pytester.pytester.makeini("[pytest]\ntrt_require_gpu = true\n")
     trt_pytester.pytester.makepyfile(test_nothing="def test_ok():\n    pass\n")
     assert trt_pytester.run().ret == pytest.ExitCode.USAGE_ERROR
 
 
 def test_choose_backend_picks_tensorrt_when_available(trt_pytester, monkeypatch):
-    monkeypatch.setattr("pytest_trt.session.availability_of", lambda info, settings: Availability(True))
+    monkeypatch.setattr("pytest_trt.run.session.availability_of", lambda info, settings: Availability(True))
     choice = choose_backend(Settings.from_config(trt_pytester.pytester.parseconfigure(*trt_pytester.args())))
     assert choice.name == "tensorrt"
     assert choice.header() == ["pytest-trt: backend tensorrt (--trt-backend=auto)"]

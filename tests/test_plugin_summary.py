@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_trt.regression import BaselineNote
-from pytest_trt.report import accuracy_summary, budget_summary, summary_lines, totals
-from pytest_trt.results import BudgetOutcome, BudgetState
+from pytest_trt.baselines.regression import BaselineNote
+from pytest_trt.judge.records import BudgetOutcome, BudgetState
+from pytest_trt.reports.terminal import accuracy_summary, budget_summary, summary_lines, totals
 
 
 def _record(nodeid: str, *, budgets=(), perf=True, accuracy=True, status="passed", warnings=(), doubts=(), **extra):

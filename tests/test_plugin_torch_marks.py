@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_trt.errors import SpecError
-from pytest_trt.quantize import CalibrationMethod
+from pytest_trt.prepare.quantize import CalibrationMethod
 from pytest_trt.spec import CALIBRATION_METHODS, ExampleArray, Reference, make_model_spec
 
 TORCH = 'torch=make, example_inputs={"x": (2, 3)}'

@@ -13,16 +13,11 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from onnx_builders import onnx_model, overflowing_model
 
-from pytest_trt import files, precision
-from pytest_trt.accuracy import compare_outputs
-from pytest_trt.precision import (
-    RANGE_SENSITIVE_OPS,
-    PrecisionError,
-    apply_precision,
-    has_qdq,
-    transform_key,
-)
+from pytest_trt.judge.accuracy import compare_outputs
+from pytest_trt.prepare import precision
+from pytest_trt.prepare.precision import RANGE_SENSITIVE_OPS, PrecisionError, apply_precision, has_qdq, transform_key
 from pytest_trt.spec import make_accuracy_spec
+from pytest_trt.store import files
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 

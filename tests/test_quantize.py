@@ -11,11 +11,11 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from pytest_trt import precision
-from pytest_trt.accuracy import compare_outputs
+from pytest_trt.judge.accuracy import compare_outputs
 from pytest_trt.model import load_model, make_inputs
-from pytest_trt.precision import PrecisionError
-from pytest_trt.quantize import CalibrationError, calibration_feeds, quantize_key, quantize_model
+from pytest_trt.prepare import precision
+from pytest_trt.prepare.precision import PrecisionError
+from pytest_trt.prepare.quantize import CalibrationError, calibration_feeds, quantize_key, quantize_model
 from pytest_trt.spec import make_accuracy_spec
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"

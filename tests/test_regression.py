@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from test_baseline import make_record
 
-from pytest_trt.baseline import BaselineStore
-from pytest_trt.regression import (
+from pytest_trt.baselines.regression import (
     HOST_UNCERTAINTY,
-    PROBE_NOISE,
     MAX_RECORDINGS,
     MIXED_UNCERTAINTY,
+    PROBE_NOISE,
     RECORDINGS,
     Measurement,
     accuracy_drift,
@@ -25,6 +24,7 @@ from pytest_trt.regression import (
     normalized_floor,
     record,
 )
+from pytest_trt.baselines.store import BaselineStore
 
 MESSAGE = re.compile(r"min [+-]\d+\.\d% vs baseline \(95% CI [+-]\d+\.\d%\.\.[+-]\d+\.\d%, threshold \d+%\)")
 
@@ -305,7 +305,7 @@ def test_without_probe_times_every_measurement_counts_as_usual_speed():
 def test_the_bootstrap_interval_is_reported_but_does_not_gate(baseline, monkeypatch):
     # A mixed-state measurement gives the floor a wide interval; replication, not the interval,
     # decides (docs/regression.md says why).
-    from pytest_trt import regression
+    from pytest_trt.baselines import regression
 
     monkeypatch.setattr(regression, "bootstrap_ratio_ci", lambda *args, **kwargs: (0.9, 1.4))
     verdict = regression.assess(baseline, sample(1.2, seed=1), threshold=0.10)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pytest_trt.stats import (
+from pytest_trt.timing.stats import (
     QUANTILE_POINTS,
     LatencyStats,
     bootstrap_ci,

@@ -20,15 +20,11 @@ from contract.fake_trt10 import tensorrt_10
 from onnx import TensorProto, helper
 from onnx_builders import onnx_model
 
-from pytest_trt import cuda
-from pytest_trt.backends.base import (
-    Artifact,
-    BackendError,
-    BackendUnavailable,
-)
+from pytest_trt.backends.base import Artifact, BackendError, BackendUnavailable
 from pytest_trt.backends.tensorrt import TensorRTBackend, TensorRTRunner
+from pytest_trt.cuda import runtime as cuda
 from pytest_trt.model import LoadedModel, load_model
-from pytest_trt.marks import model_spec as make_model_spec
+from pytest_trt.run.marks import model_spec as make_model_spec
 from pytest_trt.spec import BuildSpec, MeasureSettings
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pytest_trt.cache import EngineCache
 from pytest_trt.backends.tensorrt import EngineCacheTimingStore as _TimingCache
+from pytest_trt.store.cache import EngineCache
 
 
 def test_timing_cache_round_trips_through_the_engine_cache(tmp_path) -> None:

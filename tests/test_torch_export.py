@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from pytest_trt.model import ModelError
-from pytest_trt.torch_export import (
+from pytest_trt.prepare.torch_export import (
     Exporter,
     ExportError,
     TorchModelError,
@@ -72,7 +72,7 @@ def test_conv_linear_model_with_a_dynamic_batch_matches_torch_on_onnxruntime(tmp
 
 def _key_in_subprocess() -> dict:
     code = (
-        "import json; from pytest_trt.torch_export import export_key; "
+        "import json; from pytest_trt.prepare.torch_export import export_key; "
         "print(json.dumps(export_key('torch_models:make_small_net', {'image': (2, 3, 16, 16)}, "
         "{'image': {0: 'batch'}}, {})))"
     )

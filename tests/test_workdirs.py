@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trt import workdirs
-from pytest_trt.owners import Liveness, ProcessOwner, read_owner_file, write_owner_file
+from pytest_trt.store import workdirs
+from pytest_trt.store.owners import Liveness, ProcessOwner, read_owner_file, write_owner_file
 
 
 def dead_pid() -> int:

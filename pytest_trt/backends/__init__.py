@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from ..errors import BackendError
-from ..types import BackendContext
+from pytest_trt.errors import BackendError
+from pytest_trt.types import BackendContext
 
 if TYPE_CHECKING:
-    from ..spec import BuildSpec
-    from .base import Backend
+    from pytest_trt.backends.base import Backend
+    from pytest_trt.spec import BuildSpec
 
 __all__ = ["BackendContext", "BackendInfo", "DeviceKind", "create", "get", "names", "register", "registered"]
 
@@ -157,7 +157,7 @@ TENSORRT_BUILD_OPTIONS: dict[str, type] = {
 
 
 def _onnxruntime(context: BackendContext) -> Backend:
-    from .onnxruntime import OnnxRuntimeBackend
+    from pytest_trt.backends.onnxruntime import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend()
 
@@ -168,7 +168,7 @@ def _onnxruntime_on_cpu_only(build: BuildSpec) -> bool:
 
 
 def _tensorrt(context: BackendContext) -> Backend:
-    from .tensorrt import TensorRTBackend
+    from pytest_trt.backends.tensorrt import TensorRTBackend
 
     return TensorRTBackend.for_session(context)
 
@@ -184,19 +184,19 @@ ONNXRUNTIME_TRT_RTX_BUILD_OPTIONS: dict[str, type] = {"workspace_mb": int, "prof
 
 
 def _onnxruntime_cuda(context: BackendContext) -> Backend:
-    from .onnxruntime_cuda import OnnxRuntimeCudaBackend
+    from pytest_trt.backends.onnxruntime_cuda import OnnxRuntimeCudaBackend
 
     return OnnxRuntimeCudaBackend.for_session(context)
 
 
 def _onnxruntime_tensorrt(context: BackendContext) -> Backend:
-    from .onnxruntime_tensorrt import OnnxRuntimeTensorRTBackend
+    from pytest_trt.backends.onnxruntime_tensorrt import OnnxRuntimeTensorRTBackend
 
     return OnnxRuntimeTensorRTBackend.for_session(context)
 
 
 def _onnxruntime_trt_rtx(context: BackendContext) -> Backend:
-    from .onnxruntime_trt_rtx import OnnxRuntimeTrtRtxBackend
+    from pytest_trt.backends.onnxruntime_trt_rtx import OnnxRuntimeTrtRtxBackend
 
     return OnnxRuntimeTrtRtxBackend.for_session(context)
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import BackendError, BackendUnavailable, InferenceError
-from ..types import Artifact, Availability, HostCall, IterationTimes, TensorSpec
+from pytest_trt.errors import BackendError, BackendUnavailable, InferenceError
+from pytest_trt.types import Artifact, Availability, HostCall, IterationTimes, TensorSpec
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..model import LoadedModel
-    from ..spec import BuildSpec, MeasureSettings
+    from pytest_trt.model import LoadedModel
+    from pytest_trt.spec import BuildSpec, MeasureSettings
 
 __all__ = [
     "Artifact",

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import BackendError
-from ..types import TensorSpec
+from pytest_trt.errors import BackendError
+from pytest_trt.types import TensorSpec
 
 
 def check_feed(inputs: Sequence[TensorSpec], feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

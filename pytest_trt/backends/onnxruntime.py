@@ -23,22 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..fingerprint import host_facts
-from .base import (
-    Artifact,
-    Availability,
-    BackendError,
-    HostCall,
-    InferenceError,
-    TensorSpec,
-)
-from .feeds import check_feed
+from pytest_trt.backends.base import Artifact, Availability, BackendError, HostCall, InferenceError, TensorSpec
+from pytest_trt.backends.feeds import check_feed
+from pytest_trt.fingerprint import host_facts
 
 if TYPE_CHECKING:
     import onnxruntime
 
-    from ..model import LoadedModel
-    from ..spec import BuildSpec, MeasureSettings
+    from pytest_trt.model import LoadedModel
+    from pytest_trt.spec import BuildSpec, MeasureSettings
 
 CPU = "CPUExecutionProvider"
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
@@ -116,7 +109,7 @@ def _with_external_data(optimized: Path, model: LoadedModel) -> tuple[bytes, Ext
     import onnx
     from onnx import external_data_helper
 
-    from ..model import external_tensors, format_bytes
+    from pytest_trt.model import external_tensors, format_bytes
 
     proto = onnx.load(str(optimized), load_external_data=False)
     tensors = external_tensors(proto)

@@ -12,14 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cuda import Stream
-from . import onnxruntime_gpu as gpu
-from .onnxruntime import graph_optimization_level
-from .base import Artifact, Availability, BackendError
+from pytest_trt.backends import onnxruntime_gpu as gpu
+from pytest_trt.backends.base import Artifact, Availability, BackendError
+from pytest_trt.backends.onnxruntime import graph_optimization_level
+from pytest_trt.cuda.runtime import Stream
 
 if TYPE_CHECKING:
-    from ..model import LoadedModel
-    from ..spec import BuildSpec
+    from pytest_trt.model import LoadedModel
+    from pytest_trt.spec import BuildSpec
 
 PROVIDER_LIBRARY = "libonnxruntime_providers_cuda.so"
 

@@ -32,20 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import cuda as cuda_layer
-from ..cuda import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, Stream
-from .base import (
-    Availability,
-    BackendError,
-    BackendUnavailable,
-    IterationTimes,
-    TensorSpec,
-)
-from .feeds import check_feed
+from pytest_trt.backends.base import Availability, BackendError, BackendUnavailable, IterationTimes, TensorSpec
+from pytest_trt.backends.feeds import check_feed
+from pytest_trt.cuda import runtime as cuda_layer
+from pytest_trt.cuda.runtime import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, Stream
 
 if TYPE_CHECKING:
-    from ..types import BackendContext
-    from ..spec import BuildSpec, MeasureSettings
+    from pytest_trt.spec import BuildSpec, MeasureSettings
+    from pytest_trt.types import BackendContext
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"

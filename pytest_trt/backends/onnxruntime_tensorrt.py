@@ -26,15 +26,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..cuda import CudaApi, Stream
-from ..types import BackendContext
-from . import onnxruntime_gpu as gpu
-from .profiles import optimization_profiles
-from .base import Artifact, Availability, BackendError
+from pytest_trt.backends import onnxruntime_gpu as gpu
+from pytest_trt.backends.base import Artifact, Availability, BackendError
+from pytest_trt.backends.profiles import optimization_profiles
+from pytest_trt.cuda.runtime import CudaApi, Stream
+from pytest_trt.types import BackendContext
 
 if TYPE_CHECKING:
-    from ..model import LoadedModel
-    from ..spec import BuildSpec
+    from pytest_trt.model import LoadedModel
+    from pytest_trt.spec import BuildSpec
 
 PROVIDER = "TensorrtExecutionProvider"
 PROVIDER_LIBRARY = "libonnxruntime_providers_tensorrt.so"
@@ -198,7 +198,7 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
 
 
 def _no_build() -> BuildSpec:
-    from ..spec import BuildSpec
+    from pytest_trt.spec import BuildSpec
 
     return BuildSpec()
 

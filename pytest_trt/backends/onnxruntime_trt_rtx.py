@@ -27,14 +27,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..cuda import CudaApi, Stream
-from . import onnxruntime_gpu as gpu
-from .profiles import optimization_profiles
-from .base import Artifact, Availability, BackendError
+from pytest_trt.backends import onnxruntime_gpu as gpu
+from pytest_trt.backends.base import Artifact, Availability, BackendError
+from pytest_trt.backends.profiles import optimization_profiles
+from pytest_trt.cuda.runtime import CudaApi, Stream
 
 if TYPE_CHECKING:
-    from ..model import LoadedModel
-    from ..spec import BuildSpec
+    from pytest_trt.model import LoadedModel
+    from pytest_trt.spec import BuildSpec
 
 PROVIDER = "NvTensorRTRTXExecutionProvider"
 PACKAGE = "onnxruntime-ep-nv-tensorrt-rtx-cu13"

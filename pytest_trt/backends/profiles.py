@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import BackendError
-from ..types import TensorSpec
+from pytest_trt.errors import BackendError
+from pytest_trt.types import TensorSpec
 
 if TYPE_CHECKING:
-    from ..model import LoadedModel
-    from ..spec import BuildSpec
+    from pytest_trt.model import LoadedModel
+    from pytest_trt.spec import BuildSpec
 
 
 def optimization_profiles(model: LoadedModel, build: BuildSpec) -> dict[str, tuple[tuple[int, ...], ...]]:

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from ..cuda import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, get_cuda_api
-from ..trt_api import RUNTIMES, TensorRTImportError, import_tensorrt, major_version
-from ..types import BackendContext
-from .base import Artifact, Availability, BackendError, BackendUnavailable, TensorSpec
-from .profiles import optimization_profiles
+from pytest_trt.backends.base import Artifact, Availability, BackendError, BackendUnavailable, TensorSpec
+from pytest_trt.backends.profiles import optimization_profiles
+from pytest_trt.backends.trt_api import RUNTIMES, TensorRTImportError, import_tensorrt, major_version
+from pytest_trt.cuda.runtime import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, get_cuda_api
+from pytest_trt.types import BackendContext
 
 if TYPE_CHECKING:
-    from ..model import LoadedModel
-    from ..spec import BuildSpec, MeasureSettings
+    from pytest_trt.model import LoadedModel
+    from pytest_trt.spec import BuildSpec, MeasureSettings
 
 HARDWARE_COMPATIBILITY = {
     "none": "NONE",
@@ -116,7 +116,7 @@ class TensorRTBackend:
             progress=services.progress,
         )
         if services.cache is not None:
-            from ..spec import BuildSpec
+            from pytest_trt.spec import BuildSpec
 
             made._timing_cache = EngineCacheTimingStore(
                 services.cache,

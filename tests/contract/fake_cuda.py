@@ -1,4 +1,4 @@
-"""A CPU stand-in for the CUDA layer (``pytest_trt.cuda.CudaApi``), for adapter unit tests.
+"""A CPU stand-in for the CUDA layer (``pytest_trt.cuda.runtime.CudaApi``), for adapter unit tests.
 
 "Device" memory is numpy bytes keyed by fake pointers; work on a stream runs at once; a fake
 clock advances by fixed amounts per copy and per compute so event timings are predictable.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pytest_trt.backends.base import Availability
-from pytest_trt.cuda import CudaError
+from pytest_trt.cuda.runtime import CudaError
 
 H2D_MS = 0.25  # per input copy
 COMPUTE_MS = 1.0  # per enqueue

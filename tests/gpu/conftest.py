@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from pytest_trt import cuda
+from pytest_trt.cuda import runtime as cuda
 
 
 def _lean_runtime() -> str:

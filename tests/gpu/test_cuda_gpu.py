@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_trt.cuda import CudaError, CudaPython, EventTimedLoop
+from pytest_trt.cuda.runtime import CudaError, CudaPython, EventTimedLoop
 
 pytestmark = pytest.mark.needs_gpu
 

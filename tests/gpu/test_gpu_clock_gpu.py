@@ -10,12 +10,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_trt import gpu_clock
 from pytest_trt.backends.onnxruntime_cuda import OnnxRuntimeCudaBackend
-from pytest_trt.gpu_clock import ClockSource, Settled
-from pytest_trt.measure import measure
 from pytest_trt.model import load_model
 from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.timing import gpu_clock
+from pytest_trt.timing.gpu_clock import ClockSource, Settled
+from pytest_trt.timing.measure import measure
 
 pytestmark = pytest.mark.needs_gpu
 WIDTH = 2048

@@ -15,12 +15,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_trt import cuda
 from pytest_trt.backends.onnxruntime_cuda import OnnxRuntimeCudaBackend
 from pytest_trt.backends.onnxruntime_tensorrt import OnnxRuntimeTensorRTBackend
 from pytest_trt.backends.onnxruntime_trt_rtx import OnnxRuntimeTrtRtxBackend
+from pytest_trt.cuda import runtime as cuda
 from pytest_trt.model import LoadedModel, load_model
-from pytest_trt.precision import apply_precision
+from pytest_trt.prepare.precision import apply_precision
 from pytest_trt.spec import BuildSpec, MeasureSettings
 
 pytestmark = pytest.mark.needs_gpu

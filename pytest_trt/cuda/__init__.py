@@ -1,0 +1,1 @@
+"""The CUDA layer: one face (api) over cuda-python and pycuda."""

@@ -1,0 +1,265 @@
+"""The gates of one test, evaluated after its body passed: accuracy, perf budgets, baseline.
+
+``evaluate(gates, engine, context)`` measures and compares, and returns an ``ItemOutcome``: the
+test's ``TestRecord``, assembled once from what each gate returned, and the failure text. It
+never fails the test itself (the plugin does, from the outcome) and needs no ``pytest.Item``, so
+it is tested directly. The one thing it writes is a failure's ``.npz`` under
+``--trt-save-failures``; baselines to record are returned as staged entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_trt import backends
+from pytest_trt.baselines.regression import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
+from pytest_trt.baselines.store import BaselineInput, BaselineStore
+from pytest_trt.errors import InferenceError, PytestTrtError
+from pytest_trt.judge import accuracy, divergence
+from pytest_trt.judge.item_gates import ItemGates
+from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus, TestSubject
+from pytest_trt.model import describe_generated
+from pytest_trt.prepare.engines import Engine
+from pytest_trt.progress import Phase, Progress
+from pytest_trt.spec import AccuracySpec, MeasureSettings, PerfBudget, Reference
+from pytest_trt.timing import measure
+from pytest_trt.timing.measure import PerfResult
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """What the session lends the gates of one test."""
+
+    subject: TestSubject
+    perf_mode: str  # enforce | report | off
+    baseline: BaselinePolicy
+    # The outputs the engine is compared with, for a feed: the kind the spec asks for (the
+    # onnxruntime run of the model or export, or the torch module) is the third argument.
+    reference: Callable[[Engine, Mapping[str, np.ndarray], Reference], dict[str, np.ndarray]]
+    baseline_store: Callable[[], tuple[BaselineStore, dict[str, str]]]  # this backend's store, software facts
+    save_failures: Path | None = None
+    progress: Progress = field(default_factory=Progress)  # hears of measurements that run long
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    record: TestRecord
+    message: str  # what the test's failure shows; "" when its gates passed
+    staged: dict[str, Any] | None = None  # a baseline entry to record (--trt-update-baselines)
+
+
+@dataclass
+class _Perf:
+    result: PerfResult | None = None
+    budgets: list[BudgetOutcome] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    doubts: list[str] = field(default_factory=list)  # budgets the sample cannot judge for sure
+
+
+def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutcome:
+    """Run the test's gates on the engine and judge them; user errors become an error outcome."""
+    feed = engine.sample_inputs()
+    result: accuracy.AccuracyResult | None = None
+    perf = _Perf()
+    baseline = BaselineOutcome(BaselineNote.OFF)
+    failures: list[str] = []
+    try:
+        if gates.accuracy is not None:
+            result, accuracy_failures = check_accuracy(engine, gates.accuracy, feed, context)
+            failures += accuracy_failures
+        if gates.budgets:
+            perf = check_perf(engine, gates.budgets, feed, context)
+            failures += perf.failures
+            if perf.result is not None:
+                failed = []
+                if result is not None and not result.passed:
+                    failed.append("accuracy")
+                if perf.failures:
+                    failed.append("perf budget")
+                baseline = check_baseline(engine, gates.budgets, feed, perf.result, result, context, tuple(failed))
+                failures += baseline.failures
+    except PytestTrtError as exc:
+        problem = f"pytest-trt: {exc}"
+        if isinstance(exc, InferenceError) and engine.spec.inputs is None:
+            problem += "\n" + describe_generated(engine.model, feed, engine.spec.range_map)
+        record = _record(context, TestStatus.ERROR, result, perf, baseline, (problem,))
+        return ItemOutcome(record, problem)
+    status = TestStatus.FAILED if failures else TestStatus.PASSED
+    record = _record(context, status, result, perf, baseline, tuple(failures))
+    message = ""
+    if failures:
+        message = f"pytest-trt gates failed (backend {engine.backend}):\n" + "\n".join(failures)
+    return ItemOutcome(record, message, baseline.staged)
+
+
+def _record(
+    context: GateContext,
+    status: TestStatus,
+    result: accuracy.AccuracyResult | None,
+    perf: _Perf,
+    baseline: BaselineOutcome,
+    failures: tuple[str, ...],
+) -> TestRecord:
+    perf_warnings = tuple(perf.result.warnings) if perf.result is not None else ()
+    return TestRecord(
+        subject=context.subject,
+        status=status,
+        accuracy=result,
+        perf=perf.result,
+        budgets=tuple(perf.budgets),
+        regression=baseline.verdict,
+        baseline_note=baseline.note,
+        baseline_state=baseline.state.value,
+        warnings=perf_warnings + baseline.warnings,
+        doubts=tuple(perf.doubts),
+        failures=failures,
+    )
+
+
+def check_accuracy(
+    engine: Engine, spec: AccuracySpec, feed: dict[str, np.ndarray], context: GateContext
+) -> tuple[accuracy.AccuracyResult, list[str]]:
+    actual = engine.infer(feed)
+    asked = engine.spec.reference
+    reference = context.reference(engine, feed, asked)
+    result = accuracy.compare_outputs(actual, reference, spec, quantized=engine.quantized)
+    outputs_missed = not result.passed
+    if spec.batch_consistency:
+        # Rows may differ by kernel rounding (batched GEMMs pick other tactics), not more.
+        for problem in accuracy.check_batch_consistency(engine.infer, feed, tolerance=spec.default):
+            result.add_problem(problem)
+    if result.passed:
+        return result, []
+    message = result.failure_message() + "\n" + reference_line(engine)
+    if outputs_missed and asked is Reference.TORCH:
+        message += "\n" + torch_divergence(engine, spec, feed, actual, reference, context)
+    if context.save_failures is not None:
+        saved = accuracy.save_failure(context.save_failures, context.subject.nodeid, feed, actual, reference)
+        message += f"\ninputs, outputs and reference saved to {saved}"
+    return result, ["accuracy: " + message.replace("\n", "\n  ")]
+
+
+def reference_line(engine: Engine) -> str:
+    """Which reference the accuracy gate compared with, as the failure report says it."""
+    if engine.spec.reference is Reference.TORCH:
+        return f"reference: the torch module {engine.spec.source} (CPU, fp32, torch.no_grad())"
+    what = f"the export of {engine.spec.source}" if engine.spec.torch is not None else engine.model.path.name
+    return f"reference: onnxruntime running {what} in fp32 on CPU"
+
+
+def torch_divergence(
+    engine: Engine,
+    spec: AccuracySpec,
+    feed: dict[str, np.ndarray],
+    actual: Mapping[str, np.ndarray],
+    module: Mapping[str, np.ndarray],
+    context: GateContext,
+) -> str:
+    """Engine vs export vs module: the export's onnxruntime outputs say which step diverged."""
+    export = context.reference(engine, feed, Reference.ONNXRUNTIME)
+    found = divergence.locate(actual, export, module, spec, quantized=engine.quantized)
+    return "diagnosis: " + found.message()
+
+
+def running_budget(budgets: tuple[PerfBudget, ...], backend: str) -> PerfBudget | None:
+    return next((b for b in budgets if b.backend == backend), None)
+
+
+def measure_settings(budgets: tuple[PerfBudget, ...], backend: str) -> MeasureSettings:
+    """How to measure: the running backend's mark decides; else the first mark's settings."""
+    return (running_budget(budgets, backend) or budgets[0]).measure
+
+
+def _measured(
+    engine: Engine,
+    feed: dict[str, np.ndarray],
+    settings: MeasureSettings,
+    percentiles: tuple[float, ...],
+    context: GateContext,
+    phase: Phase,
+) -> PerfResult:
+    asked_s = (settings.warmup_ms + settings.min_duration_ms) / 1000
+    subject = f"{context.subject.nodeid} on {engine.backend}"
+    with context.progress.phase(phase, subject, expected_s=asked_s) as step:
+        result = measure.measure(engine.runner, feed, settings, engine.batch, percentiles=percentiles)
+        step.detail = f"{result.iterations} iterations"
+    return result
+
+
+def _threads_advice(engine: Engine) -> bool:
+    """Whether one thread would steady the timings: the backend has the option, unused."""
+    takes = "intra_op_threads" in backends.get(engine.backend).build_options
+    return takes and engine.build.option_map.get("intra_op_threads") != 1
+
+
+def check_perf(
+    engine: Engine, budgets: tuple[PerfBudget, ...], feed: dict[str, np.ndarray], context: GateContext
+) -> _Perf:
+    running, mode = engine.backend, context.perf_mode
+    perf = _Perf()
+    if mode != "off":
+        judged = measure.judged_percentiles(budgets, running)
+        perf.result = _measured(engine, feed, measure_settings(budgets, running), judged, context, Phase.MEASURE)
+    for budget in budgets:
+        description = measure.describe_budget(budget)
+        if perf.result is None:
+            outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_MEASURED, "not measured (--trt-perf=off)")
+        elif budget.backend != running:
+            outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_ENFORCED, f"not enforced (running {running})")
+        else:
+            missed = measure.budget_failures(perf.result, budget)
+            perf.doubts += measure.budget_doubts(perf.result, budget, threads_advice=_threads_advice(engine))
+            if mode == "enforce":
+                state = BudgetState.FAILED if missed else BudgetState.PASSED
+                outcome = BudgetOutcome(budget.backend, description, state, "; ".join(missed))
+                perf.failures += [f"perf ({running}): {m}" for m in missed]
+            else:
+                state = BudgetState.REPORT_OVER if missed else BudgetState.REPORT_WITHIN
+                note = "; ".join(missed) if missed else "within budget"
+                outcome = BudgetOutcome(budget.backend, description, state, f"report only: {note}")
+        perf.budgets.append(outcome)
+    return perf
+
+
+def check_baseline(
+    engine: Engine,
+    budgets: tuple[PerfBudget, ...],
+    feed: dict[str, np.ndarray],
+    first: PerfResult,
+    result: accuracy.AccuracyResult | None,
+    context: GateContext,
+    failed_gates: tuple[str, ...],
+) -> BaselineOutcome:
+    """Compare the measurement with the stored baseline (or stage it with --trt-update-baselines)."""
+    policy = context.baseline
+    if policy.mode == "off":
+        return BaselineOutcome(BaselineNote.OFF)
+    own = running_budget(budgets, engine.backend)
+    if own is not None and own.max_regression is not None:
+        policy = BaselinePolicy(policy.mode, policy.update, own.max_regression, policy.enforce, policy.commit)
+    settings = measure_settings(budgets, engine.backend)
+
+    judged = measure.judged_percentiles(budgets, engine.backend)
+
+    def remeasure() -> PerfResult:
+        return _measured(engine, feed, settings, judged, context, Phase.REMEASURE)
+
+    subject = context.subject
+    measured = BaselineInput(
+        nodeid=subject.nodeid,
+        module=subject.module,
+        backend=subject.backend,
+        runtime_version=subject.runtime_version,
+        model=subject.model,
+        build=subject.build,
+        workload=subject.workload,
+        perf=first,
+        accuracy=result,
+    )
+    store, software = context.baseline_store()
+    return judge_baseline(store, measured, remeasure, policy, software=software, failed_gates=failed_gates)

@@ -1,0 +1,1 @@
+"""Everything before a measurement: models exported, transformed, quantized and built into engines."""

@@ -1,0 +1,488 @@
+"""spec -> Engine: the model, its precision transform, the engine cache, the feed and the
+reference outputs, each made once per process and kept in the engine cache across runs.
+
+``EngineFactory`` is what the session owns; ``Engine`` is what ``trt_engine`` and ``trt_build``
+hand to a test. Nothing here knows a backend by name: a backend's needs come from its
+registration (``pytest_trt.backends``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_trt import backends
+from pytest_trt.backends.base import Backend, Runner
+from pytest_trt.errors import ModelError, PrecisionError
+from pytest_trt.model import (
+    DEFAULT_MAX_INPUT_BYTES,
+    LoadedModel,
+    Shape,
+    load_inputs_npz,
+    load_model,
+    make_inputs,
+    resolve_shapes,
+)
+from pytest_trt.prepare import model_steps, precision
+from pytest_trt.prepare.model_steps import CalibrationPlan, StepProvenance, TorchModel
+from pytest_trt.progress import Phase, Progress
+from pytest_trt.spec import BuildSpec, ModelSpec, Reference, TorchSpec
+from pytest_trt.store.cache import CacheOutcome, EngineCache, decode_arrays, encode_arrays
+from pytest_trt.store.files import write_atomic
+from pytest_trt.types import Artifact, TensorSpec
+
+# The reference every backend is compared with: the original model in fp32 on this CPU.
+REFERENCE_BACKEND = "onnxruntime"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    how: str  # "built", "loaded" (from the engine cache) or "memory" (earlier in this session)
+    seconds: float
+    cache: dict[str, Any] = field(default_factory=dict)
+    # The steps before the engine, as this process obtained them: the torch= export and the
+    # INT8 calibration (built now, or loaded from the engine cache); None where not taken.
+    export: StepProvenance | None = None
+    quantization: StepProvenance | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "how": self.how,
+            "seconds": self.seconds,
+            "cache": dict(self.cache),
+            "export": self.export.as_dict() if self.export is not None else None,
+            "quantization": self.quantization.as_dict() if self.quantization is not None else None,
+        }
+
+
+@dataclass
+class _EngineEntry:
+    """One engine in the session memo, shared by every test with the same model and build."""
+
+    backend: str
+    runtime_version: str
+    model: LoadedModel  # the original model, as the reference runs it
+    built_from: LoadedModel  # after the precision transform
+    build: BuildSpec  # with every dynamic input's concrete shape filled in
+    runner: Runner
+    provenance: Provenance
+
+
+class Engine:
+    """What ``trt_engine`` and ``trt_build`` hand to a test: run it, or read how it was made."""
+
+    def __init__(self, entry: _EngineEntry, spec: ModelSpec, feed: dict[str, np.ndarray], provenance: Provenance):
+        self._entry = entry
+        self._feed = feed
+        self.spec = spec
+        self.provenance = provenance
+
+    @property
+    def backend(self) -> str:
+        return self._entry.backend
+
+    @property
+    def precision(self) -> str:
+        return self._entry.build.precision
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return list(self._entry.runner.inputs)
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return list(self._entry.runner.outputs)
+
+    @property
+    def shapes(self) -> dict[str, Shape]:
+        """The concrete input shapes this engine is run with."""
+        return {name: tuple(a.shape) for name, a in self._feed.items()}
+
+    @property
+    def model(self) -> LoadedModel:
+        """The model as the reference runs it: the file, or the torch= export, before any
+        precision transform."""
+        return self._entry.model
+
+    @property
+    def quantized(self) -> bool:
+        """The engine runs a Q/DQ model (INT8 by calibration, or one that came quantized)."""
+        return self._entry.built_from.quantized
+
+    def shown_source(self, shown: Callable[[Path], str]) -> str:
+        """The model as reports name it: its file (as ``shown`` writes paths), or
+        ``torch=pkg.mod:func`` for a torch model, whose export lives in a work folder."""
+        return self.spec.source if self.spec.torch is not None else shown(self.model.path)
+
+    @property
+    def runner(self) -> Runner:
+        return self._entry.runner
+
+    @property
+    def build(self) -> BuildSpec:
+        """The build spec as used: every dynamic input's concrete shape filled in."""
+        return self._entry.build
+
+    @property
+    def runtime_version(self) -> str:
+        return self._entry.runtime_version
+
+    @property
+    def batch(self) -> int:
+        """Queries per inference for throughput: ``batch_size`` if given, else the leading dim of
+        the first input of rank 2 or more, else 1."""
+        if self.spec.batch_size is not None:
+            return self.spec.batch_size
+        first = next(iter(self.shapes.values()), ())
+        return int(first[0]) if len(first) >= 2 else 1
+
+    def workload(self) -> dict[str, Any]:
+        """What was run, as baselines compare it: input and output signatures, batch, precision."""
+        return {
+            "inputs": {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in self._feed.items()},
+            "outputs": {o.name: {"shape": list(o.shape), "dtype": str(o.dtype)} for o in self.outputs},
+            "batch": self.batch,
+            "precision": self.precision,
+        }
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        __tracebackhide__ = True
+        return self._entry.runner.infer(feed)
+
+    def feed_facts(self) -> dict[str, dict[str, Any]]:
+        """Where each input of the feed came from and the values it holds, for ``-v``: read from
+        the ``inputs=`` file, or generated in the ``input_ranges=`` range, the range the graph
+        bounds an index to, or the default range (the order ``model.make_inputs`` follows)."""
+        facts: dict[str, dict[str, Any]] = {}
+        ranges = self.spec.range_map
+        graph = dict(self._entry.model.index_ranges)
+        for name, array in self._feed.items():
+            if self.spec.inputs is not None:
+                fact: dict[str, Any] = {"source": "file", "file": self.spec.inputs.name}
+            elif array.dtype == np.bool_:
+                fact = {"source": "generated", "range": "both values"}
+            elif name in ranges:
+                fact = {"source": "generated", "range": "input_ranges"}
+            elif name in graph and np.issubdtype(array.dtype, np.integer):
+                fact = {"source": "generated", "range": "graph"}
+            else:
+                fact = {"source": "generated", "range": "default"}
+            if array.size:
+                low, high = array.min(), array.max()
+                kind = int if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_ else float
+                fact.update(min=kind(low), max=kind(high))
+            facts[name] = fact
+        return facts
+
+    def sample_inputs(self) -> dict[str, np.ndarray]:
+        """The seeded (or ``.npz``) inputs the gates use; copies, so a test may modify them."""
+        return {name: array.copy() for name, array in self._feed.items()}
+
+    def __repr__(self) -> str:
+        return (
+            f"<Engine {self._entry.model.path.name} backend={self.backend} precision={self.precision} "
+            f"{self.provenance.how} in {self.provenance.seconds:.3f} s>"
+        )
+
+
+def digest(feed: Mapping[str, np.ndarray]) -> str:
+    """sha256 of a feed's names, dtypes, shapes and bytes: the reference's cache key part."""
+    hashed = hashlib.sha256()
+    for name in sorted(feed):
+        array = np.ascontiguousarray(feed[name])
+        hashed.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        hashed.update(array.tobytes())
+    return hashed.hexdigest()
+
+
+class EngineFactory:
+    """Engines, models, feeds and reference outputs of one process, each made once.
+
+    ``backend_for(name)`` gives the session's backend object of that name; ``seed`` is the
+    session's default input seed; ``max_input_bytes`` bounds one test's generated inputs;
+    ``progress`` hears of builds, conversions and references that take long.
+    """
+
+    def __init__(
+        self,
+        cache: EngineCache,
+        backend_for: Callable[[str], Backend],
+        seed: int,
+        max_input_bytes: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.cache = cache
+        self._backend_for = backend_for
+        self._seed = seed
+        self._max_input_bytes = DEFAULT_MAX_INPUT_BYTES if max_input_bytes is None else max_input_bytes
+        self._progress = progress or Progress()
+        self._models: dict[Path, LoadedModel] = {}
+        self._torch_models: dict[TorchSpec, TorchModel] = {}
+        self._quantized: dict[tuple[str, CalibrationPlan], tuple[LoadedModel, StepProvenance]] = {}
+        self._engines: dict[tuple[str, Path, BuildSpec, CalibrationPlan | None], _EngineEntry] = {}
+        self._feeds: dict[tuple[ModelSpec, str], dict[str, np.ndarray]] = {}
+        self._references: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+
+    def close(self) -> None:
+        for entry in self._engines.values():
+            entry.runner.close()
+        self._engines.clear()
+
+    def workdir(self) -> Path:
+        """A private folder for this process's converted models, removed at the end (or by a
+        later run, if this one is killed)."""
+        return self.cache.work_dir()
+
+    def model(self, path: Path) -> LoadedModel:
+        if path not in self._models:
+            self._models[path] = load_model(path)
+        return self._models[path]
+
+    def engine(self, spec: ModelSpec, backend_name: str) -> Engine:
+        """The engine for ``spec`` on ``backend_name``: from this process's memo, else the engine
+        cache, else built now."""
+        model = self.source_model(spec)
+        with _export_named(spec, model):
+            shapes = self._shapes(model, spec)
+            build = dataclasses.replace(spec.build, shapes=tuple(sorted(shapes.items())))
+            feed = self._feed(spec, model, shapes)
+            plan = self._calibration_plan(spec, shapes)
+            key = (backend_name, model.path, build, plan)
+            entry = self._engines.get(key)
+            if entry is not None:
+                made = entry.provenance  # the steps before it, as this process obtained them
+                reused = Provenance("memory", 0.0, export=made.export, quantization=made.quantization)
+                return Engine(entry, spec, feed, reused)
+            entry = self._make_engine(backend_name, model, build, plan, self._export_provenance(spec))
+        self._engines[key] = entry
+        return Engine(entry, spec, feed, entry.provenance)
+
+    def _inputs_npz(self, spec: ModelSpec, model: LoadedModel) -> dict[str, np.ndarray]:
+        """The ``inputs=`` file, read once per spec (it decides shapes and is the feed)."""
+        key = (spec, model.content_hash)
+        if key not in self._feeds:
+            assert spec.inputs is not None
+            self._feeds[key] = load_inputs_npz(spec.inputs, model)
+        return self._feeds[key]
+
+    def _shapes(self, model: LoadedModel, spec: ModelSpec) -> dict[str, Shape]:
+        if spec.inputs is not None and not spec.build.shapes:
+            # Real inputs decide the shapes they were recorded with.
+            return {name: tuple(a.shape) for name, a in self._inputs_npz(spec, model).items()}
+        if spec.torch is not None:
+            return resolve_shapes(model, {**_example_shapes(spec, model), **spec.build.shape_map})
+        return resolve_shapes(model, spec.build.shape_map, spec.batch_size)
+
+    def _feed(self, spec: ModelSpec, model: LoadedModel, shapes: dict[str, Shape]) -> dict[str, np.ndarray]:
+        if spec.inputs is not None:
+            feed = self._inputs_npz(spec, model)
+            wrong = {n: a.shape for n, a in feed.items() if tuple(a.shape) != shapes[n]}
+            if wrong:
+                name = next(iter(wrong))
+                raise ModelError(
+                    f"{spec.inputs}: array {name!r} has shape {list(wrong[name])} but shapes gives "
+                    f"{list(shapes[name])}"
+                )
+            return feed
+        key = (spec, model.content_hash)
+        if key not in self._feeds:
+            seed = self._seed if spec.seed is None else spec.seed
+            self._feeds[key] = make_inputs(model, shapes, seed, spec.range_map, max_bytes=self._max_input_bytes)
+        return self._feeds[key]
+
+    def _make_engine(
+        self,
+        backend_name: str,
+        model: LoadedModel,
+        build: BuildSpec,
+        plan: CalibrationPlan | None = None,
+        export: StepProvenance | None = None,
+    ) -> _EngineEntry:
+        backend = self._backend_for(backend_name)
+        transform = _transform_options(backend_name, build)
+        quantization = None
+        if plan is not None:
+            built_from, quantization = self._calibrated(model, plan)
+        else:
+            built_from = self._transformed(model, build.precision, transform)
+        runtime_version = backend.runtime_version()
+        parts = {
+            "model_hash": built_from.content_hash,
+            "build": build.as_dict(),
+            "runtime_version": runtime_version,
+            "device": backend.device_fingerprint(build),
+            "transform": precision.transform_key(build.precision, transform),
+        }
+        shown = model.path.name if build.precision == "fp32" else f"{model.path.name} ({build.precision})"
+        started = time.perf_counter()
+        with self._progress.phase(Phase.BUILD, f"{shown} for {backend_name}") as step:
+            runner, event = self.cache.get_or_build(
+                backend_name,
+                parts,
+                build=lambda: backend.build(built_from, build),
+                load=lambda artifact: backend.load(artifact, built_from, build),
+            )
+            if not event.outcome.built:
+                step.phase = Phase.LOAD
+        how = "built" if event.outcome.built else "loaded"
+        provenance = Provenance(how, time.perf_counter() - started, event.as_dict(), export, quantization)
+        return _EngineEntry(backend_name, runtime_version, model, built_from, build, runner, provenance)
+
+    def _transformed(self, model: LoadedModel, precision_name: str, transform: dict[str, Any]) -> LoadedModel:
+        """The model in ``precision_name``: the model itself for fp32/tf32 and Q/DQ models, else
+        a converted model kept in the engine cache like any artifact."""
+        out_dir = self.workdir() / model.content_hash[:16]
+        if precision_name not in precision.CONVERTED_PRECISIONS:
+            precision.apply_precision(model.path, precision_name, out_dir, **transform)  # checks Q/DQ
+            return model
+        parts = {"model_hash": model.content_hash, "transform": precision.transform_key(precision_name, transform)}
+
+        def convert() -> Artifact:
+            return Artifact(precision.apply_precision(model.path, precision_name, out_dir, **transform).read_bytes())
+
+        def load(artifact: Artifact) -> LoadedModel:
+            path = out_dir / f"{model.path.stem}.{precision_name}-{self.cache.key('converted-model', parts)[:16]}.onnx"
+            if not path.is_file():
+                write_atomic(path, artifact.data)
+            return load_model(path)
+
+        with self._progress.phase(Phase.CONVERT, f"{model.path.name} to {precision_name}") as step:
+            converted, event = self.cache.get_or_build("converted-model", parts, build=convert, load=load)
+            if event.outcome is CacheOutcome.HIT:
+                step.phase, step.subject = Phase.LOAD, f"{model.path.name} in {precision_name}"
+        return converted
+
+    def reference_outputs(self, model: LoadedModel, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The original model in fp32 on onnxruntime's CPU provider, for the same feed; kept in
+        the engine cache so a later run skips it too."""
+        feed_digest = digest(feed)
+        key = (model.content_hash, feed_digest)
+        if key in self._references:
+            return self._references[key]
+        backend = self._backend_for(REFERENCE_BACKEND)
+        parts = {
+            "model_hash": model.content_hash,
+            "inputs": feed_digest,
+            "runtime_version": backend.runtime_version(),
+            "mode": "cpu fp32",
+        }
+
+        def run_reference() -> Artifact:
+            runner = backend.load(backend.build(model, BuildSpec()), model, BuildSpec())
+            try:
+                return Artifact(encode_arrays(runner.infer(feed)))
+            finally:
+                runner.close()
+
+        # get_or_build holds the key's lock, so xdist workers compute a reference only once.
+        with self._progress.phase(Phase.REFERENCE, f"the reference outputs of {model.path.name}") as step:
+            outputs, event = self.cache.get_or_build(
+                "reference", parts, build=run_reference, load=lambda artifact: decode_arrays(artifact.data)
+            )
+            if event.outcome is CacheOutcome.HIT:
+                step.phase = Phase.LOAD
+        self._references[key] = outputs
+        return outputs
+
+    # ---- torch= models and INT8 by calibration (model_steps.py) ------------------------------
+
+    def source_model(self, spec: ModelSpec) -> LoadedModel:
+        """The ONNX model the spec names: its file, or the export of its torch= module."""
+        if spec.torch is not None:
+            return self.torch_model(spec.torch).model
+        assert spec.path is not None
+        return self.model(spec.path)
+
+    def torch_model(self, source: TorchSpec) -> TorchModel:
+        """The torch= module and its export, made (or loaded from the engine cache) once."""
+        if source not in self._torch_models:
+            self._torch_models[source] = model_steps.export_torch(self.cache, self.workdir(), source)
+        return self._torch_models[source]
+
+    def _export_provenance(self, spec: ModelSpec) -> StepProvenance | None:
+        return self.torch_model(spec.torch).provenance if spec.torch is not None else None
+
+    def _calibration_plan(self, spec: ModelSpec, shapes: Mapping[str, Shape]) -> CalibrationPlan | None:
+        """How to quantize for ``calibration=``: seeded batches at the test's shapes, seed and
+        ranges; nodes kept in fp32 as for fp16."""
+        if spec.calibration is None:
+            return None
+        options = spec.build.option_map
+        return CalibrationPlan(
+            data=spec.calibration,
+            method=spec.calibration_method or "minmax",
+            shapes=tuple(sorted(shapes.items())),
+            seed=self._seed if spec.seed is None else spec.seed,
+            input_ranges=spec.input_ranges,
+            keep_fp32_ops=tuple(options.get("keep_fp32_ops", ())),
+            keep_fp32_nodes=tuple(options.get("keep_fp32_nodes", ())),
+        )
+
+    def _calibrated(self, model: LoadedModel, plan: CalibrationPlan) -> tuple[LoadedModel, StepProvenance]:
+        """The Q/DQ model every backend builds from, quantized once per process."""
+        key = (model.content_hash, plan)
+        if key not in self._quantized:
+            self._quantized[key] = model_steps.quantize(self.cache, self.workdir(), model, plan)
+        return self._quantized[key]
+
+    def reference(self, engine: Engine, feed: Mapping[str, np.ndarray], kind: Reference) -> dict[str, np.ndarray]:
+        """What the engine is compared with: onnxruntime running the model (for torch=, the
+        export) in fp32 on CPU, or the torch module itself."""
+        if kind is Reference.TORCH:
+            return self.torch_reference_outputs(engine.spec, feed)
+        return self.reference_outputs(engine.model, feed)
+
+    def torch_reference_outputs(self, spec: ModelSpec, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The torch= module's outputs for ``feed`` (CPU, fp32, no_grad), kept in the engine cache."""
+        if spec.torch is None:
+            raise ModelError(f"{spec.source}: reference='torch' needs torch= (the module to compare with)")
+        torch_model = self.torch_model(spec.torch)
+        feed_digest = digest(feed)
+        key = (f"torch:{torch_model.export_key}", feed_digest)
+        if key not in self._references:
+            self._references[key] = model_steps.torch_outputs(self.cache, torch_model, feed, feed_digest)
+        return self._references[key]
+
+
+@contextmanager
+def _export_named(spec: ModelSpec, model: LoadedModel) -> Iterator[None]:
+    """A torch= model's export lives in this session's work folder: errors about it name the
+    model as the mark does (``the export of torch=pkg.mod:func``), not that passing path."""
+    try:
+        yield
+    except (ModelError, PrecisionError) as exc:
+        if spec.torch is None or str(model.path) not in str(exc):
+            raise
+        raise type(exc)(str(exc).replace(str(model.path), f"the export of {spec.source}")) from None
+
+
+def _example_shapes(spec: ModelSpec, model: LoadedModel) -> dict[str, Shape]:
+    """A torch= model runs at its example shapes unless shapes= says otherwise; batch_size
+    replaces the leading dim of inputs whose leading axis was exported dynamic."""
+    assert spec.torch is not None
+    dynamic_leading = {s.name for s in model.inputs if s.shape and s.shape[0] is None}
+    shapes = {}
+    for name, shape in spec.torch.example_shapes().items():
+        if spec.batch_size is not None and name in dynamic_leading:
+            shape = (spec.batch_size, *shape[1:])
+        shapes[name] = shape
+    return shapes
+
+
+def _transform_options(backend_name: str, build: BuildSpec) -> dict[str, Any]:
+    """Options for the precision transform; a backend that computes a reduced-precision graph in
+    fp32 gets a graph that rounds every stored value instead (see docs/precision.md)."""
+    options = build.option_map
+    return {
+        "keep_fp32_ops": tuple(options.get("keep_fp32_ops", ())),
+        "keep_fp32_nodes": tuple(options.get("keep_fp32_nodes", ())),
+        "emulate": backends.get(backend_name).emulates_reduced_precision(build),
+    }

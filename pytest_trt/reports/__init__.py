@@ -1,0 +1,1 @@
+"""What a run shows and writes: the terminal summary and the CI reports."""

@@ -1,0 +1,1 @@
+"""The pytest run: options, marks, the session's state and xdist workers."""

@@ -1,0 +1,503 @@
+"""Every command-line option and its ini twin, declared once in ``OPTIONS``: the type, the allowed
+values and the default drive argparse, the ini validation, ``Settings`` and the README's table
+(``python -m pytest_trt.run.options --markdown`` prints it)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_trt import backends, measure_defaults
+from pytest_trt.backends.trt_api import RUNTIMES
+from pytest_trt.spec import SYNC_MODES, MeasureSettings, SpecError
+
+PERF_MODES = ("enforce", "report", "off")
+BASELINE_MODES = ("compare", "strict", "off")
+# Largest total size of one test's generated inputs (a model may declare billions of elements).
+DEFAULT_MAX_INPUT_BYTES = "4GiB"
+# cuda.CUDA_APIS names the same two; cuda.py is not imported here because it imports numpy.
+CUDA_APIS = ("cuda-python", "pycuda")
+# What pytest's "bool" ini type reads as true / false, in any letter case.
+INI_TRUE = ("true", "yes", "on", "1", "y", "t")
+INI_FALSE = ("false", "no", "off", "0", "n", "f")
+ENGINE_CACHE_ENV = "PYTEST_TRT_ENGINE_CACHE"
+
+
+def backend_choices() -> tuple[str, ...]:
+    """What ``--trt-backend`` accepts: ``auto`` and every registered backend (built-in, or from
+    the ``pytest_trt.backends`` entry point group)."""
+    return ("auto", *backends.names())
+
+
+class Kind(Enum):
+    """An option's type, as the README table shows it."""
+
+    CHOICE = "choice"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    SIZE = "size"
+    FOLDER = "folder"
+    FILE = "file"
+
+
+class OptionValueError(ValueError):
+    """A value an option cannot take. The message names no source: the caller adds the flag, the
+    ini key or the environment variable."""
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    ini: str
+    kind: Kind
+    help: str
+    default: Any = None  # the value when neither the command line nor the ini gives one
+    default_text: str | None = None  # how that default reads, where its value does not say it
+    choices: Callable[[], tuple[str, ...]] | None = None
+    minimum: float | None = None
+    above_minimum: bool = False  # the minimum itself is not allowed
+    metavar: str | None = None
+    flag_alone: bool = False  # the flag may be given without a value (it means "")
+    env: str | None = None  # read when neither the command line nor the ini gives a value
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+    def allowed_choices(self) -> tuple[str, ...]:
+        return self.choices() if self.choices is not None else ()
+
+    def parse(self, raw: object) -> Any:
+        """The value of one setting as the user wrote it; raises OptionValueError."""
+        if self.kind is Kind.CHOICE:
+            allowed = self.allowed_choices()
+            if raw not in allowed:
+                raise OptionValueError(f"invalid choice: {raw!r} (choose from {', '.join(allowed)})")
+            return raw
+        if self.kind is Kind.INT:
+            return self._bounded(_as_number(raw, int))
+        if self.kind is Kind.FLOAT:
+            number = float(_as_number(raw, float))
+            if not math.isfinite(number):
+                raise OptionValueError(f"must be a finite number, got {raw!r}")
+            return self._bounded(number)
+        if self.kind is Kind.SIZE:
+            text = _size(raw)
+            if self.minimum is not None:
+                self._bounded(_bytes(text))
+            return text
+        if self.kind is Kind.BOOL:
+            raise TypeError("bool options are read by pytest's own ini parser")
+        return str(raw)  # a path: checked against the file system in Settings.from_config
+
+    def _bounded(self, number: Any) -> Any:
+        if self.minimum is not None and (number <= self.minimum if self.above_minimum else number < self.minimum):
+            raise OptionValueError(f"must be {self._bound_text()}, got {number!r}")
+        return number
+
+    def _bound_text(self) -> str:
+        return f"{'>' if self.above_minimum else '>='} {self.minimum:g}"
+
+    def argparse_type(self, text: str) -> Any:
+        try:
+            return self.parse(text)
+        except OptionValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    def shown_default(self) -> str:
+        if self.default_text is not None:
+            return self.default_text
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        if isinstance(self.default, float):
+            return f"{self.default:g}"
+        return str(self.default)
+
+    def shown_flag(self) -> str:
+        if self.kind is Kind.BOOL:
+            return self.flag
+        value = self._metavar()
+        return f"{self.flag}[={value}]" if self.flag_alone else f"{self.flag}={value}"
+
+    def _metavar(self) -> str:
+        if self.kind is Kind.CHOICE:
+            return "{" + ",".join(self.allowed_choices()) + "}"
+        return self.metavar or self.kind.value.upper()
+
+    def allowed_text(self) -> str:
+        """The values the option takes, for the README table."""
+        if self.kind is Kind.CHOICE:
+            return ", ".join(f"`{c}`" for c in self.allowed_choices())
+        if self.kind is Kind.BOOL:
+            return "`true`, `false`"
+        if self.kind is Kind.INT:
+            return f"an integer {self._bound_text()}" if self.minimum is not None else "an integer"
+        if self.kind is Kind.FLOAT:
+            return f"a finite number {self._bound_text()}" if self.minimum is not None else "a finite number"
+        if self.kind is Kind.SIZE:
+            return "bytes, or a number with K, M, G, T (powers of 1000) or KiB, MiB, GiB, TiB (of 1024): `2GB`, `500MiB`"
+        return f"a {self.kind.value} path; a relative one is under the rootdir"
+
+    def register(self, parser: pytest.Parser, group: Any) -> None:
+        help_text = f"{self.help} Default: {self.shown_default()}."
+        # argparse %-formats help texts.
+        kwargs: dict[str, Any] = {"dest": self.dest, "default": None, "help": help_text.replace("%", "%%")}
+        if self.kind is Kind.BOOL:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["metavar"] = self._metavar()
+            if self.kind not in (Kind.FOLDER, Kind.FILE):
+                # One function checks the command line and the ini: the same rule, the same words.
+                kwargs["type"] = self.argparse_type
+            if self.flag_alone:
+                kwargs.update(nargs="?", const="")
+        group.addoption(self.flag, **kwargs)
+        # No ini default: an unset key reads None, so Settings can tell it from one written empty.
+        parser.addini(self.ini, help=help_text, type="bool" if self.kind is Kind.BOOL else "string", default=None)
+
+
+def _as_number(raw: object, kind: type) -> Any:
+    if isinstance(raw, bool):
+        raise OptionValueError(f"invalid {kind.__name__} value: {raw!r}")
+    if isinstance(raw, (int, float)) and not (kind is int and isinstance(raw, float)):
+        return raw  # a TOML number
+    try:
+        return kind(str(raw))
+    except ValueError:
+        raise OptionValueError(f"invalid {kind.__name__} value: {raw!r}") from None
+
+
+def _size(raw: object) -> str:
+    from pytest_trt.store.cache import CacheError, parse_size  # cache.py imports numpy: only when a size is given
+
+    try:
+        parse_size(str(raw))
+    except CacheError:
+        raise OptionValueError(
+            f"invalid size value: {raw!r} (give bytes or a number with K, M, G or T (powers of 1000) "
+            "or KiB, MiB, GiB or TiB (powers of 1024), e.g. 2GB or 500MiB)"
+        ) from None
+    return str(raw)
+
+
+def _bytes(size: str) -> int:
+    from pytest_trt.store.cache import parse_size
+
+    return parse_size(size)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--trt-backend", "trt_backend", Kind.CHOICE,
+           "backend that runs gated models: auto (the first usable of tensorrt, onnxruntime-tensorrt, "
+           "onnxruntime-cuda, onnxruntime; the header says which and why the better ones were not "
+           "usable) or a registered backend's name.",
+           default="auto", choices=lambda: backend_choices()),  # looked up when a value is checked
+    Option("--trt-require-gpu", "trt_require_gpu", Kind.BOOL,
+           "fail the session instead of falling back when TensorRT or a GPU is not usable (for GPU CI gates).",
+           default=False),
+    Option("--trt-perf", "trt_perf", Kind.CHOICE,
+           "what to do with trt_perf budgets: enforce (fail the test), report (measure, never fail) "
+           "or off (do not measure).",
+           default="enforce", choices=lambda: PERF_MODES),
+    Option("--trt-seed", "trt_seed", Kind.INT, "seed for generated inputs when a mark gives none.",
+           default=0, minimum=0, metavar="N"),
+    Option("--trt-warmup-ms", "trt_warmup_ms", Kind.FLOAT,
+           "warm-up time before measuring, in ms (marks may override).",
+           default=measure_defaults.WARMUP_MS, minimum=0, metavar="MS"),
+    Option("--trt-min-iterations", "trt_min_iterations", Kind.INT,
+           "fewest timed iterations, for models fast enough to run them in a few seconds (slow models "
+           "take fewer, see docs/measurement.md; marks may override).",
+           default=measure_defaults.MIN_ITERATIONS, minimum=1, metavar="N"),
+    Option("--trt-min-duration-ms", "trt_min_duration_ms", Kind.FLOAT,
+           "shortest timed duration, in ms (marks may override).",
+           default=measure_defaults.MIN_DURATION_MS, minimum=0, metavar="MS"),
+    Option("--trt-max-duration-ms", "trt_max_duration_ms", Kind.FLOAT,
+           "longest timed duration, in ms: stops a slow model early (marks may override).",
+           default=measure_defaults.MAX_DURATION_MS, minimum=0, metavar="MS"),
+    Option("--trt-cuda-graph", "trt_cuda_graph", Kind.BOOL,
+           "capture the enqueue in a CUDA graph (GPU backends; marks may override).", default=False),
+    Option("--trt-no-transfers", "trt_no_transfers", Kind.BOOL,
+           "time GPU compute only, without H2D/D2H copies (GPU backends; marks may override).",
+           default=False),
+    Option("--trt-no-host-probe", "trt_no_host_probe", Kind.BOOL,
+           "do not time the host-speed probe between host-clock iterations (baselines then compare "
+           "raw floors).", default=False),
+    Option("--trt-sync", "trt_sync", Kind.CHOICE,
+           "how the host waits for the GPU: blocking or spin (marks may override).",
+           default="blocking", choices=lambda: SYNC_MODES),
+    Option("--trt-runtime", "trt_runtime", Kind.CHOICE,
+           "TensorRT runtime that deserializes engines: full, lean or dispatch (lean and dispatch "
+           "load version_compatible=True plans only).",
+           default="full", choices=lambda: RUNTIMES),
+    Option("--trt-cuda-api", "trt_cuda_api", Kind.CHOICE,
+           "CUDA binding for the GPU backends: cuda-python or pycuda.",
+           default="", default_text="the one installed (cuda-python first)", choices=lambda: CUDA_APIS),
+    Option("--trt-engine-cache", "trt_engine_cache_dir", Kind.FOLDER,
+           f"keep built engines across runs in DIR; the flag alone keeps them under pytest's cache "
+           f"dir. Env: {ENGINE_CACHE_ENV}.",
+           default_text="off", metavar="DIR", flag_alone=True, env=ENGINE_CACHE_ENV),
+    Option("--trt-rebuild", "trt_rebuild", Kind.BOOL,
+           "rebuild and replace the engine cache entries the selected tests use.", default=False),
+    Option("--trt-cache-clear", "trt_cache_clear", Kind.BOOL, "empty the engine cache before the run.",
+           default=False),
+    Option("--trt-cache-max-size", "trt_cache_max_size", Kind.SIZE,
+           "evict least recently used engine cache entries beyond this size, e.g. 2GB or 500MiB.",
+           default_text="no limit", metavar="SIZE"),
+    Option("--trt-lock-timeout", "trt_lock_timeout", Kind.FLOAT,
+           "seconds to wait for another process's lock on an engine cache entry (it is building or "
+           "reading it) or on the baseline store before giving up with an error naming the holder; "
+           "who holds a cache entry is printed after a few seconds.",
+           default=600.0, minimum=0, above_minimum=True, metavar="SECONDS"),
+    Option("--trt-max-input-bytes", "trt_max_input_bytes", Kind.SIZE,
+           "refuse to generate inputs larger than this in all for one test, e.g. 2GB or 500MiB.",
+           default=DEFAULT_MAX_INPUT_BYTES, minimum=0, above_minimum=True, metavar="SIZE"),
+    Option("--trt-baseline-dir", "trt_baseline_dir", Kind.FOLDER, "where baselines live.",
+           default_text="<rootdir>/baselines", metavar="DIR"),
+    Option("--trt-baseline", "trt_baseline", Kind.CHOICE,
+           "compare with stored baselines, strict (a missing or stale baseline fails the test) or off.",
+           default="compare", choices=lambda: BASELINE_MODES),
+    Option("--trt-update-baselines", "trt_update_baselines", Kind.BOOL,
+           "record or replace the baselines of the tests that ran.", default=False),
+    Option("--trt-replace-unreadable-baselines", "trt_replace_unreadable_baselines", Kind.BOOL,
+           "with --trt-update-baselines, replace a baseline file that cannot be read (not JSON, wrong "
+           "shape, newer schema, another hardware class's) by this run's entries; without it such a "
+           "file is left as it is and the session fails.", default=False),
+    Option("--trt-prune-baselines", "trt_prune_baselines", Kind.BOOL,
+           "remove baselines that no selected test uses any more.", default=False),
+    Option("--trt-regression-threshold", "trt_regression_threshold", Kind.FLOAT,
+           "slowdown vs baseline that fails a test when a re-measurement confirms it, as a fraction "
+           "(0.03 is 3%); docs/regression.md says what the default catches and how often it cries wolf.",
+           default=measure_defaults.REGRESSION_THRESHOLD, minimum=0, above_minimum=True, metavar="FRACTION"),
+    Option("--trt-report-json", "trt_report_json", Kind.FILE, "write every measured test as JSON to PATH.",
+           default_text="none", metavar="PATH"),
+    Option("--trt-report-md", "trt_report_md", Kind.FILE,
+           "write a Markdown summary to PATH (and to $GITHUB_STEP_SUMMARY when set).",
+           default_text="none", metavar="PATH"),
+    Option("--trt-save-failures", "trt_save_failures", Kind.FOLDER,
+           "on an accuracy failure, save inputs, outputs and reference as .npz under DIR.",
+           default_text="none", metavar="DIR"),
+)
+_BY_DEST = {option.dest: option for option in OPTIONS}
+
+
+def register(parser: pytest.Parser) -> None:
+    group = parser.getgroup("trt", "pytest-trt: TensorRT / onnxruntime accuracy and speed gates")
+    for option in OPTIONS:
+        option.register(parser, group)
+
+
+@dataclass(frozen=True)
+class Given:
+    """One setting's value and where it came from (``source`` is None for the default)."""
+
+    value: Any
+    source: str | None = None
+
+    def shown(self) -> str:
+        value = f"{self.value:g}" if isinstance(self.value, float) else str(self.value)
+        return f"{self.source}={value}" if self.source and self.source.startswith("--") else f"{self.source} = {value}"
+
+
+def read(config: pytest.Config, name: str) -> Given:
+    """A setting from the command line (argparse has checked it), else the ini (checked here, by
+    the same rule), else the environment, else its default. Bad values are UsageErrors."""
+    option = _BY_DEST[name]
+    given = config.getoption(option.dest)
+    if given is not None and given is not False:
+        return Given(given, option.flag)
+    source = f"ini option {option.ini}"
+    if option.kind is Kind.BOOL:
+        try:
+            raw = config.getini(option.ini)
+        except (ValueError, TypeError, pytest.UsageError) as exc:
+            raise pytest.UsageError(
+                f"pytest-trt: {source}: {exc} (choose from {INI_TRUE[0]}, {INI_FALSE[0]}; pytest also reads "
+                f"{', '.join(f'{t}/{f}' for t, f in zip(INI_TRUE[1:], INI_FALSE[1:]))}, in any letter case)"
+            ) from None
+        return Given(bool(raw), source if raw is not None else None)
+    raw = config.getini(option.ini)
+    if raw == "" and option.default in (None, ""):
+        raw = None  # written empty: unset, for options whose default is "none"
+    if raw is None and option.env is not None and os.environ.get(option.env):
+        raw, source = os.environ[option.env], f"environment variable {option.env}"
+    if raw is None:
+        return Given(option.default)
+    try:
+        return Given(option.parse(raw), source)
+    except OptionValueError as exc:
+        raise pytest.UsageError(f"pytest-trt: {source}: {exc}") from None
+
+
+def _checked_path(path: Path, kind: Kind, source: str) -> Path:
+    """``path`` unless it already exists as the wrong kind: a folder option naming a file or a
+    file option naming a folder. (A folder that cannot be made is found where it is written.)"""
+    if kind is Kind.FOLDER and path.exists() and not path.is_dir():
+        raise pytest.UsageError(f"pytest-trt: {source}: {path} is a file, not a folder")
+    if kind is Kind.FILE and path.is_dir():
+        raise pytest.UsageError(f"pytest-trt: {source}: {path} is a folder, not a file")
+    return path
+
+
+def _regression_threshold_warning(given: Given) -> str:
+    threshold = given.value
+    return (
+        f"pytest-trt: {given.shown()} is a fraction, not a percentage: a test fails only when it is "
+        f"more than {threshold * 100:g}% slower than its baseline ({threshold + 1:g} times its latency), "
+        f"so this gate practically never fails; for {threshold:g}% write {threshold / 100:g}"
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: str
+    require_gpu: bool
+    perf: str
+    seed: int
+    measure: MeasureSettings
+    runtime: str
+    cuda_api: str
+    engine_cache_dir: Path | None
+    rebuild: bool
+    cache_clear: bool
+    cache_max_size: str | None
+    lock_timeout_s: float
+    max_input_bytes: int
+    baseline_dir: Path
+    baseline_mode: str
+    update_baselines: bool
+    replace_unreadable_baselines: bool
+    prune_baselines: bool
+    regression_threshold: float
+    report_json: Path | None
+    report_md: Path | None
+    save_failures: Path | None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        root = Path(config.rootpath)
+
+        def value(name: str) -> Any:
+            return read(config, name).value
+
+        def path(name: str) -> Path | None:
+            given = read(config, name)
+            if not given.value:
+                return None
+            return _checked_path(root / given.value, _BY_DEST[name].kind, given.source or name)
+
+        cache = read(config, "trt_engine_cache_dir")
+        if cache.value == "":  # the flag alone
+            pytest_cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+            if pytest_cache is None:
+                raise pytest.UsageError(
+                    "pytest-trt: --trt-engine-cache without a DIR keeps engines in pytest's cache "
+                    "folder, but pytest's cacheprovider plugin is disabled (-p no:cacheprovider); "
+                    "give a folder (--trt-engine-cache=DIR) or enable the cacheprovider"
+                )
+            engine_cache_dir: Path | None = Path(pytest_cache.mkdir("trt-engines"))
+        elif cache.value:
+            engine_cache_dir = _checked_path(root / cache.value, Kind.FOLDER, cache.source or "")
+        else:
+            engine_cache_dir = None
+        if value("trt_cache_clear") and engine_cache_dir is None:
+            raise pytest.UsageError(
+                "pytest-trt: --trt-cache-clear empties the engine cache, but no engine cache is in "
+                "use; add --trt-engine-cache[=DIR] (or set trt_engine_cache_dir or "
+                "PYTEST_TRT_ENGINE_CACHE), or drop --trt-cache-clear"
+            )
+        threshold = read(config, "trt_regression_threshold")
+        if threshold.value >= 1 and not hasattr(config, "workerinput"):  # xdist workers: said once
+            try:
+                config.issue_config_time_warning(pytest.PytestConfigWarning(_regression_threshold_warning(threshold)), 2)
+            except pytest.PytestConfigWarning as exc:  # -W error: stop the run, without a traceback
+                raise pytest.UsageError(str(exc)) from None
+        try:
+            measure = MeasureSettings(
+                warmup_ms=value("trt_warmup_ms"),
+                min_iterations=value("trt_min_iterations"),
+                min_duration_ms=value("trt_min_duration_ms"),
+                max_duration_ms=value("trt_max_duration_ms"),
+                cuda_graph=value("trt_cuda_graph"),
+                transfers=not value("trt_no_transfers"),
+                sync=value("trt_sync"),
+                host_probe=not value("trt_no_host_probe"),
+            )
+        except SpecError as exc:
+            raise pytest.UsageError(f"pytest-trt: {exc}") from None
+        return cls(
+            backend=value("trt_backend"),
+            require_gpu=value("trt_require_gpu"),
+            perf=value("trt_perf"),
+            seed=value("trt_seed"),
+            measure=measure,
+            runtime=value("trt_runtime"),
+            cuda_api=value("trt_cuda_api"),
+            engine_cache_dir=engine_cache_dir,
+            rebuild=value("trt_rebuild"),
+            cache_clear=value("trt_cache_clear"),
+            cache_max_size=value("trt_cache_max_size"),
+            lock_timeout_s=value("trt_lock_timeout"),
+            max_input_bytes=_bytes(value("trt_max_input_bytes")),
+            baseline_dir=path("trt_baseline_dir") or root / "baselines",
+            baseline_mode=value("trt_baseline"),
+            update_baselines=value("trt_update_baselines"),
+            replace_unreadable_baselines=value("trt_replace_unreadable_baselines"),
+            prune_baselines=value("trt_prune_baselines"),
+            regression_threshold=threshold.value,
+            report_json=path("trt_report_json"),
+            report_md=path("trt_report_md"),
+            save_failures=path("trt_save_failures"),
+        )
+
+
+# ---- the README table -----------------------------------------------------------------------------
+
+
+def markdown_table() -> str:
+    """Every ini key with its command-line twin, type, allowed values, default and meaning."""
+    lines = [
+        "| ini key | command line | type | allowed values | default | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for option in OPTIONS:
+        cells = (
+            f"`{option.ini}`",
+            f"`{option.shown_flag()}`",
+            option.kind.value,
+            option.allowed_text(),
+            _markdown_default(option),
+            option.help.replace("|", "\\|"),
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_default(option: Option) -> str:
+    if option.default_text is not None:
+        return option.default_text.replace("<", "&lt;").replace(">", "&gt;")
+    return f"`{option.shown_default()}`"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_trt.run.options", description=__doc__)
+    parser.add_argument("--markdown", action="store_true", help="print the README's table of ini keys")
+    args = parser.parse_args(argv)
+    if not args.markdown:
+        parser.print_help()
+        return 2
+    sys.stdout.write(markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The run state of one pytest process: settings, the backend chosen for the run, the engine
+factory, the baseline stores and what the gated tests produced, from configure to unconfigure.
+
+One ``RunState`` lives on ``config.stash``; ``plugin.py`` stays a list of hooks that call it.
+The per-test work is ``gates.evaluate``; reports are written from ``collected`` at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_trt import backends
+from pytest_trt.backends import BackendInfo, DeviceKind
+from pytest_trt.errors import CacheError
+from pytest_trt.progress import Progress, terminal_writer
+from pytest_trt.run.options import Settings
+from pytest_trt.run.xdist import WorkerReport
+from pytest_trt.types import Availability, BackendContext
+
+if TYPE_CHECKING:
+    import pytest
+
+    from pytest_trt.backends.base import Backend
+    from pytest_trt.baselines.store import BaselineStore
+    from pytest_trt.judge.gates import ItemOutcome
+    from pytest_trt.judge.item_gates import ItemGates
+    from pytest_trt.prepare.engines import Engine, EngineFactory
+    from pytest_trt.spec import ModelSpec
+    from pytest_trt.store.cache import EngineCache
+
+
+# ---- backend choice -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    name: str
+    reason: str  # shown in the header: why this backend runs
+    passed_over: tuple[tuple[str, str], ...] = ()  # (backend title, why not usable), best first
+
+    def header(self) -> list[str]:
+        if len(self.passed_over) == 1:
+            title, why = self.passed_over[0]
+            return [f"pytest-trt: backend {self.name} ({title} unavailable: {why})"]
+        lines = [f"pytest-trt: backend {self.name} ({self.reason})"]
+        lines += [f"pytest-trt:   {title} unavailable: {why}" for title, why in self.passed_over]
+        return lines
+
+
+def availability_of(info: BackendInfo, settings: Settings) -> Availability:
+    """Whether the backend can run here; a broken adapter counts as unavailable, with its error."""
+    try:
+        return info.create(BackendContext(settings=settings)).availability()
+    except Exception as exc:  # noqa: BLE001 - whatever a backend raises means "not usable here"
+        return Availability(False, f"{type(exc).__name__}: {exc}")
+
+
+def choose_backend(settings: Settings) -> BackendChoice:
+    """The backend for this run. Raises UsageError where falling back would hide a problem: a
+    named backend that cannot run, or ``--trt-require-gpu`` without a usable GPU backend."""
+    import pytest
+
+    registered = backends.registered()
+    gpu_names = [n for n, i in registered.items() if i.device is DeviceKind.GPU]
+    if settings.backend != "auto":
+        info = backends.get(settings.backend)
+        flag = f"--trt-backend={info.name}"
+        if settings.require_gpu and info.device is not DeviceKind.GPU:
+            raise pytest.UsageError(
+                f"pytest-trt: --trt-require-gpu needs a GPU backend ({', '.join(sorted(gpu_names))}), "
+                f"but {flag} was given"
+            )
+        found = availability_of(info, settings)
+        if not found.ok:
+            raise pytest.UsageError(f"pytest-trt: {flag}, but {info.label} is unavailable: {found.reason}")
+        return BackendChoice(info.name, flag)
+    candidates = sorted((i for i in registered.values() if i.auto_rank is not None), key=lambda i: i.auto_rank)
+    if settings.require_gpu:
+        candidates = [i for i in candidates if i.device is DeviceKind.GPU]
+    passed_over: list[tuple[str, str]] = []
+    for info in candidates:
+        found = availability_of(info, settings)
+        if found.ok:
+            return BackendChoice(info.name, "--trt-backend=auto", tuple(passed_over))
+        passed_over.append((info.label, found.reason))
+    if settings.require_gpu:
+        why = "; ".join(f"{title} is unavailable: {reason}" for title, reason in passed_over)
+        raise pytest.UsageError(f"pytest-trt: --trt-require-gpu, but {why or 'no GPU backend is registered'}")
+    raise pytest.UsageError(
+        "pytest-trt: no backend can run here: " + "; ".join(f"{title}: {reason}" for title, reason in passed_over)
+    )
+
+
+# ---- the run state --------------------------------------------------------------------------------
+
+
+class RunState:
+    """Everything one process of a pytest session keeps for pytest-trt."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, session_start: float | None = None) -> None:
+        import pytest
+
+        from pytest_trt.store.cache import EngineCache, parse_size
+
+        self.config = config
+        self.settings = settings
+        self.rootpath = Path(config.rootpath)
+        try:
+            max_size = parse_size(settings.cache_max_size) if settings.cache_max_size else None
+            self.cache: EngineCache = EngineCache(
+                settings.engine_cache_dir,
+                rebuild=settings.rebuild,
+                max_size_bytes=max_size,
+                lock_timeout_s=settings.lock_timeout_s,
+                session_start=session_start,
+                notify=self._notify,
+            )
+        except CacheError as exc:
+            raise pytest.UsageError(f"pytest-trt: {exc}") from None
+        self._choice: BackendChoice | None = None
+        self._backends: dict[str, Backend] = {}
+        self._engines: EngineFactory | None = None
+        self._baselines: dict[str, tuple[BaselineStore, dict[str, str]]] = {}
+        # Every gated test's record, staged baseline and measured test id: this process's, and
+        # on the xdist controller its workers' too.
+        self.collected = WorkerReport()
+        self.summary_notes: list[str] = []  # baseline lines for the terminal summary
+        self.session_errors: list[str] = []  # session-end problems: shown, and the run exits non-zero
+        self.progress = Progress(terminal_writer(config))  # long phases on the terminal
+
+    def choice(self) -> BackendChoice:
+        """The backend for this run, decided on first use (it may probe the CUDA driver)."""
+        if self._choice is None:
+            self._choice = choose_backend(self.settings)
+        return self._choice
+
+    def close(self) -> None:
+        if self._engines is not None:
+            self._engines.close()
+        self.cache.close()
+
+    def backend(self, name: str) -> Backend:
+        if name not in self._backends:
+            context = BackendContext(settings=self.settings, cache=self.cache, progress=self.progress.note)
+            self._backends[name] = backends.create(name, context)
+        return self._backends[name]
+
+    def _notify(self, line: str) -> None:
+        """Something the user must see now (a wait on another process's lock): on the terminal,
+        past pytest's output capture, else on stderr (xdist workers have no terminal)."""
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.ensure_newline()
+            terminal.write_line(f"pytest-trt: {line}")
+        else:
+            import sys
+
+            print(f"pytest-trt: {line}", file=sys.stderr, flush=True)
+
+    @property
+    def engines(self) -> EngineFactory:
+        if self._engines is None:
+            from pytest_trt.prepare.engines import EngineFactory
+
+            self._engines = EngineFactory(
+                self.cache, self.backend, self.settings.seed, self.settings.max_input_bytes, self.progress
+            )
+        return self._engines
+
+    def engine(self, spec: ModelSpec) -> Engine:
+        """The engine for ``spec`` on the run's backend."""
+        return self.engines.engine(spec, self.choice().name)
+
+    # ---- one gated item -----------------------------------------------------------------------
+
+    def evaluate(self, nodeid: str, path: Path, gates: ItemGates, engine: Engine) -> ItemOutcome:
+        """Run the item's gates and keep what they produced; the caller fails the item."""
+        from pytest_trt.baselines.regression import BaselinePolicy
+        from pytest_trt.judge import gates as gate_rules
+        from pytest_trt.judge.records import TestSubject
+
+        subject = TestSubject(
+            nodeid=nodeid,
+            module=self.shown(path),
+            backend=engine.backend,
+            runtime_version=engine.runtime_version,
+            model={"path": engine.shown_source(self.shown), "content_hash": engine.model.content_hash},
+            build=engine.build.as_dict(),
+            workload=engine.workload(),
+            engine=engine.provenance.as_dict(),
+            feed=engine.feed_facts(),
+        )
+        settings = self.settings
+        context = gate_rules.GateContext(
+            subject=subject,
+            perf_mode=settings.perf,
+            baseline=BaselinePolicy(
+                mode=settings.baseline_mode,
+                update=settings.update_baselines,
+                threshold=settings.regression_threshold,
+                enforce=settings.perf == "enforce",
+                commit=self.commit(),
+            ),
+            reference=self.engines.reference,
+            baseline_store=lambda: self.baselines(engine.backend),
+            save_failures=settings.save_failures,
+            progress=self.progress,
+        )
+        outcome = gate_rules.evaluate(gates, engine, context)
+        self.collected.records.append(outcome.record.as_dict())
+        if outcome.staged is not None:
+            self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged
+        return outcome
+
+    def shown(self, path: Path) -> str:
+        """A path relative to the rootdir with forward slashes, as reports and baselines key it."""
+        return path.relative_to(self.rootpath).as_posix() if path.is_relative_to(self.rootpath) else str(path)
+
+    def commit(self) -> str | None:
+        from pytest_trt.baselines.store import current_commit
+
+        return current_commit(self.rootpath)
+
+    def baselines(self, backend: str) -> tuple[BaselineStore, dict[str, str]]:
+        """The baseline store of this machine's hardware class for ``backend``, and the software
+        facts (driver, CUDA) recorded with its entries."""
+        if backend not in self._baselines:
+            from pytest_trt.baselines.store import BaselineStore, hardware_for
+            from pytest_trt.fingerprint import machine_fingerprint
+
+            on_gpu = backends.get(backend).device is DeviceKind.GPU
+            hardware, software = hardware_for(on_gpu, machine_fingerprint())
+            store = BaselineStore(self.settings.baseline_dir, hardware, lock_timeout_s=self.settings.lock_timeout_s)
+            self._baselines[backend] = (store, software)
+        return self._baselines[backend]
+
+    def note_measured(self, measured: Sequence[tuple[Path, str]]) -> None:
+        """Remember which collected tests (file, nodeid) measure latency, so unused baselines can
+        be listed."""
+        if self.settings.perf == "off":
+            return
+        for path, nodeid in measured:
+            self.collected.measured.setdefault(self.shown(path), set()).add(nodeid)
+
+    # ---- xdist and the end of the session ------------------------------------------------------
+
+    def worker_report(self) -> WorkerReport:
+        return WorkerReport(
+            records=self.collected.records,
+            staged_baselines=self.collected.staged_baselines,
+            measured=self.collected.measured,
+            cache=self.cache.stats,
+        )
+
+    def merge_worker(self, report: WorkerReport) -> None:
+        """Fold in what one xdist worker sent; its cache counters join this process's."""
+        self.cache.stats.add(report.cache)
+        self.collected.merge(WorkerReport(report.records, report.staged_baselines, report.measured))
+
+    def write_reports(self) -> None:
+        """On the controller at the end: baselines written or listed, then the JSON and Markdown
+        reports of every gated test (xdist workers' included). A file that cannot be written
+        becomes an entry of ``session_errors``, never an exception out of the hook."""
+        settings = self.settings
+        collected = self.collected
+        gated = bool(collected.records or collected.measured)
+        if not gated and settings.report_json is None and settings.report_md is None:
+            return  # a session without gated tests: nothing to record or report, nothing imported
+        from pytest_trt.baselines import folders as baseline_folders
+        from pytest_trt.baselines import store as baseline
+        from pytest_trt.baselines.regression import BaselineNote
+        from pytest_trt.fingerprint import machine_fingerprint
+        from pytest_trt.reports import ci as ci_report
+
+        choice = self.choice()
+        store, _ = self.baselines(choice.name)
+        if gated and settings.baseline_mode != "off":
+            on_gpu = backends.get(choice.name).device is DeviceKind.GPU
+            self.summary_notes += baseline_folders.unread_folder_notes(
+                settings.baseline_dir, on_gpu, machine_fingerprint(), store.hardware
+            )
+            end = baseline.finish_session(
+                store,
+                staged=collected.staged_baselines,
+                used=collected.measured,
+                update=settings.update_baselines,
+                prune=settings.prune_baselines,
+                replace_unreadable=settings.replace_unreadable_baselines,
+            )
+            self.summary_notes += end.lines
+            self.session_errors += end.errors
+            for record in collected.records:  # the reports must not claim a baseline that was not written
+                if record["nodeid"] in end.not_recorded:
+                    record["baseline_note"] = baseline.NOT_WRITTEN_NOTE
+                    record["baseline_state"] = BaselineNote.NOT_RECORDED.value
+        if settings.report_json is None and settings.report_md is None:
+            return
+        meta: dict[str, Any] = {
+            "backend": choice.name,
+            "backend_reason": choice.reason,
+            "hardware": store.hardware,
+            "machine": machine_fingerprint(),
+            "commit": self.commit(),
+            "regression_threshold": settings.regression_threshold,
+        }
+        reports = (("--trt-report-json", settings.report_json, ci_report.write_json),
+                   ("--trt-report-md", settings.report_md, ci_report.write_markdown))
+        for option, path, write in reports:
+            if path is None:
+                continue
+            try:
+                write(path, collected.records, meta)
+            except OSError as exc:
+                where = f": {exc.filename}" if exc.filename else ""
+                self.session_errors.append(f"{option}: cannot write {path} ({exc.strerror or exc}{where})")

@@ -1,0 +1,622 @@
+"""The measurement loop: warm up, then time chunks of iterations on a TimedSession until the
+sample is big enough, and judge the result against ``trt_perf`` budgets.
+
+Chunks grow geometrically, so a 10 µs model is not dominated by per-chunk overhead and a 2 s model
+is not run a thousand times; the size is also capped by the time left, so a slow model stops
+near ``max_duration_ms`` rather than a doubling past it. How many iterations are enough fits the
+model (measure_defaults.py): ``min_iterations`` for fast models, as many as fit in
+``SLOW_MODEL_MS`` (at least ``FEWEST_ITERATIONS``) for slow ones, and for a latency budget at
+least the samples its percentile needs (``stats.samples_needed``: 100 for a p99).
+
+On a GPU's own clock (``cuda-events``) warm-up lasts until the GPU has reached its working clock
+(gpu_clock.py), and the result records the SM clock it was timed at (``PerfResult.gpu_clock``).
+
+The garbage collector is off inside every timed chunk, as pytest-benchmark offers, and on again
+between them: a collection is the runtime's cost, not the model's. Each measurement holds its
+device's lock (measure_lock.py), so pytest-xdist workers and other runs on this host never time
+one device at the same moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pytest_trt.backends.base import Runner, TimedSession
+from pytest_trt.errors import BackendError
+from pytest_trt.measure_defaults import FEWEST_ITERATIONS, GPU_WARMUP_MAX_MS, GPU_WINDOW_MS, SLOW_MODEL_MS
+from pytest_trt.spec import MeasureSettings, PerfBudget
+from pytest_trt.timing import gpu_clock, host_cpu, host_probe
+from pytest_trt.timing import lock as measure_lock
+from pytest_trt.timing.gpu_clock import ClockTrack, GpuClock, WarmUp
+from pytest_trt.timing.host_probe import HostProbe
+from pytest_trt.timing.stats import LatencyStats, percentile, percentile_label, samples_needed, summarize
+from pytest_trt.types import HostCall, IterationTimes
+
+# A latency budget is in doubt when the percentile it names, taken over each of this many
+# consecutive stretches of the measurement, falls on both sides of it.
+DOUBT_STRETCHES = 10
+ENQUEUE_BOUND_RATIO = 0.8  # host enqueue this close to GPU compute starves the GPU
+PHASES = ("compute", "h2d", "d2h", "enqueue")
+SHOWN_PERCENTILES = (50.0, 90.0, 95.0, 99.0)  # the ones LatencyStats holds and reports print
+GPU_CLOCK = "cuda-events"  # sessions on this clock time a GPU: warm-up to its working clock
+
+
+@dataclass
+class PerfResult:
+    """One measured sample. Latencies in ms; ``throughput`` in queries per second.
+
+    ``samples_ms`` holds every timed iteration (the floor a baseline comparison reads);
+    ``after_probe`` the indices of those run right after a host-speed probe, which latency budgets
+    leave out (``budget_samples_ms``): the probe's data still sat in the caches. ``latency`` sums
+    up the budget samples, as budgets judge them. ``lock_wait_s`` is how long the measurement
+    waited for its device (measure_lock.py), not counted in ``duration_s``. ``gpu_clock``: the
+    SM clock a GPU-timed measurement ran at and how its warm-up ended (gpu_clock.py); None on the
+    host clock. It is not part of ``mode``, which baselines compare as the workload: a clock
+    that differs does not make a baseline another workload.
+    """
+
+    backend: str
+    clock: str  # "host" or "cuda-events"
+    mode: dict[str, Any]
+    batch: int  # queries per iteration
+    iterations: int
+    duration_s: float  # measured chunks only, warm-up excluded
+    latency: LatencyStats
+    compute: LatencyStats | None
+    h2d: LatencyStats | None
+    d2h: LatencyStats | None
+    enqueue: LatencyStats | None
+    throughput: float
+    samples_ms: list[float]
+    warnings: list[str] = field(default_factory=list)
+    probe_ms: list[float] | None = None  # host-speed probe times (host_probe.py), host clock only
+    # The fastest probe this process had timed when the measurement ended: the host's usual
+    # speed, which tells a baseline recording taken while the host runs slow (regression.record).
+    fastest_probe_ms: float | None = None
+    after_probe: list[int] = field(default_factory=list)
+    lock_wait_s: float = 0.0
+    gpu_clock: GpuClock | None = None
+
+    @functools.cached_property
+    def budget_samples_ms(self) -> list[float]:
+        """The samples latency budgets and the shown percentiles come from."""
+        return _left_out(self.samples_ms, self.after_probe)
+
+    def latency_at(self, percentile_q: float) -> float:
+        """Latency (ms) at a percentile in [0, 100] of the budget samples, same method as the
+        stored summary."""
+        return percentile(self.budget_samples_ms, percentile_q)
+
+    def samples_for(self, percentile_q: float) -> int:
+        """How many samples the latency at ``percentile_q`` comes from."""
+        percentile_label(percentile_q)  # validates
+        return len(self.budget_samples_ms)
+
+    def short_of(self, percentile_q: float) -> bool:
+        """Whether that percentile came from fewer samples than it needs (stats.samples_needed)."""
+        return self.samples_for(percentile_q) < samples_needed(percentile_q)
+
+    def sample_note(self, percentile_q: float) -> str:
+        """``p99 from 24 samples, fewer than the 100 a p99 needs: it reads low`` where the
+        percentile is short of samples, else ''."""
+        if not self.short_of(percentile_q):
+            return ""
+        label, n = percentile_label(percentile_q), self.samples_for(percentile_q)
+        return (
+            f"{label} from {n} sample{'s' if n != 1 else ''}, fewer than the "
+            f"{samples_needed(percentile_q)} a {label} needs: it reads {'low' if percentile_q > 50 else 'high'}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        def plain(stats: LatencyStats | None) -> dict[str, float] | None:
+            return stats.as_dict() if stats is not None else None
+
+        return {
+            "backend": self.backend,
+            "clock": self.clock,
+            "mode": dict(self.mode),
+            "batch": self.batch,
+            "iterations": self.iterations,
+            "duration_s": self.duration_s,
+            "latency": self.latency.as_dict(),
+            **{phase: plain(getattr(self, phase)) for phase in PHASES},
+            "throughput": self.throughput,
+            "samples_ms": list(self.samples_ms),
+            "warnings": list(self.warnings),
+            "probe_ms": list(self.probe_ms) if self.probe_ms is not None else None,
+            "fastest_probe_ms": self.fastest_probe_ms,
+            "after_probe": list(self.after_probe),
+            "budget_samples": len(self.budget_samples_ms),
+            # Printed percentiles from fewer samples than they need, so reports can say so.
+            "short_percentiles": [percentile_label(q) for q in SHOWN_PERCENTILES if self.short_of(q)],
+            "sample_notes": [note for q in SHOWN_PERCENTILES if (note := self.sample_note(q))],
+            "lock_wait_s": self.lock_wait_s,
+            "gpu_clock": self.gpu_clock.as_dict() if self.gpu_clock is not None else None,
+        }
+
+
+def _left_out(samples: list[float], after_probe: Sequence[int]) -> list[float]:
+    """``samples`` without the iterations run right after a probe; all of them where every one
+    was (a probe after each iteration): those only read slower, never faster."""
+    if not after_probe:
+        return samples
+    marked = set(after_probe)
+    return [t for i, t in enumerate(samples) if i not in marked] or samples
+
+
+class HostTimedSession:
+    """TimedSession for backends timed on the host clock: ``call()`` runs one inference.
+
+    One clock read per iteration, probed or not: each latency is the gap between the read that
+    ended the previous iteration and the one that ends this one, so the per-iteration cost of the
+    loop is inside every latency alike. With ``probe=True`` the host-speed probe (host_probe.py)
+    runs between some iterations: after ``spacing`` probe-durations of model time and at least
+    ``gap`` iterations. The clock is read again after the probe, so the probe is in no latency
+    and the span (the latencies' sum) is the model's time alone; the iteration right after a
+    probe is reported in ``after_probe``.
+    """
+
+    clock = "host"
+
+    def __init__(
+        self,
+        call: Callable[[], Any],
+        probe: bool = False,
+        *,
+        spacing: float = host_probe.SPACING,
+        gap: int = host_probe.GAP,
+    ) -> None:
+        self._call = call
+        self._probe = HostProbe() if probe else None
+        self._spacing, self._gap = spacing, gap
+        self.mode: dict[str, Any] = {"clock": "host"}
+        self.warnings: list[str] = []
+        # The probe's schedule carries over from one run() to the next: a chunk starts with
+        # ``_due_in_ns`` of model time left before a probe, ``_since`` iterations after the last
+        # one, and ``_mark_first`` when the previous chunk ended with a probe.
+        self._due_in_ns = 0
+        self._since = gap
+        self._mark_first = False
+        # Spacing counts in the fastest probe of the session: one probe slowed by a preemption
+        # must not stop probing for many times its length.
+        self._probe_floor_ms = float("inf")
+        # On hosts of many CPUs a probed measurement runs on the one host_cpu.py chooses, until close().
+        cpu = host_cpu.measuring_cpu(self._probe) if self._probe is not None else None
+        self._pinned = host_cpu.PinnedThread(cpu) if cpu is not None else None
+
+    def run(self, iterations: int) -> IterationTimes:
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+        call, clock, probe = self._call, time.perf_counter_ns, self._probe
+        ends = [0] * iterations
+        resumed: dict[int, int] = {}  # iteration -> clock read after the probe before it
+        probes: list[float] = []
+        last_probed = -1 - self._since  # index of the last iteration followed by a probe
+        begin = clock()
+        due = begin + self._due_in_ns if probe is not None else None
+        # The same work per iteration with and without the probe: a call, a clock read, a store
+        # and a comparison (``due`` None compares false at once).
+        for i in range(iterations):
+            call()
+            now = clock()
+            ends[i] = now
+            if due is not None and now >= due and i - last_probed >= self._gap:
+                assert probe is not None
+                probes.append(probe.probe())
+                last_probed = i
+                after = clock()
+                resumed[i + 1] = after
+                self._probe_floor_ms = min(self._probe_floor_ms, probe.last_ms)
+                due = after + int(self._spacing * self._probe_floor_ms * 1e6)
+        starts = np.empty(iterations, dtype=np.int64)
+        starts[0] = begin
+        starts[1:] = ends[:-1]
+        for i, after in resumed.items():
+            if i < iterations:
+                starts[i] = after
+        latency = (np.asarray(ends, dtype=np.int64) - starts) / 1e6
+        marked = [0] if self._mark_first else []
+        marked += [i for i in resumed if i < iterations]
+        if probe is None:
+            return IterationTimes(latency=latency.tolist(), span_ms=max(float(latency.sum()), 1e-9))
+        assert due is not None
+        self._due_in_ns = max(0, due - resumed.get(iterations, ends[-1]))  # model time left
+        self._since = iterations - 1 - last_probed
+        self._mark_first = iterations in resumed
+        # A fast model's chunk can end before a probe is due; its span still counts.
+        return IterationTimes(
+            latency=latency.tolist(), span_ms=max(float(latency.sum()), 1e-9), probe=probes, after_probe=marked
+        )
+
+    def close(self) -> None:
+        self._call = _closed
+        if self._pinned is not None:
+            self._pinned.release()
+
+
+def _closed() -> None:
+    raise RuntimeError("HostTimedSession is closed")
+
+
+def timed_session(runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSettings) -> TimedSession:
+    """The runner's session on its own clock, or its call timed here on the host clock."""
+    session = runner.timed_session(feed, settings)
+    if isinstance(session, HostCall):
+        return HostTimedSession(session.call, probe=settings.host_probe and session.probe_applies)
+    return session
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The garbage collector off for the block, and back as it was after it, even on errors."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _run_checked(session: TimedSession, iterations: int) -> IterationTimes:
+    """One chunk, with the garbage collector paused, refusing malformed timings that would
+    otherwise stall or skew the loop."""
+    with _gc_paused():
+        times = session.run(iterations)
+    if len(times.latency) != iterations:
+        raise BackendError(
+            f"timed session returned {len(times.latency)} latencies for run({iterations})"
+        )
+    if not (math.isfinite(times.span_ms) and times.span_ms > 0):
+        raise BackendError(f"timed session returned span_ms={times.span_ms!r} for run({iterations}); it must be > 0")
+    for phase in PHASES:
+        values = getattr(times, phase)
+        if values is not None and len(values) != iterations:
+            raise BackendError(f"timed session returned {len(values)} {phase} times for run({iterations})")
+    marked = times.after_probe or []
+    if any(not isinstance(i, int) or not 0 <= i < iterations for i in marked):
+        raise BackendError(f"timed session marked iterations outside run({iterations}) as after a probe")
+    return times
+
+
+def _next_chunk(grow_to: int, pace_ms: float, needed: int, room_ms: float) -> int:
+    """``grow_to`` iterations, but no more than ``needed`` and, at ``pace_ms`` per iteration,
+    no more than fit in ``room_ms``; always at least one."""
+    return max(1, min(grow_to, needed, int(room_ms / pace_ms)))
+
+
+def wanted_iterations(settings: MeasureSettings, pace_ms: float) -> int:
+    """How many timed iterations a model running ``pace_ms`` per iteration gets: min_iterations,
+    or for a slow model as many as fit in SLOW_MODEL_MS but at least FEWEST_ITERATIONS (never more
+    than min_iterations)."""
+    fit = int(SLOW_MODEL_MS / pace_ms) if pace_ms > 0 else settings.min_iterations
+    return min(settings.min_iterations, max(FEWEST_ITERATIONS, fit))
+
+
+def judged_percentiles(budgets: Sequence[PerfBudget], backend: str) -> tuple[float, ...]:
+    """The latency percentiles that ``backend``'s budgets judge: what ``measure`` must sample for."""
+    return tuple(b.percentile for b in budgets if b.backend == backend and b.max_latency_ms is not None)
+
+
+@dataclass
+class _Warm:
+    chunk: int  # the last warm-up chunk's size...
+    pace_ms: float  # ...and its ms per iteration, so that measuring starts at a size that suits the model
+    spent_ms: float
+
+
+def _warm_up(session: TimedSession, warmup_ms: float, judge: WarmUp | None = None) -> _Warm | None:
+    """Run chunks, discarded, for ``warmup_ms``; with a ``judge`` (a GPU session), then in more
+    windows of GPU_WINDOW_MS until it calls the GPU settled (it stops at its limit too). The
+    first window is the whole of ``warmup_ms``. None when ``warmup_ms`` asks for no warm-up."""
+    if warmup_ms <= 0:
+        return None
+    chunk, spent_ms, target = 1, 0.0, warmup_ms
+    window_ms, window_iterations = 0.0, 0
+    while True:
+        times = _run_checked(session, chunk)
+        spent_ms += times.span_ms
+        window_ms += times.span_ms
+        window_iterations += chunk
+        pace_ms = times.span_ms / chunk
+        if spent_ms >= target:
+            if judge is None or judge.window(window_ms / window_iterations, spent_ms):
+                return _Warm(chunk, pace_ms, spent_ms)
+            window_ms, window_iterations = 0.0, 0
+            target = spent_ms + GPU_WINDOW_MS
+        left_ms = target - spent_ms
+        chunk = _next_chunk(2 * chunk, pace_ms, math.ceil(left_ms / pace_ms), left_ms)
+
+
+def _merge(chunks: list[IterationTimes], phase: str) -> list[float] | None:
+    """A phase's (or the probe's) times across chunks, or None unless every chunk reported them."""
+    parts = [getattr(c, phase) for c in chunks]
+    if any(p is None for p in parts):
+        return None
+    return [t for p in parts for t in p]
+
+
+def _after_probe(chunks: list[IterationTimes]) -> list[int]:
+    """The chunks' after-probe marks as indices into the merged sample."""
+    marked, offset = [], 0
+    for c in chunks:
+        marked += [offset + i for i in c.after_probe or ()]
+        offset += len(c.latency)
+    return marked
+
+
+def _bound_warnings(
+    compute: LatencyStats | None,
+    h2d: LatencyStats | None,
+    d2h: LatencyStats | None,
+    enqueue: LatencyStats | None,
+    *,
+    graphed: bool = False,
+) -> list[str]:
+    if compute is None:
+        return []
+    found = []
+    if enqueue is not None and enqueue.mean > ENQUEUE_BOUND_RATIO * compute.mean:
+        advice = "" if graphed else " (try cuda_graph=True)"  # a graph already takes the launches away
+        found.append(
+            f"enqueue-bound: mean enqueue {enqueue.mean:.3f} ms > {ENQUEUE_BOUND_RATIO} x mean compute "
+            f"{compute.mean:.3f} ms: the host may be starving the GPU{advice}"
+        )
+    transfers = [s.mean for s in (h2d, d2h) if s is not None]
+    if transfers and sum(transfers) > compute.mean:
+        found.append(
+            f"transfer-bound: mean H2D+D2H {sum(transfers):.3f} ms > mean compute {compute.mean:.3f} ms: "
+            "copies dominate the latency (try transfers=False to time compute alone)"
+        )
+    return found
+
+
+@dataclass
+class _Progress:
+    """What the timed chunks so far add up to, and what measuring still wants."""
+
+    settings: MeasureSettings
+    budget_need: int  # samples the judged percentiles need, after-probe iterations left out
+    iterations: int = 0
+    clean: int = 0  # iterations not right after a probe
+    measured_ms: float = 0.0
+
+    def add(self, times: IterationTimes) -> None:
+        self.iterations += len(times.latency)
+        self.clean += len(times.latency) - len(times.after_probe or ())
+        self.measured_ms += times.span_ms
+
+    @property
+    def wanted(self) -> int:
+        return wanted_iterations(self.settings, self.measured_ms / self.iterations) if self.iterations else 1
+
+    def enough(self) -> bool:
+        return (
+            self.iterations >= self.wanted
+            and self.clean >= self.budget_need
+            and self.measured_ms >= self.settings.min_duration_ms
+        )
+
+    def still_needed(self, pace_ms: float) -> int:
+        """Iterations still to run, at ``pace_ms`` each, for every wish to be met."""
+        clean_share = self.clean / self.iterations if self.iterations and self.clean else 1.0
+        return max(
+            self.wanted - self.iterations,
+            math.ceil((self.budget_need - self.clean) / clean_share),
+            math.ceil((self.settings.min_duration_ms - self.measured_ms) / pace_ms),
+        )
+
+
+def measure(
+    runner: Runner,
+    feed: Mapping[str, np.ndarray],
+    settings: MeasureSettings,
+    batch: int,
+    *,
+    percentiles: Sequence[float] = (),
+) -> PerfResult:
+    """Warm up for ``settings.warmup_ms``, then time chunks until the iterations the model's pace
+    asks for (``wanted_iterations``), the samples each of ``percentiles`` needs (the latency
+    budgets to judge) and ``min_duration_ms`` are all there, or ``max_duration_ms`` of measured
+    time has passed. The whole of it holds the device's measurement lock."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive int (queries per iteration), got {batch!r}")
+    budget_need = max((samples_needed(q) for q in percentiles), default=0)
+    device = measure_lock.device_of(runner)
+    with measure_lock.measuring(device) as held:
+        timed = _timed_chunks(runner, feed, settings, budget_need, device)
+    return _result(runner.backend, batch, settings, timed, percentiles, held.waited_s)
+
+
+@dataclass
+class _Timed:
+    """What the timed chunks of one session produced, and the session's own facts."""
+
+    chunks: list[IterationTimes]
+    progress: _Progress
+    warnings: list[str]
+    clock: str
+    mode: dict[str, Any]
+    gpu_clock: GpuClock | None
+
+
+def _timed_chunks(
+    runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSettings, budget_need: int, device: str
+) -> _Timed:
+    session = timed_session(runner, feed, settings)
+    try:
+        judge = track = None
+        if session.clock == GPU_CLOCK:
+            reader, unread = gpu_clock.reader_for(device)
+            judge = WarmUp(reader, max(settings.warmup_ms, GPU_WARMUP_MAX_MS))
+            track = ClockTrack(reader, unread)
+        warm = _warm_up(session, settings.warmup_ms, judge)
+        progress = _Progress(settings, budget_need)
+        chunk = 1
+        if warm is not None:
+            needed = max(wanted_iterations(settings, warm.pace_ms), budget_need,
+                         math.ceil(settings.min_duration_ms / warm.pace_ms))
+            chunk = _next_chunk(warm.chunk, warm.pace_ms, needed, settings.max_duration_ms)
+        chunks: list[IterationTimes] = []
+        if track is not None:
+            track.read()
+        # At least one chunk, so that max_duration_ms=0 still yields a sample.
+        while not chunks or (not progress.enough() and progress.measured_ms < settings.max_duration_ms):
+            times = _run_checked(session, chunk)
+            if track is not None:
+                track.read()  # between chunks: outside every timed interval
+            chunks.append(times)
+            progress.add(times)
+            pace_ms = times.span_ms / chunk
+            chunk = _next_chunk(2 * chunk, pace_ms, progress.still_needed(pace_ms),
+                                settings.max_duration_ms - progress.measured_ms)
+        warnings = list(session.warnings)
+        clock = None
+        if track is not None:
+            clock = track.record(judge if warm is not None else None, warm.spent_ms if warm is not None else 0.0)
+            warnings += [w for w in (judge.warning() if judge is not None else None,
+                                     gpu_clock.drop_warning(clock)) if w]
+        return _Timed(chunks, progress, warnings, session.clock, dict(session.mode), clock)
+    finally:
+        session.close()
+
+
+def _result(
+    backend: str, batch: int, settings: MeasureSettings, timed: _Timed, percentiles: Sequence[float],
+    lock_wait_s: float,
+) -> PerfResult:
+    chunks, progress, warnings = timed.chunks, timed.progress, timed.warnings
+    if not progress.enough():
+        wants = f"at least {progress.wanted} iterations and {settings.min_duration_ms:g} ms"
+        if progress.clean < progress.budget_need:
+            hardest = max(percentiles, key=samples_needed)
+            wants += f", and {progress.budget_need} samples for the {percentile_label(hardest)} budget"
+        warnings.append(
+            f"stopped at max_duration_ms {settings.max_duration_ms:g} after {progress.iterations} iterations "
+            f"and {progress.measured_ms:.0f} ms; wanted {wants}"
+        )
+    samples = [t for c in chunks for t in c.latency]
+    after_probe = _after_probe(chunks)
+    phases: dict[str, LatencyStats | None] = {}
+    for phase in PHASES:
+        merged = _merge(chunks, phase)
+        phases[phase] = summarize(merged) if merged else None
+    result = PerfResult(
+        backend=backend,
+        clock=timed.clock,
+        mode=timed.mode,
+        batch=batch,
+        iterations=progress.iterations,
+        duration_s=progress.measured_ms / 1000.0,
+        latency=summarize(_left_out(samples, after_probe)),
+        **phases,
+        throughput=batch * progress.iterations / (progress.measured_ms / 1000.0),
+        samples_ms=samples,
+        warnings=warnings,
+        probe_ms=_merge(chunks, "probe") or None,  # [] when a fast model's chunks ended before a probe
+        fastest_probe_ms=HostProbe.fastest_ms if math.isfinite(HostProbe.fastest_ms) else None,
+        after_probe=after_probe,
+        lock_wait_s=lock_wait_s,
+        gpu_clock=timed.gpu_clock,
+    )
+    warnings.extend(_bound_warnings(**phases, graphed=bool(timed.mode.get("cuda_graph"))))
+    for q in dict.fromkeys(percentiles):
+        if result.short_of(q):
+            warnings.append(
+                f"the {percentile_label(q)} latency budget is judged on {result.sample_note(q)}; raise "
+                "max_duration_ms (--trt-max-duration-ms) or budget a lower percentile"
+            )
+    return result
+
+
+def _number(value: float) -> str:
+    """A budget number as written in a mark: 2000, 1500.5 (no exponent, no trailing zeros)."""
+    return f"{value:.10g}" if abs(value) < 1e10 else f"{value:.0f}"
+
+
+def _ms(value: float) -> str:
+    """A latency budget with 2 decimals, more where it was written finer (0.005 stays 0.005)."""
+    for places in range(2, 7):
+        text = f"{value:.{places}f}"
+        if float(text) == value:
+            return text
+    return text
+
+
+def _ms_pair(measured: float, budget: float) -> tuple[str, str]:
+    """Measured and budget latencies at the same precision, enough for them to differ
+    (5.004 > 5.00 would read as a bug)."""
+    places = max(2, len(_ms(budget).split(".")[1]))
+    for decimals in range(places, 7):
+        shown, limit = f"{measured:.{decimals}f}", f"{budget:.{decimals}f}"
+        if shown != limit:
+            break
+    return shown, limit
+
+
+def describe_budget(budget: PerfBudget) -> str:
+    """The budget as one line, e.g. ``p99 <= 5.00 ms, >= 2000 qps``."""
+    parts = []
+    if budget.max_latency_ms is not None:
+        parts.append(f"{percentile_label(budget.percentile)} <= {_ms(budget.max_latency_ms)} ms")
+    if budget.min_throughput is not None:
+        parts.append(f">= {_number(budget.min_throughput)} qps")
+    if budget.max_regression is not None:
+        parts.append(f"regression <= {_number(budget.max_regression * 100)}%")
+    return ", ".join(parts) or "measure only"
+
+
+def budget_doubts(result: PerfResult, budget: PerfBudget, *, threads_advice: bool = False) -> list[str]:
+    """A line when the sample cannot tell whether it meets its latency budget: the percentile the
+    budget names, taken over each tenth of the measurement in time order, lands on both sides of
+    the limit, so another run of the same code may decide the other way. The stretches carry the
+    host's slow and fast moments, which a bootstrap of independent iterations hides (it is far too
+    narrow between runs). A noisy percentile far from its budget is no doubt. ``threads_advice``:
+    the backend takes ``intra_op_threads`` and the test does not run on one thread yet."""
+    if budget.max_latency_ms is None:
+        return []
+    stretches = np.array_split(np.asarray(result.samples_ms), min(DOUBT_STRETCHES, len(result.samples_ms)))
+    values = [percentile(part, budget.percentile) for part in stretches]
+    low, high = min(values), max(values)
+    if not low <= budget.max_latency_ms < high:
+        return []
+    limit = _ms(budget.max_latency_ms)
+    places = max(3, len(limit.split(".")[1]))
+    observed = result.latency_at(budget.percentile)
+    steadier = " or on one thread (intra_op_threads=1)" if threads_advice else ""
+    label = percentile_label(budget.percentile)
+    return [
+        f"{label} {observed:.{places}f} ms is too close to its budget {limit} ms to judge: {label} of each "
+        f"tenth of the measurement {low:.{places}f}..{high:.{places}f} ms (n={result.iterations}), another "
+        f"run may decide otherwise; measure longer (min_duration_ms){steadier}"
+    ]
+
+
+def budget_failures(result: PerfResult, budget: PerfBudget) -> list[str]:
+    """One message per budget the result misses; empty when it meets them all (bounds inclusive)."""
+    failures = []
+    if budget.max_latency_ms is not None:
+        observed = result.latency_at(budget.percentile)
+        if observed > budget.max_latency_ms:
+            shown, limit = _ms_pair(observed, budget.max_latency_ms)
+            note = result.sample_note(budget.percentile)
+            failures.append(
+                f"{percentile_label(budget.percentile)} latency {shown} ms > budget {limit} ms "
+                f"(n={result.samples_for(budget.percentile)}, cv {result.latency.cv * 100:.1f}%"
+                + (f"; {note}" if note else "") + ")"
+            )
+    if budget.min_throughput is not None and result.throughput < budget.min_throughput:
+        failures.append(
+            f"throughput {result.throughput:.1f} qps < budget {_number(budget.min_throughput)} qps "
+            f"(n={result.iterations})"
+        )
+    return failures
