@@ -15,13 +15,18 @@ EXTRA_TEST_PACKAGES ?=
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-n 2 -x"
 PYTEST_ARGS ?=
 
-.PHONY: demo test models clean
+.PHONY: demo test lint models clean
 
 demo: $(DEMO_VENV)/.installed
 	$(DEMO_VENV)/bin/python -m pytest examples $(PYTEST_ARGS)
 
-test: $(VENV)/.installed
+test: lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Lint and type-check (configured in pyproject.toml); make test runs these first.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check pytest_trt tests bench examples conftest.py
+	$(VENV)/bin/mypy
 
 # Re-made when the dependencies in pyproject.toml change; the package itself is installed
 # editable, so code changes need no reinstall.
