@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trt.baselines.regression import BaselineNote, BaselinePolicy, changes, judge_baseline, staleness
+from pytest_trt.baselines.regression import changes, staleness
 from pytest_trt.baselines.store import SCHEMA, BaselineFileError, BaselineStore, hardware_class, module_file_name
 from pytest_trt.baselines.store import BaselineInput as Record
 from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
+from pytest_trt.judge.baseline_gate import BaselineNote, BaselinePolicy, judge_baseline
 from pytest_trt.timing.measure import PerfResult
 from pytest_trt.timing.stats import summarize
 

@@ -6,9 +6,11 @@ import json
 
 from test_baseline import make_record
 
-from pytest_trt.baselines.regression import BaselineNote, RegressionVerdict, Verdict
+from pytest_trt.baselines.regression import RegressionVerdict, Verdict
+from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
-from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestStatus, TestSubject
+from pytest_trt.judge.baseline_gate import BaselineNote
+from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestStatus
 from pytest_trt.judge.records import TestRecord as Record
 from pytest_trt.reports.ci import junit_properties, markdown, write_json, write_markdown
 

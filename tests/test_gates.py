@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from pytest_trt import backends
-from pytest_trt.baselines.regression import BaselineNote, BaselinePolicy
 from pytest_trt.baselines.store import BaselineStore
+from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.errors import CudaError
+from pytest_trt.judge.baseline_gate import BaselineNote, BaselinePolicy
 from pytest_trt.judge.gates import GateContext, evaluate
 from pytest_trt.judge.item_gates import ItemGates
-from pytest_trt.judge.records import BudgetState, TestStatus, TestSubject
+from pytest_trt.judge.records import BudgetState, TestStatus
 from pytest_trt.prepare.engines import EngineFactory
 from pytest_trt.run.marks import model_spec
 from pytest_trt.spec import MeasureSettings, make_accuracy_spec, make_perf_budget

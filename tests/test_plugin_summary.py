@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_trt.baselines.regression import BaselineNote
+from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.judge.records import BudgetOutcome, BudgetState
 from pytest_trt.reports.terminal import accuracy_summary, budget_summary, summary_lines, totals
 

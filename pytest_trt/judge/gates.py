@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from pytest_trt import backends
-from pytest_trt.baselines.regression import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
 from pytest_trt.baselines.store import BaselineInput, BaselineStore
+from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.errors import InferenceError, PytestTrtError
 from pytest_trt.judge import accuracy, divergence
+from pytest_trt.judge.baseline_gate import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
 from pytest_trt.judge.item_gates import ItemGates
-from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus, TestSubject
+from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
 from pytest_trt.model import describe_generated
 from pytest_trt.prepare.engines import Engine
 from pytest_trt.progress import Phase, Progress

@@ -8,9 +8,11 @@ report shows is an enum value, never read back from message text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
+
+from pytest_trt.baselines.subject import TestSubject
 
 if TYPE_CHECKING:
     from pytest_trt.baselines.regression import RegressionVerdict
@@ -70,23 +72,6 @@ class BudgetOutcome:
             "passed": self.passed,
             "message": self.message,
         }
-
-
-@dataclass(frozen=True)
-class TestSubject:
-    """What ran for one test: the identity baselines key and compare by."""
-
-    __test__ = False
-
-    nodeid: str
-    module: str  # test file relative to the rootdir, with forward slashes
-    backend: str
-    runtime_version: str
-    model: dict[str, Any]  # path, content_hash
-    build: dict[str, Any]  # BuildSpec.as_dict()
-    workload: dict[str, Any]  # input shapes/dtypes, batch, precision, output signature
-    engine: dict[str, Any] = field(default_factory=dict)  # how obtained: built/loaded, seconds
-    feed: dict[str, Any] = field(default_factory=dict)  # per input: where its values came from, min, max
 
 
 @dataclass(frozen=True)

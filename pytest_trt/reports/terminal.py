@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_trt.baselines.regression import BaselineNote, Verdict
+from pytest_trt.baselines.regression import Verdict
+from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.judge.records import BudgetState, TestStatus
 from pytest_trt.timing import gpu_clock
 

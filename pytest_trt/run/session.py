@@ -178,9 +178,9 @@ class RunState:
 
     def evaluate(self, nodeid: str, path: Path, gates: ItemGates, engine: Engine) -> ItemOutcome:
         """Run the item's gates and keep what they produced; the caller fails the item."""
-        from pytest_trt.baselines.regression import BaselinePolicy
+        from pytest_trt.baselines.subject import TestSubject
         from pytest_trt.judge import gates as gate_rules
-        from pytest_trt.judge.records import TestSubject
+        from pytest_trt.judge.baseline_gate import BaselinePolicy
 
         subject = TestSubject(
             nodeid=nodeid,
@@ -271,8 +271,8 @@ class RunState:
             return  # a session without gated tests: nothing to record or report, nothing imported
         from pytest_trt.baselines import folders as baseline_folders
         from pytest_trt.baselines import store as baseline
-        from pytest_trt.baselines.regression import BaselineNote
         from pytest_trt.fingerprint import machine_fingerprint
+        from pytest_trt.judge.baseline_gate import BaselineNote
         from pytest_trt.reports import ci as ci_report
 
         choice = self.choice()
