@@ -12,6 +12,7 @@ import pytest
 from pytest_trt.baselines.regression import changes, staleness
 from pytest_trt.baselines.store import SCHEMA, BaselineFileError, BaselineStore, hardware_class, module_file_name
 from pytest_trt.baselines.store import BaselineInput as Record
+from pytest_trt.baselines.subject import BuildFacts, ModelRef, TensorSignature, Workload
 from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
 from pytest_trt.judge.baseline_gate import BaselineNote, BaselinePolicy, judge_baseline
 from pytest_trt.timing.measure import PerfResult
@@ -44,14 +45,14 @@ def make_record(
         module=nodeid.split("::")[0],
         backend="onnxruntime",
         runtime_version=runtime,
-        model={"path": "models/mlp.onnx", "content_hash": model_hash},
-        build={"precision": precision, "shapes": {"x": list(shape)}, "options": options or {}},
-        workload={
-            "inputs": {"x": {"shape": list(shape), "dtype": "float32"}},
-            "outputs": {"y": {"shape": [shape[0], 10], "dtype": "float32"}},
-            "batch": shape[0],
-            "precision": precision,
-        },
+        model=ModelRef("models/mlp.onnx", model_hash),
+        build=BuildFacts(precision, {"x": tuple(shape)}, options or {}),
+        workload=Workload(
+            inputs={"x": TensorSignature(tuple(shape), "float32")},
+            outputs={"y": TensorSignature((shape[0], 10), "float32")},
+            batch=shape[0],
+            precision=precision,
+        ),
         accuracy=accuracy,
         perf=perf,
     )
@@ -98,7 +99,7 @@ def test_round_trip_keeps_a_small_sorted_entry(tmp_path):
     assert latency["quantiles"]["p50"] == pytest.approx(np.median(record.perf.samples_ms), rel=1e-5)
     assert latency["quantiles"]["p0"] == pytest.approx(min(record.perf.samples_ms), rel=1e-5)
     assert got["software"] == {"backend": "onnxruntime", "runtime": "onnxruntime 1.31.0", "driver": "550.1"}
-    assert got["model"] == {"file": "mlp.onnx", "content_hash": record.model["content_hash"]}
+    assert got["model"] == {"file": "mlp.onnx", "content_hash": record.model.content_hash}
     assert got["accuracy"] == {"y": {"max_abs": 1e-6, "mean_abs": 1e-7}}
     assert got["commit"] == "abc123" and got["recorded_at"].endswith("+00:00")
     assert got["workload"]["batch"] == 1 and got["workload"]["mode"] == {"clock": "host"}

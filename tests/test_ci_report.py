@@ -22,8 +22,8 @@ def finished(nodeid: str, **fields) -> Record:
     measured = make_record(nodeid=nodeid)
     subject = TestSubject(
         nodeid=measured.nodeid, module=measured.module, backend=measured.backend,
-        runtime_version=measured.runtime_version, model=dict(measured.model), build=dict(measured.build),
-        workload=dict(measured.workload),
+        runtime_version=measured.runtime_version, model=measured.model, build=measured.build,
+        workload=measured.workload,
     )
     fields.setdefault("status", TestStatus.PASSED)
     fields.setdefault("accuracy", measured.accuracy)

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_trt import backends
 from pytest_trt.baselines.store import BaselineStore
-from pytest_trt.baselines.subject import TestSubject
+from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject, Workload
 from pytest_trt.errors import CudaError
 from pytest_trt.judge.baseline_gate import BaselineNote, BaselinePolicy
 from pytest_trt.judge.gates import GateContext, evaluate
@@ -44,8 +44,8 @@ def context(factory, tmp_path, *, perf_mode="enforce", baseline_mode="off", upda
     store = BaselineStore(tmp_path / "baselines", "cpu-test-2c")
     subject = TestSubject(
         nodeid="tests/test_m.py::test_mlp", module="tests/test_m.py", backend="onnxruntime",
-        runtime_version="onnxruntime", model={"path": "mlp.onnx", "content_hash": "x"},
-        build={"precision": "fp32", "shapes": {}, "options": {}}, workload={"batch": 2},
+        runtime_version="onnxruntime", model=ModelRef("mlp.onnx", "x"),
+        build=BuildFacts("fp32"), workload=Workload({}, {}, batch=2, precision="fp32"),
     )
     return GateContext(
         subject=subject,

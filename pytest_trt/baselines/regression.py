@@ -470,7 +470,7 @@ def changes(entry: Mapping[str, Any], record: BaselineInput, software: Mapping[s
     software, build options. These are what the comparison exists to judge."""
     found = []
     old_hash = (entry.get("model") or {}).get("content_hash")
-    new_hash = record.model.get("content_hash")
+    new_hash = record.model.content_hash
     if old_hash != new_hash:
         found.append(f"model {_short(old_hash)} -> {_short(new_hash)}")
     old_sw = dict(entry.get("software") or {})
@@ -481,7 +481,7 @@ def changes(entry: Mapping[str, Any], record: BaselineInput, software: Mapping[s
         if key in old_sw and old_sw[key] != new_sw[key]:
             found.append(f"{key} {old_sw[key]} -> {new_sw[key]}")
     old_options = (entry.get("build") or {}).get("options")
-    new_options = plain(record.build.get("options"))
+    new_options = plain(record.build.options)
     if old_options != new_options:
         found.append(f"build options {_show(old_options)} -> {_show(new_options)}")
     return found

@@ -36,7 +36,9 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from pytest_trt.baselines.subject import BuildFacts, ModelRef, Workload
 from pytest_trt.errors import BaselineFileError
+from pytest_trt.serde import to_data
 from pytest_trt.store.files import remove_stale_temps, write_atomic
 from pytest_trt.store.owners import ProcessOwner, read_owner_file, write_owner_file
 from pytest_trt.timing import host_probe
@@ -330,9 +332,9 @@ class BaselineInput:
     module: str  # test file relative to the rootdir, with forward slashes
     backend: str
     runtime_version: str
-    model: Mapping[str, Any]  # path, content_hash
-    build: Mapping[str, Any]  # BuildSpec.as_dict()
-    workload: Mapping[str, Any]  # input shapes/dtypes, batch, precision, output signature
+    model: ModelRef
+    build: BuildFacts
+    workload: Workload
     perf: Any = None
     accuracy: Any = None
 
@@ -418,9 +420,8 @@ class BaselineStore:
             "throughput_qps": _round(perf.throughput),
             "accuracy": accuracy,
             "software": {"backend": record.backend, "runtime": record.runtime_version, **(software or {})},
-            "model": {"file": Path(str(record.model.get("path", ""))).name,
-                      "content_hash": record.model.get("content_hash")},
-            "build": record.build,
+            "model": {"file": Path(record.model.path).name, "content_hash": record.model.content_hash},
+            "build": to_data(record.build),
             "workload": workload_of(record),
             "recorded_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
             "commit": commit,
@@ -614,7 +615,7 @@ class BaselineStore:
 
 def workload_of(record: BaselineInput) -> dict[str, Any]:
     """The record's workload plus how it was timed: both decide whether numbers are comparable."""
-    workload = dict(record.workload)
+    workload = to_data(record.workload)
     perf = record.perf
     if perf is not None:
         workload.update(clock=perf.clock, mode=dict(perf.mode), batch=workload.get("batch", perf.batch))

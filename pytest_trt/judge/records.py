@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from pytest_trt.baselines.subject import TestSubject
+from pytest_trt.baselines.subject import InputFacts, TestSubject
+from pytest_trt.serde import to_data
 
 if TYPE_CHECKING:
     from pytest_trt.baselines.regression import RegressionVerdict
@@ -114,11 +115,11 @@ class TestRecord:
             "module": subject.module,
             "backend": subject.backend,
             "runtime_version": subject.runtime_version,
-            "model": subject.model,
-            "build": subject.build,
-            "workload": subject.workload,
+            "model": to_data(subject.model),
+            "build": to_data(subject.build),
+            "workload": to_data(subject.workload),
             "engine": subject.engine,
-            "feed": subject.feed,
+            "feed": {name: _feed_facts(facts) for name, facts in subject.feed.items()},
             "accuracy": plain(self.accuracy),
             "perf": plain(self.perf),
             "budgets": [b.as_dict() for b in self.budgets],
@@ -130,3 +131,8 @@ class TestRecord:
             "doubts": list(self.doubts),
             "failures": list(self.failures),
         }
+
+
+def _feed_facts(facts: InputFacts) -> dict[str, Any]:
+    """Only the facts that apply (a file input has no range; an empty one no values)."""
+    return {k: v for k, v in to_data(facts).items() if v is not None}

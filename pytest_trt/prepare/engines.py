@@ -21,6 +21,7 @@ import numpy as np
 
 from pytest_trt import backends
 from pytest_trt.backends.base import Backend, Runner
+from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, Workload
 from pytest_trt.errors import ModelError, PrecisionError
 from pytest_trt.model import (
     DEFAULT_MAX_INPUT_BYTES,
@@ -144,42 +145,44 @@ class Engine:
         first = next(iter(self.shapes.values()), ())
         return int(first[0]) if len(first) >= 2 else 1
 
-    def workload(self) -> dict[str, Any]:
+    def workload(self) -> Workload:
         """What was run, as baselines compare it: input and output signatures, batch, precision."""
-        return {
-            "inputs": {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in self._feed.items()},
-            "outputs": {o.name: {"shape": list(o.shape), "dtype": str(o.dtype)} for o in self.outputs},
-            "batch": self.batch,
-            "precision": self.precision,
-        }
+        return Workload(
+            inputs={n: TensorSignature(tuple(a.shape), str(a.dtype)) for n, a in self._feed.items()},
+            outputs={o.name: TensorSignature(tuple(o.shape), str(o.dtype)) for o in self.outputs},
+            batch=self.batch,
+            precision=self.precision,
+        )
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         __tracebackhide__ = True
         return self._entry.runner.infer(feed)
 
-    def feed_facts(self) -> dict[str, dict[str, Any]]:
+    def feed_facts(self) -> dict[str, InputFacts]:
         """Where each input of the feed came from and the values it holds, for ``-v``: read from
         the ``inputs=`` file, or generated in the ``input_ranges=`` range, the range the graph
         bounds an index to, or the default range (the order ``model.make_inputs`` follows)."""
-        facts: dict[str, dict[str, Any]] = {}
+        facts: dict[str, InputFacts] = {}
         ranges = self.spec.range_map
         graph = dict(self._entry.model.index_ranges)
         for name, array in self._feed.items():
-            if self.spec.inputs is not None:
-                fact: dict[str, Any] = {"source": "file", "file": self.spec.inputs.name}
-            elif array.dtype == np.bool_:
-                fact = {"source": "generated", "range": "both values"}
-            elif name in ranges:
-                fact = {"source": "generated", "range": "input_ranges"}
-            elif name in graph and np.issubdtype(array.dtype, np.integer):
-                fact = {"source": "generated", "range": "graph"}
-            else:
-                fact = {"source": "generated", "range": "default"}
+            low: int | float | None = None
+            high: int | float | None = None
             if array.size:
-                low, high = array.min(), array.max()
                 kind = int if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_ else float
-                fact.update(min=kind(low), max=kind(high))
-            facts[name] = fact
+                low, high = kind(array.min()), kind(array.max())
+            if self.spec.inputs is not None:
+                facts[name] = InputFacts(InputSource.FILE, file=self.spec.inputs.name, min=low, max=high)
+                continue
+            if array.dtype == np.bool_:
+                where = InputRange.BOTH_VALUES
+            elif name in ranges:
+                where = InputRange.INPUT_RANGES
+            elif name in graph and np.issubdtype(array.dtype, np.integer):
+                where = InputRange.GRAPH
+            else:
+                where = InputRange.DEFAULT
+            facts[name] = InputFacts(InputSource.GENERATED, range=where, min=low, max=high)
         return facts
 
     def sample_inputs(self) -> dict[str, np.ndarray]:

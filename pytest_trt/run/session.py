@@ -178,7 +178,7 @@ class RunState:
 
     def evaluate(self, nodeid: str, path: Path, gates: ItemGates, engine: Engine) -> ItemOutcome:
         """Run the item's gates and keep what they produced; the caller fails the item."""
-        from pytest_trt.baselines.subject import TestSubject
+        from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject
         from pytest_trt.judge import gates as gate_rules
         from pytest_trt.judge.baseline_gate import BaselinePolicy
 
@@ -187,8 +187,8 @@ class RunState:
             module=self.shown(path),
             backend=engine.backend,
             runtime_version=engine.runtime_version,
-            model={"path": engine.shown_source(self.shown), "content_hash": engine.model.content_hash},
-            build=engine.build.as_dict(),
+            model=ModelRef(engine.shown_source(self.shown), engine.model.content_hash),
+            build=BuildFacts(engine.build.precision, dict(engine.build.shapes), dict(engine.build.options)),
             workload=engine.workload(),
             engine=engine.provenance.as_dict(),
             feed=engine.feed_facts(),
