@@ -59,7 +59,9 @@ SAME = "same"
 NO_REPORT = "no-report"  # the process wrote no JSON report: its output is kept in the row
 MAX_FAILED_IN_A_ROW = 3  # then the bench stops: something is broken, not noisy
 
-CNN, MATMUL = "cnn", "matmul"
+CNN, MATMUL, MLP, REC = "cnn", "matmul", "mlp", "rec"
+REC_WHEEL = "rapidocr-onnxruntime==1.4.4"  # ships PP-OCRv4 rec (10.9 MB) among its models
+REC_MEMBER = "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"
 
 TEST_FILES = {
     CNN: '''
@@ -71,6 +73,32 @@ MODEL = os.environ["BENCH_MODEL"]
 
 
 @pytest.mark.trt_model(MODEL, batch_size=8, intra_op_threads=1)
+@pytest.mark.trt_perf(backend=os.environ["BENCH_BACKEND"])
+def test_model(trt_engine):
+    pass
+''',
+    MLP: '''
+import os
+
+import pytest
+
+MODEL = os.environ["BENCH_MODEL"]
+
+
+@pytest.mark.trt_model(MODEL, shapes={"x": (4, 256)})
+@pytest.mark.trt_perf(backend=os.environ["BENCH_BACKEND"])
+def test_model(trt_engine):
+    pass
+''',
+    REC: '''
+import os
+
+import pytest
+
+MODEL = os.environ["BENCH_MODEL"]
+
+
+@pytest.mark.trt_model(MODEL, shapes={"x": tuple(int(d) for d in os.environ.get("BENCH_REC_SHAPE", "1,3,48,320").split(","))})
 @pytest.mark.trt_perf(backend=os.environ["BENCH_BACKEND"])
 def test_model(trt_engine):
     pass
@@ -144,6 +172,37 @@ def matmul_models(blocks: list[int], width: int) -> dict[str, Callable[[], Any]]
     for n in blocks[1:]:
         made[f"b{n}"] = functools.partial(matmul_chain, n, width)
     return made
+
+
+def slowed_models(base: Callable[[], Any], sizes: list[int]) -> dict[str, Callable[[], Any]]:
+    """A model and copies slowed by bench/slowdown.py's side branch of each size (``s<size>``)."""
+    from slowdown import slowed
+
+    made: dict[str, Callable[[], Any]] = {SAME: base}
+    for size in sizes:
+        made[f"s{size}"] = functools.partial(lambda n: slowed(base(), n), size)
+    return made
+
+
+def mlp_model() -> Any:
+    import onnx
+
+    return onnx.load(str(ROOT / "examples" / "models" / "mlp.onnx"))
+
+
+def rec_model(cache: Path) -> Any:
+    """PP-OCRv4 rec, taken from the rapidocr-onnxruntime wheel (downloaded once into ``cache``)."""
+    import zipfile
+
+    import onnx
+
+    wheels = sorted(cache.glob("rapidocr_onnxruntime-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(cache), REC_WHEEL],
+                       check=True)
+        wheels = sorted(cache.glob("rapidocr_onnxruntime-*.whl"))
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        return onnx.load_from_string(wheel.read(REC_MEMBER))
 
 
 def make_project(folder: Path, family: str, made: dict[str, Callable[[], Any]]) -> dict[str, Path]:
@@ -220,11 +279,11 @@ def table(rows: list[dict[str, Any]], command: str) -> list[str]:
         return ["no comparisons saved yet"]
     same = [n for r in compares if r["variant"] == SAME and (n := normalized(r)) is not None]
     reference = statistics.median(same) if same else None
-    variants = [SAME] + sorted({r["variant"] for r in compares} - {SAME})
+    variants = [SAME, *sorted({r["variant"] for r in compares} - {SAME})]
     lines = [f"regression_processes: {command}",
              f"{len([r for r in rows if r['kind'] == 'record'])} recording processes, {len(compares)} comparison "
              "processes; each row: comparisons failed as regressed (the unchanged model: false alarms)", ""]
-    header = (f"{'model':<14} {'measured':>9} {'regressed':>15} {'improved':>9} {'re-measured':>12} "
+    header = (f"{'model':<14} {'measured':>9} {'regressed':>15} {'inconclusive':>13} {'improved':>9} {'re-measured':>12} "
               f"{'verdict change (min, median, max)':>34} {'measure s/test (median, mean, max)':>36} {'process s':>10}")
     lines += [header, "-" * len(header)]
     for variant in variants:
@@ -234,6 +293,7 @@ def table(rows: list[dict[str, Any]], command: str) -> list[str]:
             f"{(statistics.median(floors) / reference - 1) * 100:+.1f}%"
         regressed = sum(r["status"] == "regressed" for r in mine)
         improved = sum(r["status"] == "improved" for r in mine)
+        inconclusive = sum(r["status"] == "inconclusive" for r in mine)
         remeasured = sum(r["remeasured"] for r in mine)
         seconds = [r["measure_s"] for r in mine if r.get("measure_s") is not None]
         spent = (f"{statistics.median(seconds):.2f}, {statistics.fmean(seconds):.2f}, {max(seconds):.2f}"
@@ -243,10 +303,10 @@ def table(rows: list[dict[str, Any]], command: str) -> list[str]:
                  if changes else "-")
         lines.append(
             f"{variant:<14} {measured:>9} {f'{regressed}/{len(mine)} ({100 * regressed / len(mine):.1f}%)':>15} "
-            f"{improved:>9} {remeasured:>12} {moved:>34} {spent:>36} "
+            f"{inconclusive:>13} {improved:>9} {remeasured:>12} {moved:>34} {spent:>36} "
             f"{statistics.median(r['wall_s'] for r in mine):>10.1f}"
         )
-    others = sorted({r["status"] for r in compares} - {"regressed", "improved", "unchanged"})
+    others = sorted({r["status"] for r in compares} - {"regressed", "improved", "unchanged", "inconclusive"})
     if others:
         lines.append("other verdicts: " + ", ".join(f"{s or 'none'}: {sum(r['status'] == s for r in compares)}"
                                                    for s in others))
@@ -282,8 +342,13 @@ def main() -> None:
                         "false alarms need more trials than detection does")
     parser.add_argument("--baselines", type=int, default=3, help="baselines recorded, one process each (default 3)")
     parser.add_argument("--backend", default="onnxruntime", help="--trt-backend of every process (default onnxruntime)")
-    parser.add_argument("--family", choices=(CNN, MATMUL), help="the models: cnn (default on a CPU backend) or "
-                        "matmul (default on a GPU backend)")
+    parser.add_argument("--family", choices=(CNN, MATMUL, MLP, REC), help="the models: cnn (default on a CPU "
+                        "backend), matmul (default on a GPU backend), mlp (the example MLP) or rec (PP-OCRv4 rec from "
+                        "the rapidocr-onnxruntime wheel)")
+    parser.add_argument("--sizes", default="", help="mlp, rec: slowed copies, bench/slowdown.py side-branch sizes "
+                        "(calibrate them with bench/slowdown.py MODEL)")
+    parser.add_argument("--load", type=int, default=0, help="CPU-spinning processes kept running beside the bench "
+                        "(default 0: a quiet host; 2 loads a 2-core runner)")
     parser.add_argument("--widths", default="16,32", help="cnn: slowed models' side branches, as regression_power.py "
                         "--widths takes them: a width or width x input columns (default 16,32)")
     parser.add_argument("--blocks", default="20,21,22", help="matmul: blocks of each chain, the unchanged one first "
@@ -315,7 +380,17 @@ def main() -> None:
         parser.error(f"--blocks takes block counts separated by commas, got {args.blocks!r}")
     if family == MATMUL and (len(blocks) < 2 or min(blocks) < 1):
         parser.error(f"--blocks needs the unchanged chain and at least one longer one, got {args.blocks!r}")
-    made = matmul_models(blocks, args.matmul_width) if family == MATMUL else cnn_models([branch(w) for w in args.widths.split(",") if w])
+    sizes = [int(n) for n in args.sizes.split(",") if n]
+    if family == MATMUL:
+        made = matmul_models(blocks, args.matmul_width)
+    elif family == MLP:
+        made = slowed_models(mlp_model, sizes)
+    elif family == REC:
+        cache = ROOT / "bench" / ".downloads"
+        cache.mkdir(exist_ok=True)
+        made = slowed_models(functools.partial(rec_model, cache), sizes)
+    else:
+        made = cnn_models([branch(w) for w in args.widths.split(",") if w])
     rows = load(args.save)
     command = " ".join(["python bench/regression_processes.py", *sys.argv[1:]])
     if args.report_only:
@@ -324,13 +399,26 @@ def main() -> None:
     extra = [*args.pytest_arg] + ([f"--trt-regression-threshold={args.threshold}"] if args.threshold else [])
     # A resumed run must measure as the saved one did, or its rows would mix two settings.
     settings = {"kind": "settings", "backend": args.backend, "family": family,
-                **({"widths": args.widths} if family == CNN else {"blocks": args.blocks, "width": args.matmul_width}),
+                **({"widths": args.widths} if family == CNN else {"blocks": args.blocks, "width": args.matmul_width}
+                   if family == MATMUL else {"sizes": args.sizes}),
+                "load": args.load,
                 "pytest_args": extra, "baselines": args.baselines}
     saved = next((r for r in rows if r["kind"] == "settings"), None)
-    older = {"backend": "onnxruntime", "family": CNN}  # what files saved before these keys ran
+    older = {"backend": "onnxruntime", "family": CNN, "load": 0}  # what files saved before these keys ran
     if saved is not None and {k: saved.get(k, older.get(k)) for k in settings} != settings:
         parser.error(f"{args.save} was started with {saved}; resume it with the same --backend, --family, "
                      "--widths or --blocks, --baselines, --threshold and --pytest-arg, or save to another file")
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    try:
+        run_bench(args, rows, settings, saved, extra, made, family, slowed_trials, command)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+
+
+def run_bench(args: argparse.Namespace, rows: list[dict[str, Any]], settings: dict[str, Any],
+              saved: dict[str, Any] | None, extra: list[str], made: dict[str, Callable[[], Any]], family: str,
+              slowed_trials: int, command: str) -> None:
     with tempfile.TemporaryDirectory(prefix="regression-processes-") as tmp:
         folder = args.workdir or (args.save.with_name(args.save.name + ".work") if args.save else Path(tmp))
         models = make_project(folder, family, made)
