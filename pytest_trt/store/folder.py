@@ -57,8 +57,9 @@ def default_warn(message: str) -> None:
 
 
 class CacheFolder:
-    """The cache's root for this session. ``root`` is None once the cache is off. Raises
-    CacheError when ``root`` is a non-empty folder without the cache's marker."""
+    """The cache's root for this session. ``root`` (and ``stats.root``, which the summary shows)
+    is None once the cache is off. Raises CacheError when ``root`` is a non-empty folder without
+    the cache's marker."""
 
     def __init__(
         self,
