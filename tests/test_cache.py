@@ -17,24 +17,17 @@ import onnx
 import pytest
 from filelock import FileLock
 
-import pytest_trt.store.cache as cache_module
+import pytest_trt.store.keys as keys_module
 from examples.make_models import make_mlp
 from pytest_trt.backends.base import Artifact
+from pytest_trt.errors import CacheError
 from pytest_trt.model import load_model
 from pytest_trt.run.marks import model_spec as make_model_spec
-from pytest_trt.store.cache import (
-    ARTIFACT_FILE,
-    MARKER_FILE,
-    RECORD_FILE,
-    CacheError,
-    CacheEvent,
-    CacheOutcome,
-    CacheStats,
-    EngineCache,
-    decode_arrays,
-    encode_arrays,
-    parse_size,
-)
+from pytest_trt.store.arrays import decode_arrays, encode_arrays
+from pytest_trt.store.cache import EngineCache
+from pytest_trt.store.layout import ARTIFACT_FILE, MARKER_FILE, RECORD_FILE
+from pytest_trt.store.sizes import parse_size
+from pytest_trt.store.stats import CacheEvent, CacheOutcome, CacheStats
 
 DEVICE = {"gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
 
@@ -124,7 +117,7 @@ def test_entry_record_says_what_went_into_it(tmp_path: Path) -> None:
     assert record["parts"] == parts and record["key"] == event.key and record["kind"] == "engine"
     assert record["size_bytes"] == len(data) == event.size_bytes
     assert record["metadata"] == {"builder": "test", "call": 1}
-    assert record["schema"] == cache_module.SCHEMA_VERSION and record["build_s"] >= 0
+    assert record["schema"] == keys_module.SCHEMA_VERSION and record["build_s"] >= 0
     assert record["created"] == record["last_used"]
     assert list(record) == sorted(record)  # sorted keys: stable, diffable
 
@@ -145,7 +138,7 @@ def test_key_ignores_dict_order_and_covers_kind_and_schema(monkeypatch: pytest.M
     a = cache.key("engine", {"x": 1, "build": {"p": "fp16", "s": [1, 2]}})
     assert a == cache.key("engine", {"build": {"s": [1, 2], "p": "fp16"}, "x": 1})
     assert a != cache.key("ort-model", {"x": 1, "build": {"p": "fp16", "s": [1, 2]}})
-    monkeypatch.setattr(cache_module, "SCHEMA_VERSION", cache_module.SCHEMA_VERSION + 1)
+    monkeypatch.setattr(keys_module, "SCHEMA_VERSION", keys_module.SCHEMA_VERSION + 1)
     assert a != cache.key("engine", {"x": 1, "build": {"p": "fp16", "s": [1, 2]}})
 
 
@@ -504,7 +497,8 @@ def _populate(root: Path, ages_minutes: dict[str, int], size: int = 1000) -> dic
     entries = {}
     for name, age in ages_minutes.items():
         parts = {"name": name}
-        cache.get_or_build("engine", parts, lambda: Artifact(name.encode().ljust(size, b".")), load)
+        data = name.encode().ljust(size, b".")
+        cache.get_or_build("engine", parts, lambda data=data: Artifact(data), load)
         entries[name] = entry_of(cache, "engine", parts)
         _set_record(entries[name], last_used=(now - timedelta(minutes=age)).isoformat())
     return entries

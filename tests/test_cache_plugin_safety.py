@@ -139,7 +139,7 @@ def test_a_run_waiting_on_a_held_entry_errors_naming_the_holder_and_the_option(s
         while not ready.exists():
             assert holder.poll() is None and time.monotonic() < deadline, "the holder run never started building"
             time.sleep(0.05)
-        result = run_bounded(suite.trt_pytester, 
+        result = run_bounded(suite.trt_pytester,
             f"--trt-engine-cache={suite.cache}", "--trt-lock-timeout=1", "-k", "mlp")
     finally:
         holder.send_signal(signal.SIGKILL)

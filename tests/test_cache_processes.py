@@ -27,7 +27,7 @@ CHILD = r'''
 import json, os, sys, time
 from pathlib import Path
 
-import pytest_trt.store.cache as cache_module
+import pytest_trt.store.entries as entries_module
 from pytest_trt.backends.base import Artifact
 from pytest_trt.store.cache import EngineCache
 
@@ -66,7 +66,7 @@ elif mode == "die-writing-data":
             f.write(data[: len(data) // 2])
             f.flush()
         signal_and_hang()
-    cache_module._write_durably = half_write
+    entries_module._write_durably = half_write
     cache.get_or_build("engine", parts, build, lambda a: a.data)
 elif mode in ("die-before-rename", "die-updating-last-used"):
     replace = os.replace  # the lock's owner record is renamed into place too: let that one through

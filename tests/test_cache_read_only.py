@@ -129,7 +129,7 @@ def test_a_chmod_read_only_filled_cache_serves_its_entries(tmp_path: Path) -> No
     try:
         warned: list[str] = []
         cache = EngineCache(tmp_path, warn=warned.append)
-        for name, data in ENTRIES.items():
+        for name in ENTRIES:
             assert cache.get_or_build("engine", {"name": name}, Builder(), load)[1].outcome == "hit"
         assert len(warned) == 1 and "is read-only" in warned[0]
     finally:

@@ -36,8 +36,10 @@ from pytest_trt.prepare import model_steps, precision
 from pytest_trt.prepare.model_steps import CalibrationPlan, StepProvenance, TorchModel
 from pytest_trt.progress import Phase, Progress
 from pytest_trt.spec import BuildSpec, ModelSpec, Reference, TorchSpec
-from pytest_trt.store.cache import CacheOutcome, EngineCache, decode_arrays, encode_arrays
+from pytest_trt.store.arrays import decode_arrays, encode_arrays
+from pytest_trt.store.cache import EngineCache
 from pytest_trt.store.files import write_atomic
+from pytest_trt.store.stats import CacheOutcome
 from pytest_trt.types import Artifact, TensorSpec
 
 # The reference every backend is compared with: the original model in fp32 on this CPU.

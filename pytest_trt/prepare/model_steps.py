@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_trt.errors import PrecisionError
 from pytest_trt.model import LoadedModel, Shape, load_model
-from pytest_trt.store.cache import CacheEvent, EngineCache, decode_arrays, encode_arrays
+from pytest_trt.store.arrays import decode_arrays, encode_arrays
+from pytest_trt.store.cache import EngineCache
 from pytest_trt.store.files import write_atomic
+from pytest_trt.store.stats import CacheEvent
 from pytest_trt.types import Artifact
 
 if TYPE_CHECKING:

@@ -178,7 +178,8 @@ def _as_number(raw: object, kind: type) -> Any:
 
 
 def _size(raw: object) -> str:
-    from pytest_trt.store.cache import CacheError, parse_size  # cache.py imports numpy: only when a size is given
+    from pytest_trt.errors import CacheError
+    from pytest_trt.store.sizes import parse_size
 
     try:
         parse_size(str(raw))
@@ -191,7 +192,7 @@ def _size(raw: object) -> str:
 
 
 def _bytes(size: str) -> int:
-    from pytest_trt.store.cache import parse_size
+    from pytest_trt.store.sizes import parse_size
 
     return parse_size(size)
 

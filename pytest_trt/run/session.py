@@ -103,7 +103,8 @@ class RunState:
     def __init__(self, config: pytest.Config, settings: Settings, session_start: float | None = None) -> None:
         import pytest
 
-        from pytest_trt.store.cache import EngineCache, parse_size
+        from pytest_trt.store.cache import EngineCache
+        from pytest_trt.store.sizes import parse_size
 
         self.config = config
         self.settings = settings

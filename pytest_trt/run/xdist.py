@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_trt.store.cache import CacheStats
+from pytest_trt.store.stats import CacheStats
 
 # The key in pytest-xdist's ``workeroutput`` dict.
 WORKER_OUTPUT_KEY = "pytest_trt"

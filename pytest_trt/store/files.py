@@ -22,7 +22,7 @@ _TEMP_NAME = re.compile(r"\.(?P<target>.{1,60})\.(?P<pid>[0-9]+)\.[^./\\]+" + re
 STALE_AFTER_S = 600.0
 
 
-def write_atomic_with(path: Path, write: Callable[[BinaryIO], None], *, temp_dir: Path | None = None) -> None:
+def write_atomic_with(path: Path, write: Callable[[BinaryIO], object], *, temp_dir: Path | None = None) -> None:
     """Call ``write`` on a temp file, flush it to disk, then rename it over ``path``. The temp
     file lies beside ``path``, or in ``temp_dir`` (which must be on the same file system). An
     exception leaves no temp file; a writer killed half way leaves one that

@@ -9,6 +9,8 @@ import os
 import stat
 from pathlib import Path
 
+from pytest_trt.errors import PytestTrtError
+
 _OPEN_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_NOFOLLOW", 0)  # a link in the last component fails with ELOOP
@@ -26,12 +28,21 @@ _KINDS = (
 )
 
 
-class NotRegularFile(OSError):
-    """The path is a symbolic link, a FIFO, a device, a socket or a folder."""
+class NotRegularFile(PytestTrtError, OSError):
+    """The path is a symbolic link, a FIFO, a device, a socket or a folder. An OSError too, so
+    that callers reading a file can catch every reason it could not be read in one clause."""
 
 
-class FileTooLarge(OSError):
-    """The file holds more bytes than the caller allowed."""
+class FileTooLarge(PytestTrtError, OSError):
+    """The file holds more bytes than the caller allowed (an OSError too, like NotRegularFile)."""
+
+
+def is_real_dir(path: Path) -> bool:
+    """A folder itself, not a symbolic link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def describe_mode(mode: int) -> str:

@@ -18,16 +18,10 @@ from contextlib import suppress
 from pathlib import Path
 
 from pytest_trt.store.owners import Liveness, ProcessOwner, read_owner_file, write_owner_file
+from pytest_trt.store.regular_files import is_real_dir
 
 OWNER_FILE = "owner.json"
 _NAME = re.compile(r"(\d+)-[0-9a-f]{16}")
-
-
-def _is_real_dir(path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 def temp_parent(*, create: bool) -> Path | None:
@@ -65,7 +59,7 @@ def create(parent: Path | None) -> Path:
 
 def remove(folder: Path) -> None:
     """Remove a work folder that carries our owner record: its contents first, the record last."""
-    if not _is_real_dir(folder) or read_owner_file(folder / OWNER_FILE) is None:
+    if not is_real_dir(folder) or read_owner_file(folder / OWNER_FILE) is None:
         return
     with os.scandir(folder) as children:
         for child in list(children):
@@ -85,7 +79,7 @@ def remove(folder: Path) -> None:
 def remove_stale(parent: Path | None) -> int:
     """Remove the work folders under ``parent`` whose owner process is known to be dead; folders
     of live processes, of other hosts, and folders without our owner record stay. Returns how many."""
-    if parent is None or not _is_real_dir(parent):
+    if parent is None or not is_real_dir(parent):
         return 0
     removed = 0
     try:
