@@ -18,6 +18,7 @@ import pytest
 
 from pytest_trt import backends, measure_defaults
 from pytest_trt.backends.trt_api import RUNTIMES
+from pytest_trt.errors import PytestTrtError
 from pytest_trt.spec import SYNC_MODES, MeasureSettings, SpecError
 
 PERF_MODES = ("enforce", "report", "off")
@@ -50,7 +51,7 @@ class Kind(Enum):
     FILE = "file"
 
 
-class OptionValueError(ValueError):
+class OptionValueError(PytestTrtError, ValueError):
     """A value an option cannot take. The message names no source: the caller adds the flag, the
     ini key or the environment variable."""
 
