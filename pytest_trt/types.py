@@ -6,9 +6,9 @@ arrow running back up the flow. numpy is imported for annotations only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,13 +70,31 @@ class HostCall:
     probe_applies: bool
 
 
+class BackendSettings(Protocol):
+    """The session settings a backend reads (``run.options.Settings`` has them)."""
+
+    @property
+    def runtime(self) -> str: ...  # the TensorRT runtime: full, lean or dispatch
+
+    @property
+    def cuda_api(self) -> str: ...  # the CUDA binding; "" for the installed one
+
+
+class BytesStore(Protocol):
+    """Bytes kept between builds beside the engines, by kind and key parts (the engine cache,
+    ``store.cache.EngineCache``, is one): TensorRT timing caches, for instance."""
+
+    def get_bytes(self, kind: str, parts: Mapping[str, Any]) -> bytes | None: ...
+
+    def update_bytes(self, kind: str, parts: Mapping[str, Any], merge: Callable[[bytes | None], bytes]) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class BackendContext:
-    """What a backend factory gets (pytest_trt.backends): the session's settings
-    (``options.Settings``), its engine cache (``cache.EngineCache``, for artifacts beside the
-    engines such as timing caches) and a callable that prints a progress line on the terminal.
-    Any may be None outside a session."""
+    """What a backend factory gets (pytest_trt.backends): the session's settings, its engine
+    cache (for artifacts beside the engines such as timing caches) and a callable that prints a
+    progress line on the terminal. Any may be None outside a session."""
 
-    settings: Any = None
-    cache: Any = None
+    settings: BackendSettings | None = None
+    cache: BytesStore | None = None
     progress: Callable[[str], None] | None = None
