@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -164,7 +164,8 @@ class Option:
                 kwargs.update(nargs="?", const="")
         group.addoption(self.flag, **kwargs)
         # No ini default: an unset key reads None, so Settings can tell it from one written empty.
-        parser.addini(self.ini, help=help_text, type="bool" if self.kind is Kind.BOOL else "string", default=None)
+        ini_type: Literal["bool", "string"] = "bool" if self.kind is Kind.BOOL else "string"
+        parser.addini(self.ini, help=help_text, type=ini_type, default=None)
 
 
 def _as_number(raw: object, kind: type) -> Any:
@@ -323,7 +324,7 @@ def read(config: pytest.Config, name: str) -> Given:
         except (ValueError, TypeError, pytest.UsageError) as exc:
             raise pytest.UsageError(
                 f"pytest-trt: {source}: {exc} (choose from {INI_TRUE[0]}, {INI_FALSE[0]}; pytest also reads "
-                f"{', '.join(f'{t}/{f}' for t, f in zip(INI_TRUE[1:], INI_FALSE[1:]))}, in any letter case)"
+                f"{', '.join(f'{t}/{f}' for t, f in zip(INI_TRUE[1:], INI_FALSE[1:], strict=True))}, in any letter case)"
             ) from None
         return Given(bool(raw), source if raw is not None else None)
     raw = config.getini(option.ini)
@@ -347,6 +348,34 @@ def _checked_path(path: Path, kind: Kind, source: str) -> Path:
     if kind is Kind.FILE and path.is_dir():
         raise pytest.UsageError(f"pytest-trt: {source}: {path} is a folder, not a file")
     return path
+
+
+def _engine_cache_dir(config: pytest.Config, root: Path) -> Path | None:
+    """The engine cache folder the options name: a folder, pytest's cache folder for the flag
+    alone, or None when no engine cache is used."""
+    cache = read(config, "trt_engine_cache_dir")
+    if cache.value == "":  # the flag alone
+        pytest_cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+        if pytest_cache is None:
+            raise pytest.UsageError(
+                "pytest-trt: --trt-engine-cache without a DIR keeps engines in pytest's cache "
+                "folder, but pytest's cacheprovider plugin is disabled (-p no:cacheprovider); "
+                "give a folder (--trt-engine-cache=DIR) or enable the cacheprovider"
+            )
+        return Path(pytest_cache.mkdir("trt-engines"))
+    if cache.value:
+        return _checked_path(root / cache.value, Kind.FOLDER, cache.source or "")
+    return None
+
+
+def _warn_of_a_percentage_threshold(config: pytest.Config, threshold: Given) -> None:
+    """A threshold of 1 or more was most likely meant as a percentage: say so, once per run."""
+    if threshold.value < 1 or hasattr(config, "workerinput"):  # xdist workers: said by the controller
+        return
+    try:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(_regression_threshold_warning(threshold)), 2)
+    except pytest.PytestConfigWarning as exc:  # -W error: stop the run, without a traceback
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _regression_threshold_warning(given: Given) -> str:
@@ -396,20 +425,7 @@ class Settings:
                 return None
             return _checked_path(root / given.value, _BY_DEST[name].kind, given.source or name)
 
-        cache = read(config, "trt_engine_cache_dir")
-        if cache.value == "":  # the flag alone
-            pytest_cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
-            if pytest_cache is None:
-                raise pytest.UsageError(
-                    "pytest-trt: --trt-engine-cache without a DIR keeps engines in pytest's cache "
-                    "folder, but pytest's cacheprovider plugin is disabled (-p no:cacheprovider); "
-                    "give a folder (--trt-engine-cache=DIR) or enable the cacheprovider"
-                )
-            engine_cache_dir: Path | None = Path(pytest_cache.mkdir("trt-engines"))
-        elif cache.value:
-            engine_cache_dir = _checked_path(root / cache.value, Kind.FOLDER, cache.source or "")
-        else:
-            engine_cache_dir = None
+        engine_cache_dir = _engine_cache_dir(config, root)
         if value("trt_cache_clear") and engine_cache_dir is None:
             raise pytest.UsageError(
                 "pytest-trt: --trt-cache-clear empties the engine cache, but no engine cache is in "
@@ -417,11 +433,7 @@ class Settings:
                 "PYTEST_TRT_ENGINE_CACHE), or drop --trt-cache-clear"
             )
         threshold = read(config, "trt_regression_threshold")
-        if threshold.value >= 1 and not hasattr(config, "workerinput"):  # xdist workers: said once
-            try:
-                config.issue_config_time_warning(pytest.PytestConfigWarning(_regression_threshold_warning(threshold)), 2)
-            except pytest.PytestConfigWarning as exc:  # -W error: stop the run, without a traceback
-                raise pytest.UsageError(str(exc)) from None
+        _warn_of_a_percentage_threshold(config, threshold)
         try:
             measure = MeasureSettings(
                 warmup_ms=value("trt_warmup_ms"),
