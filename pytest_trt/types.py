@@ -98,3 +98,13 @@ class BackendContext:
     settings: BackendSettings | None = None
     cache: BytesStore | None = None
     progress: Callable[[str], None] | None = None
+
+    @property
+    def runtime(self) -> str:
+        """The TensorRT runtime the settings name; the full one outside a session."""
+        return self.settings.runtime if self.settings is not None else "full"
+
+    @property
+    def cuda_api(self) -> str:
+        """The CUDA binding the settings name; "" (the installed one) outside a session."""
+        return self.settings.cuda_api if self.settings is not None else ""

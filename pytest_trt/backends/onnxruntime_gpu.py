@@ -275,7 +275,7 @@ class GpuProviderBackend:
     @classmethod
     def for_session(cls: type[_Backend], context: BackendContext) -> _Backend:
         """The backend as a session runs it: the CUDA binding the options name."""
-        return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "")
+        return cls(cuda_api=context.cuda_api)
 
     def _onnxruntime(self) -> tuple[ModuleType | None, Availability]:
         """The onnxruntime module (imported once, kept for the other checks), or None and why it

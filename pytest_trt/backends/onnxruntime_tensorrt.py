@@ -103,7 +103,7 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
 
     @classmethod
     def for_session(cls, context: BackendContext) -> OnnxRuntimeTensorRTBackend:
-        return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "", cache=context.cache)
+        return cls(cuda_api=context.cuda_api, cache=context.cache)
 
     # -- availability ------------------------------------------------------------------------
 

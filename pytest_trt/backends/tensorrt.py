@@ -109,12 +109,7 @@ class TensorRTBackend:
     def for_session(cls, services: BackendContext) -> TensorRTBackend:
         """The backend as a session runs it: the runtime and CUDA binding the options name, the
         timing cache in the session's engine cache, build progress on the terminal."""
-        settings = services.settings
-        made = cls(
-            runtime=getattr(settings, "runtime", "full"),
-            cuda_api=getattr(settings, "cuda_api", ""),
-            progress=services.progress,
-        )
+        made = cls(runtime=services.runtime, cuda_api=services.cuda_api, progress=services.progress)
         if services.cache is not None:
             from pytest_trt.spec import BuildSpec
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pytest
 
@@ -31,6 +31,7 @@ CUDA_APIS = ("cuda-python", "pycuda")
 INI_TRUE = ("true", "yes", "on", "1", "y", "t")
 INI_FALSE = ("false", "no", "off", "0", "n", "f")
 ENGINE_CACHE_ENV = "PYTEST_TRT_ENGINE_CACHE"
+_Number = TypeVar("_Number", int, float)
 
 
 def backend_choices() -> tuple[str, ...]:
@@ -101,7 +102,7 @@ class Option:
             raise TypeError("bool options are read by pytest's own ini parser")
         return str(raw)  # a path: checked against the file system in Settings.from_config
 
-    def _bounded(self, number: Any) -> Any:
+    def _bounded(self, number: _Number) -> _Number:
         if self.minimum is not None and (number <= self.minimum if self.above_minimum else number < self.minimum):
             raise OptionValueError(f"must be {self._bound_text()}, got {number!r}")
         return number
@@ -149,7 +150,7 @@ class Option:
             return "bytes, or a number with K, M, G, T (powers of 1000) or KiB, MiB, GiB, TiB (of 1024): `2GB`, `500MiB`"
         return f"a {self.kind.value} path; a relative one is under the rootdir"
 
-    def register(self, parser: pytest.Parser, group: Any) -> None:
+    def register(self, parser: pytest.Parser, group: pytest.OptionGroup) -> None:
         help_text = f"{self.help} Default: {self.shown_default()}."
         # argparse %-formats help texts.
         kwargs: dict[str, Any] = {"dest": self.dest, "default": None, "help": help_text.replace("%", "%%")}
@@ -168,11 +169,11 @@ class Option:
         parser.addini(self.ini, help=help_text, type=ini_type, default=None)
 
 
-def _as_number(raw: object, kind: type) -> Any:
+def _as_number(raw: object, kind: type[_Number]) -> _Number:
     if isinstance(raw, bool):
         raise OptionValueError(f"invalid {kind.__name__} value: {raw!r}")
     if isinstance(raw, (int, float)) and not (kind is int and isinstance(raw, float)):
-        return raw  # a TOML number
+        return kind(raw)  # a TOML number
     try:
         return kind(str(raw))
     except ValueError:
