@@ -54,7 +54,7 @@ class IterationTimes:
     h2d: list[float] | None = None
     d2h: list[float] | None = None
     enqueue: list[float] | None = None
-    probe: list[float] | None = None  # host-speed probe times (host_probe.py), not per iteration
+    probe: list[float] | None = None  # host-speed probe times (timing/host_probe.py), not per iteration
     after_probe: list[int] | None = None  # indices of iterations run right after a probe
 
 

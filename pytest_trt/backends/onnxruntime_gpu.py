@@ -2,13 +2,13 @@
 
 - Availability, decided in a fixed order with each failure in its own words: onnxruntime is
   importable; it is a GPU build with the provider compiled in (not the CPU wheel); the CUDA
-  driver sees a GPU (``cuda.available``); the provider really comes up on a one-node session,
+  driver sees a GPU (``cuda.runtime.available``); the provider really comes up on a one-node session,
   since onnxruntime drops a provider whose libraries fail to load with only a log line.
 - Sessions that never fall back: a provider that fails is an error, not a silent CPU run.
 - ``OrtGpuRunner``: ``infer`` through onnxruntime's own copies; ``timed_session`` binds device
   buffers by pointer (IOBinding), runs the provider on a CUDA stream the plugin owns
   (``user_compute_stream``) and times the runs with CUDA events on that stream
-  (``cuda.EventTimedLoop``: H2D from pinned host buffers, compute, D2H), as TensorRT is timed.
+  (``cuda.runtime.EventTimedLoop``: H2D from pinned host buffers, compute, D2H), as TensorRT is timed.
 
 The provider-option and run-option names passed here are checked against the strings of the
 real provider libraries by tests/contract/test_ort_provider_contract.py.
@@ -422,7 +422,7 @@ class OrtTimedSession:
 class OrtGpuRunner:
     """One onnxruntime session on a GPU provider, on a stream the runner owns."""
 
-    # The GPU its timings belong to (measure_lock.py, gpu_clock.py): sessions here bind device 0.
+    # The GPU its timings belong to (timing/lock.py, timing/gpu_clock.py): sessions here bind device 0.
     device = "cuda:0"
 
     def __init__(

@@ -2,8 +2,8 @@
 
 It builds with the full runtime (ONNX parser, builder config, optimization profiles, timing cache,
 progress monitor, engine inspector) and loads with the full, lean or dispatch runtime. Shared
-logic lives elsewhere: precision transform (precision.py), cache, statistics (measure.py), and the
-CUDA event timeline (cuda.EventTimedLoop).
+logic lives elsewhere: precision transform (prepare/precision.py), cache, statistics
+(timing/measure.py), and the CUDA event timeline (cuda.runtime.EventTimedLoop).
 
 TensorRT objects are held only in variables named after their class (``builder``, ``network``,
 ``config``, ``parser``, ``error``, ``profile``, ``runtime``, ``engine``, ``context``, ``inspector``,
@@ -287,7 +287,7 @@ class TensorRTRunner:
     """A deserialized engine with one execution context and one non-blocking stream."""
 
     backend = "tensorrt"
-    device = "cuda:0"  # the current CUDA device, which every engine here runs on (measure_lock.py)
+    device = "cuda:0"  # the current CUDA device, which every engine here runs on (timing/lock.py)
 
     def __init__(self, trt: ModuleType, cuda: CudaApi, runtime: Any, engine: Any) -> None:
         self._trt = trt

@@ -1,7 +1,7 @@
 """The CUDA layer on cuda-python: device and pinned buffers, streams, events, async copies, graphs.
 
 Every CUDA call goes through ``_call``, which checks the status and raises ``CudaError`` naming the
-call and the CUDA error. ``cuda_pycuda.py`` offers the same face (``CudaApi``) on pycuda;
+call and the CUDA error. ``pycuda_binding.py`` offers the same face (``CudaApi``) on pycuda;
 ``get_cuda_api`` picks one. ``EventTimedLoop`` is the GPU side of the measurement loop: trtexec's
 per-iteration event timeline (H2D, compute, D2H, host enqueue time) on one non-blocking stream.
 

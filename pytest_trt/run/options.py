@@ -25,7 +25,7 @@ PERF_MODES = ("enforce", "report", "off")
 BASELINE_MODES = ("compare", "strict", "off")
 # Largest total size of one test's generated inputs (a model may declare billions of elements).
 DEFAULT_MAX_INPUT_BYTES = "4GiB"
-# cuda.CUDA_APIS names the same two; cuda.py is not imported here because it imports numpy.
+# cuda.runtime.CUDA_APIS names the same two; it is not imported here because it imports numpy.
 CUDA_APIS = ("cuda-python", "pycuda")
 # What pytest's "bool" ini type reads as true / false, in any letter case.
 INI_TRUE = ("true", "yes", "on", "1", "y", "t")
