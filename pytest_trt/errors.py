@@ -57,3 +57,8 @@ class CorruptEntry(CacheError):
 
 class BaselineFileError(PytestTrtError):
     """A baseline file cannot be read or safely rewritten; the message names the file."""
+
+
+class LockTimeoutError(PytestTrtError):
+    """Another process held a lock longer than pytest-trt waits for it; the message names the
+    lock and, where known, its holder. Not a backend failure: the backend never ran."""

@@ -122,6 +122,8 @@ def _sysctl(key: str) -> str:
 
 
 def _windows_cpu_name() -> str:
+    if sys.platform != "win32":  # winreg exists on Windows only
+        return ""
     try:
         import winreg
 

@@ -1,6 +1,6 @@
 """How long and how often a measurement runs by default, and the slowdown that fails, in one
-place: ``spec.MeasureSettings`` takes its defaults from here, ``options.py`` shows them in
-``--help`` and as the ini defaults, and ``measure.py`` applies the rule for slow models. No
+place: ``spec.MeasureSettings`` takes its defaults from here, ``run/options.py`` shows them in
+``--help`` and as the ini defaults, and ``timing/measure.py`` applies the rule for slow models. No
 imports: the plugin loads this at start.
 
 docs/measurement.md says what each one does; docs/regression.md what the bench measured with them.
@@ -17,7 +17,7 @@ MAX_DURATION_MS = 10000.0  # longest timed duration: a slow model stops here, wi
 REGRESSION_THRESHOLD = 0.03
 
 # On a GPU's own clock, warm-up goes on past WARMUP_MS in windows of this much GPU time until the
-# GPU has reached its working clock (gpu_clock.py)...
+# GPU has reached its working clock (timing/gpu_clock.py)...
 GPU_WINDOW_MS = 100.0
 # ...but never past this much warm-up in all (or WARMUP_MS, where that is longer).
 GPU_WARMUP_MAX_MS = 5000.0

@@ -6,9 +6,9 @@ arrow running back up the flow. numpy is imported for annotations only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,7 +54,7 @@ class IterationTimes:
     h2d: list[float] | None = None
     d2h: list[float] | None = None
     enqueue: list[float] | None = None
-    probe: list[float] | None = None  # host-speed probe times (host_probe.py), not per iteration
+    probe: list[float] | None = None  # host-speed probe times (timing/host_probe.py), not per iteration
     after_probe: list[int] | None = None  # indices of iterations run right after a probe
 
 
@@ -70,13 +70,41 @@ class HostCall:
     probe_applies: bool
 
 
+class BackendSettings(Protocol):
+    """The session settings a backend reads (``run.options.Settings`` has them)."""
+
+    @property
+    def runtime(self) -> str: ...  # the TensorRT runtime: full, lean or dispatch
+
+    @property
+    def cuda_api(self) -> str: ...  # the CUDA binding; "" for the installed one
+
+
+class BytesStore(Protocol):
+    """Bytes kept between builds beside the engines, by kind and key parts (the engine cache,
+    ``store.cache.EngineCache``, is one): TensorRT timing caches, for instance."""
+
+    def get_bytes(self, kind: str, parts: Mapping[str, Any]) -> bytes | None: ...
+
+    def update_bytes(self, kind: str, parts: Mapping[str, Any], merge: Callable[[bytes | None], bytes]) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class BackendContext:
-    """What a backend factory gets (pytest_trt.backends): the session's settings
-    (``options.Settings``), its engine cache (``cache.EngineCache``, for artifacts beside the
-    engines such as timing caches) and a callable that prints a progress line on the terminal.
-    Any may be None outside a session."""
+    """What a backend factory gets (pytest_trt.backends): the session's settings, its engine
+    cache (for artifacts beside the engines such as timing caches) and a callable that prints a
+    progress line on the terminal. Any may be None outside a session."""
 
-    settings: Any = None
-    cache: Any = None
+    settings: BackendSettings | None = None
+    cache: BytesStore | None = None
     progress: Callable[[str], None] | None = None
+
+    @property
+    def runtime(self) -> str:
+        """The TensorRT runtime the settings name; the full one outside a session."""
+        return self.settings.runtime if self.settings is not None else "full"
+
+    @property
+    def cuda_api(self) -> str:
+        """The CUDA binding the settings name; "" (the installed one) outside a session."""
+        return self.settings.cuda_api if self.settings is not None else ""

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from pytest_trt import fingerprint
-from pytest_trt.backends.base import BackendError, IterationTimes
+from pytest_trt.backends.base import IterationTimes
+from pytest_trt.errors import PytestTrtError
 from pytest_trt.spec import MeasureSettings
 from pytest_trt.timing import lock as measure_lock
 from pytest_trt.timing.lock import MeasureLockError, device_of, lock_folder, measuring
@@ -46,7 +47,7 @@ def test_a_folder_others_can_write_to_is_refused(temp_dir: Path) -> None:
     with pytest.raises(MeasureLockError, match=r"can be written by other users \(mode 777\)") as info:
         lock_folder()
     assert str(folder) in str(info.value) and "remove it" in str(info.value)
-    assert isinstance(info.value, BackendError)  # a user-facing error: the test errors with the message
+    assert isinstance(info.value, PytestTrtError)  # a user-facing error: the test errors with the message
 
 
 @posix_only

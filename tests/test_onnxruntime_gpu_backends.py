@@ -109,7 +109,7 @@ def test_a_provider_dropped_with_a_log_line_reports_that_line(no_probe, monkeypa
     )
 
     class Logging(FakeOrt):
-        def InferenceSession(self, *args, **kwargs):  # noqa: N802
+        def InferenceSession(self, *args, **kwargs):
             os.write(2, (line + "\n").encode())
             return super().InferenceSession(*args, **kwargs)
 
@@ -429,7 +429,7 @@ def test_rtx_refusal_at_session_creation_is_reported_when_it_lists_no_device(fre
     said = "[NvTensorRTRTX EP] The execution provider only supports RTX devices with compute capabilities 86, 89, 120 and above"
 
     class RefusesByName(RtxOrt):
-        def InferenceSession(self, source, sess_options=None, providers=None, **kwargs):  # noqa: N802
+        def InferenceSession(self, source, sess_options=None, providers=None, **kwargs):
             if providers == ["NvTensorRTRTXExecutionProvider"]:
                 raise RuntimeError(f"[ONNXRuntimeError] : 1 : FAIL : {said}")
             return super().InferenceSession(source, sess_options, providers, **kwargs)

@@ -195,7 +195,7 @@ def test_fp32_turns_tf32_off_and_tf32_turns_it_on(mlp) -> None:
 
 
 def test_weak_typing_flags_are_refused_on_tensorrt_11(mlp) -> None:
-    with pytest.raises(BackendError, match="strongly typed only.*use precision="):
+    with pytest.raises(BackendError, match=r"strongly typed only.*use precision="):
         backend().build(mlp, spec(mlp, shapes={"x": (1, 256)}, builder_flags=["FP16"]))
 
 
@@ -240,7 +240,7 @@ def test_a_failed_build_surfaces_the_logged_reason(mlp, monkeypatch) -> None:
     # Skip the adapter's own profile check so that the double's builder refuses the dynamic
     # input without a profile, as TensorRT does, and logs why.
     monkeypatch.setattr("pytest_trt.backends.tensorrt.optimization_profiles", lambda model, build: {})
-    with pytest.raises(BackendError, match="failed to build .*no optimization profile has been defined"):
+    with pytest.raises(BackendError, match=r"failed to build .*no optimization profile has been defined"):
         backend().build(mlp, BuildSpec())
 
 
@@ -290,7 +290,7 @@ def test_version_compatible_plans_load_on_the_lean_runtime(mlp) -> None:
 
 def test_lean_refuses_a_plan_that_is_not_version_compatible(mlp) -> None:
     artifact = backend().build(mlp, spec(mlp, shapes={"x": (1, 256)}))
-    with pytest.raises(BackendError, match="lean runtime loads only version-compatible plans.*mlp.onnx"):
+    with pytest.raises(BackendError, match=r"lean runtime loads only version-compatible plans.*mlp.onnx"):
         backend(runtime="lean").load(artifact, mlp, BuildSpec())
 
 
@@ -309,7 +309,7 @@ def test_numpy_less_io_types_are_refused_at_load(tmp_path) -> None:
         [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [2])],
     )
     b = backend()
-    with pytest.raises(BackendError, match="tensor 'x' has type .*BF16.*keep_io_types"):
+    with pytest.raises(BackendError, match=r"tensor 'x' has type .*BF16.*keep_io_types"):
         b.load(b.build(model, BuildSpec()), model, BuildSpec())
 
 

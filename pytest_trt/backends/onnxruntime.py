@@ -13,12 +13,14 @@ which protobuf allows up to 2 GB.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import tempfile
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,10 +53,8 @@ class ExternalData(str, Enum):
     INLINE = "inline"  # copied into the artifact (onnxruntime before 1.21)
 
 
-def _ort() -> Any:
-    import onnxruntime
-
-    return onnxruntime
+def _ort() -> ModuleType:
+    return importlib.import_module("onnxruntime")
 
 
 class OnnxRuntimeBackend:
@@ -157,7 +157,7 @@ def _providers(build: BuildSpec) -> tuple[str, ...]:
     return tuple(build.option_map.get("providers") or (CPU,))
 
 
-def graph_optimization_level(ort: Any, build: BuildSpec) -> tuple[str, Any]:
+def graph_optimization_level(ort: ModuleType, build: BuildSpec) -> tuple[str, Any]:
     """The build's ``graph_optimization_level`` (default ``all``), checked, and onnxruntime's value
     for it; every onnxruntime-based backend optimizes at build with it."""
     level = build.option_map.get("graph_optimization_level", "all")

@@ -34,14 +34,14 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
     # -- availability ------------------------------------------------------------------------
 
     def _decide(self) -> Availability:
-        missing = self._onnxruntime_missing()
-        if missing is not None:
-            return missing
+        ort, found = self._onnxruntime()
+        if ort is None:
+            return found
         for check in (
-            lambda: gpu.provider_compiled_in(self._ort, self.provider),
+            lambda: gpu.provider_compiled_in(ort, self.provider),
             lambda: gpu.gpu_status(self._cuda_available),
             lambda: gpu.provider_comes_up(
-                self._ort, self.provider, [(self.provider, {"device_id": "0"}), gpu.CPU_PROVIDER], PROVIDER_LIBRARY
+                ort, self.provider, [(self.provider, {"device_id": "0"}), gpu.CPU_PROVIDER], PROVIDER_LIBRARY
             ),
         ):
             found = check()

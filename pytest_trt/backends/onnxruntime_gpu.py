@@ -2,13 +2,13 @@
 
 - Availability, decided in a fixed order with each failure in its own words: onnxruntime is
   importable; it is a GPU build with the provider compiled in (not the CPU wheel); the CUDA
-  driver sees a GPU (``cuda.available``); the provider really comes up on a one-node session,
+  driver sees a GPU (``cuda.runtime.available``); the provider really comes up on a one-node session,
   since onnxruntime drops a provider whose libraries fail to load with only a log line.
 - Sessions that never fall back: a provider that fails is an error, not a silent CPU run.
 - ``OrtGpuRunner``: ``infer`` through onnxruntime's own copies; ``timed_session`` binds device
   buffers by pointer (IOBinding), runs the provider on a CUDA stream the plugin owns
   (``user_compute_stream``) and times the runs with CUDA events on that stream
-  (``cuda.EventTimedLoop``: H2D from pinned host buffers, compute, D2H), as TensorRT is timed.
+  (``cuda.runtime.EventTimedLoop``: H2D from pinned host buffers, compute, D2H), as TensorRT is timed.
 
 The provider-option and run-option names passed here are checked against the strings of the
 real provider libraries by tests/contract/test_ort_provider_contract.py.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import os
 import re
 import sys
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -57,9 +58,7 @@ _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def import_onnxruntime() -> ModuleType:
-    import onnxruntime
-
-    return onnxruntime
+    return importlib.import_module("onnxruntime")
 
 
 def package_version(name: str) -> str | None:
@@ -140,12 +139,13 @@ def logged_reason(lines: Sequence[str]) -> str:
 def library_load_error(ort: ModuleType, library: str) -> str:
     """Why the dynamic loader refuses a provider library of this onnxruntime, or "" if it loads.
     onnxruntime's own dlopen of it fails for the same reason in this process."""
+    if ort.__file__ is None:  # not loaded from a folder: no provider libraries to try
+        return ""
     capi = Path(ort.__file__).parent / "capi"
-    try:
-        # Provider libraries take Provider_GetHost from this one, which onnxruntime loads global.
+    # Provider libraries take Provider_GetHost from this one, which onnxruntime loads global.
+    # A CPU build has none; loading the provider library then says what is missing.
+    with contextlib.suppress(OSError):
         ctypes.CDLL(str(capi / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
-    except OSError:
-        pass  # a CPU build has none; loading the provider library then says what is missing
     try:
         ctypes.CDLL(str(capi / library))
     except OSError as exc:
@@ -165,7 +165,7 @@ def one_node_model() -> bytes:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())
 
 
 def provider_comes_up(ort: ModuleType, provider: str, providers: list[Any], library: str) -> Availability:
@@ -258,6 +258,9 @@ def infer_lib_version(library: str) -> str | None:
     return f"{number // 10000}.{(number // 100) % 100}.{number % 100}"
 
 
+_Backend = TypeVar("_Backend", bound="GpuProviderBackend")
+
+
 class GpuProviderBackend:
     """What the onnxruntime GPU backends share: the onnxruntime module and CUDA layer they run on
     (test doubles may stand in for either), availability decided once by ``_decide``, and the
@@ -270,17 +273,17 @@ class GpuProviderBackend:
         self._availability: Availability | None = None
 
     @classmethod
-    def for_session(cls, context: BackendContext) -> GpuProviderBackend:
+    def for_session(cls: type[_Backend], context: BackendContext) -> _Backend:
         """The backend as a session runs it: the CUDA binding the options name."""
-        return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "")
+        return cls(cuda_api=context.cuda_api)
 
-    def _onnxruntime_missing(self) -> Availability | None:
-        """Why onnxruntime cannot be imported, or None once it is (kept for the other checks)."""
+    def _onnxruntime(self) -> tuple[ModuleType | None, Availability]:
+        """The onnxruntime module (imported once, kept for the other checks), or None and why it
+        cannot be imported."""
         if self._ort is None:
             self._ort, found = onnxruntime_status()
-            if not found.ok:
-                return found
-        return None
+            return self._ort, found
+        return self._ort, Availability(True)
 
     def availability(self) -> Availability:
         if self._availability is None:
@@ -419,7 +422,7 @@ class OrtTimedSession:
 class OrtGpuRunner:
     """One onnxruntime session on a GPU provider, on a stream the runner owns."""
 
-    # The GPU its timings belong to (measure_lock.py, gpu_clock.py): sessions here bind device 0.
+    # The GPU its timings belong to (timing/lock.py, timing/gpu_clock.py): sessions here bind device 0.
     device = "cuda:0"
 
     def __init__(
@@ -485,9 +488,9 @@ class OrtGpuRunner:
         checked = check_feed(self.inputs, feed)
         expected = self.infer(checked)  # also sizes the output buffers
         warnings: list[str] = []
-        session = self._graph_session(warnings) if settings.cuda_graph else None
-        graph = session is not None
-        session = session if graph else self._session
+        graph_session = self._graph_session(warnings) if settings.cuda_graph else None
+        graph = graph_session is not None
+        session = graph_session if graph_session is not None else self._session
         buffers = _Buffers(self._cuda, checked, expected)
         try:
             binding = buffers.bind(session)

@@ -24,13 +24,13 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pytest_trt.backends import onnxruntime_gpu as gpu
 from pytest_trt.backends.base import Artifact, Availability, BackendError
 from pytest_trt.backends.profiles import optimization_profiles
 from pytest_trt.cuda.runtime import CudaApi, Stream
-from pytest_trt.types import BackendContext
+from pytest_trt.types import BackendContext, BytesStore
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
@@ -42,14 +42,6 @@ TENSORRT_LIBRARY = "libnvinfer.so.10"
 TIMING_CACHE_KIND = "ort-tensorrt-timing-cache"
 CONTEXT_MODEL = "model_ctx.onnx"
 OPTIMIZATION_LEVELS = range(0, 6)
-
-
-class BytesStore(Protocol):
-    """Where the provider's timing-cache files live between builds (the engine cache)."""
-
-    def get_bytes(self, kind: str, parts: Mapping[str, Any]) -> bytes | None: ...
-
-    def update_bytes(self, kind: str, parts: Mapping[str, Any], merge: Any) -> bytes: ...
 
 
 def tensorrt_provider_options(
@@ -111,20 +103,20 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
 
     @classmethod
     def for_session(cls, context: BackendContext) -> OnnxRuntimeTensorRTBackend:
-        return cls(cuda_api=getattr(context.settings, "cuda_api", "") or "", cache=context.cache)
+        return cls(cuda_api=context.cuda_api, cache=context.cache)
 
     # -- availability ------------------------------------------------------------------------
 
     def _decide(self) -> Availability:
-        missing = self._onnxruntime_missing()
-        if missing is not None:
-            return missing
+        ort, found = self._onnxruntime()
+        if ort is None:
+            return found
         for check in (
-            lambda: gpu.provider_compiled_in(self._ort, PROVIDER),
+            lambda: gpu.provider_compiled_in(ort, PROVIDER),
             lambda: gpu.gpu_status(self._cuda_available),
             # onnxruntime drops the provider, with a log line only, when libnvinfer.so.10 is missing.
             lambda: gpu.provider_comes_up(
-                self._ort, PROVIDER, [(PROVIDER, {"device_id": "0"}), gpu.CPU_PROVIDER], PROVIDER_LIBRARY
+                ort, PROVIDER, [(PROVIDER, {"device_id": "0"}), gpu.CPU_PROVIDER], PROVIDER_LIBRARY
             ),
         ):
             found = check()
@@ -142,12 +134,12 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
         ort = self._require()
         profiles = optimization_profiles(model, build)
-        use_timing_cache = self._cache is not None and build.option_map.get("timing_cache", True)
+        cache = self._cache if build.option_map.get("timing_cache", True) else None
         with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-trt-") as tmp:
             context_model, timing = Path(tmp) / CONTEXT_MODEL, Path(tmp) / "timing"
             timing.mkdir()
-            if use_timing_cache:
-                _unpack(self._cache.get_bytes(TIMING_CACHE_KIND, self._timing_parts()), timing)
+            if cache is not None:
+                _unpack(cache.get_bytes(TIMING_CACHE_KIND, self._timing_parts()), timing)
             options = tensorrt_provider_options(
                 build, profiles, None, timing_cache_dir=timing, context_model=context_model
             )
@@ -163,9 +155,9 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
             if not context_model.is_file():
                 raise BackendError(f"{model.path}: onnxruntime's TensorRT provider wrote no EP-context model")
             data = context_model.read_bytes()
-            if use_timing_cache and any(timing.iterdir()):
+            if cache is not None and any(timing.iterdir()):
                 packed = _pack(timing)
-                self._cache.update_bytes(TIMING_CACHE_KIND, self._timing_parts(), lambda _old: packed)
+                cache.update_bytes(TIMING_CACHE_KIND, self._timing_parts(), lambda _old: packed)
         metadata = {
             "provider": PROVIDER,
             "runtime_version": self.runtime_version(),
@@ -173,7 +165,7 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
             "tf32": build.precision == "tf32",
             "strongly_typed": True,
             "profiles": {name: [list(s) for s in triple] for name, triple in profiles.items()},
-            "timing_cache": bool(use_timing_cache),
+            "timing_cache": cache is not None,
         }
         return Artifact(data=data, metadata=metadata)
 

@@ -70,7 +70,8 @@ def provider_words(lines: Sequence[str]) -> str:
     if not chosen:
         return ""
     text = gpu.strip_log_prefix(chosen[0])
-    return _OWN_WORDS.search(text).group(0)  # from the provider's own tag on
+    own_words = _OWN_WORDS.search(text)  # from the provider's own tag on
+    return own_words.group(0) if own_words is not None else text
 
 
 def _set_log_severity(ort: ModuleType, level: int) -> None:
@@ -127,49 +128,66 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
     # -- availability ------------------------------------------------------------------------
 
     def _decide(self) -> Availability:
-        missing = self._onnxruntime_missing()
-        if missing is not None:
-            return missing
-        ort = self._ort
+        ort, found = self._onnxruntime()
+        if ort is None:
+            return found
         if not hasattr(ort, "register_execution_provider_library"):
             return Availability(
                 False, f"onnxruntime {ort.__version__} cannot load plugin execution providers (1.24 or later can)"
             )
+        plugin, found = self._provider_package()
+        if plugin is None:
+            return found
+        for check in (
+            lambda: gpu.gpu_status(self._cuda_available),
+            lambda: self._offers_a_device(ort, plugin),
+            lambda: self._runs_a_session(ort),
+        ):
+            found = check()
+            if not found.ok:
+                return found
+        return Availability(True)
+
+    def _provider_package(self) -> tuple[ModuleType | None, Availability]:
+        """The provider's package (imported once), or None and why it cannot be imported."""
         if self._plugin is None:
             try:
                 self._plugin = importlib.import_module(MODULE)
             except ModuleNotFoundError as exc:
                 if exc.name != MODULE:
-                    return Availability(False, f"{PACKAGE} is not importable ({exc})")
-                return Availability(False, f"{PACKAGE} is not installed (pip install {PACKAGE})")
+                    return None, Availability(False, f"{PACKAGE} is not importable ({exc})")
+                return None, Availability(False, f"{PACKAGE} is not installed (pip install {PACKAGE})")
             except ImportError as exc:
-                return Availability(False, f"{PACKAGE} is not importable ({exc})")
-        found = gpu.gpu_status(self._cuda_available)
-        if not found.ok:
-            return found
-        registration = self._register()
+                return None, Availability(False, f"{PACKAGE} is not importable ({exc})")
+        return self._plugin, Availability(True)
+
+    def _offers_a_device(self, ort: ModuleType, plugin: ModuleType) -> Availability:
+        """The provider library loads and offers a device; else the provider's words on why."""
+        registration = self._register(ort, plugin)
         if registration.problem:
             return Availability(
                 False, f"onnxruntime could not load the TensorRT-RTX provider library: {registration.problem}"
             )
-        if not self._devices():
-            said = provider_words(registration.log) or self._named_session_refusal() or self._no_gpu_offered()
+        if not self._devices(ort):
+            said = provider_words(registration.log) or self._named_session_refusal(ort) or self._no_gpu_offered(ort)
             return Availability(False, f"{PROVIDER} offers no device on this machine" + (f": {said}" if said else ""))
+        return Availability(True)
+
+    def _runs_a_session(self, ort: ModuleType) -> Availability:
+        """A one-node session comes up with the provider active in it."""
         with gpu.native_stderr() as log:
             try:
-                session = self._session(gpu.one_node_model(), {}, {})
+                session = self._session(ort, gpu.one_node_model(), {}, {})
             except BackendError as exc:
                 return Availability(False, f"{PROVIDER} cannot run here: {exc}")
         if PROVIDER not in session.get_providers():
             return Availability(False, f"onnxruntime did not enable {PROVIDER}: {gpu.logged_reason(log) or 'no reason logged'}")
         return Availability(True)
 
-    def _register(self) -> _Registration:
+    def _register(self, ort: ModuleType, plugin: ModuleType) -> _Registration:
         """Load the provider library into onnxruntime, once per process. The provider judges the
         devices while it loads, and says why it refuses one only in onnxruntime's log, at verbose
         level: the log is kept for the reason."""
-        ort, plugin = self._ort, self._plugin
-        assert ort is not None and plugin is not None
         key = ort.__name__
         if key not in _REGISTERED:
             problem = ""
@@ -177,7 +195,7 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
                 _set_log_severity(ort, VERBOSE)
                 try:
                     ort.register_execution_provider_library(PROVIDER, plugin.get_library_path())
-                    self._devices()
+                    self._devices(ort)
                 except Exception as exc:  # onnxruntime's Fail, or the plugin package's FileNotFoundError
                     problem = "" if "already registered" in str(exc).lower() else str(exc)
                 finally:
@@ -185,10 +203,11 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
             _REGISTERED[key] = _Registration(problem, tuple(log))
         return _REGISTERED[key]
 
-    def _no_gpu_offered(self) -> str:
+    @staticmethod
+    def _no_gpu_offered(ort: ModuleType) -> str:
         """Why the provider saw no GPU at all: onnxruntime offers plugin providers only the
         devices it found itself, and on Linux it finds GPUs under /sys/class/drm."""
-        kinds = sorted({str(d.device.type).rsplit(".", 1)[-1] for d in self._ort.get_ep_devices()})
+        kinds = sorted({str(d.device.type).rsplit(".", 1)[-1] for d in ort.get_ep_devices()})
         if "GPU" in kinds:
             return ""
         why = f"onnxruntime found no GPU to offer it (it lists: {', '.join(kinds) or 'nothing'})"
@@ -196,10 +215,10 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
             why += f"; it looks for GPUs under {DRM_CARDS.rsplit('/', 1)[0]}, which has no card on this machine"
         return why
 
-    def _named_session_refusal(self) -> str:
+    @staticmethod
+    def _named_session_refusal(ort: ModuleType) -> str:
         """What the provider says when a session asks for it by name (it may refuse this GPU
         when it is created, rather than while listing devices)."""
-        ort = self._ort
         with gpu.native_stderr() as log, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -208,18 +227,17 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
                 return provider_words(str(exc).splitlines()) or str(exc)
         return provider_words(log)
 
-    def _devices(self) -> list[Any]:
-        assert self._ort is not None
+    @staticmethod
+    def _devices(ort: ModuleType) -> list[Any]:
         # The provider takes one device per session.
-        return [d for d in self._ort.get_ep_devices() if d.ep_name == PROVIDER][:1]
+        return [d for d in ort.get_ep_devices() if d.ep_name == PROVIDER][:1]
 
-    def _session(self, source: str | bytes, options: Mapping[str, str], config: Mapping[str, str]) -> Any:
-        ort = self._ort
+    def _session(self, ort: ModuleType, source: str | bytes, options: Mapping[str, str], config: Mapping[str, str]) -> Any:
         session_options = gpu.quiet_options(ort)
         for key, value in config.items():
             session_options.add_session_config_entry(key, value)
         try:
-            session_options.add_provider_for_devices(self._devices(), dict(options))
+            session_options.add_provider_for_devices(self._devices(ort), dict(options))
         except Exception as exc:
             raise BackendError(f"onnxruntime refused the {PROVIDER} options {dict(options)}: {exc}") from None
         return gpu.open_session(ort, source, session_options, None)
@@ -227,20 +245,21 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
     def runtime_version(self) -> str:
         ort = self._ort or gpu.import_onnxruntime()
         package = gpu.package_version(PACKAGE) or "unknown"
-        libraries = sorted(Path(self._plugin.__file__).parent.glob("libtensorrt_rtx.so.*.*")) if self._plugin else []
+        folder = self._plugin.__file__ if self._plugin is not None else None
+        libraries = sorted(Path(folder).parent.glob("libtensorrt_rtx.so.*.*")) if folder else []
         rtx = (gpu.infer_lib_version(str(libraries[-1])) if libraries else None) or "unknown"
         return f"onnxruntime {ort.__version__} {PROVIDER} {package}, TensorRT-RTX {rtx}"
 
     # -- build and load ------------------------------------------------------------------------
 
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
-        self._require()
+        ort = self._require()
         profiles = optimization_profiles(model, build)
         with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-rtx-") as tmp:
             context_model = Path(tmp) / CONTEXT_MODEL
             options = rtx_provider_options(build, profiles, None)
             with gpu.tf32_policy(build.precision):
-                session = self._session(str(model.path), options, ep_context_config(context_model))
+                session = self._session(ort, str(model.path), options, ep_context_config(context_model))
             gpu.require_provider(session, PROVIDER, model.path)
             del session
             if not context_model.is_file():
@@ -259,7 +278,7 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
         ort = self._require()
 
         def open_session(stream: Stream, cuda_graph: bool) -> Any:
-            session = self._session(artifact.data, rtx_provider_options(build, {}, stream, cuda_graph=cuda_graph), {})
+            session = self._session(ort, artifact.data, rtx_provider_options(build, {}, stream, cuda_graph=cuda_graph), {})
             gpu.require_provider(session, PROVIDER, model.path)
             return session
 

@@ -2,8 +2,8 @@
 
 It builds with the full runtime (ONNX parser, builder config, optimization profiles, timing cache,
 progress monitor, engine inspector) and loads with the full, lean or dispatch runtime. Shared
-logic lives elsewhere: precision transform (precision.py), cache, statistics (measure.py), and the
-CUDA event timeline (cuda.EventTimedLoop).
+logic lives elsewhere: precision transform (prepare/precision.py), cache, statistics
+(timing/measure.py), and the CUDA event timeline (cuda.runtime.EventTimedLoop).
 
 TensorRT objects are held only in variables named after their class (``builder``, ``network``,
 ``config``, ``parser``, ``error``, ``profile``, ``runtime``, ``engine``, ``context``, ``inspector``,
@@ -28,7 +28,7 @@ from pytest_trt.backends.base import Artifact, Availability, BackendError, Backe
 from pytest_trt.backends.profiles import optimization_profiles
 from pytest_trt.backends.trt_api import RUNTIMES, TensorRTImportError, import_tensorrt, major_version
 from pytest_trt.cuda.runtime import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, get_cuda_api
-from pytest_trt.types import BackendContext
+from pytest_trt.types import BackendContext, BytesStore
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
@@ -60,7 +60,7 @@ class EngineCacheTimingStore:
 
     KIND = "timing-cache"
 
-    def __init__(self, engine_cache: Any, parts: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, engine_cache: BytesStore, parts: Callable[[], dict[str, Any]]) -> None:
         self._engine_cache = engine_cache
         self._parts = parts
 
@@ -109,12 +109,7 @@ class TensorRTBackend:
     def for_session(cls, services: BackendContext) -> TensorRTBackend:
         """The backend as a session runs it: the runtime and CUDA binding the options name, the
         timing cache in the session's engine cache, build progress on the terminal."""
-        settings = services.settings
-        made = cls(
-            runtime=getattr(settings, "runtime", "full"),
-            cuda_api=getattr(settings, "cuda_api", ""),
-            progress=services.progress,
-        )
+        made = cls(runtime=services.runtime, cuda_api=services.cuda_api, progress=services.progress)
         if services.cache is not None:
             from pytest_trt.spec import BuildSpec
 
@@ -172,17 +167,8 @@ class TensorRTBackend:
     # -- build -------------------------------------------------------------------------------
 
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
-        if self._runtime_kind != "full":
-            raise BackendError(
-                f"the TensorRT {self._runtime_kind} runtime cannot build engines: build with the full "
-                f"runtime and version_compatible=True, then load with --trt-runtime={self._runtime_kind}"
-            )
+        self._check_build_request(model, build)
         options = build.option_map
-        if build.precision in QUANTIZED_PRECISIONS and not model.quantized:
-            raise BackendError(
-                f"precision={build.precision!r} needs an explicitly quantized model (QuantizeLinear/"
-                f"DequantizeLinear nodes), and {model.path} has none"
-            )
         profiles = optimization_profiles(model, build)
         level = _hardware_level(options)
         if options.get("exclude_lean_runtime") and not options.get("version_compatible"):
@@ -190,76 +176,13 @@ class TensorRTBackend:
         trt = self._require()
         logger = _logger(trt)
         logger._clear()
-        major = major_version(trt.__version__)
-        extra_flags = tuple(options.get("builder_flags", ()))
-        weak = [f for f in extra_flags if f in WEAK_TYPING_FLAGS]
-        if weak and major >= 11:
-            raise BackendError(
-                f"builder_flags {weak}: TensorRT {trt.__version__} is strongly typed only and has no "
-                f"such BuilderFlag; precision comes from the ONNX graph (use precision=)"
-            )
-
+        network_typing = _network_typing(trt, tuple(options.get("builder_flags", ())))
         builder = trt.Builder(logger)
-        network_flags: list[str] = []
-        flags = 0
-        if major == 10 and not weak:  # 11.x is always strongly typed; the flag is ignored there
-            flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-            network_flags.append("STRONGLY_TYPED")
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse_from_file(str(model.path)):
-            problems = []
-            for index in range(parser.num_errors):
-                error = parser.get_error(index)
-                problems.append(
-                    f"node {error.node()} {error.node_name()!r} (op {error.node_operator()}): "
-                    f"{error.code()}: {error.desc()}"
-                )
-            listing = "\n  ".join(problems) or logger._errors() or "no parser error recorded"
-            raise BackendError(f"TensorRT could not parse {model.path}:\n  {listing}")
-
+        network = _parsed_network(trt, builder, logger, model, network_typing)
         config = builder.create_builder_config()
-        flag_names: list[str] = []
-
-        def set_flag(name: str) -> None:
-            flag = getattr(trt.BuilderFlag, name, None)
-            if flag is None:
-                raise BackendError(f"builder_flags: TensorRT {trt.__version__} has no BuilderFlag {name!r}")
-            config.set_flag(flag)
-            flag_names.append(name)
-
-        if "workspace_mb" in options:
-            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, _positive(options, "workspace_mb") << 20)
-        if "optimization_level" in options:
-            config.builder_optimization_level = _ranged(options, "optimization_level", 0, 5)
-        if "max_aux_streams" in options:
-            config.max_aux_streams = _ranged(options, "max_aux_streams", 0, 1 << 10)
-        if level != "none":
-            config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, HARDWARE_COMPATIBILITY[level])
-        if options.get("version_compatible"):
-            set_flag("VERSION_COMPATIBLE")
-        if options.get("exclude_lean_runtime"):
-            set_flag("EXCLUDE_LEAN_RUNTIME")
-        # TF32 is on by default in TensorRT; precision="fp32" means real fp32 math.
-        if build.precision == "tf32":
-            set_flag("TF32")
-        else:
-            config.clear_flag(trt.BuilderFlag.TF32)
-        for name in extra_flags:
-            set_flag(name)
-        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer list for the inspector
-        if profiles:
-            profile = builder.create_optimization_profile()
-            for input_name, (low, opt, high) in profiles.items():
-                profile.set_shape(input_name, low, opt, high)
-            if config.add_optimization_profile(profile) < 0:
-                raise BackendError(f"TensorRT rejected the optimization profile {profiles}: {logger._errors()}")
-        cache = None
-        if self._timing_cache is not None and options.get("timing_cache", True):
-            cache = config.create_timing_cache(self._timing_cache.load() or b"")
-            if not config.set_timing_cache(cache, False):  # made on another device or version
-                cache = config.create_timing_cache(b"")
-                config.set_timing_cache(cache, False)
+        flag_names = _configure(trt, config, build, level)
+        _add_profiles(builder, config, logger, profiles)
+        cache = self._attach_timing_cache(config, options)
         if self._progress is not None:
             config.progress_monitor = _progress_monitor(trt, self._progress)
 
@@ -269,17 +192,16 @@ class TensorRTBackend:
         if plan is None:
             raise BackendError(f"TensorRT failed to build {model.path}: {logger._errors() or 'no error logged'}")
         data = bytes(memoryview(plan))
-        if cache is not None:
-            self._timing_cache.merge(bytes(memoryview(cache.serialize())))  # type: ignore[union-attr]
+        self._merge_timing_cache(cache)
         metadata: dict[str, Any] = {
             "tensorrt_version": trt.__version__,
             "build_s": round(build_s, 3),
             "engine_bytes": len(data),
             "precision": build.precision,
             "tf32": build.precision == "tf32",
-            "strongly_typed": not weak,
+            "strongly_typed": network_typing.strongly_typed,
             "builder_flags": flag_names,
-            "network_flags": network_flags,
+            "network_flags": list(network_typing.creation_flag_names),
             "version_compatible": bool(options.get("version_compatible")),
             "hardware_compatibility": level,
             "profiles": {k: [list(s) for s in v] for k, v in profiles.items()},
@@ -288,7 +210,35 @@ class TensorRTBackend:
         metadata.update(self._inspect(trt, logger, data, metadata["version_compatible"]))
         return Artifact(data=data, metadata=metadata)
 
-    def _inspect(self, trt: ModuleType, logger: Any, data: bytes, version_compatible: bool) -> dict[str, Any]:
+    def _check_build_request(self, model: LoadedModel, build: BuildSpec) -> None:
+        """Builds this runtime or this model cannot have, refused before TensorRT is touched."""
+        if self._runtime_kind != "full":
+            raise BackendError(
+                f"the TensorRT {self._runtime_kind} runtime cannot build engines: build with the full "
+                f"runtime and version_compatible=True, then load with --trt-runtime={self._runtime_kind}"
+            )
+        if build.precision in QUANTIZED_PRECISIONS and not model.quantized:
+            raise BackendError(
+                f"precision={build.precision!r} needs an explicitly quantized model (QuantizeLinear/"
+                f"DequantizeLinear nodes), and {model.path} has none"
+            )
+
+    def _attach_timing_cache(self, config: Any, options: Mapping[str, Any]) -> Any:
+        """The timing cache the build starts from (the stored one, or an empty one where the
+        stored one was made on another device or version), or None when none is kept."""
+        if self._timing_cache is None or not options.get("timing_cache", True):
+            return None
+        cache = config.create_timing_cache(self._timing_cache.load() or b"")
+        if not config.set_timing_cache(cache, False):
+            cache = config.create_timing_cache(b"")
+            config.set_timing_cache(cache, False)
+        return cache
+
+    def _merge_timing_cache(self, cache: Any) -> None:
+        if cache is not None and self._timing_cache is not None:
+            self._timing_cache.merge(bytes(memoryview(cache.serialize())))
+
+    def _inspect(self, trt: ModuleType, logger: _CapturedLog, data: bytes, version_compatible: bool) -> dict[str, Any]:
         """Device memory size and the layer list, from the plan just built."""
         runtime = trt.Runtime(logger)
         runtime.engine_host_code_allowed = version_compatible
@@ -337,7 +287,7 @@ class TensorRTRunner:
     """A deserialized engine with one execution context and one non-blocking stream."""
 
     backend = "tensorrt"
-    device = "cuda:0"  # the current CUDA device, which every engine here runs on (measure_lock.py)
+    device = "cuda:0"  # the current CUDA device, which every engine here runs on (timing/lock.py)
 
     def __init__(self, trt: ModuleType, cuda: CudaApi, runtime: Any, engine: Any) -> None:
         self._trt = trt
@@ -351,7 +301,8 @@ class TensorRTRunner:
 
     def _io_specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         trt = self._trt
-        inputs, outputs = [], []
+        inputs: list[TensorSpec] = []
+        outputs: list[TensorSpec] = []
         for index in range(self._engine.num_io_tensors):
             name = self._engine.get_tensor_name(index)
             dtype = self._engine.get_tensor_dtype(name)
@@ -465,15 +416,23 @@ class TensorRTRunner:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-_LOGGERS: dict[str, Any] = {}
+class _CapturedLog(Protocol):
+    """The TensorRT logger this module installs, which keeps what TensorRT logged."""
+
+    def _clear(self) -> None: ...
+
+    def _errors(self) -> str: ...
 
 
-def _logger(trt: ModuleType) -> Any:
+_LOGGERS: dict[str, _CapturedLog] = {}
+
+
+def _logger(trt: ModuleType) -> _CapturedLog:
     """The one logger per TensorRT module: TensorRT keeps the first logger it sees per process."""
     key = trt.__name__
     if key not in _LOGGERS:
 
-        class CapturingLogger(trt.ILogger):
+        class CapturingLogger(trt.ILogger):  # type: ignore[name-defined]  # a class of the untyped bindings
             def __init__(self) -> None:
                 trt.ILogger.__init__(self)
                 self._messages: list[tuple[str, str]] = []
@@ -492,7 +451,7 @@ def _logger(trt: ModuleType) -> Any:
 
 
 def _progress_monitor(trt: ModuleType, report: Callable[[str], None]) -> Any:
-    class ProgressMonitor(trt.IProgressMonitor):
+    class ProgressMonitor(trt.IProgressMonitor):  # type: ignore[name-defined]  # a class of the untyped bindings
         def __init__(self) -> None:
             trt.IProgressMonitor.__init__(self)
 
@@ -508,9 +467,108 @@ def _progress_monitor(trt: ModuleType, report: Callable[[str], None]) -> Any:
     return ProgressMonitor()
 
 
+@dataclass(frozen=True)
+class _NetworkTyping:
+    """How the network is typed: strongly (in the graph's own types) unless builder flags that
+    only a weakly typed network has are asked for (TensorRT 10.x)."""
+
+    weak_flags: tuple[str, ...]
+    creation_flags: int  # NetworkDefinitionCreationFlag bits
+    creation_flag_names: tuple[str, ...]
+
+    @property
+    def strongly_typed(self) -> bool:
+        return not self.weak_flags
+
+
+def _network_typing(trt: ModuleType, extra_flags: tuple[str, ...]) -> _NetworkTyping:
+    weak = tuple(f for f in extra_flags if f in WEAK_TYPING_FLAGS)
+    major = major_version(trt.__version__)
+    if weak and major >= 11:
+        raise BackendError(
+            f"builder_flags {list(weak)}: TensorRT {trt.__version__} is strongly typed only and has no "
+            f"such BuilderFlag; precision comes from the ONNX graph (use precision=)"
+        )
+    if major == 10 and not weak:  # 11.x is always strongly typed; the flag is ignored there
+        return _NetworkTyping(weak, 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED), ("STRONGLY_TYPED",))
+    return _NetworkTyping(weak, 0, ())
+
+
+def _parsed_network(
+    trt: ModuleType, builder: Any, logger: _CapturedLog, model: LoadedModel, network_typing: _NetworkTyping
+) -> Any:
+    """The model's network, parsed from its file; a BackendError lists every parser error."""
+    flags = network_typing.creation_flags
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(model.path)):
+        problems = []
+        for index in range(parser.num_errors):
+            error = parser.get_error(index)
+            problems.append(
+                f"node {error.node()} {error.node_name()!r} (op {error.node_operator()}): "
+                f"{error.code()}: {error.desc()}"
+            )
+        listing = "\n  ".join(problems) or logger._errors() or "no parser error recorded"
+        raise BackendError(f"TensorRT could not parse {model.path}:\n  {listing}")
+    return network
+
+
+def _configure(trt: ModuleType, config: Any, build: BuildSpec, level: str) -> list[str]:
+    """Set the build options on the builder config; the BuilderFlags set, by name."""
+    options = build.option_map
+    if "workspace_mb" in options:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, _positive(options, "workspace_mb") << 20)
+    if "optimization_level" in options:
+        config.builder_optimization_level = _ranged(options, "optimization_level", 0, 5)
+    if "max_aux_streams" in options:
+        config.max_aux_streams = _ranged(options, "max_aux_streams", 0, 1 << 10)
+    if level != "none":
+        config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, HARDWARE_COMPATIBILITY[level])
+    # TF32 is on by default in TensorRT; precision="fp32" means real fp32 math.
+    if build.precision != "tf32":
+        config.clear_flag(trt.BuilderFlag.TF32)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer list for the inspector
+    flag_names = _flag_names(build)
+    for name in flag_names:
+        _set_flag(trt, config, name)
+    return flag_names
+
+
+def _flag_names(build: BuildSpec) -> list[str]:
+    """The BuilderFlags a build asks for, by name, in the order they are set."""
+    options = build.option_map
+    wanted = [
+        ("VERSION_COMPATIBLE", bool(options.get("version_compatible"))),
+        ("EXCLUDE_LEAN_RUNTIME", bool(options.get("exclude_lean_runtime"))),
+        ("TF32", build.precision == "tf32"),
+    ]
+    return [name for name, on in wanted if on] + list(options.get("builder_flags", ()))
+
+
+def _set_flag(trt: ModuleType, config: Any, name: str) -> None:
+    flag = getattr(trt.BuilderFlag, name, None)
+    if flag is None:
+        raise BackendError(f"builder_flags: TensorRT {trt.__version__} has no BuilderFlag {name!r}")
+    config.set_flag(flag)
+
+
+def _add_profiles(
+    builder: Any, config: Any, logger: _CapturedLog, profiles: Mapping[str, tuple[tuple[int, ...], ...]]
+) -> None:
+    """One optimization profile with every dynamic input's (min, opt, max) shapes."""
+    if not profiles:
+        return
+    profile = builder.create_optimization_profile()
+    for input_name, (low, opt, high) in profiles.items():
+        profile.set_shape(input_name, low, opt, high)
+    if config.add_optimization_profile(profile) < 0:
+        raise BackendError(f"TensorRT rejected the optimization profile {dict(profiles)}: {logger._errors()}")
+
+
 def _hardware_level(options: Mapping[str, Any]) -> str:
     level = options.get("hardware_compatibility", "none")
-    if level not in HARDWARE_COMPATIBILITY:
+    if not isinstance(level, str) or level not in HARDWARE_COMPATIBILITY:
         raise BackendError(
             f"hardware_compatibility must be one of {', '.join(HARDWARE_COMPATIBILITY)}; got {level!r}"
         )
@@ -523,7 +581,7 @@ def _positive(options: Mapping[str, Any], key: str) -> int:
 
 def _ranged(options: Mapping[str, Any], key: str, low: int, high: int) -> int:
     value = options[key]
-    if not low <= value <= high:
+    if not isinstance(value, int) or not low <= value <= high:
         raise BackendError(f"{key} must be in [{low}, {high}], got {value!r}")
     return value
 

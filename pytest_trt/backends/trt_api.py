@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from pytest_trt.errors import PytestTrtError
+
 RUNTIMES = ("full", "lean", "dispatch")
 SUPPORTED_MAJORS = (10, 11)
 
@@ -25,7 +27,7 @@ PIP_HINT = {
 }
 
 
-class TensorRTImportError(ImportError):
+class TensorRTImportError(PytestTrtError, ImportError):
     """No TensorRT module for the requested runtime imports here; the message says why."""
 
 

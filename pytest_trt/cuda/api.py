@@ -1,5 +1,5 @@
 """The face of a CUDA binding, as the backends and the event-timed loop use it: buffers, streams,
-events, graphs. ``cuda.py`` implements it on cuda-python, ``cuda_pycuda.py`` on pycuda; both
+events, graphs. ``runtime.py`` implements it on cuda-python, ``pycuda_binding.py`` on pycuda; both
 build device facts with ``device_facts``, so cache keys and baselines read one shape."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ the GPU machine used for verification had; its tests skip with that reason (docs
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -20,6 +20,12 @@ from pytest_trt.errors import CudaError
 from pytest_trt.types import Availability
 
 _CU_STREAM_NON_BLOCKING = 1  # CUstream_flags: pycuda does not name it
+
+
+class _HostAllocation(Protocol):
+    """pycuda's owner of page-locked memory (the ``base`` of a ``pagelocked_empty`` array)."""
+
+    def free(self) -> None: ...
 
 
 class PyCuda:
@@ -68,7 +74,8 @@ class PyCuda:
         return _PyCudaDeviceMemory(self, nbytes)
 
     def pinned_empty(self, shape: Sequence[int], dtype: np.dtype) -> PinnedArray:
-        return _PyCudaPinned(self.call("cuMemHostAlloc", self.drv.pagelocked_empty, tuple(shape), np.dtype(dtype)))
+        array = self.call("cuMemHostAlloc", self.drv.pagelocked_empty, tuple(shape), np.dtype(dtype))
+        return _PyCudaPinned(array, array.base)
 
     def create_stream(self) -> Stream:
         return _PyCudaStream(self)
@@ -82,13 +89,13 @@ class PyCuda:
         return _PyCudaEvent(self, self.call("cuEventCreate", self.drv.Event, flags))
 
     def elapsed_ms(self, start: Event, end: Event) -> float:
-        return float(self.call("cuEventElapsedTime", end.event.time_since, start.event))  # type: ignore[attr-defined]
+        return float(self.call("cuEventElapsedTime", _PyCudaEvent.of(end).event.time_since, _PyCudaEvent.of(start).event))
 
     def copy_htod_async(self, dst: int, src: np.ndarray, stream: Stream) -> None:
-        self.call("cuMemcpyHtoDAsync", self.drv.memcpy_htod_async, dst, src, stream.stream)  # type: ignore[attr-defined]
+        self.call("cuMemcpyHtoDAsync", self.drv.memcpy_htod_async, dst, src, _PyCudaStream.of(stream).stream)
 
     def copy_dtoh_async(self, dst: np.ndarray, src: int, stream: Stream) -> None:
-        self.call("cuMemcpyDtoHAsync", self.drv.memcpy_dtoh_async, dst, src, stream.stream)  # type: ignore[attr-defined]
+        self.call("cuMemcpyDtoHAsync", self.drv.memcpy_dtoh_async, dst, src, _PyCudaStream.of(stream).stream)
 
 
 class _PyCudaDeviceMemory:
@@ -103,11 +110,12 @@ class _PyCudaDeviceMemory:
 
 
 class _PyCudaPinned:
-    def __init__(self, array: np.ndarray) -> None:
+    def __init__(self, array: np.ndarray, allocation: _HostAllocation) -> None:
         self.array = array
+        self._allocation = allocation
 
     def free(self) -> None:
-        self.array.base.free()
+        self._allocation.free()
 
 
 class _PyCudaStream:
@@ -115,6 +123,13 @@ class _PyCudaStream:
         self._api = api
         self.stream = api.call("cuStreamCreate", api.drv.Stream, _CU_STREAM_NON_BLOCKING)
         self.handle = int(self.stream.handle)
+
+    @staticmethod
+    def of(stream: Stream) -> _PyCudaStream:
+        """``stream`` as this binding's stream: another binding's stream has no pycuda object."""
+        if not isinstance(stream, _PyCudaStream):
+            raise TypeError(f"pycuda cannot use a stream of another CUDA binding ({type(stream).__name__})")
+        return stream
 
     def synchronize(self) -> None:
         self._api.call("cuStreamSynchronize", self.stream.synchronize)
@@ -134,8 +149,15 @@ class _PyCudaEvent:
         self._api = api
         self.event = event
 
+    @staticmethod
+    def of(event: Event) -> _PyCudaEvent:
+        """``event`` as this binding's event: another binding's event has no pycuda object."""
+        if not isinstance(event, _PyCudaEvent):
+            raise TypeError(f"pycuda cannot time an event of another CUDA binding ({type(event).__name__})")
+        return event
+
     def record(self, stream: Stream) -> None:
-        self._api.call("cuEventRecord", self.event.record, stream.stream)  # type: ignore[attr-defined]
+        self._api.call("cuEventRecord", self.event.record, _PyCudaStream.of(stream).stream)
 
     def synchronize(self) -> None:
         self._api.call("cuEventSynchronize", self.event.synchronize)

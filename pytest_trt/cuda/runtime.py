@@ -1,7 +1,7 @@
 """The CUDA layer on cuda-python: device and pinned buffers, streams, events, async copies, graphs.
 
 Every CUDA call goes through ``_call``, which checks the status and raises ``CudaError`` naming the
-call and the CUDA error. ``cuda_pycuda.py`` offers the same face (``CudaApi``) on pycuda;
+call and the CUDA error. ``pycuda_binding.py`` offers the same face (``CudaApi``) on pycuda;
 ``get_cuda_api`` picks one. ``EventTimedLoop`` is the GPU side of the measurement loop: trtexec's
 per-iteration event timeline (H2D, compute, D2H, host enqueue time) on one non-blocking stream.
 
@@ -12,6 +12,7 @@ What ran where is stated in docs/tensorrt.md: this module ran for real on an H10
 from __future__ import annotations
 
 import ctypes
+import importlib
 import importlib.util
 import time
 from collections.abc import Callable, Sequence
@@ -75,9 +76,7 @@ class CudaPython:
     name = "cuda-python"
 
     def __init__(self, cudart: ModuleType | None = None) -> None:
-        if cudart is None:
-            from cuda.bindings import runtime as cudart
-        self.rt = cudart
+        self.rt = cudart if cudart is not None else importlib.import_module("cuda.bindings.runtime")
 
     def call(self, name: str, *args: Any) -> Any:
         """Call ``cudart.<name>(*args)``; raise ``CudaError`` unless it returned cudaSuccess.
@@ -139,8 +138,8 @@ class CudaPython:
             flags |= self.rt.cudaEventDisableTiming
         return _CudartEvent(self, flags)
 
-    def elapsed_ms(self, start: _CudartEvent, end: _CudartEvent) -> float:
-        return float(self.call("cudaEventElapsedTime", start.handle, end.handle))
+    def elapsed_ms(self, start: Event, end: Event) -> float:
+        return float(self.call("cudaEventElapsedTime", _CudartEvent.of(start).handle, _CudartEvent.of(end).handle))
 
     def copy_htod_async(self, dst: int, src: np.ndarray, stream: Stream) -> None:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
@@ -184,7 +183,7 @@ class _CudartPinned:
         self._ptr = int(api.call("cudaMallocHost", max(nbytes, 1)))
         raw = (ctypes.c_byte * max(nbytes, 1)).from_address(self._ptr)
         # Byte view first so dtypes without a ctypes twin (float16) work.
-        self.array = np.frombuffer(raw, dtype=np.uint8, count=nbytes).view(dtype).reshape(shape)
+        self.array = np.frombuffer(memoryview(raw), dtype=np.uint8, count=nbytes).view(dtype).reshape(shape)
 
     def free(self) -> None:
         if self._ptr:
@@ -226,6 +225,13 @@ class _CudartEvent:
         self._api = api
         self._event = api.call("cudaEventCreateWithFlags", flags)
         self.handle = int(self._event)
+
+    @staticmethod
+    def of(event: Event) -> _CudartEvent:
+        """``event`` as this binding's event: events of another binding have no cudart handle."""
+        if not isinstance(event, _CudartEvent):
+            raise TypeError(f"cuda-python cannot time an event of another CUDA binding ({type(event).__name__})")
+        return event
 
     def record(self, stream: Stream) -> None:
         self._api.call("cudaEventRecord", self._event, stream.handle)
@@ -332,7 +338,7 @@ class EventTimedLoop:
             return None
         try:
             captured_ok = bool(self._enqueue())
-        except Exception as exc:  # noqa: BLE001  (the capture must still be ended)
+        except Exception as exc:  # the capture must still be ended
             captured_ok = False
             self.warnings.append(f"enqueue raised under CUDA graph capture: {exc}")
         try:
@@ -389,8 +395,8 @@ class EventTimedLoop:
             enqueue_ms.append((time.perf_counter() - t0) * 1e3)
             ev.compute_end.record(stream)
             if self._transfers:
-                for dst, src in self._outputs:
-                    self._api.copy_dtoh_async(dst, src, stream)
+                for host, device in self._outputs:
+                    self._api.copy_dtoh_async(host, device, stream)
             ev.end.record(stream)
         self._wait(self._events[iterations - 1].end)
         used = self._events[:iterations]

@@ -80,19 +80,8 @@ def _prefixed(mark: str, exc: Exception) -> str:
 def read_gates(item: pytest.Item, measure_defaults: MeasureSettings) -> ItemGates:
     """Validate the item's marks; a SpecError names the mark and the argument."""
     own = {id(m) for m in item.own_markers}
-
-    def closest(name: str, shown: Callable[[pytest.Mark], str]) -> pytest.Mark | None:
-        # A function's mark overrides a class or module one, as in pytest; two on the function
-        # itself are a mistake, not a choice to make silently.
-        marks = list(item.iter_markers(name))
-        doubled = [m for m in marks if id(m) in own]
-        if len(doubled) > 1:
-            listed = " and ".join(shown(m) for m in reversed(doubled))  # in the order written
-            raise SpecError(f"{name}: {len(doubled)} marks on the test function ({listed}); keep one")
-        return marks[0] if marks else None
-
-    model_mark = closest("trt_model", _model_path)
-    accuracy_mark = closest("trt_accuracy", _call)
+    model_mark = _closest(item, own, "trt_model", _model_path)
+    accuracy_mark = _closest(item, own, "trt_accuracy", _call)
     perf_marks = list(item.iter_markers("trt_perf"))
     if model_mark is None:
         for mark in (accuracy_mark, *perf_marks):
@@ -111,8 +100,25 @@ def read_gates(item: pytest.Item, measure_defaults: MeasureSettings) -> ItemGate
             accuracy_spec = make_accuracy_spec(**_mark_kwargs(accuracy_mark))
         except (SpecError, TypeError) as exc:
             raise SpecError(_prefixed("trt_accuracy", exc)) from None
-    # iter_markers yields the closest marks first: a function's budget for a backend overrides
-    # a class or module budget for the same backend; two on the function itself are a mistake.
+    budgets = _budgets(perf_marks, own, measure_defaults)
+    return ItemGates(model=model, accuracy=accuracy_spec, budgets=budgets)
+
+
+def _closest(item: pytest.Item, own: set[int], name: str, shown: Callable[[pytest.Mark], str]) -> pytest.Mark | None:
+    """The item's closest ``name`` mark. A function's mark overrides a class or module one, as in
+    pytest; two on the function itself are a mistake, not a choice to make silently."""
+    marks = list(item.iter_markers(name))
+    doubled = [m for m in marks if id(m) in own]
+    if len(doubled) > 1:
+        listed = " and ".join(shown(m) for m in reversed(doubled))  # in the order written
+        raise SpecError(f"{name}: {len(doubled)} marks on the test function ({listed}); keep one")
+    return marks[0] if marks else None
+
+
+def _budgets(perf_marks: list[pytest.Mark], own: set[int], measure_defaults: MeasureSettings) -> tuple[PerfBudget, ...]:
+    """One budget per backend. iter_markers yields the closest marks first: a function's budget
+    for a backend overrides a class or module budget for the same backend; two on the function
+    itself are a mistake."""
     budgets: dict[str, PerfBudget] = {}
     for mark in perf_marks:
         try:
@@ -124,4 +130,4 @@ def read_gates(item: pytest.Item, measure_defaults: MeasureSettings) -> ItemGate
                 raise SpecError(f"trt_perf: two marks for backend {budget.backend!r}; keep one per backend")
             continue
         budgets[budget.backend] = budget
-    return ItemGates(model=model, accuracy=accuracy_spec, budgets=tuple(budgets.values()))
+    return tuple(budgets.values())

@@ -12,24 +12,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import pytest
 
 from pytest_trt import backends, measure_defaults
 from pytest_trt.backends.trt_api import RUNTIMES
+from pytest_trt.errors import PytestTrtError
 from pytest_trt.spec import SYNC_MODES, MeasureSettings, SpecError
 
 PERF_MODES = ("enforce", "report", "off")
 BASELINE_MODES = ("compare", "strict", "off")
 # Largest total size of one test's generated inputs (a model may declare billions of elements).
 DEFAULT_MAX_INPUT_BYTES = "4GiB"
-# cuda.CUDA_APIS names the same two; cuda.py is not imported here because it imports numpy.
+# cuda.runtime.CUDA_APIS names the same two; it is not imported here because it imports numpy.
 CUDA_APIS = ("cuda-python", "pycuda")
 # What pytest's "bool" ini type reads as true / false, in any letter case.
 INI_TRUE = ("true", "yes", "on", "1", "y", "t")
 INI_FALSE = ("false", "no", "off", "0", "n", "f")
 ENGINE_CACHE_ENV = "PYTEST_TRT_ENGINE_CACHE"
+_Number = TypeVar("_Number", int, float)
 
 
 def backend_choices() -> tuple[str, ...]:
@@ -50,7 +52,7 @@ class Kind(Enum):
     FILE = "file"
 
 
-class OptionValueError(ValueError):
+class OptionValueError(PytestTrtError, ValueError):
     """A value an option cannot take. The message names no source: the caller adds the flag, the
     ini key or the environment variable."""
 
@@ -100,7 +102,7 @@ class Option:
             raise TypeError("bool options are read by pytest's own ini parser")
         return str(raw)  # a path: checked against the file system in Settings.from_config
 
-    def _bounded(self, number: Any) -> Any:
+    def _bounded(self, number: _Number) -> _Number:
         if self.minimum is not None and (number <= self.minimum if self.above_minimum else number < self.minimum):
             raise OptionValueError(f"must be {self._bound_text()}, got {number!r}")
         return number
@@ -148,7 +150,7 @@ class Option:
             return "bytes, or a number with K, M, G, T (powers of 1000) or KiB, MiB, GiB, TiB (of 1024): `2GB`, `500MiB`"
         return f"a {self.kind.value} path; a relative one is under the rootdir"
 
-    def register(self, parser: pytest.Parser, group: Any) -> None:
+    def register(self, parser: pytest.Parser, group: pytest.OptionGroup) -> None:
         help_text = f"{self.help} Default: {self.shown_default()}."
         # argparse %-formats help texts.
         kwargs: dict[str, Any] = {"dest": self.dest, "default": None, "help": help_text.replace("%", "%%")}
@@ -163,14 +165,15 @@ class Option:
                 kwargs.update(nargs="?", const="")
         group.addoption(self.flag, **kwargs)
         # No ini default: an unset key reads None, so Settings can tell it from one written empty.
-        parser.addini(self.ini, help=help_text, type="bool" if self.kind is Kind.BOOL else "string", default=None)
+        ini_type: Literal["bool", "string"] = "bool" if self.kind is Kind.BOOL else "string"
+        parser.addini(self.ini, help=help_text, type=ini_type, default=None)
 
 
-def _as_number(raw: object, kind: type) -> Any:
+def _as_number(raw: object, kind: type[_Number]) -> _Number:
     if isinstance(raw, bool):
         raise OptionValueError(f"invalid {kind.__name__} value: {raw!r}")
     if isinstance(raw, (int, float)) and not (kind is int and isinstance(raw, float)):
-        return raw  # a TOML number
+        return kind(raw)  # a TOML number
     try:
         return kind(str(raw))
     except ValueError:
@@ -323,7 +326,7 @@ def read(config: pytest.Config, name: str) -> Given:
         except (ValueError, TypeError, pytest.UsageError) as exc:
             raise pytest.UsageError(
                 f"pytest-trt: {source}: {exc} (choose from {INI_TRUE[0]}, {INI_FALSE[0]}; pytest also reads "
-                f"{', '.join(f'{t}/{f}' for t, f in zip(INI_TRUE[1:], INI_FALSE[1:]))}, in any letter case)"
+                f"{', '.join(f'{t}/{f}' for t, f in zip(INI_TRUE[1:], INI_FALSE[1:], strict=True))}, in any letter case)"
             ) from None
         return Given(bool(raw), source if raw is not None else None)
     raw = config.getini(option.ini)
@@ -347,6 +350,34 @@ def _checked_path(path: Path, kind: Kind, source: str) -> Path:
     if kind is Kind.FILE and path.is_dir():
         raise pytest.UsageError(f"pytest-trt: {source}: {path} is a folder, not a file")
     return path
+
+
+def _engine_cache_dir(config: pytest.Config, root: Path) -> Path | None:
+    """The engine cache folder the options name: a folder, pytest's cache folder for the flag
+    alone, or None when no engine cache is used."""
+    cache = read(config, "trt_engine_cache_dir")
+    if cache.value == "":  # the flag alone
+        pytest_cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+        if pytest_cache is None:
+            raise pytest.UsageError(
+                "pytest-trt: --trt-engine-cache without a DIR keeps engines in pytest's cache "
+                "folder, but pytest's cacheprovider plugin is disabled (-p no:cacheprovider); "
+                "give a folder (--trt-engine-cache=DIR) or enable the cacheprovider"
+            )
+        return Path(pytest_cache.mkdir("trt-engines"))
+    if cache.value:
+        return _checked_path(root / cache.value, Kind.FOLDER, cache.source or "")
+    return None
+
+
+def _warn_of_a_percentage_threshold(config: pytest.Config, threshold: Given) -> None:
+    """A threshold of 1 or more was most likely meant as a percentage: say so, once per run."""
+    if threshold.value < 1 or hasattr(config, "workerinput"):  # xdist workers: said by the controller
+        return
+    try:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(_regression_threshold_warning(threshold)), 2)
+    except pytest.PytestConfigWarning as exc:  # -W error: stop the run, without a traceback
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _regression_threshold_warning(given: Given) -> str:
@@ -396,20 +427,7 @@ class Settings:
                 return None
             return _checked_path(root / given.value, _BY_DEST[name].kind, given.source or name)
 
-        cache = read(config, "trt_engine_cache_dir")
-        if cache.value == "":  # the flag alone
-            pytest_cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
-            if pytest_cache is None:
-                raise pytest.UsageError(
-                    "pytest-trt: --trt-engine-cache without a DIR keeps engines in pytest's cache "
-                    "folder, but pytest's cacheprovider plugin is disabled (-p no:cacheprovider); "
-                    "give a folder (--trt-engine-cache=DIR) or enable the cacheprovider"
-                )
-            engine_cache_dir: Path | None = Path(pytest_cache.mkdir("trt-engines"))
-        elif cache.value:
-            engine_cache_dir = _checked_path(root / cache.value, Kind.FOLDER, cache.source or "")
-        else:
-            engine_cache_dir = None
+        engine_cache_dir = _engine_cache_dir(config, root)
         if value("trt_cache_clear") and engine_cache_dir is None:
             raise pytest.UsageError(
                 "pytest-trt: --trt-cache-clear empties the engine cache, but no engine cache is in "
@@ -417,11 +435,7 @@ class Settings:
                 "PYTEST_TRT_ENGINE_CACHE), or drop --trt-cache-clear"
             )
         threshold = read(config, "trt_regression_threshold")
-        if threshold.value >= 1 and not hasattr(config, "workerinput"):  # xdist workers: said once
-            try:
-                config.issue_config_time_warning(pytest.PytestConfigWarning(_regression_threshold_warning(threshold)), 2)
-            except pytest.PytestConfigWarning as exc:  # -W error: stop the run, without a traceback
-                raise pytest.UsageError(str(exc)) from None
+        _warn_of_a_percentage_threshold(config, threshold)
         try:
             measure = MeasureSettings(
                 warmup_ms=value("trt_warmup_ms"),

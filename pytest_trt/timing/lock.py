@@ -28,7 +28,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from pytest_trt.backends.base import BackendError
+from pytest_trt.errors import LockTimeoutError, PytestTrtError
 
 CPU = "cpu"  # one lock for the host's CPUs: CPU timings share caches, memory and the scheduler
 # Long enough for many workers' slow measurements queued ahead (each holds the lock for at most
@@ -36,8 +36,12 @@ CPU = "cpu"  # one lock for the host's CPUs: CPU timings share caches, memory an
 TIMEOUT_S = 1800.0
 
 
-class MeasureLockError(BackendError):
+class MeasureLockError(PytestTrtError):
     """The measurement lock could not be taken; the message names the folder or the file."""
+
+
+class MeasureLockTimeout(MeasureLockError, LockTimeoutError):
+    """Another process measured on the device for longer than the lock timeout."""
 
 
 @dataclass
@@ -116,7 +120,7 @@ def measuring(device: str, timeout_s: float | None = None) -> Iterator[Held]:
     try:
         lock.acquire()
     except Timeout:
-        raise MeasureLockError(
+        raise MeasureLockTimeout(
             f"waited {limit:g} s for the measurement lock of {device} ({path}): another pytest process of "
             "this user on this host has been measuring on it all that time; a hung run holds it (see "
             f"`fuser {path}`)"

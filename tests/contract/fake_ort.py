@@ -131,5 +131,5 @@ class FakeOrt:
     def get_available_providers(self) -> list[str]:
         return list(self.providers)
 
-    def InferenceSession(self, source: Any, sess_options: Any = None, providers: Any = None, **kwargs: Any) -> FakeSession:  # noqa: N802
+    def InferenceSession(self, source: Any, sess_options: Any = None, providers: Any = None, **kwargs: Any) -> FakeSession:
         return FakeSession(self, source, sess_options, providers, **kwargs)

@@ -183,7 +183,7 @@ class IOptimizationProfile:
     def __init__(self) -> None:
         self._shapes: dict[str, list[list[int]]] = {}
 
-    def set_shape(self, input: str, min: Any, opt: Any, max: Any) -> None:  # noqa: A002 (real names)
+    def set_shape(self, input: str, min: Any, opt: Any, max: Any) -> None:
         self._shapes[input] = [list(min), list(opt), list(max)]
 
 
@@ -219,7 +219,7 @@ class IBuilderConfig:
 
     def add_optimization_profile(self, profile: IOptimizationProfile) -> int:
         for low, opt, high in profile._shapes.values():
-            if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
+            if not all(a <= b <= c for a, b, c in zip(low, opt, high, strict=False)):
                 return -1
         self._profiles.append(profile)
         return len(self._profiles) - 1
@@ -280,7 +280,7 @@ class EngineInspector:
     def __init__(self, engine: ICudaEngine) -> None:
         self._engine = engine
 
-    def get_engine_information(self, format: LayerInformationFormat) -> str:  # noqa: A002 (real name)
+    def get_engine_information(self, format: LayerInformationFormat) -> str:
         return json.dumps({"Layers": [{"Name": f"layer_{t['name']}"} for t in self._engine._plan["outputs"]]})
 
 
@@ -294,7 +294,7 @@ class IExecutionContext:
     def set_input_shape(self, name: str, shape: tuple) -> bool:
         tensor = self._engine._tensor(name)
         low, _, high = self._engine.get_tensor_profile_shape(name, 0)
-        if len(shape) != len(tensor["dims"]) or not all(a <= s <= b for a, s, b in zip(low, shape, high)):
+        if len(shape) != len(tensor["dims"]) or not all(a <= s <= b for a, s, b in zip(low, shape, high, strict=False)):
             return False
         self._shapes[name] = tuple(shape)
         return True
@@ -307,7 +307,7 @@ class IExecutionContext:
             return self._shapes[name]
         symbols = {}
         for tensor in self._engine._plan["inputs"]:
-            for dim, size in zip(tensor["dims"], self._shapes.get(tensor["name"], ())):
+            for dim, size in zip(tensor["dims"], self._shapes.get(tensor["name"], ()), strict=False):
                 if isinstance(dim, str):
                     symbols[dim] = size
         dims = self._engine._tensor(name)["dims"]

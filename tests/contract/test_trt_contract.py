@@ -35,6 +35,7 @@ NON_TRT = {
     "extra_flags", "flag_names", "network_flags", "name", "triple", "low", "opt", "high", "s",
     "spec.name", "self._cuda", "self._stream", "self._bindings", "self._timing_cache",
     "self._progress", "self._availability", "services", "made", "self._engine_cache", "self._parts",
+    "network_typing",
 }
 
 
@@ -125,7 +126,11 @@ def test_the_checker_fails_on_a_wrong_name_or_arity(surface, adapter_source, ori
 
 
 def test_a_new_variable_holding_a_tensorrt_object_must_be_classified(surface, adapter_source) -> None:
-    sneaky = adapter_source.replace("network = builder.create_network(flags)", "net = builder.create_network(flags)\n        net.mark_output(None)\n        network = net")
+    original = "\n    network = builder.create_network(flags)\n"
+    assert original in adapter_source
+    sneaky = adapter_source.replace(
+        original, "\n    net = builder.create_network(flags)\n    net.mark_output(None)\n    network = net\n"
+    )
     problems = check_source(sneaky, surface, NON_TRT)
     assert any("unclassified receiver" in p and "net.mark_output" in p for p in problems), problems
 
