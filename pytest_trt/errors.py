@@ -62,3 +62,7 @@ class BaselineFileError(PytestTrtError):
 class LockTimeoutError(PytestTrtError):
     """Another process held a lock longer than pytest-trt waits for it; the message names the
     lock and, where known, its holder. Not a backend failure: the backend never ran."""
+
+
+class CacheLockTimeout(CacheError, LockTimeoutError):
+    """An engine cache entry's lock was held past --trt-lock-timeout."""

@@ -19,9 +19,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from pytest_trt.errors import PytestTrtError
+
 T = TypeVar("T")
 
-class SerdeError(ValueError):
+class SerdeError(PytestTrtError, ValueError):
     """Data that does not have the shape of the record it is read as."""
 
 

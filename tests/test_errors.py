@@ -18,11 +18,6 @@ from pytest_trt.errors import LockTimeoutError, PytestTrtError
 
 # Defined in modules outside this package's error hierarchy so far; each entry must go once its
 # class derives from PytestTrtError (the xfail is strict, so a fixed class fails here until then).
-_NOT_YET_UNDER_THE_ROOT = {
-    "pytest_trt.serde.SerdeError",
-    "pytest_trt.store.regular_files.NotRegularFile",
-    "pytest_trt.store.regular_files.FileTooLarge",
-}
 
 
 def _modules() -> list[str]:
@@ -56,21 +51,9 @@ def test_the_walk_finds_the_package_s_errors_in_every_layer() -> None:
     assert len({Path(name.replace(".", "/")).parts[1] for name in _CLASSES}) >= 4
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="not under PytestTrtError yet"))
-        if name in _NOT_YET_UNDER_THE_ROOT
-        else name
-        for name in sorted(_CLASSES)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(_CLASSES))
 def test_every_error_class_derives_from_the_one_root(name: str) -> None:
     assert issubclass(_CLASSES[name], PytestTrtError), f"{name} bases: {_CLASSES[name].__mro__[1:]}"
-
-
-def test_the_not_yet_list_names_only_classes_that_exist() -> None:
-    assert set(_CLASSES) >= _NOT_YET_UNDER_THE_ROOT
 
 
 def test_errors_callers_catch_as_builtins_keep_that_base() -> None:

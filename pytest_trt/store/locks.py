@@ -11,7 +11,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from pytest_trt.errors import CacheError
+from pytest_trt.errors import CacheLockTimeout
 from pytest_trt.store.layout import lock_path, owner_path
 from pytest_trt.store.owners import Liveness, ProcessOwner, read_owner_file, write_owner_file
 from pytest_trt.store.regular_files import describe_mode
@@ -46,11 +46,11 @@ class KeyLocks:
 
     def acquire(self, kind: str, key: str) -> FileLock:
         """The key's lock, held, with our owner record written; release with ``release``.
-        CacheError when ``timeout_s`` runs out, OSError when the lock cannot be taken."""
+        CacheLockTimeout when ``timeout_s`` runs out, OSError when the lock cannot be taken."""
         lock = FileLock(self.lock_path(key))
         notice_s = min(self.notice_s, self.timeout_s)
         if not self._acquired(lock, notice_s) and not self._acquired_after_notice(lock, kind, key, notice_s):
-            raise CacheError(
+            raise CacheLockTimeout(
                 f"gave up after {self.timeout_s:g} s waiting for the lock {lock.lock_file} on cache "
                 f"entry {kind}/{key[:12]}, {self._holder(key)}. Wait for that process or stop it, or "
                 "raise --trt-lock-timeout (ini trt_lock_timeout) if its builds take longer"
