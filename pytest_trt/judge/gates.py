@@ -132,8 +132,7 @@ def check_accuracy(
     outputs_missed = not result.passed
     if spec.batch_consistency:
         # Rows may differ by kernel rounding (batched GEMMs pick other tactics), not more.
-        for problem in accuracy.check_batch_consistency(engine.infer, feed, tolerance=spec.default):
-            result.add_problem(problem)
+        result = result.with_problems(accuracy.check_batch_consistency(engine.infer, feed, tolerance=spec.default))
     if result.passed:
         return result, []
     message = result.failure_message() + "\n" + reference_line(engine)
