@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_trt import backends
 from pytest_trt.backends import BackendInfo, DeviceKind
 from pytest_trt.errors import CacheError
+from pytest_trt.judge.perf_mode import PerfMode
 from pytest_trt.progress import Progress, terminal_writer
 from pytest_trt.run.options import Settings
 from pytest_trt.run.xdist import WorkerReport
@@ -194,14 +195,15 @@ class RunState:
             feed=engine.feed_facts(),
         )
         settings = self.settings
+        perf_mode = PerfMode(settings.perf)
         context = gate_rules.GateContext(
             subject=subject,
-            perf_mode=settings.perf,
+            perf_mode=perf_mode,
             baseline=BaselinePolicy(
                 mode=settings.baseline_mode,
                 update=settings.update_baselines,
                 threshold=settings.regression_threshold,
-                enforce=settings.perf == "enforce",
+                enforce=perf_mode is PerfMode.ENFORCE,
                 commit=self.commit(),
             ),
             reference=self.engines.reference,
@@ -240,7 +242,7 @@ class RunState:
     def note_measured(self, measured: Sequence[tuple[Path, str]]) -> None:
         """Remember which collected tests (file, nodeid) measure latency, so unused baselines can
         be listed."""
-        if self.settings.perf == "off":
+        if PerfMode(self.settings.perf) is PerfMode.OFF:
             return
         for path, nodeid in measured:
             self.collected.measured.setdefault(self.shown(path), set()).add(nodeid)
