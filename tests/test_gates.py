@@ -87,7 +87,7 @@ def test_an_update_stages_an_entry_and_writes_nothing(factory, tmp_path):
     spec = gates(latency_ms=60_000)
     ctx = context(factory, tmp_path, baseline_mode="compare", update=True)
     outcome = evaluate(spec, factory.engine(spec.model, "onnxruntime"), ctx)
-    assert outcome.record.baseline_state == BaselineNote.RECORDED.value
+    assert outcome.record.baseline_state is BaselineNote.RECORDED
     assert outcome.staged is not None and outcome.staged["latency_ms"]["n"] >= 30
     assert not (tmp_path / "baselines").exists()
 
@@ -96,7 +96,7 @@ def test_a_test_that_failed_its_gates_stages_no_baseline(factory, tmp_path):
     spec = gates(latency_ms=1e-6)
     ctx = context(factory, tmp_path, baseline_mode="compare", update=True)
     outcome = evaluate(spec, factory.engine(spec.model, "onnxruntime"), ctx)
-    assert outcome.staged is None and outcome.record.baseline_state == BaselineNote.NOT_RECORDED.value
+    assert outcome.staged is None and outcome.record.baseline_state is BaselineNote.NOT_RECORDED
     assert outcome.record.baseline_note == "baseline not recorded: the test failed its gates (perf budget)"
 
 

@@ -116,7 +116,7 @@ def _record(
         budgets=tuple(perf.budgets),
         regression=baseline.verdict,
         baseline_note=baseline.note,
-        baseline_state=baseline.state.value,
+        baseline_state=baseline.state,
         warnings=perf_warnings + baseline.warnings,
         doubts=tuple(perf.doubts),
         failures=failures,

@@ -7,6 +7,7 @@ The per-test work is ``gates.evaluate``; reports are written from ``collected`` 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from pytest_trt.baselines.store import BaselineStore
     from pytest_trt.judge.gates import ItemOutcome
     from pytest_trt.judge.item_gates import ItemGates
+    from pytest_trt.judge.records import TestRecord
     from pytest_trt.prepare.engines import Engine, EngineFactory
     from pytest_trt.spec import ModelSpec
     from pytest_trt.store.cache import EngineCache
@@ -212,7 +214,7 @@ class RunState:
             progress=self.progress,
         )
         outcome = gate_rules.evaluate(gates, engine, context)
-        self.collected.records.append(outcome.record.as_dict())
+        self.collected.records.append(outcome.record)
         if outcome.staged is not None:
             self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged
         return outcome
@@ -274,7 +276,6 @@ class RunState:
         from pytest_trt.baselines import folders as baseline_folders
         from pytest_trt.baselines import store as baseline
         from pytest_trt.fingerprint import machine_fingerprint
-        from pytest_trt.judge.baseline_gate import BaselineNote
         from pytest_trt.reports import ci as ci_report
 
         choice = self.choice()
@@ -294,10 +295,8 @@ class RunState:
             )
             self.summary_notes += end.lines
             self.session_errors += end.errors
-            for record in collected.records:  # the reports must not claim a baseline that was not written
-                if record["nodeid"] in end.not_recorded:
-                    record["baseline_note"] = baseline.NOT_WRITTEN_NOTE
-                    record["baseline_state"] = BaselineNote.NOT_RECORDED.value
+            # The reports must not claim a baseline that was not written.
+            collected.records = [not_written(r) if r.nodeid in end.not_recorded else r for r in collected.records]
         if settings.report_json is None and settings.report_md is None:
             return
         meta: dict[str, Any] = {
@@ -318,3 +317,11 @@ class RunState:
             except OSError as exc:
                 where = f": {exc.filename}" if exc.filename else ""
                 self.session_errors.append(f"{option}: cannot write {path} ({exc.strerror or exc}{where})")
+
+
+def not_written(record: TestRecord) -> TestRecord:
+    """The record of a test whose staged baseline could not be written at the session's end."""
+    from pytest_trt.baselines.store import NOT_WRITTEN_NOTE
+    from pytest_trt.judge.baseline_gate import BaselineNote
+
+    return dataclasses.replace(record, baseline_note=NOT_WRITTEN_NOTE, baseline_state=BaselineNote.NOT_RECORDED)
