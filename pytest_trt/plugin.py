@@ -219,7 +219,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     if verbosity >= 0:
         lines += report.wrap(stats.summary_line(), width)
     for note in state.summary_notes:
-        lines += report.wrap(note, width, "      " if note.startswith("  ") else "    ")
+        lines += report.wrap(note.text, width)
+        for item in note.items:
+            lines += report.wrap(item, width, "      ", first="  ")
     totals = report.totals(records, width)
     if lines or state.session_errors:
         terminalreporter.write_sep("=", "pytest-trt summary")

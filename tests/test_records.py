@@ -20,8 +20,9 @@ from pytest_trt.baselines.subject import (
 from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
+from pytest_trt.notes import SummaryNote
 from pytest_trt.reports.ci import write_json
-from pytest_trt.run.session import not_written
+from pytest_trt.run.session import not_written, summary_notes
 from pytest_trt.run.xdist import WorkerReport
 from pytest_trt.serde import dumps
 from pytest_trt.store.cache import CacheStats
@@ -156,3 +157,20 @@ def test_a_baseline_not_written_is_said_so_in_the_record():
     assert record.baseline_note.startswith("baseline not recorded")
     assert record.perf == full_record().perf
 
+
+def test_session_end_lines_become_notes_with_their_listed_items():
+    lines = [
+        "baselines recorded for 2 test(s) in 1 file(s) under baselines/cpu",
+        "unused baselines (their tests are gone or no longer measured; remove with --trt-prune-baselines):",
+        "  tests/test_a.py::test_gone",
+        "  tests/test_b.py::test_gone",
+        SummaryNote("baselines pruned: 0 unused"),
+    ]
+    assert summary_notes(lines) == [
+        SummaryNote("baselines recorded for 2 test(s) in 1 file(s) under baselines/cpu"),
+        SummaryNote(
+            "unused baselines (their tests are gone or no longer measured; remove with --trt-prune-baselines):",
+            ("tests/test_a.py::test_gone", "tests/test_b.py::test_gone"),
+        ),
+        SummaryNote("baselines pruned: 0 unused"),
+    ]

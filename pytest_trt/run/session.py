@@ -17,6 +17,7 @@ from pytest_trt import backends
 from pytest_trt.backends import BackendInfo, DeviceKind
 from pytest_trt.errors import CacheError
 from pytest_trt.judge.perf_mode import PerfMode
+from pytest_trt.notes import SummaryNote
 from pytest_trt.progress import Progress, terminal_writer
 from pytest_trt.run.options import Settings
 from pytest_trt.run.xdist import WorkerReport
@@ -130,7 +131,7 @@ class RunState:
         # Every gated test's record, staged baseline and measured test id: this process's, and
         # on the xdist controller its workers' too.
         self.collected = WorkerReport()
-        self.summary_notes: list[str] = []  # baseline lines for the terminal summary
+        self.summary_notes: list[SummaryNote] = []  # baseline lines for the terminal summary
         self.session_errors: list[str] = []  # session-end problems: shown, and the run exits non-zero
         self.progress = Progress(terminal_writer(config))  # long phases on the terminal
 
@@ -282,9 +283,9 @@ class RunState:
         store, _ = self.baselines(choice.name)
         if gated and settings.baseline_mode != "off":
             on_gpu = backends.get(choice.name).device is DeviceKind.GPU
-            self.summary_notes += baseline_folders.unread_folder_notes(
+            self.summary_notes += [SummaryNote(line) for line in baseline_folders.unread_folder_notes(
                 settings.baseline_dir, on_gpu, machine_fingerprint(), store.hardware
-            )
+            )]
             end = baseline.finish_session(
                 store,
                 staged=collected.staged_baselines,
@@ -293,7 +294,7 @@ class RunState:
                 prune=settings.prune_baselines,
                 replace_unreadable=settings.replace_unreadable_baselines,
             )
-            self.summary_notes += end.lines
+            self.summary_notes += summary_notes(end.lines)
             self.session_errors += end.errors
             # The reports must not claim a baseline that was not written.
             collected.records = [not_written(r) if r.nodeid in end.not_recorded else r for r in collected.records]
@@ -325,3 +326,17 @@ def not_written(record: TestRecord) -> TestRecord:
     from pytest_trt.judge.baseline_gate import BaselineNote
 
     return dataclasses.replace(record, baseline_note=NOT_WRITTEN_NOTE, baseline_state=BaselineNote.NOT_RECORDED)
+
+
+def summary_notes(lines: Sequence[str | SummaryNote]) -> list[SummaryNote]:
+    """The session end's lines as notes. ``baselines.store.SessionEnd`` still hands its list of
+    unused baselines as lines indented under their heading: those become the heading's items."""
+    notes: list[SummaryNote] = []
+    for line in lines:
+        if isinstance(line, SummaryNote):
+            notes.append(line)
+        elif line.startswith("  ") and notes:
+            notes[-1] = dataclasses.replace(notes[-1], items=(*notes[-1].items, line.strip()))
+        else:
+            notes.append(SummaryNote(line))
+    return notes
