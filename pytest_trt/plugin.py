@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -188,7 +188,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = _state(config)
     if _is_worker(config):
-        config.workeroutput[WORKER_OUTPUT_KEY] = state.worker_report().to_json()
+        # pytest-xdist sets ``workeroutput`` on a worker's config; pytest's type does not have it.
+        cast(Any, config).workeroutput[WORKER_OUTPUT_KEY] = state.worker_report().to_json()
         return
     state.cache.evict()
     state.write_reports()

@@ -58,7 +58,7 @@ def availability_of(info: BackendInfo, settings: Settings) -> Availability:
     """Whether the backend can run here; a broken adapter counts as unavailable, with its error."""
     try:
         return info.create(BackendContext(settings=settings)).availability()
-    except Exception as exc:  # noqa: BLE001 - whatever a backend raises means "not usable here"
+    except Exception as exc:  # whatever a backend raises means "not usable here"
         return Availability(False, f"{type(exc).__name__}: {exc}")
 
 
@@ -81,7 +81,8 @@ def choose_backend(settings: Settings) -> BackendChoice:
         if not found.ok:
             raise pytest.UsageError(f"pytest-trt: {flag}, but {info.label} is unavailable: {found.reason}")
         return BackendChoice(info.name, flag)
-    candidates = sorted((i for i in registered.values() if i.auto_rank is not None), key=lambda i: i.auto_rank)
+    ranked = [(i.auto_rank, i) for i in registered.values() if i.auto_rank is not None]
+    candidates = [info for _, info in sorted(ranked, key=lambda pair: pair[0])]
     if settings.require_gpu:
         candidates = [i for i in candidates if i.device is DeviceKind.GPU]
     passed_over: list[tuple[str, str]] = []
