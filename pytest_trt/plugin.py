@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -188,7 +188,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = _state(config)
     if _is_worker(config):
-        config.workeroutput[WORKER_OUTPUT_KEY] = state.worker_report().to_json()
+        # pytest-xdist sets ``workeroutput`` on a worker's config; pytest's type does not have it.
+        cast(Any, config).workeroutput[WORKER_OUTPUT_KEY] = state.worker_report().to_json()
         return
     state.cache.evict()
     state.write_reports()
@@ -219,7 +220,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     if verbosity >= 0:
         lines += report.wrap(stats.summary_line(), width)
     for note in state.summary_notes:
-        lines += report.wrap(note, width, "      " if note.startswith("  ") else "    ")
+        lines += report.wrap(note.text, width)
+        for item in note.items:
+            lines += report.wrap(item, width, "      ", first="  ")
     totals = report.totals(records, width)
     if lines or state.session_errors:
         terminalreporter.write_sep("=", "pytest-trt summary")

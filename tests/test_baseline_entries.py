@@ -4,6 +4,7 @@ entry fails its test with the file, the test id and the field, never a traceback
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import re
@@ -21,7 +22,7 @@ CPU = "cpu-amd-epyc-2c"
 
 def probed_entry() -> dict:
     record = make_record()
-    record.perf.probe_ms = [0.1 + 0.001 * i for i in range(40)]
+    record = dataclasses.replace(record, perf=dataclasses.replace(record.perf, probe_ms=[0.1 + 0.001 * i for i in range(40)]))
     return BaselineStore.entry_from_record(record, None)
 
 

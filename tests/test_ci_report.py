@@ -39,7 +39,7 @@ def regressed_record(**fields):
         "tests/test_m.py::test_slow",
         regression=verdict,
         baseline_note="model 3f2a.. -> 91c0..",
-        baseline_state=BaselineNote.CHANGED.value,
+        baseline_state=BaselineNote.CHANGED,
         status=TestStatus.FAILED,
         warnings=("accuracy drift: output 'y' max_abs 5e-05 vs baseline 1e-05 (5.0x), still within tolerance",),
         **fields,
@@ -48,13 +48,13 @@ def regressed_record(**fields):
 
 def new_record(**fields):
     return finished(
-        "tests/test_m.py::test_new", baseline_note="no baseline", baseline_state=BaselineNote.NO_BASELINE.value, **fields
+        "tests/test_m.py::test_new", baseline_note="no baseline", baseline_state=BaselineNote.NO_BASELINE, **fields
     )
 
 
 def test_json_holds_every_test_with_statistics_and_verdict(tmp_path):
     path = tmp_path / "out" / "trt.json"
-    write_json(path, [regressed_record(), new_record().as_dict()], META)
+    write_json(path, [regressed_record(), new_record()], META)
     data = json.loads(path.read_text())
     assert data["schema"] == 3 and data["meta"] == META
     slow, new = data["tests"]
@@ -116,7 +116,7 @@ def test_junit_properties_carry_percentiles_throughput_and_delta():
     assert props["trt_baseline_verdict"] == "regressed"
     assert props["trt_baseline_note"] == "model 3f2a.. -> 91c0.."
     assert all(isinstance(v, str) for _, v in junit_properties(record))
-    assert dict(junit_properties(new_record().as_dict()))["trt_baseline_note"] == "no baseline"
+    assert dict(junit_properties(new_record()))["trt_baseline_note"] == "no baseline"
 
 
 def test_junit_properties_carry_status_accuracy_and_each_budgets_verdict():

@@ -14,6 +14,7 @@ from pytest_trt.errors import CudaError
 from pytest_trt.judge.baseline_gate import BaselineNote, BaselinePolicy
 from pytest_trt.judge.gates import GateContext, evaluate
 from pytest_trt.judge.item_gates import ItemGates
+from pytest_trt.judge.perf_mode import PerfMode
 from pytest_trt.judge.records import BudgetState, TestStatus
 from pytest_trt.prepare.engines import EngineFactory
 from pytest_trt.run.marks import model_spec
@@ -40,7 +41,7 @@ def gates(*, latency_ms: float | None = None, accuracy: bool = True) -> ItemGate
     )
 
 
-def context(factory, tmp_path, *, perf_mode="enforce", baseline_mode="off", update=False) -> GateContext:
+def context(factory, tmp_path, *, perf_mode=PerfMode.ENFORCE, baseline_mode="off", update=False) -> GateContext:
     store = BaselineStore(tmp_path / "baselines", "cpu-test-2c")
     subject = TestSubject(
         nodeid="tests/test_m.py::test_mlp", module="tests/test_m.py", backend="onnxruntime",
@@ -67,9 +68,9 @@ def test_passing_gates_give_a_passed_record_and_no_message(factory, tmp_path):
 @pytest.mark.parametrize(
     ("mode", "status", "state"),
     [
-        ("enforce", TestStatus.FAILED, BudgetState.FAILED),
-        ("report", TestStatus.PASSED, BudgetState.REPORT_OVER),
-        ("off", TestStatus.PASSED, BudgetState.NOT_MEASURED),
+        (PerfMode.ENFORCE, TestStatus.FAILED, BudgetState.FAILED),
+        (PerfMode.REPORT, TestStatus.PASSED, BudgetState.REPORT_OVER),
+        (PerfMode.OFF, TestStatus.PASSED, BudgetState.NOT_MEASURED),
     ],
 )
 def test_a_missed_budget_fails_only_when_enforced(factory, tmp_path, mode, status, state):
@@ -79,14 +80,14 @@ def test_a_missed_budget_fails_only_when_enforced(factory, tmp_path, mode, statu
     assert [b.state for b in outcome.record.budgets] == [state]
     if status is TestStatus.FAILED:
         assert outcome.message.startswith("pytest-trt gates failed (backend onnxruntime):\nperf (onnxruntime): p50")
-    assert (outcome.record.perf is None) == (mode == "off")
+    assert (outcome.record.perf is None) == (mode is PerfMode.OFF)
 
 
 def test_an_update_stages_an_entry_and_writes_nothing(factory, tmp_path):
     spec = gates(latency_ms=60_000)
     ctx = context(factory, tmp_path, baseline_mode="compare", update=True)
     outcome = evaluate(spec, factory.engine(spec.model, "onnxruntime"), ctx)
-    assert outcome.record.baseline_state == BaselineNote.RECORDED.value
+    assert outcome.record.baseline_state is BaselineNote.RECORDED
     assert outcome.staged is not None and outcome.staged["latency_ms"]["n"] >= 30
     assert not (tmp_path / "baselines").exists()
 
@@ -95,7 +96,7 @@ def test_a_test_that_failed_its_gates_stages_no_baseline(factory, tmp_path):
     spec = gates(latency_ms=1e-6)
     ctx = context(factory, tmp_path, baseline_mode="compare", update=True)
     outcome = evaluate(spec, factory.engine(spec.model, "onnxruntime"), ctx)
-    assert outcome.staged is None and outcome.record.baseline_state == BaselineNote.NOT_RECORDED.value
+    assert outcome.staged is None and outcome.record.baseline_state is BaselineNote.NOT_RECORDED
     assert outcome.record.baseline_note == "baseline not recorded: the test failed its gates (perf budget)"
 
 

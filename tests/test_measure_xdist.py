@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -71,7 +72,7 @@ def test_xdist_workers_never_time_at_the_same_moment(
     windows = sorted((json.loads(p.read_text()) for p in log.iterdir()), key=lambda w: w["opened"])
     assert len(windows) == 6
     assert len({w["pid"] for w in windows}) == 2  # both workers measured
-    for before, after in zip(windows, windows[1:]):
+    for before, after in itertools.pairwise(windows):
         assert after["opened"] >= before["closed"], f"windows overlap: {before} and {after}"
     report = json.loads((trt_pytester.path / "report.json").read_text())
     waits = [t["perf"]["lock_wait_s"] for t in report["tests"]]

@@ -6,26 +6,29 @@ import json
 import re
 from typing import Any
 
+from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject, Workload
+from pytest_trt.judge.records import TestRecord, TestStatus
 from pytest_trt.reports import ci as ci_report
 from pytest_trt.reports.terminal import summary_lines
+from pytest_trt.timing.measure import PerfClock, PerfResult
+from pytest_trt.timing.stats import LatencyStats
 
 
-def _record(short: bool) -> dict[str, Any]:
-    return {
-        "nodeid": "test_m.py::test_slow",
-        "module": "test_m.py",
-        "backend": "onnxruntime",
-        "accuracy": None,
-        "perf": {
-            "latency": {"median": 170.0, "p99": 181.5},
-            "throughput": 5.9,
-            "budget_samples": 24 if short else 120,
-            "short_percentiles": ["p99"] if short else [],
-        },
-        "budgets": [],
-        "status": "passed",
-        "warnings": [],
-    }
+def _record(short: bool) -> TestRecord:
+    """A record whose p99 comes from 24 samples (short of the 100 a p99 needs), or from 120."""
+    n = 24 if short else 120
+    latency = LatencyStats(n=n, min=160.0, mean=171.0, median=170.0, p90=178.0, p95=180.0, p99=181.5, max=182.0,
+                           stdev=4.0, cv=0.02)
+    perf = PerfResult(
+        backend="onnxruntime", clock=PerfClock.HOST, mode={"clock": "host"}, batch=1, iterations=n,
+        duration_s=n * 0.17, latency=latency, compute=None, h2d=None, d2h=None, enqueue=None, throughput=5.9,
+        samples_ms=[170.0] * n,
+    )
+    subject = TestSubject(
+        nodeid="test_m.py::test_slow", module="test_m.py", backend="onnxruntime", runtime_version="onnxruntime",
+        model=ModelRef("m.onnx", "0"), build=BuildFacts("fp32"), workload=Workload({}, {}, 1, "fp32"),
+    )
+    return TestRecord(subject=subject, status=TestStatus.PASSED, perf=perf)
 
 
 def test_the_summary_and_markdown_name_the_samples_of_a_short_p99() -> None:

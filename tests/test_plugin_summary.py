@@ -3,30 +3,68 @@ several widths, verbosity, and the one-line summaries JUnit shares."""
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 import pytest
 
+from pytest_trt.baselines.regression import RegressionVerdict, Verdict
+from pytest_trt.baselines.subject import (
+    BuildFacts,
+    InputFacts,
+    InputRange,
+    InputSource,
+    ModelRef,
+    TensorSignature,
+    TestSubject,
+    Workload,
+)
+from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
 from pytest_trt.judge.baseline_gate import BaselineNote
-from pytest_trt.judge.records import BudgetOutcome, BudgetState
+from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
 from pytest_trt.reports.terminal import accuracy_summary, budget_summary, summary_lines, totals
+from pytest_trt.timing.measure import PerfClock, PerfResult
+from pytest_trt.timing.stats import LatencyStats
+
+_SUBJECT_FIELDS = {f.name for f in fields(TestSubject)}
 
 
-def _record(nodeid: str, *, budgets=(), perf=True, accuracy=True, status="passed", warnings=(), doubts=(), **extra):
-    return {
-        "nodeid": nodeid,
-        "module": nodeid.split("::")[0],
-        "backend": "onnxruntime",
-        "accuracy": {"passed": accuracy} if accuracy is not None else None,
-        "perf": {"latency": {"median": 0.1234, "p99": 12.345}, "throughput": 25931.7} if perf else None,
-        "budgets": list(budgets),
-        "status": status,
-        "warnings": list(warnings),
-        "doubts": list(doubts),
-        **extra,
-    }
+def _perf(**changes) -> PerfResult:
+    """A host-clock measurement of 100 samples (enough for every shown percentile): p50 0.1234 ms,
+    p99 12.345 ms, 25,932 qps."""
+    latency = LatencyStats(n=100, min=0.1, mean=0.2, median=0.1234, p90=1.0, p95=2.0, p99=12.345, max=20.5,
+                           stdev=0.1, cv=0.5)
+    perf = PerfResult(
+        backend="onnxruntime", clock=PerfClock.HOST, mode={"clock": "host"}, batch=1, iterations=100,
+        duration_s=0.02, latency=latency, compute=None, h2d=None, d2h=None, enqueue=None, throughput=25931.7,
+        samples_ms=[0.1234] * 100,
+    )
+    return replace(perf, **changes)
+
+
+def _record(nodeid: str, *, perf=True, accuracy=True, status=TestStatus.PASSED, **extra) -> TestRecord:
+    """A record as the gates assemble it: ``perf`` and ``accuracy`` a result, or whether there is
+    one and whether it passed; ``extra`` fills the subject's fields and the record's."""
+    subject = TestSubject(**{
+        "nodeid": nodeid, "module": nodeid.split("::")[0], "backend": "onnxruntime",
+        "runtime_version": "onnxruntime 1.31.0", "model": ModelRef("mlp.onnx", "3f2a"), "build": BuildFacts("fp32"),
+        "workload": Workload({}, {}, 1, "fp32"),
+        **{k: v for k, v in extra.items() if k in _SUBJECT_FIELDS},
+    })
+    return TestRecord(
+        subject=subject,
+        status=status,
+        accuracy=AccuracyResult(accuracy) if isinstance(accuracy, bool) else accuracy,
+        perf=(_perf() if perf else None) if isinstance(perf, bool) else perf,
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in extra.items() if k not in _SUBJECT_FIELDS},
+    )
 
 
 def _budget(backend, description, state, message=""):
-    return BudgetOutcome(backend, description, state, message).as_dict()
+    return BudgetOutcome(backend, description, state, message)
+
+
+def _verdict(status: Verdict, message: str) -> RegressionVerdict:
+    return RegressionVerdict(status, 0.2, 0.15, 0.25, 0.1, True, message)
 
 
 def _demo_like():
@@ -42,11 +80,11 @@ def _demo_like():
         _record(
             "tests/test_models.py::test_a_very_long_test_name_that_does_not_fit_the_column[param-one]",
             budgets=[_budget("onnxruntime", "p50 <= 1.00 ms", BudgetState.FAILED, "p50 latency 2 ms > budget 1 ms")],
-            status="failed",
+            status=TestStatus.FAILED,
             warnings=["enqueue-bound: the host may be starving the GPU"],
             doubts=["p50 1.010 ms is too close to its budget 1.00 ms to judge"],
         ),
-        _record("tests/test_other.py::test_accuracy_only", perf=False, accuracy=False, status="failed"),
+        _record("tests/test_other.py::test_accuracy_only", perf=False, accuracy=False, status=TestStatus.FAILED),
     ]
 
 
@@ -110,8 +148,8 @@ def test_a_failed_test_reads_fail_though_its_budget_passed():
     # Failed by accuracy, by a regression or by an error: the row's status is the test's.
     budgets = [_budget("onnxruntime", "p99 <= 50.00 ms", BudgetState.PASSED)]
     records = [
-        _record("t.py::test_inaccurate", budgets=budgets, accuracy=False, status="failed"),
-        _record("t.py::test_slower", budgets=budgets, status="failed", regression={"status": "regressed", "message": "min +20%"}),
+        _record("t.py::test_inaccurate", budgets=budgets, accuracy=False, status=TestStatus.FAILED),
+        _record("t.py::test_slower", budgets=budgets, status=TestStatus.FAILED, regression=_verdict(Verdict.REGRESSED, "min +20%")),
     ]
     rows = {line.split()[0]: line for line in summary_lines(records, width=120)[2:] if line.startswith("  ")}
     assert rows["test_inaccurate"].endswith("FAIL")
@@ -126,7 +164,7 @@ def test_report_only_and_unmeasured_budgets_have_their_own_status():
         _record("t.py::test_over", budgets=unenforced(BudgetState.REPORT_OVER, "report only: p50 latency 10 ms > budget 9 ms")),
         _record("t.py::test_under", budgets=unenforced(BudgetState.REPORT_WITHIN, "report only: within budget")),
         _record("t.py::test_off", perf=False, budgets=unenforced(BudgetState.NOT_MEASURED, "not measured (--trt-perf=off)")),
-        _record("t.py::test_broken", status="error", accuracy=None, perf=False),
+        _record("t.py::test_broken", status=TestStatus.ERROR, accuracy=None, perf=False),
     ]
     rows = {line.split()[0]: line for line in summary_lines(records, width=100)[2:]}
     assert rows["test_over"].endswith("over (report only)")
@@ -138,10 +176,10 @@ def test_report_only_and_unmeasured_budgets_have_their_own_status():
 def test_quiet_keeps_failed_rows_doubts_and_regressions_only():
     records = [
         *_demo_like(),
-        _record("tests/test_b.py::test_kept", baseline_state=BaselineNote.COMPARED.value,
-                regression={"status": "unchanged", "message": "min +0.1%"}),
-        _record("tests/test_b.py::test_slow", status="failed", baseline_state=BaselineNote.COMPARED.value,
-                regression={"status": "regressed", "message": "min +20.0%"}),
+        _record("tests/test_b.py::test_kept", baseline_state=BaselineNote.COMPARED,
+                regression=_verdict(Verdict.UNCHANGED, "min +0.1%")),
+        _record("tests/test_b.py::test_slow", status=TestStatus.FAILED, baseline_state=BaselineNote.COMPARED,
+                regression=_verdict(Verdict.REGRESSED, "min +20.0%")),
     ]
     lines = summary_lines(records, width=120, verbosity=-1)
     text = " ".join(line.strip() for line in lines)
@@ -163,8 +201,8 @@ def test_quiet_with_everything_passing_shows_nothing_but_totals():
 def test_totals_count_failures_errors_regressions_and_budgets_not_enforced():
     records = [
         *_demo_like(),
-        _record("t.py::test_broken", status="error"),
-        _record("t.py::test_slow", status="failed", regression={"status": "regressed", "message": "min +20%"}),
+        _record("t.py::test_broken", status=TestStatus.ERROR),
+        _record("t.py::test_slow", status=TestStatus.FAILED, regression=_verdict(Verdict.REGRESSED, "min +20%")),
         _record("t.py::test_report", budgets=[_budget("onnxruntime", "p50 <= 9 ms", BudgetState.REPORT_OVER)]),
     ]
     assert totals(records, width=200) == [
@@ -177,18 +215,19 @@ def test_totals_count_failures_errors_regressions_and_budgets_not_enforced():
 def test_verbose_adds_engine_measurement_accuracy_and_inputs_under_each_test():
     record = _record(
         "t.py::test_cnn",
-        accuracy=None,
+        accuracy=AccuracyResult(True, [OutputReport("y", True, stats={"max_abs": 3.2e-06})]),
+        perf=_perf(iterations=1400, duration_s=0.301),
         budgets=[_budget("onnxruntime", "p99 <= 5.00 ms", BudgetState.PASSED)],
         engine={"how": "loaded", "seconds": 0.0512, "cache": {"outcome": "hit", "saved_s": 10.24}},
-        workload={"inputs": {"image": {"shape": [8, 3], "dtype": "float32"}, "ids": {"shape": [8], "dtype": "int64"}}},
+        workload=Workload(
+            inputs={"image": TensorSignature((8, 3), "float32"), "ids": TensorSignature((8,), "int64")},
+            outputs={}, batch=8, precision="fp32",
+        ),
         feed={
-            "image": {"source": "generated", "range": "default", "min": -0.99, "max": 0.98},
-            "ids": {"source": "generated", "range": "default", "min": 0, "max": 99},
+            "image": InputFacts(InputSource.GENERATED, range=InputRange.DEFAULT, min=-0.99, max=0.98),
+            "ids": InputFacts(InputSource.GENERATED, range=InputRange.DEFAULT, min=0, max=99),
         },
     )
-    record["accuracy"] = {"passed": True, "outputs": [{"passed": True, "stats": {"max_abs": 3.2e-06}}], "problems": []}
-    record["perf"].update(iterations=1400, duration_s=0.301, clock="host")
-    record["perf"]["latency"].update(min=0.1, max=20.5)
     lines = summary_lines([record], width=120, verbosity=1)
     assert lines[2:] == [
         "  test_cnn  onnxruntime  ok    0.123    12.3  25,932  p99 <= 5.00 ms  ok",
@@ -203,14 +242,16 @@ def test_verbose_adds_engine_measurement_accuracy_and_inputs_under_each_test():
 
 
 def test_accuracy_and_budget_summaries():
-    failed = {
-        "passed": False,
-        "outputs": [{"passed": False, "stats": {"max_abs": 0.41}}, {"passed": True, "stats": {"max_abs": 1e-7}}],
-        "problems": [],
-    }
+    failed = AccuracyResult(False, [
+        OutputReport("y", False, "output 'y': bad", stats={"max_abs": 0.41}),
+        OutputReport("z", True, stats={"max_abs": 1e-7}),
+    ])
     assert accuracy_summary(failed) == "failed: 1 of 2 outputs, worst |d| 0.41"
-    missing = {"passed": False, "outputs": [], "problems": ["output 'y' is missing"]}
+    missing = AccuracyResult(False, problems=["output 'y' is missing"])
     assert accuracy_summary(missing) == "failed: 1 other problem"
+    # A statistic that is not finite (read back from the JSON report's null) is no worst difference.
+    unknown = AccuracyResult(True, [OutputReport("y", True, stats={"max_abs": float("nan")})])
+    assert accuracy_summary(unknown) == "passed"
     own = _budget("onnxruntime", "p99 <= 2.00 ms", BudgetState.PASSED)
     other = _budget("tensorrt", "p99 <= 0.30 ms", BudgetState.NOT_ENFORCED)
     assert budget_summary(own, "onnxruntime") == "p99 <= 2.00 ms: passed"

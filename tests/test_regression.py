@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -51,7 +52,7 @@ def baseline() -> dict:
 def probed_baseline() -> dict:
     recorded = sample(1.0, seed=0, host=1.0)
     record = make_record(recorded.samples_ms)
-    record.perf.probe_ms = recorded.probe_ms
+    record = dataclasses.replace(record, perf=dataclasses.replace(record.perf, probe_ms=recorded.probe_ms))
     return BaselineStore.entry_from_record(record, None)
 
 

@@ -10,16 +10,18 @@ Integer and bool outputs are compared exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pytest_trt.serde import to_data
 from pytest_trt.spec import AccuracySpec, OutputTolerance, format_tolerance
 from pytest_trt.store.files import write_atomic_with
 
@@ -29,27 +31,23 @@ _HISTOGRAM_WIDTH = 30
 _BISECTION_STEPS = 40
 
 
-@dataclass
+@dataclass(frozen=True)
 class OutputReport:
     """The verdict and error statistics for one output."""
 
     name: str
     passed: bool
     message: str = ""  # multi-line; "" when passed
-    stats: dict[str, Any] = field(default_factory=dict)
+    # Error statistics by name: counts (n_total, n_bad) stay whole numbers; inf (no tolerance
+    # passes) is written as null, and read back as nan.
+    stats: dict[str, int | float] = field(default_factory=dict)
     worst_index: list[int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "passed": self.passed,
-            "message": self.message,
-            "stats": {k: _json_number(v) for k, v in self.stats.items()},
-            "worst_index": self.worst_index,
-        }
+        return dict(to_data(self))
 
 
-@dataclass
+@dataclass(frozen=True)
 class AccuracyResult:
     """All outputs of one comparison, plus problems that belong to no single output."""
 
@@ -57,10 +55,11 @@ class AccuracyResult:
     outputs: list[OutputReport] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
-    def add_problem(self, problem: str) -> None:
-        """Record a failure found outside ``compare_outputs`` (e.g. batch consistency)."""
-        self.problems.append(problem)
-        self.passed = False
+    def with_problems(self, problems: Sequence[str]) -> AccuracyResult:
+        """This result with failures found outside ``compare_outputs`` (e.g. batch consistency)."""
+        if not problems:
+            return self
+        return dataclasses.replace(self, passed=False, problems=[*self.problems, *problems])
 
     def failure_message(self) -> str:
         """Failing outputs first (their first line is the headline), then problems, then the rule."""
@@ -72,11 +71,7 @@ class AccuracyResult:
         return "\n".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "outputs": [report.as_dict() for report in self.outputs],
-            "problems": list(self.problems),
-        }
+        return dict(to_data(self))
 
 
 def compare_outputs(
@@ -91,23 +86,22 @@ def compare_outputs(
     ``quantized=True`` (an INT8 model) also reports the cosine similarity and top-1 agreement
     of float outputs where ``min_cosine``/``topk`` do not gate them: elementwise tolerances are
     rarely what quantized models are judged by, so a failure shows those numbers too."""
-    result = AccuracyResult(passed=True)
+    outputs: list[OutputReport] = []
+    problems: list[str] = []
     for name in reference:
         if name not in actual:
-            result.add_problem(
+            problems.append(
                 f"output {name!r} is missing from the backend's outputs "
                 f"(it produced: {_names(actual)})"
             )
             continue
-        report = compare_output(name, actual[name], reference[name], spec.for_output(name), quantized=quantized)
-        result.outputs.append(report)
-        result.passed = result.passed and report.passed
+        outputs.append(compare_output(name, actual[name], reference[name], spec.for_output(name), quantized=quantized))
     for name in actual:
         if name not in reference:
-            result.add_problem(
+            problems.append(
                 f"output {name!r} has no reference output (the reference produced: {_names(reference)})"
             )
-    return result
+    return AccuracyResult(all(report.passed for report in outputs) and not problems, outputs, problems)
 
 
 def compare_output(
@@ -643,9 +637,3 @@ def _round_up(value: float) -> str:
     exponent = math.floor(math.log10(value)) - 1
     return format_tolerance(float(f"{math.ceil(value / 10.0**exponent ) * 10.0**exponent:.2g}"))
 
-
-def _json_number(value: Any) -> Any:
-    """Floats that JSON can hold; inf/nan (no passing tolerance, undefined cosine) become None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

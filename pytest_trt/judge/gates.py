@@ -23,6 +23,7 @@ from pytest_trt.errors import InferenceError, PytestTrtError
 from pytest_trt.judge import accuracy, divergence
 from pytest_trt.judge.baseline_gate import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
 from pytest_trt.judge.item_gates import ItemGates
+from pytest_trt.judge.perf_mode import PerfMode
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
 from pytest_trt.model import describe_generated
 from pytest_trt.prepare.engines import Engine
@@ -37,7 +38,7 @@ class GateContext:
     """What the session lends the gates of one test."""
 
     subject: TestSubject
-    perf_mode: str  # enforce | report | off
+    perf_mode: PerfMode
     baseline: BaselinePolicy
     # The outputs the engine is compared with, for a feed: the kind the spec asks for (the
     # onnxruntime run of the model or export, or the torch module) is the third argument.
@@ -115,7 +116,7 @@ def _record(
         budgets=tuple(perf.budgets),
         regression=baseline.verdict,
         baseline_note=baseline.note,
-        baseline_state=baseline.state.value,
+        baseline_state=baseline.state,
         warnings=perf_warnings + baseline.warnings,
         doubts=tuple(perf.doubts),
         failures=failures,
@@ -132,8 +133,7 @@ def check_accuracy(
     outputs_missed = not result.passed
     if spec.batch_consistency:
         # Rows may differ by kernel rounding (batched GEMMs pick other tactics), not more.
-        for problem in accuracy.check_batch_consistency(engine.infer, feed, tolerance=spec.default):
-            result.add_problem(problem)
+        result = result.with_problems(accuracy.check_batch_consistency(engine.infer, feed, tolerance=spec.default))
     if result.passed:
         return result, []
     message = result.failure_message() + "\n" + reference_line(engine)
@@ -203,7 +203,7 @@ def check_perf(
 ) -> _Perf:
     running, mode = engine.backend, context.perf_mode
     perf = _Perf()
-    if mode != "off":
+    if mode is not PerfMode.OFF:
         judged = measure.judged_percentiles(budgets, running)
         perf.result = _measured(engine, feed, measure_settings(budgets, running), judged, context, Phase.MEASURE)
     for budget in budgets:
@@ -215,7 +215,7 @@ def check_perf(
         else:
             missed = measure.budget_failures(perf.result, budget)
             perf.doubts += measure.budget_doubts(perf.result, budget, threads_advice=_threads_advice(engine))
-            if mode == "enforce":
+            if mode is PerfMode.ENFORCE:
                 state = BudgetState.FAILED if missed else BudgetState.PASSED
                 outcome = BudgetOutcome(budget.backend, description, state, "; ".join(missed))
                 perf.failures += [f"perf ({running}): {m}" for m in missed]

@@ -1,24 +1,26 @@
 """What one gated test produced: the record that baselines and reports read.
 
 A record is assembled once, at the end of the item, from the outcomes the gates returned
-(gates.py). ``as_dict`` gives JSON-ready data (nested results provide their own); xdist workers
-send that form, and reports read it back through ``TestRecord``-shaped dicts, so every state a
-report shows is an enum value, never read back from message text.
+(gates.py), and read by attribute from there on: xdist workers send it as JSON data
+(``serde.to_data``) and the controller rebuilds it (``serde.from_data``); the JSON report holds
+``as_dict()`` entries, which ``from_dict`` reads back. Every state a report shows is an enum,
+never read back from message text.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pytest_trt.baselines.subject import InputFacts, TestSubject
-from pytest_trt.serde import to_data
-
-if TYPE_CHECKING:
-    from pytest_trt.baselines.regression import RegressionVerdict
-    from pytest_trt.judge.accuracy import AccuracyResult
-    from pytest_trt.timing.measure import PerfResult
+from pytest_trt.baselines.regression import RegressionVerdict, Verdict
+from pytest_trt.baselines.subject import TestSubject
+from pytest_trt.judge.accuracy import AccuracyResult
+from pytest_trt.judge.baseline_gate import BaselineNote
+from pytest_trt.serde import from_data, to_data
+from pytest_trt.timing.measure import PerfResult
 
 
 class TestStatus(str, Enum):
@@ -65,14 +67,12 @@ class BudgetOutcome:
         return self.state is BudgetState.PASSED if self.enforced else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "backend": self.backend,
-            "description": self.description,
-            "state": self.state.value,
-            "enforced": self.enforced,
-            "passed": self.passed,
-            "message": self.message,
-        }
+        """The JSON report's form: the fields, and ``enforced`` and ``passed`` for readers that
+        do not know the states."""
+        return {**to_data(self), "enforced": self.enforced, "passed": self.passed}
+
+
+_SUBJECT_FIELDS = tuple(f.name for f in dataclasses.fields(TestSubject))
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class TestRecord:
     budgets: tuple[BudgetOutcome, ...] = ()
     regression: RegressionVerdict | None = None
     baseline_note: str = ""  # e.g. "no baseline", "stale: shapes changed", "model 3f2a.. -> 91c0.."
-    baseline_state: str = ""  # regression.BaselineNote value: what the baseline step did
+    baseline_state: BaselineNote = BaselineNote.OFF  # what the baseline step did
     warnings: tuple[str, ...] = ()  # advice: what the run noticed without doubting a verdict
     doubts: tuple[str, ...] = ()  # warnings that a gate's verdict may be wrong (a budget within the noise)
     failures: tuple[str, ...] = ()  # one line per failed gate, as the test's failure shows them
@@ -105,34 +105,27 @@ class TestRecord:
     def backend(self) -> str:
         return self.subject.backend
 
+    @property
+    def regressed(self) -> bool:
+        return self.regression is not None and self.regression.status is Verdict.REGRESSED
+
     def as_dict(self) -> dict[str, Any]:
-        def plain(value: Any) -> Any:
-            return value.as_dict() if value is not None else None
+        """The JSON report's entry (schema 3): the subject's fields at the top level, a feed's
+        facts only where they apply, and the facts that follow from a measurement and a budget."""
+        data = to_data(self)
+        subject = data.pop("subject")
+        subject["feed"] = {name: _present(facts) for name, facts in subject["feed"].items()}
+        data["perf"] = self.perf.as_dict() if self.perf is not None else None
+        data["budgets"] = [budget.as_dict() for budget in self.budgets]
+        return {**subject, **data}
 
-        subject = self.subject
-        return {
-            "nodeid": subject.nodeid,
-            "module": subject.module,
-            "backend": subject.backend,
-            "runtime_version": subject.runtime_version,
-            "model": to_data(subject.model),
-            "build": to_data(subject.build),
-            "workload": to_data(subject.workload),
-            "engine": subject.engine,
-            "feed": {name: _feed_facts(facts) for name, facts in subject.feed.items()},
-            "accuracy": plain(self.accuracy),
-            "perf": plain(self.perf),
-            "budgets": [b.as_dict() for b in self.budgets],
-            "regression": plain(self.regression),
-            "baseline_note": self.baseline_note,
-            "baseline_state": self.baseline_state,
-            "status": self.status.value,
-            "warnings": list(self.warnings),
-            "doubts": list(self.doubts),
-            "failures": list(self.failures),
-        }
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any]) -> TestRecord:
+        """A record read back from its ``as_dict()`` entry; the computed keys are left out."""
+        subject = {name: entry[name] for name in _SUBJECT_FIELDS if name in entry}
+        return from_data(cls, {**entry, "subject": subject}, where=f"record {entry.get('nodeid', '?')}")
 
 
-def _feed_facts(facts: InputFacts) -> dict[str, Any]:
+def _present(facts: Mapping[str, Any]) -> dict[str, Any]:
     """Only the facts that apply (a file input has no range; an empty one no values)."""
-    return {k: v for k, v in to_data(facts).items() if v is not None}
+    return {key: value for key, value in facts.items() if value is not None}

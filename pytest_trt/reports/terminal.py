@@ -1,8 +1,8 @@
 """The terminal summary: one aligned row per gated test, grouped by test file, fitted to the
 terminal's width, and as much of it as pytest's verbosity asks for.
 
-It reads ``TestRecord.as_dict()`` dicts, the form that also arrives from pytest-xdist workers,
-so one code path serves both; every state it shows is read from an enum value, never from
+It reads ``TestRecord`` objects (the controller rebuilds pytest-xdist workers' records as
+such), so one code path serves both; every state it shows is read from an enum, never from
 message text. A test's first row is its run on the running backend; budgets for other backends
 follow on their own rows, marked as not enforced.
 
@@ -14,15 +14,20 @@ where its inputs came from.
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_trt.baselines.regression import Verdict
+from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, TestSubject
+from pytest_trt.judge.accuracy import AccuracyResult
 from pytest_trt.judge.baseline_gate import BaselineNote
-from pytest_trt.judge.records import BudgetState, TestStatus
+from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
+from pytest_trt.serde import from_data, to_data
+from pytest_trt.store.cache import CacheOutcome
 from pytest_trt.timing import gpu_clock
+from pytest_trt.timing.measure import PerfClock, PerfResult
 
 DEFAULT_WIDTH = 80  # pytest's own when the terminal's is unknown
 _GAP = "  "
@@ -62,29 +67,24 @@ def _qps(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}"
 
 
-def _short_p99(perf: Mapping[str, Any]) -> str:
+def _short_p99(perf: PerfResult | None) -> str:
     """``*`` after a p99 taken from fewer samples than a p99 needs (a note under the table says
     so), so it is never shown bare."""
-    return "*" if "p99" in (perf.get("short_percentiles") or ()) else ""
+    return "*" if perf is not None and "p99" in perf.short_percentiles else ""
 
 
-def _short_p99_note(records: list[Mapping[str, Any]]) -> list[str]:
-    counts = sorted(
-        int(perf.get("budget_samples") or 0)
-        for r in records
-        if _short_p99(perf := r.get("perf") or {})
-    )
+def _short_p99_note(records: list[TestRecord]) -> list[str]:
+    counts = sorted(len(r.perf.budget_samples_ms) for r in records if r.perf is not None and _short_p99(r.perf))
     if not counts:
         return []
     n = f"n={counts[0]}" if counts[0] == counts[-1] else f"n={counts[0]}-{counts[-1]}"
     return [f"note: * p99 from fewer than the 100 samples a p99 needs ({n}): it reads low"]
 
 
-def _accuracy(record: Mapping[str, Any]) -> str:
-    result = record.get("accuracy")
-    if result is None:
+def _accuracy(record: TestRecord) -> str:
+    if record.accuracy is None:
         return "-"
-    return "ok" if result.get("passed") else "FAIL"
+    return "ok" if record.accuracy.passed else "FAIL"
 
 
 _BUDGET_STATUS = {
@@ -97,42 +97,33 @@ _BUDGET_STATUS = {
 }
 
 
-def _budget_status(outcome: Mapping[str, Any]) -> str:
-    return _BUDGET_STATUS[BudgetState(outcome["state"])]
-
-
-def _status(record: Mapping[str, Any]) -> TestStatus:
-    return TestStatus(record["status"])
-
-
-def _regressed(record: Mapping[str, Any]) -> bool:
-    verdict = record.get("regression")
-    return bool(verdict) and Verdict(verdict["status"]) is Verdict.REGRESSED
+def _budget_status(outcome: BudgetOutcome) -> str:
+    return _BUDGET_STATUS[outcome.state]
 
 
 # ---- one-line summaries, shared with ci_report ----------------------------------------------------
 
 
-def accuracy_summary(accuracy: Mapping[str, Any]) -> str:
+def accuracy_summary(accuracy: AccuracyResult) -> str:
     """``passed, worst |d| 3.2e-06`` or ``failed: 1 of 2 outputs, worst |d| 0.41``: the verdict,
     and the largest absolute difference of any output's finite elements."""
-    outputs = accuracy.get("outputs") or []
-    worst = [o["stats"]["max_abs"] for o in outputs if isinstance((o.get("stats") or {}).get("max_abs"), (int, float))]
+    outputs = accuracy.outputs
+    worst = [o.stats["max_abs"] for o in outputs if math.isfinite(o.stats.get("max_abs", math.nan))]
     shown = [f"worst |d| {max(worst):.2g}"] if worst else []
-    if accuracy.get("passed"):
+    if accuracy.passed:
         return ", ".join(["passed", *shown])
-    failed = sum(not o.get("passed") for o in outputs)
+    failed = sum(not o.passed for o in outputs)
     parts = [f"{failed} of {len(outputs)} outputs"] if failed else []
-    problems = len(accuracy.get("problems") or [])
+    problems = len(accuracy.problems)
     if problems:
         parts.append(f"{problems} other problem{'s' if problems > 1 else ''}")
     return "failed: " + ", ".join(parts + shown)
 
 
-def budget_summary(budget: Mapping[str, Any], running: str) -> str:
+def budget_summary(budget: BudgetOutcome, running: str) -> str:
     """``p99 <= 2.00 ms: passed``; another backend's budget names it: ``... (tensorrt): not-enforced``."""
-    owner = "" if budget["backend"] == running else f" ({budget['backend']})"
-    return f"{budget['description']}{owner}: {BudgetState(budget['state']).value}"
+    owner = "" if budget.backend == running else f" ({budget.backend})"
+    return f"{budget.description}{owner}: {budget.state.value}"
 
 
 # ---- the table ----------------------------------------------------------------------------------
@@ -144,16 +135,14 @@ class _Row:
     cells: tuple[str, ...]  # one per heading, the name's cell empty
 
 
-def _rows(record: Mapping[str, Any]) -> list[_Row]:
+def _rows(record: TestRecord) -> list[_Row]:
     """The record's rows, without the file part of the test id (the group header shows it)."""
-    name = record["nodeid"].split("::", 1)[-1]
-    perf = record.get("perf") or {}
-    latency = perf.get("latency") or {}
-    running = record["backend"]
-    budgets = record.get("budgets") or []
-    own = [b for b in budgets if b["backend"] == running]
-    others = [b for b in budgets if b["backend"] != running]
-    test_status = _status(record)
+    name = record.nodeid.split("::", 1)[-1]
+    perf = record.perf
+    running = record.backend
+    own = [b for b in record.budgets if b.backend == running]
+    others = [b for b in record.budgets if b.backend != running]
+    test_status = record.status
     # The test's own verdict first: a test failed by its accuracy or a regression never reads
     # "ok" because its latency budget passed.
     if test_status is TestStatus.ERROR:
@@ -166,13 +155,13 @@ def _rows(record: Mapping[str, Any]) -> list[_Row]:
         "",
         running,
         _accuracy(record),
-        _ms(latency.get("median")),
-        _ms(latency.get("p99")) + _short_p99(perf),
-        _qps(perf.get("throughput")),
-        own[0]["description"] if own else "-",
+        _ms(perf.latency.median if perf is not None else None),
+        _ms(perf.latency.p99 if perf is not None else None) + _short_p99(perf),
+        _qps(perf.throughput if perf is not None else None),
+        own[0].description if own else "-",
         status,
     ))]
-    rows += [_Row("", ("", b["backend"], "", "", "", "", b["description"], _budget_status(b))) for b in others]
+    rows += [_Row("", ("", b.backend, "", "", "", "", b.description, _budget_status(b))) for b in others]
     return rows
 
 
@@ -255,10 +244,10 @@ def _render(cells: Sequence[str], layout: _Layout) -> list[str]:
     return lines
 
 
-def _table(records: Sequence[Mapping[str, Any]], width: int, verbose: bool) -> list[str]:
-    grouped: dict[str, list[tuple[Mapping[str, Any], list[_Row]]]] = {}
+def _table(records: Sequence[TestRecord], width: int, verbose: bool) -> list[str]:
+    grouped: dict[str, list[tuple[TestRecord, list[_Row]]]] = {}
     for record in records:
-        grouped.setdefault(record["module"], []).append((record, _rows(record)))
+        grouped.setdefault(record.module, []).append((record, _rows(record)))
     layout = _layout([row for group in grouped.values() for _, rows in group for row in rows], width)
     lines = _render(_HEADINGS, layout)
     for module, group in grouped.items():
@@ -284,115 +273,128 @@ def _table(records: Sequence[Mapping[str, Any]], width: int, verbose: bool) -> l
 # ---- -v: per-test detail ------------------------------------------------------------------------
 
 
-def _engine_detail(engine: Mapping[str, Any]) -> str | None:
-    how, seconds = engine.get("how"), engine.get("seconds") or 0.0
-    outcome = (engine.get("cache") or {}).get("outcome")  # cache.CacheEvent's outcome names
-    if how == "memory":
+@dataclass(frozen=True)
+class _CacheView:
+    """What the summary shows of an engine's cache event (store.cache.CacheEvent)."""
+
+    outcome: CacheOutcome | None = None
+    saved_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class _EngineView:
+    """What the summary shows of how an engine was obtained (the subject's engine provenance)."""
+
+    how: str = ""  # "built", "loaded" (from the engine cache) or "memory" (earlier in this session)
+    seconds: float = 0.0
+    cache: _CacheView = _CacheView()
+
+
+_BUILT_BECAUSE = {
+    CacheOutcome.UNCACHED: "engine cache off",
+    CacheOutcome.MISS: "not in the engine cache; stored there",
+    CacheOutcome.REPLACED: "--trt-rebuild",
+    CacheOutcome.REBUILT: "the cached engine was corrupt",
+}
+
+
+def _engine_detail(provenance: Mapping[str, Any]) -> str | None:
+    engine = from_data(_EngineView, dict(provenance), where="engine")
+    if engine.how == "memory":
         return "engine: reused from earlier in this session"
-    if how == "loaded":
-        saved = (engine.get("cache") or {}).get("saved_s") or 0.0
+    if engine.how == "loaded":
+        saved = engine.cache.saved_s
         gain = f", {saved:.1f} s of building saved" if saved > 0 else ""
-        return f"engine: loaded from the engine cache in {seconds:.2f} s{gain}"
-    if how == "built":
-        why = {
-            "uncached": "engine cache off",
-            "miss": "not in the engine cache; stored there",
-            "replaced": "--trt-rebuild",
-            "rebuilt": "the cached engine was corrupt",
-        }.get(outcome or "", "")
-        return f"engine: built in {seconds:.2f} s" + (f" ({why})" if why else "")
+        return f"engine: loaded from the engine cache in {engine.seconds:.2f} s{gain}"
+    if engine.how == "built":
+        why = _BUILT_BECAUSE.get(engine.cache.outcome) if engine.cache.outcome is not None else None
+        return f"engine: built in {engine.seconds:.2f} s" + (f" ({why})" if why else "")
     return None
 
 
-def _perf_detail(perf: Mapping[str, Any]) -> str:
-    latency = perf.get("latency") or {}
-    points = (("min", "min"), ("p50", "median"), ("p99", "p99"), ("max", "max"))
-    spread = ", ".join(f"{label} {_ms(latency[key])}" for label, key in points if latency.get(key) is not None)
+def _perf_detail(perf: PerfResult) -> str:
+    latency = perf.latency
+    points = (("min", latency.min), ("p50", latency.median), ("p99", latency.p99), ("max", latency.max))
+    spread = ", ".join(f"{label} {_ms(value)}" for label, value in points)
     return (
-        f"measured: {perf.get('iterations', 0):,} iterations in {perf.get('duration_s', 0.0):.2f} s "
-        f"({perf.get('clock', '?')} clock): {spread} ms; {_qps(perf.get('throughput'))} qps"
+        f"measured: {perf.iterations:,} iterations in {perf.duration_s:.2f} s "
+        f"({PerfClock(perf.clock).value} clock): {spread} ms; {_qps(perf.throughput)} qps"
     )
 
 
 _RANGE_SOURCE = {
-    "graph": "generated within the graph's bound",
-    "input_ranges": "generated in its input_ranges",
-    "default": "generated in the default range",
-    "both values": "generated",
+    InputRange.GRAPH: "generated within the graph's bound",
+    InputRange.INPUT_RANGES: "generated in its input_ranges",
+    InputRange.DEFAULT: "generated in the default range",
+    InputRange.BOTH_VALUES: "generated",
 }
 
 
-def _value(value: Any) -> str:
+def _value(value: float) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _input_details(record: Mapping[str, Any]) -> list[str]:
-    signatures = (record.get("workload") or {}).get("inputs") or {}
-    lines = []
-    for name, fact in (record.get("feed") or {}).items():
-        signature = signatures.get(name) or {}
-        shape = signature.get("shape")
-        what = " ".join(filter(None, (str(signature.get("dtype", "")), str(shape) if shape is not None else "")))
-        if fact.get("source") == "file":
-            origin = f"from {fact.get('file')}"
-        else:
-            origin = _RANGE_SOURCE.get(fact.get("range", ""), "generated")
-            if fact.get("range") == "default" and str(signature.get("dtype", "")).startswith(("int", "uint")):
-                origin += " (an index? input_ranges= sets it)"  # the graph did not bound it
-        values = f", values {_value(fact['min'])}..{_value(fact['max'])}" if "min" in fact else ""
-        lines.append(f"input {name}: {what}, {origin}{values}")
-    return lines
+def _input_detail(name: str, fact: InputFacts, signature: TensorSignature | None) -> str:
+    dtype = signature.dtype if signature is not None else ""
+    shape = str(list(signature.shape)) if signature is not None else ""
+    what = " ".join(filter(None, (dtype, shape)))
+    if fact.source is InputSource.FILE:
+        origin = f"from {fact.file}"
+    else:
+        origin = _RANGE_SOURCE.get(fact.range, "generated") if fact.range is not None else "generated"
+        if fact.range is InputRange.DEFAULT and dtype.startswith(("int", "uint")):
+            origin += " (an index? input_ranges= sets it)"  # the graph did not bound it
+    values = ""
+    if fact.min is not None and fact.max is not None:
+        values = f", values {_value(fact.min)}..{_value(fact.max)}"
+    return f"input {name}: {what}, {origin}{values}"
 
 
-def _details(record: Mapping[str, Any]) -> list[str]:
+def _input_details(subject: TestSubject) -> list[str]:
+    signatures = subject.workload.inputs
+    return [_input_detail(name, fact, signatures.get(name)) for name, fact in subject.feed.items()]
+
+
+def _details(record: TestRecord) -> list[str]:
     lines = []
-    engine = _engine_detail(record.get("engine") or {})
+    engine = _engine_detail(record.subject.engine)
     if engine:
         lines.append(engine)
-    if record.get("perf"):
-        lines.append(_perf_detail(record["perf"]))
-        if record["perf"].get("gpu_clock"):
-            lines.append(gpu_clock.describe(record["perf"]["gpu_clock"]))
-    if record.get("accuracy"):
-        lines.append(f"accuracy: {accuracy_summary(record['accuracy'])}")
-    return lines + _input_details(record)
+    if record.perf is not None:
+        lines.append(_perf_detail(record.perf))
+        if record.perf.gpu_clock is not None:
+            lines.append(gpu_clock.describe(to_data(record.perf.gpu_clock)))
+    if record.accuracy is not None:
+        lines.append(f"accuracy: {accuracy_summary(record.accuracy)}")
+    return lines + _input_details(record.subject)
 
 
 # ---- notes and totals ---------------------------------------------------------------------------
 
 
-def summary_lines(
-    records: Iterable[Mapping[str, Any]], width: int = DEFAULT_WIDTH, verbosity: int = 0
-) -> list[str]:
+def summary_lines(records: Iterable[TestRecord], width: int = DEFAULT_WIDTH, verbosity: int = 0) -> list[str]:
     """The table and its notes at pytest's ``verbosity`` (-1 for -q, 1 for -v), every line
     within ``width``; [] for no records. ``totals`` gives the closing lines."""
-    records = sorted(records, key=lambda r: r["nodeid"])
-    if not records:
+    ordered = sorted(records, key=lambda r: r.nodeid)
+    if not ordered:
         return []
     quiet = verbosity < 0
-    shown = [r for r in records if _status(r) is not TestStatus.PASSED] if quiet else records
+    shown = [r for r in ordered if r.status is not TestStatus.PASSED] if quiet else ordered
     lines = _table(shown, width, verbose=verbosity > 0) if shown else []
-    return lines + [line for note in _notes(records, quiet) for line in wrap(note, width)]
+    return lines + [line for note in _notes(ordered, quiet) for line in wrap(note, width)]
 
 
-def _notes(records: list[Mapping[str, Any]], quiet: bool) -> list[str]:
+def _notes(records: list[TestRecord], quiet: bool) -> list[str]:
     """Warnings, baseline lines and the not-enforced note; at -q only what doubts a verdict."""
     notes = []
     for record in records:
-        said = list(record.get("doubts") or [])
-        if not quiet:
-            said += record.get("warnings") or []
-        notes += [f"warning: {record['nodeid']}: {warning}" for warning in said]
+        said = [*record.doubts, *(record.warnings if not quiet else ())]
+        notes += [f"warning: {record.nodeid}: {warning}" for warning in said]
     notes += _baseline_notes(records, quiet)
     if quiet:
         return notes
     notes += _short_p99_note(records)
-    skipped = sorted({
-        (b["backend"], r["backend"])
-        for r in records
-        for b in r.get("budgets") or []
-        if b["backend"] != r["backend"]
-    })
+    skipped = sorted({(b.backend, r.backend) for r in records for b in r.budgets if b.backend != r.backend})
     for budget_backend, running in skipped:
         notes.append(
             f"note: {budget_backend} budgets are reported, not enforced, while {running} runs the models"
@@ -400,57 +402,65 @@ def _notes(records: list[Mapping[str, Any]], quiet: bool) -> list[str]:
     return notes
 
 
-def _baseline_notes(records: list[Mapping[str, Any]], quiet: bool) -> list[str]:
+_SILENT = {BaselineNote.OFF, BaselineNote.RECORDED}  # recordings are summed up by the store
+
+
+def _baseline_notes(records: list[TestRecord], quiet: bool) -> list[str]:
     """One line per test compared with (or kept from) its baseline; tests without one are
     counted. At -q only regressions."""
     notes, missing = [], 0
-    silent = {BaselineNote.OFF, BaselineNote.RECORDED}  # recordings are summed up by the store
     for record in records:
-        verdict, note = record.get("regression"), record.get("baseline_note") or ""
-        state = BaselineNote(record.get("baseline_state") or BaselineNote.OFF.value)
-        if quiet and not _regressed(record):
+        verdict, note, state = record.regression, record.baseline_note, record.baseline_state
+        if quiet and not record.regressed:
             continue
-        if verdict:
+        if verdict is not None:
             changed = f" ({note})" if note else ""
-            notes.append(f"baseline: {record['nodeid']}: {verdict['status']}, {verdict['message']}{changed}")
+            notes.append(f"baseline: {record.nodeid}: {verdict.status.value}, {verdict.message}{changed}")
         elif state is BaselineNote.NO_BASELINE:
             missing += 1
-        elif note and state not in silent:
-            notes.append(f"baseline: {record['nodeid']}: {note}")
+        elif note and state not in _SILENT:
+            notes.append(f"baseline: {record.nodeid}: {note}")
     if missing:
         notes.append(f"baseline: {missing} measured test(s) have no baseline here (record with --trt-update-baselines)")
     return notes
 
 
-def totals(records: Iterable[Mapping[str, Any]], width: int = DEFAULT_WIDTH) -> list[str]:
+def totals(records: Iterable[TestRecord], width: int = DEFAULT_WIDTH) -> list[str]:
     """One line per running backend: ``pytest-trt: onnxruntime: 8 gated tests, 1 failed,
     0 regressed``, with errors and budgets that were not enforced where there are any."""
-    by_backend: dict[str, list[Mapping[str, Any]]] = {}
+    by_backend: dict[str, list[TestRecord]] = {}
     for record in records:
-        by_backend.setdefault(record["backend"], []).append(record)
-    lines = []
-    for backend, group in sorted(by_backend.items()):
-        statuses = [_status(r) for r in group]
-        parts = [
-            f"{len(group)} gated test{'s' if len(group) != 1 else ''}",
-            f"{statuses.count(TestStatus.FAILED)} failed",
-        ]
-        errors = statuses.count(TestStatus.ERROR)
-        if errors:
-            parts.append(f"{errors} error{'s' if errors > 1 else ''}")
-        parts.append(f"{sum(_regressed(r) for r in group)} regressed")
-        budgets = [b for r in group for b in r.get("budgets") or []]
-        states = [BudgetState(b["state"]) for b in budgets]
-        elsewhere = sorted(b["backend"] for b in budgets if BudgetState(b["state"]) is BudgetState.NOT_ENFORCED)
-        for other in sorted(set(elsewhere)):
-            count = elsewhere.count(other)
-            parts.append(f"{count} {other} budget{'s' if count > 1 else ''} not enforced")
-        if BudgetState.NOT_MEASURED in states:
-            count = states.count(BudgetState.NOT_MEASURED)
-            parts.append(f"{count} budget{'s' if count > 1 else ''} not measured")
-        reported = states.count(BudgetState.REPORT_WITHIN) + states.count(BudgetState.REPORT_OVER)
-        if reported:
-            over = states.count(BudgetState.REPORT_OVER)
-            parts.append(f"{reported} budget{'s' if reported > 1 else ''} report only ({over} over)")
-        lines += wrap(f"pytest-trt: {backend}: " + ", ".join(parts), width)
-    return lines
+        by_backend.setdefault(record.backend, []).append(record)
+    return [
+        line
+        for backend, group in sorted(by_backend.items())
+        for line in wrap(f"pytest-trt: {backend}: " + ", ".join(_total_parts(group)), width)
+    ]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+def _total_parts(group: list[TestRecord]) -> list[str]:
+    statuses = [r.status for r in group]
+    parts = [_plural(len(group), "gated test"), f"{statuses.count(TestStatus.FAILED)} failed"]
+    errors = statuses.count(TestStatus.ERROR)
+    if errors:
+        parts.append(_plural(errors, "error"))
+    parts.append(f"{sum(r.regressed for r in group)} regressed")
+    return parts + _budget_parts([b for r in group for b in r.budgets])
+
+
+def _budget_parts(budgets: list[BudgetOutcome]) -> list[str]:
+    """The budgets that were not enforced, by why: another backend's, not measured, report only."""
+    states = [b.state for b in budgets]
+    elsewhere = sorted(b.backend for b in budgets if b.state is BudgetState.NOT_ENFORCED)
+    parts = [f"{_plural(elsewhere.count(other), other + ' budget')} not enforced" for other in sorted(set(elsewhere))]
+    if BudgetState.NOT_MEASURED in states:
+        parts.append(f"{_plural(states.count(BudgetState.NOT_MEASURED), 'budget')} not measured")
+    reported = states.count(BudgetState.REPORT_WITHIN) + states.count(BudgetState.REPORT_OVER)
+    if reported:
+        over = states.count(BudgetState.REPORT_OVER)
+        parts.append(f"{_plural(reported, 'budget')} report only ({over} over)")
+    return parts

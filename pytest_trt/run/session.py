@@ -7,6 +7,7 @@ The per-test work is ``gates.evaluate``; reports are written from ``collected`` 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_trt import backends
 from pytest_trt.backends import BackendInfo, DeviceKind
 from pytest_trt.errors import CacheError
+from pytest_trt.judge.perf_mode import PerfMode
+from pytest_trt.notes import SummaryNote
 from pytest_trt.progress import Progress, terminal_writer
 from pytest_trt.run.options import Settings
 from pytest_trt.run.xdist import WorkerReport
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from pytest_trt.baselines.store import BaselineStore
     from pytest_trt.judge.gates import ItemOutcome
     from pytest_trt.judge.item_gates import ItemGates
+    from pytest_trt.judge.records import TestRecord
     from pytest_trt.prepare.engines import Engine, EngineFactory
     from pytest_trt.spec import ModelSpec
     from pytest_trt.store.cache import EngineCache
@@ -54,7 +58,7 @@ def availability_of(info: BackendInfo, settings: Settings) -> Availability:
     """Whether the backend can run here; a broken adapter counts as unavailable, with its error."""
     try:
         return info.create(BackendContext(settings=settings)).availability()
-    except Exception as exc:  # noqa: BLE001 - whatever a backend raises means "not usable here"
+    except Exception as exc:  # whatever a backend raises means "not usable here"
         return Availability(False, f"{type(exc).__name__}: {exc}")
 
 
@@ -77,7 +81,8 @@ def choose_backend(settings: Settings) -> BackendChoice:
         if not found.ok:
             raise pytest.UsageError(f"pytest-trt: {flag}, but {info.label} is unavailable: {found.reason}")
         return BackendChoice(info.name, flag)
-    candidates = sorted((i for i in registered.values() if i.auto_rank is not None), key=lambda i: i.auto_rank)
+    ranked = [(i.auto_rank, i) for i in registered.values() if i.auto_rank is not None]
+    candidates = [info for _, info in sorted(ranked, key=lambda pair: pair[0])]
     if settings.require_gpu:
         candidates = [i for i in candidates if i.device is DeviceKind.GPU]
     passed_over: list[tuple[str, str]] = []
@@ -128,7 +133,7 @@ class RunState:
         # Every gated test's record, staged baseline and measured test id: this process's, and
         # on the xdist controller its workers' too.
         self.collected = WorkerReport()
-        self.summary_notes: list[str] = []  # baseline lines for the terminal summary
+        self.summary_notes: list[SummaryNote] = []  # baseline lines for the terminal summary
         self.session_errors: list[str] = []  # session-end problems: shown, and the run exits non-zero
         self.progress = Progress(terminal_writer(config))  # long phases on the terminal
 
@@ -195,14 +200,15 @@ class RunState:
             feed=engine.feed_facts(),
         )
         settings = self.settings
+        perf_mode = PerfMode(settings.perf)
         context = gate_rules.GateContext(
             subject=subject,
-            perf_mode=settings.perf,
+            perf_mode=perf_mode,
             baseline=BaselinePolicy(
                 mode=settings.baseline_mode,
                 update=settings.update_baselines,
                 threshold=settings.regression_threshold,
-                enforce=settings.perf == "enforce",
+                enforce=perf_mode is PerfMode.ENFORCE,
                 commit=self.commit(),
             ),
             reference=self.engines.reference,
@@ -211,7 +217,7 @@ class RunState:
             progress=self.progress,
         )
         outcome = gate_rules.evaluate(gates, engine, context)
-        self.collected.records.append(outcome.record.as_dict())
+        self.collected.records.append(outcome.record)
         if outcome.staged is not None:
             self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged
         return outcome
@@ -241,7 +247,7 @@ class RunState:
     def note_measured(self, measured: Sequence[tuple[Path, str]]) -> None:
         """Remember which collected tests (file, nodeid) measure latency, so unused baselines can
         be listed."""
-        if self.settings.perf == "off":
+        if PerfMode(self.settings.perf) is PerfMode.OFF:
             return
         for path, nodeid in measured:
             self.collected.measured.setdefault(self.shown(path), set()).add(nodeid)
@@ -273,16 +279,15 @@ class RunState:
         from pytest_trt.baselines import folders as baseline_folders
         from pytest_trt.baselines import store as baseline
         from pytest_trt.fingerprint import machine_fingerprint
-        from pytest_trt.judge.baseline_gate import BaselineNote
         from pytest_trt.reports import ci as ci_report
 
         choice = self.choice()
         store, _ = self.baselines(choice.name)
         if gated and settings.baseline_mode != "off":
             on_gpu = backends.get(choice.name).device is DeviceKind.GPU
-            self.summary_notes += baseline_folders.unread_folder_notes(
+            self.summary_notes += [SummaryNote(line) for line in baseline_folders.unread_folder_notes(
                 settings.baseline_dir, on_gpu, machine_fingerprint(), store.hardware
-            )
+            )]
             end = baseline.finish_session(
                 store,
                 staged=collected.staged_baselines,
@@ -291,12 +296,10 @@ class RunState:
                 prune=settings.prune_baselines,
                 replace_unreadable=settings.replace_unreadable_baselines,
             )
-            self.summary_notes += end.lines
+            self.summary_notes += summary_notes(end.lines)
             self.session_errors += end.errors
-            for record in collected.records:  # the reports must not claim a baseline that was not written
-                if record["nodeid"] in end.not_recorded:
-                    record["baseline_note"] = baseline.NOT_WRITTEN_NOTE
-                    record["baseline_state"] = BaselineNote.NOT_RECORDED.value
+            # The reports must not claim a baseline that was not written.
+            collected.records = [not_written(r) if r.nodeid in end.not_recorded else r for r in collected.records]
         if settings.report_json is None and settings.report_md is None:
             return
         meta: dict[str, Any] = {
@@ -317,3 +320,25 @@ class RunState:
             except OSError as exc:
                 where = f": {exc.filename}" if exc.filename else ""
                 self.session_errors.append(f"{option}: cannot write {path} ({exc.strerror or exc}{where})")
+
+
+def not_written(record: TestRecord) -> TestRecord:
+    """The record of a test whose staged baseline could not be written at the session's end."""
+    from pytest_trt.baselines.store import NOT_WRITTEN_NOTE
+    from pytest_trt.judge.baseline_gate import BaselineNote
+
+    return dataclasses.replace(record, baseline_note=NOT_WRITTEN_NOTE, baseline_state=BaselineNote.NOT_RECORDED)
+
+
+def summary_notes(lines: Sequence[str | SummaryNote]) -> list[SummaryNote]:
+    """The session end's lines as notes. ``baselines.store.SessionEnd`` still hands its list of
+    unused baselines as lines indented under their heading: those become the heading's items."""
+    notes: list[SummaryNote] = []
+    for line in lines:
+        if isinstance(line, SummaryNote):
+            notes.append(line)
+        elif line.startswith("  ") and notes:
+            notes[-1] = dataclasses.replace(notes[-1], items=(*notes[-1].items, line.strip()))
+        else:
+            notes.append(SummaryNote(line))
+    return notes

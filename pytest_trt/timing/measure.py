@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ import numpy as np
 from pytest_trt.backends.base import Runner, TimedSession
 from pytest_trt.errors import BackendError
 from pytest_trt.measure_defaults import FEWEST_ITERATIONS, GPU_WARMUP_MAX_MS, GPU_WINDOW_MS, SLOW_MODEL_MS
+from pytest_trt.serde import from_data, to_data
 from pytest_trt.spec import MeasureSettings, PerfBudget
 from pytest_trt.timing import gpu_clock, host_cpu, host_probe
 from pytest_trt.timing import lock as measure_lock
@@ -50,7 +52,14 @@ SHOWN_PERCENTILES = (50.0, 90.0, 95.0, 99.0)  # the ones LatencyStats holds and 
 GPU_CLOCK = "cuda-events"  # sessions on this clock time a GPU: warm-up to its working clock
 
 
-@dataclass
+class PerfClock(str, Enum):
+    """Whose clock timed a measurement."""
+
+    HOST = "host"  # perf_counter around each call, in this process
+    CUDA_EVENTS = "cuda-events"  # the GPU's own: warm-up lasts until it reaches its working clock
+
+
+@dataclass(frozen=True)
 class PerfResult:
     """One measured sample. Latencies in ms; ``throughput`` in queries per second.
 
@@ -65,7 +74,7 @@ class PerfResult:
     """
 
     backend: str
-    clock: str  # "host" or "cuda-events"
+    clock: PerfClock
     mode: dict[str, Any]
     batch: int  # queries per iteration
     iterations: int
@@ -116,32 +125,24 @@ class PerfResult:
             f"{samples_needed(percentile_q)} a {label} needs: it reads {'low' if percentile_q > 50 else 'high'}"
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        def plain(stats: LatencyStats | None) -> dict[str, float] | None:
-            return stats.as_dict() if stats is not None else None
+    @property
+    def short_percentiles(self) -> list[str]:
+        """The printed percentiles taken from fewer samples than they need, so reports can say so."""
+        return [percentile_label(q) for q in SHOWN_PERCENTILES if self.short_of(q)]
 
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON report's form: the fields, and what follows from them about the sample's size."""
         return {
-            "backend": self.backend,
-            "clock": self.clock,
-            "mode": dict(self.mode),
-            "batch": self.batch,
-            "iterations": self.iterations,
-            "duration_s": self.duration_s,
-            "latency": self.latency.as_dict(),
-            **{phase: plain(getattr(self, phase)) for phase in PHASES},
-            "throughput": self.throughput,
-            "samples_ms": list(self.samples_ms),
-            "warnings": list(self.warnings),
-            "probe_ms": list(self.probe_ms) if self.probe_ms is not None else None,
-            "fastest_probe_ms": self.fastest_probe_ms,
-            "after_probe": list(self.after_probe),
+            **to_data(self),
             "budget_samples": len(self.budget_samples_ms),
-            # Printed percentiles from fewer samples than they need, so reports can say so.
-            "short_percentiles": [percentile_label(q) for q in SHOWN_PERCENTILES if self.short_of(q)],
+            "short_percentiles": self.short_percentiles,
             "sample_notes": [note for q in SHOWN_PERCENTILES if (note := self.sample_note(q))],
-            "lock_wait_s": self.lock_wait_s,
-            "gpu_clock": self.gpu_clock.as_dict() if self.gpu_clock is not None else None,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PerfResult:
+        """Read back from ``as_dict``; the keys that follow from the samples are recomputed."""
+        return from_data(cls, dict(data), where="perf")
 
 
 def _left_out(samples: list[float], after_probe: Sequence[int]) -> list[float]:
@@ -512,7 +513,7 @@ def _result(
         phases[phase] = summarize(merged) if merged else None
     result = PerfResult(
         backend=backend,
-        clock=timed.clock,
+        clock=PerfClock(timed.clock),
         mode=timed.mode,
         batch=batch,
         iterations=progress.iterations,

@@ -18,7 +18,7 @@ import numpy as np
 QUANTILE_POINTS: tuple[float, ...] = (1.0, *(float(p) for p in range(5, 100, 5)), 99.0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LatencyStats:
     """Summary of one latency sample, all in milliseconds except ``n`` and ``cv``.
 
