@@ -34,6 +34,7 @@ table last. Run: ``python bench/regression_power.py`` (about 30 minutes with def
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pickle
 import random
@@ -56,9 +57,9 @@ from make_models import make_cnn
 
 from pytest_trt import backends
 from pytest_trt.baselines import regression
+from pytest_trt.baselines.entry import BaselineEntry, BaselineInput, entry_from_measurement
 from pytest_trt.baselines.regression import RECORDINGS, Measurement, assess, decide, normalized_floor, record
-from pytest_trt.baselines.store import BaselineStore
-from pytest_trt.judge.records import TestRecord
+from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject, Workload
 from pytest_trt.model import load_model, make_inputs, resolve_shapes
 from pytest_trt.spec import BuildSpec, MeasureSettings
 from pytest_trt.timing.host_probe import HostProbe
@@ -189,13 +190,14 @@ def calibrate(folder: Path, settings: MeasureSettings, log: Callable[[str], None
     return {f"{s:.0%}": variant(w) for s, w in zip(SLOWDOWNS, widths)}
 
 
-def stored_entry(name: str, result: PerfResult) -> dict:
+def stored_entry(name: str, result: PerfResult) -> BaselineEntry:
     """The baseline entry the store would keep for this sample, after a JSON round trip."""
-    record = TestRecord(
-        nodeid=f"bench::{name}", module="bench/regression_power.py", backend="onnxruntime",
-        runtime_version="", model={}, build={}, workload={"batch": BATCH}, perf=result,
+    subject = TestSubject(
+        nodeid=f"bench::{name}", module="bench/regression_power.py", backend="onnxruntime", runtime_version="",
+        model=ModelRef("", ""), build=BuildFacts(""), workload=Workload({}, {}, BATCH, ""),
     )
-    return json.loads(json.dumps(BaselineStore.entry_from_record(record, None)))
+    entry = entry_from_measurement(BaselineInput(subject, perf=result), None)
+    return BaselineEntry.from_file(json.loads(json.dumps(entry.to_file())))
 
 
 @dataclass
@@ -214,13 +216,13 @@ class Trial:
 
 def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[str, Variant],
                settings: MeasureSettings, log: Callable[[str], None]
-               ) -> tuple[list[Trial], list[dict], list[PerfResult]]:
+               ) -> tuple[list[Trial], list[BaselineEntry], list[PerfResult]]:
     rounds = args.same_trials
     # Baselines and slowed-model trials are spread evenly over the run, so that slow drift of
     # the machine meets false-alarm and detection trials alike.
     baseline_rounds = set(np.linspace(0, rounds - 1, args.baselines).round().astype(int).tolist())
     variant_rounds = set(np.linspace(0, rounds - 1, args.variant_trials).round().astype(int).tolist())
-    baselines: list[dict] = []
+    baselines: list[BaselineEntry] = []
     kept: list[PerfResult] = []  # each baseline's whole measurement, saved for replays of other rules
     baseline_round: list[int] = []
     recordings_taken: list[int] = []
@@ -256,11 +258,11 @@ def run_trials(args: argparse.Namespace, same: Variant, slowed: dict[str, Varian
     return trials, baselines, kept
 
 
-Rule = Callable[[Trial, dict], tuple[bool, float]]
+Rule = Callable[[Trial, BaselineEntry], tuple[bool, float]]
 
 
-def without_probe(baseline: dict) -> dict:
-    return {k: v for k, v in baseline.items() if k != "host_probe_ms"}
+def without_probe(baseline: BaselineEntry) -> BaselineEntry:
+    return dataclasses.replace(baseline, host_probe_ms=None)
 
 
 def rules(threshold: float) -> dict[str, Rule]:
@@ -270,7 +272,7 @@ def rules(threshold: float) -> dict[str, Rule]:
         """``decide`` as the plugin runs it; or, on the same measurements, ``gate`` "ci" (the
         kept verdict's bootstrap interval must also lie above 0, an earlier rule) or "both" (each
         measurement must regress on its own, an earlier rule)."""
-        def rule(trial: Trial, baseline: dict) -> tuple[bool, float]:
+        def rule(trial: Trial, baseline: BaselineEntry) -> tuple[bool, float]:
             used = [trial.seconds[0]]
             first, second = trial.first, trial.second
             if not probe:
@@ -293,7 +295,7 @@ def rules(threshold: float) -> dict[str, Rule]:
     def without_margin(rule: Rule, constant: str) -> Rule:
         """``rule`` with nothing added to the threshold for what ``constant`` (HOST_UNCERTAINTY or
         MIXED_UNCERTAINTY) covers."""
-        def judged(trial: Trial, baseline: dict) -> tuple[bool, float]:
+        def judged(trial: Trial, baseline: BaselineEntry) -> tuple[bool, float]:
             saved = getattr(regression, constant)
             setattr(regression, constant, 0.0)
             try:
@@ -302,7 +304,7 @@ def rules(threshold: float) -> dict[str, Rule]:
                 setattr(regression, constant, saved)
         return judged
 
-    def single(check: Callable[[Trial, dict], bool]) -> Rule:
+    def single(check: Callable[[Trial, BaselineEntry], bool]) -> Rule:
         return lambda trial, baseline: (check(trial, baseline), trial.seconds[0])
 
     table: dict[str, Rule] = {}
@@ -323,7 +325,7 @@ def rules(threshold: float) -> dict[str, Rule]:
         lambda t, b: assess(without_probe(b), Measurement(t.first.samples_ms), threshold,
                             percentile=50.0).status == "regressed")
     table["pytest-benchmark --benchmark-compare-fail=mean:5%"] = single(
-        lambda t, b: t.first.latency.mean / b["latency_ms"]["mean"] - 1.0 > 0.05)
+        lambda t, b: t.first.latency.mean / b.latency_ms.mean - 1.0 > 0.05)
     return table
 
 
@@ -381,9 +383,9 @@ def main() -> None:
     }
     columns = [SAME] + sorted(measured, key=measured.get)
     counts = {c: sum(t.variant == c for t in trials) for c in columns}
-    floors = np.array([b["latency_ms"]["quantiles"]["p0"] for b in baselines])
+    floors = np.array([b.latency_ms.floor for b in baselines])
     # Runs saved before slow-host baselines kept their probe times have some without them.
-    probe_floors = np.array([b["host_probe_ms"]["quantiles"]["p0"] for b in baselines if "host_probe_ms" in b])
+    probe_floors = np.array([b.host_probe_ms.floor for b in baselines if b.host_probe_ms is not None])
     thirds = np.array_split(floors, 3)
     raw_floors = np.array([min(t.first.samples_ms) for t in trials if t.variant == SAME])
 
@@ -426,7 +428,7 @@ def main() -> None:
     print_mistakes(trials, baselines, args.threshold)
 
 
-def print_mistakes(trials: list[Trial], baselines: list[dict], threshold: float) -> None:
+def print_mistakes(trials: list[Trial], baselines: list[BaselineEntry], threshold: float) -> None:
     """The trials the probe rule got wrong at ``threshold`` (vs the farthest baseline), with what
     each measurement saw: where the remaining errors come from."""
     print()

@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trt.baselines.regression import changes, staleness
-from pytest_trt.baselines.store import SCHEMA, BaselineFileError, BaselineStore, hardware_class, module_file_name
-from pytest_trt.baselines.store import BaselineInput as Record
-from pytest_trt.baselines.subject import BuildFacts, ModelRef, TensorSignature, Workload
-from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
-from pytest_trt.judge.baseline_gate import BaselineNote, BaselinePolicy, judge_baseline
+from pytest_trt.baselines.comparability import changes, staleness
+from pytest_trt.baselines.entry import BaselineInput as Record
+from pytest_trt.baselines.entry import EntryModel, entry_from_measurement
+from pytest_trt.baselines.hardware import hardware_class, module_file_name
+from pytest_trt.baselines.store import SCHEMA, BaselineFileError, BaselineStore
+from pytest_trt.baselines.subject import BuildFacts, ModelRef, TensorSignature, TestSubject, Workload
+from pytest_trt.judge.baseline_gate import BaselineMode, BaselineNote, BaselinePolicy, judge_baseline
 from pytest_trt.timing.measure import PerfResult
 from pytest_trt.timing.stats import summarize
 
@@ -39,8 +40,7 @@ def make_record(
         duration_s=sum(samples) / 1000, latency=summarize(samples), compute=None, h2d=None, d2h=None,
         enqueue=None, throughput=1000.0 * len(samples) / sum(samples), samples_ms=samples,
     )
-    accuracy = AccuracyResult(True, [OutputReport("y", True, stats=errors or {"max_abs": 1e-6, "mean_abs": 1e-7})])
-    return Record(
+    subject = TestSubject(
         nodeid=nodeid,
         module=nodeid.split("::")[0],
         backend="onnxruntime",
@@ -53,9 +53,8 @@ def make_record(
             batch=shape[0],
             precision=precision,
         ),
-        accuracy=accuracy,
-        perf=perf,
     )
+    return Record(subject, perf=perf, accuracy={"y": errors or {"max_abs": 1e-6, "mean_abs": 1e-7}})
 
 
 def test_hardware_class_is_a_safe_stable_folder_name():
@@ -81,9 +80,9 @@ def test_module_file_names_are_flat_and_refuse_escapes():
 
 def test_round_trip_keeps_a_small_sorted_entry(tmp_path):
     record = make_record()
-    entry = BaselineStore.entry_from_record(record, commit="abc123", software={"driver": "550.1"})
+    entry = entry_from_measurement(record, commit="abc123", software={"driver": "550.1"})
     store = BaselineStore(tmp_path, CPU)
-    store.stage(record.module, record.nodeid, entry)
+    store.stage(record.subject.module, record.subject.nodeid, entry)
     (path,) = store.write().written
     assert path == tmp_path / CPU / "tests__test_m.json"
     text = path.read_text()
@@ -92,27 +91,27 @@ def test_round_trip_keeps_a_small_sorted_entry(tmp_path):
     assert text == json.dumps(data, sort_keys=True, indent=1) + "\n"  # sorted, stable formatting
     assert len(text) < 3000  # quantiles, not the 500 raw samples
 
-    got = BaselineStore(tmp_path, CPU).lookup(record.module, record.nodeid)
+    got = BaselineStore(tmp_path, CPU).lookup(record.subject.module, record.subject.nodeid)
     assert got == entry
-    latency = got["latency_ms"]
-    assert latency["n"] == 500
-    assert latency["quantiles"]["p50"] == pytest.approx(np.median(record.perf.samples_ms), rel=1e-5)
-    assert latency["quantiles"]["p0"] == pytest.approx(min(record.perf.samples_ms), rel=1e-5)
-    assert got["software"] == {"backend": "onnxruntime", "runtime": "onnxruntime 1.31.0", "driver": "550.1"}
-    assert got["model"] == {"file": "mlp.onnx", "content_hash": record.model.content_hash}
-    assert got["accuracy"] == {"y": {"max_abs": 1e-6, "mean_abs": 1e-7}}
-    assert got["commit"] == "abc123" and got["recorded_at"].endswith("+00:00")
-    assert got["workload"]["batch"] == 1 and got["workload"]["mode"] == {"clock": "host"}
+    latency = got.latency_ms
+    assert latency.n == 500
+    assert latency.quantiles["p50"] == pytest.approx(np.median(record.perf.samples_ms), rel=1e-5)
+    assert latency.floor == pytest.approx(min(record.perf.samples_ms), rel=1e-5)
+    assert got.software == {"backend": "onnxruntime", "runtime": "onnxruntime 1.31.0", "driver": "550.1"}
+    assert got.model == EntryModel("mlp.onnx", record.subject.model.content_hash)
+    assert got.accuracy == {"y": {"max_abs": 1e-6, "mean_abs": 1e-7}}
+    assert got.commit == "abc123" and got.recorded_at is not None and got.recorded_at.endswith("+00:00")
+    assert got.workload is not None and got.workload.batch == 1 and got.workload.mode == {"clock": "host"}
 
 
 def test_rewriting_the_same_entries_gives_the_same_bytes(tmp_path):
     record = make_record()
-    entry = BaselineStore.entry_from_record(record, None)
+    entry = entry_from_measurement(record, None)
     store = BaselineStore(tmp_path, CPU)
-    store.stage(record.module, record.nodeid, entry)
+    store.stage(record.subject.module, record.subject.nodeid, entry)
     (path,) = store.write().written
     first = path.read_bytes()
-    store.stage(record.module, record.nodeid, entry)
+    store.stage(record.subject.module, record.subject.nodeid, entry)
     store.write()
     assert path.read_bytes() == first
 
@@ -120,32 +119,32 @@ def test_rewriting_the_same_entries_gives_the_same_bytes(tmp_path):
 def test_entry_needs_a_latency_sample():
     record = dataclasses.replace(make_record(), perf=None)
     with pytest.raises(ValueError, match="test_a: no latency sample"):
-        BaselineStore.entry_from_record(record, None)
+        entry_from_measurement(record, None)
 
 
 def test_two_workers_writing_the_same_file_keep_both_entries(tmp_path):
     a, b = make_record(nodeid="tests/test_m.py::test_a"), make_record(nodeid="tests/test_m.py::test_b")
     first, second = BaselineStore(tmp_path, CPU), BaselineStore(tmp_path, CPU)
-    assert first.lookup(a.module, a.nodeid) is None  # caches "no file" state before the other write
-    second.stage(b.module, b.nodeid, BaselineStore.entry_from_record(b, None))
+    assert first.lookup(a.subject.module, a.subject.nodeid) is None  # caches "no file" state before the other write
+    second.stage(b.subject.module, b.subject.nodeid, entry_from_measurement(b, None))
     second.write()
-    first.stage(a.module, a.nodeid, BaselineStore.entry_from_record(a, None))
+    first.stage(a.subject.module, a.subject.nodeid, entry_from_measurement(a, None))
     first.write()
-    assert BaselineStore(tmp_path, CPU).known() == {"tests/test_m.py": {a.nodeid, b.nodeid}}
+    assert BaselineStore(tmp_path, CPU).known() == {"tests/test_m.py": {a.subject.nodeid, b.subject.nodeid}}
 
 
 def test_update_replaces_only_the_tests_that_ran(tmp_path):
     store = BaselineStore(tmp_path, CPU)
     for name in ("test_a", "test_b"):
         record = make_record(nodeid=f"tests/test_m.py::{name}")
-        store.stage(record.module, record.nodeid, BaselineStore.entry_from_record(record, "old"))
+        store.stage(record.subject.module, record.subject.nodeid, entry_from_measurement(record, "old"))
     store.write()
     again = make_record(nodeid="tests/test_m.py::test_a")
-    store.stage(again.module, again.nodeid, BaselineStore.entry_from_record(again, "new"))
+    store.stage(again.subject.module, again.subject.nodeid, entry_from_measurement(again, "new"))
     store.write()
     fresh = BaselineStore(tmp_path, CPU)
-    assert fresh.lookup("tests/test_m.py", "tests/test_m.py::test_a")["commit"] == "new"
-    assert fresh.lookup("tests/test_m.py", "tests/test_m.py::test_b")["commit"] == "old"
+    assert fresh.lookup("tests/test_m.py", "tests/test_m.py::test_a").commit == "new"
+    assert fresh.lookup("tests/test_m.py", "tests/test_m.py::test_b").commit == "old"
 
 
 def test_a_corrupt_file_is_named_and_not_overwritten_without_force(tmp_path):
@@ -156,7 +155,7 @@ def test_a_corrupt_file_is_named_and_not_overwritten_without_force(tmp_path):
     with pytest.raises(BaselineFileError, match=r"tests__test_m\.json: not valid JSON \(line 1"):
         store.lookup("tests/test_m.py", "tests/test_m.py::test_a")
     record = make_record()
-    store.stage(record.module, record.nodeid, BaselineStore.entry_from_record(record, None))
+    store.stage(record.subject.module, record.subject.nodeid, entry_from_measurement(record, None))
     outcome = store.write()
     assert outcome.written == [] and outcome.recorded == 0
     (problem,) = outcome.problems
@@ -166,14 +165,14 @@ def test_a_corrupt_file_is_named_and_not_overwritten_without_force(tmp_path):
         "--trt-replace-unreadable-baselines to replace it with this run's entries"
     )
     assert path.read_text() == '{"schema": 1, "tests": {'
-    store.stage(record.module, record.nodeid, BaselineStore.entry_from_record(record, None))
+    store.stage(record.subject.module, record.subject.nodeid, entry_from_measurement(record, None))
     outcome = store.write(replace_unreadable=True)
     assert outcome.written == [path] and outcome.problems == []
     (replaced,) = outcome.replaced
     assert "not valid JSON" in replaced and replaced.endswith(
         "replaced (--trt-replace-unreadable-baselines) by this run's 1 entry"
     )
-    assert BaselineStore(tmp_path, CPU).known() == {"tests/test_m.py": {record.nodeid}}
+    assert BaselineStore(tmp_path, CPU).known() == {"tests/test_m.py": {record.subject.nodeid}}
     assert [p.name for p in path.parent.iterdir()] == ["tests__test_m.json"]  # no temp files left
 
 
@@ -198,7 +197,7 @@ def test_unused_only_judges_collected_modules_and_prune_removes_them(tmp_path):
     store = BaselineStore(tmp_path, CPU)
     for nodeid in ("tests/test_m.py::test_a", "tests/test_m.py::test_gone", "tests/test_other.py::test_x"):
         record = make_record(nodeid=nodeid)
-        store.stage(record.module, nodeid, BaselineStore.entry_from_record(record, None))
+        store.stage(record.subject.module, nodeid, entry_from_measurement(record, None))
     store.write()
     # This run collected only test_m.py, which still has test_a.
     unused = store.unused({"tests/test_m.py": {"tests/test_m.py::test_a"}})
@@ -216,26 +215,26 @@ def test_unused_only_judges_collected_modules_and_prune_removes_them(tmp_path):
 def test_other_hardware_classes_are_separate(tmp_path):
     record = make_record()
     store = BaselineStore(tmp_path, CPU)
-    store.stage(record.module, record.nodeid, BaselineStore.entry_from_record(record, None))
+    store.stage(record.subject.module, record.subject.nodeid, entry_from_measurement(record, None))
     store.write()
     other = BaselineStore(tmp_path, "nvidia-h100-80gb-cc9.0-132sm")
-    assert other.lookup(record.module, record.nodeid) is None and other.known() == {}
+    assert other.lookup(record.subject.module, record.subject.nodeid) is None and other.known() == {}
     with pytest.raises(ValueError, match="hardware_class"):
         BaselineStore(tmp_path, "Not A/Slug")
 
 
 def test_workload_changes_make_a_baseline_stale():
-    entry = BaselineStore.entry_from_record(make_record(), None)
+    entry = entry_from_measurement(make_record(), None)
     assert staleness(entry, make_record()) is None
     reason = staleness(entry, make_record(shape=(8, 256)))
     assert reason is not None and reason.startswith("workload changed: ")
     assert "batch 1 -> 8" in reason and "inputs.x.shape [1, 256] -> [8, 256]" in reason
     assert "precision fp32 -> fp16" in staleness(entry, make_record(precision="fp16"))
-    assert staleness({}, make_record()) == "baseline entry has no workload"
+    assert staleness(dataclasses.replace(entry, workload=None), make_record()) == "baseline entry has no workload"
 
 
 def test_model_and_runtime_changes_are_reported_not_stale():
-    entry = BaselineStore.entry_from_record(make_record(), None, software={"driver": "550.1"})
+    entry = entry_from_measurement(make_record(), None, software={"driver": "550.1"})
     newer = make_record(model_hash="91c0" + "1" * 60, runtime="onnxruntime 1.32.0",
                         options={"graph_optimization_level": "basic"})
     assert staleness(entry, newer) is None
@@ -252,10 +251,11 @@ def test_model_and_runtime_changes_are_reported_not_stale():
 def test_a_test_file_outside_the_rootdir_fails_with_the_likely_cause(tmp_path, update):
     # pytest picks the rootdir from path arguments, so "--trt-baseline-dir /elsewhere" (with a
     # space) can leave the test file outside it, where the store has no name for its module.
-    record = dataclasses.replace(make_record(), module="/work/project/tests/test_m.py")
+    record = make_record()
+    record = dataclasses.replace(record, subject=dataclasses.replace(record.subject, module="/work/project/tests/test_m.py"))
     store = BaselineStore(tmp_path, CPU)
     outcome = judge_baseline(store, record, lambda: pytest.fail("nothing is measured for it"),
-                             BaselinePolicy(mode="compare", update=update, threshold=0.1))
+                             BaselinePolicy(mode=BaselineMode.COMPARE, update=update, threshold=0.1))
     assert outcome.failures == ((
         "baseline: the test file /work/project/tests/test_m.py is outside pytest's rootdir, so it has no name "
         "in the baseline store. pytest may have chosen the rootdir from the value of a path option written "
@@ -263,3 +263,10 @@ def test_a_test_file_outside_the_rootdir_fails_with_the_likely_cause(tmp_path, u
     ),)
     assert outcome.state is BaselineNote.OUTSIDE_ROOTDIR and outcome.note == "test file outside the rootdir"
     assert outcome.staged is None and not store.staged
+
+
+def test_a_policy_takes_its_mode_as_an_enum_or_its_value():
+    assert BaselinePolicy(mode="strict", update=False, threshold=0.1).mode is BaselineMode.STRICT
+    assert BaselinePolicy(mode=BaselineMode.OFF, update=False, threshold=0.1).mode == "off"
+    with pytest.raises(ValueError, match="'sometimes' is not a valid BaselineMode"):
+        BaselinePolicy(mode="sometimes", update=False, threshold=0.1)

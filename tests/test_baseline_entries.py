@@ -14,16 +14,19 @@ import pytest
 from test_baseline import make_record
 from test_baseline_plugin import MEASURE, baseline_files, slower_mlp, write_tests
 
+from pytest_trt.baselines.entry import BaselineEntry, entry_from_measurement
 from pytest_trt.baselines.regression import MAX_PROBE_FACTOR, Measurement, probe_floor_problem
-from pytest_trt.baselines.store import BaselineEntryError, BaselineStore, validate_entry
+from pytest_trt.baselines.store import BaselineStore
+from pytest_trt.baselines.validation import BaselineEntryError, validate_entry
 
 CPU = "cpu-amd-epyc-2c"
 
 
 def probed_entry() -> dict:
+    """A recorded entry with probe times, as the baseline file holds it."""
     record = make_record()
     record = dataclasses.replace(record, perf=dataclasses.replace(record.perf, probe_ms=[0.1 + 0.001 * i for i in range(40)]))
-    return BaselineStore.entry_from_record(record, None)
+    return entry_from_measurement(record, None).to_file()
 
 
 def changed(path: str, value: object) -> Callable[[dict], None]:
@@ -51,7 +54,7 @@ def all_probe_quantiles(value: float) -> Callable[[dict], None]:
 
 def test_a_recorded_entry_is_valid():
     assert validate_entry(probed_entry()) == []
-    assert validate_entry(BaselineStore.entry_from_record(make_record(), None)) == []  # no probe: fine
+    assert validate_entry(entry_from_measurement(make_record(), None).to_file()) == []  # no probe: fine
 
 
 @pytest.mark.parametrize(
@@ -105,7 +108,7 @@ def test_a_non_object_entry_is_invalid():
 def test_lookup_names_the_file_the_test_and_at_most_three_fields(tmp_path):
     entry = probed_entry()
     store = BaselineStore(tmp_path, CPU)
-    store.stage("tests/t.py", "tests/t.py::test_a", entry)
+    store.stage("tests/t.py", "tests/t.py::test_a", BaselineEntry.from_file(entry))
     (path,) = store.write().written
     data = json.loads(path.read_text())
     all_probe_quantiles(0.0)(data["tests"]["tests/t.py::test_a"])
@@ -119,12 +122,14 @@ def test_lookup_names_the_file_the_test_and_at_most_three_fields(tmp_path):
 
 
 def test_a_probe_floor_far_from_this_runs_is_not_divided_by():
-    entry = probed_entry()
+    entry = BaselineEntry.from_file(probed_entry())
     assert probe_floor_problem(entry, Measurement([1.0] * 50, [0.1] * 50)) is None
     assert probe_floor_problem(entry, Measurement([1.0] * 50, [0.1 * MAX_PROBE_FACTOR * 0.99] * 50)) is None
     assert probe_floor_problem(entry, Measurement([1.0] * 50)) is None  # nothing to divide by
-    tiny = copy.deepcopy(entry)
-    tiny["host_probe_ms"]["quantiles"] = {k: v * 1e-5 for k, v in entry["host_probe_ms"]["quantiles"].items()}
+    probe = entry.host_probe_ms
+    tiny = dataclasses.replace(
+        entry, host_probe_ms=dataclasses.replace(probe, quantiles={k: v * 1e-5 for k, v in probe.quantiles.items()})
+    )
     assert probe_floor_problem(tiny, Measurement([1.0] * 50, [0.1] * 50)) == (
         "host_probe_ms.quantiles.p0 is 1e-06 ms, this run's probe floor 0.1 ms (1e+05x apart): on one hardware "
         "class a host speed state moves it far less than 3x, so the stored probe times are not this hardware's "
@@ -209,3 +214,22 @@ def test_an_invalid_latency_entry_fails_its_test_naming_the_field(trt_pytester, 
     # Re-recording replaces the invalid entry: the file itself is readable.
     trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=1)
     trt_pytester.run(*MEASURE).assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (changed("build.precision", 3), "build.precision: expected str, got 3"),
+        (changed("workload.batch", "8"), "workload.batch: expected a whole number, got '8'"),
+        (changed("software.driver", 550), "software.driver: expected str, got 550"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_named_by_its_field(tmp_path, change, problem):
+    data = probed_entry()
+    change(data)
+    path = tmp_path / CPU / "tests__t.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"schema": 1, "hardware": CPU, "module": "tests/t.py", "tests": {"tests/t.py::a": data}}))
+    with pytest.raises(BaselineEntryError) as caught:
+        BaselineStore(tmp_path, CPU).lookup("tests/t.py", "tests/t.py::a")
+    assert str(caught.value) == f"baseline file {path}: entry 'tests/t.py::a': {problem}"

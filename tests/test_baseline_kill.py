@@ -16,7 +16,9 @@ import pytest
 from test_baseline import make_record
 from test_baseline_plugin import MEASURE, TEST_A, write_tests
 
-from pytest_trt.baselines.store import PRIVATE_DIR, BaselineStore, hardware_for
+from pytest_trt.baselines.entry import entry_from_measurement
+from pytest_trt.baselines.hardware import hardware_for
+from pytest_trt.baselines.store import PRIVATE_DIR
 from pytest_trt.fingerprint import machine_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +30,7 @@ WRITER = """
 import json, os, sys, time
 from pathlib import Path
 from pytest_trt.store import files
+from pytest_trt.baselines.entry import BaselineEntry
 from pytest_trt.baselines.store import BaselineStore
 
 root, hardware, stall_at, entry = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
@@ -39,7 +42,7 @@ for i in range(10**9):
             time.sleep(600)
         files.os.fsync = stall  # this child only: the temp file is half written when it stalls
     for k in range(int(sys.argv[5])):
-        store.stage("test_perf.py", f"test_perf.py::test_{k}", {**entry, "commit": str(i)})
+        store.stage("test_perf.py", f"test_perf.py::test_{k}", BaselineEntry.from_file({**entry, "commit": str(i)}))
     outcome = store.write()
     assert not outcome.problems, outcome.problems
     (root / "written").write_text(str(i))
@@ -48,7 +51,7 @@ for i in range(10**9):
 
 def _start_writer(root: Path, stall_at: int = -1) -> subprocess.Popen:
     hardware, _ = hardware_for(False, machine_fingerprint())
-    entry = BaselineStore.entry_from_record(make_record(nodeid="test_perf.py::test_0"), None)
+    entry = entry_from_measurement(make_record(nodeid="test_perf.py::test_0"), None).to_file()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     args = [sys.executable, "-c", WRITER, str(root), hardware, str(stall_at), json.dumps(entry), str(TESTS_PER_FILE)]
     return subprocess.Popen(args, env=env)

@@ -15,6 +15,7 @@ from onnx import helper, numpy_helper
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from make_models import make_mlp
 
+from pytest_trt.baselines.regression import HOST_STATE, PROBE_NOISE
 from pytest_trt.timing import host_probe
 
 # Enough iterations for a floor; a threshold wide enough that a shared 2-core runner never trips
@@ -118,20 +119,29 @@ def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_p
     (trt_pytester.path / "mlp.onnx").write_bytes(slower_mlp().SerializeToString())
     result, tests = report(trt_pytester)
     result.assert_outcomes(failed=2)
-    result.stdout.re_match_lines([
-        (
-            r"regression \(onnxruntime\): min \+\d+\.\d% vs baseline \(95% CI \+\d+\.\d%\.\.\+\d+\.\d%, "
-            r"threshold 90%\)(; the host ran \d+% (slower|faster) than when the baseline was recorded "
-            r"\(host probe\), divided out: raw min [+-]\d+\.\d%"
-            r"(, and \d+\.\d% added to the threshold for what the division may miss)?)?"
-            r"(; the probe floor came from brief fast moments \(95% of the probe times ran \d+% or more slower\), "
-            r"so \d+\.\d% added to the threshold)?"
-            r"; confirmed by a re-measurement, (first|second) kept \(the other: min \+\d+\.\d%\) "
-            r"\(changed since the baseline: model [0-9a-f]{8}\.\. -> [0-9a-f]{8}\.\.\)"
-        ),
-    ])
     verdict = tests["test_perf.py::test_a"]["regression"]
     assert verdict["status"] == "regressed" and verdict["remeasured"] and verdict["change"] > 1.0
+    # The message says what the kept verdict holds. Whether the host ran slower or faster than at
+    # recording depends on the machine's load, so the notes on it are expected where the report's
+    # numbers call for them, not by wording alone.
+    host_note = (
+        r"; the host ran \d+% (slower|faster) than when the baseline was recorded \(host probe\), divided out "
+        rf"beyond the probe's own {PROBE_NOISE:.0%}: raw min [+-]\d+\.\d%, and \d+\.\d% added to the threshold "
+        r"for what the division may miss"
+    )
+    mixed_note = (
+        r"; the probe floor came from brief fast moments \(95% of the probe times ran \d+% or more slower\), "
+        r"so \d+\.\d% added to the threshold"
+    )
+    host_moved = verdict["host_change"] is not None and abs(verdict["host_change"]) > PROBE_NOISE
+    mixed = verdict["probe_spread"] is not None and verdict["probe_spread"] > HOST_STATE
+    result.stdout.re_match_lines([
+        r"regression \(onnxruntime\): min \+\d+\.\d% vs baseline \(95% CI [+-]\d+\.\d%\.\.[+-]\d+\.\d%, threshold 90%\)"
+        + (host_note if host_moved else "")
+        + (mixed_note if mixed else "")
+        + r"; confirmed by a re-measurement, (first|second) kept \(the other: min [+-]\d+\.\d%\) "
+        r"\(changed since the baseline: model [0-9a-f]{8}\.\. -> [0-9a-f]{8}\.\.\)$",
+    ])
     # The failure is the item's own: JUnit/--lf see it as a failed test, not a session error.
     assert re.search(r"FAILED test_perf.py::test_a", result.stdout.str())
 

@@ -17,7 +17,9 @@ import pytest
 from test_baseline_plugin import MEASURE, TEST_A, baseline_files, stored
 
 import pytest_trt.run.session as session
+from pytest_trt.baselines import session_end
 from pytest_trt.baselines import store as baseline
+from pytest_trt.baselines.hardware import hardware_for
 from pytest_trt.store import files
 
 BROKEN = """
@@ -104,13 +106,13 @@ def test_a_failing_baseline_write_is_an_error_line_and_keeps_the_old_file(trt_py
     result = trt_pytester.run(*MEASURE, "--trt-update-baselines", f"--trt-report-json={report}")
     assert_pytest_summary_kept(result)
     result.stdout.fnmatch_lines([
-        f"baseline: test_perf.py::test_a: {baseline.NOT_WRITTEN_NOTE}",
+        f"baseline: test_perf.py::test_a: {session_end.NOT_WRITTEN_NOTE}",
         f"error: baselines: baseline file {path}: cannot be written ({os.strerror(kind)}); "
         "1 test(s) not recorded (test_perf.py::test_a)",
     ])
     assert path.read_bytes() == before
     tests = {t["nodeid"]: t for t in json.loads(report.read_text())["tests"]}
-    assert tests["test_perf.py::test_a"]["baseline_note"] == baseline.NOT_WRITTEN_NOTE
+    assert tests["test_perf.py::test_a"]["baseline_note"] == session_end.NOT_WRITTEN_NOTE
     leftovers = [p for p in (trt_pytester.path / "baselines").rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
 
@@ -140,7 +142,7 @@ def _old_lock_path(path: Path) -> Path:
 
 def test_a_link_planted_at_the_old_lock_path_in_tmp_changes_nothing(trt_pytester):
     write_tests(trt_pytester)
-    hardware, _ = baseline.hardware_for(False, _fingerprint())
+    hardware, _ = hardware_for(False, _fingerprint())
     target = trt_pytester.path / "baselines" / hardware / "test_perf.json"
     planted = _old_lock_path(target)
     planted.symlink_to("/nonexistent-folder/victim")
@@ -223,9 +225,8 @@ def test_a_held_store_lock_gives_up_after_the_lock_timeout_naming_the_holder(tmp
     """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(BaselineFileError) as caught:
-            with store._locked():
-                pass
+        with pytest.raises(BaselineFileError) as caught, store._locked():
+            pass
     finally:
         holder.kill()
         holder.wait(timeout=30)

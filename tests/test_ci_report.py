@@ -7,7 +7,6 @@ import json
 from test_baseline import make_record
 
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict
-from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestStatus
@@ -20,14 +19,9 @@ META = {"hardware": "cpu-amd-epyc-2c", "backend": "onnxruntime", "commit": "abc1
 def finished(nodeid: str, **fields) -> Record:
     """A record as the gates assemble it, around a measurement made by make_record."""
     measured = make_record(nodeid=nodeid)
-    subject = TestSubject(
-        nodeid=measured.nodeid, module=measured.module, backend=measured.backend,
-        runtime_version=measured.runtime_version, model=measured.model, build=measured.build,
-        workload=measured.workload,
-    )
     fields.setdefault("status", TestStatus.PASSED)
-    fields.setdefault("accuracy", measured.accuracy)
-    return Record(subject=subject, perf=measured.perf, **fields)
+    fields.setdefault("accuracy", AccuracyResult(True, [OutputReport("y", True, stats=dict(measured.accuracy["y"]))]))
+    return Record(subject=measured.subject, perf=measured.perf, **fields)
 
 
 def regressed_record(**fields):

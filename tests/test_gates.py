@@ -88,7 +88,7 @@ def test_an_update_stages_an_entry_and_writes_nothing(factory, tmp_path):
     ctx = context(factory, tmp_path, baseline_mode="compare", update=True)
     outcome = evaluate(spec, factory.engine(spec.model, "onnxruntime"), ctx)
     assert outcome.record.baseline_state is BaselineNote.RECORDED
-    assert outcome.staged is not None and outcome.staged["latency_ms"]["n"] >= 30
+    assert outcome.staged is not None and outcome.staged.latency_ms.n >= 30
     assert not (tmp_path / "baselines").exists()
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_trt import fingerprint
 from pytest_trt.baselines.folders import unread_folder_notes
-from pytest_trt.baselines.store import hardware_class, hardware_for
+from pytest_trt.baselines.hardware import hardware_class, hardware_for
 from pytest_trt.fingerprint import cpu_class_name, parse_cpuinfo, parse_sysctl, parse_windows_processor
 
 AMD_EPYC_KVM = """\

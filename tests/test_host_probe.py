@@ -44,7 +44,7 @@ def test_the_probe_kind_names_what_it_times() -> None:
 
 @pytest.mark.parametrize("kind", [None, "matmul-f32-48x48x16"])
 def test_entries_validate_the_probe_name(kind) -> None:
-    from pytest_trt.baselines.store import validate_entry
+    from pytest_trt.baselines.validation import validate_entry
 
     entry = {
         "latency_ms": {"n": 100, "quantiles": {"p0": 1.0, "p50": 1.1}},

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from test_baseline import make_record
 
+from pytest_trt.baselines.comparability import accuracy_drift
+from pytest_trt.baselines.entry import BaselineEntry, SampleSummary, entry_from_measurement
 from pytest_trt.baselines.regression import (
     HOST_UNCERTAINTY,
     MAX_RECORDINGS,
@@ -16,7 +18,6 @@ from pytest_trt.baselines.regression import (
     PROBE_NOISE,
     RECORDINGS,
     Measurement,
-    accuracy_drift,
     assess,
     at_usual_speed,
     baseline_sample,
@@ -25,7 +26,6 @@ from pytest_trt.baselines.regression import (
     normalized_floor,
     record,
 )
-from pytest_trt.baselines.store import BaselineStore
 
 MESSAGE = re.compile(r"min [+-]\d+\.\d% vs baseline \(95% CI [+-]\d+\.\d%\.\.[+-]\d+\.\d%, threshold \d+%\)")
 
@@ -44,25 +44,25 @@ def sample(scale: float, seed: int, n: int = 2000, host: float | None = None) ->
 
 
 @pytest.fixture
-def baseline() -> dict:
-    return BaselineStore.entry_from_record(make_record(sample(1.0, seed=0).samples_ms), None)
+def baseline() -> BaselineEntry:
+    return entry_from_measurement(make_record(sample(1.0, seed=0).samples_ms), None)
 
 
 @pytest.fixture
-def probed_baseline() -> dict:
+def probed_baseline() -> BaselineEntry:
     recorded = sample(1.0, seed=0, host=1.0)
     record = make_record(recorded.samples_ms)
     record = dataclasses.replace(record, perf=dataclasses.replace(record.perf, probe_ms=recorded.probe_ms))
-    return BaselineStore.entry_from_record(record, None)
+    return entry_from_measurement(record, None)
 
 
 def test_baseline_sample_rebuilds_the_stored_distribution(baseline):
-    rebuilt = baseline_sample(baseline)
+    rebuilt = baseline_sample(baseline.latency_ms)
     assert rebuilt.size == 2000
-    assert np.median(rebuilt) == pytest.approx(baseline["latency_ms"]["quantiles"]["p50"], rel=1e-3)
-    assert rebuilt.min() == pytest.approx(baseline["latency_ms"]["quantiles"]["p0"], rel=1e-3)
-    for broken in ({}, {"latency_ms": {"n": 5}}, {"latency_ms": {"n": 5, "quantiles": {"px": 1.0}}}):
-        with pytest.raises(ValueError, match="baseline entry has no usable latency_ms"):
+    assert np.median(rebuilt) == pytest.approx(baseline.latency_ms.quantiles["p50"], rel=1e-3)
+    assert rebuilt.min() == pytest.approx(baseline.latency_ms.floor, rel=1e-3)
+    for broken in (SampleSummary(5, {}), SampleSummary(5, {"px": 1.0}), SampleSummary(0, {"p0": 1.0, "p50": 2.0})):
+        with pytest.raises(ValueError, match="baseline summary has no usable quantiles"):
             baseline_sample(broken)
 
 
@@ -332,12 +332,12 @@ def test_decide_keeps_the_lower_of_the_two_measurements(probed_baseline):
 
 
 def test_accuracy_drift_flags_errors_well_above_the_baseline():
-    entry = BaselineStore.entry_from_record(make_record(errors={"max_abs": 1e-5, "mean_abs": 1e-6}), None)
+    entry = entry_from_measurement(make_record(errors={"max_abs": 1e-5, "mean_abs": 1e-6}), None)
     assert accuracy_drift(entry, make_record(errors={"max_abs": 1.5e-5, "mean_abs": 1e-6}).accuracy) == []
     lines = accuracy_drift(entry, make_record(errors={"max_abs": 5e-5, "mean_abs": 1e-6}).accuracy)
     assert lines == ["accuracy drift: output 'y' max_abs 5e-05 vs baseline 1e-05 (5.0x), still within tolerance"]
     # Tiny absolute moves from an exact match are rounding, not drift.
-    exact = BaselineStore.entry_from_record(make_record(errors={"max_abs": 0.0}), None)
+    exact = entry_from_measurement(make_record(errors={"max_abs": 0.0}), None)
     assert accuracy_drift(exact, make_record(errors={"max_abs": 1e-8}).accuracy) == []
     assert "from 0" in accuracy_drift(exact, make_record(errors={"max_abs": 1e-3}).accuracy)[0]
 

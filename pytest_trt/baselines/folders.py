@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_trt.baselines.store import hardware_for
+from pytest_trt.baselines.hardware import hardware_for
 
 
 def unread_folder_notes(root: Path, on_gpu: bool, fingerprint: Mapping[str, Any], current: str) -> list[str]:

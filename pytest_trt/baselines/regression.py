@@ -36,21 +36,15 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from pytest_trt.baselines.store import (
-    DRIFT_STATS,
-    BaselineInput,
-    plain,
-    workload_of,
-)
+from pytest_trt.baselines.entry import BaselineEntry, SampleSummary
 from pytest_trt.timing import host_probe
 from pytest_trt.timing.stats import bootstrap_ratio_ci, percentile_label, sample_from_quantiles
 
@@ -78,11 +72,6 @@ PROBE_NOISE = 0.02
 # and dividing by it would hide any slowdown (a floor near 0 reads as "host ran inf% slower").
 MAX_PROBE_FACTOR = 3.0
 
-# Accuracy drift: an error statistic "well above" its baseline is more than DRIFT_FACTOR times it
-# and more than DRIFT_FLOOR above it in absolute terms (so 0 -> 1e-9 is not a drift).
-DRIFT_FACTOR = 2.0
-DRIFT_FLOOR = 1e-6
-
 
 class Verdict(str, Enum):
     """The outcome of comparing a measurement with its baseline."""
@@ -96,8 +85,14 @@ class Verdict(str, Enum):
 class Timed(Protocol):
     """One measurement as compared here (measure.PerfResult is one)."""
 
-    samples_ms: Sequence[float]
-    probe_ms: Sequence[float] | None
+    @property
+    def samples_ms(self) -> Sequence[float]: ...
+
+    @property
+    def probe_ms(self) -> Sequence[float] | None: ...
+
+
+TimedT = TypeVar("TimedT", bound=Timed)
 
 
 @dataclass
@@ -131,39 +126,37 @@ def statistic_label(q: float) -> str:
     return {0.0: "min", 50.0: "median", 100.0: "max"}.get(float(q), percentile_label(q))
 
 
-def baseline_sample(baseline: Mapping[str, Any], key: str = "latency_ms") -> np.ndarray:
-    """The pseudo-sample rebuilt from a stored entry's quantiles and n (``key``: latency_ms or
+def baseline_sample(summary: SampleSummary) -> np.ndarray:
+    """The pseudo-sample rebuilt from a stored summary's quantiles and n (an entry's latency_ms or
     host_probe_ms)."""
     try:
-        summary = baseline[key]
-        pairs = sorted((float(label.lstrip("p")), float(v)) for label, v in summary["quantiles"].items())
-        n = int(summary["n"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"baseline entry has no usable {key} ({exc!r})") from None
-    points, values = zip(*pairs) if pairs else ((), ())
-    return sample_from_quantiles(list(values), n, list(points))
+        pairs = summary.points()
+    except ValueError as exc:
+        raise ValueError(f"baseline summary has no usable quantiles ({exc})") from None
+    if not pairs or summary.n < 1:
+        raise ValueError(f"baseline summary has no usable quantiles (n {summary.n}, {len(pairs)} quantiles)")
+    return sample_from_quantiles([v for _, v in pairs], summary.n, [p for p, _ in pairs])
 
 
 def _percent(fraction: float) -> str:
     return f"{fraction * 100:+.1f}%"
 
 
-def _probe(baseline: Mapping[str, Any], new: Timed) -> tuple[np.ndarray, np.ndarray] | None:
+def _probe(baseline: BaselineEntry, new: Timed) -> tuple[np.ndarray, np.ndarray] | None:
     """Both sides' probe samples, or None unless both timed enough of them to compare."""
-    if not isinstance(baseline.get("host_probe_ms"), Mapping) or len(new.probe_ms or ()) < MIN_PROBES:
+    if baseline.host_probe_ms is None or new.probe_ms is None or len(new.probe_ms) < MIN_PROBES:
         return None
-    base = baseline_sample(baseline, "host_probe_ms")
+    base = baseline_sample(baseline.host_probe_ms)
     return (base, np.asarray(new.probe_ms, dtype=np.float64)) if base.size >= MIN_PROBES else None
 
 
-def probe_floor_problem(baseline: Mapping[str, Any], new: Timed) -> str | None:
+def probe_floor_problem(baseline: BaselineEntry, new: Timed) -> str | None:
     """Why the baseline's host-probe floor cannot be divided out against ``new``'s (more than
-    MAX_PROBE_FACTOR apart), or None. Call it on an entry that passed
-    ``baseline.validate_entry``, before ``decide``."""
+    MAX_PROBE_FACTOR apart), or None. Call it before ``decide``."""
     probes = _probe(baseline, new)
-    if probes is None:
+    if probes is None or baseline.host_probe_ms is None:
         return None
-    old, fresh = float(baseline["host_probe_ms"]["quantiles"]["p0"]), float(probes[1].min())
+    old, fresh = baseline.host_probe_ms.floor, float(probes[1].min())
     if old > 0 and fresh > 0 and 1.0 / MAX_PROBE_FACTOR <= fresh / old <= MAX_PROBE_FACTOR:
         return None
     apart = f"{max(fresh / old, old / fresh):.3g}x apart" if old > 0 and fresh > 0 else "one of them not > 0"
@@ -176,7 +169,7 @@ def probe_floor_problem(baseline: Mapping[str, Any], new: Timed) -> str | None:
 
 
 def assess(
-    baseline: Mapping[str, Any],
+    baseline: BaselineEntry,
     new: Timed,
     threshold: float,
     *,
@@ -186,7 +179,7 @@ def assess(
     a "regressed" here only asks for the re-measurement that ``decide`` takes)."""
     if not threshold > 0:
         raise ValueError(f"regression threshold must be a positive fraction, got {threshold!r}")
-    base = baseline_sample(baseline)
+    base = baseline_sample(baseline.latency_ms)
     samples = np.asarray(new.samples_ms, dtype=np.float64)
     label = statistic_label(percentile)
     median_change = float(np.median(samples) / np.median(base) - 1.0) if samples.size else float("nan")
@@ -229,7 +222,7 @@ def assess(
             f"(host probe), divided out beyond the probe's own {PROBE_NOISE:.0%}: raw {label} {_percent(raw)}, "
             f"and {host_margin * 100:.1f}% added to the threshold for what the division may miss"
         )
-    if mixed_margin:
+    if mixed_margin and spread is not None:
         message += (
             f"; the probe floor came from brief fast moments ({100 - STATE_QUANTILE:g}% of the probe times "
             f"ran {spread * 100:.0f}% or more slower), so {mixed_margin * 100:.1f}% added to the threshold"
@@ -266,7 +259,7 @@ def normalized_floor(timed: Timed) -> float:
     return floor / probe if probe is not None else floor
 
 
-def middle_recording(measurements: Sequence[Timed]) -> Timed:
+def middle_recording(measurements: Sequence[TimedT]) -> TimedT:
     """The measurement whose (probe-normalized) floor is the median (the lower middle of an even
     number)."""
     if not measurements:
@@ -275,7 +268,7 @@ def middle_recording(measurements: Sequence[Timed]) -> Timed:
     return ranked[(len(ranked) - 1) // 2]
 
 
-def at_usual_speed(measurements: Sequence[Timed], fastest_probe_ms: float = float("inf")) -> list[Timed]:
+def at_usual_speed(measurements: Sequence[TimedT], fastest_probe_ms: float = float("inf")) -> list[TimedT]:
     """The measurements not taken in a slow host state: those without probe times, and those
     with at least STATE_QUANTILE percent of their probe times within HOST_STATE of the fastest
     probe (``fastest_probe_ms`` or their own). A floor set by a few fast moments of a mostly
@@ -283,16 +276,16 @@ def at_usual_speed(measurements: Sequence[Timed], fastest_probe_ms: float = floa
     floors = [probe_floor(m) for m in measurements]
     fastest = min([fastest_probe_ms, *(f for f in floors if f is not None)])
     return [
-        m for m, f in zip(measurements, floors)
-        if f is None or np.percentile(m.probe_ms, STATE_QUANTILE) <= (1.0 + HOST_STATE) * fastest
+        m for m, f in zip(measurements, floors, strict=True)
+        if f is None or np.percentile(m.probe_ms or (), STATE_QUANTILE) <= (1.0 + HOST_STATE) * fastest
     ]
 
 
 @dataclass
-class Recording:
+class Recording(Generic[TimedT]):
     """What ``record`` keeps: the middle of ``used`` measurements out of ``taken``."""
 
-    kept: Timed
+    kept: TimedT
     used: int
     taken: int
     host_slow: bool = False  # none was at the usual speed: the middle of all was kept
@@ -311,7 +304,9 @@ class Recording:
         return note + ")"
 
 
-def record(first: Timed, remeasure: Callable[[], Timed], fastest_probe_ms: float = float("inf")) -> Recording:
+def record(
+    first: TimedT, remeasure: Callable[[], TimedT], fastest_probe_ms: float = float("inf")
+) -> Recording[TimedT]:
     """A baseline from ``first`` and more measurements: measure until RECORDINGS were taken at the
     usual host speed (``at_usual_speed``; ``fastest_probe_ms``, the fastest probe this process
     has timed, tells a host that runs slow for all of them), at most MAX_RECORDINGS in all, and
@@ -336,7 +331,7 @@ class Measurement:
 
 
 def decide(
-    baseline: Mapping[str, Any],
+    baseline: BaselineEntry,
     first: Timed,
     remeasure: Callable[[], Timed],
     threshold: float,
@@ -352,7 +347,8 @@ def decide(
     than pooled: a pooled probe level across two host states would be neither state's."""
     verdict = assess(baseline, first, threshold, percentile=percentile)
     slower = verdict.change > threshold
-    host_slow = (verdict.host_change or 0.0) > HOST_STATE
+    host_change = verdict.host_change or 0.0
+    host_slow = host_change > HOST_STATE
     if not (slower or host_slow):
         return verdict
     again = assess(baseline, remeasure(), threshold, percentile=percentile)
@@ -360,7 +356,7 @@ def decide(
     kept.remeasured = True
     other = verdict if kept is again else again
     if not slower:
-        why = f"re-measured as the host ran {verdict.host_change * 100:.0f}% slow"
+        why = f"re-measured as the host ran {host_change * 100:.0f}% slow"
     elif kept.status is Verdict.REGRESSED:
         why = "confirmed by a re-measurement"
     else:
@@ -380,108 +376,3 @@ def _kept(first: RegressionVerdict, second: RegressionVerdict) -> RegressionVerd
         return first if first_host < second_host else second
     beyond = [v.change - v.threshold - v.margin for v in (first, second)]
     return second if beyond[1] <= beyond[0] else first
-
-
-def accuracy_drift(baseline: Mapping[str, Any], accuracy: Any) -> list[str]:
-    """One warning line per output error statistic well above the baseline's (see DRIFT_*);
-    ``accuracy`` is an ``accuracy.AccuracyResult`` or None."""
-    stored = baseline.get("accuracy") or {}
-    lines = []
-    for output in getattr(accuracy, "outputs", None) or []:
-        before = stored.get(output.name) or {}
-        for key in DRIFT_STATS:
-            old, new = before.get(key), output.stats.get(key)
-            if not isinstance(old, (int, float)) or not isinstance(new, (int, float)):
-                continue
-            if new > DRIFT_FACTOR * old and new - old > DRIFT_FLOOR:
-                times = f"{new / old:.1f}x" if old > 0 else "from 0"
-                lines.append(
-                    f"accuracy drift: output {output.name!r} {key} {new:.3g} vs baseline {old:.3g} ({times}), "
-                    "still within tolerance"
-                )
-    return lines
-
-
-# ---- staleness and changes: is a stored entry comparable, and what moved since ------------------
-
-# Workload keys that exist only when the test was timed.
-_TIMING_KEYS = ("clock", "mode")
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, Mapping) and value:
-        flat: dict[str, Any] = {}
-        for key in sorted(value):
-            flat.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: value}
-
-
-def _show(value: Any) -> str:
-    return "(none)" if value is None else json.dumps(value, separators=(", ", ": "), sort_keys=True).strip('"')
-
-
-def staleness(entry: Mapping[str, Any], record: BaselineInput) -> str | None:
-    """Why the baseline measured a different workload (shapes, batch, precision, IO signature,
-    backend or timing mode), or None when it is comparable."""
-    stored = entry.get("workload")
-    if not isinstance(stored, Mapping):
-        return "baseline entry has no workload"
-    old, new = _flatten(stored), _flatten(workload_of(record))
-    if record.perf is None:  # nothing was timed this run: only the workload itself can differ
-        old = {k: v for k, v in old.items() if k.split(".")[0] not in _TIMING_KEYS}
-    diffs = [f"{key} {_show(old.get(key))} -> {_show(new.get(key))}"
-             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
-    if diffs:
-        return "workload changed: " + "; ".join(diffs)
-    return _probe_change(entry, record)
-
-
-def _probe_change(entry: Mapping[str, Any], record: BaselineInput) -> str | None:
-    """Why the entry's probe times cannot be divided by this run's: another probe timed them
-    (its speed is another number), or None."""
-    stored = entry.get("host_probe_ms")
-    if not isinstance(stored, Mapping) or record.perf is None or len(record.perf.probe_ms or ()) < MIN_PROBES:
-        return None
-    kind = stored.get("probe")
-    if kind == host_probe.KIND:
-        return None
-    return (
-        f"host probe changed: {_show(kind) if kind is not None else 'an earlier probe'} -> {host_probe.KIND} "
-        "(its times are not comparable; record the baseline again with --trt-update-baselines)"
-    )
-
-
-def _short(digest: Any) -> str:
-    return f"{str(digest)[:8]}.." if digest else "(none)"
-
-
-def _version_change(old: str, new: str) -> str:
-    """``onnxruntime 1.31.0 -> 1.32.0`` when only the version moved."""
-    old_name, _, old_version = old.partition(" ")
-    new_name, _, new_version = new.partition(" ")
-    if old_name == new_name and old_version and new_version:
-        return f"{old_name} {old_version} -> {new_version}"
-    return f"{old} -> {new}"
-
-
-def changes(entry: Mapping[str, Any], record: BaselineInput, software: Mapping[str, Any] | None = None) -> list[str]:
-    """What changed since the baseline without making it stale: the model, the runtime and other
-    software, build options. These are what the comparison exists to judge."""
-    found = []
-    old_hash = (entry.get("model") or {}).get("content_hash")
-    new_hash = record.model.content_hash
-    if old_hash != new_hash:
-        found.append(f"model {_short(old_hash)} -> {_short(new_hash)}")
-    old_sw = dict(entry.get("software") or {})
-    new_sw = {"runtime": record.runtime_version, **(software or {})}
-    if old_sw.get("runtime") != new_sw["runtime"]:
-        found.append(_version_change(str(old_sw.get("runtime")), str(new_sw["runtime"])))
-    for key in sorted(set(new_sw) - {"runtime", "backend"}):
-        if key in old_sw and old_sw[key] != new_sw[key]:
-            found.append(f"{key} {old_sw[key]} -> {new_sw[key]}")
-    old_options = (entry.get("build") or {}).get("options")
-    new_options = plain(record.build.options)
-    if old_options != new_options:
-        found.append(f"build options {_show(old_options)} -> {_show(new_options)}")
-    return found

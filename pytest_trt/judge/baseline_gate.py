@@ -6,30 +6,32 @@ The statistical rule is ``baselines.regression``; this step decides what applies
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pytest_trt.baselines.regression import (
-    RegressionVerdict,
-    Timed,
-    Verdict,
-    accuracy_drift,
-    changes,
-    decide,
-    probe_floor_problem,
-    record,
-    staleness,
-)
-from pytest_trt.baselines.store import (
-    NOT_COMPARED,
-    BaselineEntryError,
-    BaselineInput,
-    BaselineStore,
-    is_absolute_module,
-)
+from pytest_trt.baselines.comparability import accuracy_drift, changes, staleness
+from pytest_trt.baselines.entry import BaselineEntry, BaselineInput, entry_from_measurement
+from pytest_trt.baselines.hardware import is_absolute_module
+from pytest_trt.baselines.regression import RegressionVerdict, Verdict, decide, probe_floor_problem, record
+from pytest_trt.baselines.store import NOT_COMPARED, BaselineStore
+from pytest_trt.baselines.validation import BaselineEntryError
 from pytest_trt.errors import BaselineFileError
+from pytest_trt.timing.measure import PerfResult
+
+if TYPE_CHECKING:
+    from pytest_trt.judge.accuracy import AccuracyResult
+
+
+class BaselineMode(str, Enum):
+    """--trt-baseline: compare with baselines, also fail a test without one (or with a stale
+    one), or leave baselines alone."""
+
+    COMPARE = "compare"
+    STRICT = "strict"
+    OFF = "off"
 
 
 class BaselineNote(str, Enum):
@@ -54,30 +56,43 @@ class BaselineOutcome:
     state: BaselineNote
     note: str = ""
     verdict: RegressionVerdict | None = None
-    staged: dict[str, Any] | None = None  # the entry to record (--trt-update-baselines)
+    staged: BaselineEntry | None = None  # the entry to record (--trt-update-baselines)
     warnings: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class BaselinePolicy:
-    """How the session treats baselines: ``mode`` is compare | strict | off; ``enforce`` False
-    reports a regression without failing (--trt-perf=report)."""
+    """How the session treats baselines; ``enforce`` False reports a regression without failing
+    (--trt-perf=report). A ``mode`` given as its string value is taken as that mode."""
 
-    mode: str
+    mode: BaselineMode
     update: bool
     threshold: float
     enforce: bool = True
     commit: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", BaselineMode(self.mode))
+
+
+def accuracy_stats(result: AccuracyResult | None) -> dict[str, dict[str, float]]:
+    """The error statistics of each output that are numbers, as baselines keep and compare them."""
+    if result is None:
+        return {}
+    return {
+        output.name: {k: v for k, v in output.stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for output in result.outputs
+    }
+
 
 def judge_baseline(
     store: BaselineStore,
     measured: BaselineInput,
-    remeasure: Callable[[], Timed],
+    remeasure: Callable[[], PerfResult],
     policy: BaselinePolicy,
     *,
-    software: Mapping[str, Any] | None = None,
+    software: Mapping[str, str] | None = None,
     failed_gates: Sequence[str] = (),
 ) -> BaselineOutcome:
     """Compare ``measured.perf`` with the stored baseline, or make the entry to record.
@@ -89,25 +104,20 @@ def judge_baseline(
     (``failed_gates`` names them) records nothing: its numbers are those of a model that is
     wrong or over budget.
     """
-    if policy.mode == "off" or measured.perf is None:
+    perf = measured.perf
+    if policy.mode is BaselineMode.OFF or perf is None:
         return BaselineOutcome(BaselineNote.OFF)
-    if is_absolute_module(measured.module):
+    module = measured.subject.module
+    if is_absolute_module(module):
         return BaselineOutcome(BaselineNote.OUTSIDE_ROOTDIR, "test file outside the rootdir", failures=((
-            f"baseline: the test file {measured.module} is outside pytest's rootdir, so it has no name in the "
+            f"baseline: the test file {module} is outside pytest's rootdir, so it has no name in the "
             "baseline store. pytest may have chosen the rootdir from the value of a path option written "
             "after a space: write --trt-baseline-dir=PATH, with '=', or pass --rootdir"
         ),))
     if policy.update:
-        if failed_gates:
-            note = f"baseline not recorded: the test failed its gates ({', '.join(failed_gates)})"
-            return BaselineOutcome(BaselineNote.NOT_RECORDED, note)
-        fastest = measured.perf.fastest_probe_ms
-        recording = record(measured.perf, remeasure, float("inf") if fastest is None else fastest)
-        kept = BaselineInput(**{**measured.__dict__, "perf": recording.kept})
-        entry = BaselineStore.entry_from_record(kept, policy.commit, software)
-        return BaselineOutcome(BaselineNote.RECORDED, recording.note, staged=entry)
+        return _record(measured, perf, remeasure, policy, software, failed_gates)
     try:
-        entry = store.lookup(measured.module, measured.nodeid)
+        entry = store.lookup(module, measured.subject.nodeid)
     except BaselineEntryError as exc:
         return BaselineOutcome(BaselineNote.INVALID, "baseline entry invalid", failures=(
             f"baseline: {exc}; not compared: fix the entry, or re-record it with --trt-update-baselines",
@@ -117,31 +127,68 @@ def judge_baseline(
             BaselineNote.UNREADABLE, "baseline file unreadable", failures=(f"baseline: {exc}; {NOT_COMPARED}",)
         )
     if entry is None:
-        failures = ()
-        if policy.mode == "strict":
-            failures = ((
-                f"baseline: no baseline for this test on {store.hardware} (--trt-baseline=strict); "
-                "record one with --trt-update-baselines"
-            ),)
-        return BaselineOutcome(BaselineNote.NO_BASELINE, "no baseline", failures=failures)
+        return _missing(store, policy)
+    return _compare(store, entry, measured, perf, remeasure, policy, software)
+
+
+def _record(
+    measured: BaselineInput,
+    perf: PerfResult,
+    remeasure: Callable[[], PerfResult],
+    policy: BaselinePolicy,
+    software: Mapping[str, str] | None,
+    failed_gates: Sequence[str],
+) -> BaselineOutcome:
+    """--trt-update-baselines: the entry to stage, from the middle of the recordings."""
+    if failed_gates:
+        note = f"baseline not recorded: the test failed its gates ({', '.join(failed_gates)})"
+        return BaselineOutcome(BaselineNote.NOT_RECORDED, note)
+    fastest = perf.fastest_probe_ms
+    recording = record(perf, remeasure, float("inf") if fastest is None else fastest)
+    kept = dataclasses.replace(measured, perf=recording.kept)
+    entry = entry_from_measurement(kept, policy.commit, software)
+    return BaselineOutcome(BaselineNote.RECORDED, recording.note, staged=entry)
+
+
+def _missing(store: BaselineStore, policy: BaselinePolicy) -> BaselineOutcome:
+    failures: tuple[str, ...] = ()
+    if policy.mode is BaselineMode.STRICT:
+        failures = ((
+            f"baseline: no baseline for this test on {store.hardware} (--trt-baseline=strict); "
+            "record one with --trt-update-baselines"
+        ),)
+    return BaselineOutcome(BaselineNote.NO_BASELINE, "no baseline", failures=failures)
+
+
+def _compare(
+    store: BaselineStore,
+    entry: BaselineEntry,
+    measured: BaselineInput,
+    perf: PerfResult,
+    remeasure: Callable[[], PerfResult],
+    policy: BaselinePolicy,
+    software: Mapping[str, str] | None,
+) -> BaselineOutcome:
+    """The stored entry against this measurement: stale, unusable probe floor, or a verdict."""
+    subject = measured.subject
     reason = staleness(entry, measured)
     if reason is not None:
-        failures = ()
-        if policy.mode == "strict":
+        failures: tuple[str, ...] = ()
+        if policy.mode is BaselineMode.STRICT:
             failures = (f"baseline: stale baseline, not compared ({reason}); re-record it with --trt-update-baselines",)
         return BaselineOutcome(BaselineNote.STALE, f"stale: {reason}", failures=failures)
-    probe_problem = probe_floor_problem(entry, measured.perf)
+    probe_problem = probe_floor_problem(entry, perf)
     if probe_problem is not None:
         return BaselineOutcome(BaselineNote.INVALID, "baseline entry invalid", failures=((
-            f"baseline: baseline file {store.path_for(measured.module)}: entry {measured.nodeid!r}: {probe_problem}; "
+            f"baseline: baseline file {store.path_for(subject.module)}: entry {subject.nodeid!r}: {probe_problem}; "
             "not compared: re-record it with --trt-update-baselines"
         ),))
     changed = "; ".join(changes(entry, measured, software))
-    verdict = decide(entry, measured.perf, remeasure, policy.threshold)
+    verdict = decide(entry, perf, remeasure, policy.threshold)
     failures = ()
     if verdict.status is Verdict.REGRESSED and policy.enforce:
         since = f" (changed since the baseline: {changed})" if changed else ""
-        failures = (f"regression ({measured.backend}): {verdict.message}{since}",)
+        failures = (f"regression ({subject.backend}): {verdict.message}{since}",)
     return BaselineOutcome(
         BaselineNote.CHANGED if changed else BaselineNote.COMPARED,
         changed,

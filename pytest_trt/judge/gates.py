@@ -12,16 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from pytest_trt import backends
-from pytest_trt.baselines.store import BaselineInput, BaselineStore
+from pytest_trt.baselines.entry import BaselineEntry, BaselineInput
+from pytest_trt.baselines.store import BaselineStore
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.errors import InferenceError, PytestTrtError
 from pytest_trt.judge import accuracy, divergence
-from pytest_trt.judge.baseline_gate import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
+from pytest_trt.judge.baseline_gate import (
+    BaselineMode,
+    BaselineNote,
+    BaselineOutcome,
+    BaselinePolicy,
+    accuracy_stats,
+    judge_baseline,
+)
 from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.judge.perf_mode import PerfMode
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
@@ -52,7 +59,7 @@ class GateContext:
 class ItemOutcome:
     record: TestRecord
     message: str  # what the test's failure shows; "" when its gates passed
-    staged: dict[str, Any] | None = None  # a baseline entry to record (--trt-update-baselines)
+    staged: BaselineEntry | None = None  # a baseline entry to record (--trt-update-baselines)
 
 
 @dataclass
@@ -238,7 +245,7 @@ def check_baseline(
 ) -> BaselineOutcome:
     """Compare the measurement with the stored baseline (or stage it with --trt-update-baselines)."""
     policy = context.baseline
-    if policy.mode == "off":
+    if policy.mode is BaselineMode.OFF:
         return BaselineOutcome(BaselineNote.OFF)
     own = running_budget(budgets, engine.backend)
     if own is not None and own.max_regression is not None:
@@ -250,17 +257,6 @@ def check_baseline(
     def remeasure() -> PerfResult:
         return _measured(engine, feed, settings, judged, context, Phase.REMEASURE)
 
-    subject = context.subject
-    measured = BaselineInput(
-        nodeid=subject.nodeid,
-        module=subject.module,
-        backend=subject.backend,
-        runtime_version=subject.runtime_version,
-        model=subject.model,
-        build=subject.build,
-        workload=subject.workload,
-        perf=first,
-        accuracy=result,
-    )
+    measured = BaselineInput(context.subject, perf=first, accuracy=accuracy_stats(result))
     store, software = context.baseline_store()
     return judge_baseline(store, measured, remeasure, policy, software=software, failed_gates=failed_gates)

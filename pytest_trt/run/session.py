@@ -186,7 +186,7 @@ class RunState:
         """Run the item's gates and keep what they produced; the caller fails the item."""
         from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject
         from pytest_trt.judge import gates as gate_rules
-        from pytest_trt.judge.baseline_gate import BaselinePolicy
+        from pytest_trt.judge.baseline_gate import BaselineMode, BaselinePolicy
 
         subject = TestSubject(
             nodeid=nodeid,
@@ -205,7 +205,7 @@ class RunState:
             subject=subject,
             perf_mode=perf_mode,
             baseline=BaselinePolicy(
-                mode=settings.baseline_mode,
+                mode=BaselineMode(settings.baseline_mode),
                 update=settings.update_baselines,
                 threshold=settings.regression_threshold,
                 enforce=perf_mode is PerfMode.ENFORCE,
@@ -219,7 +219,7 @@ class RunState:
         outcome = gate_rules.evaluate(gates, engine, context)
         self.collected.records.append(outcome.record)
         if outcome.staged is not None:
-            self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged
+            self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged.to_file()
         return outcome
 
     def shown(self, path: Path) -> str:
@@ -227,7 +227,7 @@ class RunState:
         return path.relative_to(self.rootpath).as_posix() if path.is_relative_to(self.rootpath) else str(path)
 
     def commit(self) -> str | None:
-        from pytest_trt.baselines.store import current_commit
+        from pytest_trt.baselines.git import current_commit
 
         return current_commit(self.rootpath)
 
@@ -235,7 +235,8 @@ class RunState:
         """The baseline store of this machine's hardware class for ``backend``, and the software
         facts (driver, CUDA) recorded with its entries."""
         if backend not in self._baselines:
-            from pytest_trt.baselines.store import BaselineStore, hardware_for
+            from pytest_trt.baselines.hardware import hardware_for
+            from pytest_trt.baselines.store import BaselineStore
             from pytest_trt.fingerprint import machine_fingerprint
 
             on_gpu = backends.get(backend).device is DeviceKind.GPU
@@ -277,7 +278,7 @@ class RunState:
         if not gated and settings.report_json is None and settings.report_md is None:
             return  # a session without gated tests: nothing to record or report, nothing imported
         from pytest_trt.baselines import folders as baseline_folders
-        from pytest_trt.baselines import store as baseline
+        from pytest_trt.baselines import session_end as baseline
         from pytest_trt.fingerprint import machine_fingerprint
         from pytest_trt.reports import ci as ci_report
 
