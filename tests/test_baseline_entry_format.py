@@ -139,7 +139,7 @@ def recorded():
     samples = np.round(np.random.default_rng(7).gamma(4.0, 0.05, 60) + 1.0, 4).tolist()
     record = make_record(samples, errors={"max_abs": 2.5e-6, "mean_abs": 3e-7, "p99_rel": 1e-4},
                          options={"graph_optimization_level": "basic"})
-    record.perf.probe_ms = [round(0.1 + 0.0013 * i, 5) for i in range(20)]
+    record = dataclasses.replace(record, perf=dataclasses.replace(record.perf, probe_ms=[round(0.1 + 0.0013 * i, 5) for i in range(20)]))
     return record
 
 
@@ -209,7 +209,7 @@ def test_an_old_entry_compares_as_it_did_before(tmp_path):
         "added to the threshold for what the division may miss"
     )
     record = make_record(errors={"max_abs": 1e-5, "mean_abs": 3e-7, "p99_rel": 1e-4})
-    record.perf.probe_ms = [0.1] * 20
+    record = dataclasses.replace(record, perf=dataclasses.replace(record.perf, probe_ms=[0.1] * 20))
     assert staleness(entry, record) is None
     assert changes(entry, record, {"driver": "560.1", "cuda": "12.4"}) == [
         "driver 550.1 -> 560.1", 'build options {"graph_optimization_level": "basic"} -> {}'

@@ -325,7 +325,7 @@ class RunState:
 
 def not_written(record: TestRecord) -> TestRecord:
     """The record of a test whose staged baseline could not be written at the session's end."""
-    from pytest_trt.baselines.store import NOT_WRITTEN_NOTE
+    from pytest_trt.baselines.session_end import NOT_WRITTEN_NOTE
     from pytest_trt.judge.baseline_gate import BaselineNote
 
     return dataclasses.replace(record, baseline_note=NOT_WRITTEN_NOTE, baseline_state=BaselineNote.NOT_RECORDED)
