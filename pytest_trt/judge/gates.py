@@ -21,6 +21,7 @@ from pytest_trt.baselines.store import BaselineInput, BaselineStore
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.errors import InferenceError, PytestTrtError
 from pytest_trt.judge import accuracy, divergence
+from pytest_trt.judge import budgets as budget_rules
 from pytest_trt.judge.baseline_gate import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
 from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
@@ -204,17 +205,17 @@ def check_perf(
     running, mode = engine.backend, context.perf_mode
     perf = _Perf()
     if mode != "off":
-        judged = measure.judged_percentiles(budgets, running)
+        judged = budget_rules.judged_percentiles(budgets, running)
         perf.result = _measured(engine, feed, measure_settings(budgets, running), judged, context, Phase.MEASURE)
     for budget in budgets:
-        description = measure.describe_budget(budget)
+        description = budget_rules.describe_budget(budget)
         if perf.result is None:
             outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_MEASURED, "not measured (--trt-perf=off)")
         elif budget.backend != running:
             outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_ENFORCED, f"not enforced (running {running})")
         else:
-            missed = measure.budget_failures(perf.result, budget)
-            perf.doubts += measure.budget_doubts(perf.result, budget, threads_advice=_threads_advice(engine))
+            missed = budget_rules.budget_failures(perf.result, budget)
+            perf.doubts += budget_rules.budget_doubts(perf.result, budget, threads_advice=_threads_advice(engine))
             if mode == "enforce":
                 state = BudgetState.FAILED if missed else BudgetState.PASSED
                 outcome = BudgetOutcome(budget.backend, description, state, "; ".join(missed))
@@ -245,7 +246,7 @@ def check_baseline(
         policy = BaselinePolicy(policy.mode, policy.update, own.max_regression, policy.enforce, policy.commit)
     settings = measure_settings(budgets, engine.backend)
 
-    judged = measure.judged_percentiles(budgets, engine.backend)
+    judged = budget_rules.judged_percentiles(budgets, engine.backend)
 
     def remeasure() -> PerfResult:
         return _measured(engine, feed, settings, judged, context, Phase.REMEASURE)
