@@ -25,8 +25,8 @@ from pytest_trt.judge import budgets as budget_rules
 from pytest_trt.judge.baseline_gate import BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
 from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
-from pytest_trt.model import describe_generated
 from pytest_trt.prepare.engines import Engine
+from pytest_trt.prepare.inputs import describe_generated
 from pytest_trt.progress import Phase, Progress
 from pytest_trt.spec import AccuracySpec, MeasureSettings, PerfBudget, Reference
 from pytest_trt.timing import measure

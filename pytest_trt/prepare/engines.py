@@ -23,16 +23,9 @@ from pytest_trt import backends
 from pytest_trt.backends.base import Backend, Runner
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, Workload
 from pytest_trt.errors import ModelError, PrecisionError
-from pytest_trt.model import (
-    DEFAULT_MAX_INPUT_BYTES,
-    LoadedModel,
-    Shape,
-    load_inputs_npz,
-    load_model,
-    make_inputs,
-    resolve_shapes,
-)
+from pytest_trt.model import LoadedModel, Shape, load_model
 from pytest_trt.prepare import model_steps, precision
+from pytest_trt.prepare.inputs import DEFAULT_MAX_INPUT_BYTES, load_inputs_npz, make_inputs, resolve_shapes
 from pytest_trt.prepare.model_steps import CalibrationPlan, StepProvenance, TorchModel
 from pytest_trt.progress import Phase, Progress
 from pytest_trt.spec import BuildSpec, ModelSpec, Reference, TorchSpec
@@ -161,7 +154,7 @@ class Engine:
     def feed_facts(self) -> dict[str, InputFacts]:
         """Where each input of the feed came from and the values it holds, for ``-v``: read from
         the ``inputs=`` file, or generated in the ``input_ranges=`` range, the range the graph
-        bounds an index to, or the default range (the order ``model.make_inputs`` follows)."""
+        bounds an index to, or the default range (the order ``inputs.make_inputs`` follows)."""
         facts: dict[str, InputFacts] = {}
         ranges = self.spec.range_map
         graph = dict(self._entry.model.index_ranges)

@@ -16,7 +16,7 @@ Calibration data is one of:
   are the model's (float64 data for a float32 input is cast, as for ``inputs=``); shapes fit the
   model's fixed dims;
 - a list of feeds (each a mapping input name -> array), from Python;
-- an int ``n``: ``n`` seeded batches drawn like ``sample_inputs`` (``model.make_inputs``) at the
+- an int ``n``: ``n`` seeded batches drawn like ``sample_inputs`` (``inputs.make_inputs``) at the
   given shapes, from streams of their own, so no calibration batch equals the test's feed.
 """
 
@@ -34,8 +34,9 @@ from typing import Any, Union
 import numpy as np
 import onnx
 
-from pytest_trt.model import LoadedModel, ModelError, load_model, make_inputs, resolve_shapes
+from pytest_trt.model import LoadedModel, ModelError, load_model
 from pytest_trt.prepare import precision
+from pytest_trt.prepare.inputs import fits_fixed_dims, make_inputs, resolve_shapes, show_shape
 from pytest_trt.prepare.precision import PrecisionError
 
 # Bump when the settings below or the steps around quantize_static change.
@@ -334,7 +335,7 @@ def _feeds_from_npz(path: Path, model: LoadedModel) -> list[dict[str, np.ndarray
         if array.ndim != len(spec.shape) + 1:
             raise CalibrationError(
                 f"{path}: array {spec.name!r} has shape {list(array.shape)}; calibration arrays have a "
-                f"leading batch-count axis before the input's shape {_show(spec.shape)}, e.g. "
+                f"leading batch-count axis before the input's shape {show_shape(spec.shape)}, e.g. "
                 f"{[32, *[d or 1 for d in spec.shape]]}"
             )
         counts[spec.name] = array.shape[0]
@@ -384,20 +385,16 @@ def _check_array(where: Path | str, spec: Any, array: np.ndarray, *, batched: bo
             raise CalibrationError(f"{where}: array {spec.name!r} has dtype {array.dtype}, the model wants {spec.dtype}")
         array = array.astype(spec.dtype)
     shape = array.shape[1:] if batched else array.shape
-    if len(shape) != len(spec.shape) or any(want is not None and want != got for want, got in zip(spec.shape, shape, strict=False)):
+    if not fits_fixed_dims(spec.shape, shape):
         what = "each batch of array" if batched else "array"
         raise CalibrationError(
-            f"{where}: {what} {spec.name!r} has shape {list(shape)}, the model wants {_show(spec.shape)}"
+            f"{where}: {what} {spec.name!r} has shape {list(shape)}, the model wants {show_shape(spec.shape)}"
         )
     return array
 
 
 def _kind(dtype: np.dtype) -> str:
     return {"f": "float", "i": "integer", "u": "integer", "b": "bool"}.get(dtype.kind, dtype.kind)
-
-
-def _show(shape: tuple[int | None, ...]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def _name_nodes(proto: onnx.ModelProto) -> None:
