@@ -369,7 +369,7 @@ def _torch_spec(factory: Any, example_inputs: Any, dynamic: Any) -> TorchSpec:
             raise SpecError(
                 f"example_inputs[{name!r}] must be a shape tuple, a numpy array or a torch tensor, got {value!r}"
             )
-    axes = _dynamic(dynamic, {k: v.shape if isinstance(v, ExampleArray) else v for k, v in examples.items()})
+    axes = dynamic_axes(dynamic, {k: v.shape if isinstance(v, ExampleArray) else v for k, v in examples.items()})
     return TorchSpec(
         factory=factory,
         name=factory_name(factory),
@@ -378,7 +378,9 @@ def _torch_spec(factory: Any, example_inputs: Any, dynamic: Any) -> TorchSpec:
     )
 
 
-def _dynamic(dynamic: Any, shapes: Mapping[str, Shape]) -> tuple[tuple[str, tuple[tuple[int, str], ...]], ...]:
+def dynamic_axes(dynamic: Any, shapes: Mapping[str, Shape]) -> tuple[tuple[str, tuple[tuple[int, str], ...]], ...]:
+    """``dynamic=`` checked against the inputs' shapes: input -> sorted ((axis, dim name), ...),
+    negative axes made positive; torch_export relies on this check too."""
     if dynamic is None:
         return ()
     if not isinstance(dynamic, Mapping):

@@ -1,4 +1,5 @@
-"""torch models in: export to ONNX, its cache key, and the module itself as the reference."""
+"""torch models in: export to ONNX (torch_export), its cache key (torch_key), and the module
+itself as the reference."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from pytest_trt.prepare.torch_export import (
     ExportError,
     TorchModelError,
     example_arrays,
-    export_key,
     export_model,
     load_module,
     torch_reference,
 )
+from pytest_trt.prepare.torch_key import export_key
+from pytest_trt.spec import SpecError, make_model_spec
 
 pytestmark = pytest.mark.needs_torch
 
@@ -72,7 +74,7 @@ def test_conv_linear_model_with_a_dynamic_batch_matches_torch_on_onnxruntime(tmp
 
 def _key_in_subprocess() -> dict:
     code = (
-        "import json; from pytest_trt.prepare.torch_export import export_key; "
+        "import json; from pytest_trt.prepare.torch_key import export_key; "
         "print(json.dumps(export_key('torch_models:make_small_net', {'image': (2, 3, 16, 16)}, "
         "{'image': {0: 'batch'}}, {})))"
     )
@@ -228,16 +230,31 @@ def test_a_factory_that_raises_is_an_error_with_its_reason(tmp_path):
         ({}, None, "example_inputs must map each input name"),
         ({"image": (2, 0, 16, 16)}, None, "example_inputs['image'] must be a shape of positive ints"),
         ({"image": "big"}, None, "must be a shape tuple, a numpy array or a torch tensor, got str"),
-        ({"image": IMAGE}, {"x": {0: "batch"}}, "dynamic names input 'x', which example_inputs does not have"),
-        ({"image": IMAGE}, {"image": {4: "batch"}}, "axis 4 is not an axis of an input of rank 4"),
-        ({"image": IMAGE}, {"image": {0: "the batch"}}, "must be a dim name like 'batch'"),
-        ({"image": IMAGE}, {"image": [0]}, "dynamic['image'] must be a dict {axis: 'dim name'}"),
     ],
 )
-def test_bad_example_inputs_or_axes_are_errors_naming_them(example, dynamic, message, tmp_path):
+def test_bad_example_inputs_are_errors_naming_them(example, dynamic, message, tmp_path):
     with pytest.raises(TorchModelError) as raised:
         export_model("torch_models:make_small_net", example, dynamic, tmp_path / "x.onnx")
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("dynamic", "message"),
+    [
+        ({"x": {0: "batch"}}, "dynamic names input 'x', which example_inputs does not have (inputs: image)"),
+        ({"image": {4: "batch"}}, "dynamic['image']: axis 4 is not an axis of an input of rank 4"),
+        ({"image": {0: "the batch"}}, "dynamic['image'][0] must be a dim name like 'batch', got 'the batch'"),
+        ({"image": [0]}, "dynamic['image'] must be a dict {axis: 'dim name'}, got [0]"),
+    ],
+)
+def test_bad_axes_are_the_marks_own_errors(dynamic, message, tmp_path):
+    # The export checks dynamic= as trt_model does: the same messages, from one place.
+    with pytest.raises(SpecError) as raised:
+        export_model("torch_models:make_small_net", {"image": IMAGE}, dynamic, tmp_path / "x.onnx")
+    assert str(raised.value) == message
+    with pytest.raises(SpecError) as marked:
+        make_model_spec(torch="torch_models:make_small_net", example_inputs={"image": IMAGE}, dynamic=dynamic)
+    assert str(marked.value) == message
 
 
 def test_a_missing_required_input_is_an_error():

@@ -2,7 +2,7 @@
 of the engine cache, made once and then loaded:
 
 - ``torch=``: the module exported to ONNX (``torch_export.export_model``), cache kind
-  ``torch-export``, keyed by ``torch_export.export_key``;
+  ``torch-export``, keyed by ``torch_key.export_key``;
 - ``precision="int8"`` with ``calibration=``: the Q/DQ model (``quantize.quantize_model``), cache
   kind ``quantized-model``, keyed by ``quantize.quantize_key``; every backend builds from it;
 - ``reference="torch"``: the module's own outputs for a feed (``torch_export.torch_reference``),
@@ -127,7 +127,9 @@ def export_torch(cache: EngineCache, workdir: Path, source: TorchSpec) -> TorchM
     module = torch_export.load_module(source.factory)
     examples, dynamic = source.example_map(), source.dynamic_map() or None
     started = time.perf_counter()
-    parts = torch_export.export_key(module, examples, dynamic, {})
+    from pytest_trt.prepare.torch_key import export_key
+
+    parts = export_key(module, examples, dynamic, {})
     key = cache.key(EXPORT_KIND, parts)
     target = workdir / "torch" / key[:16] / f"{source.stem}.onnx"
     details: dict[str, Any] = {}
