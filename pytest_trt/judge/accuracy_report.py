@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pytest_trt.judge.output_errors import FloatErrors, index_list, statistic
-from pytest_trt.spec import OutputTolerance, format_tolerance
+from pytest_trt.spec import Check, OutputTolerance, format_tolerance
 
 _HISTOGRAM_WIDTH = 30
 
@@ -34,10 +34,10 @@ def headline(
     missed: Sequence[Missed],
 ) -> str:
     rule = tol.rule()
-    if Missed.TOLERANCE in missed and tol.check != "elementwise":
+    if Missed.TOLERANCE in missed and tol.check is not Check.ELEMENTWISE:
         what = (
-            f"check={tol.check!r}{f' q={tol.q:g}' if tol.check == 'quantile' else ''}: "
-            f"{tol.check} of |out-ref|/(atol+rtol*|ref|) is {short_number(statistic(errors.ratio, tol))} "
+            f"check={tol.check.value!r}{f' q={tol.q:g}' if tol.check is Check.QUANTILE else ''}: "
+            f"{tol.check.value} of |out-ref|/(atol+rtol*|ref|) is {short_number(statistic(errors.ratio, tol))} "
             f"> 1 at {rule} ({stats['n_bad']} of {stats['n_total']} elements outside)"
         )
     elif Missed.TOLERANCE in missed:
@@ -65,14 +65,14 @@ def details(
     topk_detail: str,
 ) -> list[str]:
     lines = [f"bad elements: {stats['n_bad']} of {stats['n_total']} ({stats['frac_bad']:.3%})"]
-    if tol.check == "elementwise" and tol.max_mismatch > 0:
+    if tol.check is Check.ELEMENTWISE and tol.max_mismatch > 0:
         allowed = math.floor(tol.max_mismatch * stats["n_total"] + 1e-9)
         lines[0] += f"; allowed {allowed} (max_mismatch={tol.max_mismatch:g})"
     n_nonfinite = int(errors.nonfinite_bad.sum())
     if n_nonfinite:
         first = np.unravel_index(int(np.argmax(errors.nonfinite_bad)), errors.out.shape)
         lines.append(
-            f"non-finite values rejected: {n_nonfinite} (nan={tol.nan!r}, inf_equal={tol.inf_equal}); "
+            f"non-finite values rejected: {n_nonfinite} (nan={tol.nan.value!r}, inf_equal={tol.inf_equal}); "
             f"first at {index_list(first)} (out={short_number(errors.out[first])}, ref={short_number(errors.ref[first])})"
         )
     nonzero_ref = errors.finite & (errors.ref != 0)
@@ -109,7 +109,7 @@ def _suggestion(tol: OutputTolerance, stats: dict[str, Any]) -> str:
         parts.append(f"rtol={_round_up(stats['min_rtol'])} (at atol={format_tolerance(tol.atol)})")
     if math.isfinite(stats["min_atol"]):
         parts.append(f"atol={_round_up(stats['min_atol'])} (at rtol={format_tolerance(tol.rtol)})")
-    return f"smallest tolerance that would pass check={tol.check!r}: " + " or ".join(parts)
+    return f"smallest tolerance that would pass check={tol.check.value!r}: " + " or ".join(parts)
 
 
 def _histogram(abs_err: np.ndarray) -> list[str]:

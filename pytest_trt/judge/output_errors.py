@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt.spec import OutputTolerance
+from pytest_trt.spec import Check, NanPolicy, OutputTolerance
 
 _BISECTION_STEPS = 40
 
@@ -35,7 +35,7 @@ def float_errors(out: np.ndarray, ref: np.ndarray, tol: OutputTolerance) -> Floa
     finite = np.isfinite(out64) & np.isfinite(ref64)
     both_nan = np.isnan(out64) & np.isnan(ref64)
     same_inf = np.isinf(out64) & np.isinf(ref64) & (np.sign(out64) == np.sign(ref64))
-    accepted = (both_nan & (tol.nan == "equal")) | (same_inf & tol.inf_equal)
+    accepted = (both_nan & (tol.nan is NanPolicy.EQUAL)) | (same_inf & tol.inf_equal)
     nonfinite_bad = ~finite & ~accepted
     with np.errstate(invalid="ignore", over="ignore"):
         abs_err = np.where(finite, np.abs(out64 - ref64), np.nan)
@@ -58,7 +58,7 @@ def error_ratio(
 
 def check_passes(ratio: np.ndarray, tol: OutputTolerance) -> bool:
     """Does the tolerance's check accept these error ratios?"""
-    if tol.check == "elementwise":
+    if tol.check is Check.ELEMENTWISE:
         return int((ratio > 1).sum()) <= math.floor(tol.max_mismatch * ratio.size + 1e-9)
     return bool(statistic(ratio, tol) <= 1.0)
 
@@ -66,11 +66,11 @@ def check_passes(ratio: np.ndarray, tol: OutputTolerance) -> bool:
 def statistic(ratio: np.ndarray, tol: OutputTolerance) -> float:
     """The statistic a statistic check (max, mean, median, quantile) reads from the error ratios."""
     flat = ratio.ravel()
-    if tol.check == "max":
+    if tol.check is Check.MAX:
         return float(flat.max())
-    if tol.check == "mean":
+    if tol.check is Check.MEAN:
         return float(flat.mean()) if np.isfinite(flat).all() else math.inf
-    q = 0.5 if tol.check == "median" else tol.q
+    q = 0.5 if tol.check is Check.MEDIAN else tol.q
     assert q is not None  # OutputTolerance asks q of check="quantile"
     return float(np.quantile(flat, q, method="higher"))
 
@@ -94,7 +94,7 @@ def error_stats(errors: FloatErrors) -> dict[str, float]:
 def smallest_tolerance(errors: FloatErrors, tol: OutputTolerance, which: str) -> float:
     """The smallest rtol (keeping atol) or atol (keeping rtol) that the check would accept;
     inf when none would (non-finite mismatches, or a zero reference with atol held at 0)."""
-    if tol.check == "elementwise":
+    if tol.check is Check.ELEMENTWISE:
         # Each element needs its own tolerance; the check allows floor(max_mismatch*n) misses.
         abs_ref = np.abs(errors.ref)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -19,12 +19,12 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_trt.errors import PrecisionError
 from pytest_trt.model import LoadedModel, Shape, load_model
+from pytest_trt.spec import CalibrationMethod, TextEnum
 from pytest_trt.store.cache import CacheEvent, EngineCache, decode_arrays, encode_arrays
 from pytest_trt.store.files import write_atomic
 from pytest_trt.types import Artifact
@@ -40,11 +40,12 @@ QUANTIZED_KIND = "quantized-model"
 TORCH_REFERENCE_KIND = "torch-reference"
 
 
-class StepHow(str, Enum):
-    """How a step's artifact was obtained by this process."""
+class StepHow(TextEnum):
+    """How this process obtained an artifact: an engine, or a step before one."""
 
     BUILT = "built"  # made now (and stored, where the engine cache is on)
-    LOADED = "loaded"  # read from the engine cache: nothing was exported or quantized
+    LOADED = "loaded"  # read from the engine cache: nothing was built, exported or quantized
+    MEMORY = "memory"  # made earlier in this session (engines only)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ class CalibrationPlan:
     """What ``quantize_model`` is called with for one spec (hashable: engines are memoized by it)."""
 
     data: Path | int  # an .npz, or a count of seeded batches
-    method: str
+    method: CalibrationMethod
     shapes: tuple[tuple[str, Shape], ...]  # the test's resolved shapes, for seeded batches
     seed: int
     input_ranges: tuple[tuple[str, tuple[float, float]], ...] = ()

@@ -27,9 +27,8 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from enum import Enum
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeGuard
 
 import numpy as np
 import onnx
@@ -38,28 +37,21 @@ from pytest_trt.model import LoadedModel, ModelError, load_model
 from pytest_trt.prepare import precision
 from pytest_trt.prepare.inputs import fits_fixed_dims, make_inputs, resolve_shapes, show_shape
 from pytest_trt.prepare.precision import PrecisionError
+from pytest_trt.spec import CalibrationMethod
 
 # Bump when the settings below or the steps around quantize_static change.
 _QUANTIZE_VERSION = 1
 _HASH_CHUNK = 1 << 20
 
-Calibration = Union[str, os.PathLike, int, Sequence[Mapping[str, np.ndarray]]]
+Calibration = str | os.PathLike[str] | int | Sequence[Mapping[str, np.ndarray]]
 
 
 class CalibrationError(PrecisionError):
     """The calibration data does not fit the model; the message names the file and the input."""
 
 
-class CalibrationMethod(Enum):
-    """How the quantizer turns recorded activations into ranges."""
-
-    MINMAX = "minmax"
-    ENTROPY = "entropy"
-    PERCENTILE = "percentile"
-
-
 def quantize_key(
-    model_path: str | os.PathLike,
+    model_path: str | os.PathLike[str],
     calibration: Calibration,
     *,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
@@ -89,8 +81,8 @@ def quantize_key(
 
 
 def quantize_model(
-    model_path: str | os.PathLike,
-    out_path: str | os.PathLike,
+    model_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
     calibration: Calibration,
     *,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
@@ -138,7 +130,7 @@ def quantize_model(
                 activation_type=ortq.QuantType.QInt8,
                 weight_type=ortq.QuantType.QInt8,
                 nodes_to_exclude=excluded,
-                calibrate_method=getattr(ortq.CalibrationMethod, _ORT_METHODS[settings["method"]]),
+                calibrate_method=getattr(ortq.CalibrationMethod, _ORT_METHODS[CalibrationMethod(settings["method"])]),
                 extra_options={
                     "ActivationSymmetric": True,
                     "WeightSymmetric": True,
@@ -166,7 +158,7 @@ def quantize_model(
 
 def calibration_feeds(
     calibration: Calibration,
-    model_path: str | os.PathLike,
+    model_path: str | os.PathLike[str],
     *,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
     seed: int = 0,
@@ -176,8 +168,12 @@ def calibration_feeds(
     return _calibration_feeds(calibration, _load(model_path), shapes, seed, input_ranges)
 
 
-# CalibrationMethod values -> onnxruntime.quantization.CalibrationMethod member names.
-_ORT_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+# CalibrationMethod -> onnxruntime.quantization.CalibrationMethod member names.
+_ORT_METHODS = {
+    CalibrationMethod.MINMAX: "MinMax",
+    CalibrationMethod.ENTROPY: "Entropy",
+    CalibrationMethod.PERCENTILE: "Percentile",
+}
 
 
 class _Reader:
@@ -286,7 +282,7 @@ def _calibration_feeds(
     return _feeds_from_list(calibration, model)
 
 
-def _is_count(calibration: Any) -> bool:
+def _is_count(calibration: Any) -> TypeGuard[int]:
     return isinstance(calibration, int) and not isinstance(calibration, bool)
 
 
@@ -411,9 +407,9 @@ def _name_nodes(proto: onnx.ModelProto) -> None:
         taken.add(name)
 
 
-def _load(model_path: str | os.PathLike) -> LoadedModel:
+def _load(model_path: str | os.PathLike[str]) -> LoadedModel:
     try:
-        return load_model(model_path)
+        return load_model(Path(model_path))
     except ModelError as exc:
         raise PrecisionError(str(exc)) from None
 
