@@ -15,67 +15,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pytest_trt import measure_defaults, serde
+from pytest_trt.arguments import (
+    CalibrationMethod,
+    Check,
+    NanPolicy,
+    Precision,
+    Shape,
+    SyncMode,
+    check_choice,
+    check_keywords,
+    checked_number,
+    checked_shape,
+    frozen,
+    mode,
+)
 from pytest_trt.errors import SpecError
-
-
-class TextEnum(str, Enum):
-    """A mode a mark names by a word. Members are that word: they compare and hash equal to it,
-    and print and repr as it, so messages and JSON that showed the string show the same."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-    def __repr__(self) -> str:
-        return repr(self.value)
-
-
-class Precision(TextEnum):
-    """The precision of a build (prepare/precision.py makes the graph that computes in it)."""
-
-    FP32 = "fp32"
-    TF32 = "tf32"
-    FP16 = "fp16"
-    BF16 = "bf16"
-    INT8 = "int8"
-    FP8 = "fp8"
-
-
-class Check(TextEnum):
-    """How an output's per-element errors are judged (judge/accuracy.py)."""
-
-    ELEMENTWISE = "elementwise"
-    MAX = "max"
-    MEAN = "mean"
-    MEDIAN = "median"
-    QUANTILE = "quantile"
-
-
-class NanPolicy(TextEnum):
-    """Whether a NaN on both sides of a comparison fails or counts as equal."""
-
-    FAIL = "fail"
-    EQUAL = "equal"
-
-
-class SyncMode(TextEnum):
-    """How the host waits for the GPU."""
-
-    BLOCKING = "blocking"
-    SPIN = "spin"
-
-
-class CalibrationMethod(TextEnum):
-    """How INT8 calibration turns recorded activations into ranges (prepare/quantize.py)."""
-
-    MINMAX = "minmax"
-    ENTROPY = "entropy"
-    PERCENTILE = "percentile"
-
-
-TextEnumT = TypeVar("TextEnumT", bound=TextEnum)
 
 # Precision-transform options, shared by every backend (see precision.py). Each backend declares
 # its own build options when it registers (pytest_trt.backends); marks.py passes them all here.
@@ -83,50 +40,6 @@ TRANSFORM_BUILD_OPTIONS = {
     "keep_fp32_ops": tuple,  # op types kept in fp32 by the fp16/bf16 transform
     "keep_fp32_nodes": tuple,  # node names kept in fp32
 }
-
-
-Shape = tuple[int, ...]
-
-
-def _shape(name: str, value: Any, arg: str) -> Shape:
-    if not isinstance(value, (tuple, list)) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value
-    ):
-        raise SpecError(f"{arg}[{name!r}] must be a tuple of positive ints, got {value!r}")
-    return tuple(value)
-
-
-def _freeze(value: Any) -> Any:
-    """Turn dicts/lists into sorted tuples so specs hash and compare by value."""
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _number(value: Any, arg: str, *, minimum: float = 0.0, allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise SpecError(f"{arg} must be a number, got {value!r}")
-    if value < minimum:
-        raise SpecError(f"{arg} must be >= {minimum}, got {value!r}")
-    return value
-
-
-def _choice(value: Any, choices: tuple[str, ...], arg: str) -> None:
-    if value not in choices:
-        raise SpecError(f"{arg} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def mode(value: Any, kind: type[TextEnumT], arg: str) -> TextEnumT:
-    """``value`` as a member of ``kind``; anything else is a SpecError naming ``arg`` and the
-    words it takes."""
-    try:
-        return kind(value)
-    except (ValueError, TypeError):
-        raise SpecError(f"{arg} must be one of {', '.join(member.value for member in kind)}; got {value!r}") from None
 
 
 def format_tolerance(value: float) -> str:
@@ -139,15 +52,6 @@ def format_tolerance(value: float) -> str:
     scientific = np.format_float_scientific(value, trim="-", exp_digits=1).replace("e+", "e")
     shorter = len(scientific) < len(positional) or (len(scientific) == len(positional) and abs(value) < 1)
     return scientific if shorter else positional
-
-
-def _check_keywords(cls: type, kwargs: Mapping[str, Any], mark: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise SpecError(
-            f"{mark}: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})"
-        )
 
 
 @dataclass(frozen=True)
@@ -332,7 +236,7 @@ def make_model_spec(
         build=BuildSpec(
             precision=chosen,
             shapes=frozen_shapes,
-            options=tuple(sorted((k, _freeze(v)) for k, v in build_options.items())),
+            options=tuple(sorted((k, frozen(v)) for k, v in build_options.items())),
         ),
         batch_size=batch_size,
         seed=seed,
@@ -365,7 +269,7 @@ def _model_source(
 def _shapes(shapes: Any) -> tuple[tuple[str, Shape], ...]:
     if shapes is not None and not isinstance(shapes, Mapping):
         raise SpecError(f"shapes must be a dict of input name -> shape, got {shapes!r}")
-    return tuple(sorted((k, _shape(k, v, "shapes")) for k, v in (shapes or {}).items()))
+    return tuple(sorted((k, checked_shape(k, v, "shapes")) for k, v in (shapes or {}).items()))
 
 
 def _input_ranges(input_ranges: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[float, float]], ...]:
@@ -446,7 +350,7 @@ def _example(name: Any, value: Any) -> Shape | ExampleArray:
     if not isinstance(name, str) or not name:
         raise SpecError(f"example_inputs: input names must be non-empty strings, got {name!r}")
     if isinstance(value, (tuple, list)):
-        return _shape(name, value, "example_inputs")
+        return checked_shape(name, value, "example_inputs")
     if not (hasattr(value, "shape") and hasattr(value, "dtype")):  # a numpy array or a torch tensor
         raise SpecError(
             f"example_inputs[{name!r}] must be a shape tuple, a numpy array or a torch tensor, got {value!r}"
@@ -558,18 +462,18 @@ class OutputTolerance:
     inf_equal: bool = False
 
     def __post_init__(self) -> None:
-        _number(self.rtol, "rtol")
-        _number(self.atol, "atol")
+        checked_number(self.rtol, "rtol")
+        checked_number(self.atol, "atol")
         object.__setattr__(self, "check", mode(self.check, Check, "check"))
         object.__setattr__(self, "nan", mode(self.nan, NanPolicy, "nan"))
         if self.check is Check.QUANTILE:
-            if self.q is None or not 0.0 <= _number(self.q, "q") <= 1.0:
+            if self.q is None or not 0.0 <= checked_number(self.q, "q") <= 1.0:
                 raise SpecError(f"check='quantile' needs q in [0, 1], got q={self.q!r}")
         elif self.q is not None:
             raise SpecError("q is only meaningful with check='quantile'")
-        if not 0.0 <= _number(self.max_mismatch, "max_mismatch") <= 1.0:
+        if not 0.0 <= checked_number(self.max_mismatch, "max_mismatch") <= 1.0:
             raise SpecError(f"max_mismatch must be a fraction in [0, 1], got {self.max_mismatch!r}")
-        if self.min_cosine is not None and not -1.0 <= _number(
+        if self.min_cosine is not None and not -1.0 <= checked_number(
             self.min_cosine, "min_cosine", minimum=-1.0
         ) <= 1.0:
             raise SpecError(f"min_cosine must be in [-1, 1], got {self.min_cosine!r}")
@@ -601,13 +505,13 @@ def make_accuracy_spec(
     *, outputs: Mapping[str, Mapping[str, Any]] | None = None, batch_consistency: bool = False, **kw: Any
 ) -> AccuracySpec:
     """Validate ``trt_accuracy`` arguments; per-output dicts override the defaults key by key."""
-    _check_keywords(OutputTolerance, kw, "trt_accuracy")
+    check_keywords(OutputTolerance, kw, "trt_accuracy")
     default = OutputTolerance(**kw)
     overrides = []
     for name, override in (outputs or {}).items():
         if not isinstance(override, Mapping):
             raise SpecError(f"outputs[{name!r}] must be a dict of tolerance arguments, got {override!r}")
-        _check_keywords(OutputTolerance, override, f"trt_accuracy outputs[{name!r}]")
+        check_keywords(OutputTolerance, override, f"trt_accuracy outputs[{name!r}]")
         overrides.append((name, dataclasses.replace(default, **override)))
     if not isinstance(batch_consistency, bool):
         raise SpecError(f"batch_consistency must be True or False, got {batch_consistency!r}")
@@ -628,11 +532,11 @@ class MeasureSettings:
     host_probe: bool = True  # time host_probe.py between host-clock iterations
 
     def __post_init__(self) -> None:
-        _number(self.warmup_ms, "warmup_ms")
+        checked_number(self.warmup_ms, "warmup_ms")
         if not isinstance(self.min_iterations, int) or self.min_iterations < 1:
             raise SpecError(f"min_iterations must be a positive int, got {self.min_iterations!r}")
-        _number(self.min_duration_ms, "min_duration_ms")
-        _number(self.max_duration_ms, "max_duration_ms")
+        checked_number(self.min_duration_ms, "min_duration_ms")
+        checked_number(self.max_duration_ms, "max_duration_ms")
         object.__setattr__(self, "sync", mode(self.sync, SyncMode, "sync"))
         for arg in ("cuda_graph", "transfers", "host_probe"):
             if not isinstance(getattr(self, arg), bool):
@@ -653,11 +557,11 @@ class PerfBudget:
     def __post_init__(self) -> None:
         if not isinstance(self.backend, str) or not self.backend:
             raise SpecError(f"backend must be a backend name, got {self.backend!r}")
-        _number(self.max_latency_ms, "max_latency_ms", allow_none=True)
-        if not 0.0 <= _number(self.percentile, "percentile") <= 100.0:
+        checked_number(self.max_latency_ms, "max_latency_ms", allow_none=True)
+        if not 0.0 <= checked_number(self.percentile, "percentile") <= 100.0:
             raise SpecError(f"percentile must be in [0, 100], got {self.percentile!r}")
-        _number(self.min_throughput, "min_throughput", allow_none=True)
-        _number(self.max_regression, "max_regression", allow_none=True)
+        checked_number(self.min_throughput, "min_throughput", allow_none=True)
+        checked_number(self.max_regression, "max_regression", allow_none=True)
 
 
 _MEASURE_FIELDS = {f.name for f in dataclasses.fields(MeasureSettings)}
@@ -672,7 +576,7 @@ def make_perf_budget(defaults: MeasureSettings, backends: tuple[str, ...] = (), 
         raise SpecError(f"trt_perf: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})")
     measure_kw = {k: kw.pop(k) for k in list(kw) if k in _MEASURE_FIELDS}
     if backends:
-        _choice(kw.get("backend", PerfBudget.backend), backends, "backend")
+        check_choice(kw.get("backend", PerfBudget.backend), backends, "backend")
     return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), **kw)
 
 

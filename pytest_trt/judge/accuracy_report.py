@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from pytest_trt.arguments import Check
 from pytest_trt.judge.output_errors import FloatErrors, index_list, statistic
-from pytest_trt.spec import Check, OutputTolerance, format_tolerance
+from pytest_trt.spec import OutputTolerance, format_tolerance
 
 _HISTOGRAM_WIDTH = 30
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt.spec import Check, NanPolicy, OutputTolerance
+from pytest_trt.arguments import Check, NanPolicy
+from pytest_trt.spec import OutputTolerance
 
 _BISECTION_STEPS = 40
 

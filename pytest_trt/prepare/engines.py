@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pytest_trt import backends
+from pytest_trt.arguments import CalibrationMethod, Precision
 from pytest_trt.backends.base import Backend, Runner
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, Workload
 from pytest_trt.errors import ModelError, PrecisionError
@@ -28,7 +29,7 @@ from pytest_trt.prepare import model_steps, precision
 from pytest_trt.prepare.inputs import DEFAULT_MAX_INPUT_BYTES, load_inputs_npz, make_inputs, resolve_shapes
 from pytest_trt.prepare.model_steps import CalibrationPlan, StepHow, StepProvenance, TorchModel
 from pytest_trt.progress import Phase, Progress
-from pytest_trt.spec import BuildSpec, CalibrationMethod, ModelSpec, Precision, Reference, TorchSpec
+from pytest_trt.spec import BuildSpec, ModelSpec, Reference, TorchSpec
 from pytest_trt.store.cache import CacheOutcome, EngineCache, decode_arrays, encode_arrays
 from pytest_trt.store.files import write_atomic
 from pytest_trt.types import Artifact, TensorSpec

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_trt.arguments import CalibrationMethod, TextEnum
 from pytest_trt.errors import PrecisionError
 from pytest_trt.model import LoadedModel, Shape, load_model
-from pytest_trt.spec import CalibrationMethod, TextEnum
 from pytest_trt.store.cache import CacheEvent, EngineCache, decode_arrays, encode_arrays
 from pytest_trt.store.files import write_atomic
 from pytest_trt.types import Artifact

@@ -32,9 +32,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from pytest_trt.arguments import Precision
 from pytest_trt.errors import PrecisionError
 from pytest_trt.model import QDQ_OPS, all_graphs, all_nodes, has_qdq
-from pytest_trt.spec import Precision
 from pytest_trt.store.files import write_atomic
 
 __all__ = ["QDQ_OPS", "PrecisionError", "apply_precision", "has_qdq", "transform_key"]

@@ -33,11 +33,11 @@ from typing import Any, TypeGuard
 import numpy as np
 import onnx
 
+from pytest_trt.arguments import CalibrationMethod
 from pytest_trt.model import LoadedModel, ModelError, load_model
 from pytest_trt.prepare import precision
 from pytest_trt.prepare.inputs import fits_fixed_dims, make_inputs, resolve_shapes, show_shape
 from pytest_trt.prepare.precision import PrecisionError
-from pytest_trt.spec import CalibrationMethod
 
 # Bump when the settings below or the steps around quantize_static change.
 _QUANTIZE_VERSION = 1

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from pytest_trt import backends, measure_defaults
+from pytest_trt.arguments import SyncMode
 from pytest_trt.backends.trt_api import RUNTIMES
-from pytest_trt.spec import MeasureSettings, SpecError, SyncMode
+from pytest_trt.spec import MeasureSettings, SpecError
 
 PERF_MODES = ("enforce", "report", "off")
 BASELINE_MODES = ("compare", "strict", "off")
