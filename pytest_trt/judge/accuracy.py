@@ -40,7 +40,6 @@ from pytest_trt.store.files import write_atomic_with
 RULE_NOTE = "(numpy rule |out-ref| <= atol + rtol*|ref|)"
 
 
-
 @dataclass
 class OutputReport:
     """The verdict and error statistics for one output."""

@@ -34,6 +34,7 @@ def headline(
     worst: list[int] | None,
     missed: Sequence[Missed],
 ) -> str:
+    """The first line of a failing output's message: the first gate it misses, and the worst element."""
     rule = tol.rule()
     if Missed.TOLERANCE in missed and tol.check is not Check.ELEMENTWISE:
         what = (
@@ -65,6 +66,7 @@ def details(
     missed: Sequence[Missed],
     topk_detail: str,
 ) -> list[str]:
+    """The lines under the headline, each indented by the caller."""
     lines = [f"bad elements: {stats['n_bad']} of {stats['n_total']} ({stats['frac_bad']:.3%})"]
     if tol.check is Check.ELEMENTWISE and tol.max_mismatch > 0:
         allowed = math.floor(tol.max_mismatch * stats["n_total"] + 1e-9)

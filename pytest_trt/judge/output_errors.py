@@ -19,7 +19,7 @@ from pytest_trt.spec import OutputTolerance
 _BISECTION_STEPS = 40
 
 
-@dataclass
+@dataclass(frozen=True)
 class FloatErrors:
     """Per-element errors of one float output, in float64."""
 
@@ -32,6 +32,8 @@ class FloatErrors:
 
 
 def float_errors(out: np.ndarray, ref: np.ndarray, tol: OutputTolerance) -> FloatErrors:
+    """The errors of ``out`` against ``ref`` under ``tol``: its nan and inf_equal policies decide
+    which non-finite values are rejected."""
     out64, ref64 = out.astype(np.float64), ref.astype(np.float64)
     finite = np.isfinite(out64) & np.isfinite(ref64)
     both_nan = np.isnan(out64) & np.isnan(ref64)
