@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt import backends
+from pytest_trt import backends, serde
 from pytest_trt.arguments import CalibrationMethod, Precision
 from pytest_trt.backends.base import Backend, Runner
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, Workload
@@ -49,13 +49,8 @@ class Provenance:
     quantization: StepProvenance | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "how": self.how.value,
-            "seconds": self.seconds,
-            "cache": dict(self.cache),
-            "export": self.export.as_dict() if self.export is not None else None,
-            "quantization": self.quantization.as_dict() if self.quantization is not None else None,
-        }
+        data: dict[str, Any] = serde.to_data(self)
+        return data
 
 
 @dataclass

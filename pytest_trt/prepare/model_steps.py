@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_trt import serde
 from pytest_trt.arguments import CalibrationMethod, TextEnum
 from pytest_trt.errors import PrecisionError
 from pytest_trt.model import LoadedModel, Shape, load_model
@@ -56,12 +57,8 @@ class StepProvenance:
     details: dict[str, Any] = field(default_factory=dict)  # exporter, calibration, ...
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "how": self.how.value,
-            "seconds": self.seconds,
-            "cache": dict(self.cache),
-            "details": dict(self.details),
-        }
+        data: dict[str, Any] = serde.to_data(self)
+        return data
 
 
 def _provenance(event: CacheEvent, started: float, details: Mapping[str, Any]) -> StepProvenance:
