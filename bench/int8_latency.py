@@ -26,7 +26,8 @@ import onnxruntime as ort
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pytest_trt.model import load_model, make_inputs, resolve_shapes  # noqa: E402  (needs the repo on sys.path)
+from pytest_trt.model import load_model  # noqa: E402  (needs the repo on sys.path)
+from pytest_trt.prepare.inputs import make_inputs, resolve_shapes
 from pytest_trt.prepare.quantize import quantize_model  # noqa: E402
 
 

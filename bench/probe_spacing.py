@@ -171,7 +171,8 @@ def main() -> None:
 
     from make_models import make_cnn
 
-    from pytest_trt.model import load_model, make_inputs, resolve_shapes
+    from pytest_trt.model import load_model
+    from pytest_trt.prepare.inputs import make_inputs, resolve_shapes
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cnn.onnx"

@@ -60,7 +60,8 @@ from pytest_trt.baselines import regression
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput, entry_from_measurement
 from pytest_trt.baselines.regression import RECORDINGS, Measurement, assess, decide, normalized_floor, record
 from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject, Workload
-from pytest_trt.model import load_model, make_inputs, resolve_shapes
+from pytest_trt.model import load_model
+from pytest_trt.prepare.inputs import make_inputs, resolve_shapes
 from pytest_trt.spec import BuildSpec, MeasureSettings
 from pytest_trt.timing.host_probe import HostProbe
 from pytest_trt.timing.measure import PerfResult, measure

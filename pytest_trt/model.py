@@ -1,12 +1,11 @@
-"""ONNX models: loading and checking, content hash, IO specs, shape resolution, seeded inputs."""
+"""ONNX models: loading and checking, content hash with external data, IO specs, Q/DQ detection
+and the index ranges the graph bounds (prepare/inputs.py generates values from them)."""
 
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +17,6 @@ from pytest_trt.types import TensorSpec
 
 Shape = tuple[int, ...]
 
-# Integer inputs whose valid range cannot be read from the graph: wide enough that an index-like
-# input is not stuck at 0/1 (the Polygraphy trap), small enough to stay valid for most vocabularies.
-DEFAULT_INT_RANGE = (0, 100)
-DEFAULT_FLOAT_RANGE = (-1.0, 1.0)
-# Generated inputs larger than this together are refused (a model may declare billions of
-# elements); the option's default in options.py says the same.
-DEFAULT_MAX_INPUT_BYTES = 4 * 2**30
-MAX_INPUT_BYTES_OPTION = "--trt-max-input-bytes (ini trt_max_input_bytes)"
 _HASH_CHUNK = 1 << 20
 
 
@@ -59,8 +50,8 @@ class LoadedModel:
 
     @property
     def default_ranged_inputs(self) -> tuple[str, ...]:
-        """Integer inputs the graph gives no bound for: generated in DEFAULT_INT_RANGE unless
-        the mark's input_ranges names them."""
+        """Integer inputs the graph gives no bound for: generated in the default range
+        (prepare/inputs.py) unless the mark's input_ranges names them."""
         bounded = dict(self.index_ranges)
         return tuple(s.name for s in self.inputs if np.issubdtype(s.dtype, np.integer) and s.name not in bounded)
 
@@ -98,7 +89,7 @@ def load_model(path: str | Path, *, check: bool = True) -> LoadedModel:
         inputs=inputs,
         outputs=outputs,
         opset=_default_opset(proto),
-        index_ranges=tuple(sorted(_gather_index_ranges(proto, {i.name for i in inputs}).items())),
+        index_ranges=tuple(sorted(_IndexTracer(proto.graph).ranges({i.name for i in inputs}).items())),
         quantized=has_qdq(proto),
     )
 
@@ -159,7 +150,7 @@ def _tensor_spec(value: onnx.ValueInfoProto) -> TensorSpec:
 def _default_opset(proto: onnx.ModelProto) -> int:
     for opset in proto.opset_import:
         if opset.domain in ("", "ai.onnx"):
-            return opset.version
+            return int(opset.version)
     return 0
 
 
@@ -221,334 +212,97 @@ _ELEMENTWISE = {"Add", "Sub", "Mul", "Div"}
 _MAX_CHAIN = 64  # ops followed from a Gather back to an initializer or an input
 
 
-def _gather_index_ranges(proto: onnx.ModelProto, input_names: set[str]) -> dict[str, tuple[int, int]]:
+def _constant_dims(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+    """The shape of every initializer and Constant output of ``graph``, by tensor name."""
+    constants: dict[str, tuple[int, ...]] = {t.name: tuple(t.dims) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type != "Constant" or not node.attribute:
+            continue
+        attr = node.attribute[0]  # a Constant has exactly one value attribute
+        if attr.name == "value":
+            constants[node.output[0]] = tuple(attr.t.dims)
+        elif attr.name in ("value_float", "value_int", "value_string"):
+            constants[node.output[0]] = ()
+        elif attr.name in ("value_floats", "value_ints", "value_strings"):
+            constants[node.output[0]] = (len(helper.get_attribute_value(attr)),)
+    return constants
+
+
+class _IndexTracer:
     """Bounds for int inputs that index a constant table, so generated indices are valid: a
     Gather's indices traced back to an input, its data to an initializer or Constant, each through
     ops that keep the values (indices) or the shape (data)."""
-    graph = proto.graph
-    constants: dict[str, tuple[int, ...]] = {t.name: tuple(t.dims) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute:
-            attr = node.attribute[0]  # a Constant has exactly one value attribute
-            if attr.name == "value":
-                constants[node.output[0]] = tuple(attr.t.dims)
-            elif attr.name in ("value_float", "value_int", "value_string"):
-                constants[node.output[0]] = ()
-            elif attr.name in ("value_floats", "value_ints", "value_strings"):
-                constants[node.output[0]] = (len(helper.get_attribute_value(attr)),)
-    producers = {out: node for node in graph.node for out in node.output if out}
-    memo: dict[str, tuple[int, ...] | None] = {}
 
-    def table_dims(name: str, depth: int = 0) -> tuple[int, ...] | None:
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self._graph = graph
+        self._constants = _constant_dims(graph)
+        self._producers = {out: node for node in graph.node for out in node.output if out}
+        self._memo: dict[str, tuple[int, ...] | None] = {}
+
+    def ranges(self, input_names: set[str]) -> dict[str, tuple[int, int]]:
+        """Input name -> [0, rows) of the smallest table it indexes."""
+        ranges: dict[str, tuple[int, int]] = {}
+        for node in self._graph.node:
+            found = self._gather_bound(node, input_names)
+            if found is None:
+                continue
+            source, rows = found
+            # One input may index several tables: the tightest bound keeps every lookup valid.
+            low, high = ranges.get(source, (0, rows))
+            ranges[source] = (low, min(high, rows))
+        return ranges
+
+    def _gather_bound(self, node: onnx.NodeProto, input_names: set[str]) -> tuple[str, int] | None:
+        """(the input a Gather's indices are, the rows of its table) where both are known."""
+        if node.op_type != "Gather" or len(node.input) < 2:
+            return None
+        source = self._index_input(node.input[1], input_names)
+        dims = self._table_dims(node.input[0]) if source is not None else None
+        if source is None or not dims:
+            return None
+        axis = _int_attribute(node, "axis", 0)
+        if not -len(dims) <= axis < len(dims) or dims[axis] <= 0:
+            return None
+        return source, dims[axis]
+
+    def _table_dims(self, name: str, depth: int = 0) -> tuple[int, ...] | None:
         """The shape of ``name`` where it is a constant table or a shape-keeping op of one."""
-        if name in constants:
-            return constants[name]
-        if name in memo:
-            return memo[name]
-        node = producers.get(name)
-        dims = None
-        if node is not None and depth < _MAX_CHAIN:
-            if node.op_type in _SHAPE_PRESERVING and node.input:
-                dims = table_dims(node.input[0], depth + 1)
-            elif node.op_type in _ELEMENTWISE and len(node.input) == 2:
-                # table * scale keeps the table's shape when the other side broadcasts into it.
-                for data, other in (node.input, node.input[::-1]):
-                    data_dims, other_dims = table_dims(data, depth + 1), table_dims(other, depth + 1)
-                    if data_dims is not None and other_dims is not None and _broadcasts_into(other_dims, data_dims):
-                        dims = data_dims
-                        break
-        memo[name] = dims
-        return dims
+        if name in self._constants:
+            return self._constants[name]
+        if name not in self._memo:
+            node = self._producers.get(name)
+            self._memo[name] = self._produced_dims(node, depth) if node is not None and depth < _MAX_CHAIN else None
+        return self._memo[name]
 
-    def index_input(name: str) -> str | None:
+    def _produced_dims(self, node: onnx.NodeProto, depth: int) -> tuple[int, ...] | None:
+        if node.op_type in _SHAPE_PRESERVING and node.input:
+            return self._table_dims(node.input[0], depth + 1)
+        if node.op_type in _ELEMENTWISE and len(node.input) == 2:
+            # table * scale keeps the table's shape when the other side broadcasts into it.
+            for data, other in (node.input, node.input[::-1]):
+                data_dims, other_dims = self._table_dims(data, depth + 1), self._table_dims(other, depth + 1)
+                if data_dims is not None and other_dims is not None and _broadcasts_into(other_dims, data_dims):
+                    return data_dims
+        return None
+
+    def _index_input(self, name: str, input_names: set[str]) -> str | None:
         """The graph input whose values ``name`` holds, if it is one passed through unchanged."""
         for _ in range(_MAX_CHAIN):
             if name in input_names:
                 return name
-            node = producers.get(name)
+            node = self._producers.get(name)
             if node is None or node.op_type not in _INDEX_PRESERVING or not node.input:
                 return None
-            if node.op_type == "Cast" and _attribute(node, "to", None) not in _INDEX_TYPES:
+            if node.op_type == "Cast" and _int_attribute(node, "to", -1) not in _INDEX_TYPES:
                 return None
             name = node.input[0]
         return None
 
-    ranges: dict[str, tuple[int, int]] = {}
-    for node in graph.node:
-        if node.op_type != "Gather" or len(node.input) < 2:
-            continue
-        source = index_input(node.input[1])
-        dims = table_dims(node.input[0]) if source is not None else None
-        if source is None or not dims:
-            continue
-        axis = _attribute(node, "axis", 0)
-        if not -len(dims) <= axis < len(dims) or dims[axis] <= 0:
-            continue
-        rows = dims[axis]
-        # One input may index several tables: the tightest bound keeps every lookup valid.
-        low, high = ranges.get(source, (0, rows))
-        ranges[source] = (low, min(high, rows))
-    return ranges
 
-
-def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
-    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+def _int_attribute(node: onnx.NodeProto, name: str, default: int) -> int:
+    return next((int(helper.get_attribute_value(a)) for a in node.attribute if a.name == name), default)
 
 
 def _broadcasts_into(small: tuple[int, ...], big: tuple[int, ...]) -> bool:
     """Whether numpy broadcasting ``small`` against ``big`` gives ``big``'s shape."""
     return len(small) <= len(big) and all(s in (1, b) for s, b in zip(reversed(small), reversed(big), strict=False))
-
-
-def resolve_shapes(
-    model: LoadedModel, shapes: Mapping[str, Shape] | None = None, batch_size: int | None = None
-) -> dict[str, Shape]:
-    """Concrete shape of every input: ``shapes`` first, else ``batch_size`` for a dynamic leading
-    dim. A dynamic dim left open, an unknown input name or a shape that contradicts the model's
-    fixed dims is a ModelError naming the file and the input."""
-    shapes = dict(shapes or {})
-    known = {spec.name for spec in model.inputs}
-    unknown = sorted(set(shapes) - known)
-    if unknown:
-        raise ModelError(
-            f"{model.path}: shapes names input {unknown[0]!r}, which the model does not have "
-            f"(inputs: {', '.join(sorted(known))})"
-        )
-    resolved: dict[str, Shape] = {}
-    for spec in model.inputs:
-        if spec.name in shapes:
-            shape = tuple(shapes[spec.name])
-            fixed_mismatch = len(shape) != len(spec.shape) or any(
-                want is not None and want != got for want, got in zip(spec.shape, shape, strict=False)
-            )
-            if fixed_mismatch:
-                raise ModelError(
-                    f"{model.path}: shapes[{spec.name!r}]={shape} does not fit the model's shape "
-                    f"{_show_shape(spec.shape)}"
-                )
-            resolved[spec.name] = shape
-            continue
-        dims = list(spec.shape)
-        if dims and dims[0] is None and batch_size is not None:
-            dims[0] = batch_size
-        if any(d is None for d in dims):
-            raise ModelError(
-                f"{model.path}: input {spec.name!r} has dynamic dims {_show_shape(spec.shape)}; "
-                f"give shapes={{{spec.name!r}: (...)}}"
-                + (" or batch_size" if spec.shape and spec.shape[0] is None else "")
-            )
-        resolved[spec.name] = tuple(int(d) for d in dims)
-    return resolved
-
-
-def _show_shape(shape: tuple[int | None, ...]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-class RangeSource(Enum):
-    """Where the range of a generated input comes from."""
-
-    INPUT_RANGES = "input_ranges"  # the trt_model mark
-    GRAPH = "graph"  # an int input that indexes a constant table
-    DEFAULT = "default"  # nothing bounds it
-
-
-@dataclass(frozen=True)
-class InputRange:
-    """Generated values of one input: ints in [low, high), floats uniform in [low, high);
-    bools take both values."""
-
-    low: float
-    high: float
-    source: RangeSource
-
-
-def generated_ranges(
-    model: LoadedModel, ranges: Mapping[str, tuple[float, float]] | None = None
-) -> dict[str, InputRange]:
-    """The range each input is generated in: ``ranges`` (the mark's input_ranges) first, then
-    the graph's bound for table indices, else the defaults."""
-    ranges = dict(ranges or {})
-    unknown = sorted(set(ranges) - {spec.name for spec in model.inputs})
-    if unknown:
-        raise ModelError(
-            f"{model.path}: input_ranges names input {unknown[0]!r}, which the model does not have "
-            f"(inputs: {', '.join(spec.name for spec in model.inputs)})"
-        )
-    index_ranges = dict(model.index_ranges)
-    result: dict[str, InputRange] = {}
-    for spec in model.inputs:
-        if spec.dtype == np.bool_:
-            result[spec.name] = InputRange(0, 2, RangeSource.DEFAULT)
-        elif spec.name in ranges:
-            result[spec.name] = InputRange(*ranges[spec.name], RangeSource.INPUT_RANGES)
-        elif np.issubdtype(spec.dtype, np.integer):
-            bound = index_ranges.get(spec.name)
-            result[spec.name] = (
-                InputRange(*bound, RangeSource.GRAPH) if bound else InputRange(*DEFAULT_INT_RANGE, RangeSource.DEFAULT)
-            )
-        else:
-            result[spec.name] = InputRange(*DEFAULT_FLOAT_RANGE, RangeSource.DEFAULT)
-    return result
-
-
-def make_inputs(
-    model: LoadedModel,
-    shapes: Mapping[str, Shape],
-    seed: int,
-    ranges: Mapping[str, tuple[float, float]] | None = None,
-    *,
-    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
-) -> dict[str, np.ndarray]:
-    """Seeded inputs: floats uniform in [-1, 1), ints in [low, high) valid for the model where
-    the graph bounds them (else [0, 100)), bools both values; ``ranges`` overrides per input.
-
-    Each input draws from its own stream derived from (seed, name), so adding an input to a
-    model does not change the values fed to the others. Values are drawn in the input's own
-    dtype (float16 and other narrow floats via float32), and inputs taking more than
-    ``max_bytes`` together are refused before anything is allocated.
-    """
-    plan = generated_ranges(model, ranges)
-    for spec in model.inputs:
-        if not _can_generate(spec.dtype):
-            raise ModelError(f"{model.path}: cannot generate values for input {spec.name!r} of dtype {spec.dtype}")
-    _check_input_bytes(model, shapes, max_bytes)
-    feed: dict[str, np.ndarray] = {}
-    for spec in model.inputs:
-        name_key = int.from_bytes(hashlib.sha256(spec.name.encode()).digest()[:8], "little")
-        rng = np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, name_key])
-        feed[spec.name] = _generate(model, spec, tuple(shapes[spec.name]), plan[spec.name], rng)
-    return feed
-
-
-def _can_generate(dtype: np.dtype) -> bool:
-    # Kind "V": ml_dtypes' bfloat16 and float8 types, drawn as floats.
-    return dtype == np.bool_ or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype.kind == "V"
-
-
-def _generate(
-    model: LoadedModel, spec: TensorSpec, shape: Shape, span: InputRange, rng: np.random.Generator
-) -> np.ndarray:
-    if spec.dtype == np.bool_:
-        return rng.integers(0, 2, size=shape, dtype=np.bool_)
-    if np.issubdtype(spec.dtype, np.integer):
-        # A user's (low, high) for ints is inclusive of low, exclusive of high, like numpy.
-        low, high = int(span.low), int(span.high)
-        info = np.iinfo(spec.dtype)
-        if span.source is RangeSource.GRAPH:
-            high = min(high, info.max + 1)  # a narrow index type reaches only the first rows
-        if low >= high or low < info.min or high - 1 > info.max:
-            raise ModelError(
-                f"{model.path}: input_ranges[{spec.name!r}]=({span.low!r}, {span.high!r}) holds no "
-                f"{spec.dtype} values in [low, high) (the dtype holds [{info.min}, {info.max}])"
-            )
-        return rng.integers(low, high, size=shape, dtype=spec.dtype)
-    # Generator.random draws float32 and float64 directly; narrower floats are cast from float32.
-    draw = spec.dtype if spec.dtype == np.float64 else np.dtype(np.float32)
-    values = rng.random(size=shape, dtype=draw)
-    values *= span.high - span.low
-    values += span.low
-    return values if values.dtype == spec.dtype else values.astype(spec.dtype)
-
-
-def _check_input_bytes(model: LoadedModel, shapes: Mapping[str, Shape], max_bytes: int) -> None:
-    sizes = sorted(
-        ((math.prod(shapes[spec.name]) * spec.dtype.itemsize, spec) for spec in model.inputs),
-        key=lambda pair: -pair[0],
-    )
-    total = sum(size for size, _ in sizes)
-    if total <= max_bytes:
-        return
-
-    def one(size: int, spec: TensorSpec) -> str:
-        return (
-            f"input {spec.name!r} of shape {list(shapes[spec.name])} and dtype {spec.dtype} takes "
-            f"{format_bytes(size)} ({size} bytes)"
-        )
-
-    limit = f"over the limit of {format_bytes(max_bytes)} set by {MAX_INPUT_BYTES_OPTION}"
-    if len(sizes) == 1:
-        what = f"generating {one(*sizes[0])}, {limit}"
-    else:
-        what = (
-            f"generating the inputs takes {format_bytes(total)} ({total} bytes), {limit}: "
-            + "; ".join(one(size, spec) for size, spec in sizes if size)
-        )
-    raise ModelError(
-        f"{model.path}: {what}. Give smaller shapes= or batch_size=, real inputs with inputs=, "
-        "or a larger limit"
-    )
-
-
-def describe_generated(
-    model: LoadedModel, feed: Mapping[str, np.ndarray], ranges: Mapping[str, tuple[float, float]] | None = None
-) -> str:
-    """What a model that failed on generated inputs was fed: each input's shape, dtype and
-    value range, and how to set them (``ranges`` is the mark's input_ranges)."""
-    plan = generated_ranges(model, ranges)
-    lines = ["The model ran on generated inputs, which it may not accept:"]
-    for name, array in feed.items():
-        span = plan[name]
-        if array.dtype == np.bool_:
-            values = "False or True"
-        elif np.issubdtype(array.dtype, np.integer):
-            values = f"ints in [{int(span.low)}, {int(span.high)}) ({_SOURCE_WORDS[span.source]})"
-        else:
-            values = f"uniform in [{span.low!r}, {span.high!r}) ({_SOURCE_WORDS[span.source]})"
-        lines.append(f"  {name!r} {list(array.shape)} {array.dtype}: {values}")
-    unbounded = [n for n in feed if plan[n].source is RangeSource.DEFAULT and feed[n].dtype != np.bool_]
-    example = next(iter(unbounded or list(feed)), "name")
-    lines.append(
-        f"Set an input's range with trt_model(..., input_ranges={{{example!r}: (low, high)}}), or give "
-        "real inputs with trt_model(..., inputs='inputs.npz')."
-    )
-    return "\n".join(lines)
-
-
-_SOURCE_WORDS = {
-    RangeSource.INPUT_RANGES: "from input_ranges",
-    RangeSource.GRAPH: "the rows of the table it indexes",
-    RangeSource.DEFAULT: "default range",
-}
-
-
-def load_inputs_npz(path: str | Path, model: LoadedModel) -> dict[str, np.ndarray]:
-    """Real inputs from an ``.npz`` keyed by input name, checked against the model.
-
-    Arrays are cast only where numpy calls it safe within a kind (float64 -> float32); anything
-    else, a missing or extra name, or a shape that contradicts a fixed dim is a ModelError.
-    """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except Exception as exc:
-        raise ModelError(f"{path}: not a readable .npz of input arrays ({exc})") from None
-    expected = {spec.name for spec in model.inputs}
-    extra = sorted(set(arrays) - expected)
-    missing = sorted(expected - set(arrays))
-    if extra:
-        raise ModelError(
-            f"{path}: array {extra[0]!r} is not an input of {model.path.name} "
-            f"(inputs: {', '.join(sorted(expected))})"
-        )
-    if missing:
-        raise ModelError(f"{path}: no array for input {missing[0]!r} of {model.path.name}")
-    feed: dict[str, np.ndarray] = {}
-    for spec in model.inputs:
-        array = arrays[spec.name]
-        if array.dtype != spec.dtype:
-            if not np.can_cast(array.dtype, spec.dtype, casting="same_kind"):
-                raise ModelError(
-                    f"{path}: array {spec.name!r} has dtype {array.dtype}, the model wants {spec.dtype}"
-                )
-            array = array.astype(spec.dtype)
-        if len(array.shape) != len(spec.shape) or any(
-            want is not None and want != got for want, got in zip(spec.shape, array.shape, strict=False)
-        ):
-            raise ModelError(
-                f"{path}: array {spec.name!r} has shape {list(array.shape)}, the model wants "
-                f"{_show_shape(spec.shape)}"
-            )
-        feed[spec.name] = np.ascontiguousarray(array)
-    return feed

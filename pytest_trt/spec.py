@@ -17,15 +17,22 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pytest_trt import measure_defaults
+from pytest_trt import measure_defaults, serde
+from pytest_trt.arguments import (
+    CalibrationMethod,
+    Check,
+    NanPolicy,
+    Precision,
+    Shape,
+    SyncMode,
+    check_choice,
+    check_keywords,
+    checked_number,
+    checked_shape,
+    frozen,
+    mode,
+)
 from pytest_trt.errors import SpecError
-
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
-CHECKS = ("elementwise", "max", "mean", "median", "quantile")
-NAN_POLICIES = ("fail", "equal")
-SYNC_MODES = ("blocking", "spin")
-# quantize.CalibrationMethod's values (quantize.py imports onnx, which loading the plugin must not).
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 # Precision-transform options, shared by every backend (see precision.py). Each backend declares
 # its own build options when it registers (pytest_trt.backends); marks.py passes them all here.
@@ -33,42 +40,6 @@ TRANSFORM_BUILD_OPTIONS = {
     "keep_fp32_ops": tuple,  # op types kept in fp32 by the fp16/bf16 transform
     "keep_fp32_nodes": tuple,  # node names kept in fp32
 }
-
-
-Shape = tuple[int, ...]
-
-
-def _shape(name: str, value: Any, arg: str) -> Shape:
-    if not isinstance(value, (tuple, list)) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value
-    ):
-        raise SpecError(f"{arg}[{name!r}] must be a tuple of positive ints, got {value!r}")
-    return tuple(value)
-
-
-def _freeze(value: Any) -> Any:
-    """Turn dicts/lists into sorted tuples so specs hash and compare by value."""
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _number(value: Any, arg: str, *, minimum: float = 0.0, allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise SpecError(f"{arg} must be a number, got {value!r}")
-    if value < minimum:
-        raise SpecError(f"{arg} must be >= {minimum}, got {value!r}")
-    return value
-
-
-def _choice(value: Any, choices: tuple[str, ...], arg: str) -> str:
-    if value not in choices:
-        raise SpecError(f"{arg} must be one of {', '.join(choices)}; got {value!r}")
-    return value
 
 
 def format_tolerance(value: float) -> str:
@@ -83,22 +54,16 @@ def format_tolerance(value: float) -> str:
     return scientific if shorter else positional
 
 
-def _check_keywords(cls: type, kwargs: Mapping[str, Any], mark: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise SpecError(
-            f"{mark}: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})"
-        )
-
-
 @dataclass(frozen=True)
 class BuildSpec:
     """How an engine is made from a model: everything that changes the built artifact."""
 
-    precision: str = "fp32"
+    precision: Precision = Precision.FP32
     shapes: tuple[tuple[str, Shape], ...] = ()
     options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", mode(self.precision, Precision, "precision"))
 
     @property
     def shape_map(self) -> dict[str, Shape]:
@@ -110,9 +75,9 @@ class BuildSpec:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "precision": self.precision,
+            "precision": self.precision.value,
             "shapes": {k: list(v) for k, v in self.shapes},
-            "options": {k: _jsonable(v) for k, v in self.options},
+            "options": {k: serde.to_data(v) for k, v in self.options},
         }
 
 
@@ -205,7 +170,7 @@ class ModelSpec:
     torch: TorchSpec | None = None
     reference: Reference = Reference.ONNXRUNTIME
     calibration: Path | int | None = None  # INT8 by calibration: an .npz, or a count of seeded batches
-    calibration_method: str | None = None  # one of CALIBRATION_METHODS where calibration is given
+    calibration_method: CalibrationMethod | None = None  # where calibration is given
 
     @property
     def range_map(self) -> dict[str, tuple[float, float]]:
@@ -227,7 +192,7 @@ class ModelSpec:
             "torch": self.torch.as_dict() if self.torch is not None else None,
             "reference": self.reference.value,
             "calibration": str(self.calibration) if isinstance(self.calibration, Path) else self.calibration,
-            "calibration_method": self.calibration_method,
+            "calibration_method": self.calibration_method.value if self.calibration_method else None,
         }
 
 
@@ -235,7 +200,7 @@ def make_model_spec(
     path: str | Path | None = None,
     *,
     base_dirs: tuple[Path, ...] = (),
-    precision: str = "fp32",
+    precision: str | Precision = Precision.FP32,
     shapes: Mapping[str, Any] | None = None,
     batch_size: int | None = None,
     seed: int | None = None,
@@ -246,36 +211,68 @@ def make_model_spec(
     dynamic: Mapping[str, Any] | None = None,
     reference: str = Reference.ONNXRUNTIME.value,
     calibration: str | Path | int | None = None,
-    calibration_method: str | None = None,
+    calibration_method: str | CalibrationMethod | None = None,
     backend_options: Mapping[str, type] | None = None,
     **build_options: Any,
 ) -> ModelSpec:
     """Validate ``trt_model`` arguments. Relative paths try each of ``base_dirs`` in order;
     ``backend_options`` are the build options the registered backends declare (name -> type).
     The model is a ``path`` or a ``torch=`` factory, never both."""
-    known_options = {**(backend_options or {}), **TRANSFORM_BUILD_OPTIONS}
-    if path is not None and torch is not None:
-        raise SpecError("give the model either as a path or as torch=, not both")
-    if path is None and torch is None:
-        raise SpecError("missing the model: a path (first argument) or torch= (a factory returning a torch.nn.Module)")
-    model_path = _resolve(path, base_dirs, "path") if path is not None else None
-    torch_spec = _torch_spec(torch, example_inputs, dynamic) if torch is not None else None
-    if torch is None:
-        for arg, value in (("example_inputs", example_inputs), ("dynamic", dynamic)):
-            if value is not None:
-                raise SpecError(f"{arg}= belongs to torch= models; an ONNX model's file gives its inputs")
-    _choice(precision, PRECISIONS, "precision")
+    model_path, torch_spec = _model_source(path, torch, example_inputs, dynamic, base_dirs)
+    chosen = mode(precision, Precision, "precision")
     reference_kind = _reference(reference, torch_spec)
-    calibration_data, method = _calibration(calibration, calibration_method, precision, base_dirs)
-    if shapes is not None and not isinstance(shapes, Mapping):
-        raise SpecError(f"shapes must be a dict of input name -> shape, got {shapes!r}")
-    frozen_shapes = tuple(sorted((k, _shape(k, v, "shapes")) for k, v in (shapes or {}).items()))
+    calibration_data, method = _calibration(calibration, calibration_method, chosen, base_dirs)
+    frozen_shapes = _shapes(shapes)
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
     ):
         raise SpecError(f"batch_size must be a positive int, got {batch_size!r}")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise SpecError(f"seed must be an int, got {seed!r}")
+    ranges = _input_ranges(input_ranges)
+    _check_build_options(build_options, {**(backend_options or {}), **TRANSFORM_BUILD_OPTIONS})
+    return ModelSpec(
+        path=model_path,
+        build=BuildSpec(
+            precision=chosen,
+            shapes=frozen_shapes,
+            options=tuple(sorted((k, frozen(v)) for k, v in build_options.items())),
+        ),
+        batch_size=batch_size,
+        seed=seed,
+        input_ranges=ranges,
+        inputs=_resolve(inputs, base_dirs, "inputs") if inputs is not None else None,
+        torch=torch_spec,
+        reference=reference_kind,
+        calibration=calibration_data,
+        calibration_method=method,
+    )
+
+
+def _model_source(
+    path: str | Path | None, torch: Any, example_inputs: Any, dynamic: Any, base_dirs: tuple[Path, ...]
+) -> tuple[Path | None, TorchSpec | None]:
+    """The model file, or the torch= factory with its example inputs and dynamic axes: one of them."""
+    if path is not None and torch is not None:
+        raise SpecError("give the model either as a path or as torch=, not both")
+    if path is None and torch is None:
+        raise SpecError("missing the model: a path (first argument) or torch= (a factory returning a torch.nn.Module)")
+    if torch is not None:
+        return None, _torch_spec(torch, example_inputs, dynamic)
+    for arg, value in (("example_inputs", example_inputs), ("dynamic", dynamic)):
+        if value is not None:
+            raise SpecError(f"{arg}= belongs to torch= models; an ONNX model's file gives its inputs")
+    assert path is not None
+    return _resolve(path, base_dirs, "path"), None
+
+
+def _shapes(shapes: Any) -> tuple[tuple[str, Shape], ...]:
+    if shapes is not None and not isinstance(shapes, Mapping):
+        raise SpecError(f"shapes must be a dict of input name -> shape, got {shapes!r}")
+    return tuple(sorted((k, checked_shape(k, v, "shapes")) for k, v in (shapes or {}).items()))
+
+
+def _input_ranges(input_ranges: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[float, float]], ...]:
     ranges = []
     for name, rng in (input_ranges or {}).items():
         if (
@@ -286,33 +283,20 @@ def make_model_spec(
         ):
             raise SpecError(f"input_ranges[{name!r}] must be (low, high) with low < high, got {rng!r}")
         ranges.append((name, (rng[0], rng[1])))
+    return tuple(sorted(ranges))
+
+
+def _check_build_options(build_options: Mapping[str, Any], known: Mapping[str, type]) -> None:
+    """Each build option is one a backend (or the precision transform) declares, of its type."""
     for key, value in build_options.items():
-        if key not in known_options:
-            raise SpecError(
-                f"trt_model: unknown argument {key!r} (build options: {', '.join(sorted(known_options))})"
-            )
-        expected = known_options[key]
+        if key not in known:
+            raise SpecError(f"trt_model: unknown argument {key!r} (build options: {', '.join(sorted(known))})")
+        expected = known[key]
         ok = isinstance(value, expected) or (expected is tuple and isinstance(value, list))
         if expected is int and isinstance(value, bool):
             ok = False
         if not ok:
             raise SpecError(f"{key} must be {expected.__name__}, got {value!r}")
-    return ModelSpec(
-        path=model_path,
-        build=BuildSpec(
-            precision=precision,
-            shapes=frozen_shapes,
-            options=tuple(sorted((k, _freeze(v)) for k, v in build_options.items())),
-        ),
-        batch_size=batch_size,
-        seed=seed,
-        input_ranges=tuple(sorted(ranges)),
-        inputs=_resolve(inputs, base_dirs, "inputs") if inputs is not None else None,
-        torch=torch_spec,
-        reference=reference_kind,
-        calibration=calibration_data,
-        calibration_method=method,
-    )
 
 
 def factory_name(factory: Any) -> str:
@@ -351,25 +335,8 @@ def _torch_spec(factory: Any, example_inputs: Any, dynamic: Any) -> TorchSpec:
         raise SpecError(
             f"example_inputs must map forward's parameter names to shapes or arrays, got {example_inputs!r}"
         )
-    examples: dict[str, Shape | ExampleArray] = {}
-    for name, value in example_inputs.items():
-        if not isinstance(name, str) or not name:
-            raise SpecError(f"example_inputs: input names must be non-empty strings, got {name!r}")
-        if isinstance(value, (tuple, list)):
-            examples[name] = _shape(name, value, "example_inputs")
-        elif hasattr(value, "shape") and hasattr(value, "dtype"):  # a numpy array or a torch tensor
-            try:
-                array = value.detach().cpu().numpy() if hasattr(value, "detach") else value
-                examples[name] = ExampleArray(array)
-            except Exception as exc:  # a tensor numpy cannot hold (bfloat16, say)
-                raise SpecError(f"example_inputs[{name!r}]: cannot read it as a numpy array ({exc})") from None
-            if examples[name].array.dtype.hasobject or not examples[name].shape:
-                raise SpecError(f"example_inputs[{name!r}] must be an array of numbers with at least one axis")
-        else:
-            raise SpecError(
-                f"example_inputs[{name!r}] must be a shape tuple, a numpy array or a torch tensor, got {value!r}"
-            )
-    axes = _dynamic(dynamic, {k: v.shape if isinstance(v, ExampleArray) else v for k, v in examples.items()})
+    examples = {name: _example(name, value) for name, value in example_inputs.items()}
+    axes = dynamic_axes(dynamic, {k: v.shape if isinstance(v, ExampleArray) else v for k, v in examples.items()})
     return TorchSpec(
         factory=factory,
         name=factory_name(factory),
@@ -378,7 +345,28 @@ def _torch_spec(factory: Any, example_inputs: Any, dynamic: Any) -> TorchSpec:
     )
 
 
-def _dynamic(dynamic: Any, shapes: Mapping[str, Shape]) -> tuple[tuple[str, tuple[tuple[int, str], ...]], ...]:
+def _example(name: Any, value: Any) -> Shape | ExampleArray:
+    """One example input: a shape, or an array (a tensor is read into one)."""
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"example_inputs: input names must be non-empty strings, got {name!r}")
+    if isinstance(value, (tuple, list)):
+        return checked_shape(name, value, "example_inputs")
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):  # a numpy array or a torch tensor
+        raise SpecError(
+            f"example_inputs[{name!r}] must be a shape tuple, a numpy array or a torch tensor, got {value!r}"
+        )
+    try:
+        example = ExampleArray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+    except Exception as exc:  # a tensor numpy cannot hold (bfloat16, say)
+        raise SpecError(f"example_inputs[{name!r}]: cannot read it as a numpy array ({exc})") from None
+    if example.array.dtype.hasobject or not example.shape:
+        raise SpecError(f"example_inputs[{name!r}] must be an array of numbers with at least one axis")
+    return example
+
+
+def dynamic_axes(dynamic: Any, shapes: Mapping[str, Shape]) -> tuple[tuple[str, tuple[tuple[int, str], ...]], ...]:
+    """``dynamic=`` checked against the inputs' shapes: input -> sorted ((axis, dim name), ...),
+    negative axes made positive; torch_export relies on this check too."""
     if dynamic is None:
         return ()
     if not isinstance(dynamic, Mapping):
@@ -419,14 +407,14 @@ def _reference(value: Any, torch_spec: TorchSpec | None) -> Reference:
 
 
 def _calibration(
-    calibration: Any, method: Any, precision: str, base_dirs: tuple[Path, ...]
-) -> tuple[Path | int | None, str | None]:
+    calibration: Any, method: Any, precision: Precision, base_dirs: tuple[Path, ...]
+) -> tuple[Path | int | None, CalibrationMethod | None]:
     if calibration is None:
         if method is not None:
             raise SpecError("calibration_method= needs calibration= (an .npz of inputs, or a number of batches)")
         return None, None
-    if precision != "int8":
-        raise SpecError(f"calibration= is for precision='int8' (this mark has precision={precision!r})")
+    if precision is not Precision.INT8:
+        raise SpecError(f"calibration= is for precision='int8' (this mark has precision={precision.value!r})")
     wrong = f"calibration must be a positive number of seeded batches or an .npz path, got {calibration!r}"
     if isinstance(calibration, int) and not isinstance(calibration, bool):
         if calibration < 1:
@@ -436,8 +424,7 @@ def _calibration(
         data = _resolve(calibration, base_dirs, "calibration")
     else:
         raise SpecError(wrong)
-    chosen = _choice(CALIBRATION_METHODS[0] if method is None else method, CALIBRATION_METHODS, "calibration_method")
-    return data, chosen
+    return data, mode(CalibrationMethod.MINMAX if method is None else method, CalibrationMethod, "calibration_method")
 
 
 # What each path argument names, for the message when it names a folder instead.
@@ -465,28 +452,28 @@ class OutputTolerance:
 
     rtol: float = 1e-3
     atol: float = 1e-5
-    check: str = "elementwise"
+    check: Check = Check.ELEMENTWISE
     q: float | None = None  # quantile for check="quantile"
     max_mismatch: float = 0.0  # allowed fraction of elements outside tolerance
     min_cosine: float | None = None
     topk: int | None = None
     topk_axis: int = -1
-    nan: str = "fail"
+    nan: NanPolicy = NanPolicy.FAIL
     inf_equal: bool = False
 
     def __post_init__(self) -> None:
-        _number(self.rtol, "rtol")
-        _number(self.atol, "atol")
-        _choice(self.check, CHECKS, "check")
-        _choice(self.nan, NAN_POLICIES, "nan")
-        if self.check == "quantile":
-            if self.q is None or not 0.0 <= _number(self.q, "q") <= 1.0:
+        checked_number(self.rtol, "rtol")
+        checked_number(self.atol, "atol")
+        object.__setattr__(self, "check", mode(self.check, Check, "check"))
+        object.__setattr__(self, "nan", mode(self.nan, NanPolicy, "nan"))
+        if self.check is Check.QUANTILE:
+            if self.q is None or not 0.0 <= checked_number(self.q, "q") <= 1.0:
                 raise SpecError(f"check='quantile' needs q in [0, 1], got q={self.q!r}")
         elif self.q is not None:
             raise SpecError("q is only meaningful with check='quantile'")
-        if not 0.0 <= _number(self.max_mismatch, "max_mismatch") <= 1.0:
+        if not 0.0 <= checked_number(self.max_mismatch, "max_mismatch") <= 1.0:
             raise SpecError(f"max_mismatch must be a fraction in [0, 1], got {self.max_mismatch!r}")
-        if self.min_cosine is not None and not -1.0 <= _number(
+        if self.min_cosine is not None and not -1.0 <= checked_number(
             self.min_cosine, "min_cosine", minimum=-1.0
         ) <= 1.0:
             raise SpecError(f"min_cosine must be in [-1, 1], got {self.min_cosine!r}")
@@ -518,13 +505,13 @@ def make_accuracy_spec(
     *, outputs: Mapping[str, Mapping[str, Any]] | None = None, batch_consistency: bool = False, **kw: Any
 ) -> AccuracySpec:
     """Validate ``trt_accuracy`` arguments; per-output dicts override the defaults key by key."""
-    _check_keywords(OutputTolerance, kw, "trt_accuracy")
+    check_keywords(OutputTolerance, kw, "trt_accuracy")
     default = OutputTolerance(**kw)
     overrides = []
     for name, override in (outputs or {}).items():
         if not isinstance(override, Mapping):
             raise SpecError(f"outputs[{name!r}] must be a dict of tolerance arguments, got {override!r}")
-        _check_keywords(OutputTolerance, override, f"trt_accuracy outputs[{name!r}]")
+        check_keywords(OutputTolerance, override, f"trt_accuracy outputs[{name!r}]")
         overrides.append((name, dataclasses.replace(default, **override)))
     if not isinstance(batch_consistency, bool):
         raise SpecError(f"batch_consistency must be True or False, got {batch_consistency!r}")
@@ -541,16 +528,16 @@ class MeasureSettings:
     max_duration_ms: float = measure_defaults.MAX_DURATION_MS
     cuda_graph: bool = False
     transfers: bool = True
-    sync: str = "blocking"
+    sync: SyncMode = SyncMode.BLOCKING
     host_probe: bool = True  # time host_probe.py between host-clock iterations
 
     def __post_init__(self) -> None:
-        _number(self.warmup_ms, "warmup_ms")
+        checked_number(self.warmup_ms, "warmup_ms")
         if not isinstance(self.min_iterations, int) or self.min_iterations < 1:
             raise SpecError(f"min_iterations must be a positive int, got {self.min_iterations!r}")
-        _number(self.min_duration_ms, "min_duration_ms")
-        _number(self.max_duration_ms, "max_duration_ms")
-        _choice(self.sync, SYNC_MODES, "sync")
+        checked_number(self.min_duration_ms, "min_duration_ms")
+        checked_number(self.max_duration_ms, "max_duration_ms")
+        object.__setattr__(self, "sync", mode(self.sync, SyncMode, "sync"))
         for arg in ("cuda_graph", "transfers", "host_probe"):
             if not isinstance(getattr(self, arg), bool):
                 raise SpecError(f"{arg} must be True or False, got {getattr(self, arg)!r}")
@@ -570,11 +557,11 @@ class PerfBudget:
     def __post_init__(self) -> None:
         if not isinstance(self.backend, str) or not self.backend:
             raise SpecError(f"backend must be a backend name, got {self.backend!r}")
-        _number(self.max_latency_ms, "max_latency_ms", allow_none=True)
-        if not 0.0 <= _number(self.percentile, "percentile") <= 100.0:
+        checked_number(self.max_latency_ms, "max_latency_ms", allow_none=True)
+        if not 0.0 <= checked_number(self.percentile, "percentile") <= 100.0:
             raise SpecError(f"percentile must be in [0, 100], got {self.percentile!r}")
-        _number(self.min_throughput, "min_throughput", allow_none=True)
-        _number(self.max_regression, "max_regression", allow_none=True)
+        checked_number(self.min_throughput, "min_throughput", allow_none=True)
+        checked_number(self.max_regression, "max_regression", allow_none=True)
 
 
 _MEASURE_FIELDS = {f.name for f in dataclasses.fields(MeasureSettings)}
@@ -589,11 +576,7 @@ def make_perf_budget(defaults: MeasureSettings, backends: tuple[str, ...] = (), 
         raise SpecError(f"trt_perf: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})")
     measure_kw = {k: kw.pop(k) for k in list(kw) if k in _MEASURE_FIELDS}
     if backends:
-        _choice(kw.get("backend", PerfBudget.backend), backends, "backend")
+        check_choice(kw.get("backend", PerfBudget.backend), backends, "backend")
     return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), **kw)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value

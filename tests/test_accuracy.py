@@ -297,7 +297,7 @@ def _infer(model: onnx.ModelProto | Path):
 
     def infer(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, feed)))
+        return dict(zip(names, session.run(names, feed), strict=True))
 
     return infer
 

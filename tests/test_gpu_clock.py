@@ -67,23 +67,23 @@ class FakeNvml(types.ModuleType):
         self._init_error = init_error
         self.looked_up: list[tuple[str, Any]] = []
 
-    def nvmlInit(self) -> None:  # noqa: N802
+    def nvmlInit(self) -> None:
         if self._init_error:
             raise self.NVMLError(self._init_error)
 
-    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:  # noqa: N802
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:
         self.looked_up.append(("uuid", uuid))
         return "gpu"
 
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> str:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> str:
         self.looked_up.append(("index", index))
         return "gpu"
 
-    def nvmlDeviceGetClockInfo(self, handle: str, kind: int) -> float:  # noqa: N802
+    def nvmlDeviceGetClockInfo(self, handle: str, kind: int) -> float:
         assert (handle, kind) == ("gpu", self.NVML_CLOCK_SM)
         return self._read()
 
-    def nvmlDeviceGetMaxClockInfo(self, handle: str, kind: int) -> float:  # noqa: N802
+    def nvmlDeviceGetMaxClockInfo(self, handle: str, kind: int) -> float:
         return self._max
 
 

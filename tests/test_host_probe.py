@@ -36,9 +36,8 @@ def test_the_probe_computes_the_product_and_times_it() -> None:
 def test_the_probe_kind_names_what_it_times() -> None:
     # A baseline stores it; changing the workload without changing the name would divide new
     # probe times by old ones (regression._probe_change).
-    assert host_probe.KIND == (
-        f"matmul-f32-{host_probe.SIZE}x{host_probe.SIZE}x{host_probe.REPEATS}-aligned-warm"
-    )
+    named = f"matmul-f32-{host_probe.SIZE}x{host_probe.SIZE}x{host_probe.REPEATS}-aligned-warm"
+    assert named == host_probe.KIND
     assert 0 < host_probe.LEVEL_QUANTILE < 50
 
 

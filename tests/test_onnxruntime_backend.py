@@ -12,7 +12,8 @@ import pytest
 
 from pytest_trt import backends
 from pytest_trt.backends.base import Artifact, BackendError
-from pytest_trt.model import load_model, make_inputs, resolve_shapes
+from pytest_trt.model import load_model
+from pytest_trt.prepare.inputs import make_inputs, resolve_shapes
 from pytest_trt.spec import BuildSpec, MeasureSettings
 from pytest_trt.timing.measure import timed_session
 

@@ -20,7 +20,7 @@ def test_mlp(trt_engine):
 
 
 def test_the_default_input_size_limit_is_the_model_default():
-    from pytest_trt.model import DEFAULT_MAX_INPUT_BYTES
+    from pytest_trt.prepare.inputs import DEFAULT_MAX_INPUT_BYTES
     from pytest_trt.run.options import DEFAULT_MAX_INPUT_BYTES as OPTION_DEFAULT
     from pytest_trt.store.sizes import parse_size
 

@@ -156,13 +156,13 @@ def test_markdown_report_gives_the_reason_of_a_failed_row(trt_pytester):
 def test_a_doubted_verdict_is_shown_at_quiet_and_kept_in_the_json(trt_pytester, monkeypatch):
     import json
 
-    import pytest_trt.timing.measure
+    import pytest_trt.judge.budgets
 
     def doubts(result, budget, *, threads_advice=False):
         assert threads_advice is False  # the tests run on one thread already
         return [f"{budget.percentile:g} doubted"]
 
-    monkeypatch.setattr(pytest_trt.timing.measure, "budget_doubts", doubts)
+    monkeypatch.setattr(pytest_trt.judge.budgets, "budget_doubts", doubts)
     trt_pytester.pytester.makepyfile(test_user=TWO_TESTS)
     path = trt_pytester.path / "trt.json"
     quiet = trt_pytester.run("-q", "--color=no", f"--trt-report-json={path}")

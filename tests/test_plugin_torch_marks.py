@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_trt.arguments import CalibrationMethod
 from pytest_trt.errors import SpecError
-from pytest_trt.prepare.quantize import CalibrationMethod
-from pytest_trt.spec import CALIBRATION_METHODS, ExampleArray, Reference, make_model_spec
+from pytest_trt.prepare import quantize
+from pytest_trt.spec import ExampleArray, Reference, make_model_spec
 
 TORCH = 'torch=make, example_inputs={"x": (2, 3)}'
 
@@ -119,5 +120,12 @@ class _Unhashable:
         pass
 
 
-def test_the_calibration_methods_are_the_quantizers():
-    assert CALIBRATION_METHODS == tuple(method.value for method in CalibrationMethod)
+def test_the_calibration_methods_are_the_quantizers(tmp_path):
+    # One enum: what trt_model accepts is what quantize_model runs.
+    assert quantize.CalibrationMethod is CalibrationMethod
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    for method in CalibrationMethod:
+        spec = make_model_spec(model, precision="int8", calibration=8, calibration_method=method.value)
+        assert spec.calibration_method is method and spec.as_dict()["calibration_method"] == method.value
+    assert make_model_spec(model, precision="int8", calibration=8).calibration_method is CalibrationMethod.MINMAX

@@ -31,7 +31,7 @@ def _save(model: onnx.ModelProto, path: Path) -> Path:
 def _run(path: Path, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feed)))
+    return dict(zip(names, session.run(names, feed), strict=True))
 
 
 def _relu_model(path: Path, opset: int = 17) -> Path:

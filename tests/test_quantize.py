@@ -12,8 +12,9 @@ import pytest
 from onnx import numpy_helper
 
 from pytest_trt.judge.accuracy import compare_outputs
-from pytest_trt.model import load_model, make_inputs
+from pytest_trt.model import load_model
 from pytest_trt.prepare import precision
+from pytest_trt.prepare.inputs import make_inputs
 from pytest_trt.prepare.precision import PrecisionError
 from pytest_trt.prepare.quantize import CalibrationError, calibration_feeds, quantize_key, quantize_model
 from pytest_trt.spec import make_accuracy_spec
@@ -147,7 +148,7 @@ def test_a_single_array_file_or_a_missing_file_is_a_clear_error(cnn, tmp_path):
     np.save(single, _images(2))
     with pytest.raises(CalibrationError, match="it holds a single array, not arrays keyed by input name"):
         quantize_model(cnn, tmp_path / "q.onnx", single)
-    with pytest.raises(CalibrationError, match="calibration file '.*nowhere.npz' not found"):
+    with pytest.raises(CalibrationError, match=r"calibration file '.*nowhere\.npz' not found"):
         quantize_model(cnn, tmp_path / "q.onnx", tmp_path / "nowhere.npz")
 
 

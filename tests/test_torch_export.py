@@ -1,4 +1,5 @@
-"""torch models in: export to ONNX, its cache key, and the module itself as the reference."""
+"""torch models in: export to ONNX (torch_export), its cache key (torch_key), and the module
+itself as the reference."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from pytest_trt.prepare.torch_export import (
     ExportError,
     TorchModelError,
     example_arrays,
-    export_key,
     export_model,
     load_module,
     torch_reference,
 )
+from pytest_trt.prepare.torch_key import export_key
+from pytest_trt.spec import SpecError, make_model_spec
 
 pytestmark = pytest.mark.needs_torch
 
@@ -72,7 +74,7 @@ def test_conv_linear_model_with_a_dynamic_batch_matches_torch_on_onnxruntime(tmp
 
 def _key_in_subprocess() -> dict:
     code = (
-        "import json; from pytest_trt.prepare.torch_export import export_key; "
+        "import json; from pytest_trt.prepare.torch_key import export_key; "
         "print(json.dumps(export_key('torch_models:make_small_net', {'image': (2, 3, 16, 16)}, "
         "{'image': {0: 'batch'}}, {})))"
     )
@@ -119,7 +121,7 @@ def test_export_key_changes_with_inputs_axes_options_and_plain_attributes():
     config = export_key(ConfigNet(ScaleConfig()), {"x": (2, 4)}, None, {})
     assert export_key(ConfigNet(ScaleConfig()), {"x": (2, 4)}, None, {}) == config
     assert export_key(ConfigNet(ScaleConfig(factor=3.0)), {"x": (2, 4)}, None, {})["module"] != config["module"]
-    with pytest.raises(TorchModelError, match="unknown export option 'opset_version' .known: exporter, opset"):
+    with pytest.raises(TorchModelError, match=r"unknown export option 'opset_version' .known: exporter, opset"):
         export_key(FlagNet(True), {"x": (2, 4)}, None, {"opset_version": 18})
 
 
@@ -182,7 +184,7 @@ def test_output_names_rename_the_outputs_in_the_file_and_the_reference(tmp_path)
     )
     assert [o.name for o in onnx.load(str(result.path)).graph.output] == ["logits"]
     assert list(torch_reference("torch_models:make_small_net", _images(2, 0), output_names=["logits"])) == ["logits"]
-    with pytest.raises(TorchModelError, match="output_names has 2 names but .* returns 1 tensors"):
+    with pytest.raises(TorchModelError, match=r"output_names has 2 names but .* returns 1 tensors"):
         export_model("torch_models:make_small_net", {"image": IMAGE}, None, tmp_path / "m.onnx", output_names=["a", "b"])
 
 
@@ -228,16 +230,31 @@ def test_a_factory_that_raises_is_an_error_with_its_reason(tmp_path):
         ({}, None, "example_inputs must map each input name"),
         ({"image": (2, 0, 16, 16)}, None, "example_inputs['image'] must be a shape of positive ints"),
         ({"image": "big"}, None, "must be a shape tuple, a numpy array or a torch tensor, got str"),
-        ({"image": IMAGE}, {"x": {0: "batch"}}, "dynamic names input 'x', which example_inputs does not have"),
-        ({"image": IMAGE}, {"image": {4: "batch"}}, "axis 4 is not an axis of an input of rank 4"),
-        ({"image": IMAGE}, {"image": {0: "the batch"}}, "must be a dim name like 'batch'"),
-        ({"image": IMAGE}, {"image": [0]}, "dynamic['image'] must be a dict {axis: 'dim name'}"),
     ],
 )
-def test_bad_example_inputs_or_axes_are_errors_naming_them(example, dynamic, message, tmp_path):
+def test_bad_example_inputs_are_errors_naming_them(example, dynamic, message, tmp_path):
     with pytest.raises(TorchModelError) as raised:
         export_model("torch_models:make_small_net", example, dynamic, tmp_path / "x.onnx")
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("dynamic", "message"),
+    [
+        ({"x": {0: "batch"}}, "dynamic names input 'x', which example_inputs does not have (inputs: image)"),
+        ({"image": {4: "batch"}}, "dynamic['image']: axis 4 is not an axis of an input of rank 4"),
+        ({"image": {0: "the batch"}}, "dynamic['image'][0] must be a dim name like 'batch', got 'the batch'"),
+        ({"image": [0]}, "dynamic['image'] must be a dict {axis: 'dim name'}, got [0]"),
+    ],
+)
+def test_bad_axes_are_the_marks_own_errors(dynamic, message, tmp_path):
+    # The export checks dynamic= as trt_model does: the same messages, from one place.
+    with pytest.raises(SpecError) as raised:
+        export_model("torch_models:make_small_net", {"image": IMAGE}, dynamic, tmp_path / "x.onnx")
+    assert str(raised.value) == message
+    with pytest.raises(SpecError) as marked:
+        make_model_spec(torch="torch_models:make_small_net", example_inputs={"image": IMAGE}, dynamic=dynamic)
+    assert str(marked.value) == message
 
 
 def test_a_missing_required_input_is_an_error():
@@ -261,3 +278,30 @@ def test_an_unknown_exporter_or_opset_is_an_error(tmp_path):
         export_model("torch_models:make_small_net", {"image": IMAGE}, None, tmp_path / "x.onnx", exporter="jit")
     with pytest.raises(TorchModelError, match="opset must be an ONNX opset number"):
         export_model("torch_models:make_small_net", {"image": IMAGE}, None, tmp_path / "x.onnx", opset=True)
+
+
+# Export keys written by earlier runs must keep matching: these were computed before the key's
+# encoding was last reworked. torch's own internal attributes are skipped, so only the test
+# module's plain attributes are in them.
+@pytest.mark.parametrize(
+    ("count", "attributes"),
+    [
+        (1, "bb0567c796cfedc56a1fba34dd2c98456fb8e275617b6b6043647be100a224eb"),
+        (1.0, "2d110685ddf6b261ba8e10e924e7019c4e21d0d52818c44abea960970d129ee8"),
+        (True, "d91b8f6a15aa8dd4b0c416642c4299e0fdd6bea3f886c5b2a8dfa3b718433391"),
+    ],
+    ids=["int", "float", "bool"],
+)
+def test_export_keys_stay_as_earlier_runs_stored_them(count, attributes):
+    from torch_models import SettingsNet
+
+    key = export_key(SettingsNet(count), {"x": (2, 4)}, {"x": {-2: "batch"}}, {"opset": 18})
+    assert key["module"]["class"] == "torch_models.SettingsNet"
+    assert key["module"]["attributes"] == attributes
+    assert key["inputs"] == [{
+        "name": "x", "shape": [2, 4], "dtype": "float32",
+        "sha256": "ef1802b6cbb4cd194a27d00c87bb40aee0398b1ac19131861ef0ff90bceb45f7",
+    }]
+    assert key["dynamic"] == {"x": {"0": "batch"}}
+    assert key["options"] == {"opset": 18, "exporter": "auto", "output_names": None, "seed": 0}
+    assert key["format"] == 1

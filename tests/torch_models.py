@@ -4,6 +4,7 @@ tests/ is on sys.path). Importing this module imports torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import torch
 
@@ -87,3 +88,29 @@ def make_two_heads() -> TwoHeads:
 
 def make_nothing() -> int:
     return 3
+
+
+class Mode(Enum):
+    FAST = "fast"
+    EXACT = "exact"
+
+
+class SettingsNet(torch.nn.Module):
+    """Plain attributes of every kind the export key reads: 1, 1.0 and True must key apart."""
+
+    def __init__(self, count: object = 1) -> None:
+        super().__init__()
+        self.count = count
+        self.scale = 0.1
+        self.name = "net"
+        self.missing = None
+        self.sizes = [1, 2.0, True]
+        self.pair = (3, "x")
+        self.table = {"a": 1, "b": [None, 2.5]}
+        self.mode = Mode.EXACT
+        self.config = ScaleConfig(factor=3.0)
+        self.opaque = object()  # not a plain value: not part of the key
+        self.child = FlagNet(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.child(x) * self.scale

@@ -21,6 +21,7 @@ from pytest_trt.baselines.store import BaselineStore
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.errors import InferenceError, PytestTrtError
 from pytest_trt.judge import accuracy, divergence
+from pytest_trt.judge import budgets as budget_rules
 from pytest_trt.judge.baseline_gate import (
     BaselineMode,
     BaselineNote,
@@ -32,8 +33,8 @@ from pytest_trt.judge.baseline_gate import (
 from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.judge.perf_mode import PerfMode
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
-from pytest_trt.model import describe_generated
 from pytest_trt.prepare.engines import Engine
+from pytest_trt.prepare.inputs import describe_generated
 from pytest_trt.progress import Phase, Progress
 from pytest_trt.spec import AccuracySpec, MeasureSettings, PerfBudget, Reference
 from pytest_trt.timing import measure
@@ -211,17 +212,17 @@ def check_perf(
     running, mode = engine.backend, context.perf_mode
     perf = _Perf()
     if mode is not PerfMode.OFF:
-        judged = measure.judged_percentiles(budgets, running)
+        judged = budget_rules.judged_percentiles(budgets, running)
         perf.result = _measured(engine, feed, measure_settings(budgets, running), judged, context, Phase.MEASURE)
     for budget in budgets:
-        description = measure.describe_budget(budget)
+        description = budget_rules.describe_budget(budget)
         if perf.result is None:
             outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_MEASURED, "not measured (--trt-perf=off)")
         elif budget.backend != running:
             outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_ENFORCED, f"not enforced (running {running})")
         else:
-            missed = measure.budget_failures(perf.result, budget)
-            perf.doubts += measure.budget_doubts(perf.result, budget, threads_advice=_threads_advice(engine))
+            missed = budget_rules.budget_failures(perf.result, budget)
+            perf.doubts += budget_rules.budget_doubts(perf.result, budget, threads_advice=_threads_advice(engine))
             if mode is PerfMode.ENFORCE:
                 state = BudgetState.FAILED if missed else BudgetState.PASSED
                 outcome = BudgetOutcome(budget.backend, description, state, "; ".join(missed))
@@ -252,7 +253,7 @@ def check_baseline(
         policy = BaselinePolicy(policy.mode, policy.update, own.max_regression, policy.enforce, policy.commit)
     settings = measure_settings(budgets, engine.backend)
 
-    judged = measure.judged_percentiles(budgets, engine.backend)
+    judged = budget_rules.judged_percentiles(budgets, engine.backend)
 
     def remeasure() -> PerfResult:
         return _measured(engine, feed, settings, judged, context, Phase.REMEASURE)

@@ -19,21 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt import backends
+from pytest_trt import backends, serde
+from pytest_trt.arguments import CalibrationMethod, Precision
 from pytest_trt.backends.base import Backend, Runner
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, Workload
 from pytest_trt.errors import ModelError, PrecisionError
-from pytest_trt.model import (
-    DEFAULT_MAX_INPUT_BYTES,
-    LoadedModel,
-    Shape,
-    load_inputs_npz,
-    load_model,
-    make_inputs,
-    resolve_shapes,
-)
+from pytest_trt.model import LoadedModel, Shape, load_model
 from pytest_trt.prepare import model_steps, precision
-from pytest_trt.prepare.model_steps import CalibrationPlan, StepProvenance, TorchModel
+from pytest_trt.prepare.inputs import DEFAULT_MAX_INPUT_BYTES, load_inputs_npz, make_inputs, resolve_shapes
+from pytest_trt.prepare.model_steps import CalibrationPlan, StepHow, StepProvenance, TorchModel
 from pytest_trt.progress import Phase, Progress
 from pytest_trt.spec import BuildSpec, ModelSpec, Reference, TorchSpec
 from pytest_trt.store.arrays import decode_arrays, encode_arrays
@@ -48,7 +42,7 @@ REFERENCE_BACKEND = "onnxruntime"
 
 @dataclass(frozen=True)
 class Provenance:
-    how: str  # "built", "loaded" (from the engine cache) or "memory" (earlier in this session)
+    how: StepHow
     seconds: float
     cache: dict[str, Any] = field(default_factory=dict)
     # The steps before the engine, as this process obtained them: the torch= export and the
@@ -57,13 +51,8 @@ class Provenance:
     quantization: StepProvenance | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "how": self.how,
-            "seconds": self.seconds,
-            "cache": dict(self.cache),
-            "export": self.export.as_dict() if self.export is not None else None,
-            "quantization": self.quantization.as_dict() if self.quantization is not None else None,
-        }
+        data: dict[str, Any] = serde.to_data(self)
+        return data
 
 
 @dataclass
@@ -93,7 +82,7 @@ class Engine:
         return self._entry.backend
 
     @property
-    def precision(self) -> str:
+    def precision(self) -> Precision:
         return self._entry.build.precision
 
     @property
@@ -163,7 +152,7 @@ class Engine:
     def feed_facts(self) -> dict[str, InputFacts]:
         """Where each input of the feed came from and the values it holds, for ``-v``: read from
         the ``inputs=`` file, or generated in the ``input_ranges=`` range, the range the graph
-        bounds an index to, or the default range (the order ``model.make_inputs`` follows)."""
+        bounds an index to, or the default range (the order ``inputs.make_inputs`` follows)."""
         facts: dict[str, InputFacts] = {}
         ranges = self.spec.range_map
         graph = dict(self._entry.model.index_ranges)
@@ -264,7 +253,7 @@ class EngineFactory:
             entry = self._engines.get(key)
             if entry is not None:
                 made = entry.provenance  # the steps before it, as this process obtained them
-                reused = Provenance("memory", 0.0, export=made.export, quantization=made.quantization)
+                reused = Provenance(StepHow.MEMORY, 0.0, export=made.export, quantization=made.quantization)
                 return Engine(entry, spec, feed, reused)
             entry = self._make_engine(backend_name, model, build, plan, self._export_provenance(spec))
         self._engines[key] = entry
@@ -326,7 +315,7 @@ class EngineFactory:
             "device": backend.device_fingerprint(build),
             "transform": precision.transform_key(build.precision, transform),
         }
-        shown = model.path.name if build.precision == "fp32" else f"{model.path.name} ({build.precision})"
+        shown = model.path.name if build.precision is Precision.FP32 else f"{model.path.name} ({build.precision})"
         started = time.perf_counter()
         with self._progress.phase(Phase.BUILD, f"{shown} for {backend_name}") as step:
             runner, event = self.cache.get_or_build(
@@ -337,11 +326,11 @@ class EngineFactory:
             )
             if not event.outcome.built:
                 step.phase = Phase.LOAD
-        how = "built" if event.outcome.built else "loaded"
+        how = StepHow.BUILT if event.outcome.built else StepHow.LOADED
         provenance = Provenance(how, time.perf_counter() - started, event.as_dict(), export, quantization)
         return _EngineEntry(backend_name, runtime_version, model, built_from, build, runner, provenance)
 
-    def _transformed(self, model: LoadedModel, precision_name: str, transform: dict[str, Any]) -> LoadedModel:
+    def _transformed(self, model: LoadedModel, precision_name: Precision, transform: dict[str, Any]) -> LoadedModel:
         """The model in ``precision_name``: the model itself for fp32/tf32 and Q/DQ models, else
         a converted model kept in the engine cache like any artifact."""
         out_dir = self.workdir() / model.content_hash[:16]
@@ -423,7 +412,7 @@ class EngineFactory:
         options = spec.build.option_map
         return CalibrationPlan(
             data=spec.calibration,
-            method=spec.calibration_method or "minmax",
+            method=spec.calibration_method or CalibrationMethod.MINMAX,
             shapes=tuple(sorted(shapes.items())),
             seed=self._seed if spec.seed is None else spec.seed,
             input_ranges=spec.input_ranges,

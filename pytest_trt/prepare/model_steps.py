@@ -2,7 +2,7 @@
 of the engine cache, made once and then loaded:
 
 - ``torch=``: the module exported to ONNX (``torch_export.export_model``), cache kind
-  ``torch-export``, keyed by ``torch_export.export_key``;
+  ``torch-export``, keyed by ``torch_key.export_key``;
 - ``precision="int8"`` with ``calibration=``: the Q/DQ model (``quantize.quantize_model``), cache
   kind ``quantized-model``, keyed by ``quantize.quantize_key``; every backend builds from it;
 - ``reference="torch"``: the module's own outputs for a feed (``torch_export.torch_reference``),
@@ -19,10 +19,11 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_trt import serde
+from pytest_trt.arguments import CalibrationMethod, TextEnum
 from pytest_trt.errors import PrecisionError
 from pytest_trt.model import LoadedModel, Shape, load_model
 from pytest_trt.store.arrays import decode_arrays, encode_arrays
@@ -42,11 +43,12 @@ QUANTIZED_KIND = "quantized-model"
 TORCH_REFERENCE_KIND = "torch-reference"
 
 
-class StepHow(str, Enum):
-    """How a step's artifact was obtained by this process."""
+class StepHow(TextEnum):
+    """How this process obtained an artifact: an engine, or a step before one."""
 
     BUILT = "built"  # made now (and stored, where the engine cache is on)
-    LOADED = "loaded"  # read from the engine cache: nothing was exported or quantized
+    LOADED = "loaded"  # read from the engine cache: nothing was built, exported or quantized
+    MEMORY = "memory"  # made earlier in this session (engines only)
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,8 @@ class StepProvenance:
     details: dict[str, Any] = field(default_factory=dict)  # exporter, calibration, ...
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "how": self.how.value,
-            "seconds": self.seconds,
-            "cache": dict(self.cache),
-            "details": dict(self.details),
-        }
+        data: dict[str, Any] = serde.to_data(self)
+        return data
 
 
 def _provenance(event: CacheEvent, started: float, details: Mapping[str, Any]) -> StepProvenance:
@@ -129,7 +127,9 @@ def export_torch(cache: EngineCache, workdir: Path, source: TorchSpec) -> TorchM
     module = torch_export.load_module(source.factory)
     examples, dynamic = source.example_map(), source.dynamic_map() or None
     started = time.perf_counter()
-    parts = torch_export.export_key(module, examples, dynamic, {})
+    from pytest_trt.prepare.torch_key import export_key
+
+    parts = export_key(module, examples, dynamic, {})
     key = cache.key(EXPORT_KIND, parts)
     target = workdir / "torch" / key[:16] / f"{source.stem}.onnx"
     details: dict[str, Any] = {}
@@ -175,7 +175,7 @@ class CalibrationPlan:
     """What ``quantize_model`` is called with for one spec (hashable: engines are memoized by it)."""
 
     data: Path | int  # an .npz, or a count of seeded batches
-    method: str
+    method: CalibrationMethod
     shapes: tuple[tuple[str, Shape], ...]  # the test's resolved shapes, for seeded batches
     seed: int
     input_ranges: tuple[tuple[str, tuple[float, float]], ...] = ()

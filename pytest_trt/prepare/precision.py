@@ -32,17 +32,17 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from pytest_trt.arguments import Precision
 from pytest_trt.errors import PrecisionError
 from pytest_trt.model import QDQ_OPS, all_graphs, all_nodes, has_qdq
-from pytest_trt.spec import PRECISIONS
 from pytest_trt.store.files import write_atomic
 
 __all__ = ["QDQ_OPS", "PrecisionError", "apply_precision", "has_qdq", "transform_key"]
 
 
-UNCHANGED_PRECISIONS = ("fp32", "tf32")
-CONVERTED_PRECISIONS = ("fp16", "bf16")
-QUANTIZED_PRECISIONS = ("int8", "fp8")
+UNCHANGED_PRECISIONS = frozenset({Precision.FP32, Precision.TF32})
+CONVERTED_PRECISIONS = frozenset({Precision.FP16, Precision.BF16})
+QUANTIZED_PRECISIONS = frozenset({Precision.INT8, Precision.FP8})
 
 # Ops whose fp16 range is often too small (sums of squares, exponentials); pass them, or some
 # of them, as keep_fp32_ops when a converted model overflows.
@@ -61,18 +61,18 @@ RANGE_SENSITIVE_OPS = (
 
 # Bump when the steps after the converter (round-trip removal, bf16 retyping, emulation) change.
 _POSTPROCESS_VERSION = 1
-_LOW_TYPES = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
+_LOW_TYPES = {Precision.FP16: TensorProto.FLOAT16, Precision.BF16: TensorProto.BFLOAT16}
 _LIST_OPTIONS = ("keep_fp32_ops", "keep_fp32_nodes")
 
 
-def transform_key(precision: str, options: Mapping[str, Any]) -> dict[str, Any]:
+def transform_key(precision: str | Precision, options: Mapping[str, Any]) -> dict[str, Any]:
     """Everything besides the model bytes that determines the transform's output, as JSON-able
     data for cache keys: the tools and their versions, the precision and the normalized options
     (``keep_fp32_ops``, ``keep_fp32_nodes``, ``emulate``)."""
-    _check_precision(precision)
+    chosen = _precision(precision)
     normalized = _normalize_options(options)
-    if precision not in CONVERTED_PRECISIONS:
-        return {"tool": {"name": "none"}, "precision": precision, "options": {}}
+    if chosen not in CONVERTED_PRECISIONS:
+        return {"tool": {"name": "none"}, "precision": chosen.value, "options": {}}
     import onnxruntime
 
     tool = {
@@ -81,12 +81,12 @@ def transform_key(precision: str, options: Mapping[str, Any]) -> dict[str, Any]:
         "onnx": onnx.__version__,  # shape inference decides which tensors are float
         "postprocess": _POSTPROCESS_VERSION,
     }
-    return {"tool": tool, "precision": precision, "options": normalized}
+    return {"tool": tool, "precision": chosen.value, "options": normalized}
 
 
 def apply_precision(
     model_path: Path,
-    precision: str,
+    precision: str | Precision,
     out_dir: Path,
     *,
     keep_fp32_ops: Sequence[str] = (),
@@ -100,57 +100,68 @@ def apply_precision(
     a name derived from the model bytes and ``transform_key``, reused when already there.
     """
     model_path = Path(model_path)
-    _check_precision(precision)
+    chosen = _precision(precision)
     options = {"keep_fp32_ops": keep_fp32_ops, "keep_fp32_nodes": keep_fp32_nodes, "emulate": emulate}
-    key = transform_key(precision, options)
-    if precision in UNCHANGED_PRECISIONS:
+    key = transform_key(chosen, options)
+    if chosen in UNCHANGED_PRECISIONS:
         return model_path
-    if precision in QUANTIZED_PRECISIONS:
-        if not has_qdq(_load(model_path, with_weights=False)):
-            # INT8 can be calibrated here (quantize.py); FP8 needs a quantized model.
-            calibrate = (
-                "give calibration= (an .npz of representative inputs, or a number of seeded batches) "
-                "to quantize it here, or "
-                if precision == "int8"
-                else ""
-            )
-            raise PrecisionError(
-                f"{model_path}: precision={precision!r} needs a model with Q/DQ "
-                "(QuantizeLinear/DequantizeLinear) nodes, and this one has none. TensorRT 11 takes "
-                f"quantization from the graph: {calibrate}produce a quantized model first, e.g. with NVIDIA "
-                f"ModelOpt: python -m modelopt.onnx.quantization --onnx_path={model_path.name} "
-                f"--quantize_mode={precision} (modelopt.onnx.quantization.quantize in Python), "
-                "and point trt_model at the result."
-            )
+    if chosen in QUANTIZED_PRECISIONS:
+        _check_quantized(model_path, chosen)
         return model_path
-    form = f"{precision}-emulated" if emulate else precision
+    form = f"{chosen.value}-emulated" if emulate else chosen.value
     target = Path(out_dir) / f"{model_path.stem}.{form}-{_content_key(model_path, key)}.onnx"
-    if target.is_file():
-        return target
+    if not target.is_file():
+        _save_atomically(_converted(model_path, chosen, key["options"]), target)
+    return target
+
+
+def _check_quantized(model_path: Path, precision: Precision) -> None:
+    """int8 and fp8 run a model that carries Q/DQ nodes as it is; any other is an error that says
+    how to quantize it."""
+    if has_qdq(_load(model_path, with_weights=False)):
+        return
+    # INT8 can be calibrated here (quantize.py); FP8 needs a quantized model.
+    calibrate = (
+        "give calibration= (an .npz of representative inputs, or a number of seeded batches) "
+        "to quantize it here, or "
+        if precision is Precision.INT8
+        else ""
+    )
+    raise PrecisionError(
+        f"{model_path}: precision={precision.value!r} needs a model with Q/DQ "
+        "(QuantizeLinear/DequantizeLinear) nodes, and this one has none. TensorRT 11 takes "
+        f"quantization from the graph: {calibrate}produce a quantized model first, e.g. with NVIDIA "
+        f"ModelOpt: python -m modelopt.onnx.quantization --onnx_path={model_path.name} "
+        f"--quantize_mode={precision.value} (modelopt.onnx.quantization.quantize in Python), "
+        "and point trt_model at the result."
+    )
+
+
+def _converted(model_path: Path, precision: Precision, options: Mapping[str, Any]) -> onnx.ModelProto:
+    """The fp16 or bf16 graph of the model (with ``options["emulate"]``, its fp32 emulation)."""
     model = _load(model_path, with_weights=True)
-    if precision == "bf16" and _opset(model) < 13:
+    if precision is Precision.BF16 and _opset(model) < 13:
         raise PrecisionError(
             f"{model_path}: precision='bf16' needs ONNX opset >= 13 (bfloat16 types); this model uses "
             f"opset {_opset(model)}. Upgrade it with onnx.version_converter.convert_version."
         )
-    ops, nodes = key["options"]["keep_fp32_ops"], key["options"]["keep_fp32_nodes"]
+    ops, nodes = options["keep_fp32_ops"], options["keep_fp32_nodes"]
     _check_names_exist(model, model_path, ops, nodes)
     originals = {}
-    if precision == "bf16":
+    if precision is Precision.BF16:
         originals = _float_constants(model)
         ops = sorted({*ops, *_ops_without_bf16(model)})
     try:
         converted = _to_fp16(model, ops, nodes)
-        if precision == "bf16":
+        if precision is Precision.BF16:
             _retype_fp16_as_bf16(converted, originals)
-        if emulate:
+        if options["emulate"]:
             converted = _emulate_storage(converted, _LOW_TYPES[precision])
     except PrecisionError as error:
         raise PrecisionError(f"{model_path}: {error}") from None
     except Exception as error:  # the converter and shape inference raise assorted types
-        raise PrecisionError(f"{model_path}: converting to {precision} failed: {error}") from error
-    _save_atomically(converted, target)
-    return target
+        raise PrecisionError(f"{model_path}: converting to {precision.value} failed: {error}") from error
+    return converted
 
 
 def _to_fp16(model: onnx.ModelProto, keep_ops: list[str], keep_nodes: list[str]) -> onnx.ModelProto:
@@ -163,6 +174,8 @@ def _to_fp16(model: onnx.ModelProto, keep_ops: list[str], keep_nodes: list[str])
         op_block_list=sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(keep_ops)),
         node_block_list=keep_nodes,
     )
+    if not isinstance(converted, onnx.ModelProto):
+        raise PrecisionError(f"the float16 converter returned a {type(converted).__name__}, not a model")
     _drop_fp16_round_trips(converted.graph, original_nodes)
     _sort_topologically(converted.graph)
     return converted
@@ -214,7 +227,7 @@ def _drop_fp16_round_trips(graph: onnx.GraphProto, original_nodes: set[str]) -> 
 
 
 def _cast_target(node: onnx.NodeProto) -> int:
-    return next(attr.i for attr in node.attribute if attr.name == "to")
+    return next(int(attr.i) for attr in node.attribute if attr.name == "to")
 
 
 def _sort_topologically(graph: onnx.GraphProto) -> None:
@@ -319,6 +332,27 @@ def _emulate_storage(model: onnx.ModelProto, low_type: int) -> onnx.ModelProto:
     ``low_type`` is computed in fp32 and sent through Cast(low_type) -> Cast(fp32)."""
     inferred = onnx.shape_inference.infer_shapes(model)
     graph = inferred.graph
+    _check_emulatable(graph, low_type)
+    low_tensors = {info.name for info in [*graph.value_info, *graph.output] if _is_low(info, low_type)}
+    for init in graph.initializer:
+        if init.data_type == low_type:
+            init.CopyFrom(_as_fp32(init))
+    names = _FreshNames(graph)
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        _constants_as_fp32(node, low_type)
+        nodes.append(node)
+        nodes.extend(_round_trips(node, low_tensors, low_type, names))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    for info in graph.output:
+        if _is_low(info, low_type):
+            info.type.tensor_type.elem_type = TensorProto.FLOAT
+    del graph.value_info[:]  # stale after renaming; runtimes infer again
+    return inferred
+
+
+def _check_emulatable(graph: onnx.GraphProto, low_type: int) -> None:
     for subgraph in list(all_graphs(graph))[1:]:
         if any(_is_low(info, low_type) for info in [*subgraph.input, *subgraph.output, *subgraph.value_info]):
             raise PrecisionError(
@@ -330,48 +364,51 @@ def _emulate_storage(model: onnx.ModelProto, low_type: int) -> onnx.ModelProto:
             "emulate=True needs a model whose inputs are not already fp16/bf16; run this model on a "
             "backend with fp16/bf16 kernels instead"
         )
-    low_tensors = {info.name for info in [*graph.value_info, *graph.output] if _is_low(info, low_type)}
-    for init in graph.initializer:
-        if init.data_type == low_type:
-            init.CopyFrom(_as_fp32(init))
-    taken = {name for node in graph.node for name in [*node.input, *node.output, node.name]}
-    taken |= {init.name for init in graph.initializer} | {info.name for info in graph.input}
 
-    def fresh(base: str) -> str:
+
+class _FreshNames:
+    """Names no tensor, node or initializer of the graph has yet."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self._taken = {name for node in graph.node for name in [*node.input, *node.output, node.name]}
+        self._taken |= {init.name for init in graph.initializer} | {info.name for info in graph.input}
+
+    def __call__(self, base: str) -> str:
         name, suffix = base, 0
-        while name in taken:
+        while name in self._taken:
             suffix += 1
             name = f"{base}_{suffix}"
-        taken.add(name)
+        self._taken.add(name)
         return name
 
-    nodes: list[onnx.NodeProto] = []
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.type == onnx.AttributeProto.TENSOR and attribute.t.data_type == low_type:
-                attribute.t.CopyFrom(_as_fp32(attribute.t))
-            elif attribute.name == "dtype" and attribute.i == low_type:
-                attribute.i = TensorProto.FLOAT
-        nodes.append(node)
-        casts_to_low = node.op_type == "Cast" and _cast_target(node) == low_type
-        for i, name in enumerate(node.output):
-            if name not in low_tensors:
-                continue
-            # Renaming the producer's output keeps every consumer and graph output reading `name`.
-            stored = fresh(f"{name}__{'stored' if casts_to_low else 'fp32'}")
-            node.output[i] = stored
-            if not casts_to_low:
-                rounded = fresh(f"{name}__stored")
-                nodes.append(_cast(stored, rounded, fresh(f"{rounded}_cast"), low_type))
-                stored = rounded
-            nodes.append(_cast(stored, name, fresh(f"{name}_cast_fp32"), TensorProto.FLOAT))
-    del graph.node[:]
-    graph.node.extend(nodes)
-    for info in graph.output:
-        if _is_low(info, low_type):
-            info.type.tensor_type.elem_type = TensorProto.FLOAT
-    del graph.value_info[:]  # stale after renaming; runtimes infer again
-    return inferred
+
+def _constants_as_fp32(node: onnx.NodeProto, low_type: int) -> None:
+    """The node's ``low_type`` constant values and dtype attributes made fp32."""
+    for attribute in node.attribute:
+        if attribute.type == onnx.AttributeProto.TENSOR and attribute.t.data_type == low_type:
+            attribute.t.CopyFrom(_as_fp32(attribute.t))
+        elif attribute.name == "dtype" and attribute.i == low_type:
+            attribute.i = TensorProto.FLOAT
+
+
+def _round_trips(
+    node: onnx.NodeProto, low_tensors: set[str], low_type: int, fresh: _FreshNames
+) -> list[onnx.NodeProto]:
+    """Casts after ``node`` that round each of its stored outputs through ``low_type``."""
+    casts: list[onnx.NodeProto] = []
+    casts_to_low = node.op_type == "Cast" and _cast_target(node) == low_type
+    for i, name in enumerate(node.output):
+        if name not in low_tensors:
+            continue
+        # Renaming the producer's output keeps every consumer and graph output reading `name`.
+        stored = fresh(f"{name}__{'stored' if casts_to_low else 'fp32'}")
+        node.output[i] = stored
+        if not casts_to_low:
+            rounded = fresh(f"{name}__stored")
+            casts.append(_cast(stored, rounded, fresh(f"{rounded}_cast"), low_type))
+            stored = rounded
+        casts.append(_cast(stored, name, fresh(f"{name}_cast_fp32"), TensorProto.FLOAT))
+    return casts
 
 
 def _as_fp32(tensor: TensorProto) -> TensorProto:
@@ -387,12 +424,15 @@ def _is_low(info: onnx.ValueInfoProto, low_type: int) -> bool:
 
 
 def _opset(model: onnx.ModelProto) -> int:
-    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    return max((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
-def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise PrecisionError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+def _precision(value: str | Precision) -> Precision:
+    try:
+        return Precision(value)
+    except (ValueError, TypeError):
+        words = ", ".join(member.value for member in Precision)
+        raise PrecisionError(f"precision must be one of {words}; got {value!r}") from None
 
 
 def _normalize_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ Calibration data is one of:
   are the model's (float64 data for a float32 input is cast, as for ``inputs=``); shapes fit the
   model's fixed dims;
 - a list of feeds (each a mapping input name -> array), from Python;
-- an int ``n``: ``n`` seeded batches drawn like ``sample_inputs`` (``model.make_inputs``) at the
+- an int ``n``: ``n`` seeded batches drawn like ``sample_inputs`` (``inputs.make_inputs``) at the
   given shapes, from streams of their own, so no calibration batch equals the test's feed.
 """
 
@@ -27,38 +27,31 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from enum import Enum
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeGuard
 
 import numpy as np
 import onnx
 
-from pytest_trt.model import LoadedModel, ModelError, load_model, make_inputs, resolve_shapes
+from pytest_trt.arguments import CalibrationMethod
+from pytest_trt.model import LoadedModel, ModelError, load_model
 from pytest_trt.prepare import precision
+from pytest_trt.prepare.inputs import fits_fixed_dims, make_inputs, resolve_shapes, show_shape
 from pytest_trt.prepare.precision import PrecisionError
 
 # Bump when the settings below or the steps around quantize_static change.
 _QUANTIZE_VERSION = 1
 _HASH_CHUNK = 1 << 20
 
-Calibration = Union[str, os.PathLike, int, Sequence[Mapping[str, np.ndarray]]]
+Calibration = str | os.PathLike[str] | int | Sequence[Mapping[str, np.ndarray]]
 
 
 class CalibrationError(PrecisionError):
     """The calibration data does not fit the model; the message names the file and the input."""
 
 
-class CalibrationMethod(Enum):
-    """How the quantizer turns recorded activations into ranges."""
-
-    MINMAX = "minmax"
-    ENTROPY = "entropy"
-    PERCENTILE = "percentile"
-
-
 def quantize_key(
-    model_path: str | os.PathLike,
+    model_path: str | os.PathLike[str],
     calibration: Calibration,
     *,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
@@ -88,8 +81,8 @@ def quantize_key(
 
 
 def quantize_model(
-    model_path: str | os.PathLike,
-    out_path: str | os.PathLike,
+    model_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
     calibration: Calibration,
     *,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
@@ -137,7 +130,7 @@ def quantize_model(
                 activation_type=ortq.QuantType.QInt8,
                 weight_type=ortq.QuantType.QInt8,
                 nodes_to_exclude=excluded,
-                calibrate_method=getattr(ortq.CalibrationMethod, _ORT_METHODS[settings["method"]]),
+                calibrate_method=getattr(ortq.CalibrationMethod, _ORT_METHODS[CalibrationMethod(settings["method"])]),
                 extra_options={
                     "ActivationSymmetric": True,
                     "WeightSymmetric": True,
@@ -165,7 +158,7 @@ def quantize_model(
 
 def calibration_feeds(
     calibration: Calibration,
-    model_path: str | os.PathLike,
+    model_path: str | os.PathLike[str],
     *,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
     seed: int = 0,
@@ -175,8 +168,12 @@ def calibration_feeds(
     return _calibration_feeds(calibration, _load(model_path), shapes, seed, input_ranges)
 
 
-# CalibrationMethod values -> onnxruntime.quantization.CalibrationMethod member names.
-_ORT_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+# CalibrationMethod -> onnxruntime.quantization.CalibrationMethod member names.
+_ORT_METHODS = {
+    CalibrationMethod.MINMAX: "MinMax",
+    CalibrationMethod.ENTROPY: "Entropy",
+    CalibrationMethod.PERCENTILE: "Percentile",
+}
 
 
 class _Reader:
@@ -285,7 +282,7 @@ def _calibration_feeds(
     return _feeds_from_list(calibration, model)
 
 
-def _is_count(calibration: Any) -> bool:
+def _is_count(calibration: Any) -> TypeGuard[int]:
     return isinstance(calibration, int) and not isinstance(calibration, bool)
 
 
@@ -334,7 +331,7 @@ def _feeds_from_npz(path: Path, model: LoadedModel) -> list[dict[str, np.ndarray
         if array.ndim != len(spec.shape) + 1:
             raise CalibrationError(
                 f"{path}: array {spec.name!r} has shape {list(array.shape)}; calibration arrays have a "
-                f"leading batch-count axis before the input's shape {_show(spec.shape)}, e.g. "
+                f"leading batch-count axis before the input's shape {show_shape(spec.shape)}, e.g. "
                 f"{[32, *[d or 1 for d in spec.shape]]}"
             )
         counts[spec.name] = array.shape[0]
@@ -384,20 +381,16 @@ def _check_array(where: Path | str, spec: Any, array: np.ndarray, *, batched: bo
             raise CalibrationError(f"{where}: array {spec.name!r} has dtype {array.dtype}, the model wants {spec.dtype}")
         array = array.astype(spec.dtype)
     shape = array.shape[1:] if batched else array.shape
-    if len(shape) != len(spec.shape) or any(want is not None and want != got for want, got in zip(spec.shape, shape, strict=False)):
+    if not fits_fixed_dims(spec.shape, shape):
         what = "each batch of array" if batched else "array"
         raise CalibrationError(
-            f"{where}: {what} {spec.name!r} has shape {list(shape)}, the model wants {_show(spec.shape)}"
+            f"{where}: {what} {spec.name!r} has shape {list(shape)}, the model wants {show_shape(spec.shape)}"
         )
     return array
 
 
 def _kind(dtype: np.dtype) -> str:
     return {"f": "float", "i": "integer", "u": "integer", "b": "bool"}.get(dtype.kind, dtype.kind)
-
-
-def _show(shape: tuple[int | None, ...]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
 def _name_nodes(proto: onnx.ModelProto) -> None:
@@ -414,9 +407,9 @@ def _name_nodes(proto: onnx.ModelProto) -> None:
         taken.add(name)
 
 
-def _load(model_path: str | os.PathLike) -> LoadedModel:
+def _load(model_path: str | os.PathLike[str]) -> LoadedModel:
     try:
-        return load_model(model_path)
+        return load_model(Path(model_path))
     except ModelError as exc:
         raise PrecisionError(str(exc)) from None
 

@@ -1,4 +1,4 @@
-"""PyTorch models in: export to ONNX, the cache key of an export, and the module as a reference.
+"""PyTorch models in: export to ONNX, and the module as a reference (torch_key.py keys an export).
 
 A model is given by a factory: a callable, or an importable ``"pkg.mod:func"`` string, that
 returns a ``torch.nn.Module``. Example inputs are bound to ``forward``'s parameters by name, so
@@ -13,11 +13,9 @@ is imported inside functions, so importing this module costs nothing until a mod
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import importlib
 import inspect
-import json
 import os
 import re
 import shutil
@@ -28,28 +26,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from pytest_trt import spec
 from pytest_trt.model import ModelError
 
 if TYPE_CHECKING:
     import torch
 
-# Bump when what export_model does around torch.onnx.export changes (binding, naming, checks).
-_EXPORT_VERSION = 1
 _REASON_LINES = 3
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# Primitive attribute types whose values are part of a module's identity (flags, sizes, modes).
-_PLAIN = (bool, int, float, str, type(None))
-_MODULE_INTERNALS = frozenset({
-    "_parameters", "_buffers", "_modules", "_non_persistent_buffers_set",
-    "_backward_pre_hooks", "_backward_hooks", "_is_full_backward_hook", "_forward_hooks",
-    "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks",
-    "_forward_pre_hooks_with_kwargs", "_state_dict_hooks", "_state_dict_pre_hooks",
-    "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks",
-})
+
+
+ExampleInputs = Mapping[str, Any]  # name -> shape tuple, numpy array or torch tensor
+Dynamic = Mapping[str, Mapping[int, str]]  # input name -> {axis: dim name}
+DynamicAxes = tuple[tuple[str, tuple[tuple[int, str], ...]], ...]  # input -> ((axis, dim name), ...)
 
 
 class TorchModelError(ModelError):
@@ -77,7 +70,7 @@ class ExportResult:
     fallback_reason: str | None  # why dynamo failed, when AUTO fell back to TorchScript
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
-    dynamic_axes: tuple[tuple[str, tuple[tuple[int, str], ...]], ...]  # input -> (axis, dim name)
+    dynamic_axes: DynamicAxes  # input -> (axis, dim name)
     opset: int
     torch_version: str
     seconds: float
@@ -98,14 +91,10 @@ class ExportResult:
         }
 
 
-ExampleInputs = Mapping[str, Any]  # name -> shape tuple, numpy array or torch tensor
-Dynamic = Mapping[str, Mapping[int, str]]  # input name -> {axis: dim name}
-
-
 def resolve_factory(factory: Any) -> Callable[[], Any]:
     """The callable behind ``factory``: itself, or what ``"pkg.mod:func"`` names."""
     if callable(factory):
-        return factory
+        return cast(Callable[[], Any], factory)
     if not isinstance(factory, str):
         raise TorchModelError(
             f"torch={factory!r} must be a callable returning a torch.nn.Module or a 'pkg.mod:func' string"
@@ -123,7 +112,7 @@ def resolve_factory(factory: Any) -> Callable[[], Any]:
         target = getattr(target, part)
     if not callable(target):
         raise TorchModelError(f"torch={factory!r} names a {type(target).__name__}, which is not callable")
-    return target
+    return cast(Callable[[], Any], target)
 
 
 def load_module(factory: Any) -> torch.nn.Module:
@@ -212,50 +201,6 @@ def export_options(
     }
 
 
-def export_key(
-    factory: Any, example_inputs: ExampleInputs, dynamic: Dynamic | None, options: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Everything an export depends on, as JSON-able data for the engine cache.
-
-    The module's parameters and buffers (names, dtypes, shapes, bytes), its classes (qualified
-    names and the source files they come from, outside torch itself), the plain attributes of
-    every submodule (flags, sizes), the example inputs (names, shapes, dtypes, values), the
-    dynamic axes, the export options and the versions of torch and onnxscript. Code in other
-    files that ``forward`` calls is not seen: rebuild (``--trt-rebuild``) after changing it.
-    """
-    import torch
-
-    known = set(inspect.signature(export_options).parameters)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TorchModelError(f"unknown export option {unknown[0]!r} (known: {', '.join(sorted(known))})")
-    normalized = export_options(**options)
-    module = load_module(factory)
-    arrays = example_arrays(example_inputs, seed=normalized["seed"])
-    return {
-        "format": _EXPORT_VERSION,
-        "module": {
-            "class": _qualname(type(module)),
-            "weights": _weights_digest(module),
-            "attributes": _attributes_digest(module),
-            "source": _source_digest(module),
-        },
-        "inputs": [
-            {
-                "name": name,
-                "shape": list(array.shape),
-                "dtype": str(array.dtype),
-                "sha256": hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest(),
-            }
-            for name, array in arrays.items()
-        ],
-        "dynamic": {name: {str(a): d for a, d in axes} for name, axes in _dynamic_axes(dynamic, arrays)},
-        "options": normalized,
-        "torch": torch.__version__,
-        "onnxscript": _version_of("onnxscript"),
-    }
-
-
 def export_model(
     factory: Any,
     example_inputs: ExampleInputs,
@@ -280,7 +225,7 @@ def export_model(
     options = export_options(opset=opset, exporter=exporter, output_names=output_names, seed=seed)
     module = load_module(factory)
     arrays = example_arrays(example_inputs, seed=seed)
-    axes = _dynamic_axes(dynamic, arrays)
+    axes = export_axes(dynamic, arrays)
     names = _bind(module, arrays)
     tensors = {name: torch.from_numpy(np.ascontiguousarray(arrays[name])) for name in names}
     with torch.no_grad():
@@ -288,7 +233,7 @@ def export_model(
             result = module(**tensors)
         except Exception as exc:
             raise TorchModelError(
-                f"{_qualname(type(module))}.forward failed on the example inputs: {_reason(exc)}"
+                f"{qualname(type(module))}.forward failed on the example inputs: {_reason(exc)}"
             ) from exc
     out_names = _output_names(_flatten_outputs(result, module), options["output_names"], module)
     target = Path(out_path)
@@ -304,7 +249,7 @@ def export_model(
         written = sorted(p.name for p in workdir.iterdir())
         if written != ["model.onnx"]:
             raise ExportError(
-                f"{_qualname(type(module))}: the export wrote external data ({', '.join(written)}); "
+                f"{qualname(type(module))}: the export wrote external data ({', '.join(written)}); "
                 "models over protobuf's 2 GB limit are not supported yet"
             )
         proto = onnx.load(str(draft))
@@ -350,7 +295,7 @@ def torch_reference(
         try:
             result = module(**tensors)
         except Exception as exc:
-            raise TorchModelError(f"{_qualname(type(module))}.forward failed on the feed: {_reason(exc)}") from exc
+            raise TorchModelError(f"{qualname(type(module))}.forward failed on the feed: {_reason(exc)}") from exc
     flat = _flatten_outputs(result, module)
     names_out = _output_names(flat, None if output_names is None else list(output_names), module)
     outputs = {}
@@ -368,7 +313,7 @@ def _run_exporters(
     tensors: dict[str, torch.Tensor],
     names: list[str],
     out_names: list[str],
-    axes: tuple[tuple[str, tuple[tuple[int, str], ...]], ...],
+    axes: DynamicAxes,
     draft: Path,
     opset: int | None,
 ) -> tuple[Exporter, str | None, tuple[str, ...]]:
@@ -390,7 +335,7 @@ def _run_exporters(
             continue
         return each, reasons.get(Exporter.DYNAMO), tuple(dict.fromkeys(caught))
     tried = "; ".join(f"{e.value} exporter: {r}" for e, r in reasons.items())
-    raise ExportError(f"torch.onnx.export failed for {_qualname(type(module))}: {tried}")
+    raise ExportError(f"torch.onnx.export failed for {qualname(type(module))}: {tried}")
 
 
 def _export_once(
@@ -399,7 +344,7 @@ def _export_once(
     tensors: dict[str, torch.Tensor],
     names: list[str],
     out_names: list[str],
-    axes: tuple[tuple[str, tuple[tuple[int, str], ...]], ...],
+    axes: DynamicAxes,
     draft: Path,
     opset: int | None,
 ) -> list[str]:
@@ -453,13 +398,13 @@ def _bind(module: torch.nn.Module, arrays: Mapping[str, np.ndarray]) -> list[str
     try:
         parameters = inspect.signature(module.forward).parameters
     except (TypeError, ValueError) as exc:
-        raise TorchModelError(f"{_qualname(type(module))}.forward has no readable signature ({exc})") from None
+        raise TorchModelError(f"{qualname(type(module))}.forward has no readable signature ({exc})") from None
     keywordable = [p.name for p in parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
     unknown = [name for name in arrays if name not in keywordable]
     if unknown and not takes_any:
         raise TorchModelError(
-            f"input {unknown[0]!r} is not a parameter of {_qualname(type(module))}.forward "
+            f"input {unknown[0]!r} is not a parameter of {qualname(type(module))}.forward "
             f"(its parameters: {', '.join(keywordable) or 'none'}); name the example inputs after them"
         )
     missing = [
@@ -468,40 +413,15 @@ def _bind(module: torch.nn.Module, arrays: Mapping[str, np.ndarray]) -> list[str
     ]
     if missing:
         raise TorchModelError(
-            f"{_qualname(type(module))}.forward needs parameter {missing[0]!r}, which example_inputs lacks"
+            f"{qualname(type(module))}.forward needs parameter {missing[0]!r}, which example_inputs lacks"
         )
     return [name for name in keywordable if name in arrays] + [name for name in arrays if name not in keywordable]
 
 
-def _dynamic_axes(
-    dynamic: Dynamic | None, arrays: Mapping[str, np.ndarray]
-) -> tuple[tuple[str, tuple[tuple[int, str], ...]], ...]:
-    """``dynamic`` validated against the example inputs, with negative axes made positive."""
-    if dynamic is None:
-        return ()
-    if not isinstance(dynamic, Mapping):
-        raise TorchModelError(f"dynamic must map input names to {{axis: 'dim name'}}, got {dynamic!r}")
-    result = []
-    for name, axes in dynamic.items():
-        if name not in arrays:
-            raise TorchModelError(
-                f"dynamic names input {name!r}, which example_inputs does not have "
-                f"(inputs: {', '.join(arrays)})"
-            )
-        if not isinstance(axes, Mapping) or not axes:
-            raise TorchModelError(f"dynamic[{name!r}] must be a dict {{axis: 'dim name'}}, got {axes!r}")
-        rank = arrays[name].ndim
-        pairs = {}
-        for axis, dim in axes.items():
-            if not isinstance(axis, int) or isinstance(axis, bool) or not -rank <= axis < rank:
-                raise TorchModelError(
-                    f"dynamic[{name!r}]: axis {axis!r} is not an axis of an input of rank {rank}"
-                )
-            if not isinstance(dim, str) or not dim.isidentifier():
-                raise TorchModelError(f"dynamic[{name!r}][{axis}] must be a dim name like 'batch', got {dim!r}")
-            pairs[axis % rank] = dim
-        result.append((name, tuple(sorted(pairs.items()))))
-    return tuple(result)
+def export_axes(dynamic: Dynamic | None, arrays: Mapping[str, np.ndarray]) -> DynamicAxes:
+    """``dynamic`` checked against the example inputs as ``trt_model`` checks it (a SpecError
+    with the same message), negative axes made positive."""
+    return spec.dynamic_axes(dynamic, {name: tuple(array.shape) for name, array in arrays.items()})
 
 
 def _flatten_outputs(result: Any, module: torch.nn.Module) -> list[tuple[str | None, torch.Tensor]]:
@@ -519,7 +439,7 @@ def _flatten_outputs(result: Any, module: torch.nn.Module) -> list[tuple[str | N
         items = []
     if not items or not all(isinstance(value, torch.Tensor) for _, value in items):
         raise TorchModelError(
-            f"{_qualname(type(module))}.forward returned {type(result).__name__}; it must return a tensor, "
+            f"{qualname(type(module))}.forward returned {type(result).__name__}; it must return a tensor, "
             "or a tuple, list or dict of tensors"
         )
     return [(None if key is None else str(key), value) for key, value in items]
@@ -531,7 +451,7 @@ def _output_names(
     if chosen is not None:
         if len(chosen) != len(flat):
             raise TorchModelError(
-                f"output_names has {len(chosen)} names but {_qualname(type(module))}.forward returns "
+                f"output_names has {len(chosen)} names but {qualname(type(module))}.forward returns "
                 f"{len(flat)} tensors"
             )
         return list(chosen)
@@ -545,7 +465,7 @@ def _check_exported(
     module: torch.nn.Module,
     names: list[str],
     out_names: list[str],
-    axes: tuple[tuple[str, tuple[tuple[int, str], ...]], ...],
+    axes: DynamicAxes,
 ) -> None:
     """The file must have the inputs, outputs and dynamic axes asked for: an exporter that
     drops an unused input or specializes an axis would otherwise pass unnoticed."""
@@ -554,17 +474,17 @@ def _check_exported(
     outputs = [value.name for value in proto.graph.output]
     if list(inputs) != names:
         raise ExportError(
-            f"{_qualname(type(module))}: the exported model has inputs {list(inputs)}, expected {names} "
+            f"{qualname(type(module))}: the exported model has inputs {list(inputs)}, expected {names} "
             "(an input that forward does not use is dropped by the exporter)"
         )
     if outputs != out_names:
-        raise ExportError(f"{_qualname(type(module))}: the exported model has outputs {outputs}, expected {out_names}")
+        raise ExportError(f"{qualname(type(module))}: the exported model has outputs {outputs}, expected {out_names}")
     for name, pairs in axes:
         dims = inputs[name].type.tensor_type.shape.dim
         for axis, dim_name in pairs:
             if dims[axis].HasField("dim_value"):
                 raise ExportError(
-                    f"{_qualname(type(module))}: axis {axis} of input {name!r} ({dim_name!r}) was exported "
+                    f"{qualname(type(module))}: axis {axis} of input {name!r} ({dim_name!r}) was exported "
                     f"with the fixed size {dims[axis].dim_value}; torch specializes axes whose example size "
                     "is 0 or 1, and sizes the model's code fixes: give an example size of 2 or more"
                 )
@@ -581,83 +501,8 @@ def _cpu_fp32(module: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(module).to(device="cpu", dtype=torch.float32).eval()
 
 
-def _weights_digest(module: torch.nn.Module) -> str:
-    import torch
-
-    digest = hashlib.sha256()
-    state = [("param", n, t) for n, t in module.named_parameters()]
-    state += [("buffer", n, t) for n, t in module.named_buffers()]
-    for kind, name, tensor in state:
-        value = tensor.detach().cpu().contiguous()
-        header = {"kind": kind, "name": name, "dtype": str(value.dtype), "shape": list(value.shape)}
-        digest.update(json.dumps(header, sort_keys=True).encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _attributes_digest(module: torch.nn.Module) -> str:
-    """Plain attributes of every submodule (``self.flag``, ``self.eps``, ``training``, a config
-    dataclass or dict of such values); other objects are not seen."""
-    attributes: dict[str, dict[str, Any]] = {}
-    for path, submodule in module.named_modules():
-        plain = {}
-        for key, value in vars(submodule).items():
-            if key in _MODULE_INTERNALS:
-                continue
-            shown = _plain(value, depth=3)
-            if shown is not _UNSEEN:
-                plain[key] = shown
-        attributes[path] = plain
-    return hashlib.sha256(json.dumps(attributes, sort_keys=True).encode()).hexdigest()
-
-
-_UNSEEN = object()
-
-
-def _plain(value: Any, depth: int) -> Any:
-    """``value`` as JSON-able data, typed so that 1, 1.0 and True differ; _UNSEEN where it holds
-    anything but plain values, enums, sequences, string-keyed dicts and dataclasses of them."""
-    if isinstance(value, _PLAIN):
-        return [type(value).__name__, repr(value) if isinstance(value, float) else value]
-    if depth == 0:
-        return _UNSEEN
-    if isinstance(value, Enum):
-        return ["enum", _qualname(type(value)), _plain(value.value, depth - 1)]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: _plain(getattr(value, f.name), depth - 1) for f in dataclasses.fields(value)}
-        return _UNSEEN if any(f is _UNSEEN for f in fields.values()) else ["dataclass", _qualname(type(value)), fields]
-    if isinstance(value, tuple | list):
-        items = [_plain(v, depth - 1) for v in value]
-        return _UNSEEN if any(i is _UNSEEN for i in items) else [type(value).__name__, items]
-    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
-        entries = {k: _plain(v, depth - 1) for k, v in value.items()}
-        return _UNSEEN if any(e is _UNSEEN for e in entries.values()) else ["dict", entries]
-    return _UNSEEN
-
-
-def _source_digest(module: torch.nn.Module) -> str:
-    """The source files of the module's classes outside torch (torch's own are covered by its
-    version); a class without a readable file is keyed by its qualified name alone."""
-    digest = hashlib.sha256()
-    files: dict[str, Path | None] = {}
-    for submodule in module.modules():
-        cls = type(submodule)
-        if cls.__module__.split(".")[0] == "torch":
-            continue
-        try:
-            source = inspect.getsourcefile(cls)
-        except TypeError:
-            source = None
-        files[_qualname(cls)] = Path(source) if source else None
-    for name in sorted(files):
-        digest.update(name.encode())
-        path = files[name]
-        if path is not None and path.is_file():
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def _qualname(cls: type) -> str:
+def qualname(cls: type) -> str:
+    """``pkg.mod.Class``: how messages and export keys name a class."""
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -669,15 +514,6 @@ def _describe(factory: Any) -> str:
 
 def _opset(proto: Any) -> int:
     return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-
-
-def _version_of(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
 
 
 def _reason(exc: BaseException) -> str:

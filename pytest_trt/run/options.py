@@ -17,9 +17,10 @@ from typing import Any, Literal, TypeVar
 import pytest
 
 from pytest_trt import backends, measure_defaults
+from pytest_trt.arguments import SyncMode
 from pytest_trt.backends.trt_api import RUNTIMES
 from pytest_trt.errors import PytestTrtError
-from pytest_trt.spec import SYNC_MODES, MeasureSettings, SpecError
+from pytest_trt.spec import MeasureSettings, SpecError
 
 PERF_MODES = ("enforce", "report", "off")
 BASELINE_MODES = ("compare", "strict", "off")
@@ -238,7 +239,7 @@ OPTIONS: tuple[Option, ...] = (
            "raw floors).", default=False),
     Option("--trt-sync", "trt_sync", Kind.CHOICE,
            "how the host waits for the GPU: blocking or spin (marks may override).",
-           default="blocking", choices=lambda: SYNC_MODES),
+           default="blocking", choices=lambda: tuple(mode.value for mode in SyncMode)),
     Option("--trt-runtime", "trt_runtime", Kind.CHOICE,
            "TensorRT runtime that deserializes engines: full, lean or dispatch (lean and dispatch "
            "load version_compatible=True plans only).",

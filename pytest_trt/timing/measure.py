@@ -1,5 +1,5 @@
 """The measurement loop: warm up, then time chunks of iterations on a TimedSession until the
-sample is big enough, and judge the result against ``trt_perf`` budgets.
+sample is big enough (judge/budgets.py judges the result against ``trt_perf`` budgets).
 
 Chunks grow geometrically, so a 10 µs model is not dominated by per-chunk overhead and a 2 s model
 is not run a thousand times; the size is also capped by the time left, so a slow model stops
@@ -35,7 +35,7 @@ from pytest_trt.backends.base import Runner, TimedSession
 from pytest_trt.errors import BackendError
 from pytest_trt.measure_defaults import FEWEST_ITERATIONS, GPU_WARMUP_MAX_MS, GPU_WINDOW_MS, SLOW_MODEL_MS
 from pytest_trt.serde import from_data, to_data
-from pytest_trt.spec import MeasureSettings, PerfBudget
+from pytest_trt.spec import MeasureSettings
 from pytest_trt.timing import gpu_clock, host_cpu, host_probe
 from pytest_trt.timing import lock as measure_lock
 from pytest_trt.timing.gpu_clock import ClockTrack, GpuClock, WarmUp
@@ -43,9 +43,6 @@ from pytest_trt.timing.host_probe import HostProbe
 from pytest_trt.timing.stats import LatencyStats, percentile, percentile_label, samples_needed, summarize
 from pytest_trt.types import HostCall, IterationTimes
 
-# A latency budget is in doubt when the percentile it names, taken over each of this many
-# consecutive stretches of the measurement, falls on both sides of it.
-DOUBT_STRETCHES = 10
 ENQUEUE_BOUND_RATIO = 0.8  # host enqueue this close to GPU compute starves the GPU
 PHASES = ("compute", "h2d", "d2h", "enqueue")
 SHOWN_PERCENTILES = (50.0, 90.0, 95.0, 99.0)  # the ones LatencyStats holds and reports print
@@ -303,11 +300,6 @@ def wanted_iterations(settings: MeasureSettings, pace_ms: float) -> int:
     return min(settings.min_iterations, max(FEWEST_ITERATIONS, fit))
 
 
-def judged_percentiles(budgets: Sequence[PerfBudget], backend: str) -> tuple[float, ...]:
-    """The latency percentiles that ``backend``'s budgets judge: what ``measure`` must sample for."""
-    return tuple(b.percentile for b in budgets if b.backend == backend and b.max_latency_ms is not None)
-
-
 @dataclass
 class _Warm:
     chunk: int  # the last warm-up chunk's size...
@@ -538,86 +530,3 @@ def _result(
             )
     return result
 
-
-def _number(value: float) -> str:
-    """A budget number as written in a mark: 2000, 1500.5 (no exponent, no trailing zeros)."""
-    return f"{value:.10g}" if abs(value) < 1e10 else f"{value:.0f}"
-
-
-def _ms(value: float) -> str:
-    """A latency budget with 2 decimals, more where it was written finer (0.005 stays 0.005)."""
-    for places in range(2, 7):
-        text = f"{value:.{places}f}"
-        if float(text) == value:
-            return text
-    return text
-
-
-def _ms_pair(measured: float, budget: float) -> tuple[str, str]:
-    """Measured and budget latencies at the same precision, enough for them to differ
-    (5.004 > 5.00 would read as a bug)."""
-    places = max(2, len(_ms(budget).split(".")[1]))
-    for decimals in range(places, 7):
-        shown, limit = f"{measured:.{decimals}f}", f"{budget:.{decimals}f}"
-        if shown != limit:
-            break
-    return shown, limit
-
-
-def describe_budget(budget: PerfBudget) -> str:
-    """The budget as one line, e.g. ``p99 <= 5.00 ms, >= 2000 qps``."""
-    parts = []
-    if budget.max_latency_ms is not None:
-        parts.append(f"{percentile_label(budget.percentile)} <= {_ms(budget.max_latency_ms)} ms")
-    if budget.min_throughput is not None:
-        parts.append(f">= {_number(budget.min_throughput)} qps")
-    if budget.max_regression is not None:
-        parts.append(f"regression <= {_number(budget.max_regression * 100)}%")
-    return ", ".join(parts) or "measure only"
-
-
-def budget_doubts(result: PerfResult, budget: PerfBudget, *, threads_advice: bool = False) -> list[str]:
-    """A line when the sample cannot tell whether it meets its latency budget: the percentile the
-    budget names, taken over each tenth of the measurement in time order, lands on both sides of
-    the limit, so another run of the same code may decide the other way. The stretches carry the
-    host's slow and fast moments, which a bootstrap of independent iterations hides (it is far too
-    narrow between runs). A noisy percentile far from its budget is no doubt. ``threads_advice``:
-    the backend takes ``intra_op_threads`` and the test does not run on one thread yet."""
-    if budget.max_latency_ms is None:
-        return []
-    stretches = np.array_split(np.asarray(result.samples_ms), min(DOUBT_STRETCHES, len(result.samples_ms)))
-    values = [percentile(part, budget.percentile) for part in stretches]
-    low, high = min(values), max(values)
-    if not low <= budget.max_latency_ms < high:
-        return []
-    limit = _ms(budget.max_latency_ms)
-    places = max(3, len(limit.split(".")[1]))
-    observed = result.latency_at(budget.percentile)
-    steadier = " or on one thread (intra_op_threads=1)" if threads_advice else ""
-    label = percentile_label(budget.percentile)
-    return [
-        f"{label} {observed:.{places}f} ms is too close to its budget {limit} ms to judge: {label} of each "
-        f"tenth of the measurement {low:.{places}f}..{high:.{places}f} ms (n={result.iterations}), another "
-        f"run may decide otherwise; measure longer (min_duration_ms){steadier}"
-    ]
-
-
-def budget_failures(result: PerfResult, budget: PerfBudget) -> list[str]:
-    """One message per budget the result misses; empty when it meets them all (bounds inclusive)."""
-    failures = []
-    if budget.max_latency_ms is not None:
-        observed = result.latency_at(budget.percentile)
-        if observed > budget.max_latency_ms:
-            shown, limit = _ms_pair(observed, budget.max_latency_ms)
-            note = result.sample_note(budget.percentile)
-            failures.append(
-                f"{percentile_label(budget.percentile)} latency {shown} ms > budget {limit} ms "
-                f"(n={result.samples_for(budget.percentile)}, cv {result.latency.cv * 100:.1f}%"
-                + (f"; {note}" if note else "") + ")"
-            )
-    if budget.min_throughput is not None and result.throughput < budget.min_throughput:
-        failures.append(
-            f"throughput {result.throughput:.1f} qps < budget {_number(budget.min_throughput)} qps "
-            f"(n={result.iterations})"
-        )
-    return failures

@@ -135,7 +135,7 @@ def sample_from_quantiles(
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     positions = (np.arange(n) + 0.5) / n * 100.0
-    return np.interp(positions, grid, values)
+    return np.asarray(np.interp(positions, grid, values), dtype=np.float64)
 
 
 def _bootstrap_percentiles(
@@ -158,7 +158,7 @@ def _bootstrap_percentiles(
         return low
     u_high = u_low + (1.0 - u_low) * rng.beta(1, n - j, size=resamples)
     high = sorted_values[np.minimum((n * u_high).astype(np.int64), n - 1)]
-    return low + frac * (high - low)
+    return np.asarray(low + frac * (high - low))
 
 
 def _check_interval(confidence: float, resamples: int) -> None:
