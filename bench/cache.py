@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pytest_trt.model import ModelError, load_model  # noqa: E402
-from pytest_trt.store.layout import RECORD_FILE  # noqa: E402  (needs the repo on sys.path)
+from pytest_trt.model import ModelError, load_model
+from pytest_trt.store.layout import RECORD_FILE
 
 SUMMARY = re.compile(r"engine cache \S+: (\d+) hits?, (\d+) miss(?:es)? \((\d+) builds?, ([\d.]+) s\)")
 

@@ -26,9 +26,9 @@ import onnxruntime as ort
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pytest_trt.model import load_model  # noqa: E402  (needs the repo on sys.path)
+from pytest_trt.model import load_model
 from pytest_trt.prepare.inputs import make_inputs, resolve_shapes
-from pytest_trt.prepare.quantize import quantize_model  # noqa: E402
+from pytest_trt.prepare.quantize import quantize_model
 
 
 def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:

@@ -144,14 +144,14 @@ def main() -> None:
     print(f"  {'model':52s} {'graph':>5s} {'ours us':>9s} {'torch us':>9s} {'gap us':>7s} {'ratio med':>9s} {'min':>7s} {'max':>7s}")
     for key, row in results.items():
         a = row["agreement"]
-        print(f"  {key.split(', cuda_graph')[0]:52s} {str(a['cuda_graph']):>5s} {a['compute_us_median']:9.1f} "
+        print(f"  {key.split(', cuda_graph')[0]:52s} {a['cuda_graph']!s:>5s} {a['compute_us_median']:9.1f} "
               f"{a['torch_us_median']:9.1f} {a['gap_us_median']:7.1f} {a['ratio_median']:9.4f} {a['ratio_min']:7.4f} "
               f"{a['ratio_max']:7.4f}")
     print("\nhost overhead per iteration (no torch events), medians:")
     print(f"  {'model':52s} {'graph':>5s} {'enqueue us':>10s} {'wall us/it':>10s} {'compute us':>10s} {'latency us':>10s}")
     for key, row in results.items():
         o = row["overhead"]
-        print(f"  {key.split(', cuda_graph')[0]:52s} {str(o['cuda_graph']):>5s} {o['enqueue_us_median']:10.1f} "
+        print(f"  {key.split(', cuda_graph')[0]:52s} {o['cuda_graph']!s:>5s} {o['enqueue_us_median']:10.1f} "
               f"{o['wall_us_per_iter']:10.1f} {o['compute_us_median']:10.1f} {o['latency_us_median']:10.1f}"
               + (f"  warnings: {o['warnings']}" if o["warnings"] else ""))
     if args.json:

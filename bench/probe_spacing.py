@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples"))
 
-from pytest_trt import measure_defaults  # noqa: E402
-from pytest_trt.spec import MeasureSettings  # noqa: E402
+from pytest_trt import measure_defaults
+from pytest_trt.spec import MeasureSettings
 from pytest_trt.timing import host_probe
-from pytest_trt.timing.measure import HostTimedSession, measure  # noqa: E402
+from pytest_trt.timing.measure import HostTimedSession, measure
 
 BATCH = 8
 UNPROBED = "none"

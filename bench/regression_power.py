@@ -183,12 +183,12 @@ def calibrate(folder: Path, settings: MeasureSettings, log: Callable[[str], None
                 found.append(min(variant(width).measure(settings).samples_ms))
         measured = [(w, min(floors[w]) / min(floors[0]) - 1.0) for w in widths]
         points += measured
-        slope, fixed = np.polyfit(*zip(*points), 1)
+        slope, fixed = np.polyfit(*zip(*points, strict=False), 1)
         widths = [max(1, round((s - fixed) / slope)) for s in SLOWDOWNS]
         log(f"  calibration pass {attempt + 1}: " + ", ".join(f"width {w} {d * 100:+.1f}%" for w, d in measured)
             + f"; fit over {len(points)} points: {fixed * 100:+.1f}% + {slope * 100:.3f}% per column")
-    log("calibrated widths: " + ", ".join(f"+{s:.0%}: {w}" for s, w in zip(SLOWDOWNS, widths)))
-    return {f"{s:.0%}": variant(w) for s, w in zip(SLOWDOWNS, widths)}
+    log("calibrated widths: " + ", ".join(f"+{s:.0%}: {w}" for s, w in zip(SLOWDOWNS, widths, strict=False)))
+    return {f"{s:.0%}": variant(w) for s, w in zip(SLOWDOWNS, widths, strict=False)}
 
 
 def stored_entry(name: str, result: PerfResult) -> BaselineEntry:
@@ -382,7 +382,7 @@ def main() -> None:
                             for t in trials if t.variant == c]))
         for c in {t.variant for t in trials} - {SAME}
     }
-    columns = [SAME] + sorted(measured, key=measured.get)
+    columns = [SAME, *sorted(measured, key=measured.get)]
     counts = {c: sum(t.variant == c for t in trials) for c in columns}
     floors = np.array([b.latency_ms.floor for b in baselines])
     # Runs saved before slow-host baselines kept their probe times have some without them.
@@ -407,7 +407,7 @@ def main() -> None:
     # Each slowed model is named with the slowdown it measured, which is what its detection rate is of.
     titles = ["false alarms"] + [f"{c} {measured[c] * 100:+.1f}%" for c in columns[1:]]
     cell_widths = [max(12, len(title)) for title in titles]
-    header = f"{'rule':<60} | " + " | ".join(f"{title:>{w}}" for title, w in zip(titles, cell_widths))
+    header = f"{'rule':<60} | " + " | ".join(f"{title:>{w}}" for title, w in zip(titles, cell_widths, strict=False))
     header += " | measure s/test"
     for pairing, pick in (("baseline recorded farthest in time (another day)", lambda t: t.far),
                           ("baseline recorded nearest in time (same machine state)", lambda t: t.near)):
@@ -418,8 +418,8 @@ def main() -> None:
         for label, rule in rules(args.threshold).items():
             outcomes = [rule(t, baselines[pick(t)]) for t in trials]
             cells = []
-            for c, w in zip(columns, cell_widths):
-                hits = [failed for (failed, _), t in zip(outcomes, trials) if t.variant == c]
+            for c, w in zip(columns, cell_widths, strict=False):
+                hits = [failed for (failed, _), t in zip(outcomes, trials, strict=False) if t.variant == c]
                 cells.append(f"{100 * sum(hits) / max(1, len(hits)):>{w - 1}.1f}%")
             cost = float(np.mean([seconds for _, seconds in outcomes]))
             print(f"{label:<60} | " + " | ".join(cells) + f" | {cost:.2f}")

@@ -28,8 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from matmul_chain import matmul_chain  # noqa: E402
-from suite_time import plugin_args  # noqa: E402
+from matmul_chain import matmul_chain
+from suite_time import plugin_args
 
 TEST = '''
 import pytest

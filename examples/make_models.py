@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import zipfile
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def make_mlp() -> onnx.ModelProto:
     dims = [256, 256, 256, 10]
     nodes, inits = [], []
     x = "x"
-    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(dims)):
         inits += [_init(f"fc{i}.weight", _weight(rng, (fan_in, fan_out), fan_in)),
                   _init(f"fc{i}.bias", _bias(rng, fan_out))]
         if i == len(dims) - 2:  # last layer: raw logits, no activation
@@ -226,7 +227,7 @@ def verify() -> None:
             feed = _feed(model, batch, rng)
             first = sess.run(None, feed)
             second = sess.run(None, feed)
-            for out, a, b in zip(sess.get_outputs(), first, second):
+            for out, a, b in zip(sess.get_outputs(), first, second, strict=False):
                 assert a.shape[0] == batch, (name, out.name, a.shape)
                 assert np.isfinite(a).all(), (name, out.name)
                 assert np.array_equal(a, b), (name, out.name)

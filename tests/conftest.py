@@ -17,10 +17,10 @@ import onnx  # noqa: F401
 import onnxruntime  # noqa: F401
 import pytest
 
-import pytest_trt.backends.onnxruntime  # noqa: F401
-import pytest_trt.backends.tensorrt  # noqa: F401
-import pytest_trt.judge.gates  # noqa: F401
-import pytest_trt.reports.ci  # noqa: F401
+import pytest_trt.backends.onnxruntime
+import pytest_trt.backends.tensorrt
+import pytest_trt.judge.gates
+import pytest_trt.reports.ci
 import pytest_trt.reports.terminal  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
