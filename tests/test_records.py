@@ -20,8 +20,8 @@ from pytest_trt.baselines.subject import (
 from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
-from pytest_trt.notes import SummaryNote
 from pytest_trt.reports.ci import write_json
+from pytest_trt.reports.notes import SummaryNote
 from pytest_trt.run.session import not_written, summary_notes
 from pytest_trt.run.xdist import WorkerReport
 from pytest_trt.serde import dumps
