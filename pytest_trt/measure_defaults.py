@@ -9,6 +9,10 @@ docs/measurement.md says what each one does; docs/regression.md what the bench m
 from __future__ import annotations
 
 WARMUP_MS = 100.0  # run, untimed, before measuring
+# A runner measured this recently in this process is still warm: its next measurement (a
+# re-measurement, a second budget) warms up for REWARM_MS only.
+STILL_WARM_S = 2.0
+REWARM_MS = 10.0
 MIN_ITERATIONS = 50  # fewest timed iterations, for models fast enough (SLOW_MODEL_MS)
 MIN_DURATION_MS = 300.0  # shortest timed duration
 MAX_DURATION_MS = 10000.0  # longest timed duration: a slow model stops here, with a warning

@@ -81,3 +81,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("needs_torch"):
             item.add_marker(skip)
+
+
+@pytest.fixture
+def quiet_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel's contention counters read as a quiet host, whatever the machine is doing: for
+    tests of what a verdict says, not of how a busy host is told (tests/test_contention.py)."""
+    from pytest_trt.timing import contention
+
+    monkeypatch.setattr(contention, "read_counters", lambda: contention.CpuCounters(0.0, 0, 0, 0, 1))

@@ -195,18 +195,22 @@ def test_the_same_measurement_writes_the_same_bytes_as_before(tmp_path):
 
 
 def test_an_old_entry_compares_as_it_did_before(tmp_path):
-    # Verdicts and notes computed from OLD_FILE by the code before entries were typed.
+    # The numbers read from OLD_FILE are those the code before entries were typed read; the
+    # verdict is the rule's of today: a raw floor beyond the bound that only the probe takes back
+    # is in doubt, and an entry without session floors adds no margin for sessions.
     entry = old_entry(tmp_path)
+    assert entry.session_floors_ms is None
     new = Measurement([1.2 + 0.001 * i for i in range(60)], [0.11 + 0.0013 * i for i in range(20)])
     verdict = assess(entry, new, 0.1)
-    assert verdict.status == "unchanged"
+    assert verdict.status == "inconclusive" and verdict.session_margin == 0.0
     assert verdict.change == pytest.approx(0.06823370207032609, rel=1e-9)
     assert verdict.raw_change == pytest.approx(0.1426032310280254, rel=1e-9)
     assert verdict.host_change == pytest.approx(0.09101153931937955, rel=1e-9)
     assert verdict.message == (
-        "min +6.8% vs baseline (95% CI +0.2%..+13.1%, threshold 10%); the host ran 9% slower than when the "
+        "min +6.8% vs baseline (threshold 10%); the host ran 9% slower than when the "
         "baseline was recorded (host probe), divided out beyond the probe's own 2%: raw min +14.3%, and 1.4% "
-        "added to the threshold for what the division may miss"
+        "added to the threshold for what the division may miss; raw min +14.3% is beyond 11.4% but not once "
+        "the host's speed is divided out"
     )
     record = make_record(errors={"max_abs": 1e-5, "mean_abs": 3e-7, "p99_rel": 1e-4})
     record = dataclasses.replace(record, perf=dataclasses.replace(record.perf, probe_ms=[0.1] * 20))

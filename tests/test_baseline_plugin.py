@@ -103,17 +103,19 @@ def test_update_then_compare_clean_over_repeated_runs(trt_pytester):
     assert entry["latency_ms"]["n"] >= 300 and "y" in entry["accuracy"]
     note = recorded["test_perf.py::test_b"]["baseline_note"]
     # How many measurements it took depends on the host's speed while recording.
-    assert re.match(r"baseline recorded \((one measurement|middle of \d+ measurements)", note), note
+    assert re.match(r"baseline recorded \((one session|middle of \d+ sessions, their floors \d+\.\d% apart)", note), note
+    assert len(entry["session_floors_ms"]) >= 3  # fresh sessions, their floors kept
     # The host-speed probe ran alongside, and its times are kept for dividing out.
     assert entry["host_probe_ms"]["n"] >= 5 and entry["host_probe_ms"]["quantiles"]["p0"] > 0
     for _ in range(3):
         result, tests = report(trt_pytester)
         result.assert_outcomes(passed=2)
-        assert {t["regression"]["status"] for t in tests.values()} <= {"unchanged", "improved"}
-        result.stdout.re_match_lines([r"baseline: test_perf.py::test_a: (unchanged|improved), min [+-]\d+\.\d% vs baseline"])
+        # Never "regressed"; on a busy host a comparison may be left inconclusive, never failed.
+        assert {t["regression"]["status"] for t in tests.values()} <= {"unchanged", "improved", "inconclusive"}
+        result.stdout.re_match_lines([r"baseline: test_perf.py::test_a: (unchanged|improved|inconclusive), min [+-]\d+\.\d% vs baseline"])
 
 
-def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_pytester):
+def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_pytester, quiet_host):
     write_tests(trt_pytester)
     trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
     (trt_pytester.path / "mlp.onnx").write_bytes(slower_mlp().SerializeToString())
@@ -136,10 +138,11 @@ def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_p
     host_moved = verdict["host_change"] is not None and abs(verdict["host_change"]) > PROBE_NOISE
     mixed = verdict["probe_spread"] is not None and verdict["probe_spread"] > HOST_STATE
     result.stdout.re_match_lines([
-        r"regression \(onnxruntime\): min \+\d+\.\d% vs baseline \(95% CI [+-]\d+\.\d%\.\.[+-]\d+\.\d%, threshold 90%\)"
+        r"regression \(onnxruntime\): min \+\d+\.\d% vs baseline \(threshold 90%"
+        r"( \+ \d+\.\d% for the spread between the sessions it was recorded in)?\)"
         + (host_note if host_moved else "")
         + (mixed_note if mixed else "")
-        + r"; confirmed by a re-measurement, (first|second) kept \(the other: min [+-]\d+\.\d%\) "
+        + r"; 2 sessions read \+\d+\.\d%, \+\d+\.\d%, two agree "
         r"\(changed since the baseline: model [0-9a-f]{8}\.\. -> [0-9a-f]{8}\.\.\)$",
     ])
     # The failure is the item's own: JUnit/--lf see it as a failed test, not a session error.

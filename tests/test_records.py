@@ -41,7 +41,7 @@ ENTRY_KEYS = {
 PERF_KEYS = {
     "backend", "clock", "mode", "batch", "iterations", "duration_s", "latency", "compute", "h2d", "d2h",
     "enqueue", "throughput", "samples_ms", "warnings", "probe_ms", "fastest_probe_ms", "after_probe",
-    "budget_samples", "short_percentiles", "sample_notes", "lock_wait_s", "gpu_clock",
+    "budget_samples", "short_percentiles", "sample_notes", "lock_wait_s", "gpu_clock", "contention",
 }
 
 

@@ -105,6 +105,10 @@ class BaselineEntry:
     workload: TimedWorkload | None = None
     recorded_at: str | None = None  # ISO 8601, UTC
     commit: str | None = None
+    # The floors of the sessions it was recorded in (each a new runner of the engine): how far a
+    # session of the unchanged model reads from another on this host. None: recorded before
+    # sessions were sampled.
+    session_floors_ms: list[float] | None = field(default=None, metadata=_OMIT_IF_NONE)
 
     def to_file(self) -> dict[str, Any]:
         """The entry as the baseline file holds it."""
@@ -170,9 +174,14 @@ def timed_workload(measured: BaselineInput) -> TimedWorkload:
 
 
 def entry_from_measurement(
-    measured: BaselineInput, commit: str | None, software: Mapping[str, str] | None = None
+    measured: BaselineInput,
+    commit: str | None,
+    software: Mapping[str, str] | None = None,
+    *,
+    session_floors_ms: Sequence[float] = (),
 ) -> BaselineEntry:
-    """What is stored for one test. ``software`` adds facts the subject lacks (driver, CUDA)."""
+    """What is stored for one test. ``software`` adds facts the subject lacks (driver, CUDA);
+    ``session_floors_ms`` the floors of the sessions it was recorded in."""
     subject, perf = measured.subject, measured.perf
     if perf is None or not perf.samples_ms:
         raise ValueError(f"{subject.nodeid}: no latency sample to record as a baseline")
@@ -194,4 +203,5 @@ def entry_from_measurement(
         workload=timed_workload(measured),
         recorded_at=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         commit=commit,
+        session_floors_ms=[_round(f) for f in session_floors_ms] if len(session_floors_ms) > 1 else None,
     )

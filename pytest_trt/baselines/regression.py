@@ -36,21 +36,24 @@ The method (docs/regression.md says why, bench/regression_power.py measures it):
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from pytest_trt.baselines.entry import BaselineEntry, SampleSummary
-from pytest_trt.timing import host_probe
-from pytest_trt.timing.stats import bootstrap_ratio_ci, percentile_label, sample_from_quantiles
+from pytest_trt.timing import contention, host_probe
+from pytest_trt.timing.stats import percentile_label, sample_from_quantiles
 
 COMPARED_PERCENTILE = 0.0
-CONFIDENCE = 0.95
-RESAMPLES = 4000
+MAX_SESSIONS = 3  # sessions measured at most for one comparison: the first and two fresh ones
+QUIET_WAIT_S = 1.0  # before a fresh session after a busy one, wait this long at most for quiet
+QUIET_WINDOW_S = 0.25  # a window this long with no contention is quiet
 MIN_SAMPLES = 20  # fewer iterations than this say nothing about a floor
 MIN_PROBES = 5  # fewer probe times than this say nothing about the host's speed
 PROBE_LEVEL = host_probe.LEVEL_QUANTILE  # the percentile of probe times the floors are divided by
@@ -117,6 +120,10 @@ class RegressionVerdict:
     host_change: float | None = None
     margin: float = 0.0  # added to the threshold for what dividing by the probe may miss
     probe_spread: float | None = None  # the new probe times' STATE_QUANTILE over their floor, minus 1
+    session_margin: float = 0.0  # added for the spread between the sessions the baseline was recorded in
+    bound: float = 0.0  # threshold + margins: the smallest change this comparison can call a regression
+    sessions: list[float] = field(default_factory=list)  # each judged session's change
+    doubt: Doubt | None = None  # why the verdict is INCONCLUSIVE
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status.value}
@@ -168,6 +175,26 @@ def probe_floor_problem(baseline: BaselineEntry, new: Timed) -> str | None:
     )
 
 
+class Doubt(str, Enum):
+    """Why a comparison was not judged (its verdict is INCONCLUSIVE)."""
+
+    FEW_SAMPLES = "few-samples"  # too few iterations to read a floor
+    HOST_SPEED = "host-speed"  # slower in raw time, not once the host's speed is divided out
+    BUSY = "busy"  # the CPUs were contended while it was timed
+    SESSIONS_DISAGREE = "sessions-disagree"  # no two of the sessions measured gave the same verdict
+
+
+def session_margin(baseline: BaselineEntry) -> float:
+    """The spread of the floors of the sessions the baseline was recorded in (max - min over the
+    median): how far a new session of an unchanged model can read from the baseline on this host.
+    0 for an entry recorded before sessions were sampled."""
+    floors = baseline.session_floors_ms
+    if not floors or len(floors) < 2:
+        return 0.0
+    middle = float(np.median(floors))
+    return (max(floors) - min(floors)) / middle if middle > 0 else 0.0
+
+
 def assess(
     baseline: BaselineEntry,
     new: Timed,
@@ -175,8 +202,9 @@ def assess(
     *,
     percentile: float = COMPARED_PERCENTILE,
 ) -> RegressionVerdict:
-    """Compare one measurement with a stored baseline entry (see the module docstring for the rule:
-    a "regressed" here only asks for the re-measurement that ``decide`` takes)."""
+    """One session's measurement against a stored baseline entry (the module docstring gives the
+    rule): regressed only where the raw floor and the floor divided by the host's speed are both
+    beyond the bound, and the CPUs were not contended while timing."""
     if not threshold > 0:
         raise ValueError(f"regression threshold must be a positive fraction, got {threshold!r}")
     base = baseline_sample(baseline.latency_ms)
@@ -187,50 +215,90 @@ def assess(
         return RegressionVerdict(
             Verdict.INCONCLUSIVE, median_change, float("nan"), float("nan"), threshold, False,
             f"only {samples.size} iterations measured; need {MIN_SAMPLES} to compare with the baseline", label,
-            float("nan"),
+            float("nan"), doubt=Doubt.FEW_SAMPLES,
         )
     raw = float(np.percentile(samples, percentile) / np.percentile(base, percentile) - 1.0)
-    probes = _probe(baseline, new)
-    numerators, denominators = [(samples, percentile)], [(base, percentile)]
-    change, host, spread = raw, None, None
-    if probes is not None:
-        base_probe, new_probe = probes
-        host = float(np.percentile(new_probe, PROBE_LEVEL) / np.percentile(base_probe, PROBE_LEVEL) - 1.0)
-        spread = float(np.percentile(new_probe, STATE_QUANTILE) / new_probe.min() - 1.0)
-        change = (1.0 + raw) / _divided_out(host) - 1.0
-        if abs(host) > PROBE_NOISE:
-            # The probe levels are resampled too: they carry noise of their own.
-            numerators.append((base_probe, PROBE_LEVEL))
-            denominators.append((new_probe, PROBE_LEVEL))
-    low, high = bootstrap_ratio_ci(numerators, denominators, CONFIDENCE, RESAMPLES)
-    # Divided by the whole probe ratio, the interval gets back the part within PROBE_NOISE.
-    within_noise = (1.0 + math.copysign(PROBE_NOISE, host)) if host is not None and abs(host) > PROBE_NOISE else 1.0
-    low, high = low * within_noise - 1.0, high * within_noise - 1.0
-    host_margin = HOST_UNCERTAINTY * abs(host) if host is not None and abs(host) > PROBE_NOISE else 0.0
-    mixed_margin = MIXED_UNCERTAINTY * spread if spread is not None and spread > HOST_STATE else 0.0
-    margin = host_margin + mixed_margin
-    bound = threshold + margin
-    status = Verdict.REGRESSED if change > bound else Verdict.IMPROVED if change < -bound else Verdict.UNCHANGED
-    message = (
-        f"{label} {_percent(change)} vs baseline ({CONFIDENCE:.0%} CI {_percent(low)}..{_percent(high)}, "
-        f"threshold {threshold * 100:g}%)"
-    )
-    if host is not None and abs(host) > PROBE_NOISE:
-        pace = "slower" if host > 0 else "faster"
-        message += (
-            f"; the host ran {abs(host) * 100:.0f}% {pace} than when the baseline was recorded "
-            f"(host probe), divided out beyond the probe's own {PROBE_NOISE:.0%}: raw {label} {_percent(raw)}, "
-            f"and {host_margin * 100:.1f}% added to the threshold for what the division may miss"
-        )
-    if mixed_margin and spread is not None:
-        message += (
-            f"; the probe floor came from brief fast moments ({100 - STATE_QUANTILE:g}% of the probe times "
-            f"ran {spread * 100:.0f}% or more slower), so {mixed_margin * 100:.1f}% added to the threshold"
-        )
+    reading = _host_reading(baseline, new, raw)
+    sessions = session_margin(baseline)
+    bound = threshold + sessions + reading.margin
+    status, doubt = _status(raw, reading.change, bound)
+    busy = _busy(new)
+    if status is Verdict.REGRESSED and busy:
+        status, doubt = Verdict.INCONCLUSIVE, Doubt.BUSY
+    message = f"{label} {_percent(reading.change)} vs baseline (threshold {threshold * 100:g}%"
+    if sessions:
+        message += f" + {sessions * 100:.1f}% for the spread between the sessions it was recorded in"
+    message += ")" + reading.words(label, raw)
+    if doubt is Doubt.HOST_SPEED:
+        message += f"; raw {label} {_percent(raw)} is beyond {bound * 100:.1f}% but not once the host's speed is divided out"
+    if doubt is Doubt.BUSY:
+        message += f"; the host was busy while it was timed: {'; '.join(busy)}"
     return RegressionVerdict(
-        status, median_change, low, high, threshold, False, message, label, change,
-        normalized=host is not None, raw_change=raw, host_change=host, margin=margin, probe_spread=spread,
+        status, median_change, reading.change, reading.change, threshold, False, message, label, reading.change,
+        normalized=reading.host is not None, raw_change=raw, host_change=reading.host, margin=reading.margin,
+        probe_spread=reading.spread, session_margin=sessions, bound=bound, sessions=[reading.change], doubt=doubt,
     )
+
+
+def _status(raw: float, change: float, bound: float) -> tuple[Verdict, Doubt | None]:
+    """Regressed (or improved) only where the raw and the host-divided changes agree: the probe
+    can turn a slower raw floor into a doubt, never into a regression of its own."""
+    if raw > bound and change > bound:
+        return Verdict.REGRESSED, None
+    if raw > bound:
+        return Verdict.INCONCLUSIVE, Doubt.HOST_SPEED
+    if raw < -bound and change < -bound:
+        return Verdict.IMPROVED, None
+    return Verdict.UNCHANGED, None
+
+
+def _busy(new: Timed) -> tuple[str, ...]:
+    window = getattr(new, "contention", None)
+    return window.reasons() if window is not None else ()
+
+
+@dataclass(frozen=True)
+class _HostReading:
+    """What the host probe says of one measurement against the baseline's."""
+
+    change: float  # the floor's change, divided by the host's speed beyond PROBE_NOISE
+    host: float | None = None  # the probe level's change; None where the probe did not run
+    spread: float | None = None  # the new probe times' STATE_QUANTILE over their floor, minus 1
+    host_margin: float = 0.0
+    mixed_margin: float = 0.0
+
+    @property
+    def margin(self) -> float:
+        return self.host_margin + self.mixed_margin
+
+    def words(self, label: str, raw: float) -> str:
+        text = ""
+        if self.host is not None and abs(self.host) > PROBE_NOISE:
+            pace = "slower" if self.host > 0 else "faster"
+            text += (
+                f"; the host ran {abs(self.host) * 100:.0f}% {pace} than when the baseline was recorded "
+                f"(host probe), divided out beyond the probe's own {PROBE_NOISE:.0%}: raw {label} {_percent(raw)}, "
+                f"and {self.host_margin * 100:.1f}% added to the threshold for what the division may miss"
+            )
+        if self.mixed_margin and self.spread is not None:
+            text += (
+                f"; the probe floor came from brief fast moments ({100 - STATE_QUANTILE:g}% of the probe times "
+                f"ran {self.spread * 100:.0f}% or more slower), so {self.mixed_margin * 100:.1f}% added to the threshold"
+            )
+        return text
+
+
+def _host_reading(baseline: BaselineEntry, new: Timed, raw: float) -> _HostReading:
+    probes = _probe(baseline, new)
+    if probes is None:
+        return _HostReading(raw)
+    base_probe, new_probe = probes
+    host = float(np.percentile(new_probe, PROBE_LEVEL) / np.percentile(base_probe, PROBE_LEVEL) - 1.0)
+    spread = float(np.percentile(new_probe, STATE_QUANTILE) / new_probe.min() - 1.0)
+    change = (1.0 + raw) / _divided_out(host) - 1.0
+    host_margin = HOST_UNCERTAINTY * abs(host) if abs(host) > PROBE_NOISE else 0.0
+    mixed_margin = MIXED_UNCERTAINTY * spread if spread > HOST_STATE else 0.0
+    return _HostReading(change, host, spread, host_margin, mixed_margin)
 
 
 def _divided_out(host: float) -> float:
@@ -289,11 +357,28 @@ class Recording(Generic[TimedT]):
     used: int
     taken: int
     host_slow: bool = False  # none was at the usual speed: the middle of all was kept
+    floors_ms: list[float] = field(default_factory=list)  # the used sessions' floors
+
+    @property
+    def spread(self) -> float:
+        """The used sessions' floors: (max - min) / median, 0 for one."""
+        if len(self.floors_ms) < 2:
+            return 0.0
+        middle = float(np.median(self.floors_ms))
+        return (max(self.floors_ms) - min(self.floors_ms)) / middle if middle > 0 else 0.0
+
+    @property
+    def busy(self) -> tuple[str, ...]:
+        return _busy(self.kept)
 
     @property
     def note(self) -> str:
-        kept = "one measurement" if self.used == 1 else f"middle of {self.used} measurements"
+        kept = "one session" if self.used == 1 else f"middle of {self.used} sessions"
         note = f"baseline recorded ({kept}"
+        if self.used > 1:
+            note += f", their floors {self.spread * 100:.1f}% apart"
+        if self.busy:
+            note += f"; recorded while the host was busy ({'; '.join(self.busy)}): record it again on a quiet host"
         if self.host_slow:
             note += (
                 ", all taken while the host ran slower than the fastest probe of this test run: later runs "
@@ -307,7 +392,8 @@ class Recording(Generic[TimedT]):
 def record(
     first: TimedT, remeasure: Callable[[], TimedT], fastest_probe_ms: float = float("inf")
 ) -> Recording[TimedT]:
-    """A baseline from ``first`` and more measurements: measure until RECORDINGS were taken at the
+    """A baseline from ``first`` and more measurements (``remeasure``: each in a fresh session, so
+    that the spread between sessions is recorded with the baseline): measure until RECORDINGS were taken at the
     usual host speed (``at_usual_speed``; ``fastest_probe_ms``, the fastest probe this process
     has timed, tells a host that runs slow for all of them), at most MAX_RECORDINGS in all, and
     keep the middle of those. If none was at the usual speed, the middle of all is kept, probe
@@ -317,9 +403,10 @@ def record(
     while len(at_usual_speed(taken, fastest_probe_ms)) < RECORDINGS and len(taken) < MAX_RECORDINGS:
         taken.append(remeasure())
     used = at_usual_speed(taken, fastest_probe_ms)
-    if used:
-        return Recording(middle_recording(used), len(used), len(taken))
-    return Recording(middle_recording(taken), len(taken), len(taken), host_slow=True)
+    slow = not used
+    used = used or taken
+    floors = [float(np.min(m.samples_ms)) for m in used]
+    return Recording(middle_recording(used), len(used), len(taken), host_slow=slow, floors_ms=floors)
 
 
 @dataclass
@@ -333,46 +420,67 @@ class Measurement:
 def decide(
     baseline: BaselineEntry,
     first: Timed,
-    remeasure: Callable[[], Timed],
+    fresh_session: Callable[[], Timed],
     threshold: float,
     *,
     percentile: float = COMPARED_PERCENTILE,
 ) -> RegressionVerdict:
-    """``assess``; when that finds the test slower by more than the threshold (regressed, or
-    within the host-speed margin), or the host running more than HOST_STATE slower than at
-    recording (a state whose wide margin could hide a slowdown), call ``remeasure()`` once and
-    keep one of the two verdicts (``_kept``). A floor measured in an odd moment of the host (a
-    speed state the probe does not track well, a burst) is then replaced by the other
-    measurement's, while a real slowdown is in both and stays. Each is judged on its own rather
-    than pooled: a pooled probe level across two host states would be neither state's."""
-    verdict = assess(baseline, first, threshold, percentile=percentile)
-    slower = verdict.change > threshold
-    host_change = verdict.host_change or 0.0
-    host_slow = host_change > HOST_STATE
-    if not (slower or host_slow):
-        return verdict
-    again = assess(baseline, remeasure(), threshold, percentile=percentile)
-    kept = _kept(verdict, again)
-    kept.remeasured = True
-    other = verdict if kept is again else again
-    if not slower:
-        why = f"re-measured as the host ran {host_change * 100:.0f}% slow"
-    elif kept.status is Verdict.REGRESSED:
-        why = "confirmed by a re-measurement"
+    """``assess`` the first measurement; where it is not plainly unchanged or improved (regressed,
+    or in doubt), measure fresh sessions (``fresh_session()``: a new runner of the same engine)
+    until two sessions agree, at most MAX_SESSIONS in all. Each session of a model has a speed of
+    its own, so a verdict stands only when two sessions give it: an odd session, or a moment of
+    a busy host, is outvoted, while a real slowdown is in every session. Before a fresh session
+    after a busy one, the host is given up to QUIET_WAIT_S to calm down."""
+    verdicts = [assess(baseline, first, threshold, percentile=percentile)]
+    while not _settled(verdicts) and len(verdicts) < MAX_SESSIONS:
+        if verdicts[-1].doubt is Doubt.BUSY:
+            wait_for_quiet(QUIET_WAIT_S)
+        verdicts.append(assess(baseline, fresh_session(), threshold, percentile=percentile))
+    return _combined(verdicts)
+
+
+def _settled(verdicts: Sequence[RegressionVerdict]) -> bool:
+    """One plainly unchanged or improved session settles it (the floor only reads high on a
+    noisy host, never low); else two sessions must agree."""
+    if len(verdicts) == 1:
+        return verdicts[0].status in (Verdict.UNCHANGED, Verdict.IMPROVED)
+    statuses = [v.status for v in verdicts]
+    return any(statuses.count(s) >= 2 for s in statuses)
+
+
+def _combined(verdicts: Sequence[RegressionVerdict]) -> RegressionVerdict:
+    """The verdict two sessions agree on (the last session's where none do), with every session's
+    reading, so the printed range is the one the verdict was read from."""
+    if len(verdicts) == 1:
+        return verdicts[0]
+    statuses = [v.status for v in verdicts]
+    agreed = next((s for s in statuses if statuses.count(s) >= 2), None)
+    readings = [v.change for v in verdicts]
+    shown = ", ".join(_percent(r) for r in readings)
+    if agreed is None:
+        kept = dataclasses.replace(verdicts[-1], status=Verdict.INCONCLUSIVE, doubt=Doubt.SESSIONS_DISAGREE)
+        message = kept.message + f"; {len(verdicts)} sessions read {shown} and no two agree"
     else:
-        why = "not confirmed by a re-measurement"
-    which = "first" if kept is verdict else "second"
-    kept.message += f"; {why}, {which} kept (the other: {other.statistic} {_percent(other.change)})"
-    return kept
+        # Of the sessions that agree, the mildest reading is shown: it is the one every other exceeds.
+        kept = min((v for v in verdicts if v.status is agreed), key=lambda v: abs(v.change))
+        message = kept.message + f"; {len(verdicts)} sessions read {shown}"
+        if agreed is Verdict.REGRESSED:
+            message += ", two agree"
+        elif Verdict.REGRESSED in statuses:
+            message += ", not confirmed by a fresh session"
+    return dataclasses.replace(
+        kept, remeasured=True, message=message, sessions=readings, ci_low=min(readings), ci_high=max(readings),
+    )
 
 
-def _kept(first: RegressionVerdict, second: RegressionVerdict) -> RegressionVerdict:
-    """Which of two verdicts on one test stands. Where one was measured at a host speed nearer the
-    recording's by more than HOST_STATE, that one: the division by the probe is good between
-    like states only, and the other's margin only approximates its error. Otherwise the one less
-    far beyond its threshold, so that an odd moment in one measurement cannot fail the test."""
-    first_host, second_host = abs(first.host_change or 0.0), abs(second.host_change or 0.0)
-    if abs(first_host - second_host) > HOST_STATE:
-        return first if first_host < second_host else second
-    beyond = [v.change - v.threshold - v.margin for v in (first, second)]
-    return second if beyond[1] <= beyond[0] else first
+def wait_for_quiet(limit_s: float) -> bool:
+    """Wait up to ``limit_s`` for a QUIET_WINDOW_S window with no contention; True once quiet."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = contention.read_counters()
+        time.sleep(QUIET_WINDOW_S)
+        if not contention.between(before, contention.read_counters()).contended:
+            return True
+    return False
+
+

@@ -146,8 +146,11 @@ def _record(
     fastest = perf.fastest_probe_ms
     recording = record(perf, remeasure, float("inf") if fastest is None else fastest)
     kept = dataclasses.replace(measured, perf=recording.kept)
-    entry = entry_from_measurement(kept, policy.commit, software)
-    return BaselineOutcome(BaselineNote.RECORDED, recording.note, staged=entry)
+    entry = entry_from_measurement(kept, policy.commit, software, session_floors_ms=recording.floors_ms)
+    warnings: tuple[str, ...] = ()
+    if recording.busy:
+        warnings = (f"baseline recorded while the host was busy ({'; '.join(recording.busy)}): record it again on a quiet host",)
+    return BaselineOutcome(BaselineNote.RECORDED, recording.note, staged=entry, warnings=warnings)
 
 
 def _missing(store: BaselineStore, policy: BaselinePolicy) -> BaselineOutcome:

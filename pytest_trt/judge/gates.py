@@ -9,6 +9,7 @@ it is tested directly. The one thing it writes is a failure's ``.npz`` under
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_trt import backends
+from pytest_trt.backends.base import Runner
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput
 from pytest_trt.baselines.store import BaselineStore
 from pytest_trt.baselines.subject import TestSubject
@@ -191,11 +193,13 @@ def _measured(
     percentiles: tuple[float, ...],
     context: GateContext,
     phase: Phase,
+    runner: Runner | None = None,
 ) -> PerfResult:
     asked_s = (settings.warmup_ms + settings.min_duration_ms) / 1000
     subject = f"{context.subject.nodeid} on {engine.backend}"
     with context.progress.phase(phase, subject, expected_s=asked_s) as step:
-        result = measure.measure(engine.runner, feed, settings, engine.batch, percentiles=percentiles)
+        used = engine.runner if runner is None else runner
+        result = measure.measure(used, feed, settings, engine.batch, percentiles=percentiles)
         step.detail = f"{result.iterations} iterations"
     return result
 
@@ -255,8 +259,14 @@ def check_baseline(
 
     judged = budget_rules.judged_percentiles(budgets, engine.backend)
 
+    if policy.update:
+        # A recording's further sessions only add their floors: half the timed window will do.
+        settings = dataclasses.replace(settings, min_duration_ms=settings.min_duration_ms / 2)
+
     def remeasure() -> PerfResult:
-        return _measured(engine, feed, settings, judged, context, Phase.REMEASURE)
+        """A measurement of a fresh session: the regression rule samples sessions, not one repeated."""
+        with engine.fresh_runner() as runner:
+            return _measured(engine, feed, settings, judged, context, Phase.REMEASURE, runner)
 
     measured = BaselineInput(context.subject, perf=first, accuracy=accuracy_stats(result))
     store, software = context.baseline_store()

@@ -66,6 +66,9 @@ class _EngineEntry:
     build: BuildSpec  # with every dynamic input's concrete shape filled in
     runner: Runner
     provenance: Provenance
+    # A new runner from the same artifact: each onnxruntime session (each TensorRT context) has a
+    # speed of its own, so the regression rule samples sessions, not one session repeatedly.
+    reload: Callable[[], Runner]
 
 
 class Engine:
@@ -117,6 +120,15 @@ class Engine:
     @property
     def runner(self) -> Runner:
         return self._entry.runner
+
+    @contextmanager
+    def fresh_runner(self) -> Iterator[Runner]:
+        """Another runner of the same engine (loaded again from its artifact), closed on exit."""
+        runner = self._entry.reload()
+        try:
+            yield runner
+        finally:
+            runner.close()
 
     @property
     def build(self) -> BuildSpec:
@@ -317,18 +329,26 @@ class EngineFactory:
         }
         shown = model.path.name if build.precision is Precision.FP32 else f"{model.path.name} ({build.precision})"
         started = time.perf_counter()
+        loaded: list[Artifact] = []
+
+        def load(artifact: Artifact) -> Runner:
+            runner = backend.load(artifact, built_from, build)
+            loaded[:] = [artifact]  # the one that loaded, for fresh runners later
+            return runner
+
         with self._progress.phase(Phase.BUILD, f"{shown} for {backend_name}") as step:
             runner, event = self.cache.get_or_build(
-                backend_name,
-                parts,
-                build=lambda: backend.build(built_from, build),
-                load=lambda artifact: backend.load(artifact, built_from, build),
+                backend_name, parts, build=lambda: backend.build(built_from, build), load=load
             )
             if not event.outcome.built:
                 step.phase = Phase.LOAD
         how = StepHow.BUILT if event.outcome.built else StepHow.LOADED
         provenance = Provenance(how, time.perf_counter() - started, event.as_dict(), export, quantization)
-        return _EngineEntry(backend_name, runtime_version, model, built_from, build, runner, provenance)
+        artifact = loaded[0]
+        return _EngineEntry(
+            backend_name, runtime_version, model, built_from, build, runner, provenance,
+            reload=lambda: backend.load(artifact, built_from, build),
+        )
 
     def _transformed(self, model: LoadedModel, precision_name: Precision, transform: dict[str, Any]) -> LoadedModel:
         """The model in ``precision_name``: the model itself for fp32/tf32 and Q/DQ models, else

@@ -33,6 +33,7 @@ class CpuCounters:
     steal_ticks: int | None  # cumulative clock ticks stolen, all CPUs
     total_ticks: int | None  # cumulative clock ticks, all CPUs, all states
     runnable: int | None  # tasks runnable now (this one included)
+    own_running: int = 1  # of those, threads of this process (onnxruntime's pool spins between runs)
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,25 @@ def _stat_counters(text: str | None) -> tuple[int | None, int | None, int | None
     return steal, total, runnable
 
 
+def _own_running() -> int:
+    """Threads of this process in state R (running or runnable), at least this one."""
+    count = 0
+    try:
+        tasks = list(Path("/proc/self/task").iterdir())
+    except OSError:
+        return 1
+    for task in tasks:
+        stat = _read_text(task / "stat") or ""
+        # the state follows the command name, which is in parentheses and may hold spaces
+        if stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "R":
+            count += 1
+    return max(count, 1)
+
+
 def read_counters() -> CpuCounters:
     steal, total, runnable = _stat_counters(_read_text(STAT_FILE))
-    return CpuCounters(time.monotonic(), _stall_us(_read_text(PRESSURE_FILE)), steal, total, runnable)
+    stall = _stall_us(_read_text(PRESSURE_FILE))
+    return CpuCounters(time.monotonic(), stall, steal, total, runnable, _own_running())
 
 
 def _cpus() -> int:
@@ -103,8 +120,8 @@ def _cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def between(before: CpuCounters, after: CpuCounters, *, own_threads: int = 1) -> Contention:
-    """The window from ``before`` to ``after``; ``own_threads`` runnable tasks are the measurement's."""
+def between(before: CpuCounters, after: CpuCounters) -> Contention:
+    """The window from ``before`` to ``after``."""
     seconds = max(after.at - before.at, 1e-9)
     pressure = None
     if before.stall_us is not None and after.stall_us is not None:
@@ -115,7 +132,7 @@ def between(before: CpuCounters, after: CpuCounters, *, own_threads: int = 1) ->
         stolen = (after.steal_ticks or 0) - (before.steal_ticks or 0)
         steal = stolen / elapsed if elapsed > 0 else 0.0
     runnable = None
-    ends = [r for r in (before.runnable, after.runnable) if r is not None]
-    if ends:
-        runnable = max(0, max(ends) - own_threads) / _cpus()
+    others = [c.runnable - c.own_running for c in (before, after) if c.runnable is not None]
+    if others:
+        runnable = max(0, *others) / _cpus()
     return Contention(seconds, pressure, steal, runnable)

@@ -20,6 +20,7 @@ one device at the same moment.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import math
@@ -33,11 +34,19 @@ import numpy as np
 
 from pytest_trt.backends.base import Runner, TimedSession
 from pytest_trt.errors import BackendError
-from pytest_trt.measure_defaults import FEWEST_ITERATIONS, GPU_WARMUP_MAX_MS, GPU_WINDOW_MS, SLOW_MODEL_MS
+from pytest_trt.measure_defaults import (
+    FEWEST_ITERATIONS,
+    GPU_WARMUP_MAX_MS,
+    GPU_WINDOW_MS,
+    REWARM_MS,
+    SLOW_MODEL_MS,
+    STILL_WARM_S,
+)
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.spec import MeasureSettings
-from pytest_trt.timing import gpu_clock, host_cpu, host_probe
+from pytest_trt.timing import contention, gpu_clock, host_cpu, host_probe
 from pytest_trt.timing import lock as measure_lock
+from pytest_trt.timing.contention import Contention, CpuCounters
 from pytest_trt.timing.gpu_clock import ClockTrack, GpuClock, WarmUp
 from pytest_trt.timing.host_probe import HostProbe
 from pytest_trt.timing.stats import LatencyStats, percentile, percentile_label, samples_needed, summarize
@@ -91,6 +100,9 @@ class PerfResult:
     after_probe: list[int] = field(default_factory=list)
     lock_wait_s: float = 0.0
     gpu_clock: GpuClock | None = None
+    # How contended the host's CPUs were over the timed chunks (the kernel's counters); None where
+    # they could not be read. A contended measurement cannot tell a slower model from a busy host.
+    contention: Contention | None = None
 
     @functools.cached_property
     def budget_samples_ms(self) -> list[float]:
@@ -426,8 +438,24 @@ def measure(
     budget_need = max((samples_needed(q) for q in percentiles), default=0)
     device = measure_lock.device_of(runner)
     with measure_lock.measuring(device) as held:
-        timed = _timed_chunks(runner, feed, settings, budget_need, device)
+        timed = _timed_chunks(runner, _still_warm(runner, settings), feed, budget_need, device)
+        _Recent.runner, _Recent.ended = runner, time.monotonic()
     return _result(runner.backend, batch, settings, timed, percentiles, held.waited_s)
+
+
+class _Recent:
+    """The runner this process measured last, and when: a runner timed a moment ago is warm."""
+
+    runner: Runner | None = None
+    ended: float = -math.inf
+
+
+def _still_warm(runner: Runner, settings: MeasureSettings) -> MeasureSettings:
+    """``settings``, with the warm-up shortened to REWARM_MS when ``runner`` was measured within
+    STILL_WARM_S (a re-measurement, a recording's next measurement, a second budget)."""
+    if runner is _Recent.runner and time.monotonic() - _Recent.ended < STILL_WARM_S:
+        return dataclasses.replace(settings, warmup_ms=min(settings.warmup_ms, REWARM_MS))
+    return settings
 
 
 @dataclass
@@ -440,10 +468,11 @@ class _Timed:
     clock: str
     mode: dict[str, Any]
     gpu_clock: GpuClock | None
+    contention: Contention | None = None
 
 
 def _timed_chunks(
-    runner: Runner, feed: Mapping[str, np.ndarray], settings: MeasureSettings, budget_need: int, device: str
+    runner: Runner, settings: MeasureSettings, feed: Mapping[str, np.ndarray], budget_need: int, device: str
 ) -> _Timed:
     session = timed_session(runner, feed, settings)
     try:
@@ -462,6 +491,7 @@ def _timed_chunks(
         chunks: list[IterationTimes] = []
         if track is not None:
             track.read()
+        counters = contention.read_counters()
         # At least one chunk, so that max_duration_ms=0 still yields a sample.
         while not chunks or (not progress.enough() and progress.measured_ms < settings.max_duration_ms):
             times = _run_checked(session, chunk)
@@ -478,9 +508,16 @@ def _timed_chunks(
             clock = track.record(judge if warm is not None else None, warm.spent_ms if warm is not None else 0.0)
             warnings += [w for w in (judge.warning() if judge is not None else None,
                                      gpu_clock.drop_warning(clock)) if w]
-        return _Timed(chunks, progress, warnings, session.clock, dict(session.mode), clock)
+        return _Timed(chunks, progress, warnings, session.clock, dict(session.mode), clock, _contention(counters))
     finally:
         session.close()
+
+
+def _contention(before: CpuCounters) -> Contention | None:
+    """The timed chunks' contention, or None where the host exposes none of the counters."""
+    window = contention.between(before, contention.read_counters())
+    readable = (window.pressure, window.steal, window.runnable_per_cpu)
+    return None if all(v is None for v in readable) else window
 
 
 def _result(
@@ -520,6 +557,7 @@ def _result(
         after_probe=after_probe,
         lock_wait_s=lock_wait_s,
         gpu_clock=timed.gpu_clock,
+        contention=timed.contention,
     )
     warnings.extend(_bound_warnings(**phases, graphed=bool(timed.mode.get("cuda_graph"))))
     for q in dict.fromkeys(percentiles):
