@@ -206,15 +206,15 @@ def test_a_path_of_the_wrong_kind_is_a_usage_error(trt_pytester, args, ini, mess
     assert_stopped(trt_pytester.run(*args), f"ERROR: pytest-trt: {message}")
 
 
-# ---- the README table -------------------------------------------------------------------------
+# ---- the options table in docs/options.md -----------------------------------------------------
 
 
-def test_the_readme_options_table_is_the_generated_one():
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def test_the_docs_options_table_is_the_generated_one():
+    text = (REPO / "docs" / "options.md").read_text(encoding="utf-8")
     found = re.search(r"<!-- options-table:[^\n]*-->\n(.*?)<!-- options-table end -->", text, re.DOTALL)
-    assert found, "README.md has lost the <!-- options-table ... --> markers around its options table"
+    assert found, "docs/options.md has lost the <!-- options-table ... --> markers around its options table"
     assert found.group(1) == options.markdown_table(), (
-        "README.md's options table differs from the option declarations: paste the output of "
+        "docs/options.md's options table differs from the option declarations: paste the output of "
         "`python -m pytest_trt.run.options --markdown` between its markers"
     )
 
