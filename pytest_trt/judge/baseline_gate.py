@@ -180,7 +180,9 @@ def _compare(
         if policy.mode is BaselineMode.STRICT:
             failures = (f"baseline: stale baseline, not compared ({reason}); re-record it with --trt-update-baselines",)
         return BaselineOutcome(BaselineNote.STALE, f"stale: {reason}", failures=failures)
-    probe_problem = probe_floor_problem(entry, perf)
+    # A busy host can move the probe that far too: then the rule's own doubt applies instead.
+    busy = perf.contention is not None and perf.contention.contended
+    probe_problem = None if busy else probe_floor_problem(entry, perf)
     if probe_problem is not None:
         return BaselineOutcome(BaselineNote.INVALID, "baseline entry invalid", failures=((
             f"baseline: baseline file {store.path_for(subject.module)}: entry {subject.nodeid!r}: {probe_problem}; "
@@ -188,14 +190,33 @@ def _compare(
         ),))
     changed = "; ".join(changes(entry, measured, software))
     verdict = decide(entry, perf, remeasure, policy.threshold)
+    since = f" (changed since the baseline: {changed})" if changed else ""
     failures = ()
+    warnings = [*accuracy_drift(entry, measured.accuracy), *_detectable(verdict, subject.backend)]
     if verdict.status is Verdict.REGRESSED and policy.enforce:
-        since = f" (changed since the baseline: {changed})" if changed else ""
         failures = (f"regression ({subject.backend}): {verdict.message}{since}",)
+    elif verdict.status is Verdict.INCONCLUSIVE:
+        line = f"regression check inconclusive ({subject.backend}): {verdict.message}{since}"
+        if policy.mode is BaselineMode.STRICT and policy.enforce:
+            failures = (f"{line} (--trt-baseline=strict)",)
+        else:
+            warnings.append(line)
     return BaselineOutcome(
         BaselineNote.CHANGED if changed else BaselineNote.COMPARED,
         changed,
         verdict=verdict,
-        warnings=tuple(accuracy_drift(entry, measured.accuracy)),
+        warnings=tuple(warnings),
         failures=failures,
     )
+
+
+def _detectable(verdict: RegressionVerdict, backend: str) -> list[str]:
+    """Where the spread between sessions is wider than the threshold itself, say what the gate can
+    see on this host: a model whose sessions vary that much cannot be gated finer."""
+    if verdict.session_margin <= verdict.threshold:
+        return []
+    return [
+        f"sessions of this model ({backend}) varied {verdict.session_margin * 100:.1f}% when its baseline was "
+        f"recorded: on this host a slowdown under {verdict.bound * 100:.1f}% is not detected "
+        f"(threshold {verdict.threshold * 100:g}%)"
+    ]

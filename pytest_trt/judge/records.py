@@ -109,6 +109,11 @@ class TestRecord:
     def regressed(self) -> bool:
         return self.regression is not None and self.regression.status is Verdict.REGRESSED
 
+    @property
+    def inconclusive(self) -> bool:
+        """Compared, but not judged: a busy host, sessions that disagree, too few samples."""
+        return self.regression is not None and self.regression.status is Verdict.INCONCLUSIVE
+
     def as_dict(self) -> dict[str, Any]:
         """The JSON report's entry (schema 3): the subject's fields at the top level, a feed's
         facts only where they apply, and the facts that follow from a measurement and a budget."""

@@ -411,7 +411,7 @@ def _baseline_notes(records: list[TestRecord], quiet: bool) -> list[str]:
     notes, missing = [], 0
     for record in records:
         verdict, note, state = record.regression, record.baseline_note, record.baseline_state
-        if quiet and not record.regressed:
+        if quiet and not (record.regressed or record.inconclusive):
             continue
         if verdict is not None:
             changed = f" ({note})" if note else ""
@@ -449,6 +449,9 @@ def _total_parts(group: list[TestRecord]) -> list[str]:
     if errors:
         parts.append(_plural(errors, "error"))
     parts.append(f"{sum(r.regressed for r in group)} regressed")
+    inconclusive = sum(r.inconclusive for r in group)
+    if inconclusive:
+        parts.append(f"{inconclusive} inconclusive")
     return parts + _budget_parts([b for r in group for b in r.budgets])
 
 
