@@ -22,6 +22,12 @@ trials=${TRIALS:-200}
 slowed=${SLOWED_TRIALS:-$trials}
 export PYTHONUNBUFFERED=1
 plugin=(-p pytest_trt.plugin -p no:cacheprovider)
+# FAMILY=rec SIZES=a,b: PP-OCRv4 rec (bench/.downloads) and copies slowed by side branches of
+# those sizes (bench/slowdown.py --provider CUDAExecutionProvider calibrates them).
+family_args=""
+if [ -n "${FAMILY:-}" ]; then
+  family_args="--family $FAMILY --sizes ${SIZES:-}"
+fi
 if [ -n "${RESUME:-}" ]; then
   cp "$RESUME"/regression_gpu_*.jsonl "$out/" 2>/dev/null || true
 fi
@@ -47,7 +53,7 @@ left=$((budget - SECONDS))
 echo "bench: $gpus GPU(s), --time-limit $left s"
 for i in $(seq 0 $((gpus - 1))); do
   CUDA_VISIBLE_DEVICES=$i timeout $((left + 60)) "$py" bench/regression_processes.py --backend onnxruntime-cuda \
-    --trials "$trials" --slowed-trials "$slowed" --baselines 3 --seed "$i" \
+    --trials "$trials" --slowed-trials "$slowed" --baselines 3 --seed "$i" $family_args \
     --save "$out/regression_gpu_$i.jsonl" --workdir "/tmp/gpu-bench/work$i" --time-limit "$left" \
     > "$out/regression_gpu_$i.txt" 2>&1 &
 done
@@ -64,4 +70,4 @@ for i in $(seq 0 $((gpus - 1))); do
 done
 echo "== all $gpus GPU(s)"
 "$py" bench/regression_processes.py --backend onnxruntime-cuda --trials "$trials" --slowed-trials "$slowed" \
-  --baselines 3 --save "$all" --report-only 2>&1 | tee "$out/regression_gpu_all.txt"
+  --baselines 3 $family_args --save "$all" --report-only 2>&1 | tee "$out/regression_gpu_all.txt"

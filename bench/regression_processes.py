@@ -196,6 +196,9 @@ def rec_model(cache: Path) -> Any:
 
     import onnx
 
+    extracted = cache / Path(REC_MEMBER).name
+    if extracted.exists():  # carried to a host without an index
+        return onnx.load(str(extracted))
     wheels = sorted(cache.glob("rapidocr_onnxruntime-*.whl"))
     if not wheels:
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(cache), REC_WHEEL],

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-SIZES = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+SIZES = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 
 
 def slowed(model: onnx.ModelProto, size: int, depth: int = 1) -> onnx.ModelProto:
@@ -64,17 +64,21 @@ def slowed(model: onnx.ModelProto, size: int, depth: int = 1) -> onnx.ModelProto
     return out
 
 
+PROVIDER = "CPUExecutionProvider"  # --provider CUDAExecutionProvider times a GPU
+
+
 def _session(model: onnx.ModelProto, threads: int):  # -> onnxruntime.InferenceSession
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), options, providers=[PROVIDER])
 
 
-def feed_for(model: onnx.ModelProto, batch: int = 1) -> dict[str, np.ndarray]:
-    """Seeded inputs: dynamic dims become ``batch`` (first) or 1."""
+def feed_for(model: onnx.ModelProto, batch: int = 1, shape: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
+    """Seeded inputs: ``shape`` for the first input where given, else dynamic dims become ``batch``
+    (first) or 1."""
     from onnx.helper import tensor_dtype_to_np_dtype
 
     rng = np.random.default_rng(0)
@@ -85,6 +89,8 @@ def feed_for(model: onnx.ModelProto, batch: int = 1) -> dict[str, np.ndarray]:
             continue
         dims = [d.dim_value if d.dim_value > 0 else (batch if i == 0 else 1)
                 for i, d in enumerate(value.type.tensor_type.shape.dim)]
+        if shape and not feed:
+            dims = list(shape)
         dtype = tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
         feed[value.name] = (rng.standard_normal(dims).astype(dtype) if np.issubdtype(dtype, np.floating)
                             else rng.integers(0, 2, dims).astype(dtype))
@@ -136,15 +142,21 @@ def main() -> None:
     parser.add_argument("model", type=Path)
     parser.add_argument("--targets", default="5,10", help="slowdowns in percent (default 5,10)")
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--shape", default="", help="the first input's shape, e.g. 8,3,48,320")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: its default)")
+    parser.add_argument("--provider", default=PROVIDER, help="onnxruntime execution provider (default CPU)")
     args = parser.parse_args()
+    globals()["PROVIDER"] = args.provider
     model = onnx.load(str(args.model))
-    feed = feed_for(model, args.batch)
+    feed = feed_for(model, args.batch, tuple(int(d) for d in args.shape.split(",") if d))
+    sizes = []
     for target in (float(t) / 100 for t in args.targets.split(",")):
         size, measured = calibrated(model, target, feed, threads=args.threads)
         confirm = interleaved_ratio(model, slowed(model, size), feed, threads=args.threads) - 1.0
         print(f"target +{target:.0%}: side branch {size}x{size}: +{measured:.1%} while searching, "
               f"+{confirm:.1%} confirmed (interleaved, 30 rounds)")
+        sizes.append(size)
+    print("SIZES=" + ",".join(str(n) for n in sizes))
 
 
 if __name__ == "__main__":
