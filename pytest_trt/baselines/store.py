@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from pytest_trt.baselines.validation import read_entry
 from pytest_trt.errors import BaselineFileError
 from pytest_trt.store.files import remove_stale_temps, write_atomic
 from pytest_trt.store.owners import ProcessOwner, read_owner_file, write_owner_file
+from pytest_trt.store.regular_files import describe_mode
 
 SCHEMA = 1
 
@@ -134,10 +136,14 @@ class BaselineStore:
         compare with (unreadable, another hardware class's, another module's) raises
         BaselineFileError."""
         if path not in self._parsed:
-            if not path.is_file():
-                if path.exists():
-                    raise BaselineFileError(f"baseline file {path}: not a regular file")
+            try:
+                mode = path.stat().st_mode  # a link to a file is read as before; writes refuse it
+            except FileNotFoundError:
                 return None
+            except OSError as exc:  # a folder on the way that cannot be searched, a name too long
+                raise BaselineFileError(f"baseline file {path}: cannot be read ({os_problem(exc, path)})") from None
+            if not stat.S_ISREG(mode):
+                raise BaselineFileError(f"baseline file {path}: not a regular file but {describe_mode(mode)}")
             data = _parse(path)
             recorded_on = data.get("hardware")
             if recorded_on != self.hardware:
@@ -182,11 +188,14 @@ class BaselineStore:
         ``.gitignore`` that keeps the folder out of git). A link in place of the folder or the
         lock is refused: the lock's open would follow it elsewhere. Problems setting the lock up
         raise BaselineFileError naming the path."""
-        if self.root.exists() and not self.root.is_dir():
-            raise BaselineFileError(f"baseline folder {self.root} is a file, not a folder (--trt-baseline-dir)")
-        for path in (self.private, self.lock_path):
-            if path.is_symlink():
-                raise BaselineFileError(f"baseline store {self.root}: {path} is a symbolic link; remove it")
+        try:
+            if self.root.exists() and not self.root.is_dir():
+                raise BaselineFileError(f"baseline folder {self.root} is a file, not a folder (--trt-baseline-dir)")
+            for path in (self.private, self.lock_path):
+                if path.is_symlink():
+                    raise BaselineFileError(f"baseline store {self.root}: {path} is a symbolic link; remove it")
+        except OSError as exc:
+            raise BaselineFileError(f"baseline store {self.root}: cannot be searched ({os_problem(exc)})") from None
         ignore = self.private / ".gitignore"
         try:
             self.private.mkdir(parents=True, exist_ok=True)
@@ -222,7 +231,10 @@ class BaselineStore:
 
     def remove_stale_temps(self) -> list[Path]:
         """Remove temp files of writers that died (kill -9) from the private folder."""
-        return remove_stale_temps(self.private) if self.private.is_dir() else []
+        try:
+            return remove_stale_temps(self.private) if self.private.is_dir() else []
+        except OSError:  # a root that cannot be searched: its write reports it
+            return []
 
     def _merge(
         self, path: Path, module: str, entries: Mapping[str, BaselineEntry], replace_unreadable: bool

@@ -7,6 +7,7 @@ The per-test work is ``gates.evaluate``; reports are written from ``collected`` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -286,9 +287,11 @@ class RunState:
         store, _ = self.baselines(choice.name)
         if gated and settings.baseline_mode != "off":
             on_gpu = backends.get(choice.name).device is DeviceKind.GPU
-            self.summary_notes += [SummaryNote(line) for line in baseline_folders.unread_folder_notes(
-                settings.baseline_dir, on_gpu, machine_fingerprint(), store.hardware
-            )]
+            # Advice only: a root that cannot be searched is reported by finish_session.
+            with contextlib.suppress(OSError):
+                self.summary_notes += [SummaryNote(line) for line in baseline_folders.unread_folder_notes(
+                    settings.baseline_dir, on_gpu, machine_fingerprint(), store.hardware
+                )]
             end = baseline.finish_session(
                 store,
                 staged=collected.staged_baselines,
@@ -319,7 +322,7 @@ class RunState:
             try:
                 write(path, collected.records, meta)
             except OSError as exc:
-                where = f": {exc.filename}" if exc.filename else ""
+                where = f": {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
                 self.session_errors.append(f"{option}: cannot write {path} ({exc.strerror or exc}{where})")
 
 

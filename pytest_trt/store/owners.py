@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 
+from pytest_trt.store.files import write_atomic_with
 from pytest_trt.store.regular_files import read_regular_file
 
 _FORMAT = "pytest-trt owner"
@@ -98,18 +97,12 @@ class ProcessOwner:
 
 
 def write_owner_file(path: Path, owner: ProcessOwner) -> None:
-    """``owner`` to ``path`` in one rename (a reader sees the old record or the new, never half).
+    """``owner`` to ``path`` in one rename (a reader sees the old record or the new, never half);
+    its temp file carries our pid, so that ``files.remove_stale_temps`` removes it after a kill.
     Not fsynced: the record is advice for people and for cleanup, and after a power cut an empty
     file reads as "no record", which only makes cleanup more careful."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(owner.to_json())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
+    record = owner.to_json()
+    write_atomic_with(path, lambda stream: stream.write(record), durable=False)
 
 
 def read_owner_file(path: Path) -> ProcessOwner | None:
