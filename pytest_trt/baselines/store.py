@@ -21,18 +21,20 @@ from __future__ import annotations
 import contextlib
 import json
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from pytest_trt.baselines.entry import BaselineEntry
 from pytest_trt.baselines.hardware import module_file_name, slug
 from pytest_trt.baselines.validation import read_entry
 from pytest_trt.errors import BaselineFileError
 from pytest_trt.store.files import remove_stale_temps, write_atomic
+from pytest_trt.store.locks import NOTICE_S, acquire_noticing
 from pytest_trt.store.owners import ProcessOwner, read_owner_file, write_owner_file
 from pytest_trt.store.regular_files import describe_mode
 
@@ -108,13 +110,27 @@ def os_problem(exc: OSError, path: Path | None = None) -> str:
 
 
 
+def _to_stderr(line: str) -> None:
+    print(f"pytest-trt: {line}", file=sys.stderr, flush=True)
+
+
 class BaselineStore:
     """Baselines of one hardware class under ``root``."""
 
-    def __init__(self, root: Path, hardware: str, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        root: Path,
+        hardware: str,
+        *,
+        lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        """``notify`` hears, after a few seconds of waiting for the store's lock, who holds it
+        (default: a line on stderr)."""
         if not hardware or slug(hardware) != hardware:
             raise ValueError(f"hardware must be a hardware_class() name, got {hardware!r}")
         self.lock_timeout_s = lock_timeout_s
+        self._notify = notify if notify is not None else _to_stderr
         self.root = Path(root)
         self.hardware = hardware
         self.folder = self.root / hardware
@@ -182,12 +198,10 @@ class BaselineStore:
     def lock_path(self) -> Path:
         return self.private / LOCK_NAME
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the store's one lock, kept in its private folder (made here, with a
-        ``.gitignore`` that keeps the folder out of git). A link in place of the folder or the
-        lock is refused: the lock's open would follow it elsewhere. Problems setting the lock up
-        raise BaselineFileError naming the path."""
+    def _prepare_private(self) -> None:
+        """The private folder and its ``.gitignore``, made if needed; BaselineFileError for a root
+        that is a file or cannot be searched, a link in place of the folder or the lock, or a
+        folder that cannot be written."""
         try:
             if self.root.exists() and not self.root.is_dir():
                 raise BaselineFileError(f"baseline folder {self.root} is a file, not a folder (--trt-baseline-dir)")
@@ -205,21 +219,36 @@ class BaselineStore:
             raise BaselineFileError(
                 f"baseline store {self.root}: cannot write its folder {self.private} ({os_problem(exc)})"
             ) from None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store's one lock, kept in its private folder (made here, with a
+        ``.gitignore`` that keeps the folder out of git). A link in place of the folder or the
+        lock is refused: the lock's open would follow it elsewhere. Problems setting the lock up
+        raise BaselineFileError naming the path."""
+        self._prepare_private()
         lock = FileLock(str(self.lock_path))
         owner_path = self.lock_path.with_name(LOCK_NAME + ".owner")
-        try:
-            lock.acquire(timeout=self.lock_timeout_s)
-        except Timeout:
+
+        def held() -> str:
             holder = read_owner_file(owner_path)
-            held = f", held by {holder.describe()}" if holder is not None else ""
-            raise BaselineFileError(
-                f"baseline store {self.root}: gave up after {self.lock_timeout_s:g} s waiting for its lock "
-                f"{self.lock_path}{held}; raise --trt-lock-timeout (ini trt_lock_timeout) or stop that process"
-            ) from None
+            return f", held by {holder.describe()}" if holder is not None else ""
+
+        def notice() -> None:
+            self._notify(f"waiting for the baseline store's lock {self.lock_path}{held()}; giving up after "
+                         f"{self.lock_timeout_s:g} s (--trt-lock-timeout)")
+
+        try:
+            taken = acquire_noticing(lock, self.lock_timeout_s, NOTICE_S, notice)
         except OSError as exc:
             raise BaselineFileError(
                 f"baseline store {self.root}: cannot take its lock {self.lock_path} ({os_problem(exc)})"
             ) from None
+        if not taken:
+            raise BaselineFileError(
+                f"baseline store {self.root}: gave up after {self.lock_timeout_s:g} s waiting for its lock "
+                f"{self.lock_path}{held()}; raise --trt-lock-timeout (ini trt_lock_timeout) or stop that process"
+            )
         try:
             with contextlib.suppress(OSError):  # the holder record is advice for people only
                 write_owner_file(owner_path, ProcessOwner.current())

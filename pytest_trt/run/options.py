@@ -260,8 +260,8 @@ OPTIONS: tuple[Option, ...] = (
            default_text="no limit", metavar="SIZE"),
     Option("--trt-lock-timeout", "trt_lock_timeout", Kind.FLOAT,
            "seconds to wait for another process's lock on an engine cache entry (it is building or "
-           "reading it) or on the baseline store before giving up with an error naming the holder; "
-           "who holds a cache entry is printed after a few seconds.",
+           "reading it), on the baseline store or on the device's measurement lock before giving up "
+           "with an error naming the holder; who holds a lock is printed after 5 s of waiting.",
            default=600.0, minimum=0, above_minimum=True, metavar="SECONDS"),
     Option("--trt-max-input-bytes", "trt_max_input_bytes", Kind.SIZE,
            "refuse to generate inputs larger than this in all for one test, e.g. 2GB or 500MiB.",
