@@ -72,6 +72,10 @@ def _parse(path: Path) -> dict[str, Any]:
     schema = data.get("schema")
     if not isinstance(schema, int) or isinstance(schema, bool):
         raise BaselineFileError(f"baseline file {path}: missing or invalid 'schema' (got {schema!r})")
+    if schema < 1:
+        raise BaselineFileError(
+            f"baseline file {path}: schema {schema} is not one pytest-trt writes (1 to {SCHEMA}); the file was edited"
+        )
     if schema > SCHEMA:
         raise BaselineFileError(
             f"baseline file {path}: schema {schema} is newer than this pytest-trt reads ({SCHEMA}); upgrade pytest-trt"
