@@ -192,7 +192,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         cast(Any, config).workeroutput[WORKER_OUTPUT_KEY] = state.worker_report().to_json()
         return
     state.cache.evict()
-    state.write_reports()
+    try:
+        state.write_reports()
+    except (OSError, PytestTrtError) as exc:  # never a traceback in place of pytest's summary
+        state.session_errors.append(f"session end: {exc}")
     if state.session_errors and session.exitstatus == pytest.ExitCode.OK:
         # Set here, as pytest's own --max-warnings does: the summary still prints in full.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -41,11 +41,13 @@ class Phase(str, Enum):
 @dataclass
 class Step:
     """One running phase. The caller may change ``phase`` once it knows (a cache hit was a
-    load, not a build) and add ``detail`` ("50 iterations")."""
+    load, not a build), add ``detail`` ("50 iterations") and say how long of it was a wait
+    (``waited_s``), which the line leaves out."""
 
     phase: Phase
     subject: str
     detail: str = ""
+    waited_s: float = 0.0  # time the work only waited (for another process's lock): not counted
 
 
 class Progress:
@@ -70,7 +72,7 @@ class Progress:
         step = Step(phase, subject)
         started = self._clock()
         yield step
-        seconds = self._clock() - started
+        seconds = self._clock() - started - step.waited_s
         if self._write is not None and seconds >= expected_s + self._threshold_s:
             detail = f" ({step.detail})" if step.detail else ""
             self._write(f"{step.phase.value} {step.subject} in {seconds:.1f} s{detail}")

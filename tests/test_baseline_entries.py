@@ -233,3 +233,70 @@ def test_a_value_of_the_wrong_type_is_named_by_its_field(tmp_path, change, probl
     with pytest.raises(BaselineEntryError) as caught:
         BaselineStore(tmp_path, CPU).lookup("tests/t.py", "tests/t.py::a")
     assert str(caught.value) == f"baseline file {path}: entry 'tests/t.py::a': {problem}"
+
+
+# ---- numbers that are each valid but do not belong together (a hand-edited entry) ---------------
+
+
+def _scaled(key: str, factor: float, *, mean: bool = True) -> Callable[[dict], None]:
+    def change(entry: dict) -> None:
+        summary = entry[key]
+        summary["quantiles"] = {k: v * factor for k, v in summary["quantiles"].items()}
+        if mean:
+            summary["mean"] *= factor
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        # The edit: latency scaled 3.4x, throughput left alone.
+        (_scaled("latency_ms", 3.4), "throughput_qps is *, 3.4x of the * that batch 1 per latency_ms.mean (* ms) "
+                                     "gives: the latency and the throughput were not measured together"),
+        (_scaled("latency_ms", 0.25), "throughput_qps is *, 1/4.0 of the * that batch 1 per latency_ms.mean *"),
+        (_scaled("latency_ms", 3.4, mean=False), "latency_ms.mean is *, outside its quantiles (* to *)*"),
+        (_scaled("host_probe_ms", 0.34, mean=False), "host_probe_ms.mean is *, outside its quantiles (* to *)*"),
+        (changed("host_probe_ms.n", 1), "host_probe_ms.n is 1, but its quantiles spread from * to *: one sample has "
+                                        "one value"),
+        (changed("latency_ms.n", 1), "latency_ms.n is 1, but its quantiles spread *"),
+    ],
+)
+def test_numbers_that_do_not_belong_together_make_the_entry_invalid(change, problem):
+    import fnmatch
+
+    entry = copy.deepcopy(probed_entry())
+    change(entry)
+    problems = validate_entry(entry)
+    assert len(problems) == 1 and fnmatch.fnmatch(problems[0], problem), problems
+
+
+def test_throughput_below_latency_is_sound_on_a_gpu_clock():
+    # A GPU-clocked entry's iterations may idle between them (a tiny kernel, a slow enqueue):
+    # throughput far below batch / latency is what such models measure, not an edit.
+    entry = copy.deepcopy(probed_entry())
+    entry["workload"]["clock"] = "cuda-events"
+    entry["throughput_qps"] /= 10
+    assert validate_entry(entry) == []
+    entry["throughput_qps"] *= 40  # but never above it: iterations do not overlap on the stream
+    assert len(validate_entry(entry)) == 1
+
+
+def test_a_summary_of_one_sample_is_valid():
+    entry = copy.deepcopy(probed_entry())
+    value = entry["latency_ms"]["quantiles"]["p50"]
+    entry["latency_ms"] = {"n": 1, "mean": value, "quantiles": {k: value for k in entry["latency_ms"]["quantiles"]}}
+    entry["throughput_qps"] = 1000.0 / value
+    assert validate_entry(entry) == []
+
+
+def test_a_hand_scaled_latency_entry_is_invalid_and_not_compared(trt_pytester):
+    path = _record_then_edit(trt_pytester, _scaled("latency_ms", 3.4))
+    (trt_pytester.path / "mlp.onnx").write_bytes(slower_mlp().SerializeToString())
+    result = trt_pytester.run(*MEASURE)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"*baseline: baseline file {path}: entry 'test_perf.py::test_a': throughput_qps is *; not compared*",
+        "baseline: test_perf.py::test_a: baseline entry invalid",
+    ])
+    assert "unchanged" not in result.stdout.str()

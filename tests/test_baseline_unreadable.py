@@ -36,6 +36,11 @@ UNREADABLE = [
     pytest.param(_wrong_shape, "expected an object with a 'tests' object", id="wrong-shape"),
     pytest.param(_newer_schema, "schema 2 is newer than this pytest-trt reads (1); upgrade pytest-trt",
                  id="newer-schema"),
+    # Once accepted and rewritten as schema 1.
+    pytest.param(lambda text: text.replace('"schema": 1', '"schema": 0').encode(),
+                 "schema 0 is not one pytest-trt writes (1 to 1); the file was edited", id="schema-0"),
+    pytest.param(lambda text: text.replace('"schema": 1', '"schema": -1').encode(),
+                 "schema -1 is not one pytest-trt writes (1 to 1); the file was edited", id="schema-negative"),
 ]
 
 

@@ -225,3 +225,20 @@ def test_eviction_removes_only_entries_with_their_own_record(tmp_path: Path) -> 
     assert cache.evict() == 1
     assert {n: d for n, d in tree(tmp_path).items() if not n.startswith(("engine/", "locks/"))} == before
     assert tree(unrecorded) == before_unrecorded
+
+
+@pytest.mark.parametrize("how", ["clear", "evict"])
+def test_an_entry_whose_artifact_is_a_folder_is_left_in_place_and_named(tmp_path: Path, how: str) -> None:
+    # unlink cannot remove a folder: moved aside, it would lie under a temp name, unmentioned.
+    warned: list[str] = []
+    EngineCache(tmp_path).get_or_build("engine", {"m": 1}, build, load)
+    cache = EngineCache(tmp_path, warn=warned.append, max_size_bytes=0, session_start=2e9)
+    entry = cache.entry_dir("engine", cache.key("engine", {"m": 1}))
+    (entry / "artifact.bin").unlink()
+    (entry / "artifact.bin").mkdir()
+    (entry / "artifact.bin" / "data").write_text("someone's")
+
+    assert (cache.clear() if how == "clear" else cache.evict()) == 0
+    assert (entry / "artifact.bin" / "data").read_text() == "someone's"
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]  # no .tmp-<key>-removed-* beside it
+    assert any(str(entry) in w and "artifact.bin is a folder" in w for w in warned), warned

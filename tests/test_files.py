@@ -96,3 +96,25 @@ def test_stale_temps_of_dead_writers_are_removed_and_nothing_else(tmp_path) -> N
 
 def test_removing_temps_of_a_missing_folder_does_nothing(tmp_path) -> None:
     assert files.remove_stale_temps(tmp_path / "absent") == []
+
+
+def test_an_owner_record_temp_carries_the_pid_and_is_removed_once_its_writer_is_gone(tmp_path, monkeypatch) -> None:
+    # A kill between writing an owner record's temp file and its rename left
+    # ".lock.owner.<random>.tmp" that no later run recognized.
+    from pytest_trt.store import owners
+
+    seen = []
+    real_replace = files.os.replace
+
+    def spy(source, destination) -> None:
+        seen.append(Path(source).name)
+        real_replace(source, destination)
+
+    monkeypatch.setattr(files.os, "replace", spy)
+    owners.write_owner_file(tmp_path / "lock.owner", owners.ProcessOwner.current())
+    (name,) = seen
+    assert name.startswith(f".lock.owner.{os.getpid()}.") and name.endswith(".tmp")
+    left = tmp_path / name.replace(f".{os.getpid()}.", f".{_dead_pid()}.")
+    left.write_bytes(b"{}")
+    assert files.remove_stale_temps(tmp_path) == [left]
+    assert [p.name for p in tmp_path.iterdir()] == ["lock.owner"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath, PureWindowsPath
@@ -83,10 +84,22 @@ def is_absolute_module(module: str) -> bool:
     return PurePosixPath(module).is_absolute() or PureWindowsPath(module).is_absolute()
 
 
+# Most file systems take names of at most 255 bytes.
+MAX_NAME_BYTES = 255
+_DIGEST_CHARS = 16
+
+
 def module_file_name(module: str) -> str:
-    """``tests/perf/test_x.py`` -> ``tests__perf__test_x.json``."""
+    """``tests/perf/test_x.py`` -> ``tests__perf__test_x.json``. A name over ``MAX_NAME_BYTES``
+    keeps its start and ends in a digest of the whole module path instead, the same on every
+    run (``<start>-<sha256[:16]>.json``); shorter names are as they always were."""
     parts = module.replace("\\", "/").split("/")
     if not module or is_absolute_module(module) or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"baseline module must be a relative path inside the rootdir, got {module!r}")
-    stem = "__".join(parts)
-    return stem.removesuffix(".py") + ".json"
+    name = "__".join(parts).removesuffix(".py") + ".json"
+    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(module.encode("utf-8")).hexdigest()[:_DIGEST_CHARS]
+    room = MAX_NAME_BYTES - len(f"-{digest}.json")
+    start = name.encode("utf-8")[:room].decode("utf-8", errors="ignore")  # whole characters only
+    return f"{start}-{digest}.json"

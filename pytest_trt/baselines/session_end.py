@@ -39,13 +39,22 @@ def finish_session(
     (``staged``: module -> nodeid -> entry in its file form, as workers ship it), then list or
     prune baselines no test uses."""
     end = SessionEnd()
-    store.remove_stale_temps()
     for module, entries in staged.items():
         for nodeid, entry in entries.items():
             store.stage(module, nodeid, BaselineEntry.from_file(entry))
-    if update and store.staged:
-        _write(store, replace_unreadable, end)
-    unused = store.unused(used)
+    # The store turns what it meets into lines; an OSError still escaping (a folder that cannot
+    # be searched, a name too long) is a line too, never a crash that hides pytest's summary.
+    pending = {nodeid for entries in store.staged.values() for nodeid in entries} if update else set()
+    try:
+        store.remove_stale_temps()
+        if pending:
+            _write(store, replace_unreadable, end)
+            pending.clear()
+        unused = store.unused(used)
+    except OSError as exc:
+        end.errors.append(f"baselines: {store.root}: {os_problem(exc)}")
+        end.not_recorded.update(pending)
+        return end
     if unused and prune:
         _prune(store, unused, end)
     elif unused:

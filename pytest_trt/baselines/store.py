@@ -20,19 +20,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import stat
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from pytest_trt.baselines.entry import BaselineEntry
 from pytest_trt.baselines.hardware import module_file_name, slug
 from pytest_trt.baselines.validation import read_entry
 from pytest_trt.errors import BaselineFileError
 from pytest_trt.store.files import remove_stale_temps, write_atomic
+from pytest_trt.store.locks import NOTICE_S, acquire_noticing
 from pytest_trt.store.owners import ProcessOwner, read_owner_file, write_owner_file
+from pytest_trt.store.regular_files import describe_mode
 
 SCHEMA = 1
 
@@ -68,6 +72,10 @@ def _parse(path: Path) -> dict[str, Any]:
     schema = data.get("schema")
     if not isinstance(schema, int) or isinstance(schema, bool):
         raise BaselineFileError(f"baseline file {path}: missing or invalid 'schema' (got {schema!r})")
+    if schema < 1:
+        raise BaselineFileError(
+            f"baseline file {path}: schema {schema} is not one pytest-trt writes (1 to {SCHEMA}); the file was edited"
+        )
     if schema > SCHEMA:
         raise BaselineFileError(
             f"baseline file {path}: schema {schema} is newer than this pytest-trt reads ({SCHEMA}); upgrade pytest-trt"
@@ -106,13 +114,27 @@ def os_problem(exc: OSError, path: Path | None = None) -> str:
 
 
 
+def _to_stderr(line: str) -> None:
+    print(f"pytest-trt: {line}", file=sys.stderr, flush=True)
+
+
 class BaselineStore:
     """Baselines of one hardware class under ``root``."""
 
-    def __init__(self, root: Path, hardware: str, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        root: Path,
+        hardware: str,
+        *,
+        lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        """``notify`` hears, after a few seconds of waiting for the store's lock, who holds it
+        (default: a line on stderr)."""
         if not hardware or slug(hardware) != hardware:
             raise ValueError(f"hardware must be a hardware_class() name, got {hardware!r}")
         self.lock_timeout_s = lock_timeout_s
+        self._notify = notify if notify is not None else _to_stderr
         self.root = Path(root)
         self.hardware = hardware
         self.folder = self.root / hardware
@@ -134,10 +156,14 @@ class BaselineStore:
         compare with (unreadable, another hardware class's, another module's) raises
         BaselineFileError."""
         if path not in self._parsed:
-            if not path.is_file():
-                if path.exists():
-                    raise BaselineFileError(f"baseline file {path}: not a regular file")
+            try:
+                mode = path.stat().st_mode  # a link to a file is read as before; writes refuse it
+            except FileNotFoundError:
                 return None
+            except OSError as exc:  # a folder on the way that cannot be searched, a name too long
+                raise BaselineFileError(f"baseline file {path}: cannot be read ({os_problem(exc, path)})") from None
+            if not stat.S_ISREG(mode):
+                raise BaselineFileError(f"baseline file {path}: not a regular file but {describe_mode(mode)}")
             data = _parse(path)
             recorded_on = data.get("hardware")
             if recorded_on != self.hardware:
@@ -176,17 +202,18 @@ class BaselineStore:
     def lock_path(self) -> Path:
         return self.private / LOCK_NAME
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the store's one lock, kept in its private folder (made here, with a
-        ``.gitignore`` that keeps the folder out of git). A link in place of the folder or the
-        lock is refused: the lock's open would follow it elsewhere. Problems setting the lock up
-        raise BaselineFileError naming the path."""
-        if self.root.exists() and not self.root.is_dir():
-            raise BaselineFileError(f"baseline folder {self.root} is a file, not a folder (--trt-baseline-dir)")
-        for path in (self.private, self.lock_path):
-            if path.is_symlink():
-                raise BaselineFileError(f"baseline store {self.root}: {path} is a symbolic link; remove it")
+    def _prepare_private(self) -> None:
+        """The private folder and its ``.gitignore``, made if needed; BaselineFileError for a root
+        that is a file or cannot be searched, a link in place of the folder or the lock, or a
+        folder that cannot be written."""
+        try:
+            if self.root.exists() and not self.root.is_dir():
+                raise BaselineFileError(f"baseline folder {self.root} is a file, not a folder (--trt-baseline-dir)")
+            for path in (self.private, self.lock_path):
+                if path.is_symlink():
+                    raise BaselineFileError(f"baseline store {self.root}: {path} is a symbolic link; remove it")
+        except OSError as exc:
+            raise BaselineFileError(f"baseline store {self.root}: cannot be searched ({os_problem(exc)})") from None
         ignore = self.private / ".gitignore"
         try:
             self.private.mkdir(parents=True, exist_ok=True)
@@ -196,21 +223,36 @@ class BaselineStore:
             raise BaselineFileError(
                 f"baseline store {self.root}: cannot write its folder {self.private} ({os_problem(exc)})"
             ) from None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store's one lock, kept in its private folder (made here, with a
+        ``.gitignore`` that keeps the folder out of git). A link in place of the folder or the
+        lock is refused: the lock's open would follow it elsewhere. Problems setting the lock up
+        raise BaselineFileError naming the path."""
+        self._prepare_private()
         lock = FileLock(str(self.lock_path))
         owner_path = self.lock_path.with_name(LOCK_NAME + ".owner")
-        try:
-            lock.acquire(timeout=self.lock_timeout_s)
-        except Timeout:
+
+        def held() -> str:
             holder = read_owner_file(owner_path)
-            held = f", held by {holder.describe()}" if holder is not None else ""
-            raise BaselineFileError(
-                f"baseline store {self.root}: gave up after {self.lock_timeout_s:g} s waiting for its lock "
-                f"{self.lock_path}{held}; raise --trt-lock-timeout (ini trt_lock_timeout) or stop that process"
-            ) from None
+            return f", held by {holder.describe()}" if holder is not None else ""
+
+        def notice() -> None:
+            self._notify(f"waiting for the baseline store's lock {self.lock_path}{held()}; giving up after "
+                         f"{self.lock_timeout_s:g} s (--trt-lock-timeout)")
+
+        try:
+            taken = acquire_noticing(lock, self.lock_timeout_s, NOTICE_S, notice)
         except OSError as exc:
             raise BaselineFileError(
                 f"baseline store {self.root}: cannot take its lock {self.lock_path} ({os_problem(exc)})"
             ) from None
+        if not taken:
+            raise BaselineFileError(
+                f"baseline store {self.root}: gave up after {self.lock_timeout_s:g} s waiting for its lock "
+                f"{self.lock_path}{held()}; raise --trt-lock-timeout (ini trt_lock_timeout) or stop that process"
+            )
         try:
             with contextlib.suppress(OSError):  # the holder record is advice for people only
                 write_owner_file(owner_path, ProcessOwner.current())
@@ -222,7 +264,10 @@ class BaselineStore:
 
     def remove_stale_temps(self) -> list[Path]:
         """Remove temp files of writers that died (kill -9) from the private folder."""
-        return remove_stale_temps(self.private) if self.private.is_dir() else []
+        try:
+            return remove_stale_temps(self.private) if self.private.is_dir() else []
+        except OSError:  # a root that cannot be searched: its write reports it
+            return []
 
     def _merge(
         self, path: Path, module: str, entries: Mapping[str, BaselineEntry], replace_unreadable: bool

@@ -64,7 +64,63 @@ def validate_entry(entry: Any) -> list[str]:
     accuracy = entry.get("accuracy")
     if isinstance(accuracy, Mapping):
         problems += _accuracy_problems(accuracy)
+    if not problems:  # each number sound: do they belong together?
+        problems += _summary_consistency(entry["latency_ms"], "latency_ms")
+        if isinstance(entry.get("host_probe_ms"), Mapping):
+            problems += _summary_consistency(entry["host_probe_ms"], "host_probe_ms")
+        problems += _throughput_consistency(entry)
     return problems
+
+
+# Room for the six significant digits numbers are stored with.
+_ROUNDING = 1e-5
+# How far throughput may stray from batch / latency before the entry is called inconsistent:
+# the two are measured together, so only an edit or a mix-up moves them this far apart.
+THROUGHPUT_FACTOR = 3.0
+
+
+def _summary_consistency(summary: Mapping[str, Any], key: str) -> list[str]:
+    """A summary's mean lies within its quantiles, and one sample has one value."""
+    values = sorted(float(v) for v in summary["quantiles"].values())
+    low, high = values[0], values[-1]
+    problems = []
+    mean = summary.get("mean")
+    if mean is not None and not low * (1 - _ROUNDING) <= mean <= high * (1 + _ROUNDING):
+        problems.append(
+            f"{key}.mean is {mean:g}, outside its quantiles ({low:g} to {high:g}): a mean lies between "
+            "the smallest and the largest time, so these numbers were not measured together"
+        )
+    if summary["n"] == 1 and high > low * (1 + _ROUNDING):
+        problems.append(f"{key}.n is 1, but its quantiles spread from {low:g} to {high:g}: one sample has one value")
+    return problems
+
+
+def _throughput_consistency(entry: Mapping[str, Any]) -> list[str]:
+    """Throughput is batch queries per iteration time: a host-clocked entry's exactly (its span
+    is the sum of its latencies), a GPU-clocked one's at most (iterations may idle between
+    them, never overlap on the stream). Flagged only beyond THROUGHPUT_FACTOR either way."""
+    qps, workload = entry.get("throughput_qps"), entry.get("workload")
+    if not qps or not isinstance(workload, Mapping):
+        return []
+    batch = workload.get("batch")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        return []
+    latency = entry["latency_ms"]
+    field_name = "mean" if latency.get("mean") else "quantiles.p50"
+    per_iteration = latency.get("mean") or latency["quantiles"].get("p50")
+    if not per_iteration:
+        return []
+    expected = batch * 1000.0 / per_iteration
+    ratio = qps / expected
+    host_clock = workload.get("clock") == "host"
+    if ratio <= THROUGHPUT_FACTOR and (not host_clock or ratio >= 1 / THROUGHPUT_FACTOR):
+        return []
+    apart = f"{ratio:.1f}x" if ratio > 1 else f"1/{1 / ratio:.1f}"
+    return [
+        f"throughput_qps is {qps:g}, {apart} of the {expected:.4g} that batch {batch} per "
+        f"latency_ms.{field_name} ({per_iteration:g} ms) gives: the latency and the throughput were "
+        "not measured together"
+    ]
 
 
 def _accuracy_problems(accuracy: Mapping[str, Any]) -> list[str]:

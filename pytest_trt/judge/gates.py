@@ -40,6 +40,7 @@ from pytest_trt.prepare.inputs import describe_generated
 from pytest_trt.progress import Phase, Progress
 from pytest_trt.spec import AccuracySpec, MeasureSettings, PerfBudget, Reference
 from pytest_trt.timing import measure
+from pytest_trt.timing.lock import LockWait
 from pytest_trt.timing.measure import PerfResult
 
 
@@ -56,6 +57,7 @@ class GateContext:
     baseline_store: Callable[[], tuple[BaselineStore, dict[str, str]]]  # this backend's store, software facts
     save_failures: Path | None = None
     progress: Progress = field(default_factory=Progress)  # hears of measurements that run long
+    lock_wait: LockWait = field(default_factory=LockWait)  # how a measurement waits for its device
 
 
 @dataclass(frozen=True)
@@ -199,8 +201,10 @@ def _measured(
     subject = f"{context.subject.nodeid} on {engine.backend}"
     with context.progress.phase(phase, subject, expected_s=asked_s) as step:
         used = engine.runner if runner is None else runner
-        result = measure.measure(used, feed, settings, engine.batch, percentiles=percentiles)
+        result = measure.measure(used, feed, settings, engine.batch, percentiles=percentiles,
+                                 lock_wait=context.lock_wait)
         step.detail = f"{result.iterations} iterations"
+        step.waited_s = result.lock_wait_s  # queued for the device: not part of the measurement
     return result
 
 

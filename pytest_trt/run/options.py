@@ -260,8 +260,8 @@ OPTIONS: tuple[Option, ...] = (
            default_text="no limit", metavar="SIZE"),
     Option("--trt-lock-timeout", "trt_lock_timeout", Kind.FLOAT,
            "seconds to wait for another process's lock on an engine cache entry (it is building or "
-           "reading it) or on the baseline store before giving up with an error naming the holder; "
-           "who holds a cache entry is printed after a few seconds.",
+           "reading it), on the baseline store or on the device's measurement lock before giving up "
+           "with an error naming the holder; who holds a lock is printed after 5 s of waiting.",
            default=600.0, minimum=0, above_minimum=True, metavar="SECONDS"),
     Option("--trt-max-input-bytes", "trt_max_input_bytes", Kind.SIZE,
            "refuse to generate inputs larger than this in all for one test, e.g. 2GB or 500MiB.",
@@ -345,11 +345,30 @@ def read(config: pytest.Config, name: str) -> Given:
 
 def _checked_path(path: Path, kind: Kind, source: str) -> Path:
     """``path`` unless it already exists as the wrong kind: a folder option naming a file or a
-    file option naming a folder. (A folder that cannot be made is found where it is written.)"""
-    if kind is Kind.FOLDER and path.exists() and not path.is_dir():
-        raise pytest.UsageError(f"pytest-trt: {source}: {path} is a file, not a folder")
-    if kind is Kind.FILE and path.is_dir():
+    file option naming a folder, or anything but a regular file for a file option: the plugin
+    never writes through a link nor replaces a device or a FIFO. (A folder that cannot be made is
+    found where it is written.)"""
+    import stat
+
+    from pytest_trt.store.regular_files import describe_mode
+
+    mode = None
+    try:
+        if kind is Kind.FOLDER and path.exists() and not path.is_dir():
+            raise pytest.UsageError(f"pytest-trt: {source}: {path} is a file, not a folder")
+        if kind is Kind.FILE:
+            mode = path.lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # nothing there: a parent that is not a folder is reported where the file is written
+    except OSError as exc:  # a name too long for the file system, a folder that cannot be searched
+        raise pytest.UsageError(f"pytest-trt: {source}: cannot use {path}: {exc.strerror or exc}") from None
+    if mode is not None and stat.S_ISDIR(mode):
         raise pytest.UsageError(f"pytest-trt: {source}: {path} is a folder, not a file")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise pytest.UsageError(
+            f"pytest-trt: {source}: {path} is {describe_mode(mode)}, not a regular file; pytest-trt "
+            "replaces only regular files and writes through no link: remove it or name another path"
+        )
     return path
 
 

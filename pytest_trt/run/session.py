@@ -7,6 +7,7 @@ The per-test work is ``gates.evaluate``; reports are written from ``collected`` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,6 +158,7 @@ class RunState:
     def _notify(self, line: str) -> None:
         """Something the user must see now (a wait on another process's lock): on the terminal,
         past pytest's output capture, else on stderr (xdist workers have no terminal)."""
+        line = line.removeprefix("pytest-trt: ")  # the cache's own lines carry it already
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             terminal.ensure_newline()
@@ -187,6 +189,7 @@ class RunState:
         from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject
         from pytest_trt.judge import gates as gate_rules
         from pytest_trt.judge.baseline_gate import BaselineMode, BaselinePolicy
+        from pytest_trt.timing.lock import LockWait
 
         subject = TestSubject(
             nodeid=nodeid,
@@ -215,6 +218,7 @@ class RunState:
             baseline_store=lambda: self.baselines(engine.backend),
             save_failures=settings.save_failures,
             progress=self.progress,
+            lock_wait=LockWait(timeout_s=settings.lock_timeout_s, notify=self._notify),
         )
         outcome = gate_rules.evaluate(gates, engine, context)
         self.collected.records.append(outcome.record)
@@ -241,7 +245,8 @@ class RunState:
 
             on_gpu = backends.get(backend).device is DeviceKind.GPU
             hardware, software = hardware_for(on_gpu, machine_fingerprint())
-            store = BaselineStore(self.settings.baseline_dir, hardware, lock_timeout_s=self.settings.lock_timeout_s)
+            store = BaselineStore(self.settings.baseline_dir, hardware, lock_timeout_s=self.settings.lock_timeout_s,
+                                  notify=self._notify)
             self._baselines[backend] = (store, software)
         return self._baselines[backend]
 
@@ -286,9 +291,11 @@ class RunState:
         store, _ = self.baselines(choice.name)
         if gated and settings.baseline_mode != "off":
             on_gpu = backends.get(choice.name).device is DeviceKind.GPU
-            self.summary_notes += [SummaryNote(line) for line in baseline_folders.unread_folder_notes(
-                settings.baseline_dir, on_gpu, machine_fingerprint(), store.hardware
-            )]
+            # Advice only: a root that cannot be searched is reported by finish_session.
+            with contextlib.suppress(OSError):
+                self.summary_notes += [SummaryNote(line) for line in baseline_folders.unread_folder_notes(
+                    settings.baseline_dir, on_gpu, machine_fingerprint(), store.hardware
+                )]
             end = baseline.finish_session(
                 store,
                 staged=collected.staged_baselines,
@@ -319,7 +326,7 @@ class RunState:
             try:
                 write(path, collected.records, meta)
             except OSError as exc:
-                where = f": {exc.filename}" if exc.filename else ""
+                where = f": {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
                 self.session_errors.append(f"{option}: cannot write {path} ({exc.strerror or exc}{where})")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from pytest_trt.errors import CorruptEntry
 from pytest_trt.store import keys
-from pytest_trt.store.files import write_atomic
+from pytest_trt.store.files import folder_mode, write_atomic
 from pytest_trt.store.layout import ARTIFACT_FILE, RECORD_FILE, leftover_prefix
 from pytest_trt.store.regular_files import FileTooLarge, NotRegularFile, read_regular_file
 from pytest_trt.store.removal import remove_own_files
@@ -172,6 +172,7 @@ def write_entry(
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=leftover_prefix(key), dir=entry.parent))
+        os.chmod(tmp, folder_mode())  # mkdtemp's 0700 would keep other accounts from reading it
         _write_durably(tmp / ARTIFACT_FILE, artifact.data)
         _write_durably(tmp / RECORD_FILE, text)
         os.replace(tmp, entry)

@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_trt.errors import CorruptEntry
 from pytest_trt.store import entries, layout
+from pytest_trt.store.files import remove_stale_temps
 from pytest_trt.store.locks import KeyLocks
 from pytest_trt.store.marker import claim_root, writing_problem
 from pytest_trt.store.regular_files import is_real_dir
@@ -84,6 +85,8 @@ class CacheFolder:
         problem = writing_problem(root)
         if problem is not None:
             self._read_only(problem)
+        else:  # owner records' temp files of killed runs (they carry the writer's pid)
+            remove_stale_temps(root / layout.LOCKS_DIR)
 
     # ---- mode and warnings --------------------------------------------------------------------
 

@@ -16,6 +16,29 @@ from pytest_trt.store.layout import lock_path, owner_path
 from pytest_trt.store.owners import Liveness, ProcessOwner, read_owner_file, write_owner_file
 from pytest_trt.store.regular_files import describe_mode
 
+NOTICE_S = 5.0  # a wait this long names the lock's holder
+
+
+def acquire_noticing(lock: FileLock, timeout_s: float, notice_s: float, notice: Callable[[], None]) -> bool:
+    """Take ``lock`` within ``timeout_s``; if it is not free after ``notice_s``, call ``notice``
+    (which names the holder) once and wait for the rest. False when the time ran out. OSError
+    when the lock file cannot be opened."""
+    first = min(notice_s, timeout_s)
+    if _acquired(lock, first):
+        return True
+    if timeout_s <= first:
+        return False
+    notice()
+    return _acquired(lock, timeout_s - first)
+
+
+def _acquired(lock: FileLock, timeout_s: float) -> bool:
+    try:
+        lock.acquire(timeout=timeout_s)
+    except Timeout:
+        return False
+    return True
+
 
 class KeyLocks:
     """The locks under ``root/locks``. ``acquire`` waits up to ``timeout_s``, telling ``notify``
@@ -48,8 +71,14 @@ class KeyLocks:
         """The key's lock, held, with our owner record written; release with ``release``.
         CacheLockTimeout when ``timeout_s`` runs out, OSError when the lock cannot be taken."""
         lock = FileLock(self.lock_path(key))
-        notice_s = min(self.notice_s, self.timeout_s)
-        if not self._acquired(lock, notice_s) and not self._acquired_after_notice(lock, kind, key, notice_s):
+
+        def notice() -> None:
+            self._notify(
+                f"pytest-trt: waiting for cache entry {kind}/{key[:12]}, {self._holder(key)}; "
+                f"giving up after {self.timeout_s:g} s (--trt-lock-timeout)"
+            )
+
+        if not acquire_noticing(lock, self.timeout_s, self.notice_s, notice):
             raise CacheLockTimeout(
                 f"gave up after {self.timeout_s:g} s waiting for the lock {lock.lock_file} on cache "
                 f"entry {kind}/{key[:12]}, {self._holder(key)}. Wait for that process or stop it, or "
@@ -78,24 +107,6 @@ class KeyLocks:
             yield True
         finally:
             self.release(lock, key)
-
-    @staticmethod
-    def _acquired(lock: FileLock, timeout_s: float) -> bool:
-        try:
-            lock.acquire(timeout=timeout_s)
-        except Timeout:
-            return False
-        return True
-
-    def _acquired_after_notice(self, lock: FileLock, kind: str, key: str, waited_s: float) -> bool:
-        """Say who holds the lock, then wait for the rest of ``timeout_s`` (if any is left)."""
-        if self.timeout_s <= waited_s:
-            return False
-        self._notify(
-            f"pytest-trt: waiting for cache entry {kind}/{key[:12]}, {self._holder(key)}; "
-            f"giving up after {self.timeout_s:g} s (--trt-lock-timeout)"
-        )
-        return self._acquired(lock, self.timeout_s - waited_s)
 
     def _holder(self, key: str) -> str:
         owner = read_owner_file(owner_path(self.root, key))

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
-from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 
+from pytest_trt.store.files import write_atomic_with
 from pytest_trt.store.regular_files import read_regular_file
 
 _FORMAT = "pytest-trt owner"
@@ -91,25 +90,58 @@ class ProcessOwner:
         return Liveness.ALIVE
 
     def describe(self) -> str:
-        """'pid 4242 on host ci-7 since 2024-05-01 10:00:00 UTC (95 s ago)'."""
+        """'pid 4242 on host ci-7 since 2024-05-01 10:00:00 UTC (95 s ago), running `pytest -n 4`',
+        and 'STOPPED ...' when that process is stopped (SIGSTOP, Ctrl-Z): it will not let go
+        until it is resumed or ended. Command and state are told only for this host's processes."""
         when = datetime.fromtimestamp(self.since, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         age = max(0, round(time.time() - self.since))
-        return f"pid {self.pid} on host {self.host} since {when} ({age} s ago)"
+        text = f"pid {self.pid} on host {self.host} since {when} ({age} s ago)"
+        if self.liveness() is not Liveness.ALIVE:
+            return text
+        command = process_command(self.pid)
+        if command:
+            text += f", running `{command}`"
+        if process_stopped(self.pid):
+            text += (f"; that process is STOPPED (SIGSTOP or Ctrl-Z) and holds the lock until it is "
+                     f"resumed (`kill -CONT {self.pid}`, or `fg` in its shell) or ended")
+        return text
+
+
+_COMMAND_CHARS = 160
+
+
+def process_command(pid: int) -> str:
+    """The command line of ``pid`` on this host, cut at 160 characters; "" where the OS does
+    not say (no /proc, another account's process hidden)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read(4 * _COMMAND_CHARS)
+    except OSError:
+        return ""
+    command = " ".join(part.decode("utf-8", "replace") for part in raw.split(b"\0") if part)
+    return command if len(command) <= _COMMAND_CHARS else command[: _COMMAND_CHARS - 3] + "..."
+
+
+def process_stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped (state T: SIGSTOP, Ctrl-Z; t: stopped by a debugger) per
+    /proc/<pid>/stat; False where the OS does not say."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat_line = f.read(4096)
+    except OSError:
+        return False
+    # "pid (comm) S ...": the command may hold spaces and parentheses, the state follows the last ")".
+    state = stat_line.rpartition(b")")[2].split()[:1]
+    return state in ([b"T"], [b"t"])
 
 
 def write_owner_file(path: Path, owner: ProcessOwner) -> None:
-    """``owner`` to ``path`` in one rename (a reader sees the old record or the new, never half).
+    """``owner`` to ``path`` in one rename (a reader sees the old record or the new, never half);
+    its temp file carries our pid, so that ``files.remove_stale_temps`` removes it after a kill.
     Not fsynced: the record is advice for people and for cleanup, and after a power cut an empty
     file reads as "no record", which only makes cleanup more careful."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(owner.to_json())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
+    record = owner.to_json()
+    write_atomic_with(path, lambda stream: stream.write(record), durable=False)
 
 
 def read_owner_file(path: Path) -> ProcessOwner | None:

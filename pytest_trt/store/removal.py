@@ -43,6 +43,11 @@ def removal_refusal(entry: Path) -> str | None:
     foreign = sorted(name for name in os.listdir(entry) if not OWN_ENTRY_NAMES.fullmatch(name))
     if foreign:
         return f"a folder holding files the cache did not write ({', '.join(foreign[:3])})"
+    # One of our names on a folder: unlink cannot remove it, so the entry moved aside would lie
+    # there for good, unmentioned. (A link or a FIFO under our name is unlinked like a file.)
+    folders = sorted(name for name in os.listdir(entry) if stat.S_ISDIR(os.lstat(entry / name).st_mode))
+    if folders:
+        return f"a folder whose {folders[0]} is a folder, which the cache never writes"
     return None
 
 

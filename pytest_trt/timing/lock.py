@@ -9,26 +9,33 @@ the system temp dir rather than under one run's basetemp. The folder is created 
 and refused when anyone else could write to it: a planted lock file could otherwise make every
 run wait, or make two measurements hold "one" lock.
 
-The wait is returned so that the report can say how long measurements queued.
+The wait is returned so that the report can say how long measurements queued, and it is never
+part of a measurement's time. The holder writes an owner record beside the lock: a run that waits
+``NOTICE_S`` names it (pid, command, and whether it is stopped, as Ctrl-Z leaves it), and gives up
+at the lock timeout (``--trt-lock-timeout``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import os
 import re
 import stat
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from pytest_trt.errors import LockTimeoutError, PytestTrtError
+from pytest_trt.store.locks import NOTICE_S, acquire_noticing
+from pytest_trt.store.owners import ProcessOwner, read_owner_file, write_owner_file
 
 CPU = "cpu"  # one lock for the host's CPUs: CPU timings share caches, memory and the scheduler
 # Long enough for many workers' slow measurements queued ahead (each holds the lock for at most
@@ -109,25 +116,60 @@ def _lock_name(device: str) -> str:
     return "measure-" + (re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-.") or CPU) + ".lock"
 
 
+@dataclass(frozen=True)
+class LockWait:
+    """How a measurement waits for its device: gives up after ``timeout_s``, and after
+    ``notice_s`` tells ``notify`` who holds the lock (None: a line on stderr)."""
+
+    timeout_s: float = TIMEOUT_S
+    notice_s: float = NOTICE_S
+    notify: Callable[[str], None] | None = None
+
+
+def _holder(owner_path: Path) -> str:
+    owner = read_owner_file(owner_path)
+    if owner is None:
+        return "held by a process that left no owner record"
+    return f"held by {owner.describe()}"
+
+
+def _to_stderr(line: str) -> None:
+    print(f"pytest-trt: {line}", file=sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
-def measuring(device: str, timeout_s: float | None = None) -> Iterator[Held]:
+def measuring(device: str, timeout_s: float | None = None, *, wait: LockWait | None = None) -> Iterator[Held]:
     """Hold ``device``'s measurement lock for the ``with`` block; the Held says how long the
-    wait for it was."""
+    wait for it was. ``timeout_s``, where given, overrides ``wait``'s."""
+    wait = wait or LockWait()
+    if timeout_s is not None:
+        wait = dataclasses.replace(wait, timeout_s=timeout_s)
     path = lock_folder() / _lock_name(device)
-    limit = TIMEOUT_S if timeout_s is None else timeout_s
-    lock = FileLock(path, timeout=limit, mode=0o600)
+    owner_path = path.with_name(path.name + ".owner")
+    lock = FileLock(path, mode=0o600)
+    notify = wait.notify or _to_stderr
+
+    def notice() -> None:
+        notify(f"waiting for the measurement lock of {device}, {_holder(owner_path)}; giving up after "
+               f"{wait.timeout_s:g} s (--trt-lock-timeout)")
+
     started = time.perf_counter()
     try:
-        lock.acquire()
-    except Timeout:
-        raise MeasureLockTimeout(
-            f"waited {limit:g} s for the measurement lock of {device} ({path}): another pytest process of "
-            "this user on this host has been measuring on it all that time; a hung run holds it (see "
-            f"`fuser {path}`)"
-        ) from None
+        taken = acquire_noticing(lock, wait.timeout_s, wait.notice_s, notice)
     except OSError as exc:
         raise MeasureLockError(f"cannot take the measurement lock {path}: {exc}") from None
+    if not taken:
+        raise MeasureLockTimeout(
+            f"gave up after {wait.timeout_s:g} s waiting for the measurement lock of {device} ({path}), "
+            f"{_holder(owner_path)}; wait for that process or stop it, or raise --trt-lock-timeout "
+            "(ini trt_lock_timeout)"
+        )
+    waited_s = time.perf_counter() - started
     try:
-        yield Held(device, path, time.perf_counter() - started)
+        with contextlib.suppress(OSError):  # advice for waiting runs only
+            write_owner_file(owner_path, ProcessOwner.current())
+        yield Held(device, path, waited_s)
     finally:
+        with contextlib.suppress(OSError):
+            owner_path.unlink()
         lock.release()

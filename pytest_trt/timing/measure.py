@@ -428,16 +428,18 @@ def measure(
     batch: int,
     *,
     percentiles: Sequence[float] = (),
+    lock_wait: measure_lock.LockWait | None = None,
 ) -> PerfResult:
     """Warm up for ``settings.warmup_ms``, then time chunks until the iterations the model's pace
     asks for (``wanted_iterations``), the samples each of ``percentiles`` needs (the latency
     budgets to judge) and ``min_duration_ms`` are all there, or ``max_duration_ms`` of measured
-    time has passed. The whole of it holds the device's measurement lock."""
+    time has passed. The whole of it holds the device's measurement lock, waited for as
+    ``lock_wait`` says."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive int (queries per iteration), got {batch!r}")
     budget_need = max((samples_needed(q) for q in percentiles), default=0)
     device = measure_lock.device_of(runner)
-    with measure_lock.measuring(device) as held:
+    with measure_lock.measuring(device, wait=lock_wait) as held:
         timed = _timed_chunks(runner, _still_warm(runner, settings), feed, budget_need, device)
         _Recent.runner, _Recent.ended = runner, time.monotonic()
     return _result(runner.backend, batch, settings, timed, percentiles, held.waited_s)
