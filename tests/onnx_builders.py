@@ -68,3 +68,57 @@ def conv_classifier(path: Path, opset: int) -> Path:
         [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()],
     )
     return _checked_save(onnx_model(graph, opset), path)
+
+
+def huge_constant_model(path: Path, scale: float = 9.79e7) -> Path:
+    """image (1, 3, 16, 16) -> Conv -> Relu -> Mul(Constant scale) -> Div(Constant scale) -> y, as
+    exporters of detection models write rescalings: fp16 cannot hold ``scale`` (over 65504), so
+    a converter that clamps it to 65504 makes the product inf."""
+    rng = np.random.default_rng(5)
+    constant = numpy_helper.from_array(np.array(scale, np.float32), "scale_value")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w", "b"], ["conv"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["conv"], ["act"], name="relu"),
+            helper.make_node("Constant", [], ["scale"], name="scale_node", value=constant),
+            helper.make_node("Mul", ["act", "scale"], ["scaled"], name="scale_up"),
+            helper.make_node("Div", ["scaled", "scale"], ["y"], name="scale_down"),
+        ],
+        "huge_constant",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [
+            numpy_helper.from_array(rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32), "w"),
+            numpy_helper.from_array(np.full(4, 0.5, np.float32), "b"),
+        ],
+    )
+    return _checked_save(onnx_model(graph), path)
+
+
+def written_out_layer_norm_model(path: Path, width: int = 64) -> Path:
+    """x (batch, width) -> LayerNorm as exporters write it out (ReduceMean, Sub, Pow, ReduceMean,
+    Add, Sqrt, Div), then * gamma + beta -> y. For inputs of a few hundred the mean of squares
+    is over fp16's 65504 while the normalized output is about 1."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["x"], ["mean"], name="ln_mean", axes=[-1]),
+            helper.make_node("Sub", ["x", "mean"], ["centered"], name="ln_sub"),
+            helper.make_node("Pow", ["centered", "two"], ["squared"], name="ln_pow"),
+            helper.make_node("ReduceMean", ["squared"], ["variance"], name="ln_variance", axes=[-1]),
+            helper.make_node("Add", ["variance", "eps"], ["variance_eps"], name="ln_add"),
+            helper.make_node("Sqrt", ["variance_eps"], ["deviation"], name="ln_sqrt"),
+            helper.make_node("Div", ["centered", "deviation"], ["normalized"], name="ln_div"),
+            helper.make_node("Mul", ["normalized", "gamma"], ["scaled"], name="ln_gamma"),
+            helper.make_node("Add", ["scaled", "beta"], ["y"], name="ln_beta"),
+        ],
+        "layer_norm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
+        [
+            numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+            numpy_helper.from_array(np.array(1e-5, np.float32), "eps"),
+            numpy_helper.from_array(np.linspace(0.5, 1.5, width).astype(np.float32), "gamma"),
+            numpy_helper.from_array(np.linspace(-0.1, 0.1, width).astype(np.float32), "beta"),
+        ],
+    )
+    return _checked_save(onnx_model(graph), path)
