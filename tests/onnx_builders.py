@@ -40,3 +40,85 @@ def _checked_save(model: onnx.ModelProto, path: Path) -> Path:
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, path)
     return path
+
+
+def conv_classifier(path: Path, opset: int) -> Path:
+    """image (batch, 3, 32, 32) -> Conv/Relu x2 -> GlobalAveragePool -> Flatten -> Gemm -> logits
+    (batch, 10), at ``opset``: per-channel INT8 gives each Conv and the Gemm a DequantizeLinear
+    with ``axis``, which only opset 13 and later allow."""
+    rng = np.random.default_rng(11)
+    weights = {
+        "w1": rng.normal(0, 0.3, (8, 3, 3, 3)), "b1": rng.normal(0, 0.1, 8),
+        "w2": rng.normal(0, 0.2, (16, 8, 3, 3)), "b2": rng.normal(0, 0.1, 16),
+        "fc": rng.normal(0, 0.2, (16, 10)), "fb": np.zeros(10),
+    }
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+            helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1], strides=[2, 2]),
+            helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+            helper.make_node("GlobalAveragePool", ["r2"], ["pooled"], name="pool"),
+            helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
+            helper.make_node("Gemm", ["flat", "fc", "fb"], ["logits"], name="fc"),
+        ],
+        "conv_classifier",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()],
+    )
+    return _checked_save(onnx_model(graph, opset), path)
+
+
+def huge_constant_model(path: Path, scale: float = 9.79e7) -> Path:
+    """image (1, 3, 16, 16) -> Conv -> Relu -> Mul(Constant scale) -> Div(Constant scale) -> y, as
+    exporters of detection models write rescalings: fp16 cannot hold ``scale`` (over 65504), so
+    a converter that clamps it to 65504 makes the product inf."""
+    rng = np.random.default_rng(5)
+    constant = numpy_helper.from_array(np.array(scale, np.float32), "scale_value")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w", "b"], ["conv"], name="conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["conv"], ["act"], name="relu"),
+            helper.make_node("Constant", [], ["scale"], name="scale_node", value=constant),
+            helper.make_node("Mul", ["act", "scale"], ["scaled"], name="scale_up"),
+            helper.make_node("Div", ["scaled", "scale"], ["y"], name="scale_down"),
+        ],
+        "huge_constant",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [
+            numpy_helper.from_array(rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32), "w"),
+            numpy_helper.from_array(np.full(4, 0.5, np.float32), "b"),
+        ],
+    )
+    return _checked_save(onnx_model(graph), path)
+
+
+def written_out_layer_norm_model(path: Path, width: int = 64) -> Path:
+    """x (batch, width) -> LayerNorm as exporters write it out (ReduceMean, Sub, Pow, ReduceMean,
+    Add, Sqrt, Div), then * gamma + beta -> y. For inputs of a few hundred the mean of squares
+    is over fp16's 65504 while the normalized output is about 1."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["x"], ["mean"], name="ln_mean", axes=[-1]),
+            helper.make_node("Sub", ["x", "mean"], ["centered"], name="ln_sub"),
+            helper.make_node("Pow", ["centered", "two"], ["squared"], name="ln_pow"),
+            helper.make_node("ReduceMean", ["squared"], ["variance"], name="ln_variance", axes=[-1]),
+            helper.make_node("Add", ["variance", "eps"], ["variance_eps"], name="ln_add"),
+            helper.make_node("Sqrt", ["variance_eps"], ["deviation"], name="ln_sqrt"),
+            helper.make_node("Div", ["centered", "deviation"], ["normalized"], name="ln_div"),
+            helper.make_node("Mul", ["normalized", "gamma"], ["scaled"], name="ln_gamma"),
+            helper.make_node("Add", ["scaled", "beta"], ["y"], name="ln_beta"),
+        ],
+        "layer_norm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
+        [
+            numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+            numpy_helper.from_array(np.array(1e-5, np.float32), "eps"),
+            numpy_helper.from_array(np.linspace(0.5, 1.5, width).astype(np.float32), "gamma"),
+            numpy_helper.from_array(np.linspace(-0.1, 0.1, width).astype(np.float32), "beta"),
+        ],
+    )
+    return _checked_save(onnx_model(graph), path)

@@ -285,7 +285,7 @@ def test_default_warning_survives_warnings_as_errors(tmp_path: Path, capsys: pyt
     assert "CacheWarning: pytest-trt: corrupt cache entry" in capsys.readouterr().err
 
 
-def test_load_failure_on_a_fresh_build_propagates(tmp_path: Path) -> None:
+def test_load_failure_on_a_fresh_build_propagates_and_stores_nothing(tmp_path: Path, warned: list[str]) -> None:
     def broken_load(artifact: Artifact) -> bytes:
         raise RuntimeError("no such engine")
 
@@ -293,6 +293,12 @@ def test_load_failure_on_a_fresh_build_propagates(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="no such engine"):
         EngineCache(tmp_path).get_or_build("engine", {"m": 1}, build, broken_load)
     assert build.calls == 1
+    assert not os.path.lexists(entry_of(EngineCache(tmp_path), "engine", {"m": 1}))
+    # A later run builds again and fails the same way: a build failure, never a damaged entry.
+    cache = EngineCache(tmp_path, warn=warned.append)
+    with pytest.raises(RuntimeError, match="no such engine"):
+        cache.get_or_build("engine", {"m": 1}, build, broken_load)
+    assert (build.calls, cache.stats.corrupt, warned) == (2, 0, [])
 
 
 def test_build_failure_propagates_and_stores_nothing(tmp_path: Path) -> None:

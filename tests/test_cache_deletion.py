@@ -14,6 +14,7 @@ import pytest
 
 from pytest_trt.backends.base import Artifact
 from pytest_trt.store.cache import CacheError, EngineCache
+from pytest_trt.store.folder import CacheMode
 
 MARKER_FILE = "PYTEST_TRT_CACHE"  # named in the docs: users meet it
 
@@ -103,19 +104,29 @@ def test_an_older_unmarked_cache_is_refused_with_a_hint(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("marker", [b"{not json", b'{"format": "something else"}', b"[]"])
-def test_a_marker_that_is_not_ours_is_refused(tmp_path: Path, marker: bytes) -> None:
+def test_a_marker_that_is_not_ours_turns_the_cache_off_and_leaves_the_folder_alone(tmp_path: Path, marker: bytes) -> None:
+    # A damaged cache never fails a run (it used to be a CacheError, a usage error of the run).
+    EngineCache(tmp_path).get_or_build("engine", {"m": 1}, build, load)
     (tmp_path / MARKER_FILE).write_bytes(marker)
-    with pytest.raises(CacheError, match=f"{MARKER_FILE}"):
-        EngineCache(tmp_path)
+    before = tree(tmp_path)
+    warned: list[str] = []
+    cache = EngineCache(tmp_path, max_size_bytes=0, warn=warned.append)
+    assert cache.root is None and cache.mode is CacheMode.OFF
+    assert cache.get_or_build("engine", {"m": 1}, build, load)[1].outcome == "uncached"
+    assert (cache.clear(), cache.evict()) == (0, 0)
+    cache.close()
+    assert len(warned) == 1 and f"engine cache {tmp_path} turned off" in warned[0] and MARKER_FILE in warned[0]
+    assert tree(tmp_path) == before
 
 
-def test_a_marker_that_is_a_link_is_refused(tmp_path: Path) -> None:
+def test_a_marker_that_is_a_link_turns_the_cache_off(tmp_path: Path) -> None:
     other = tmp_path / "other"
     EngineCache(other)
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / MARKER_FILE).symlink_to(other / MARKER_FILE)
-    with pytest.raises(CacheError, match="a symbolic link, not a marker file"):
-        EngineCache(tmp_path / "cache")
+    warned: list[str] = []
+    assert EngineCache(tmp_path / "cache", warn=warned.append).root is None
+    assert len(warned) == 1 and "a symbolic link, not a marker file" in warned[0]
 
 
 def test_clear_and_eviction_refuse_a_cache_whose_marker_went_away(tmp_path: Path) -> None:

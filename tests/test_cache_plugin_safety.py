@@ -86,6 +86,29 @@ def test_a_folder_the_cache_did_not_make_is_refused_and_nothing_in_it_deleted(su
     assert files_under(suite.cache) == PERSONAL_FILES
 
 
+@pytest.mark.parametrize(
+    ("damage", "option"),
+    [(b"{not json", None), (b'{"format": "something else"}\n', "--trt-cache-clear"), (b"", "--trt-cache-max-size=1")],
+)
+def test_a_damaged_marker_runs_the_suite_uncached_with_a_warning_and_leaves_the_folder_alone(
+    suite: Suite, damage: bytes, option: str | None
+) -> None:
+    suite.run()
+    (suite.cache / "PYTEST_TRT_CACHE").write_bytes(damage)
+    before = files_under(suite.cache)
+    result = run_bounded(suite.trt_pytester, f"--trt-engine-cache={suite.cache}", *filter(None, [option]))
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=2)
+    result.stderr.fnmatch_lines([
+        f"*CacheWarning: pytest-trt: engine cache {suite.cache} turned off for this session (its "
+        "PYTEST_TRT_CACHE *delete the folder to start a new cache in it*; artifacts are still built, "
+        "but not kept across runs"
+    ])
+    result.stdout.fnmatch_lines(["engine cache off (artifacts kept for this session only): 4 builds*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert files_under(suite.cache) == before  # the marker's bytes too: nothing deleted or rewritten
+
+
 def test_cache_clear_never_deletes_through_a_symlinked_kind_folder(suite: Suite, tmp_path: Path) -> None:
     suite.run()
     outside = tmp_path / "shared-elsewhere"

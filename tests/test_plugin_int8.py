@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx_builders import conv_classifier
 
 from pytest_trt.prepare.quantize import quantize_model
 
@@ -183,3 +184,71 @@ def test_two_tests_that_differ_only_in_calibration_get_engines_of_their_own(trt_
     engines = [record["engine"] for record in _records(report)]
     assert [engine["how"] for engine in engines] == ["built", "built"]  # not one reused for the other
     assert engines[0]["quantization"]["cache"]["key"] != engines[1]["quantization"]["cache"]["key"]
+
+
+OPSET11_INT8 = """
+import pytest
+
+@pytest.mark.trt_model("cnn11.onnx", batch_size=4, seed=1, precision="int8", calibration=16)
+@pytest.mark.trt_accuracy(rtol=0.2, atol=0.1, min_cosine=0.99)
+def test_opset11_int8(trt_engine):
+    assert trt_engine.quantized
+"""
+
+
+def test_an_opset_11_cnn_quantizes_runs_and_the_next_run_loads_every_step_from_the_cache(trt_pytester):
+    conv_classifier(trt_pytester.path / "cnn11.onnx", opset=11)
+    trt_pytester.pytester.makepyfile(test_opset=OPSET11_INT8)
+    cache, report = trt_pytester.path / "engine-cache", trt_pytester.path / "report.json"
+    args = (f"--trt-engine-cache={cache}", f"--trt-report-json={report}")
+    trt_pytester.run(*args).assert_outcomes(passed=1)
+    (artifact,) = (cache / "quantized-model").glob("*/*/artifact.bin")
+    quantized = onnx.load_from_string(artifact.read_bytes())
+    # Per-channel weights need DequantizeLinear's axis: the model was raised to opset 13 first.
+    assert [o.version for o in quantized.opset_import if o.domain in ("", "ai.onnx")] == [13]
+    onnx.checker.check_model(quantized)
+
+    warm = trt_pytester.run(*args)
+    warm.assert_outcomes(passed=1)
+    assert "corrupt" not in warm.stdout.str().replace("0 corrupt", "") + warm.stderr.str()
+    warm.stdout.fnmatch_lines(["*engine cache*: 3 hits, 0 misses (0 builds*0 corrupt*"])
+    assert _records(report)[0]["engine"]["quantization"]["how"] == "loaded"
+
+
+BROKEN_LOAD = """
+from pytest_trt.backends.base import BackendError
+from pytest_trt.backends.onnxruntime import OnnxRuntimeBackend
+
+load = OnnxRuntimeBackend.load
+
+
+def failing(self, artifact, model, build):
+    if ".int8" in model.path.name:
+        raise BackendError(f"{model.path}: onnxruntime could not create a session: INVALID_GRAPH")
+    return load(self, artifact, model, build)
+
+
+def pytest_sessionstart(session):
+    OnnxRuntimeBackend.load = failing
+
+
+def pytest_sessionfinish(session):
+    OnnxRuntimeBackend.load = load
+"""
+
+
+def test_an_engine_that_fails_to_load_after_its_build_is_a_build_error_naming_the_model_never_cache_damage(trt_pytester):
+    conv_classifier(trt_pytester.path / "cnn11.onnx", opset=11)
+    trt_pytester.pytester.makepyfile(test_opset=OPSET11_INT8)
+    trt_pytester.pytester.makeconftest(BROKEN_LOAD)
+    cache = trt_pytester.path / "engine-cache"
+    for _ in range(2):
+        result = trt_pytester.run(f"--trt-engine-cache={cache}")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines([
+            f"test_opset.py::test_opset11_int8: {trt_pytester.path / 'cnn11.onnx'}: building the onnxruntime "
+            "engine from its int8 form cnn11.int8.onnx failed: onnxruntime could not create a session: "
+            "INVALID_GRAPH",
+        ])
+        assert "corrupt cache entry" not in result.stdout.str() + result.stderr.str()
+    assert not (cache / "onnxruntime").exists() or not list((cache / "onnxruntime").glob("*/*/artifact.bin"))

@@ -3,7 +3,7 @@ node in fp32 (a trt_model build option) makes it pass; both on onnxruntime's CPU
 
 from __future__ import annotations
 
-from onnx_builders import overflowing_model
+from onnx_builders import huge_constant_model, overflowing_model, written_out_layer_norm_model
 
 TEST_FILE = """
 import pytest
@@ -52,3 +52,42 @@ def test_converted_model_is_kept_in_the_engine_cache(trt_pytester) -> None:
     warm = trt_pytester.run(f"--trt-engine-cache={cache}")
     warm.assert_outcomes(passed=1)
     warm.stdout.fnmatch_lines(["*engine cache*: 3 hits, 0 misses*"])
+
+
+HUGE_CONSTANT = """
+import pytest
+
+@pytest.mark.trt_model("det.onnx", precision="fp16", input_ranges={"image": (0.0, 1.0)})
+@pytest.mark.trt_accuracy(rtol=1e-2, atol=1e-2)
+def test_det_fp16(trt_engine):
+    pass
+"""
+
+
+def test_a_constant_beyond_fp16s_range_stays_fp32_with_what_reads_it_and_the_model_passes(trt_pytester) -> None:
+    huge_constant_model(trt_pytester.path / "det.onnx")
+    trt_pytester.pytester.makepyfile(test_det=HUGE_CONSTANT)
+    result = trt_pytester.run()
+    result.assert_outcomes(passed=1)
+    assert "inf" not in result.stdout.str().replace("pytest-trt", "")
+
+
+LAYER_NORM = """
+import pytest
+
+from pytest_trt.prepare.precision import RANGE_SENSITIVE_OPS
+
+@pytest.mark.trt_model("ln.onnx", precision="fp16", shapes={{"x": (4, 64)}}, input_ranges={{"x": (-600.0, 600.0)}}{extra})
+@pytest.mark.trt_accuracy(rtol=1e-2, atol=1e-2)
+def test_layer_norm_fp16(trt_engine):
+    pass
+"""
+
+
+def test_a_layer_norm_overflowing_fp16_fails_and_passes_with_the_range_sensitive_ops_kept_in_fp32(trt_pytester) -> None:
+    written_out_layer_norm_model(trt_pytester.path / "ln.onnx")
+    trt_pytester.pytester.makepyfile(test_ln=LAYER_NORM.format(extra=""))
+    trt_pytester.run().assert_outcomes(failed=1)
+    # The advice of docs/precision.md, as written there.
+    trt_pytester.pytester.makepyfile(test_ln=LAYER_NORM.format(extra=", keep_fp32_ops=RANGE_SENSITIVE_OPS"))
+    trt_pytester.run().assert_outcomes(passed=1)

@@ -10,6 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
+from onnx_builders import conv_classifier
 
 from pytest_trt.judge.accuracy import compare_outputs
 from pytest_trt.model import load_model
@@ -219,3 +220,29 @@ def test_quantize_key_follows_the_calibration_data_and_the_settings(cnn, tmp_pat
     proto.graph.initializer[0].raw_data = bytes(len(proto.graph.initializer[0].raw_data))
     onnx.save(proto, str(other))
     assert quantize_key(other, calib)["model_hash"] != changed["model_hash"]
+
+
+@pytest.mark.parametrize(("opset", "per_channel", "raised_to"), [(10, False, 11), (11, False, 11), (11, True, 13), (12, True, 13)])
+def test_a_model_below_the_opset_its_qdq_nodes_need_is_raised_first_and_its_result_loads(
+    tmp_path, opset, per_channel, raised_to
+):
+    source = conv_classifier(tmp_path / f"cnn{opset}.onnx", opset)
+    out = quantize_model(source, tmp_path / "int8.onnx", 4, shapes={"image": (2, 3, 32, 32)}, per_channel=per_channel)
+    quantized = onnx.load(str(out))
+    assert [o.version for o in quantized.opset_import if o.domain in ("", "ai.onnx")] == [raised_to]
+    feed = make_inputs(load_model(source), {"image": (2, 3, 32, 32)}, seed=0)
+    assert _cosine(_run(out, feed)["logits"], _run(source, feed)["logits"]) > 0.99
+
+
+def test_a_model_the_version_converter_cannot_raise_is_an_error_naming_the_model_and_the_step(tmp_path, monkeypatch):
+    from onnx import version_converter
+
+    def refuse(model, version):
+        raise RuntimeError("no adapter for op Foo")
+
+    monkeypatch.setattr(version_converter, "convert_version", refuse)
+    source = conv_classifier(tmp_path / "cnn11.onnx", 11)
+    with pytest.raises(PrecisionError, match=r"cnn11\.onnx: INT8 calibration: raising the model from opset 11 to 13 "
+                       r"\(the Q/DQ nodes need it\) failed: RuntimeError: no adapter for op Foo"):
+        quantize_model(source, tmp_path / "int8.onnx", 2, shapes={"image": (1, 3, 32, 32)})
+    assert not (tmp_path / "int8.onnx").exists()

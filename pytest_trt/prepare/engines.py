@@ -23,7 +23,7 @@ from pytest_trt import backends, serde
 from pytest_trt.arguments import CalibrationMethod, Precision
 from pytest_trt.backends.base import Backend, Runner
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, Workload
-from pytest_trt.errors import ModelError, PrecisionError
+from pytest_trt.errors import BackendError, ModelError, PrecisionError
 from pytest_trt.model import LoadedModel, Shape, load_model
 from pytest_trt.prepare import model_steps, precision
 from pytest_trt.prepare.inputs import DEFAULT_MAX_INPUT_BYTES, load_inputs_npz, make_inputs, resolve_shapes
@@ -336,7 +336,8 @@ class EngineFactory:
             loaded[:] = [artifact]  # the one that loaded, for fresh runners later
             return runner
 
-        with self._progress.phase(Phase.BUILD, f"{shown} for {backend_name}") as step:
+        with self._progress.phase(Phase.BUILD, f"{shown} for {backend_name}") as step, \
+                _build_step_named(backend_name, model, built_from, build.precision):
             runner, event = self.cache.get_or_build(
                 backend_name, parts, build=lambda: backend.build(built_from, build), load=load
             )
@@ -476,6 +477,22 @@ def _export_named(spec: ModelSpec, model: LoadedModel) -> Iterator[None]:
         if spec.torch is None or str(model.path) not in str(exc):
             raise
         raise type(exc)(str(exc).replace(str(model.path), f"the export of {spec.source}")) from None
+
+
+@contextmanager
+def _build_step_named(backend_name: str, model: LoadedModel, built_from: LoadedModel, precision_name: Precision) -> Iterator[None]:
+    """A backend's failure to build or load an engine names the step and the user's model, not
+    the converted or quantized copy in this session's work folder it was built from."""
+    try:
+        yield
+    except BackendError as exc:
+        if type(exc) is not BackendError:  # unavailable, or a failed run: already named
+            raise
+        message, what = str(exc), f"({precision_name})"
+        if built_from.path != model.path:
+            what = f"from its {precision_name} form {built_from.path.name}"
+            message = message.replace(f"{built_from.path}: ", "").replace(str(built_from.path), built_from.path.name)
+        raise BackendError(f"{model.path}: building the {backend_name} engine {what} failed: {message}") from None
 
 
 def _example_shapes(spec: ModelSpec, model: LoadedModel) -> dict[str, Shape]:

@@ -35,6 +35,8 @@ from onnx import TensorProto, helper, numpy_helper
 from pytest_trt.arguments import Precision
 from pytest_trt.errors import PrecisionError
 from pytest_trt.model import QDQ_OPS, all_graphs, all_nodes, has_qdq
+from pytest_trt.prepare import fp32_islands
+from pytest_trt.prepare.fp32_islands import names_used
 from pytest_trt.store.files import write_atomic
 
 __all__ = ["QDQ_OPS", "PrecisionError", "apply_precision", "has_qdq", "transform_key"]
@@ -45,7 +47,8 @@ CONVERTED_PRECISIONS = frozenset({Precision.FP16, Precision.BF16})
 QUANTIZED_PRECISIONS = frozenset({Precision.INT8, Precision.FP8})
 
 # Ops whose fp16 range is often too small (sums of squares, exponentials); pass them, or some
-# of them, as keep_fp32_ops when a converted model overflows.
+# of them, as keep_fp32_ops when a converted model overflows. "LayerNormalization" also keeps
+# LayerNorm written out as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div (fp32_islands).
 RANGE_SENSITIVE_OPS = (
     "ReduceSum",
     "ReduceSumSquare",
@@ -59,8 +62,9 @@ RANGE_SENSITIVE_OPS = (
 )
 
 
-# Bump when the steps after the converter (round-trip removal, bf16 retyping, emulation) change.
-_POSTPROCESS_VERSION = 1
+# Bump when the steps around the converter (fp32 islands, round-trip removal, bf16 retyping,
+# emulation) change.
+_POSTPROCESS_VERSION = 2
 _LOW_TYPES = {Precision.FP16: TensorProto.FLOAT16, Precision.BF16: TensorProto.BFLOAT16}
 _LIST_OPTIONS = ("keep_fp32_ops", "keep_fp32_nodes")
 
@@ -148,11 +152,13 @@ def _converted(model_path: Path, precision: Precision, options: Mapping[str, Any
     ops, nodes = options["keep_fp32_ops"], options["keep_fp32_nodes"]
     _check_names_exist(model, model_path, ops, nodes)
     originals = {}
+    blocked_ops = ops
     if precision is Precision.BF16:
         originals = _float_constants(model)
-        ops = sorted({*ops, *_ops_without_bf16(model)})
+        blocked_ops = sorted({*ops, *_ops_without_bf16(model)})
     try:
-        converted = _to_fp16(model, ops, nodes)
+        kept = fp32_islands.keep_in_fp32(model, ops, nodes, fp16_range=precision is Precision.FP16)
+        converted = _to_fp16(model, blocked_ops, list(kept.nodes))
         if precision is Precision.BF16:
             _retype_fp16_as_bf16(converted, originals)
         if options["emulate"]:
@@ -210,7 +216,7 @@ def _drop_fp16_round_trips(graph: onnx.GraphProto, original_nodes: set[str]) -> 
             node.input[i] = renames.get(name, name)
     # Drop added Casts nobody reads; each removal can orphan the Cast before it.
     while True:
-        consumed = {name for node in graph.node for name in _names_used(node)} | graph_outputs
+        consumed = {name for node in graph.node for name in names_used(node)} | graph_outputs
         kept = [
             node
             for node in graph.node
@@ -234,7 +240,7 @@ def _sort_topologically(graph: onnx.GraphProto) -> None:
     """ONNX requires producers before consumers; the converter appends its Casts at the end."""
     produced_by = {name: i for i, node in enumerate(graph.node) for name in node.output}
     needs = [
-        {produced_by[name] for name in _names_used(node) if name in produced_by} for node in graph.node
+        {produced_by[name] for name in names_used(node) if name in produced_by} for node in graph.node
     ]
     consumers: dict[int, list[int]] = {i: [] for i in range(len(graph.node))}
     for index, dependencies in enumerate(needs):
@@ -257,17 +263,6 @@ def _sort_topologically(graph: onnx.GraphProto) -> None:
     nodes = [graph.node[i] for i in order]
     del graph.node[:]
     graph.node.extend(nodes)
-
-
-def _names_used(node: onnx.NodeProto) -> set[str]:
-    """A node's inputs and the outer-scope names its subgraphs read."""
-    names = set(node.input)
-    for attribute in node.attribute:
-        subgraphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
-        for subgraph in subgraphs:
-            for inner in subgraph.node:
-                names |= _names_used(inner)
-    return names
 
 
 def _float_constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:

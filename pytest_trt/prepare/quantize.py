@@ -40,7 +40,13 @@ from pytest_trt.prepare.inputs import fits_fixed_dims, make_inputs, resolve_shap
 from pytest_trt.prepare.precision import PrecisionError
 
 # Bump when the settings below or the steps around quantize_static change.
-_QUANTIZE_VERSION = 1
+_QUANTIZE_VERSION = 2
+# The lowest opset of the default domain whose Q/DQ ops the quantizer's output can use:
+# DequantizeLinear's ``axis`` (per-channel weights) came in opset 13; the quantizer's own
+# rounding of scales uses Round, from opset 11. It writes these at the model's opset, so a model
+# below is raised to it first (onnx.version_converter), never after.
+_PER_CHANNEL_OPSET = 13
+_PER_TENSOR_OPSET = 11
 _HASH_CHUNK = 1 << 20
 
 Calibration = str | os.PathLike[str] | int | Sequence[Mapping[str, np.ndarray]]
@@ -109,6 +115,7 @@ def quantize_model(
         return model.path
     # Checked before naming the unnamed nodes: a user can only mean the names the file has.
     precision._check_names_exist(proto, model.path, settings["keep_fp32_ops"], settings["keep_fp32_nodes"])
+    proto = _raised_opset(proto, model.path, _PER_CHANNEL_OPSET if per_channel else _PER_TENSOR_OPSET)
     _name_nodes(proto)
     excluded = sorted(
         {n.name for n in proto.graph.node if n.op_type in set(settings["keep_fp32_ops"])}
@@ -145,6 +152,7 @@ def quantize_model(
                 f"{model.path}: the quantizer wrote external data ({', '.join(written)}); models over "
                 "protobuf's 2 GB limit are not supported yet"
             )
+        _check_output(draft, model.path)
         if not precision.has_qdq(_read(draft)):
             raise PrecisionError(
                 f"{model.path}: the quantizer left no Q/DQ nodes (no quantizable op, or every one "
@@ -391,6 +399,43 @@ def _check_array(where: Path | str, spec: Any, array: np.ndarray, *, batched: bo
 
 def _kind(dtype: np.dtype) -> str:
     return {"f": "float", "i": "integer", "u": "integer", "b": "bool"}.get(dtype.kind, dtype.kind)
+
+
+def _default_opset(proto: onnx.ModelProto) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _raised_opset(proto: onnx.ModelProto, path: Path, needed: int) -> onnx.ModelProto:
+    """``proto`` at opset ``needed`` of the default domain where it is below it, converted by
+    onnx's version converter (which rewrites the ops whose form changed, e.g. Squeeze's axes
+    as an input); as it is otherwise."""
+    opset = _default_opset(proto)
+    if opset >= needed:
+        return proto
+    from onnx import version_converter
+
+    try:
+        raised = version_converter.convert_version(proto, needed)
+        onnx.checker.check_model(raised)
+    except Exception as exc:  # the converter raises RuntimeError, ValueError and its own types
+        raise PrecisionError(
+            f"{path}: INT8 calibration: raising the model from opset {opset} to {needed} (the Q/DQ "
+            f"nodes need it) failed: {type(exc).__name__}: {exc}; export the model at opset "
+            f"{needed} or later"
+        ) from exc
+    return raised
+
+
+def _check_output(path: Path, source: Path) -> None:
+    """The quantizer's output is valid ONNX, so that a bad one fails the calibration step
+    instead of every backend's build."""
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # onnx raises ValidationError and protobuf errors
+        raise PrecisionError(
+            f"{source}: INT8 calibration: onnxruntime's quantizer wrote an invalid model "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _name_nodes(proto: onnx.ModelProto) -> None:

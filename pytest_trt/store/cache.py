@@ -104,7 +104,8 @@ class EngineCache:
     ) -> tuple[T, CacheEvent]:
         """Load the entry for (kind, parts), or build, store and load it. Any exception from
         ``load`` on a stored entry counts as a failed deserialization: the entry is rebuilt.
-        Exceptions from ``build``, and from ``load`` on a fresh build, propagate."""
+        Exceptions from ``build``, and from ``load`` on a fresh build, propagate, and nothing
+        is stored."""
         key = self.key(kind, parts)
         self._used.add(key)
         if self._folder is None:
@@ -273,11 +274,13 @@ class EngineCache:
         start = time.perf_counter()
         artifact = _checked_artifact(build(), kind)
         build_s = time.perf_counter() - start
-        if access is Access.LOCKED and self._folder is not None and self._folder.root is not None:
-            self._folder.write(kind, key, parts, artifact, build_s)
         start = time.perf_counter()
+        # Loaded before it is stored: what fails to load right after its build is a build
+        # failure, and is not kept for a later run to find and call damaged.
         value = load(artifact)
         load_s = time.perf_counter() - start
+        if access is Access.LOCKED and self._folder is not None and self._folder.root is not None:
+            self._folder.write(kind, key, parts, artifact, build_s)
         event = CacheEvent(kind, key, outcome, build_s=build_s, load_s=load_s, size_bytes=len(artifact.data))
         self._count(event, built=True)
         return value, event

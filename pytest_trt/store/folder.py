@@ -19,7 +19,7 @@ from pytest_trt.errors import CorruptEntry
 from pytest_trt.store import entries, layout
 from pytest_trt.store.files import remove_stale_temps
 from pytest_trt.store.locks import KeyLocks
-from pytest_trt.store.marker import claim_root, writing_problem
+from pytest_trt.store.marker import DamagedMarker, claim_root, writing_problem
 from pytest_trt.store.regular_files import is_real_dir
 from pytest_trt.store.removal import discard_entry, removal_refusal, remove_leftovers
 from pytest_trt.store.stats import CacheStats
@@ -59,8 +59,8 @@ def default_warn(message: str) -> None:
 
 class CacheFolder:
     """The cache's root for this session. ``root`` (and ``stats.root``, which the summary shows)
-    is None once the cache is off. Raises CacheError when ``root`` is a non-empty folder without
-    the cache's marker."""
+    is None once the cache is off, as it is from the start where the marker is damaged. Raises
+    CacheError when ``root`` is a non-empty folder without the cache's marker."""
 
     def __init__(
         self,
@@ -81,6 +81,10 @@ class CacheFolder:
             claim_root(root)
         except OSError as exc:
             self.disable(f"the directory cannot be written: {exc}")
+            return
+        except DamagedMarker as exc:
+            # A damaged cache never fails a run: it runs uncached, the folder left as it is.
+            self.disable(str(exc))
             return
         problem = writing_problem(root)
         if problem is not None:

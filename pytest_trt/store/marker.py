@@ -48,19 +48,24 @@ def marker_problem(root: Path) -> str | None:
     return None
 
 
+class DamagedMarker(CacheError):
+    """The folder holds a ``PYTEST_TRT_CACHE`` that is not a valid marker (damaged, replaced,
+    a link): most likely a cache folder that was damaged, so the run goes on without it."""
+
+
 def claim_root(root: Path) -> None:
     """Make sure ``root`` is a cache folder pytest-trt made: mark a new or empty folder, accept a
-    marked one, refuse anything else with CacheError. OSError: it cannot be made or marked."""
+    marked one; DamagedMarker for a marker that is not valid, CacheError for a non-empty folder
+    without one. OSError: it cannot be made or marked."""
     root.mkdir(parents=True, exist_ok=True)
     names = os.listdir(root)
     if MARKER_FILE in names:
         problem = marker_problem(root)
         if problem is not None:
-            raise CacheError(
-                f"the engine cache folder {root} cannot be used: {problem}, so pytest-trt cannot "
-                "tell that it made this folder, and will neither store nor delete anything there. "
-                "Delete the folder to start a new cache in it, or point --trt-engine-cache at "
-                "another folder"
+            raise DamagedMarker(
+                f"{problem}, so pytest-trt cannot tell that it made this folder, and neither "
+                "reads, stores nor deletes anything there; delete the folder to start a new cache "
+                "in it, or point --trt-engine-cache at another folder"
             )
         return
     if all(_MARKER_TEMP.fullmatch(name) for name in names):  # empty, or another process marking it
