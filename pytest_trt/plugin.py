@@ -37,9 +37,11 @@ MARKERS = (
     "max_mismatch=0.0, min_cosine=None, topk=None, topk_axis=-1, inf_equal=False, "
     "batch_consistency=False): compare the backend's outputs with the reference (onnxruntime running the "
     "model in fp32, or the torch module with reference='torch'), |out - ref| <= atol + rtol * |ref| per element.",
-    "trt_perf(max_latency_ms=None, percentile=50, min_throughput=None, backend='tensorrt', *, "
+    "trt_perf(max_latency_ms=None, percentile=50, min_throughput=None, backend=None, *, "
     "max_regression=None, warmup_ms, min_iterations, min_duration_ms, max_duration_ms, cuda_graph, "
-    "transfers, sync, host_probe): a latency/throughput budget, enforced when its backend runs the test.",
+    "transfers, sync, host_probe): a latency/throughput budget, enforced when its backend runs the test; "
+    "without backend=, a GPU budget: enforced on whichever GPU backend runs, reported as not enforced on "
+    "a CPU backend.",
 )
 
 
@@ -134,6 +136,7 @@ def trt_engine(request: pytest.FixtureRequest) -> Engine:
         pytest.fail(f"{item.nodeid}: trt_engine needs a @pytest.mark.trt_model(...) mark on the test", pytrace=False)
     try:
         engine = _state(request.config).engine(spec)
+        _gates(item).check_outputs([o.name for o in engine.outputs])
     except PytestTrtError as exc:
         problem = f"{item.nodeid}: {exc}"
     else:

@@ -545,9 +545,10 @@ class MeasureSettings:
 
 @dataclass(frozen=True)
 class PerfBudget:
-    """One ``trt_perf`` mark: budgets for one backend, and how to measure."""
+    """One ``trt_perf`` mark: budgets for one backend, and how to measure. Without a backend it
+    is a GPU budget: enforced on whichever GPU backend runs."""
 
-    backend: str = "tensorrt"
+    backend: str | None = None
     max_latency_ms: float | None = None
     percentile: float = 50.0
     min_throughput: float | None = None
@@ -555,7 +556,7 @@ class PerfBudget:
     measure: MeasureSettings = field(default_factory=MeasureSettings)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.backend, str) or not self.backend:
+        if self.backend is not None and (not isinstance(self.backend, str) or not self.backend):
             raise SpecError(f"backend must be a backend name, got {self.backend!r}")
         checked_number(self.max_latency_ms, "max_latency_ms", allow_none=True)
         if not 0.0 <= checked_number(self.percentile, "percentile") <= 100.0:
@@ -575,8 +576,8 @@ def make_perf_budget(defaults: MeasureSettings, backends: tuple[str, ...] = (), 
     if unknown:
         raise SpecError(f"trt_perf: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})")
     measure_kw = {k: kw.pop(k) for k in list(kw) if k in _MEASURE_FIELDS}
-    if backends:
-        check_choice(kw.get("backend", PerfBudget.backend), backends, "backend")
+    if backends and kw.get("backend") is not None:
+        check_choice(kw["backend"], backends, "backend")
     return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), **kw)
 
 

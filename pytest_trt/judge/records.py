@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from pytest_trt import backends
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.judge.accuracy import AccuracyResult
@@ -33,6 +34,11 @@ class TestStatus(str, Enum):
     ERROR = "error"
 
 
+# What a budget outcome's ``backend`` reads for a GPU budget (``trt_perf`` without ``backend=``)
+# that no GPU backend ran: a GPU backend that runs it makes it that backend's.
+GPU_BUDGET = backends.RESERVED_NAME
+
+
 class BudgetState(str, Enum):
     """What became of one ``trt_perf`` budget in a run."""
 
@@ -40,7 +46,7 @@ class BudgetState(str, Enum):
     FAILED = "failed"  # enforced and missed
     REPORT_WITHIN = "report-within"  # --trt-perf=report, within the budget
     REPORT_OVER = "report-over"  # --trt-perf=report, over the budget
-    NOT_ENFORCED = "not-enforced"  # another backend's budget
+    NOT_ENFORCED = "not-enforced"  # another backend's budget, or a GPU budget on a CPU backend
     NOT_MEASURED = "not-measured"  # --trt-perf=off
 
     @property

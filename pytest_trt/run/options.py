@@ -208,7 +208,8 @@ OPTIONS: tuple[Option, ...] = (
            "usable) or a registered backend's name.",
            default="auto", choices=lambda: backend_choices()),  # looked up when a value is checked
     Option("--trt-require-gpu", "trt_require_gpu", Kind.BOOL,
-           "fail the session instead of falling back when TensorRT or a GPU is not usable (for GPU CI gates).",
+           "fail the session when no GPU backend is usable, instead of falling back to the CPU, where "
+           "GPU budgets (trt_perf without backend=) are not enforced (for GPU CI gates).",
            default=False),
     Option("--trt-perf", "trt_perf", Kind.CHOICE,
            "what to do with trt_perf budgets: enforce (fail the test), report (measure, never fail) "
@@ -343,6 +344,37 @@ def read(config: pytest.Config, name: str) -> Given:
         raise pytest.UsageError(f"pytest-trt: {source}: {exc}") from None
 
 
+def check_ini_keys(config: pytest.Config) -> None:
+    """A ``trt_*`` ini key pytest-trt does not have is a usage error naming the closest one:
+    pytest only warns of unknown keys, and the run would go on with the defaults."""
+    import difflib
+
+    known = [option.ini for option in OPTIONS]
+    written = sorted(key for key in _unknown_ini_keys(config) if key.startswith("trt_") and key not in known)
+    if not written:
+        return
+    problems = []
+    for key in written:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        problems.append(f"{key}" + (f" (did you mean {close[0]}?)" if close else ""))
+    where = f" in {config.inipath}" if config.inipath else ""
+    raise pytest.UsageError(
+        f"pytest-trt: unknown ini option{'s' if len(problems) > 1 else ''}{where}: {'; '.join(problems)}"
+    )
+
+
+def _unknown_ini_keys(config: pytest.Config) -> set[str]:
+    """The ini keys no plugin declared, as pytest's own warning finds them."""
+    own_check = getattr(config, "_get_unknown_ini_keys", None)  # private; public inicfg is deprecated
+    if own_check is not None:
+        return set(own_check())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return set(getattr(config, "inicfg", {}))
+
+
 def _checked_path(path: Path, kind: Kind, source: str) -> Path:
     """``path`` unless it already exists as the wrong kind: a folder option naming a file or a
     file option naming a folder. (A folder that cannot be made is found where it is written.)"""
@@ -417,6 +449,7 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
+        check_ini_keys(config)
         root = Path(config.rootpath)
 
         def value(name: str) -> Any:
