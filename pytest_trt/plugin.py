@@ -134,14 +134,17 @@ def trt_engine(request: pytest.FixtureRequest) -> Engine:
     spec = _gates(item).model
     if spec is None:
         pytest.fail(f"{item.nodeid}: trt_engine needs a @pytest.mark.trt_model(...) mark on the test", pytrace=False)
+    state = _state(request.config)
     try:
-        engine = _state(request.config).engine(spec)
+        engine = state.engine(spec)
         _gates(item).check_outputs([o.name for o in engine.outputs])
     except PytestTrtError as exc:
-        problem = f"{item.nodeid}: {exc}"
+        problem, step = f"{item.nodeid}: {exc}", exc.step
     else:
         item.stash[ENGINE_KEY] = engine
         return engine
+    if _gates(item).gated:
+        state.setup_failed(item.nodeid, Path(item.path), spec, problem, step)
     pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" noise
 
 

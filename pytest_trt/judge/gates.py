@@ -9,6 +9,7 @@ it is tested directly. The one thing it writes is a failure's ``.npz`` under
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +98,7 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
         problem = f"pytest-trt: {exc}"
         if isinstance(exc, InferenceError) and engine.spec.inputs is None:
             problem += "\n" + describe_generated(engine.model, feed, engine.spec.range_map)
-        record = _record(context, TestStatus.ERROR, result, perf, baseline, (problem,))
+        record = dataclasses.replace(_record(context, TestStatus.ERROR, result, perf, baseline, (problem,)), step=exc.step)
         return ItemOutcome(record, problem)
     status = TestStatus.FAILED if failures else TestStatus.PASSED
     record = _record(context, status, result, perf, baseline, tuple(failures))

@@ -22,6 +22,7 @@ from pytest_trt.judge.accuracy import AccuracyResult
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.timing.measure import PerfResult
+from pytest_trt.types import SetupStep
 
 
 class TestStatus(str, Enum):
@@ -98,6 +99,16 @@ class TestRecord:
     warnings: tuple[str, ...] = ()  # advice: what the run noticed without doubting a verdict
     doubts: tuple[str, ...] = ()  # warnings that a gate's verdict may be wrong (a budget within the noise)
     failures: tuple[str, ...] = ()  # one line per failed gate, as the test's failure shows them
+    step: SetupStep | None = None  # for an error: the step of making the engine that failed
+    at_setup: bool = False  # the error came before the test ran: pytest counts it as an error
+
+    @property
+    def pytest_outcome(self) -> str:
+        """The word pytest's own summary uses for this test: passed, failed or error (gates
+        that cannot be judged fail the test when it runs; an engine not made is a setup error)."""
+        if self.status is TestStatus.PASSED:
+            return "passed"
+        return "error" if self.at_setup else "failed"
 
     @property
     def nodeid(self) -> str:
@@ -116,7 +127,7 @@ class TestRecord:
         return self.regression is not None and self.regression.status is Verdict.REGRESSED
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON report's entry (schema 3): the subject's fields at the top level, a feed's
+        """The JSON report's entry (schema 4): the subject's fields at the top level, a feed's
         facts only where they apply, and the facts that follow from a measurement and a budget."""
         data = to_data(self)
         subject = data.pop("subject")

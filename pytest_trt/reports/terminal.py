@@ -146,7 +146,7 @@ def _rows(record: TestRecord) -> list[_Row]:
     # The test's own verdict first: a test failed by its accuracy or a regression never reads
     # "ok" because its latency budget passed.
     if test_status is TestStatus.ERROR:
-        status = "ERROR"
+        status = f"ERROR ({record.step.value})" if record.step is not None else "ERROR"
     elif test_status is TestStatus.FAILED:
         status = "FAIL"
     else:
@@ -451,9 +451,11 @@ def _plural(count: int, word: str) -> str:
 
 
 def _total_parts(group: list[TestRecord]) -> list[str]:
-    statuses = [r.status for r in group]
-    parts = [_plural(len(group), "gated test"), f"{statuses.count(TestStatus.FAILED)} failed"]
-    errors = statuses.count(TestStatus.ERROR)
+    # Counted as pytest counts them: a gate that cannot judge fails the test, an engine that
+    # cannot be made is an error of its setup.
+    outcomes = [r.pytest_outcome for r in group]
+    parts = [_plural(len(group), "gated test"), f"{outcomes.count('failed')} failed"]
+    errors = outcomes.count("error")
     if errors:
         parts.append(_plural(errors, "error"))
     parts.append(f"{sum(r.regressed for r in group)} regressed")

@@ -21,7 +21,7 @@ from pytest_trt.progress import Progress, terminal_writer
 from pytest_trt.reports.notes import SummaryNote
 from pytest_trt.run.options import Settings
 from pytest_trt.run.xdist import WorkerReport
-from pytest_trt.types import Availability, BackendContext
+from pytest_trt.types import Availability, BackendContext, SetupStep
 
 if TYPE_CHECKING:
     import pytest
@@ -221,6 +221,26 @@ class RunState:
         if outcome.staged is not None:
             self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged.to_file()
         return outcome
+
+    def setup_failed(self, nodeid: str, path: Path, spec: ModelSpec, problem: str, step: SetupStep | None) -> None:
+        """Keep the record of a gated test whose engine could not be made: a row of the reports,
+        an error as pytest counts it, with the step that failed."""
+        from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject, Workload
+        from pytest_trt.judge.records import TestRecord, TestStatus
+
+        precision = str(spec.build.precision.value)
+        source = spec.source if spec.torch is not None or spec.path is None else self.shown(spec.path)
+        subject = TestSubject(
+            nodeid=nodeid,
+            module=self.shown(path),
+            backend=self.choice().name,
+            runtime_version="",
+            model=ModelRef(source, ""),
+            build=BuildFacts(precision),
+            workload=Workload(inputs={}, outputs={}, batch=0, precision=precision),
+        )
+        record = TestRecord(subject, TestStatus.ERROR, failures=(problem,), step=step, at_setup=True)
+        self.collected.records.append(record)
 
     def shown(self, path: Path) -> str:
         """A path relative to the rootdir with forward slashes, as reports and baselines key it."""
