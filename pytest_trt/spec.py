@@ -460,6 +460,8 @@ class OutputTolerance:
     topk_axis: int = -1
     nan: NanPolicy = NanPolicy.FAIL
     inf_equal: bool = False
+    # False where the mark names only min_cosine/topk: those alone gate (make_accuracy_spec).
+    tolerance_gates: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
         checked_number(self.rtol, "rtol")
@@ -506,16 +508,25 @@ def make_accuracy_spec(
 ) -> AccuracySpec:
     """Validate ``trt_accuracy`` arguments; per-output dicts override the defaults key by key."""
     check_keywords(OutputTolerance, kw, "trt_accuracy")
-    default = OutputTolerance(**kw)
+    default = _gated_by(OutputTolerance(**kw), kw)
     overrides = []
     for name, override in (outputs or {}).items():
         if not isinstance(override, Mapping):
             raise SpecError(f"outputs[{name!r}] must be a dict of tolerance arguments, got {override!r}")
         check_keywords(OutputTolerance, override, f"trt_accuracy outputs[{name!r}]")
-        overrides.append((name, dataclasses.replace(default, **override)))
+        overrides.append((name, _gated_by(dataclasses.replace(default, **override), {**kw, **override})))
     if not isinstance(batch_consistency, bool):
         raise SpecError(f"batch_consistency must be True or False, got {batch_consistency!r}")
     return AccuracySpec(default=default, outputs=tuple(sorted(overrides)), batch_consistency=batch_consistency)
+
+
+def _gated_by(tol: OutputTolerance, given: Mapping[str, Any]) -> OutputTolerance:
+    """Similarity checks named alone (min_cosine, topk) gate alone: the default elementwise
+    tolerance applies where a tolerance argument is given, or no similarity check is."""
+    named = set(given)
+    tolerance = {"rtol", "atol", "check", "q", "max_mismatch"}
+    object.__setattr__(tol, "tolerance_gates", bool(named & tolerance) or not named & {"min_cosine", "topk"})
+    return tol
 
 
 @dataclass(frozen=True)
