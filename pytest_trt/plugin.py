@@ -87,7 +87,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     width = config.get_terminal_writer().fullwidth
     return [
         part
-        for line in _state(config).choice().header()
+        for line in _state(config).choice().header(verbose=config.option.verbose > 0)
         for part in textwrap.wrap(
             line, width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
         )

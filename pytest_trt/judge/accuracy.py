@@ -316,7 +316,7 @@ def save_failure(
                 raise ValueError(f"save_failure({test_id!r}): {prefix} {name!r} is an object array")
             arrays[f"{prefix}:{name}"] = array
     target = directory / f"{_safe_name(test_id)}.npz"
-    write_atomic_with(target, lambda stream: np.savez_compressed(stream, **arrays))
+    write_atomic_with(target, lambda stream: np.savez_compressed(stream, **arrays), umask_mode=True)
     return target
 
 

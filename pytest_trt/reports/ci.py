@@ -30,7 +30,7 @@ def write_json(path: Path, records: Sequence[TestRecord], meta: Mapping[str, Any
     """Every measured test with its full statistics, baseline comparison and verdict; ``meta``
     carries run facts (machine fingerprint, hardware class, commit, options)."""
     data = {"schema": SCHEMA, "meta": dict(meta), "tests": [r.as_dict() for r in records]}
-    write_atomic(Path(path), dumps(data, indent=1) + "\n")
+    write_atomic(Path(path), dumps(data, indent=1) + "\n", umask_mode=True)
 
 
 def _cell(text: Any) -> str:
@@ -113,7 +113,7 @@ def write_markdown(path: Path, records: Sequence[TestRecord], meta: Mapping[str,
     """The summary table to ``path`` (atomically), and appended to ``$GITHUB_STEP_SUMMARY``
     when that is set, as GitHub Actions expects."""
     text = markdown(records, meta)
-    write_atomic(Path(path), text)
+    write_atomic(Path(path), text, umask_mode=True)
     summary = os.environ.get(STEP_SUMMARY)
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:

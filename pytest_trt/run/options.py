@@ -32,6 +32,8 @@ CUDA_APIS = ("cuda-python", "pycuda")
 INI_TRUE = ("true", "yes", "on", "1", "y", "t")
 INI_FALSE = ("false", "no", "off", "0", "n", "f")
 ENGINE_CACHE_ENV = "PYTEST_TRT_ENGINE_CACHE"
+# The longest "--flag=METAVAR" that keeps its --help line within 80 columns (argparse indents it).
+HELP_FLAG_WIDTH = 60
 _Number = TypeVar("_Number", int, float)
 
 
@@ -153,12 +155,17 @@ class Option:
 
     def register(self, parser: pytest.Parser, group: pytest.OptionGroup) -> None:
         help_text = f"{self.help} Default: {self.shown_default()}."
+        metavar = self._metavar()
+        if len(self.flag) + 1 + len(metavar) > HELP_FLAG_WIDTH:
+            # Choices too many for one --help line (registered backends): named in the help.
+            metavar = "NAME"
+            help_text += f" Choices: {', '.join(self.allowed_choices())}."
         # argparse %-formats help texts.
         kwargs: dict[str, Any] = {"dest": self.dest, "default": None, "help": help_text.replace("%", "%%")}
         if self.kind is Kind.BOOL:
             kwargs["action"] = "store_true"
         else:
-            kwargs["metavar"] = self._metavar()
+            kwargs["metavar"] = metavar
             if self.kind not in (Kind.FOLDER, Kind.FILE):
                 # One function checks the command line and the ini: the same rule, the same words.
                 kwargs["type"] = self.argparse_type

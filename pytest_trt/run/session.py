@@ -17,7 +17,7 @@ from pytest_trt import backends
 from pytest_trt.backends import BackendInfo, DeviceKind
 from pytest_trt.errors import CacheError
 from pytest_trt.judge.perf_mode import PerfMode
-from pytest_trt.progress import Progress, terminal_writer
+from pytest_trt.progress import Progress, terminal_writer, write_on_own_line
 from pytest_trt.reports.notes import SummaryNote
 from pytest_trt.run.options import Settings
 from pytest_trt.run.xdist import WorkerReport
@@ -45,7 +45,16 @@ class BackendChoice:
     reason: str  # shown in the header: why this backend runs
     passed_over: tuple[tuple[str, str], ...] = ()  # (backend title, why not usable), best first
 
-    def header(self) -> list[str]:
+    def header(self, verbose: bool = True) -> list[str]:
+        """The header's lines. On a CPU backend, the GPU backends that cannot run are one line
+        unless ``verbose`` (-v): a CPU-only machine is no news to its user."""
+        on_cpu = backends.get(self.name).device is DeviceKind.CPU
+        if self.passed_over and on_cpu and not verbose:
+            tried = len(self.passed_over)
+            return [
+                f"pytest-trt: backend {self.name} ({self.reason})",
+                f"pytest-trt:   no GPU backend can run here ({tried} tried; -v says why)",
+            ]
         if len(self.passed_over) == 1:
             title, why = self.passed_over[0]
             return [f"pytest-trt: backend {self.name} ({title} unavailable: {why})"]
@@ -159,8 +168,7 @@ class RunState:
         past pytest's output capture, else on stderr (xdist workers have no terminal)."""
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
-            terminal.ensure_newline()
-            terminal.write_line(f"pytest-trt: {line}")
+            write_on_own_line(terminal, f"pytest-trt: {line}")
         else:
             import sys
 

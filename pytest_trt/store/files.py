@@ -22,11 +22,15 @@ _TEMP_NAME = re.compile(r"\.(?P<target>.{1,60})\.(?P<pid>[0-9]+)\.[^./\\]+" + re
 STALE_AFTER_S = 600.0
 
 
-def write_atomic_with(path: Path, write: Callable[[BinaryIO], object], *, temp_dir: Path | None = None) -> None:
+def write_atomic_with(
+    path: Path, write: Callable[[BinaryIO], object], *, temp_dir: Path | None = None, umask_mode: bool = False
+) -> None:
     """Call ``write`` on a temp file, flush it to disk, then rename it over ``path``. The temp
     file lies beside ``path``, or in ``temp_dir`` (which must be on the same file system). An
     exception leaves no temp file; a writer killed half way leaves one that
-    ``remove_stale_temps`` recognizes, and never a half ``path``."""
+    ``remove_stale_temps`` recognizes, and never a half ``path``. ``umask_mode``: the file gets
+    the permissions ``open()`` would give it under the user's umask (0644 under umask 022), not
+    the temp file's private 0600: for files users share, such as reports."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = path.parent if temp_dir is None else Path(temp_dir)
@@ -36,16 +40,25 @@ def write_atomic_with(path: Path, write: Callable[[BinaryIO], object], *, temp_d
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
+        if umask_mode:
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_atomic(path: Path, data: bytes | str, *, temp_dir: Path | None = None) -> None:
-    """``data`` to ``path`` atomically; text is written as UTF-8."""
+def write_atomic(path: Path, data: bytes | str, *, temp_dir: Path | None = None, umask_mode: bool = False) -> None:
+    """``data`` to ``path`` atomically; text is written as UTF-8 (``umask_mode``: see write_atomic_with)."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    write_atomic_with(path, lambda stream: stream.write(payload), temp_dir=temp_dir)
+    write_atomic_with(path, lambda stream: stream.write(payload), temp_dir=temp_dir, umask_mode=umask_mode)
+
+
+def _umask() -> int:
+    """The process's umask: reading it means setting it, so it is set back at once."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _pid_running(pid: int) -> bool | None:
