@@ -117,8 +117,8 @@ def check_choice(value: Any, choices: tuple[str, ...], arg: str) -> None:
 
 
 def check_keywords(cls: type, kwargs: Mapping[str, Any], mark: str) -> None:
-    """Every keyword of a mark is a field of the spec ``cls`` it builds."""
-    known = {f.name for f in dataclasses.fields(cls)}
+    """Every keyword of a mark is a field of the spec ``cls`` it builds (one it takes)."""
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise SpecError(

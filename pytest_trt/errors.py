@@ -8,9 +8,16 @@ and keeps its traceback. Each class keeps the builtin base it always had, so cal
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_trt.types import SetupStep
+
 
 class PytestTrtError(Exception):
     """Root of every user-facing pytest-trt error; the message names the test input at fault."""
+
+    step: SetupStep | None = None  # which step of making an engine raised it (prepare.engines)
 
 
 class SpecError(PytestTrtError, ValueError):

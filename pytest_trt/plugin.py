@@ -37,9 +37,11 @@ MARKERS = (
     "max_mismatch=0.0, min_cosine=None, topk=None, topk_axis=-1, inf_equal=False, "
     "batch_consistency=False): compare the backend's outputs with the reference (onnxruntime running the "
     "model in fp32, or the torch module with reference='torch'), |out - ref| <= atol + rtol * |ref| per element.",
-    "trt_perf(max_latency_ms=None, percentile=50, min_throughput=None, backend='tensorrt', *, "
+    "trt_perf(max_latency_ms=None, percentile=50, min_throughput=None, backend=None, *, "
     "max_regression=None, warmup_ms, min_iterations, min_duration_ms, max_duration_ms, cuda_graph, "
-    "transfers, sync, host_probe): a latency/throughput budget, enforced when its backend runs the test.",
+    "transfers, sync, host_probe): a latency/throughput budget, enforced when its backend runs the test; "
+    "without backend=, a GPU budget: enforced on whichever GPU backend runs, reported as not enforced on "
+    "a CPU backend.",
 )
 
 
@@ -85,7 +87,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     width = config.get_terminal_writer().fullwidth
     return [
         part
-        for line in _state(config).choice().header()
+        for line in _state(config).choice().header(verbose=config.option.verbose > 0)
         for part in textwrap.wrap(
             line, width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
         )
@@ -132,13 +134,17 @@ def trt_engine(request: pytest.FixtureRequest) -> Engine:
     spec = _gates(item).model
     if spec is None:
         pytest.fail(f"{item.nodeid}: trt_engine needs a @pytest.mark.trt_model(...) mark on the test", pytrace=False)
+    state = _state(request.config)
     try:
-        engine = _state(request.config).engine(spec)
+        engine = state.engine(spec)
+        _gates(item).check_outputs([o.name for o in engine.outputs])
     except PytestTrtError as exc:
-        problem = f"{item.nodeid}: {exc}"
+        problem, step = f"{item.nodeid}: {exc}", exc.step
     else:
         item.stash[ENGINE_KEY] = engine
         return engine
+    if _gates(item).gated:
+        state.setup_failed(item.nodeid, Path(item.path), spec, problem, step)
     pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" noise
 
 

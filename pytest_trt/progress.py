@@ -13,11 +13,14 @@ under an xdist worker (its output is not the terminal) nor at ``-q``.
 from __future__ import annotations
 
 import contextlib
+import os
+import textwrap
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pytest
@@ -96,8 +99,51 @@ def terminal_writer(config: pytest.Config) -> Write | None:
             return
         capture = plugins.get_plugin("capturemanager")
         # Past the capture of the running test (engines are built in its setup), as pytest's
-        # live logging writes; write_line starts a new line if the dots line is open.
+        # live logging writes.
         with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-            terminal.write_line(f"pytest-trt: {line}")
+            write_on_own_line(terminal, f"pytest-trt: {line}")
 
     return write
+
+
+def write_on_own_line(terminal: Any, text: str) -> None:
+    """``text`` on lines of its own, wrapped at the terminal's width, without breaking pytest's
+    progress row: an open row of dots is ended as pytest ends a full one (its percentage, then
+    a new line), and the dots go on below without the file name again. At -v, where each test
+    has its own line, pytest writes that line anew after ours."""
+    writer = getattr(terminal, "_tw", None)  # pytest's TerminalWriter: private, hence the care
+    if writer is None or terminal.config.option.verbose > 0 or not terminal.currentfspath:
+        for part in _wrapped(text, getattr(writer, "fullwidth", 80)):
+            terminal.write_line(part)
+        return
+    if writer.width_of_current_line > 0:
+        fill = getattr(terminal, "_write_progress_information_filling_space", None)
+        if getattr(terminal, "_show_progress_info", False) and fill is not None and _row_has_results(terminal):
+            fill()
+        writer.line()
+        _BROKEN_ROWS[terminal] = terminal.currentfspath  # its dots go on, without the name, below
+    for part in _wrapped(text, writer.fullwidth):
+        writer.line(part)
+
+
+# The terminal reporters whose row of a file we ended, and that file: its row goes on unnamed.
+_BROKEN_ROWS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _row_has_results(terminal: Any) -> bool:
+    """Whether the open row holds more than its file's name (pytest names a file before its
+    first test's setup, where engines are made): a bare name gets no percentage."""
+    if _BROKEN_ROWS.get(terminal) == terminal.currentfspath:
+        return True  # a row we continued: dots only
+    try:
+        name = os.path.relpath(terminal.currentfspath, terminal.startpath)
+    except (TypeError, ValueError, AttributeError):
+        return True
+    return bool(terminal._tw.width_of_current_line > len(name) + 1)
+
+
+def _wrapped(text: str, width: int) -> list[str]:
+    """Lines within the terminal's width (pytest's own stop a column short of it)."""
+    return textwrap.wrap(
+        text, max(width - 1, 40), subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+    ) or [text]

@@ -460,6 +460,8 @@ class OutputTolerance:
     topk_axis: int = -1
     nan: NanPolicy = NanPolicy.FAIL
     inf_equal: bool = False
+    # False where the mark names only min_cosine/topk: those alone gate (make_accuracy_spec).
+    tolerance_gates: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
         checked_number(self.rtol, "rtol")
@@ -506,16 +508,25 @@ def make_accuracy_spec(
 ) -> AccuracySpec:
     """Validate ``trt_accuracy`` arguments; per-output dicts override the defaults key by key."""
     check_keywords(OutputTolerance, kw, "trt_accuracy")
-    default = OutputTolerance(**kw)
+    default = _gated_by(OutputTolerance(**kw), kw)
     overrides = []
     for name, override in (outputs or {}).items():
         if not isinstance(override, Mapping):
             raise SpecError(f"outputs[{name!r}] must be a dict of tolerance arguments, got {override!r}")
         check_keywords(OutputTolerance, override, f"trt_accuracy outputs[{name!r}]")
-        overrides.append((name, dataclasses.replace(default, **override)))
+        overrides.append((name, _gated_by(dataclasses.replace(default, **override), {**kw, **override})))
     if not isinstance(batch_consistency, bool):
         raise SpecError(f"batch_consistency must be True or False, got {batch_consistency!r}")
     return AccuracySpec(default=default, outputs=tuple(sorted(overrides)), batch_consistency=batch_consistency)
+
+
+def _gated_by(tol: OutputTolerance, given: Mapping[str, Any]) -> OutputTolerance:
+    """Similarity checks named alone (min_cosine, topk) gate alone: the default elementwise
+    tolerance applies where a tolerance argument is given, or no similarity check is."""
+    named = set(given)
+    tolerance = {"rtol", "atol", "check", "q", "max_mismatch"}
+    object.__setattr__(tol, "tolerance_gates", bool(named & tolerance) or not named & {"min_cosine", "topk"})
+    return tol
 
 
 @dataclass(frozen=True)
@@ -545,9 +556,10 @@ class MeasureSettings:
 
 @dataclass(frozen=True)
 class PerfBudget:
-    """One ``trt_perf`` mark: budgets for one backend, and how to measure."""
+    """One ``trt_perf`` mark: budgets for one backend, and how to measure. Without a backend it
+    is a GPU budget: enforced on whichever GPU backend runs."""
 
-    backend: str = "tensorrt"
+    backend: str | None = None
     max_latency_ms: float | None = None
     percentile: float = 50.0
     min_throughput: float | None = None
@@ -555,7 +567,7 @@ class PerfBudget:
     measure: MeasureSettings = field(default_factory=MeasureSettings)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.backend, str) or not self.backend:
+        if self.backend is not None and (not isinstance(self.backend, str) or not self.backend):
             raise SpecError(f"backend must be a backend name, got {self.backend!r}")
         checked_number(self.max_latency_ms, "max_latency_ms", allow_none=True)
         if not 0.0 <= checked_number(self.percentile, "percentile") <= 100.0:
@@ -575,8 +587,8 @@ def make_perf_budget(defaults: MeasureSettings, backends: tuple[str, ...] = (), 
     if unknown:
         raise SpecError(f"trt_perf: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})")
     measure_kw = {k: kw.pop(k) for k in list(kw) if k in _MEASURE_FIELDS}
-    if backends:
-        check_choice(kw.get("backend", PerfBudget.backend), backends, "backend")
+    if backends and kw.get("backend") is not None:
+        check_choice(kw["backend"], backends, "backend")
     return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), **kw)
 
 

@@ -8,10 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+class SetupStep(str, Enum):
+    """The step of making an engine (or its reference) that failed, as reports name it."""
+
+    MODEL = "model"  # reading and checking the ONNX file
+    EXPORT = "export"  # the torch= module to ONNX
+    INPUTS = "inputs"  # shapes and the feed: generated or read from inputs=
+    QUANTIZATION = "quantization"  # INT8 by calibration
+    CONVERSION = "conversion"  # the fp16/bf16 precision transform
+    BUILD = "build"  # the backend's build or load of the engine
+    REFERENCE = "reference"  # the reference outputs the engine is compared with
 
 
 @dataclass(frozen=True)

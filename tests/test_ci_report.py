@@ -50,7 +50,7 @@ def test_json_holds_every_test_with_statistics_and_verdict(tmp_path):
     path = tmp_path / "out" / "trt.json"
     write_json(path, [regressed_record(), new_record()], META)
     data = json.loads(path.read_text())
-    assert data["schema"] == 3 and data["meta"] == META
+    assert data["schema"] == 4 and data["meta"] == META
     slow, new = data["tests"]
     assert slow["nodeid"] == "tests/test_m.py::test_slow"
     assert slow["perf"]["latency"]["n"] == 500 and len(slow["perf"]["samples_ms"]) == 500

@@ -39,7 +39,7 @@ def test_marks_are_registered_for_strict_markers(trt_pytester):
         ('@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_perf(backend="cuda")', "trt_perf: backend must be one of tensorrt, onnxruntime-tensorrt, onnxruntime-cuda, onnxruntime-trt-rtx, onnxruntime; got 'cuda'"),
         (
             '@pytest.mark.trt_model("mlp.onnx")\n@pytest.mark.trt_perf(max_latency_ms=1)\n@pytest.mark.trt_perf(max_latency_ms=2)',
-            "trt_perf: two marks for backend 'tensorrt'; keep one per backend",
+            "trt_perf: two marks without backend= (GPU budgets); keep one per backend",
         ),
         (
             '@pytest.mark.trt_model("mlp.onnx", batch_size=2)\n@pytest.mark.trt_model("cnn.onnx", batch_size=1)',

@@ -27,7 +27,13 @@ def test_second(trt_engine):
 def test_auto_falls_back_to_onnxruntime_and_says_why(trt_pytester, monkeypatch):
     monkeypatch.setattr("pytest_trt.run.session.availability_of", _unavailable)
     trt_pytester.pytester.makepyfile(test_nothing="def test_ok():\n    pass\n")
-    result = trt_pytester.run()
+    short = trt_pytester.run()
+    short.stdout.fnmatch_lines([
+        "pytest-trt: backend onnxruntime (--trt-backend=auto)",
+        "pytest-trt:   no GPU backend can run here (3 tried; -v says why)",
+        "rootdir: *",
+    ])
+    result = trt_pytester.run("-v")
     result.stdout.fnmatch_lines([
         "pytest-trt: backend onnxruntime (--trt-backend=auto)",
         "pytest-trt:   TensorRT unavailable: no GPU in this test",

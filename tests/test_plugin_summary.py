@@ -24,6 +24,7 @@ from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, Tes
 from pytest_trt.reports.terminal import accuracy_summary, budget_summary, summary_lines, totals
 from pytest_trt.timing.measure import PerfClock, PerfResult
 from pytest_trt.timing.stats import LatencyStats
+from pytest_trt.types import SetupStep
 
 _SUBJECT_FIELDS = {f.name for f in fields(TestSubject)}
 
@@ -201,7 +202,7 @@ def test_quiet_with_everything_passing_shows_nothing_but_totals():
 def test_totals_count_failures_errors_regressions_and_budgets_not_enforced():
     records = [
         *_demo_like(),
-        _record("t.py::test_broken", status=TestStatus.ERROR),
+        _record("t.py::test_broken", status=TestStatus.ERROR, step=SetupStep.BUILD, at_setup=True),
         _record("t.py::test_slow", status=TestStatus.FAILED, regression=_verdict(Verdict.REGRESSED, "min +20%")),
         _record("t.py::test_report", budgets=[_budget("onnxruntime", "p50 <= 9 ms", BudgetState.REPORT_OVER)]),
     ]

@@ -36,7 +36,7 @@ SAMPLES = [1.0 + 0.01 * (i % 17) for i in range(60)]  # 60 samples: short of a p
 ENTRY_KEYS = {
     "nodeid", "module", "backend", "runtime_version", "model", "build", "workload", "engine", "feed",
     "accuracy", "perf", "budgets", "regression", "baseline_note", "baseline_state", "status", "warnings",
-    "doubts", "failures",
+    "doubts", "failures", "step", "at_setup",
 }
 PERF_KEYS = {
     "backend", "clock", "mode", "batch", "iterations", "duration_s", "latency", "compute", "h2d", "d2h",
@@ -111,7 +111,7 @@ def test_a_json_report_entry_reads_back_as_the_same_record(tmp_path):
     assert TestRecord.from_dict(entry).as_dict() == entry
 
 
-def test_a_json_report_entry_keeps_the_schema_3_shape():
+def test_a_json_report_entry_keeps_the_schema_4_shape():
     entry = json.loads(dumps(full_record().as_dict()))
     assert set(entry) == ENTRY_KEYS and set(entry["perf"]) == PERF_KEYS
     assert entry["status"] == "failed" and entry["baseline_state"] == "changed"

@@ -29,6 +29,7 @@ __all__ = ["BackendContext", "BackendInfo", "DeviceKind", "create", "get", "name
 
 ENTRY_POINT_GROUP = "pytest_trt.backends"
 _NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+RESERVED_NAME = "gpu"  # judge.records.GPU_BUDGET: a trt_perf budget without backend=
 
 
 class DeviceKind(Enum):
@@ -59,6 +60,8 @@ class BackendInfo:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise BackendError(f"backend name must be lower-case words joined by '-', got {self.name!r}")
+        if self.name == RESERVED_NAME:
+            raise BackendError(f"backend name {RESERVED_NAME!r} is taken: reports name GPU budgets so")
         for option, kind in self.build_options.items():
             if not isinstance(option, str) or not isinstance(kind, type):
                 raise BackendError(f"backend {self.name}: build option {option!r} must map a name to a type")

@@ -5,7 +5,8 @@ Tolerance rule everywhere is numpy's: ``|out - ref| <= atol + rtol * |ref|``. Th
 checks (``check="max" | "mean" | "median" | "quantile"``) apply that same rule to a statistic of
 the per-element error ratio ``|out - ref| / (atol + rtol * |ref|)``: the output passes when the
 statistic is at most 1. ``max_mismatch`` (a fraction of elements allowed outside) belongs to
-``check="elementwise"``; ``min_cosine`` and ``topk`` are further gates on top of the tolerance.
+``check="elementwise"``; ``min_cosine`` and ``topk`` are further gates on top of the tolerance,
+or the only ones where a mark names them without a tolerance argument.
 Integer and bool outputs are compared exactly.
 """
 
@@ -193,7 +194,7 @@ def _gates(errors: FloatErrors, tol: OutputTolerance, stats: dict[str, Any]) -> 
     """The gates the output misses (tolerance, then min_cosine and topk where asked), and the
     top-k detail line; the cosine and top-k agreement go into ``stats``."""
     missed: list[Missed] = []
-    if not check_passes(errors.ratio, tol):
+    if tol.tolerance_gates and not check_passes(errors.ratio, tol):
         missed.append(Missed.TOLERANCE)
     if tol.min_cosine is not None:
         stats["cosine"] = cosine_similarity(errors)

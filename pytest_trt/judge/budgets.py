@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pytest_trt import backends
+from pytest_trt.backends import DeviceKind
 from pytest_trt.spec import PerfBudget
 from pytest_trt.timing.measure import PerfResult
 from pytest_trt.timing.stats import percentile, percentile_label
@@ -20,9 +22,17 @@ from pytest_trt.timing.stats import percentile, percentile_label
 DOUBT_STRETCHES = 10
 
 
+def applies(budget: PerfBudget, running: str) -> bool:
+    """Whether ``running`` enforces the budget: its own, or a GPU budget (no backend named) on a
+    backend whose timings are a GPU's."""
+    if budget.backend is None:
+        return backends.get(running).device is DeviceKind.GPU
+    return budget.backend == running
+
+
 def judged_percentiles(budgets: Sequence[PerfBudget], backend: str) -> tuple[float, ...]:
     """The latency percentiles that ``backend``'s budgets judge: what ``measure`` must sample for."""
-    return tuple(b.percentile for b in budgets if b.backend == backend and b.max_latency_ms is not None)
+    return tuple(b.percentile for b in budgets if applies(b, backend) and b.max_latency_ms is not None)
 
 
 def describe_budget(budget: PerfBudget) -> str:

@@ -34,7 +34,7 @@ from pytest_trt.judge.baseline_gate import (
 )
 from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.judge.perf_mode import PerfMode
-from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
+from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, TestRecord, TestStatus
 from pytest_trt.prepare.engines import Engine
 from pytest_trt.prepare.inputs import describe_generated
 from pytest_trt.progress import Phase, Progress
@@ -101,7 +101,7 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
         problem = f"pytest-trt: {exc}"
         if isinstance(exc, InferenceError) and engine.spec.inputs is None:
             problem += "\n" + describe_generated(engine.model, feed, engine.spec.range_map)
-        record = _record(context, TestStatus.ERROR, result, perf, baseline, (problem,))
+        record = dataclasses.replace(_record(context, TestStatus.ERROR, result, perf, baseline, (problem,)), step=exc.step)
         return ItemOutcome(record, problem)
     status = TestStatus.FAILED if failures else TestStatus.PASSED
     record = _record(context, status, result, perf, baseline, tuple(failures))
@@ -180,7 +180,9 @@ def torch_divergence(
 
 
 def running_budget(budgets: tuple[PerfBudget, ...], backend: str) -> PerfBudget | None:
-    return next((b for b in budgets if b.backend == backend), None)
+    """The budget the running backend enforces: one naming it, else a GPU budget it runs."""
+    named = next((b for b in budgets if b.backend == backend), None)
+    return named or next((b for b in budgets if budget_rules.applies(b, backend)), None)
 
 
 def measure_settings(budgets: tuple[PerfBudget, ...], backend: str) -> MeasureSettings:
@@ -224,23 +226,32 @@ def check_perf(
         perf.result = _measured(engine, feed, measure_settings(budgets, running), judged, context, Phase.MEASURE)
     for budget in budgets:
         description = budget_rules.describe_budget(budget)
+        applies = budget_rules.applies(budget, running)
+        # A GPU budget a GPU backend runs is that backend's; on a CPU backend it stays "gpu".
+        owner = running if applies else budget.backend or GPU_BUDGET
         if perf.result is None:
-            outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_MEASURED, "not measured (--trt-perf=off)")
-        elif budget.backend != running:
-            outcome = BudgetOutcome(budget.backend, description, BudgetState.NOT_ENFORCED, f"not enforced (running {running})")
+            outcome = BudgetOutcome(owner, description, BudgetState.NOT_MEASURED, "not measured (--trt-perf=off)")
+        elif not applies:
+            why = f"{running} runs on the CPU" if budget.backend is None else f"running {running}"
+            outcome = BudgetOutcome(owner, description, BudgetState.NOT_ENFORCED, f"not enforced ({why})")
         else:
-            missed = budget_rules.budget_failures(perf.result, budget)
-            perf.doubts += budget_rules.budget_doubts(perf.result, budget, threads_advice=_threads_advice(engine))
-            if mode is PerfMode.ENFORCE:
-                state = BudgetState.FAILED if missed else BudgetState.PASSED
-                outcome = BudgetOutcome(budget.backend, description, state, "; ".join(missed))
-                perf.failures += [f"perf ({running}): {m}" for m in missed]
-            else:
-                state = BudgetState.REPORT_OVER if missed else BudgetState.REPORT_WITHIN
-                note = "; ".join(missed) if missed else "within budget"
-                outcome = BudgetOutcome(budget.backend, description, state, f"report only: {note}")
+            outcome = _judged(engine, budget, perf, mode)
         perf.budgets.append(outcome)
     return perf
+
+
+def _judged(engine: Engine, budget: PerfBudget, perf: _Perf, mode: PerfMode) -> BudgetOutcome:
+    """A budget the running backend enforces, judged on the measurement (in ``perf``)."""
+    assert perf.result is not None
+    running, description = engine.backend, budget_rules.describe_budget(budget)
+    missed = budget_rules.budget_failures(perf.result, budget)
+    perf.doubts += budget_rules.budget_doubts(perf.result, budget, threads_advice=_threads_advice(engine))
+    if mode is PerfMode.ENFORCE:
+        perf.failures += [f"perf ({running}): {m}" for m in missed]
+        return BudgetOutcome(running, description, BudgetState.FAILED if missed else BudgetState.PASSED, "; ".join(missed))
+    state = BudgetState.REPORT_OVER if missed else BudgetState.REPORT_WITHIN
+    note = "; ".join(missed) if missed else "within budget"
+    return BudgetOutcome(running, description, state, f"report only: {note}")
 
 
 def check_baseline(

@@ -5,8 +5,11 @@ Plain data, imported at collection, so it stays free of numpy and onnx.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_trt.errors import SpecError
 from pytest_trt.spec import AccuracySpec, ModelSpec, PerfBudget
 
 
@@ -25,3 +28,17 @@ class ItemGates:
     @property
     def measured(self) -> bool:
         return self.model is not None and bool(self.budgets)
+
+    def check_outputs(self, names: Sequence[str]) -> None:
+        """``trt_accuracy(outputs={...})`` names only outputs the model has: a misspelt one
+        would otherwise keep the default tolerance without a word. Raises SpecError."""
+        if self.accuracy is None:
+            return
+        for name, _ in self.accuracy.outputs:
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1, cutoff=0.0)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise SpecError(
+                    f"trt_accuracy: outputs[{name!r}]: the model has no output {name!r} "
+                    f"({hint}its outputs: {', '.join(names)})"
+                )

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from pytest_trt import backends
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.judge.accuracy import AccuracyResult
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.timing.measure import PerfResult
+from pytest_trt.types import SetupStep
 
 
 class TestStatus(str, Enum):
@@ -33,6 +35,11 @@ class TestStatus(str, Enum):
     ERROR = "error"
 
 
+# What a budget outcome's ``backend`` reads for a GPU budget (``trt_perf`` without ``backend=``)
+# that no GPU backend ran: a GPU backend that runs it makes it that backend's.
+GPU_BUDGET = backends.RESERVED_NAME
+
+
 class BudgetState(str, Enum):
     """What became of one ``trt_perf`` budget in a run."""
 
@@ -40,7 +47,7 @@ class BudgetState(str, Enum):
     FAILED = "failed"  # enforced and missed
     REPORT_WITHIN = "report-within"  # --trt-perf=report, within the budget
     REPORT_OVER = "report-over"  # --trt-perf=report, over the budget
-    NOT_ENFORCED = "not-enforced"  # another backend's budget
+    NOT_ENFORCED = "not-enforced"  # another backend's budget, or a GPU budget on a CPU backend
     NOT_MEASURED = "not-measured"  # --trt-perf=off
 
     @property
@@ -92,6 +99,16 @@ class TestRecord:
     warnings: tuple[str, ...] = ()  # advice: what the run noticed without doubting a verdict
     doubts: tuple[str, ...] = ()  # warnings that a gate's verdict may be wrong (a budget within the noise)
     failures: tuple[str, ...] = ()  # one line per failed gate, as the test's failure shows them
+    step: SetupStep | None = None  # for an error: the step of making the engine that failed
+    at_setup: bool = False  # the error came before the test ran: pytest counts it as an error
+
+    @property
+    def pytest_outcome(self) -> str:
+        """The word pytest's own summary uses for this test: passed, failed or error (gates
+        that cannot be judged fail the test when it runs; an engine not made is a setup error)."""
+        if self.status is TestStatus.PASSED:
+            return "passed"
+        return "error" if self.at_setup else "failed"
 
     @property
     def nodeid(self) -> str:
@@ -115,7 +132,7 @@ class TestRecord:
         return self.regression is not None and self.regression.status is Verdict.INCONCLUSIVE
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON report's entry (schema 3): the subject's fields at the top level, a feed's
+        """The JSON report's entry (schema 4): the subject's fields at the top level, a feed's
         facts only where they apply, and the facts that follow from a measurement and a budget."""
         data = to_data(self)
         subject = data.pop("subject")

@@ -23,7 +23,7 @@ from pytest_trt import backends, serde
 from pytest_trt.arguments import CalibrationMethod, Precision
 from pytest_trt.backends.base import Backend, Runner
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, Workload
-from pytest_trt.errors import BackendError, ModelError, PrecisionError
+from pytest_trt.errors import BackendError, ModelError, PrecisionError, PytestTrtError
 from pytest_trt.model import LoadedModel, Shape, load_model
 from pytest_trt.prepare import model_steps, precision
 from pytest_trt.prepare.inputs import DEFAULT_MAX_INPUT_BYTES, load_inputs_npz, make_inputs, resolve_shapes
@@ -34,7 +34,7 @@ from pytest_trt.store.arrays import decode_arrays, encode_arrays
 from pytest_trt.store.cache import EngineCache
 from pytest_trt.store.files import write_atomic
 from pytest_trt.store.stats import CacheOutcome
-from pytest_trt.types import Artifact, TensorSpec
+from pytest_trt.types import Artifact, SetupStep, TensorSpec
 
 # The reference every backend is compared with: the original model in fp32 on this CPU.
 REFERENCE_BACKEND = "onnxruntime"
@@ -255,12 +255,14 @@ class EngineFactory:
     def engine(self, spec: ModelSpec, backend_name: str) -> Engine:
         """The engine for ``spec`` on ``backend_name``: from this process's memo, else the engine
         cache, else built now."""
-        model = self.source_model(spec)
+        with failing_step(SetupStep.EXPORT if spec.torch is not None else SetupStep.MODEL):
+            model = self.source_model(spec)
         with _export_named(spec, model):
-            shapes = self._shapes(model, spec)
-            build = dataclasses.replace(spec.build, shapes=tuple(sorted(shapes.items())))
-            feed = self._feed(spec, model, shapes)
-            plan = self._calibration_plan(spec, shapes)
+            with failing_step(SetupStep.INPUTS):
+                shapes = self._shapes(model, spec)
+                build = dataclasses.replace(spec.build, shapes=tuple(sorted(shapes.items())))
+                feed = self._feed(spec, model, shapes)
+                plan = self._calibration_plan(spec, shapes)
             key = (backend_name, model.path, build, plan)
             entry = self._engines.get(key)
             if entry is not None:
@@ -312,13 +314,28 @@ class EngineFactory:
         plan: CalibrationPlan | None = None,
         export: StepProvenance | None = None,
     ) -> _EngineEntry:
-        backend = self._backend_for(backend_name)
         transform = _transform_options(backend_name, build)
         quantization = None
         if plan is not None:
-            built_from, quantization = self._calibrated(model, plan)
+            with failing_step(SetupStep.QUANTIZATION):
+                built_from, quantization = self._calibrated(model, plan)
         else:
-            built_from = self._transformed(model, build.precision, transform)
+            with failing_step(SetupStep.CONVERSION):
+                built_from = self._transformed(model, build.precision, transform)
+        with failing_step(SetupStep.BUILD):
+            return self._built(backend_name, model, built_from, build, quantization, export)
+
+    def _built(
+        self,
+        backend_name: str,
+        model: LoadedModel,
+        built_from: LoadedModel,
+        build: BuildSpec,
+        quantization: StepProvenance | None,
+        export: StepProvenance | None,
+    ) -> _EngineEntry:
+        backend = self._backend_for(backend_name)
+        transform = _transform_options(backend_name, build)
         runtime_version = backend.runtime_version()
         parts = {
             "model_hash": built_from.content_hash,
@@ -451,9 +468,10 @@ class EngineFactory:
     def reference(self, engine: Engine, feed: Mapping[str, np.ndarray], kind: Reference) -> dict[str, np.ndarray]:
         """What the engine is compared with: onnxruntime running the model (for torch=, the
         export) in fp32 on CPU, or the torch module itself."""
-        if kind is Reference.TORCH:
-            return self.torch_reference_outputs(engine.spec, feed)
-        return self.reference_outputs(engine.model, feed)
+        with failing_step(SetupStep.REFERENCE):
+            if kind is Reference.TORCH:
+                return self.torch_reference_outputs(engine.spec, feed)
+            return self.reference_outputs(engine.model, feed)
 
     def torch_reference_outputs(self, spec: ModelSpec, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The torch= module's outputs for ``feed`` (CPU, fp32, no_grad), kept in the engine cache."""
@@ -465,6 +483,18 @@ class EngineFactory:
         if key not in self._references:
             self._references[key] = model_steps.torch_outputs(self.cache, torch_model, feed, feed_digest)
         return self._references[key]
+
+
+@contextmanager
+def failing_step(step: SetupStep) -> Iterator[None]:
+    """Tag an error raised in the block with the step it came from (the innermost tag stays),
+    so that reports say which step of making an engine failed."""
+    try:
+        yield
+    except PytestTrtError as exc:
+        if exc.step is None:
+            exc.step = step
+        raise
 
 
 @contextmanager

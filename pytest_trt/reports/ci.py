@@ -21,7 +21,8 @@ from pytest_trt.store.files import write_atomic
 
 # 2: budgets carry "state", records "baseline_state" and "failures" (enum values, see records.py).
 # 3: records carry "doubts" (warnings that a verdict may be wrong) and "feed" (inputs' origin).
-SCHEMA = 3
+# 4: tests whose engine could not be made are records too: "at_setup", and "step" that failed.
+SCHEMA = 4
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 
 
@@ -55,11 +56,12 @@ def comparison(record: TestRecord) -> tuple[str, str]:
 
 def markdown(records: Sequence[TestRecord], meta: Mapping[str, Any]) -> str:
     verdicts = [comparison(r)[1] for r in records]
-    failed = sum(r.status is not TestStatus.PASSED for r in records)
+    outcomes = [r.pytest_outcome for r in records]
+    errors = f", {outcomes.count('error')} errors" if "error" in outcomes else ""
     lines = [
         (
-            f"## pytest-trt: {len(records)} tests, {failed} failed, {verdicts.count(Verdict.REGRESSED.value)} regressed, "
-            f"{verdicts.count(Verdict.IMPROVED.value)} improved"
+            f"## pytest-trt: {len(records)} tests, {outcomes.count('failed')} failed{errors}, "
+            f"{verdicts.count(Verdict.REGRESSED.value)} regressed, {verdicts.count(Verdict.IMPROVED.value)} improved"
         ),
         "",
     ]
@@ -92,7 +94,8 @@ def _row(record: TestRecord) -> str:
         p50, p99 = _ms(perf.latency.median), _ms(perf.latency.p99) + short
         qps = f"{perf.throughput:,.0f}" if _finite(perf.throughput) is not None else ""
     found, verdict = comparison(record)
-    cells = (record.nodeid, record.backend, record.status.value, p50, p99, qps, found, verdict)
+    status = record.status.value + (f" ({record.step.value})" if record.step is not None else "")
+    cells = (record.nodeid, record.backend, status, p50, p99, qps, found, verdict)
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 

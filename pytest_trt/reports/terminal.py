@@ -23,7 +23,7 @@ from typing import Any
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, TestSubject
 from pytest_trt.judge.accuracy import AccuracyResult
 from pytest_trt.judge.baseline_gate import BaselineNote
-from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
+from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, TestRecord, TestStatus
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.store.cache import CacheOutcome
 from pytest_trt.timing import gpu_clock
@@ -146,7 +146,7 @@ def _rows(record: TestRecord) -> list[_Row]:
     # The test's own verdict first: a test failed by its accuracy or a regression never reads
     # "ok" because its latency budget passed.
     if test_status is TestStatus.ERROR:
-        status = "ERROR"
+        status = f"ERROR ({record.step.value})" if record.step is not None else "ERROR"
     elif test_status is TestStatus.FAILED:
         status = "FAIL"
     else:
@@ -161,7 +161,8 @@ def _rows(record: TestRecord) -> list[_Row]:
         own[0].description if own else "-",
         status,
     ))]
-    rows += [_Row("", ("", b.backend, "", "", "", "", b.description, _budget_status(b))) for b in others]
+    # A GPU budget and one naming the running backend both apply: the second on a row of its own.
+    rows += [_Row("", ("", b.backend, "", "", "", "", b.description, _budget_status(b))) for b in own[1:] + others]
     return rows
 
 
@@ -396,9 +397,16 @@ def _notes(records: list[TestRecord], quiet: bool) -> list[str]:
     notes += _short_p99_note(records)
     skipped = sorted({(b.backend, r.backend) for r in records for b in r.budgets if b.backend != r.backend})
     for budget_backend, running in skipped:
-        notes.append(
-            f"note: {budget_backend} budgets are reported, not enforced, while {running} runs the models"
-        )
+        if budget_backend == GPU_BUDGET:
+            notes.append(
+                f"note: GPU budgets (trt_perf without backend=) are reported, not enforced, while {running} "
+                "runs the models on the CPU; a GPU backend enforces them (--trt-require-gpu fails a run "
+                "without one)"
+            )
+        else:
+            notes.append(
+                f"note: {budget_backend} budgets are reported, not enforced, while {running} runs the models"
+            )
     return notes
 
 
@@ -443,9 +451,11 @@ def _plural(count: int, word: str) -> str:
 
 
 def _total_parts(group: list[TestRecord]) -> list[str]:
-    statuses = [r.status for r in group]
-    parts = [_plural(len(group), "gated test"), f"{statuses.count(TestStatus.FAILED)} failed"]
-    errors = statuses.count(TestStatus.ERROR)
+    # Counted as pytest counts them: a gate that cannot judge fails the test, an engine that
+    # cannot be made is an error of its setup.
+    outcomes = [r.pytest_outcome for r in group]
+    parts = [_plural(len(group), "gated test"), f"{outcomes.count('failed')} failed"]
+    errors = outcomes.count("error")
     if errors:
         parts.append(_plural(errors, "error"))
     parts.append(f"{sum(r.regressed for r in group)} regressed")
@@ -459,7 +469,12 @@ def _budget_parts(budgets: list[BudgetOutcome]) -> list[str]:
     """The budgets that were not enforced, by why: another backend's, not measured, report only."""
     states = [b.state for b in budgets]
     elsewhere = sorted(b.backend for b in budgets if b.state is BudgetState.NOT_ENFORCED)
-    parts = [f"{_plural(elsewhere.count(other), other + ' budget')} not enforced" for other in sorted(set(elsewhere))]
+    parts = [
+        f"{_plural(elsewhere.count(other), 'GPU budget')} not enforced (no GPU backend runs)"
+        if other == GPU_BUDGET
+        else f"{_plural(elsewhere.count(other), other + ' budget')} not enforced"
+        for other in sorted(set(elsewhere))
+    ]
     if BudgetState.NOT_MEASURED in states:
         parts.append(f"{_plural(states.count(BudgetState.NOT_MEASURED), 'budget')} not measured")
     reported = states.count(BudgetState.REPORT_WITHIN) + states.count(BudgetState.REPORT_OVER)

@@ -101,7 +101,24 @@ def read_gates(item: pytest.Item, measure_defaults: MeasureSettings) -> ItemGate
         except (SpecError, TypeError) as exc:
             raise SpecError(_prefixed("trt_accuracy", exc)) from None
     budgets = _budgets(perf_marks, own, measure_defaults)
-    return ItemGates(model=model, accuracy=accuracy_spec, budgets=budgets)
+    gates = ItemGates(model=model, accuracy=accuracy_spec, budgets=budgets)
+    _check_outputs_now(gates)
+    return gates
+
+
+def _check_outputs_now(gates: ItemGates) -> None:
+    """Output names in ``trt_accuracy(outputs=)`` checked at collection where the model is an
+    ONNX file; a torch model's outputs are known once it is exported (checked then)."""
+    model = gates.model
+    if gates.accuracy is None or not gates.accuracy.outputs or model is None or model.path is None:
+        return
+    try:
+        import onnx
+
+        graph = onnx.load(str(model.path), load_external_data=False).graph
+    except Exception:  # a model that cannot be read fails when its engine is made, saying why
+        return
+    gates.check_outputs([output.name for output in graph.output])
 
 
 def _closest(item: pytest.Item, own: set[int], name: str, shown: Callable[[pytest.Mark], str]) -> pytest.Mark | None:
@@ -119,7 +136,7 @@ def _budgets(perf_marks: list[pytest.Mark], own: set[int], measure_defaults: Mea
     """One budget per backend. iter_markers yields the closest marks first: a function's budget
     for a backend overrides a class or module budget for the same backend; two on the function
     itself are a mistake."""
-    budgets: dict[str, PerfBudget] = {}
+    budgets: dict[str | None, PerfBudget] = {}  # None: the GPU budget (no backend= given)
     for mark in perf_marks:
         try:
             budget = perf_budget(measure_defaults, **_mark_kwargs(mark))
@@ -127,7 +144,8 @@ def _budgets(perf_marks: list[pytest.Mark], own: set[int], measure_defaults: Mea
             raise SpecError(_prefixed("trt_perf", exc)) from None
         if budget.backend in budgets:
             if id(mark) in own:
-                raise SpecError(f"trt_perf: two marks for backend {budget.backend!r}; keep one per backend")
+                which = "without backend= (GPU budgets)" if budget.backend is None else f"for backend {budget.backend!r}"
+                raise SpecError(f"trt_perf: two marks {which}; keep one per backend")
             continue
         budgets[budget.backend] = budget
     return tuple(budgets.values())

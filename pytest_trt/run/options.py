@@ -32,6 +32,8 @@ CUDA_APIS = ("cuda-python", "pycuda")
 INI_TRUE = ("true", "yes", "on", "1", "y", "t")
 INI_FALSE = ("false", "no", "off", "0", "n", "f")
 ENGINE_CACHE_ENV = "PYTEST_TRT_ENGINE_CACHE"
+# The longest "--flag=METAVAR" that keeps its --help line within 80 columns (argparse indents it).
+HELP_FLAG_WIDTH = 60
 _Number = TypeVar("_Number", int, float)
 
 
@@ -153,12 +155,17 @@ class Option:
 
     def register(self, parser: pytest.Parser, group: pytest.OptionGroup) -> None:
         help_text = f"{self.help} Default: {self.shown_default()}."
+        metavar = self._metavar()
+        if len(self.flag) + 1 + len(metavar) > HELP_FLAG_WIDTH:
+            # Choices too many for one --help line (registered backends): named in the help.
+            metavar = "NAME"
+            help_text += f" Choices: {', '.join(self.allowed_choices())}."
         # argparse %-formats help texts.
         kwargs: dict[str, Any] = {"dest": self.dest, "default": None, "help": help_text.replace("%", "%%")}
         if self.kind is Kind.BOOL:
             kwargs["action"] = "store_true"
         else:
-            kwargs["metavar"] = self._metavar()
+            kwargs["metavar"] = metavar
             if self.kind not in (Kind.FOLDER, Kind.FILE):
                 # One function checks the command line and the ini: the same rule, the same words.
                 kwargs["type"] = self.argparse_type
@@ -208,7 +215,8 @@ OPTIONS: tuple[Option, ...] = (
            "usable) or a registered backend's name.",
            default="auto", choices=lambda: backend_choices()),  # looked up when a value is checked
     Option("--trt-require-gpu", "trt_require_gpu", Kind.BOOL,
-           "fail the session instead of falling back when TensorRT or a GPU is not usable (for GPU CI gates).",
+           "fail the session when no GPU backend is usable, instead of falling back to the CPU, where "
+           "GPU budgets (trt_perf without backend=) are not enforced (for GPU CI gates).",
            default=False),
     Option("--trt-perf", "trt_perf", Kind.CHOICE,
            "what to do with trt_perf budgets: enforce (fail the test), report (measure, never fail) "
@@ -343,6 +351,37 @@ def read(config: pytest.Config, name: str) -> Given:
         raise pytest.UsageError(f"pytest-trt: {source}: {exc}") from None
 
 
+def check_ini_keys(config: pytest.Config) -> None:
+    """A ``trt_*`` ini key pytest-trt does not have is a usage error naming the closest one:
+    pytest only warns of unknown keys, and the run would go on with the defaults."""
+    import difflib
+
+    known = [option.ini for option in OPTIONS]
+    written = sorted(key for key in _unknown_ini_keys(config) if key.startswith("trt_") and key not in known)
+    if not written:
+        return
+    problems = []
+    for key in written:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        problems.append(f"{key}" + (f" (did you mean {close[0]}?)" if close else ""))
+    where = f" in {config.inipath}" if config.inipath else ""
+    raise pytest.UsageError(
+        f"pytest-trt: unknown ini option{'s' if len(problems) > 1 else ''}{where}: {'; '.join(problems)}"
+    )
+
+
+def _unknown_ini_keys(config: pytest.Config) -> set[str]:
+    """The ini keys no plugin declared, as pytest's own warning finds them."""
+    own_check = getattr(config, "_get_unknown_ini_keys", None)  # private; public inicfg is deprecated
+    if own_check is not None:
+        return set(own_check())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return set(getattr(config, "inicfg", {}))
+
+
 def _checked_path(path: Path, kind: Kind, source: str) -> Path:
     """``path`` unless it already exists as the wrong kind: a folder option naming a file or a
     file option naming a folder, or anything but a regular file for a file option: the plugin
@@ -436,6 +475,7 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
+        check_ini_keys(config)
         root = Path(config.rootpath)
 
         def value(name: str) -> Any:

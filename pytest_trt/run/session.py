@@ -18,11 +18,11 @@ from pytest_trt import backends
 from pytest_trt.backends import BackendInfo, DeviceKind
 from pytest_trt.errors import CacheError
 from pytest_trt.judge.perf_mode import PerfMode
-from pytest_trt.progress import Progress, terminal_writer
+from pytest_trt.progress import Progress, terminal_writer, write_on_own_line
 from pytest_trt.reports.notes import SummaryNote
 from pytest_trt.run.options import Settings
 from pytest_trt.run.xdist import WorkerReport
-from pytest_trt.types import Availability, BackendContext
+from pytest_trt.types import Availability, BackendContext, SetupStep
 
 if TYPE_CHECKING:
     import pytest
@@ -46,7 +46,16 @@ class BackendChoice:
     reason: str  # shown in the header: why this backend runs
     passed_over: tuple[tuple[str, str], ...] = ()  # (backend title, why not usable), best first
 
-    def header(self) -> list[str]:
+    def header(self, verbose: bool = True) -> list[str]:
+        """The header's lines. On a CPU backend, the GPU backends that cannot run are one line
+        unless ``verbose`` (-v): a CPU-only machine is no news to its user."""
+        on_cpu = backends.get(self.name).device is DeviceKind.CPU
+        if self.passed_over and on_cpu and not verbose:
+            tried = len(self.passed_over)
+            return [
+                f"pytest-trt: backend {self.name} ({self.reason})",
+                f"pytest-trt:   no GPU backend can run here ({tried} tried; -v says why)",
+            ]
         if len(self.passed_over) == 1:
             title, why = self.passed_over[0]
             return [f"pytest-trt: backend {self.name} ({title} unavailable: {why})"]
@@ -161,8 +170,7 @@ class RunState:
         line = line.removeprefix("pytest-trt: ")  # the cache's own lines carry it already
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
-            terminal.ensure_newline()
-            terminal.write_line(f"pytest-trt: {line}")
+            write_on_own_line(terminal, f"pytest-trt: {line}")
         else:
             import sys
 
@@ -225,6 +233,26 @@ class RunState:
         if outcome.staged is not None:
             self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged.to_file()
         return outcome
+
+    def setup_failed(self, nodeid: str, path: Path, spec: ModelSpec, problem: str, step: SetupStep | None) -> None:
+        """Keep the record of a gated test whose engine could not be made: a row of the reports,
+        an error as pytest counts it, with the step that failed."""
+        from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject, Workload
+        from pytest_trt.judge.records import TestRecord, TestStatus
+
+        precision = str(spec.build.precision.value)
+        source = spec.source if spec.torch is not None or spec.path is None else self.shown(spec.path)
+        subject = TestSubject(
+            nodeid=nodeid,
+            module=self.shown(path),
+            backend=self.choice().name,
+            runtime_version="",
+            model=ModelRef(source, ""),
+            build=BuildFacts(precision),
+            workload=Workload(inputs={}, outputs={}, batch=0, precision=precision),
+        )
+        record = TestRecord(subject, TestStatus.ERROR, failures=(problem,), step=step, at_setup=True)
+        self.collected.records.append(record)
 
     def shown(self, path: Path) -> str:
         """A path relative to the rootdir with forward slashes, as reports and baselines key it."""
