@@ -78,6 +78,7 @@ class EngineCache:
         if self.mode is CacheMode.READ_WRITE and self.root is not None:
             workdirs.remove_stale(self.root / WORK_DIR)
         workdirs.remove_stale(workdirs.temp_parent(create=False))
+        workdirs.remove_stale_fallbacks()
 
     @property
     def root(self) -> Path | None:
