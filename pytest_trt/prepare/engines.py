@@ -426,7 +426,11 @@ class EngineFactory:
         """The Q/DQ model every backend builds from, quantized once per process."""
         key = (model.content_hash, plan)
         if key not in self._quantized:
-            self._quantized[key] = model_steps.quantize(self.cache, self.workdir, model, plan)
+            data = plan.data.name if isinstance(plan.data, Path) else f"{plan.data} seeded batches"
+            with self._progress.phase(Phase.CALIBRATE, f"{model.path.name} to int8 on {data}") as step:
+                self._quantized[key] = model_steps.quantize(self.cache, self.workdir, model, plan)
+                if self._quantized[key][1].how is StepHow.LOADED:
+                    step.phase, step.subject = Phase.LOAD, f"{model.path.name} in int8"
         return self._quantized[key]
 
     def reference(self, engine: Engine, feed: Mapping[str, np.ndarray], kind: Reference) -> dict[str, np.ndarray]:
