@@ -13,6 +13,7 @@ import onnx
 from onnx import external_data_helper, helper
 
 from pytest_trt.errors import ModelError
+from pytest_trt.memory import format_bytes as format_bytes  # re-exported: where callers look for it
 from pytest_trt.types import TensorSpec
 
 Shape = tuple[int, ...]
@@ -114,16 +115,6 @@ def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
 def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
     for each in all_graphs(graph):
         yield from each.node
-
-
-def format_bytes(size: int) -> str:
-    """``44.7 GiB``: a size in powers of 1024, as people read it."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def _first_line(exc: Exception) -> str:

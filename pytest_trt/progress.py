@@ -1,5 +1,5 @@
-"""Lines on the terminal about long work: building, loading or converting a model, computing its
-reference outputs, measuring. Quiet when things are fast.
+"""Lines on the terminal about long work: building, loading, converting or calibrating a model,
+computing its reference outputs, measuring. Quiet when things are fast.
 
 A phase prints one line when it ends, and only when it took longer than ``THRESHOLD_S``
 ("built cnn.onnx for onnxruntime in 11.4 s"); a measurement, whose length the settings ask for,
@@ -36,6 +36,7 @@ class Phase(str, Enum):
     BUILD = "built"
     LOAD = "loaded"
     CONVERT = "converted"
+    CALIBRATE = "calibrated"
     REFERENCE = "computed"
     MEASURE = "measured"
     REMEASURE = "re-measured"

@@ -46,3 +46,14 @@ def test_max_abs_difference_reads_shapes_and_nans():
     assert max_abs_difference({"y": np.array([np.nan, 1.0])}, {"y": np.array([np.nan, 0.5])}) == 0.5
     assert max_abs_difference({"y": np.array([np.inf])}, {"y": np.array([np.inf])}) == 0.0
     assert max_abs_difference({"ids": np.array([1, 5])}, {"ids": np.array([1, 2])}) == 3.0
+
+
+def test_an_export_loaded_from_the_cache_is_named_as_possibly_stale():
+    export = _shifted(MODULE, 0.5)
+    found = locate(export, export, MODULE, SPEC)
+    assert "stale" not in found.message()
+    said = found.message(export_cached=True)
+    assert said.startswith("the export diverged from the torch module: ")
+    assert "loaded from the engine cache" in said and "rerun with --trt-rebuild" in said
+    engine_only = locate(_shifted(MODULE, 0.25), MODULE, MODULE, SPEC)
+    assert "stale" not in engine_only.message(export_cached=True)  # a faithful export is not blamed

@@ -166,3 +166,89 @@ def test_a_factory_that_fails_is_an_error_naming_the_test_and_the_reason(trt_pyt
         "test_factory.py::test_wrong_shapes: the export of torch=test_factory:make_linear: shapes names input 'y', "
         "which the model does not have (inputs: input)",
     ])
+
+
+HELD_STATE = """
+import os
+
+import numpy as np
+import pytest
+import torch
+
+
+class Scaled(torch.nn.Module):
+    # Its state is a plain tensor attribute, a numpy array and tensors in a list: none of them a
+    # parameter or a buffer.
+    def __init__(self):
+        super().__init__()
+        k = float(os.environ["SCALE"])
+        self.scale = torch.tensor(k)
+        self.offset = np.full((1,), k, np.float32)
+        self.steps = [torch.tensor(k)]
+
+    def forward(self, x):
+        return x * self.scale + torch.from_numpy(self.offset) + self.steps[0]
+
+
+@pytest.mark.trt_model(torch=Scaled, example_inputs={"x": (2, 5)})
+@pytest.mark.trt_accuracy(rtol=1e-5, atol=1e-6)
+def test_against_the_export(trt_engine):
+    k = float(os.environ["SCALE"])
+    out = trt_engine.infer({"x": np.ones((2, 5), np.float32)})["output"]
+    np.testing.assert_allclose(out, np.full((2, 5), 3 * k, np.float32))
+"""
+
+
+def test_a_module_whose_held_tensors_changed_is_exported_again(trt_pytester, monkeypatch):
+    trt_pytester.pytester.makepyfile(test_held=HELD_STATE)
+    cache, report = trt_pytester.path / "engine-cache", trt_pytester.path / "report.json"
+    args = (f"--trt-engine-cache={cache}", f"--trt-report-json={report}")
+    for k in ("2", "3"):
+        monkeypatch.setenv("SCALE", k)
+        trt_pytester.run_subprocess(*args).assert_outcomes(passed=1)
+        assert _records(report)["test_against_the_export"]["engine"]["export"]["how"] == "built"
+    assert len(list((cache / "torch-export").glob("*/*/artifact.bin"))) == 2
+    trt_pytester.run_subprocess(*args).assert_outcomes(passed=1)  # k=3 again: served from the cache
+    assert _records(report)["test_against_the_export"]["engine"]["export"]["how"] == "loaded"
+
+
+FACTOR_FROM_ANOTHER_FILE = """
+import os
+
+import pytest
+import torch
+
+import factor
+
+
+class Scaled(torch.nn.Module):
+    def forward(self, x):
+        return x * factor.FACTOR  # code in another file: the export's key cannot see it
+
+
+@pytest.mark.trt_model(torch=Scaled, example_inputs={"x": (2, 5)}, reference=os.environ["REFERENCE"])
+@pytest.mark.trt_accuracy(rtol=1e-5, atol=1e-6)
+def test_against_the_module(trt_engine):
+    pass
+"""
+
+
+def test_a_cached_export_that_misses_the_module_is_named_as_possibly_stale(trt_pytester, monkeypatch):
+    # The export is cached by a run against onnxruntime; the module then changes where its key
+    # cannot see, and a run against the module itself catches the stale export.
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("REFERENCE", "onnxruntime")
+    trt_pytester.pytester.makepyfile(test_factor=FACTOR_FROM_ANOTHER_FILE, factor="FACTOR = 2.0\n")
+    cache = f"--trt-engine-cache={trt_pytester.path / 'engine-cache'}"
+    trt_pytester.run_subprocess(cache).assert_outcomes(passed=1)
+    trt_pytester.pytester.makepyfile(factor="FACTOR = 3.25\n")
+    monkeypatch.setenv("REFERENCE", "torch")
+    result = trt_pytester.run_subprocess(cache)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*diagnosis: the export diverged from the torch module: max |export - module| = *; the engine matches "
+        "the export (*); the export was loaded from the engine cache: if the module changed in a way its cache "
+        "key does not see (*), the export is stale: rerun with --trt-rebuild*",
+    ])
+    rebuilt = trt_pytester.run_subprocess(cache, "--trt-rebuild")
+    rebuilt.assert_outcomes(passed=1)

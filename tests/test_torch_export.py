@@ -125,6 +125,69 @@ def test_export_key_changes_with_inputs_axes_options_and_plain_attributes():
         export_key(FlagNet(True), {"x": (2, 4)}, None, {"opset_version": 18})
 
 
+def _held_state_changes():
+    import torch
+
+    def scale(m):
+        m.scale = torch.tensor(3.0)
+
+    def scale_dtype(m):
+        m.scale = torch.tensor(2.0, dtype=torch.float64)
+
+    def offsets(m):
+        m.offsets[1] = 0.75
+
+    def offsets_shape(m):
+        m.offsets = m.offsets.reshape(2, 1)
+
+    def in_list(m):
+        m.steps[1] += 1
+
+    def in_tuple(m):
+        m.pair = (torch.tensor(3.5), 4)
+
+    def plain_in_tuple(m):
+        m.pair = (m.pair[0], 5)
+
+    def in_dict(m):
+        m.named["bias"] = torch.tensor(0.5)
+
+    def child_attribute(m):
+        m.child.gain = torch.tensor(2.5)
+
+    def held_by_object(m):
+        m.holder.table[0] = 9.0
+
+    def unregistered_module(m):
+        with torch.no_grad():
+            m.unregistered[0].bias[0] += 1.0
+
+    return [scale, scale_dtype, offsets, offsets_shape, in_list, in_tuple, plain_in_tuple, in_dict,
+            child_attribute, held_by_object, unregistered_module]
+
+
+def test_export_key_covers_tensors_and_arrays_held_outside_parameters_and_buffers():
+    from torch_models import HeldStateNet
+
+    base = export_key(HeldStateNet(), {"x": (2, 4)}, None, {})
+    assert export_key(HeldStateNet(), {"x": (2, 4)}, None, {}) == base  # bytes, not object identity
+    keys = {}
+    for change in _held_state_changes():
+        module = HeldStateNet()
+        change(module)
+        keys[change.__name__] = export_key(module, {"x": (2, 4)}, None, {})["module"]
+        assert keys[change.__name__] != base["module"], change.__name__
+    assert len({json.dumps(k, sort_keys=True) for k in keys.values()}) == len(keys)
+
+
+def test_modules_without_held_state_key_as_before():
+    # Keys stored by earlier versions keep matching: no "state" part where nothing is held.
+    from torch_models import FlagNet, SettingsNet
+
+    for module in (load_module("torch_models:make_small_net"), FlagNet(True), SettingsNet()):
+        assert set(export_key(module, {"x": (2, 4)}, None, {})["module"]) == {"class", "weights", "attributes", "source"}
+
+
 def test_a_flag_frozen_at_export_makes_torch_and_the_export_disagree(tmp_path):
     from torch_models import FlagNet
 

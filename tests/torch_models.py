@@ -114,3 +114,38 @@ class SettingsNet(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.child(x) * self.scale
+
+
+class _Holder:
+    """A plain object holding a tensor, as a helper class might."""
+
+    def __init__(self, value: float) -> None:
+        self.table = torch.tensor([value, 1.0])
+
+
+class HeldStateNet(torch.nn.Module):
+    """State held outside parameters and buffers: a plain tensor attribute, a numpy array,
+    tensors in a list, a tuple and a dict, a child module's plain tensor, an object holding one and
+    a module kept in a plain list. Each changes what forward computes, so each must key the export."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        super().__init__()
+        self.scale = torch.tensor(2.0)
+        self.offsets = np.array([0.5, -0.5], np.float32)
+        self.steps = [torch.tensor(1.0), torch.tensor(2.0)]
+        self.pair = (torch.tensor(3.0), 4)
+        self.named = {"bias": torch.tensor(0.25)}
+        self.child = FlagNet(True)
+        self.child.gain = torch.tensor(1.5)
+        self.holder = _Holder(0.5)
+        linear = torch.nn.Linear(2, 2)
+        torch.nn.init.constant_(linear.weight, 0.1)
+        torch.nn.init.zeros_(linear.bias)
+        self.unregistered = [linear]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.child(x) * self.scale * self.child.gain + torch.from_numpy(self.offsets).sum()
+        y = y + sum(self.steps) + self.pair[0] + self.named["bias"] + self.holder.table.sum()
+        return y + self.unregistered[0].bias.sum()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from pytest_trt.backends.base import Artifact, Availability, BackendError, HostCall, InferenceError, TensorSpec
 from pytest_trt.backends.feeds import check_feed
 from pytest_trt.fingerprint import host_facts
+from pytest_trt.store import workdirs
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -79,7 +79,7 @@ class OnnxRuntimeBackend:
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
         ort = _ort()
         level, ort_level = graph_optimization_level(ort, build)
-        with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-") as tmp:
+        with workdirs.scratch("pytest-trt-ort-") as tmp:
             optimized = Path(tmp) / "optimized.onnx"
             options = _session_options(build)
             options.graph_optimization_level = ort_level

@@ -8,7 +8,6 @@ around H2D, compute and D2H, onnxruntime's own CUDA graph where asked and the mo
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from pytest_trt.backends import onnxruntime_gpu as gpu
 from pytest_trt.backends.base import Artifact, Availability, BackendError
 from pytest_trt.backends.onnxruntime import graph_optimization_level
 from pytest_trt.cuda.runtime import Stream
+from pytest_trt.store import workdirs
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
@@ -62,7 +62,7 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
         ort = self._require()
         level, ort_level = graph_optimization_level(ort, build)
-        with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-cuda-") as tmp:
+        with workdirs.scratch("pytest-trt-ort-cuda-") as tmp:
             optimized = Path(tmp) / "optimized.onnx"
             options = gpu.quiet_options(ort)
             options.graph_optimization_level = ort_level

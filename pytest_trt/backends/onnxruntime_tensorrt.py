@@ -19,7 +19,6 @@ The provider's library needs TensorRT 10 (``libnvinfer.so.10``, ``libnvonnxparse
 from __future__ import annotations
 
 import io
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ from pytest_trt.backends import onnxruntime_gpu as gpu
 from pytest_trt.backends.base import Artifact, Availability, BackendError
 from pytest_trt.backends.profiles import optimization_profiles
 from pytest_trt.cuda.runtime import CudaApi, Stream
+from pytest_trt.store import workdirs
 from pytest_trt.types import BackendContext, BytesStore
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
         ort = self._require()
         profiles = optimization_profiles(model, build)
         cache = self._cache if build.option_map.get("timing_cache", True) else None
-        with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-trt-") as tmp:
+        with workdirs.scratch("pytest-trt-ort-trt-") as tmp:
             context_model, timing = Path(tmp) / CONTEXT_MODEL, Path(tmp) / "timing"
             timing.mkdir()
             if cache is not None:

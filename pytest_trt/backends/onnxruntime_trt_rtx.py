@@ -19,7 +19,6 @@ import glob
 import importlib
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pytest_trt.backends import onnxruntime_gpu as gpu
 from pytest_trt.backends.base import Artifact, Availability, BackendError
 from pytest_trt.backends.profiles import optimization_profiles
 from pytest_trt.cuda.runtime import CudaApi, Stream
+from pytest_trt.store import workdirs
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
@@ -255,7 +255,7 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
         ort = self._require()
         profiles = optimization_profiles(model, build)
-        with tempfile.TemporaryDirectory(prefix="pytest-trt-ort-rtx-") as tmp:
+        with workdirs.scratch("pytest-trt-ort-rtx-") as tmp:
             context_model = Path(tmp) / CONTEXT_MODEL
             options = rtx_provider_options(build, profiles, None)
             with gpu.tf32_policy(build.precision):

@@ -34,7 +34,20 @@ class Divergence:
     export_vs_module: float  # max |export - module| over the float outputs (inf: shapes differ)
     engine_vs_export: float  # max |engine - export|
 
-    def message(self) -> str:
+    def message(self, *, export_cached: bool = False) -> str:
+        """Which pair missed; where the export came from the engine cache, that it may be stale,
+        since the module's export key cannot see everything forward reads."""
+        said = self._pair_message()
+        if export_cached and self.diverged in (Diverged.EXPORT, Diverged.BOTH):
+            said += (
+                "; the export was loaded from the engine cache: if the module changed in a way its "
+                "cache key does not see (code in another file that forward calls, state read from "
+                "elsewhere), the export is stale: rerun with --trt-rebuild to tell a stale export "
+                "from a wrong one"
+            )
+        return said
+
+    def _pair_message(self) -> str:
         em = f"max |export - module| = {_num(self.export_vs_module)}"
         ee = f"max |engine - export| = {_num(self.engine_vs_export)}"
         if self.diverged is Diverged.EXPORT:

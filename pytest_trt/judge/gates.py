@@ -37,6 +37,7 @@ from pytest_trt.judge.perf_mode import PerfMode
 from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, TestRecord, TestStatus
 from pytest_trt.prepare.engines import Engine
 from pytest_trt.prepare.inputs import describe_generated
+from pytest_trt.prepare.model_steps import StepHow
 from pytest_trt.progress import Phase, Progress
 from pytest_trt.spec import AccuracySpec, MeasureSettings, PerfBudget, Reference
 from pytest_trt.timing import measure
@@ -176,7 +177,8 @@ def torch_divergence(
     """Engine vs export vs module: the export's onnxruntime outputs say which step diverged."""
     export = context.reference(engine, feed, Reference.ONNXRUNTIME)
     found = divergence.locate(actual, export, module, spec, quantized=engine.quantized)
-    return "diagnosis: " + found.message()
+    made = engine.provenance.export
+    return "diagnosis: " + found.message(export_cached=made is not None and made.how is StepHow.LOADED)
 
 
 def running_budget(budgets: tuple[PerfBudget, ...], backend: str) -> PerfBudget | None:

@@ -371,17 +371,19 @@ class EngineFactory:
     def _transformed(self, model: LoadedModel, precision_name: Precision, transform: dict[str, Any]) -> LoadedModel:
         """The model in ``precision_name``: the model itself for fp32/tf32 and Q/DQ models, else
         a converted model kept in the engine cache like any artifact."""
-        out_dir = self.workdir() / model.content_hash[:16]
+        def out_dir() -> Path:  # asked each time: it moves when the cache's disk fills up
+            return self.workdir() / model.content_hash[:16]
+
         if precision_name not in precision.CONVERTED_PRECISIONS:
-            precision.apply_precision(model.path, precision_name, out_dir, **transform)  # checks Q/DQ
+            precision.apply_precision(model.path, precision_name, out_dir(), **transform)  # checks Q/DQ
             return model
         parts = {"model_hash": model.content_hash, "transform": precision.transform_key(precision_name, transform)}
 
         def convert() -> Artifact:
-            return Artifact(precision.apply_precision(model.path, precision_name, out_dir, **transform).read_bytes())
+            return Artifact(precision.apply_precision(model.path, precision_name, out_dir(), **transform).read_bytes())
 
         def load(artifact: Artifact) -> LoadedModel:
-            path = out_dir / f"{model.path.stem}.{precision_name}-{self.cache.key('converted-model', parts)[:16]}.onnx"
+            path = out_dir() / f"{model.path.stem}.{precision_name}-{self.cache.key('converted-model', parts)[:16]}.onnx"
             if not path.is_file():
                 write_atomic(path, artifact.data)
             return load_model(path)
@@ -436,7 +438,7 @@ class EngineFactory:
     def torch_model(self, source: TorchSpec) -> TorchModel:
         """The torch= module and its export, made (or loaded from the engine cache) once."""
         if source not in self._torch_models:
-            self._torch_models[source] = model_steps.export_torch(self.cache, self.workdir(), source)
+            self._torch_models[source] = model_steps.export_torch(self.cache, self.workdir, source)
         return self._torch_models[source]
 
     def _export_provenance(self, spec: ModelSpec) -> StepProvenance | None:
@@ -462,7 +464,11 @@ class EngineFactory:
         """The Q/DQ model every backend builds from, quantized once per process."""
         key = (model.content_hash, plan)
         if key not in self._quantized:
-            self._quantized[key] = model_steps.quantize(self.cache, self.workdir(), model, plan)
+            data = plan.data.name if isinstance(plan.data, Path) else f"{plan.data} seeded batches"
+            with self._progress.phase(Phase.CALIBRATE, f"{model.path.name} to int8 on {data}") as step:
+                self._quantized[key] = model_steps.quantize(self.cache, self.workdir, model, plan)
+                if self._quantized[key][1].how is StepHow.LOADED:
+                    step.phase, step.subject = Phase.LOAD, f"{model.path.name} in int8"
         return self._quantized[key]
 
     def reference(self, engine: Engine, feed: Mapping[str, np.ndarray], kind: Reference) -> dict[str, np.ndarray]:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from pytest_trt import memory
 from pytest_trt.errors import ModelError
 from pytest_trt.model import LoadedModel, Shape, format_bytes
 from pytest_trt.types import TensorSpec
@@ -188,12 +191,19 @@ def _generate(
 
 
 def _check_input_bytes(model: LoadedModel, shapes: Mapping[str, Shape], max_bytes: int) -> None:
+    """Refuse, before allocating, inputs over ``max_bytes`` or over what memory allows now."""
     sizes = sorted(
         ((math.prod(shapes[spec.name]) * spec.dtype.itemsize, spec) for spec in model.inputs),
         key=lambda pair: -pair[0],
     )
     total = sum(size for size, _ in sizes)
-    if total <= max_bytes:
+    room = memory.limit_bytes()
+    if total > max_bytes:
+        limit = f"over the limit of {format_bytes(max_bytes)} set by {MAX_INPUT_BYTES_OPTION}"
+        fix = "Give smaller shapes= or batch_size=, real inputs with inputs=, or a larger limit"
+    elif room is not None and total > room:
+        limit, fix = f"over {memory.describe_limit(room)}", "Give smaller shapes= or batch_size="
+    else:
         return
 
     def one(size: int, spec: TensorSpec) -> str:
@@ -202,7 +212,6 @@ def _check_input_bytes(model: LoadedModel, shapes: Mapping[str, Shape], max_byte
             f"{format_bytes(size)} ({size} bytes)"
         )
 
-    limit = f"over the limit of {format_bytes(max_bytes)} set by {MAX_INPUT_BYTES_OPTION}"
     if len(sizes) == 1:
         what = f"generating {one(*sizes[0])}, {limit}"
     else:
@@ -210,10 +219,7 @@ def _check_input_bytes(model: LoadedModel, shapes: Mapping[str, Shape], max_byte
             f"generating the inputs takes {format_bytes(total)} ({total} bytes), {limit}: "
             + "; ".join(one(size, spec) for size, spec in sizes if size)
         )
-    raise ModelError(
-        f"{model.path}: {what}. Give smaller shapes= or batch_size=, real inputs with inputs=, "
-        "or a larger limit"
-    )
+    raise ModelError(f"{model.path}: {what}. {fix}")
 
 
 def describe_generated(
@@ -255,6 +261,13 @@ def load_inputs_npz(path: str | Path, model: LoadedModel) -> dict[str, np.ndarra
     else, a missing or extra name, or a shape that contradicts a fixed dim is a ModelError.
     """
     path = Path(path)
+    room = memory.limit_bytes()
+    total = sum(npz_array_bytes(path).values())
+    if room is not None and total > room:
+        raise ModelError(
+            f"{path}: its arrays take {format_bytes(total)} ({total} bytes) once read (their headers "
+            f"say so), over {memory.describe_limit(room)}; give smaller inputs"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
@@ -285,3 +298,32 @@ def _checked_array(path: Path, spec: TensorSpec, array: np.ndarray) -> np.ndarra
             f"{path}: array {spec.name!r} has shape {list(array.shape)}, the model wants {show_shape(spec.shape)}"
         )
     return np.ascontiguousarray(array)
+
+
+def npz_array_bytes(path: Path) -> dict[str, int]:
+    """The bytes each array of an ``.npz`` (or ``.npy``) takes once read, from the header of each
+    member, without reading its data (members are compressed: the file's size says nothing).
+    Empty where the file is not one numpy reads; loading it then says what is wrong."""
+    try:
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as stream:
+                return {"": _npy_bytes(stream)}
+        sizes = {}
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                with archive.open(info) as member:
+                    named = info.filename.endswith(".npy")
+                    sizes[info.filename] = _npy_bytes(member) if named else info.file_size
+        return sizes
+    except (OSError, ValueError, zipfile.BadZipFile, RuntimeError, NotImplementedError):
+        return {}
+
+
+def _npy_bytes(stream: Any) -> int:
+    """The bytes of the array whose ``.npy`` header ``stream`` starts with (its data unread)."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    return math.prod(shape) * dtype.itemsize

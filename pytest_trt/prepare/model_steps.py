@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,8 +121,9 @@ def _torch_export() -> Any:
     return torch_export
 
 
-def export_torch(cache: EngineCache, workdir: Path, source: TorchSpec) -> TorchModel:
-    """Build the module, and export it or load its export from the engine cache."""
+def export_torch(cache: EngineCache, workdir: Callable[[], Path], source: TorchSpec) -> TorchModel:
+    """Build the module, and export it or load its export from the engine cache. ``workdir`` is
+    asked each time: it moves when the cache's disk fills up (see EngineCache.get_or_build)."""
     torch_export = _torch_export()
     module = torch_export.load_module(source.factory)
     examples, dynamic = source.example_map(), source.dynamic_map() or None
@@ -131,19 +132,21 @@ def export_torch(cache: EngineCache, workdir: Path, source: TorchSpec) -> TorchM
 
     parts = export_key(module, examples, dynamic, {})
     key = cache.key(EXPORT_KIND, parts)
-    target = workdir / "torch" / key[:16] / f"{source.stem}.onnx"
     details: dict[str, Any] = {}
+
+    def target() -> Path:
+        return workdir() / "torch" / key[:16] / f"{source.stem}.onnx"
 
     def export() -> Artifact:
         with _quiet_logging():
-            result: ExportResult = torch_export.export_model(module, examples, dynamic, target)
+            result: ExportResult = torch_export.export_model(module, examples, dynamic, target())
         facts = result.as_dict()
         del facts["path"]  # this session's work folder: meaningless to a later run
-        return Artifact(target.read_bytes(), facts)
+        return Artifact(result.path.read_bytes(), facts)
 
     def load(artifact: Artifact) -> LoadedModel:
         details.update(artifact.metadata)
-        return load_model(_materialize(target, artifact))
+        return load_model(_materialize(target(), artifact))
 
     model, event = cache.get_or_build(EXPORT_KIND, parts, build=export, load=load)
     return TorchModel(module, model, key, _provenance(event, started, details))
@@ -194,9 +197,10 @@ class CalibrationPlan:
 
 
 def quantize(
-    cache: EngineCache, workdir: Path, model: LoadedModel, plan: CalibrationPlan
+    cache: EngineCache, workdir: Callable[[], Path], model: LoadedModel, plan: CalibrationPlan
 ) -> tuple[LoadedModel, StepProvenance]:
-    """The Q/DQ form of the float ``model``, quantized now or loaded from the engine cache."""
+    """The Q/DQ form of the float ``model``, quantized now or loaded from the engine cache
+    (``workdir`` as for export_torch)."""
     from pytest_trt.prepare import quantize as quantizer
 
     if model.quantized:
@@ -208,20 +212,22 @@ def quantize(
     keywords = plan.keywords()
     parts = quantizer.quantize_key(model.path, plan.data, **keywords)
     key = cache.key(QUANTIZED_KIND, parts)
-    target = workdir / "int8" / key[:16] / f"{model.path.stem}.int8.onnx"
     calibration = parts["calibration"]
     if isinstance(plan.data, Path):
         calibration = {**calibration, "file": str(plan.data)}
     details = {"method": plan.method, "calibration": calibration}
 
+    def target() -> Path:
+        return workdir() / "int8" / key[:16] / f"{model.path.stem}.int8.onnx"
+
     def build() -> Artifact:
         with _quiet_logging():
-            written = quantizer.quantize_model(model.path, target, plan.data, **keywords)
+            written = quantizer.quantize_model(model.path, target(), plan.data, **keywords)
         return Artifact(written.read_bytes())
 
     def load(artifact: Artifact) -> LoadedModel:
         # The quantizer's own output: onnx's checker adds nothing (see load_model).
-        return load_model(_materialize(target, artifact), check=False)
+        return load_model(_materialize(target(), artifact), check=False)
 
     quantized, event = cache.get_or_build(QUANTIZED_KIND, parts, build=build, load=load)
     return quantized, _provenance(event, started, details)

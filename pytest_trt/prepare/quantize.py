@@ -23,6 +23,7 @@ Calibration data is one of:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -33,10 +34,11 @@ from typing import Any, TypeGuard
 import numpy as np
 import onnx
 
+from pytest_trt import memory
 from pytest_trt.arguments import CalibrationMethod
-from pytest_trt.model import LoadedModel, ModelError, load_model
+from pytest_trt.model import LoadedModel, ModelError, format_bytes, load_model
 from pytest_trt.prepare import precision
-from pytest_trt.prepare.inputs import fits_fixed_dims, make_inputs, resolve_shapes, show_shape
+from pytest_trt.prepare.inputs import fits_fixed_dims, make_inputs, npz_array_bytes, resolve_shapes, show_shape
 from pytest_trt.prepare.precision import PrecisionError
 
 # Bump when the settings below or the steps around quantize_static change.
@@ -278,6 +280,7 @@ def _calibration_feeds(
 ) -> list[dict[str, np.ndarray]]:
     if _is_count(calibration):
         resolved = _shapes(model, shapes)
+        _check_batches_fit(model, resolved, _count(calibration))
         try:
             return [
                 make_inputs(model, resolved, _batch_seed(seed, i), input_ranges)
@@ -300,6 +303,39 @@ def _count(calibration: int) -> int:
     return calibration
 
 
+# What one feed costs beyond its arrays' bytes (the dict, the array objects), so that many tiny
+# batches are bounded too.
+_FEED_OVERHEAD_BYTES = 1024
+
+
+def _check_batches_fit(model: LoadedModel, shapes: Mapping[str, tuple[int, ...]], count: int) -> None:
+    """``count`` seeded batches are all held at once (the quantizer reads them in turn): refuse a
+    count whose batches take more than memory allows, before drawing any."""
+    room = memory.limit_bytes()
+    batch = sum(math.prod(shapes[spec.name]) * spec.dtype.itemsize for spec in model.inputs) + _FEED_OVERHEAD_BYTES
+    if room is None or count * batch <= room:
+        return
+    fits = max(room // batch, 0)
+    raise CalibrationError(
+        f"calibration={count}: {count} seeded batches of {format_bytes(batch)} each take "
+        f"{format_bytes(count * batch)}, over {memory.describe_limit(room)}; give at most {fits} "
+        "batches (32 to 512 is usual)"
+    )
+
+
+def _check_npz_fits(path: Path) -> None:
+    """Refuse an .npz whose arrays (their sizes read from the members' headers) take more than
+    memory allows, before reading any."""
+    room = memory.limit_bytes()
+    total = sum(npz_array_bytes(path).values())
+    if room is not None and total > room:
+        raise CalibrationError(
+            f"calibration file {str(path)!r}: its arrays take {format_bytes(total)} ({total} bytes) once "
+            f"read (their headers say so), over {memory.describe_limit(room)}; give fewer calibration "
+            "batches (32 to 512 is usual)"
+        )
+
+
 def _batch_seed(seed: int, index: int) -> int:
     """A seed per calibration batch, of a stream apart from the test's own ``seed``."""
     text = f"pytest-trt calibration:{seed}:{index}".encode()
@@ -316,6 +352,7 @@ def _shapes(model: LoadedModel, shapes: Mapping[str, tuple[int, ...]] | None) ->
 def _feeds_from_npz(path: Path, model: LoadedModel) -> list[dict[str, np.ndarray]]:
     if not path.is_file():
         raise CalibrationError(f"calibration file {str(path)!r} not found")
+    _check_npz_fits(path)
     try:
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):

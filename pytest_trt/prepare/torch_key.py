@@ -1,7 +1,7 @@
 """The engine-cache key of a torch export: everything the exported file depends on.
 
-The module's weights and buffers, the plain attributes of every submodule, the source files of
-its classes, the example inputs, the dynamic axes, the export options and the versions of torch
+The module's weights and buffers, the plain attributes of every submodule, every other tensor or
+numpy array it reaches (attributes, containers, objects), the source files of its classes, the example inputs, the dynamic axes, the export options and the versions of torch
 and onnxscript. Attributes are encoded by type (``1``, ``1.0`` and ``True`` key apart), unlike the
 report's JSON rule (serde.py), which writes them alike: keys stored by earlier runs must keep
 matching, so this encoding does not change.
@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
+from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,7 +55,8 @@ def export_key(
 
     The module's parameters and buffers (names, dtypes, shapes, bytes), its classes (qualified
     names and the source files they come from, outside torch itself), the plain attributes of
-    every submodule (flags, sizes), the example inputs (names, shapes, dtypes, values), the
+    every submodule (flags, sizes), the tensors and numpy arrays its submodules hold in other
+    attributes (``self.scale = torch.tensor(2.0)``, lists, dicts and objects holding them), the example inputs (names, shapes, dtypes, values), the
     dynamic axes, the export options and the versions of torch and onnxscript. Code in other
     files that ``forward`` calls is not seen: rebuild (``--trt-rebuild``) after changing it.
     """
@@ -67,14 +69,18 @@ def export_key(
     normalized = export_options(**options)
     module = load_module(factory)
     arrays = example_arrays(example_inputs, seed=normalized["seed"])
+    described = {
+        "class": qualname(type(module)),
+        "weights": _weights_digest(module),
+        "attributes": _attributes_digest(module),
+        "source": _source_digest(module),
+    }
+    held = held_state_digest(module)
+    if held is not None:  # absent where there is none, so that earlier keys keep matching
+        described["state"] = held
     return {
         "format": _EXPORT_VERSION,
-        "module": {
-            "class": qualname(type(module)),
-            "weights": _weights_digest(module),
-            "attributes": _attributes_digest(module),
-            "source": _source_digest(module),
-        },
+        "module": described,
         "inputs": [
             {
                 "name": name,
@@ -103,6 +109,15 @@ def _weights_digest(module: torch.nn.Module) -> str:
         digest.update(json.dumps(header, sort_keys=True).encode())
         digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> bytes:
+    import torch
+
+    value = tensor.detach().cpu()
+    if value.layout is not torch.strided:
+        value = value.to_dense()
+    return bytes(value.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def _attributes_digest(module: torch.nn.Module) -> str:
@@ -143,6 +158,99 @@ def _plain(value: Any, depth: int) -> Any:
         entries = {k: _plain(v, depth - 1) for k, v in value.items()}
         return _UNSEEN if any(e is _UNSEEN for e in entries.values()) else ["dict", entries]
     return _UNSEEN
+
+
+def held_state_digest(module: torch.nn.Module) -> str | None:
+    """The tensors and numpy arrays the submodules hold outside their parameters and buffers,
+    with whatever else the attributes holding them hold; None where there are none."""
+    walker = _StateWalker()
+    held: dict[str, Any] = {}
+    for path, submodule in module.named_modules():
+        for key, value in vars(submodule).items():
+            if key in _MODULE_INTERNALS or _plain(value, depth=3) is not _UNSEEN:
+                continue
+            before = walker.arrays
+            encoded = walker.encode(value, _STATE_DEPTH)
+            if walker.arrays > before:
+                held[f"{path}:{key}"] = encoded
+    if not held:
+        return None
+    return hashlib.sha256(json.dumps(held, sort_keys=True).encode()).hexdigest()
+
+
+# How deep containers and objects are followed from a module's attribute.
+_STATE_DEPTH = 6
+
+
+class _StateWalker:
+    """Encodes a value as JSON-able data in which every tensor and array is its dtype, shape and
+    sha256; counts the arrays met. Each object is followed once (cycles, shared state)."""
+
+    def __init__(self) -> None:
+        self.arrays = 0
+        self._seen: set[int] = set()
+
+    def encode(self, value: Any, depth: int) -> Any:
+        import torch
+
+        if isinstance(value, _PLAIN):
+            return _plain(value, depth=0)
+        if isinstance(value, torch.Tensor):
+            return self._tensor(value)
+        if isinstance(value, np.ndarray | np.generic):
+            return self._array(np.asarray(value), depth)
+        if depth == 0 or id(value) in self._seen:
+            return ["seen", qualname(type(value))]
+        self._seen.add(id(value))
+        return self._composite(value, depth - 1)
+
+    def _composite(self, value: Any, depth: int) -> Any:
+        import torch
+
+        if isinstance(value, Enum):
+            return ["enum", qualname(type(value)), self.encode(value.value, depth)]
+        if isinstance(value, tuple | list):
+            return [type(value).__name__, [self.encode(v, depth) for v in value]]
+        if isinstance(value, set | frozenset):
+            return ["set", sorted(json.dumps(self.encode(v, depth), sort_keys=True) for v in value)]
+        if isinstance(value, Mapping):
+            return ["dict", sorted(([repr(k), self.encode(v, depth)] for k, v in value.items()), key=repr)]
+        if isinstance(value, torch.nn.Module):  # one held outside the module tree (a plain list)
+            state = dict(value.named_parameters(recurse=False)) | dict(value.named_buffers(recurse=False))
+            children = self._fields(dict(value.named_children()), depth)
+            return ["module", qualname(type(value)), self._fields(state, depth), self._object(value, depth), children]
+        return ["object", qualname(type(value)), self._object(value, depth)]
+
+    def _object(self, value: Any, depth: int) -> Any:
+        """An object's own attributes, or its dataclass fields; none for functions, classes and
+        the like (their code is keyed by the source files, or not at all)."""
+        if isinstance(value, type | ModuleType | FunctionType | MethodType | BuiltinFunctionType):
+            return None
+        if dataclasses.is_dataclass(value):
+            return self._fields({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, depth)
+        fields = getattr(value, "__dict__", None)
+        if not isinstance(fields, dict):
+            return None
+        return self._fields({k: v for k, v in fields.items() if k not in _MODULE_INTERNALS}, depth)
+
+    def _fields(self, fields: Mapping[str, Any], depth: int) -> dict[str, Any]:
+        return {str(k): self.encode(v, depth) for k, v in fields.items()}
+
+    def _tensor(self, tensor: torch.Tensor) -> Any:
+        self.arrays += 1
+        header = ["tensor", str(tensor.dtype), list(tensor.shape)]
+        try:
+            content = _tensor_bytes(tensor)
+        except (RuntimeError, TypeError, NotImplementedError):  # no data to read (meta, quantized)
+            return [*header, repr(tensor)]
+        return [*header, hashlib.sha256(content).hexdigest()]
+
+    def _array(self, array: np.ndarray, depth: int) -> Any:
+        self.arrays += 1
+        header = ["ndarray", array.dtype.str, list(array.shape)]
+        if array.dtype.hasobject:  # the bytes would be pointers
+            return [*header, [self.encode(v, depth) for v in array.reshape(-1).tolist()]]
+        return [*header, hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()]
 
 
 def _source_digest(module: torch.nn.Module) -> str:

@@ -13,6 +13,7 @@ missing artifact build it once. A damaged entry is reported, removed and rebuilt
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from pytest_trt.store.stats import CacheEvent, CacheOutcome, CacheStats
 from pytest_trt.types import Artifact
 
 T = TypeVar("T")
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class EngineCache:
@@ -66,6 +68,8 @@ class EngineCache:
         self._used: set[str] = set()  # keys this process read or wrote: eviction spares them
         self._rebuild_done: set[str] = set()  # keys already rebuilt under --trt-rebuild
         self._work: Path | None = None
+        self._work_in_cache = False  # the work folder lies in the cache's root (its disk)
+        self._retired_work: list[Path] = []  # work folders left for a full disk, removed at close
         self._folder: CacheFolder | None = None
         if root is not None:
             locks = KeyLocks(Path(root), timeout_s=lock_timeout_s, notice_s=lock_notice_s,
@@ -74,6 +78,7 @@ class EngineCache:
         if self.mode is CacheMode.READ_WRITE and self.root is not None:
             workdirs.remove_stale(self.root / WORK_DIR)
         workdirs.remove_stale(workdirs.temp_parent(create=False))
+        workdirs.remove_stale_fallbacks()
 
     @property
     def root(self) -> Path | None:
@@ -108,6 +113,23 @@ class EngineCache:
         is stored."""
         key = self.key(kind, parts)
         self._used.add(key)
+        try:
+            return self._get_or_build(kind, key, parts, build, load)
+        except OSError as exc:
+            if not self._work_disk_full(exc):
+                raise
+        # Scratch files share the cache's disk, which is full: with the cache off and the work
+        # folder moved to a private temp folder, the artifact is built (and not kept) once more.
+        return self._get_or_build(kind, key, parts, build, load)
+
+    def _get_or_build(
+        self,
+        kind: str,
+        key: str,
+        parts: Mapping[str, Any],
+        build: Callable[[], Artifact],
+        load: Callable[[Artifact], T],
+    ) -> tuple[T, CacheEvent]:
         if self._folder is None:
             return self._build_and_load(kind, key, parts, build, load, CacheOutcome.UNCACHED, Access.NONE)
         with self._folder.access(kind, key) as access:
@@ -212,20 +234,41 @@ class EngineCache:
         """A private folder for this process's scratch files (converted models), made on first use
         under the cache root (or a private temp folder without a writable cache) and removed by
         ``close``; if the process is killed first, a later run on this host removes it."""
+        if self._work is not None and self._work_in_cache and self.mode is not CacheMode.READ_WRITE:
+            self._retire_work()  # the cache turned off (a full or failing disk): leave its disk
         if self._work is None:
             folder = self._folder
             parent = folder.own_dir(WORK_DIR) if folder is not None and folder.mode is CacheMode.READ_WRITE else None
             try:
                 self._work = workdirs.create(parent or workdirs.temp_parent(create=True))
+                self._work_in_cache = parent is not None
             except OSError:
                 self._work = workdirs.create(None)
+                self._work_in_cache = False
         return self._work
 
     def close(self) -> None:
-        """Remove this process's work folder."""
+        """Remove this process's work folders."""
+        for folder in [*self._retired_work, *([self._work] if self._work is not None else [])]:
+            workdirs.remove(folder)
+        self._work, self._retired_work = None, []
+
+    def _retire_work(self) -> None:
+        """Stop using the work folder in the cache; it is removed at ``close`` (models made there
+        may still be in use)."""
         if self._work is not None:
-            workdirs.remove(self._work)
-            self._work = None
+            self._retired_work.append(self._work)
+        self._work, self._work_in_cache = None, False
+
+    def _work_disk_full(self, exc: OSError) -> bool:
+        """True (the cache turned off, the work folder retired) when ``exc`` says the disk of the
+        work folder in the cache is full."""
+        if exc.errno not in _DISK_FULL or self._work is None or not self._work_in_cache:
+            return False
+        if self._folder is not None:
+            self._folder.disable(f"its disk is full: {exc}; scratch files go to a private temp folder")
+        self._retire_work()
+        return True
 
     # ---- hits, misses and builds ----------------------------------------------------------------
 
@@ -300,9 +343,14 @@ def _replace(folder: CacheFolder, kind: str, key: str, access: Access) -> CacheO
 
 
 def _load_stored(load: Callable[[Artifact], T], artifact: Artifact) -> T:
-    """``load`` on a stored entry; any failure means the entry cannot be used (CorruptEntry)."""
+    """``load`` on a stored entry; any failure means the entry cannot be used (CorruptEntry),
+    except a full disk, which says nothing about the entry."""
     try:
         return load(artifact)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise
+        raise CorruptEntry(f"the backend could not load it: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:
         raise CorruptEntry(f"the backend could not load it: {type(exc).__name__}: {exc}") from exc
 

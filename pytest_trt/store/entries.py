@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pytest_trt import memory
 from pytest_trt.errors import CorruptEntry
 from pytest_trt.store import keys
 from pytest_trt.store.files import folder_mode, write_atomic
@@ -127,7 +128,14 @@ def read_entry(entry: Path, kind: str, key: str) -> tuple[Artifact, EntryRecord]
     if not record.is_for(kind, key):
         raise CorruptEntry(f"{RECORD_FILE} belongs to {record.kind}/{record.key[:12]}")
     size = record.size_bytes
-    data = _read_entry_file(entry / ARTIFACT_FILE, size, f"the {size} bytes the record says")
+    room = memory.available_bytes()
+    if room is not None and size > room:
+        # An artifact this process cannot even hold: a damaged or planted entry, rebuilt.
+        raise CorruptEntry(f"{ARTIFACT_FILE} is recorded as {size} bytes, more than {memory.describe_available(room)}")
+    try:
+        data = _read_entry_file(entry / ARTIFACT_FILE, size, f"the {size} bytes the record says")
+    except MemoryError:
+        raise CorruptEntry(f"{ARTIFACT_FILE} of {size} bytes does not fit in memory") from None
     if len(data) != size:
         raise CorruptEntry(f"{ARTIFACT_FILE} has {len(data)} bytes, the record says {size} (truncated?)")
     digest = hashlib.sha256(data).hexdigest()
