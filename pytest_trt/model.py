@@ -13,7 +13,6 @@ import onnx
 from onnx import external_data_helper, helper
 
 from pytest_trt.errors import ModelError
-from pytest_trt.memory import format_bytes as format_bytes  # re-exported: where callers look for it
 from pytest_trt.types import TensorSpec
 
 Shape = tuple[int, ...]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from onnx_builders import overflowing_model
 
-from pytest_trt import memory
+from pytest_trt.store import memory
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 2**20
@@ -52,7 +52,7 @@ def test_the_limit_is_half_the_available_memory(monkeypatch) -> None:
 
 def test_the_address_space_limit_bounds_available_memory() -> None:
     code = (
-        "import resource; from pytest_trt import memory; "
+        "import resource; from pytest_trt.store import memory; "
         "used = memory._address_space_room(); assert used is None; "
         "resource.setrlimit(resource.RLIMIT_AS, (2**40, resource.RLIM_INFINITY)); "
         "print(memory._address_space_room())"

@@ -80,7 +80,7 @@ def test_missing_garbage_and_invalid_models_name_the_file(tmp_path):
 
 
 def test_format_bytes_reads_like_a_size():
-    from pytest_trt.model import format_bytes
+    from pytest_trt.store.memory import format_bytes
 
     assert [format_bytes(n) for n in (0, 1023, 1024, 48 * 10**9, 5 * 2**40)] == [
         "0 B", "1023 B", "1.0 KiB", "44.7 GiB", "5.0 TiB",

@@ -109,7 +109,8 @@ def _with_external_data(optimized: Path, model: LoadedModel) -> tuple[bytes, Ext
     import onnx
     from onnx import external_data_helper
 
-    from pytest_trt.model import external_tensors, format_bytes
+    from pytest_trt.model import external_tensors
+    from pytest_trt.store.memory import format_bytes
 
     proto = onnx.load(str(optimized), load_external_data=False)
     tensors = external_tensors(proto)

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt import memory
 from pytest_trt.errors import ModelError
-from pytest_trt.model import LoadedModel, Shape, format_bytes
+from pytest_trt.model import LoadedModel, Shape
+from pytest_trt.store import memory
+from pytest_trt.store.memory import format_bytes
 from pytest_trt.types import TensorSpec
 
 # Integer inputs whose valid range cannot be read from the graph: wide enough that an index-like

@@ -34,12 +34,13 @@ from typing import Any, TypeGuard
 import numpy as np
 import onnx
 
-from pytest_trt import memory
 from pytest_trt.arguments import CalibrationMethod
-from pytest_trt.model import LoadedModel, ModelError, format_bytes, load_model
+from pytest_trt.model import LoadedModel, ModelError, load_model
 from pytest_trt.prepare import precision
 from pytest_trt.prepare.inputs import fits_fixed_dims, make_inputs, npz_array_bytes, resolve_shapes, show_shape
 from pytest_trt.prepare.precision import PrecisionError
+from pytest_trt.store import memory
+from pytest_trt.store.memory import format_bytes
 
 # Bump when the settings below or the steps around quantize_static change.
 _QUANTIZE_VERSION = 2

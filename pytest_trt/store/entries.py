@@ -18,9 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pytest_trt import memory
 from pytest_trt.errors import CorruptEntry
-from pytest_trt.store import keys
+from pytest_trt.store import keys, memory
 from pytest_trt.store.files import folder_mode, write_atomic
 from pytest_trt.store.layout import ARTIFACT_FILE, RECORD_FILE, leftover_prefix
 from pytest_trt.store.regular_files import FileTooLarge, NotRegularFile, read_regular_file
