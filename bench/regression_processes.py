@@ -85,7 +85,7 @@ import pytest
 MODEL = os.environ["BENCH_MODEL"]
 
 
-@pytest.mark.trt_model(MODEL, shapes={"x": (4, 256)})
+@pytest.mark.trt_model(MODEL, shapes={"x": (64, 256)}, intra_op_threads=1)
 @pytest.mark.trt_perf(backend=os.environ["BENCH_BACKEND"])
 def test_model(trt_engine):
     pass
