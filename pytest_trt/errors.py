@@ -73,3 +73,7 @@ class LockTimeoutError(PytestTrtError):
 
 class CacheLockTimeout(CacheError, LockTimeoutError):
     """An engine cache entry's lock was held past --trt-lock-timeout."""
+
+
+class BaselineLockTimeout(BaselineFileError, LockTimeoutError):
+    """The baseline store's lock was held past --trt-lock-timeout."""

@@ -86,3 +86,10 @@ def test_a_measurement_lock_timeout_is_a_lock_timeout_not_a_backend_failure(
     assert len(caught) == 1
     assert isinstance(caught[0], LockTimeoutError) and isinstance(caught[0], lock.MeasureLockError)
     assert not isinstance(caught[0], BackendError)
+
+
+def test_every_lock_timeout_is_its_own_kind_not_a_backend_failure() -> None:
+    from pytest_trt.errors import BackendError, BaselineLockTimeout, CacheLockTimeout, LockTimeoutError
+
+    for timeout in (BaselineLockTimeout, CacheLockTimeout):
+        assert issubclass(timeout, LockTimeoutError) and not issubclass(timeout, BackendError)

@@ -1,37 +1,24 @@
-"""Is a new latency sample slower than its baseline? A two-sample test built to be trusted in CI.
+"""Is a new latency sample slower than its baseline? A rule built to be trusted on shared CI runners.
 
-The method (docs/regression.md says why, bench/regression_power.py measures it):
+docs/regression.md says why each part is there; bench/regression_processes.py measures it.
 
-* The compared statistic is the sample's floor, its minimum (``COMPARED_PERCENTILE`` = 0). Noise
-  on a shared machine only ever adds time (another tenant, a descheduled thread, a slow phase of
-  the host), so the floor is what the code itself costs; within one host speed state the median
-  moves by 15% and more between runs on a 2-core cloud VM while the floor stays within about 2%.
-* Where both sides timed the host-speed probe (host_probe.py), each floor is first divided by
-  the 25th percentile of its probe times (``PROBE_LEVEL``): a host that runs 35% slower for a
-  while (another tenant on the core) slows the probe too, and that is divided out. The model and
-  the probe do not slow down by quite the same factor, so:
-  - baselines are recorded at the host's usual speed: ``record`` keeps the middle one of
-    ``RECORDINGS`` measurements that spent a real share of their time (``STATE_QUANTILE``
-    percent of their probe times) within ``HOST_STATE`` of the fastest probe this process has
-    timed, taking more (up to ``MAX_RECORDINGS``) while the host runs slow;
-  - a comparison across a host speed change adds ``HOST_UNCERTAINTY`` of that change to the
-    threshold, the share of it the division may have got wrong;
-  - a measurement whose probe floor came from brief fast moments (fewer than ``STATE_QUANTILE``
-    percent of its probe times within ``HOST_STATE`` of that floor) adds ``MIXED_UNCERTAINTY``
-    of that spread: a model iteration, longer than a probe, catches fewer of those moments, so
-    its floor reads high.
-* A measurement looks regressed when its floor is slower than the baseline's by more than the
-  threshold (plus that margin); improved is the mirror image, reported and never failed.
-* Significance comes from replication, at the level where the noise lives: ``decide`` re-measures
-  once when the first measurement is slower by more than the threshold (or the host ran slow),
-  and the test fails only if the re-measurement is beyond it too (``_kept`` says which of the
-  two stands), so a measurement taken in an odd moment of the host (a burst, a speed state the
-  probe tracks badly) is outvoted by the other, while a real slowdown, present in both, stays.
-* The 95% bootstrap interval of the ratio (``stats.bootstrap_ratio_ci`` on the new sample, the
-  sample rebuilt from the baseline's stored quantiles, and both probe samples) is reported but
-  does not gate: iterations are not independent draws (the host's state runs through them), and
-  the bootstrap of a minimum is not consistent even when they are. docs/regression.md shows what
-  it did as a gate: intervals of -10%..+41% around clear +19% regressions.
+* The compared statistic is the sample's floor (``COMPARED_PERCENTILE`` = 0): noise on a shared
+  machine only adds time, so the floor is what the code itself costs.
+* Sessions are the unit of replication. Each session of a model (an onnxruntime session, a
+  TensorRT context) has a speed of its own, a few percent apart on a CPU, and keeps it while it
+  runs. ``record`` measures fresh sessions and the entry keeps their floors; ``session_margin``
+  (their spread) is added to the threshold, so a model whose sessions vary is gated no finer than
+  they allow; ``decide`` measures fresh sessions until two agree.
+* The host-speed probe (host_probe.py) can only put a slower raw floor in doubt: where both sides
+  timed it, the floor is also divided by the host's speed beyond ``PROBE_NOISE`` (with margins for
+  what the division may miss), and a verdict of regressed needs the raw and the divided change
+  both beyond the bound. A raw change beyond it that the division takes back is INCONCLUSIVE
+  (``Doubt.HOST_SPEED``), never unchanged.
+* A measurement whose CPUs were contended (timing/contention.py: pressure stall, steal, run queue)
+  never votes regressed: it is INCONCLUSIVE (``Doubt.BUSY``), and ``decide`` waits a bounded time
+  for quiet before the next session.
+* The printed range is the judged sessions' readings (``ci_low``..``ci_high``), so a verdict never
+  contradicts the interval it prints.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from filelock import FileLock
 from pytest_trt.baselines.entry import BaselineEntry
 from pytest_trt.baselines.hardware import module_file_name, slug
 from pytest_trt.baselines.validation import read_entry
-from pytest_trt.errors import BaselineFileError
+from pytest_trt.errors import BaselineFileError, BaselineLockTimeout
 from pytest_trt.store.files import remove_stale_temps, write_atomic
 from pytest_trt.store.locks import NOTICE_S, acquire_noticing
 from pytest_trt.store.owners import ProcessOwner, read_owner_file, write_owner_file
@@ -249,7 +249,7 @@ class BaselineStore:
                 f"baseline store {self.root}: cannot take its lock {self.lock_path} ({os_problem(exc)})"
             ) from None
         if not taken:
-            raise BaselineFileError(
+            raise BaselineLockTimeout(
                 f"baseline store {self.root}: gave up after {self.lock_timeout_s:g} s waiting for its lock "
                 f"{self.lock_path}{held()}; raise --trt-lock-timeout (ini trt_lock_timeout) or stop that process"
             )
