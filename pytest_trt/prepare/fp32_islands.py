@@ -124,6 +124,22 @@ def _squared(producer: dict[str, onnx.NodeProto], name: str, base: str) -> onnx.
     return mul if mul is not None and list(mul.input) == [base, base] else None
 
 
+class FreshNames:
+    """Names no tensor, node or initializer of the graph has yet."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self._taken = {name for node in graph.node for name in [*node.input, *node.output, node.name]}
+        self._taken |= {init.name for init in graph.initializer} | {info.name for info in graph.input}
+
+    def __call__(self, base: str) -> str:
+        name, suffix = base, 0
+        while name in self._taken:
+            suffix += 1
+            name = f"{base}_{suffix}"
+        self._taken.add(name)
+        return name
+
+
 class _GraphIslands:
     """One graph's float constants, who reads them, and the fp32 copies made for kept nodes."""
 
@@ -131,8 +147,7 @@ class _GraphIslands:
         self.graph = graph
         self.initializers = {init.name: init for init in graph.initializer if init.data_type == TensorProto.FLOAT}
         self.constants = {node.output[0]: node for node in graph.node if _float_constant(node) is not None}
-        self._taken = {name for node in graph.node for name in [*node.input, *node.output, node.name]}
-        self._taken |= {init.name for init in graph.initializer} | {info.name for info in graph.input}
+        self._fresh = FreshNames(graph)
         self._readers: dict[str, list[onnx.NodeProto]] = {}
         for node in graph.node:
             for name in names_used(node):
@@ -188,14 +203,6 @@ class _GraphIslands:
                 if used == name:
                     reader.input[i] = copy
         return made
-
-    def _fresh(self, base: str) -> str:
-        name, suffix = base, 0
-        while name in self._taken:
-            suffix += 1
-            name = f"{base}_{suffix}"
-        self._taken.add(name)
-        return name
 
 
 def _float_constant(node: onnx.NodeProto) -> TensorProto | None:

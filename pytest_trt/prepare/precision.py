@@ -36,7 +36,7 @@ from pytest_trt.arguments import Precision
 from pytest_trt.errors import PrecisionError
 from pytest_trt.model import QDQ_OPS, all_graphs, all_nodes, has_qdq
 from pytest_trt.prepare import fp32_islands
-from pytest_trt.prepare.fp32_islands import names_used
+from pytest_trt.prepare.fp32_islands import FreshNames, names_used
 from pytest_trt.store.files import write_atomic
 
 __all__ = ["QDQ_OPS", "PrecisionError", "apply_precision", "has_qdq", "transform_key"]
@@ -332,7 +332,7 @@ def _emulate_storage(model: onnx.ModelProto, low_type: int) -> onnx.ModelProto:
     for init in graph.initializer:
         if init.data_type == low_type:
             init.CopyFrom(_as_fp32(init))
-    names = _FreshNames(graph)
+    names = FreshNames(graph)
     nodes: list[onnx.NodeProto] = []
     for node in graph.node:
         _constants_as_fp32(node, low_type)
@@ -361,22 +361,6 @@ def _check_emulatable(graph: onnx.GraphProto, low_type: int) -> None:
         )
 
 
-class _FreshNames:
-    """Names no tensor, node or initializer of the graph has yet."""
-
-    def __init__(self, graph: onnx.GraphProto) -> None:
-        self._taken = {name for node in graph.node for name in [*node.input, *node.output, node.name]}
-        self._taken |= {init.name for init in graph.initializer} | {info.name for info in graph.input}
-
-    def __call__(self, base: str) -> str:
-        name, suffix = base, 0
-        while name in self._taken:
-            suffix += 1
-            name = f"{base}_{suffix}"
-        self._taken.add(name)
-        return name
-
-
 def _constants_as_fp32(node: onnx.NodeProto, low_type: int) -> None:
     """The node's ``low_type`` constant values and dtype attributes made fp32."""
     for attribute in node.attribute:
@@ -387,7 +371,7 @@ def _constants_as_fp32(node: onnx.NodeProto, low_type: int) -> None:
 
 
 def _round_trips(
-    node: onnx.NodeProto, low_tensors: set[str], low_type: int, fresh: _FreshNames
+    node: onnx.NodeProto, low_tensors: set[str], low_type: int, fresh: FreshNames
 ) -> list[onnx.NodeProto]:
     """Casts after ``node`` that round each of its stored outputs through ``low_type``."""
     casts: list[onnx.NodeProto] = []
