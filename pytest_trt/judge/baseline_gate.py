@@ -180,9 +180,7 @@ def _compare(
         if policy.mode is BaselineMode.STRICT:
             failures = (f"baseline: stale baseline, not compared ({reason}); re-record it with --trt-update-baselines",)
         return BaselineOutcome(BaselineNote.STALE, f"stale: {reason}", failures=failures)
-    # A busy host can move the probe that far too: then the rule's own doubt applies instead.
-    busy = perf.contention is not None and perf.contention.contended
-    probe_problem = None if busy else probe_floor_problem(entry, perf)
+    probe_problem = probe_floor_problem(entry, perf)
     if probe_problem is not None:
         return BaselineOutcome(BaselineNote.INVALID, "baseline entry invalid", failures=((
             f"baseline: baseline file {store.path_for(subject.module)}: entry {subject.nodeid!r}: {probe_problem}; "
