@@ -436,7 +436,7 @@ def _settled(verdicts: Sequence[RegressionVerdict]) -> bool:
 
 
 def _combined(verdicts: Sequence[RegressionVerdict]) -> RegressionVerdict:
-    """The verdict two sessions agree on (the last session's where none do), with every session's
+    """The verdict two sessions agree on (inconclusive where no two do), with every session's
     reading, so the printed range is the one the verdict was read from."""
     if len(verdicts) == 1:
         return verdicts[0]
