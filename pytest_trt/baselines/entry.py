@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_trt.baselines.history import HistoryPoint
 from pytest_trt.baselines.subject import BuildFacts, TensorSignature, TestSubject
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.timing import host_probe
@@ -109,6 +110,8 @@ class BaselineEntry:
     # session of the unchanged model reads from another on this host. None: recorded before
     # sessions were sampled.
     session_floors_ms: list[float] | None = field(default=None, metadata=_OMIT_IF_NONE)
+    # Earlier recordings of this test, oldest first (None: recorded before history was kept).
+    history: list[HistoryPoint] | None = field(default=None, metadata=_OMIT_IF_NONE)
 
     def to_file(self) -> dict[str, Any]:
         """The entry as the baseline file holds it."""

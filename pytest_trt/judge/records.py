@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from pytest_trt import backends
+from pytest_trt.baselines.history import HistoryPoint
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.judge.accuracy import AccuracyResult
@@ -101,6 +102,7 @@ class TestRecord:
     failures: tuple[str, ...] = ()  # one line per failed gate, as the test's failure shows them
     step: SetupStep | None = None  # for an error: the step of making the engine that failed
     at_setup: bool = False  # the error came before the test ran: pytest counts it as an error
+    history: tuple[HistoryPoint, ...] = ()  # the baseline's recordings, oldest first, where it has them
 
     @property
     def pytest_outcome(self) -> str:
