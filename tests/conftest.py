@@ -19,9 +19,10 @@ import pytest
 
 import pytest_trt.backends.onnxruntime
 import pytest_trt.backends.tensorrt
+import pytest_trt.baselines.regression
 import pytest_trt.judge.gates
 import pytest_trt.reports.ci
-import pytest_trt.reports.terminal  # noqa: F401
+import pytest_trt.reports.terminal
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "examples" / "models"
@@ -90,3 +91,10 @@ def quiet_host(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_trt.timing import contention
 
     monkeypatch.setattr(contention, "read_counters", lambda: contention.CpuCounters(0.0, 0, 0, 0, 1))
+
+
+@pytest.fixture(autouse=True)
+def no_confirm_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slower session is confirmed at once rather than CONFIRM_GAP_S later: the gap is for a
+    host's slow moments, which the tests fake. tests/test_regression.py checks the gap is kept."""
+    monkeypatch.setattr(pytest_trt.baselines.regression, "CONFIRM_GAP_S", 0.0)

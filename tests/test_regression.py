@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from test_baseline import make_record
 
+from pytest_trt.baselines import regression
 from pytest_trt.baselines.comparability import accuracy_drift
 from pytest_trt.baselines.entry import BaselineEntry, SampleSummary, entry_from_measurement
 from pytest_trt.baselines.regression import (
+    BUSY_EXTRA_RECORDINGS,
     HOST_UNCERTAINTY,
     MAX_RECORDINGS,
     MIXED_UNCERTAINTY,
@@ -27,6 +29,7 @@ from pytest_trt.baselines.regression import (
     normalized_floor,
     record,
 )
+from pytest_trt.timing.contention import Contention
 
 MESSAGE = re.compile(r"min [+-]\d+\.\d% vs baseline \(threshold \d+%\)")
 
@@ -373,3 +376,73 @@ def test_beyond_the_probe_noise_the_division_is_continuous(probed_baseline):
         new.probe_ms = [t * host for t in new.probe_ms]
         changes.append(assess(probed_baseline, new, threshold=0.03).change)
     assert changes[0] == pytest.approx(changes[1], abs=5e-4)
+
+
+BUSY = Contention(1.0, pressure=0.4, steal=0.0, runnable_per_cpu=0.0)
+
+
+@dataclasses.dataclass
+class Contended(Measurement):
+    """A measurement timed while the CPUs were contended."""
+
+    contention: Contention = BUSY
+
+
+def busy(m: Measurement) -> Contended:
+    return Contended(m.samples_ms, m.probe_ms)
+
+
+def test_a_session_timed_on_a_busy_host_never_votes_regressed(baseline):
+    verdict = assess(baseline, busy(sample(1.3, seed=1)), threshold=0.05)
+    assert verdict.status == "inconclusive" and verdict.doubt is Doubt.BUSY
+    assert "tasks waited for a CPU 40% of the time" in verdict.message
+    # Unchanged on a busy host still says unchanged: noise only adds time, so it hides nothing.
+    assert assess(baseline, busy(sample(1.0, seed=2)), threshold=0.05).status == "unchanged"
+
+
+def test_a_baseline_recorded_on_a_busy_host_never_calls_a_test_unchanged(baseline):
+    entry = dataclasses.replace(baseline, recorded_busy=["tasks waited for a CPU 40% of the time"])
+    # Its floor may read slow: a real slowdown can hide under it, so "unchanged" is not said ...
+    verdict = assess(entry, sample(1.0, seed=1), threshold=0.05)
+    assert verdict.status == "inconclusive" and verdict.doubt is Doubt.BASELINE_BUSY
+    assert "re-record it on a quiet host" in verdict.message
+    assert assess(entry, sample(0.8, seed=1), threshold=0.05).doubt is Doubt.BASELINE_BUSY
+    # ... while slower than even that floor is a regression.
+    assert assess(entry, sample(1.3, seed=1), threshold=0.05).status == "regressed"
+
+
+def test_a_recording_prefers_quiet_sessions_and_says_when_it_found_none(monkeypatch):
+    waits: list[float] = []
+    monkeypatch.setattr(regression, "wait_for_quiet", lambda limit: waits.append(limit) or False)
+    quiet = [sample(1.0 + i / 10, seed=i) for i in range(RECORDINGS)]
+    remeasure = Remeasure(*quiet)
+    recording = record(busy(sample(0.9, seed=9)), remeasure)
+    assert recording.kept is quiet[1] and not recording.busy and waits == [regression.QUIET_WAIT_S]
+    # Busy throughout: a few more tries, each after a wait for quiet, then the middle is kept and
+    # the entry says why it may read slow.
+    loud = [busy(sample(1.0 + i / 10, seed=i)) for i in range(MAX_RECORDINGS)]
+    remeasure = Remeasure(*loud[1:])
+    recording = record(loud[0], remeasure)
+    assert recording.taken == RECORDINGS + BUSY_EXTRA_RECORDINGS and recording.busy
+    assert "recorded while the host was busy" in recording.note
+
+
+def test_a_recording_left_with_one_session_keeps_the_spread_of_all_it_took():
+    # One session at the usual speed, the rest slow: the spread still comes from two or more.
+    slow = [sample(1.0, seed=i, host=1.35) for i in range(1, MAX_RECORDINGS)]
+    usual = sample(1.0, seed=0, host=1.0)
+    recording = record(usual, Remeasure(*slow))
+    assert recording.used == 1 and recording.kept is usual
+    assert len(recording.floors_ms) == MAX_RECORDINGS and recording.spread == pytest.approx(0.35 / 1.35, abs=0.01)
+
+
+def test_a_slower_session_is_confirmed_after_a_gap(monkeypatch, baseline):
+    slept: list[float] = []
+    monkeypatch.setattr(regression, "CONFIRM_GAP_S", 2.0)
+    monkeypatch.setattr(regression.time, "sleep", slept.append)
+    verdict = decide(baseline, sample(1.2, seed=1), Remeasure(sample(1.2, seed=2)), threshold=0.05)
+    assert verdict.status == "regressed" and slept == [2.0]
+    # An unchanged first session settles it at once: no gap, no fresh session.
+    slept.clear()
+    decide(baseline, sample(1.0, seed=1), Remeasure(), threshold=0.05)
+    assert slept == []

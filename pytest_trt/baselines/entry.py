@@ -110,6 +110,9 @@ class BaselineEntry:
     # session of the unchanged model reads from another on this host. None: recorded before
     # sessions were sampled.
     session_floors_ms: list[float] | None = field(default=None, metadata=_OMIT_IF_NONE)
+    # Why the host counted as busy while the kept session was timed (None: quiet, or recorded
+    # before contention was read): a floor timed then may read slow, so it judges nothing unchanged.
+    recorded_busy: list[str] | None = field(default=None, metadata=_OMIT_IF_NONE)
     # Earlier recordings of this test, oldest first (None: recorded before history was kept).
     history: list[HistoryPoint] | None = field(default=None, metadata=_OMIT_IF_NONE)
 
@@ -182,9 +185,11 @@ def entry_from_measurement(
     software: Mapping[str, str] | None = None,
     *,
     session_floors_ms: Sequence[float] = (),
+    recorded_busy: Sequence[str] = (),
 ) -> BaselineEntry:
     """What is stored for one test. ``software`` adds facts the subject lacks (driver, CUDA);
-    ``session_floors_ms`` the floors of the sessions it was recorded in."""
+    ``session_floors_ms`` the floors of the sessions it was recorded in; ``recorded_busy`` why the
+    host was busy while the kept one was timed."""
     subject, perf = measured.subject, measured.perf
     if perf is None or not perf.samples_ms:
         raise ValueError(f"{subject.nodeid}: no latency sample to record as a baseline")
@@ -207,4 +212,5 @@ def entry_from_measurement(
         recorded_at=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         commit=commit,
         session_floors_ms=[_round(f) for f in session_floors_ms] if len(session_floors_ms) > 1 else None,
+        recorded_busy=list(recorded_busy) or None,
     )

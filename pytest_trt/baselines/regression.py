@@ -41,11 +41,17 @@ COMPARED_PERCENTILE = 0.0
 MAX_SESSIONS = 3  # sessions measured at most for one comparison: the first and two fresh ones
 QUIET_WAIT_S = 1.0  # before a fresh session after a busy one, wait this long at most for quiet
 QUIET_WINDOW_S = 0.25  # a window this long with no contention is quiet
+# Before a fresh session confirms a slower reading, wait this long: a shared VM runs 15-25% slow
+# for seconds at a time (docs/regression.md), a state two sessions a moment apart both fall in.
+CONFIRM_GAP_S = 2.0
 MIN_SAMPLES = 20  # fewer iterations than this say nothing about a floor
 MIN_PROBES = 5  # fewer probe times than this say nothing about the host's speed
 PROBE_LEVEL = host_probe.LEVEL_QUANTILE  # the percentile of probe times the floors are divided by
 RECORDINGS = 3  # measurements per recorded baseline; the middle one is kept
 MAX_RECORDINGS = 10  # measurements an update may take to find RECORDINGS at the usual host speed
+# Sessions beyond RECORDINGS a recording takes while every one so far was timed on a busy host,
+# each after a bounded wait for quiet: a host busy that long will not calm down within a recording.
+BUSY_EXTRA_RECORDINGS = 2
 HOST_STATE = 0.10  # probe times this far above the fastest one mark a slow host state
 STATE_QUANTILE = 5.0  # percent of a recording's probe times that must be at the usual speed
 # Both margins trade false alarms for detection; docs/regression.md ("How large the margins are")
@@ -169,6 +175,7 @@ class Doubt(str, Enum):
     HOST_SPEED = "host-speed"  # slower in raw time, not once the host's speed is divided out
     BUSY = "busy"  # the CPUs were contended while it was timed
     SESSIONS_DISAGREE = "sessions-disagree"  # no two of the sessions measured gave the same verdict
+    BASELINE_BUSY = "baseline-busy"  # the baseline was recorded on a contended host: it may read slow
 
 
 def session_margin(baseline: BaselineEntry) -> float:
@@ -212,6 +219,9 @@ def assess(
     busy = _busy(new)
     if status is Verdict.REGRESSED and busy:
         status, doubt = Verdict.INCONCLUSIVE, Doubt.BUSY
+    elif status is not Verdict.REGRESSED and baseline.recorded_busy:
+        # A floor timed on a contended host reads slow: "unchanged" against it may hide a slowdown.
+        status, doubt = Verdict.INCONCLUSIVE, Doubt.BASELINE_BUSY
     message = f"{label} {_percent(reading.change)} vs baseline (threshold {threshold * 100:g}%"
     if sessions:
         message += f" + {sessions * 100:.1f}% for the spread between the sessions it was recorded in"
@@ -220,6 +230,11 @@ def assess(
         message += f"; raw {label} {_percent(raw)} is beyond {bound * 100:.1f}% but not once the host's speed is divided out"
     if doubt is Doubt.BUSY:
         message += f"; the host was busy while it was timed: {'; '.join(busy)}"
+    if doubt is Doubt.BASELINE_BUSY:
+        message += (
+            f"; the baseline was recorded while the host was busy ({'; '.join(baseline.recorded_busy or ())}), so "
+            "its floor may read slow: re-record it on a quiet host with --trt-update-baselines"
+        )
     return RegressionVerdict(
         status, median_change, reading.change, reading.change, threshold, False, message, label, reading.change,
         normalized=reading.host is not None, raw_change=raw, host_change=reading.host, margin=reading.margin,
@@ -344,7 +359,7 @@ class Recording(Generic[TimedT]):
     used: int
     taken: int
     host_slow: bool = False  # none was at the usual speed: the middle of all was kept
-    floors_ms: list[float] = field(default_factory=list)  # the used sessions' floors
+    floors_ms: list[float] = field(default_factory=list)  # the sessions' floors (at least two where taken)
 
     @property
     def spread(self) -> float:
@@ -380,20 +395,32 @@ def record(
     first: TimedT, remeasure: Callable[[], TimedT], fastest_probe_ms: float = float("inf")
 ) -> Recording[TimedT]:
     """A baseline from ``first`` and more measurements (``remeasure``: each in a fresh session, so
-    that the spread between sessions is recorded with the baseline): measure until RECORDINGS were taken at the
-    usual host speed (``at_usual_speed``; ``fastest_probe_ms``, the fastest probe this process
-    has timed, tells a host that runs slow for all of them), at most MAX_RECORDINGS in all, and
-    keep the middle of those. If none was at the usual speed, the middle of all is kept, probe
-    times and all: the division by the probe is then off by a few percent (the margin in
-    ``assess`` covers that), where raw floors would be off by the whole slow state."""
+    that the spread between sessions is recorded with the baseline): measure until RECORDINGS were
+    taken at the usual host speed (``at_usual_speed``; ``fastest_probe_ms``, the fastest probe this
+    process has timed, tells a host that runs slow for all of them) on uncontended CPUs, at most
+    MAX_RECORDINGS in all, and keep the middle of those. If none was at the usual speed, the
+    middle of all is kept, probe times and all: the division by the probe is then off by a few
+    percent (the margin in ``assess`` covers that), where raw floors would be off by the whole
+    slow state. Where the filters leave one session, every session taken gives the spread: a
+    baseline is never kept without one."""
     taken = [first]
-    while len(at_usual_speed(taken, fastest_probe_ms)) < RECORDINGS and len(taken) < MAX_RECORDINGS:
+    while _more_needed(taken, fastest_probe_ms):
+        if _busy(taken[-1]):
+            wait_for_quiet(QUIET_WAIT_S)
         taken.append(remeasure())
-    used = at_usual_speed(taken, fastest_probe_ms)
-    slow = not used
-    used = used or taken
-    floors = [float(np.min(m.samples_ms)) for m in used]
-    return Recording(middle_recording(used), len(used), len(taken), host_slow=slow, floors_ms=floors)
+    usual = at_usual_speed(taken, fastest_probe_ms)
+    used = [m for m in usual if not _busy(m)] or usual or taken
+    spread_from = used if len(used) >= 2 else taken
+    floors = [float(np.min(m.samples_ms)) for m in spread_from]
+    return Recording(middle_recording(used), len(used), len(taken), host_slow=not usual, floors_ms=floors)
+
+
+def _more_needed(taken: Sequence[Timed], fastest_probe_ms: float) -> bool:
+    """Whether ``record`` measures another session."""
+    usual = at_usual_speed(taken, fastest_probe_ms)
+    if len(taken) >= MAX_RECORDINGS or len([m for m in usual if not _busy(m)]) >= RECORDINGS:
+        return False
+    return not (len(usual) >= RECORDINGS and len(taken) >= RECORDINGS + BUSY_EXTRA_RECORDINGS)
 
 
 @dataclass
@@ -417,11 +444,14 @@ def decide(
     until two sessions agree, at most MAX_SESSIONS in all. Each session of a model has a speed of
     its own, so a verdict stands only when two sessions give it: an odd session, or a moment of
     a busy host, is outvoted, while a real slowdown is in every session. Before a fresh session
-    after a busy one, the host is given up to QUIET_WAIT_S to calm down."""
+    after a busy one, the host is given up to QUIET_WAIT_S to calm down; after a slower one,
+    CONFIRM_GAP_S passes first, so that the two do not share one slow moment of the host."""
     verdicts = [assess(baseline, first, threshold, percentile=percentile)]
     while not _settled(verdicts) and len(verdicts) < MAX_SESSIONS:
         if verdicts[-1].doubt is Doubt.BUSY:
             wait_for_quiet(QUIET_WAIT_S)
+        elif verdicts[-1].status is Verdict.REGRESSED or verdicts[-1].doubt is Doubt.HOST_SPEED:
+            time.sleep(CONFIRM_GAP_S)
         verdicts.append(assess(baseline, fresh_session(), threshold, percentile=percentile))
     return _combined(verdicts)
 

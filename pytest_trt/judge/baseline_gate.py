@@ -146,10 +146,15 @@ def _record(
     fastest = perf.fastest_probe_ms
     recording = record(perf, remeasure, float("inf") if fastest is None else fastest)
     kept = dataclasses.replace(measured, perf=recording.kept)
-    entry = entry_from_measurement(kept, policy.commit, software, session_floors_ms=recording.floors_ms)
+    entry = entry_from_measurement(
+        kept, policy.commit, software, session_floors_ms=recording.floors_ms, recorded_busy=recording.busy
+    )
     warnings: tuple[str, ...] = ()
     if recording.busy:
-        warnings = (f"baseline recorded while the host was busy ({'; '.join(recording.busy)}): record it again on a quiet host",)
+        warnings = ((
+            f"baseline recorded while the host was busy ({'; '.join(recording.busy)}): until it is recorded again "
+            "on a quiet host, comparisons with it can find a regression but never call the test unchanged"
+        ),)
     return BaselineOutcome(BaselineNote.RECORDED, recording.note, staged=entry, warnings=warnings)
 
 
