@@ -352,6 +352,9 @@ def main() -> None:
                         "(calibrate them with bench/slowdown.py MODEL)")
     parser.add_argument("--load", type=int, default=0, help="CPU-spinning processes kept running beside the bench "
                         "(default 0: a quiet host; 2 loads a 2-core runner)")
+    parser.add_argument("--load-while", choices=("all", "compare"), default="all",
+                        help="when --load runs: through the whole bench (default), or from the first comparison on, "
+                        "so that baselines are recorded on a quiet host and compared on a busy one")
     parser.add_argument("--widths", default="16,32", help="cnn: slowed models' side branches, as regression_power.py "
                         "--widths takes them: a width or width x input columns (default 16,32)")
     parser.add_argument("--blocks", default="20,21,22", help="matmul: blocks of each chain, the unchanged one first "
@@ -404,16 +407,23 @@ def main() -> None:
     settings = {"kind": "settings", "backend": args.backend, "family": family,
                 **({"widths": args.widths} if family == CNN else {"blocks": args.blocks, "width": args.matmul_width}
                    if family == MATMUL else {"sizes": args.sizes}),
-                "load": args.load,
+                "load": args.load, **({"load_while": args.load_while} if args.load_while != "all" else {}),
                 "pytest_args": extra, "baselines": args.baselines}
     saved = next((r for r in rows if r["kind"] == "settings"), None)
     older = {"backend": "onnxruntime", "family": CNN, "load": 0}  # what files saved before these keys ran
     if saved is not None and {k: saved.get(k, older.get(k)) for k in settings} != settings:
         parser.error(f"{args.save} was started with {saved}; resume it with the same --backend, --family, "
                      "--widths or --blocks, --baselines, --threshold and --pytest-arg, or save to another file")
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    spinners: list[subprocess.Popen[bytes]] = []
+
+    def start_load() -> None:
+        if not spinners:
+            spinners.extend(subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load))
+
     try:
-        run_bench(args, rows, settings, saved, extra, made, family, slowed_trials, command)
+        if args.load_while == "all":
+            start_load()
+        run_bench(args, rows, settings, saved, extra, made, family, slowed_trials, command, start_load)
     finally:
         for spinner in spinners:
             spinner.kill()
@@ -421,7 +431,7 @@ def main() -> None:
 
 def run_bench(args: argparse.Namespace, rows: list[dict[str, Any]], settings: dict[str, Any],
               saved: dict[str, Any] | None, extra: list[str], made: dict[str, Callable[[], Any]], family: str,
-              slowed_trials: int, command: str) -> None:
+              slowed_trials: int, command: str, start_load: Callable[[], None]) -> None:
     with tempfile.TemporaryDirectory(prefix="regression-processes-") as tmp:
         folder = args.workdir or (args.save.with_name(args.save.name + ".work") if args.save else Path(tmp))
         models = make_project(folder, family, made)
@@ -457,6 +467,7 @@ def run_bench(args: argparse.Namespace, rows: list[dict[str, Any]], settings: di
             keep({"kind": "record", "baseline": b, **result})
             print(f"baseline {b}: recorded in {result['wall_s']:.1f} s ({result.get('note', result['status'])})", flush=True)
         done = {(r["variant"], r["trial"]) for r in rows if r["kind"] == "compare" and r["status"] != NO_REPORT}
+        start_load()
         order = random.Random(args.seed)
         for trial in range(args.trials):
             if out_of_time():
