@@ -98,7 +98,12 @@ import pytest
 MODEL = os.environ["BENCH_MODEL"]
 
 
-@pytest.mark.trt_model(MODEL, shapes={"x": tuple(int(d) for d in os.environ.get("BENCH_REC_SHAPE", "1,3,48,320").split(","))})
+SHAPE = tuple(int(d) for d in os.environ.get("BENCH_REC_SHAPE", "1,3,48,320").split(","))
+# One onnxruntime thread on the CPU, as on a 2-core runner (and beside which the host probe runs).
+THREADS = {"intra_op_threads": 1} if os.environ["BENCH_BACKEND"] == "onnxruntime" else {}
+
+
+@pytest.mark.trt_model(MODEL, shapes={"x": SHAPE}, **THREADS)
 @pytest.mark.trt_perf(backend=os.environ["BENCH_BACKEND"])
 def test_model(trt_engine):
     pass
@@ -109,9 +114,10 @@ import os
 import pytest
 
 MODEL = os.environ["BENCH_MODEL"]
+THREADS = {"intra_op_threads": 1} if os.environ["BENCH_BACKEND"] == "onnxruntime" else {}
 
 
-@pytest.mark.trt_model(MODEL)
+@pytest.mark.trt_model(MODEL, **THREADS)
 @pytest.mark.trt_perf(backend=os.environ["BENCH_BACKEND"])
 def test_model(trt_engine):
     pass

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The regression verdict on CPU model families side by side, on a quiet many-core host: each
+# family's bench/regression_processes.py runs pinned to its own two CPUs (a 2-core runner each)
+# with its own measurement-lock folder, so the benches neither share CPUs nor queue for one lock.
+# The MLP's and PP-OCRv4 rec's (1x3x48x320) +5% and +10% side branches are calibrated first by
+# bench/slowdown.py on those CPUs; the MatMul chain (width 128) slows by whole blocks (20, 21, 22).
+#
+#   OUT=cpu-out SECONDS_BUDGET=420 LOAD=0 bash bench/cpu_verdict.sh
+#
+# LOAD=2 keeps two CPU-spinning processes on each bench's two CPUs from its first comparison on
+# (baselines are recorded quiet). Rec is read from bench/.downloads.
+set -u
+out=${OUT:-cpu-out}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+budget=${SECONDS_BUDGET:-420}
+load=${LOAD:-0}
+trials=${TRIALS:-400}
+slowed=${SLOWED_TRIALS:-60}
+rec=bench/.downloads/ch_PP-OCRv4_rec_infer.onnx
+calib=$(mktemp -d)
+calibrate() {  # cpus, label, slowdown.py arguments...
+  local cpus=$1 label=$2; shift 2
+  taskset -c "$cpus" timeout 200 python3 bench/slowdown.py "$@" --threads 1 --targets 5,10 > "$calib/slowdown_$label.txt" 2>&1
+}
+if [ -z "${MLP_SIZES:-}" ] || [ -z "${REC_SIZES:-}" ]; then
+  calibrate 2,3 mlp examples/models/mlp.onnx --batch 64 &
+  calibrate 6,7 rec "$rec" --shape 1,3,48,320 &
+  wait
+  MLP_SIZES=$(grep '^SIZES=' "$calib/slowdown_mlp.txt" | cut -d= -f2)
+  REC_SIZES=$(grep '^SIZES=' "$calib/slowdown_rec.txt" | cut -d= -f2)
+fi
+{
+  grep -m1 'model name' /proc/cpuinfo
+  lscpu -e=CPU,CORE,SOCKET 2>&1 | head -20
+  for f in "$calib"/slowdown_*.txt; do echo "== $f"; cat "$f"; done
+  echo "mlp sizes $MLP_SIZES, rec sizes $REC_SIZES"
+} > "$out/calibration.txt" 2>&1
+cat "$out/calibration.txt"
+left=$((budget - SECONDS))
+bench() {  # cpus, label, regression_processes.py arguments...
+  local cpus=$1 label=$2; shift 2
+  mkdir -p "/tmp/lock-$label"
+  TMPDIR="/tmp/lock-$label" taskset -c "$cpus" timeout $((left + 60)) python3 bench/regression_processes.py \
+    --trials "$trials" --slowed-trials "$slowed" --baselines 3 --load "$load" --load-while compare \
+    --save "$out/cpu_$label.jsonl" --workdir "/tmp/cpu-bench/$label" --time-limit "$left" "$@" \
+    > "$out/cpu_$label.txt" 2>&1
+}
+bench 2,3 mlp --family mlp --sizes "$MLP_SIZES" &
+bench 6,7 rec --family rec --sizes "$REC_SIZES" &
+bench 10,11 matmul --family matmul --blocks 20,21,22 --matmul-width 128 &
+wait
+for label in mlp rec matmul; do echo "== $label"; tail -n 12 "$out/cpu_$label.txt"; done
