@@ -262,3 +262,17 @@ def test_accuracy_and_budget_summaries():
 def test_no_records_no_table():
     assert summary_lines([]) == []
     assert totals([]) == []
+
+
+def test_the_summary_shows_every_wait_for_the_measurement_lock():
+    waited = [_record(f"t.py::test_{i}", perf=_perf(lock_wait_s=w)) for i, w in enumerate((2.5, 0.0, 0.004, 1.25))]
+    notes = [line for line in summary_lines(waited, width=300) if "measurement lock" in line]
+    assert notes == [
+        "note: 2 measurements waited 3.8 s for the measurement lock (t.py::test_0 2.5 s, t.py::test_3 1.2 s); "
+        "waits are not part of any timing"
+    ]
+    many = [_record(f"t.py::test_{i}", perf=_perf(lock_wait_s=1.0 + i)) for i in range(7)]
+    (note,) = [line for line in summary_lines(many, width=300) if "measurement lock" in line]
+    assert note.startswith("note: 7 measurements waited 28.0 s") and "longest t.py::test_6 7.0 s" in note
+    # Nobody waited: nothing is said.
+    assert not [line for line in summary_lines(waited[1:3], width=300) if "measurement lock" in line]

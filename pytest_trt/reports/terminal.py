@@ -395,6 +395,7 @@ def _notes(records: list[TestRecord], quiet: bool) -> list[str]:
     if quiet:
         return notes
     notes += _short_p99_note(records)
+    notes += _lock_wait_note(records)
     skipped = sorted({(b.backend, r.backend) for r in records for b in r.budgets if b.backend != r.backend})
     for budget_backend, running in skipped:
         if budget_backend == GPU_BUDGET:
@@ -408,6 +409,31 @@ def _notes(records: list[TestRecord], quiet: bool) -> list[str]:
                 f"note: {budget_backend} budgets are reported, not enforced, while {running} runs the models"
             )
     return notes
+
+
+# Waits shorter than this are the lock's own cost, not another measurement's.
+_NOTICED_WAIT_S = 0.01
+_LISTED_WAITS = 5  # beyond this many waiting tests the note gives the count and the longest
+
+
+def _lock_wait_note(records: list[TestRecord]) -> list[str]:
+    """How long measurements queued for their device's lock (another worker's or run's
+    measurement): never part of a timing, but part of the run's wall time."""
+    waits = sorted(
+        ((r.perf.lock_wait_s, r.nodeid) for r in records if r.perf is not None and r.perf.lock_wait_s >= _NOTICED_WAIT_S),
+        reverse=True,
+    )
+    if not waits:
+        return []
+    total = sum(w for w, _ in waits)
+    if len(waits) <= _LISTED_WAITS:
+        each = ", ".join(f"{nodeid} {wait:.1f} s" for wait, nodeid in waits)
+    else:
+        each = f"longest {waits[0][1]} {waits[0][0]:.1f} s"
+    return [
+        f"note: {_plural(len(waits), 'measurement')} waited {total:.1f} s for the measurement lock ({each}); "
+        "waits are not part of any timing"
+    ]
 
 
 _SILENT = {BaselineNote.OFF, BaselineNote.RECORDED}  # recordings are summed up by the store
