@@ -257,6 +257,7 @@ def run_pytest(folder: Path, model: Path, baseline_dir: Path, backend: str, extr
         "raw_change": verdict.get("raw_change"),
         "host_change": verdict.get("host_change"),
         "remeasured": bool(verdict.get("remeasured")),
+        "doubt": verdict.get("doubt"),
         "note": test.get("baseline_note", ""),
         "floor_ms": min(samples) if samples else None,
         "probe_floor_ms": min(probes) if len(probes) >= 5 else None,
@@ -319,6 +320,15 @@ def table(rows: list[dict[str, Any]], command: str) -> list[str]:
     if others:
         lines.append("other verdicts: " + ", ".join(f"{s or 'none'}: {sum(r['status'] == s for r in compares)}"
                                                    for s in others))
+    doubts = [r.get("doubt") or "not saved" for r in compares if r["status"] == "inconclusive"]
+    if doubts:
+        lines.append("inconclusive, by reason: " + ", ".join(f"{d} {doubts.count(d)}" for d in sorted(set(doubts))))
+    recorded = [r["measure_s"] for r in rows if r["kind"] == "record" and r.get("measure_s") is not None]
+    plain = [r["measure_s"] for r in compares if r["variant"] == SAME and r["status"] == "unchanged"
+             and not r["remeasured"] and r.get("measure_s") is not None]
+    if recorded and plain:
+        lines.append(f"recording: {statistics.median(recorded):.2f} s measuring (median of {len(recorded)}), "
+                     f"{statistics.median(recorded) / statistics.median(plain):.1f}x a plain measured comparison")
     return lines + clock_lines([r for r in rows if r["kind"] in ("record", "compare")])
 
 
