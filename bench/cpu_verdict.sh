@@ -20,12 +20,13 @@ load=${LOAD:-0}
 trials=${TRIALS:-400}
 slowed=${SLOWED_TRIALS:-60}
 rec=bench/.downloads/ch_PP-OCRv4_rec_infer.onnx
+py=${PYTHON:-python3}
 families=${FAMILIES:-mlp rec matmul}
 has() { [[ " $families " == *" $1 "* ]]; }
 calib=$(mktemp -d)
 calibrate() {  # cpus, label, slowdown.py arguments...
   local cpus=$1 label=$2; shift 2
-  taskset -c "$cpus" timeout 200 python3 bench/slowdown.py "$@" --threads 1 --targets 5,10 > "$calib/slowdown_$label.txt" 2>&1
+  taskset -c "$cpus" timeout 200 "$py" bench/slowdown.py "$@" --threads 1 --targets 5,10 > "$calib/slowdown_$label.txt" 2>&1
 }
 if has mlp && [ -z "${MLP_SIZES:-}" ]; then calibrate 2,3 mlp examples/models/mlp.onnx --batch 64 & fi
 if has rec && [ -z "${REC_SIZES:-}" ]; then calibrate 6,7 rec "$rec" --shape 1,3,48,320 & fi
@@ -35,7 +36,7 @@ REC_SIZES=${REC_SIZES:-$(grep -s '^SIZES=' "$calib/slowdown_rec.txt" | cut -d= -
 {
   grep -m1 'model name' /proc/cpuinfo
   lscpu -e=CPU,CORE,SOCKET 2>&1 | head -20
-  for f in "$calib"/slowdown_*.txt; do echo "== $f"; cat "$f"; done
+  cat "$calib"/slowdown_*.txt 2>/dev/null
   echo "mlp sizes $MLP_SIZES, rec sizes $REC_SIZES"
 } > "$out/calibration.txt" 2>&1
 cat "$out/calibration.txt"
@@ -43,7 +44,7 @@ left=$((budget - SECONDS))
 bench() {  # cpus, label, regression_processes.py arguments...
   local cpus=$1 label=$2; shift 2
   mkdir -p "/tmp/lock-$label"
-  TMPDIR="/tmp/lock-$label" taskset -c "$cpus" timeout $((left + 60)) python3 bench/regression_processes.py \
+  TMPDIR="/tmp/lock-$label" taskset -c "$cpus" timeout $((left + 60)) "$py" bench/regression_processes.py \
     --trials "$trials" --slowed-trials "$slowed" --baselines 3 --load "$load" --load-while compare \
     --save "$out/cpu_$label.jsonl" --workdir "/tmp/cpu-bench/$label" --time-limit "$left" "$@" \
     > "$out/cpu_$label.txt" 2>&1
