@@ -214,20 +214,24 @@ def assess(
     raw = float(np.percentile(samples, percentile) / np.percentile(base, percentile) - 1.0)
     reading = _host_reading(baseline, new, raw)
     sessions = session_margin(baseline)
-    bound = threshold + sessions + reading.margin
-    status, doubt = _status(raw, reading.change, bound)
+    bound = threshold + sessions
+    status, doubt = _status(raw, reading, bound)
     busy = _busy(new)
     if status is Verdict.REGRESSED and busy:
         status, doubt = Verdict.INCONCLUSIVE, Doubt.BUSY
     elif status is not Verdict.REGRESSED and baseline.recorded_busy:
         # A floor timed on a contended host reads slow: "unchanged" against it may hide a slowdown.
         status, doubt = Verdict.INCONCLUSIVE, Doubt.BASELINE_BUSY
-    message = f"{label} {_percent(reading.change)} vs baseline (threshold {threshold * 100:g}%"
+    message = f"{label} {_percent(raw)} vs baseline (threshold {threshold * 100:g}%"
     if sessions:
         message += f" + {sessions * 100:.1f}% for the spread between the sessions it was recorded in"
-    message += ")" + reading.words(label, raw)
+    message += ")" + reading.words()
     if doubt is Doubt.HOST_SPEED:
-        message += f"; raw {label} {_percent(raw)} is beyond {bound * 100:.1f}% but not once the host's speed is divided out"
+        message += (
+            f"; divided by the host's speed beyond the probe's own {PROBE_NOISE:.0%} it reads {_percent(reading.change)}, "
+            f"within {(bound + reading.margin) * 100:.1f}% (the bound plus {reading.margin * 100:.1f}% for what the "
+            "division may miss): the host may be what slowed"
+        )
     if doubt is Doubt.BUSY:
         message += f"; the host was busy while it was timed: {'; '.join(busy)}"
     if doubt is Doubt.BASELINE_BUSY:
@@ -236,20 +240,23 @@ def assess(
             "its floor may read slow: re-record it on a quiet host with --trt-update-baselines"
         )
     return RegressionVerdict(
-        status, median_change, reading.change, reading.change, threshold, False, message, label, reading.change,
+        status, median_change, raw, raw, threshold, False, message, label, raw,
         normalized=reading.host is not None, raw_change=raw, host_change=reading.host, margin=reading.margin,
-        probe_spread=reading.spread, session_margin=sessions, bound=bound, sessions=[reading.change], doubt=doubt,
+        probe_spread=reading.spread, session_margin=sessions, bound=bound, sessions=[raw], doubt=doubt,
     )
 
 
-def _status(raw: float, change: float, bound: float) -> tuple[Verdict, Doubt | None]:
-    """Regressed (or improved) only where the raw and the host-divided changes agree: the probe
-    can turn a slower raw floor into a doubt, never into a regression of its own."""
-    if raw > bound and change > bound:
-        return Verdict.REGRESSED, None
+def _status(raw: float, reading: _HostReading, bound: float) -> tuple[Verdict, Doubt | None]:
+    """The raw floors decide; the probe can only doubt. A slower floor on a host the probe reads
+    slower, that the division by the host's speed brings within the bound (plus what the division
+    may miss), is in doubt; an improvement on a host the probe reads faster that the division
+    takes back is unchanged. A probe reading the host faster never makes a floor read slower."""
+    doubt_bound = bound + reading.margin
     if raw > bound:
-        return Verdict.INCONCLUSIVE, Doubt.HOST_SPEED
-    if raw < -bound and change < -bound:
+        if reading.slower and reading.change <= doubt_bound:
+            return Verdict.INCONCLUSIVE, Doubt.HOST_SPEED
+        return Verdict.REGRESSED, None
+    if raw < -bound and not (reading.faster and reading.change >= -doubt_bound):
         return Verdict.IMPROVED, None
     return Verdict.UNCHANGED, None
 
@@ -273,19 +280,24 @@ class _HostReading:
     def margin(self) -> float:
         return self.host_margin + self.mixed_margin
 
-    def words(self, label: str, raw: float) -> str:
+    @property
+    def slower(self) -> bool:
+        """The probe reads the host slower than at recording, beyond its own noise."""
+        return self.host is not None and self.host > PROBE_NOISE
+
+    @property
+    def faster(self) -> bool:
+        return self.host is not None and self.host < -PROBE_NOISE
+
+    def words(self) -> str:
         text = ""
-        if self.host is not None and abs(self.host) > PROBE_NOISE:
-            pace = "slower" if self.host > 0 else "faster"
-            text += (
-                f"; the host ran {abs(self.host) * 100:.0f}% {pace} than when the baseline was recorded "
-                f"(host probe), divided out beyond the probe's own {PROBE_NOISE:.0%}: raw {label} {_percent(raw)}, "
-                f"and {self.host_margin * 100:.1f}% added to the threshold for what the division may miss"
-            )
+        if self.slower or self.faster:
+            pace = "slower" if self.slower else "faster"
+            text += f"; the host probe ran {abs(self.host or 0.0) * 100:.0f}% {pace} than when the baseline was recorded"
         if self.mixed_margin and self.spread is not None:
             text += (
                 f"; the probe floor came from brief fast moments ({100 - STATE_QUANTILE:g}% of the probe times "
-                f"ran {self.spread * 100:.0f}% or more slower), so {self.mixed_margin * 100:.1f}% added to the threshold"
+                f"ran {self.spread * 100:.0f}% or more slower)"
             )
         return text
 
