@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from pytest_trt.run.model_files import key_line
+from pytest_trt.run.model_settings import key_line
 
 PASSING = "max_latency_ms = 1e6"
 FAILING = "max_latency_ms = 1e-6"
