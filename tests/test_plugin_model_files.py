@@ -185,6 +185,8 @@ def test_a_model_whose_engine_cannot_be_made_is_an_error_naming_the_test(trt_pyt
         ('[variant."fp 16".model]\nprecision = "fp16"\n', '1: variant.fp 16', "a variant's name is its test's name*"),
         ('[model]\nbatch_size = 2\n\n[variant.fp16.model]\nprecision = "fp17"\n', "5: variant.fp16.model.precision",
          "trt_model: precision must be one of *; got 'fp17'"),
+        # A variant inherits a bad shared key: the shared key's line.
+        ('[model]\nprecision = "fp64"\n\n[variant.fp32]\n', "2: model.precision", "trt_model: precision must be one of *"),
     ],
 )
 def test_a_bad_sidecar_is_a_collection_error_naming_file_line_and_key(trt_pytester, sidecar, where, message):
@@ -195,18 +197,21 @@ def test_a_bad_sidecar_is_a_collection_error_naming_file_line_and_key(trt_pytest
     result.stdout.fnmatch_lines(["*ERROR collecting models/mlp.onnx*", f"models/mlp.trt.toml:{where}: {message}"])
 
 
-def test_a_toml_syntax_error_names_the_file_and_line(trt_pytester):
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("[model]\nbatch_size = 2\n\n[accuracy]\nrtol = = 1e-3\n", "5: not valid TOML: Invalid value"),
+        ("[model]\nbatch_size = 2\nbatch_size = 3\n", "3: not valid TOML: Cannot overwrite a value"),
+        # The parser stops at the end of the file: its last line.
+        ('[model]\nprecision = "fp16', "2: not valid TOML: Unterminated string"),
+    ],
+)
+def test_a_toml_syntax_error_names_the_file_and_line(trt_pytester, text, error):
     _models(trt_pytester, "mlp")
-    _write(trt_pytester, "models/mlp.trt.toml", """
-        [model]
-        batch_size = 2
-
-        [accuracy]
-        rtol = = 1e-3
-    """)
+    (trt_pytester.path / "models" / "mlp.trt.toml").write_text(text)
     result = trt_pytester.run("--trt-collect-models", "models")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*ERROR collecting models/mlp.onnx*", "models/mlp.trt.toml:5: not valid TOML: Invalid value"])
+    result.stdout.fnmatch_lines(["*ERROR collecting models/mlp.onnx*", f"models/mlp.trt.toml:{error}"])
 
 
 def test_a_bad_key_in_a_folder_trt_toml_names_its_line_and_model_table(trt_pytester):
