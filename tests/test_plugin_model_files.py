@@ -294,3 +294,20 @@ def test_key_line_finds_where_a_key_is_written(key, line):
         "a.b" = 1
     ''').lstrip()
     assert key_line(text, key) == line
+
+
+def test_a_perf_table_of_its_own_is_a_gpu_budget_not_enforced_on_cpu(trt_pytester):
+    _models(trt_pytester, "mlp")
+    _write(trt_pytester, "models/mlp.trt.toml", f"""
+        [model]
+        shapes = {{ x = [2, 256] }}
+
+        [perf]
+        {FAILING}
+
+        [perf.onnxruntime]
+        {PASSING}
+    """)
+    result = trt_pytester.run("--trt-collect-models", "--trt-backend=onnxruntime", "models")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["  default*onnxruntime*ok", "*gpu*p50 <= 0.000001 ms*not enforced"])
