@@ -238,7 +238,7 @@ def test_a_bad_key_in_a_folder_trt_toml_names_its_line_and_model_table(trt_pytes
          "models/trt.toml:4: resnet: no model resnet.onnx in this folder (*models here: mlp.onnx)"),
         ({"models/resnet.trt.toml": "[model]\nbatch_size = 2\n"}, "models/resnet.trt.toml: no model resnet.onnx beside it"),
         ({"models/mlp.trt.toml": "[model]\nbatch_size = 2\n", "models/trt.toml": "[mlp.model]\nbatch_size = 4\n"},
-         "models/mlp.trt.toml: mlp.onnx also has a [[]mlp[]] table in trt.toml; keep one"),
+         "models/mlp.trt.toml: mlp.onnx also has a [[]mlp[]] table in models/trt.toml:1; keep one"),
     ],
 )
 def test_settings_that_no_model_or_two_files_describe_are_errors(trt_pytester, files, error):

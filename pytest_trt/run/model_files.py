@@ -22,7 +22,7 @@ from pytest_trt.errors import PytestTrtError, SidecarError, SpecError
 from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.run.keys import ENGINE_KEY, GATES_KEY, STATE_KEY
 from pytest_trt.run.marks import check_outputs_now, model_spec, perf_budget, read_gates, search_dirs
-from pytest_trt.run.model_settings import Key, ModelTest, Section, SettingsText, model_tests, parse
+from pytest_trt.run.model_settings import Key, ModelTest, Section, SettingsText, key_line, model_tests, parse
 from pytest_trt.spec import make_accuracy_spec
 
 if TYPE_CHECKING:
@@ -124,11 +124,12 @@ class ModelFile(pytest.File):
             return read(self.config, folder), (stem,)
         settings = read(self.config, sidecar)
         try:
-            in_folder = folder.is_file() and stem in read(self.config, folder).table
+            shared = read(self.config, folder) if folder.is_file() else None
         except SidecarError:
-            in_folder = False  # the folder's file reports its own problem
-        if in_folder:
-            raise settings.error(None, f"{self.path.name} also has a [{stem}] table in {folder.name}; keep one")
+            shared = None  # the folder's file reports its own problem
+        if shared is not None and stem in shared.table:
+            where = f"{shared.shown}:{key_line(shared.text, (stem,))}"
+            raise settings.error(None, f"{self.path.name} also has a [{stem}] table in {where}; keep one")
         return settings, ()
 
     def _item(self, settings: SettingsText, test: ModelTest) -> ModelItem:
