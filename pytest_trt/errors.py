@@ -24,6 +24,19 @@ class SpecError(PytestTrtError, ValueError):
     """A mark or option argument is invalid; the message names the argument."""
 
 
+class SidecarError(SpecError):
+    """A model's settings file (``<name>.trt.toml`` beside it, or its folder's ``trt.toml``) is
+    invalid: the message names the file, the line (where known) and the key."""
+
+    def __init__(self, file: str, line: int | None, key: str | None, problem: str) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.problem = problem
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+
 class ModelError(PytestTrtError, ValueError):
     """The model file or an argument about it is wrong; the message names the file."""
 

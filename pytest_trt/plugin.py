@@ -15,15 +15,13 @@ import pytest
 from pytest_trt.errors import CacheError, PytestTrtError, SpecError
 from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.run import options
+from pytest_trt.run.keys import ENGINE_KEY, GATES_KEY, STATE_KEY
 from pytest_trt.run.marks import model_spec, read_gates, search_dirs
 from pytest_trt.run.session import RunState
 
 if TYPE_CHECKING:
     from pytest_trt.prepare.engines import Engine
 
-STATE_KEY = pytest.StashKey[RunState]()
-GATES_KEY = pytest.StashKey[ItemGates]()
-ENGINE_KEY = pytest.StashKey["Engine"]()
 _SESSION_START = "pytest_trt_session_start"
 
 MARKERS = (
@@ -117,6 +115,14 @@ def pytest_pycollect_makeitem(
     return result
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if not _state(parent.config).settings.collect_models:
+        return None
+    from pytest_trt.run.model_files import collect_file
+
+    return collect_file(file_path, parent)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Before -k/-m deselect anything: a baseline is unused only if its test is gone.
@@ -134,18 +140,9 @@ def trt_engine(request: pytest.FixtureRequest) -> Engine:
     spec = _gates(item).model
     if spec is None:
         pytest.fail(f"{item.nodeid}: trt_engine needs a @pytest.mark.trt_model(...) mark on the test", pytrace=False)
-    state = _state(request.config)
-    try:
-        engine = state.engine(spec)
-        _gates(item).check_outputs([o.name for o in engine.outputs])
-    except PytestTrtError as exc:
-        problem, step = f"{item.nodeid}: {exc}", exc.step
-    else:
-        item.stash[ENGINE_KEY] = engine
-        return engine
-    if _gates(item).gated:
-        state.setup_failed(item.nodeid, Path(item.path), spec, problem, step)
-    pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" noise
+    engine = _state(request.config).item_engine(item.nodeid, Path(item.path), _gates(item))
+    item.stash[ENGINE_KEY] = engine
+    return engine
 
 
 @pytest.fixture(autouse=True)

@@ -102,11 +102,11 @@ def read_gates(item: pytest.Item, measure_defaults: MeasureSettings) -> ItemGate
             raise SpecError(_prefixed("trt_accuracy", exc)) from None
     budgets = _budgets(perf_marks, own, measure_defaults)
     gates = ItemGates(model=model, accuracy=accuracy_spec, budgets=budgets)
-    _check_outputs_now(gates)
+    check_outputs_now(gates)
     return gates
 
 
-def _check_outputs_now(gates: ItemGates) -> None:
+def check_outputs_now(gates: ItemGates) -> None:
     """Output names in ``trt_accuracy(outputs=)`` checked at collection where the model is an
     ONNX file; a torch model's outputs are known once it is exported (checked then)."""
     model = gates.model

@@ -222,6 +222,10 @@ OPTIONS: tuple[Option, ...] = (
            "what to do with trt_perf budgets: enforce (fail the test), report (measure, never fail) "
            "or off (do not measure).",
            default="enforce", choices=lambda: PERF_MODES),
+    Option("--trt-collect-models", "trt_collect_models", Kind.BOOL,
+           "collect each *.onnx file that has settings (a <name>.trt.toml beside it, or a section in "
+           "its folder's trt.toml) as tests gated by them, no Python needed (docs/model-files.md).",
+           default=False),
     Option("--trt-seed", "trt_seed", Kind.INT, "seed for generated inputs when a mark gives none.",
            default=0, minimum=0, metavar="N"),
     Option("--trt-warmup-ms", "trt_warmup_ms", Kind.FLOAT,
@@ -453,6 +457,7 @@ class Settings:
     backend: str
     require_gpu: bool
     perf: str
+    collect_models: bool
     seed: int
     measure: MeasureSettings
     runtime: str
@@ -513,6 +518,7 @@ class Settings:
             backend=value("trt_backend"),
             require_gpu=value("trt_require_gpu"),
             perf=value("trt_perf"),
+            collect_models=value("trt_collect_models"),
             seed=value("trt_seed"),
             measure=measure,
             runtime=value("trt_runtime"),

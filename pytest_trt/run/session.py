@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_trt import backends
 from pytest_trt.backends import BackendInfo, DeviceKind
-from pytest_trt.errors import CacheError
+from pytest_trt.errors import CacheError, PytestTrtError
 from pytest_trt.judge.perf_mode import PerfMode
 from pytest_trt.progress import Progress, terminal_writer, write_on_own_line
 from pytest_trt.reports.notes import SummaryNote
@@ -191,6 +191,25 @@ class RunState:
         return self.engines.engine(spec, self.choice().name)
 
     # ---- one gated item -----------------------------------------------------------------------
+
+    def item_engine(self, nodeid: str, path: Path, gates: ItemGates) -> Engine:
+        """The engine of an item's ``trt_model``, its outputs checked against the names in
+        ``trt_accuracy(outputs=)``. Where it cannot be made, a gated item's record says why and
+        the item fails (``pytest.fail``: an error at setup) naming the test."""
+        import pytest
+
+        spec = gates.model
+        assert spec is not None
+        try:
+            engine = self.engine(spec)
+            gates.check_outputs([o.name for o in engine.outputs])
+        except PytestTrtError as exc:
+            problem, step = f"{nodeid}: {exc}", exc.step
+        else:
+            return engine
+        if gates.gated:
+            self.setup_failed(nodeid, path, spec, problem, step)
+        pytest.fail(problem, pytrace=False)  # outside the except: no "during handling" noise
 
     def evaluate(self, nodeid: str, path: Path, gates: ItemGates, engine: Engine) -> ItemOutcome:
         """Run the item's gates and keep what they produced; the caller fails the item."""
