@@ -3,12 +3,13 @@
 A series of recordings (``history.HistoryPoint``, oldest first, one workload) is judged by a trend
 test, chosen over an asv-style step fit by bench/history_detectors.py (docs/regression.md has its
 numbers): the Mann-Kendall test says whether the floors rise monotonically beyond chance
-(one-sided, ``ALPHA``), and the Theil-Sen slope (the median of pairwise slopes) how fast. Where the
-rise is significant, a ``STEP`` is a single split of the series that explains it (each side flat;
-its size is the change of the medians, and the commit of the first recording after it is named),
-else a ``DRIFT`` (its size is the change from the first third's median to the last third's, and
-the Theil-Sen change per recording is named); either beyond the threshold is a finding. Both statistics are rank-based, so a recording taken in an odd moment
-moves neither much. Pure functions; numpy only.
+(one-sided, ``ALPHA``), and the Theil-Sen slope (the median of pairwise slopes) how fast. A ``STEP``
+is a single split of the series that explains most of its spread, each side flat and the later
+one higher by the Mann-Whitney test (its size is the change of the medians; the commit of the
+first recording after it is named); else, where Mann-Kendall finds a rise, a ``DRIFT`` (its size
+is the change from the first third's median to the last third's; the Theil-Sen change per
+recording is named). Either beyond the threshold is a finding. The statistics are rank-based,
+so a recording taken in an odd moment moves them little. Pure functions; numpy only.
 """
 
 from __future__ import annotations
@@ -95,17 +96,28 @@ def theil_sen(values: Sequence[float]) -> tuple[float, float]:
     y = np.asarray(values, dtype=np.float64)
     i, j = np.triu_indices(y.size, 1)
     slope = float(np.median((y[j] - y[i]) / (j - i)))
-    intercept = float(np.median(y - slope * np.arange(y.size)))
+    intercept = float(np.median(y) - slope * np.median(np.arange(y.size)))
     return slope, intercept
+
+
+def mann_whitney(before: Sequence[float], after: Sequence[float]) -> float:
+    """One-sided p-value of the Mann-Whitney test that ``after`` runs higher than ``before``
+    (normal approximation with continuity correction; ties count half)."""
+    a, b = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    u = float((b[None, :] > a[:, None]).sum() + 0.5 * (b[None, :] == a[:, None]).sum())
+    n1, n2 = a.size, b.size
+    sd = math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0)
+    z = (u - n1 * n2 / 2.0 - 0.5) / sd
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 def best_split(values: Sequence[float]) -> tuple[int, float]:
     """(index of the first value after the split, share of the L1 spread around one median that
-    two medians remove) of the best single split, each side two values at least."""
+    two medians remove) of the best single split, each side three values at least."""
     y = np.asarray(values, dtype=np.float64)
     whole = float(np.abs(y - np.median(y)).sum())
     best, gain = 0, 0.0
-    for k in range(2, y.size - 1):
+    for k in range(3, y.size - 2):
         left, right = y[:k], y[k:]
         cost = float(np.abs(left - np.median(left)).sum() + np.abs(right - np.median(right)).sum())
         share = 1.0 - cost / whole if whole > 0 else 0.0
@@ -125,14 +137,15 @@ def judge(series: Sequence[HistoryPoint], threshold: float) -> DriftFinding:
     slope, _ = theil_sen(floors)
     level = float(np.median(floors))
     per_recording = slope / level
+    k, explained = best_split(floors)
+    if k and explained >= STEP_EXPLAINS:
+        left, right = floors[:k], floors[k:]
+        if mann_whitney(left, right) < ALPHA and not _rising(left) and not _rising(right):
+            step = float(np.median(right) / np.median(left) - 1.0)
+            state = DriftState.STEP if step > threshold else DriftState.STEADY
+            return DriftFinding(state, len(points), step, per_recording, p_value, points[k], threshold)
     if p_value >= ALPHA:
         return DriftFinding(DriftState.STEADY, len(points), 0.0, per_recording, p_value, threshold=threshold)
-    k, explained = best_split(floors)
-    left, right = floors[:k], floors[k:]
-    if k and explained >= STEP_EXPLAINS and not _rising(left) and not _rising(right):
-        step = float(np.median(right) / np.median(left) - 1.0)
-        state = DriftState.STEP if step > threshold else DriftState.STEADY
-        return DriftFinding(state, len(points), step, per_recording, p_value, points[k], threshold)
     third = max(2, len(floors) // 3)
     change = float(np.median(floors[-third:]) / np.median(floors[:third]) - 1.0)
     state = DriftState.DRIFT if change > threshold else DriftState.STEADY

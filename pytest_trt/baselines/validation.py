@@ -64,8 +64,7 @@ def validate_entry(entry: Any) -> list[str]:
     accuracy = entry.get("accuracy")
     if isinstance(accuracy, Mapping):
         problems += _accuracy_problems(accuracy)
-    if "history" in entry:
-        problems += _history_problems(entry["history"])
+    problems += _history_problems(entry.get("history"))
     if not problems:  # each number sound: do they belong together?
         problems += _summary_consistency(entry["latency_ms"], "latency_ms")
         if isinstance(entry.get("host_probe_ms"), Mapping):

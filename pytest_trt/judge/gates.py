@@ -133,6 +133,7 @@ def _record(
         warnings=perf_warnings + baseline.warnings,
         doubts=tuple(perf.doubts),
         failures=failures,
+        history=baseline.history,
     )
 
 

@@ -274,7 +274,7 @@ class RunState:
             on_gpu = backends.get(backend).device is DeviceKind.GPU
             hardware, software = hardware_for(on_gpu, machine_fingerprint())
             store = BaselineStore(self.settings.baseline_dir, hardware, lock_timeout_s=self.settings.lock_timeout_s,
-                                  notify=self._notify)
+                                  notify=self._notify, history_limit=self.settings.baseline_history)
             self._baselines[backend] = (store, software)
         return self._baselines[backend]
 
