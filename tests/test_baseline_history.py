@@ -4,6 +4,7 @@ one line per point in the file; old files load; pruning works; and the drift rul
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -131,13 +132,13 @@ def test_merged_is_a_union_in_date_order():
 def series(floors, commits=None) -> list[HistoryPoint]:
     commits = commits or [f"c{i}" for i in range(len(floors))]
     return [HistoryPoint(float(f), float(f), f"2026-12-{i + 1:02d}T00:00:00+00:00", c, settings={"batch": "1"})
-            for i, (f, c) in enumerate(zip(floors, commits))]
+            for i, (f, c) in enumerate(zip(floors, commits, strict=False))]
 
 
 def test_a_drift_of_one_percent_per_recording_is_a_drift_while_no_step_exceeds_the_threshold():
     rng = np.random.default_rng(3)
     floors = [1.0 * 1.01**i * (1 + 0.002 * rng.standard_normal()) for i in range(10)]
-    assert max(b / a - 1 for a, b in zip(floors, floors[1:])) < 0.03
+    assert max(b / a - 1 for a, b in itertools.pairwise(floors)) < 0.03
     finding = judge(series(floors), 0.03)
     assert finding.state is DriftState.DRIFT and finding.flagged
     assert 0.007 < finding.per_recording < 0.013 and finding.change > 0.03

@@ -190,7 +190,9 @@ def _compare(
         failures: tuple[str, ...] = ()
         if policy.mode is BaselineMode.STRICT:
             failures = (f"baseline: stale baseline, not compared ({reason}); re-record it with --trt-update-baselines",)
-        return BaselineOutcome(BaselineNote.STALE, f"stale: {reason}", failures=failures)
+        return BaselineOutcome(
+            BaselineNote.STALE, f"stale: {reason}", failures=failures, history=tuple(entry.series())
+        )
     probe_problem = probe_floor_problem(entry, perf)
     if probe_problem is not None:
         return BaselineOutcome(BaselineNote.INVALID, "baseline entry invalid", failures=((
@@ -200,7 +202,7 @@ def _compare(
     changed = "; ".join(changes(entry, measured, software))
     verdict = decide(entry, perf, remeasure, policy.threshold)
     since = f" (changed since the baseline: {changed})" if changed else ""
-    failures: tuple[str, ...] = ()
+    failures = ()
     warnings = [*accuracy_drift(entry, measured.accuracy), *_detectable(verdict, subject.backend)]
     series = tuple(entry.series())
     drift = judge_history(series, policy.threshold)

@@ -18,7 +18,7 @@ from pytest_trt import backends
 from pytest_trt.backends import BackendInfo, DeviceKind
 from pytest_trt.errors import CacheError
 from pytest_trt.judge.perf_mode import PerfMode
-from pytest_trt.progress import Progress, terminal_writer, write_on_own_line
+from pytest_trt.prepare.progress import Progress, terminal_writer, write_on_own_line
 from pytest_trt.reports.notes import SummaryNote
 from pytest_trt.run.options import Settings
 from pytest_trt.run.xdist import WorkerReport
