@@ -122,3 +122,14 @@ def test_the_history_option_bounds_the_stored_points(trt_pytester):
     result = trt_pytester.run(*MEASURE, "--trt-baseline-history=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--trt-baseline-history*"])
+
+
+def test_recordings_under_xdist_keep_every_tests_history(trt_pytester):
+    pytest.importorskip("xdist")
+    trt_pytester.pytester.makepyfile(test_perf=TEST + TEST.replace("test_a", "test_b").replace("import pytest\n", ""))
+    for extra in ((), ("-n", "2")):
+        trt_pytester.run(*MEASURE, "--trt-update-baselines", "--trt-regression-threshold=0.9", *extra).assert_outcomes(passed=2)
+    tests = stored(trt_pytester.path)["tests"]
+    assert sorted(tests) == [NODEID, "test_perf.py::test_b"]
+    for entry in tests.values():
+        assert len(entry["history"]) == 1 and entry["history"][0]["recorded_at"] <= entry["recorded_at"]

@@ -58,6 +58,10 @@ def _short(commit: str | None) -> str:
     return commit.removesuffix("-dirty")[:10] + ("-dirty" if dirty else "")
 
 
+def _qps(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def baselines_table(tests: Sequence[StoredTest]) -> str:
     """One row per stored test: workload, floor, median, throughput, when, commit, how many
     recordings its history holds and what the drift rule finds."""
@@ -69,7 +73,7 @@ def baselines_table(tests: Sequence[StoredTest]) -> str:
         rows.append((
             t.nodeid, settings.get("backend", "-"), settings.get("batch", "-"), settings.get("precision", "-"),
             f"{point.floor_ms:.4g}", f"{point.median_ms:.4g}",
-            f"{point.throughput_qps:.4g}" if point.throughput_qps is not None else "-",
+            _qps(point.throughput_qps),
             (point.recorded_at or "-")[:10], _short(point.commit), str(len(t.entry.series())), t.drift.state.value,
         ))
     return "\n".join(_aligned(header, rows, right={2, 4, 5, 6, 9}))
@@ -85,7 +89,7 @@ def history_table(test: StoredTest) -> str:
         before = point.floor_ms
         rows.append((
             point.recorded_at or "-", _short(point.commit), f"{point.floor_ms:.4g}", change, f"{point.median_ms:.4g}",
-            f"{point.throughput_qps:.4g}" if point.throughput_qps is not None else "-",
+            _qps(point.throughput_qps),
             " ".join(f"{k}={v}" for k, v in sorted(point.settings.items())),
         ))
     finding = test.drift.message() or f"history: {test.drift.state.value} ({test.drift.points} comparable recordings)"

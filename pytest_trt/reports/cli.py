@@ -101,7 +101,7 @@ def _show(args: argparse.Namespace) -> int:
         tests, unreadable = stored_tests(BaselineStore(args.baseline_dir, hardware), args.threshold)
         problems += unreadable
         if args.test is None:
-            print(f"{hardware} ({args.baseline_dir / hardware}): {len(tests)} tests")
+            print(f"{hardware} ({args.baseline_dir / hardware}): {len(tests)} test{'' if len(tests) == 1 else 's'}")
             print(baselines_table(tests) if tests else "(none)")
             continue
         matches = [t for t in tests if t.nodeid == args.test] or [t for t in tests if args.test in t.nodeid]
