@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_trt.progress import Phase, Progress
+from pytest_trt.prepare.progress import Phase, Progress
 from pytest_trt.store import owners
 from pytest_trt.timing import lock as measure_lock
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-import pytest_trt.progress
+import pytest_trt.prepare.progress
 
 TWO_TESTS = """
 import pytest
@@ -102,7 +102,7 @@ def test_quiet_keeps_the_failure_and_a_total_default_the_table_verbose_the_detai
 
 
 def test_long_phases_print_a_line_of_their_own_past_the_capture(trt_pytester, monkeypatch):
-    monkeypatch.setattr(pytest_trt.progress, "THRESHOLD_S", 0.0)  # every phase counts as long
+    monkeypatch.setattr(pytest_trt.prepare.progress, "THRESHOLD_S", 0.0)  # every phase counts as long
     trt_pytester.pytester.makepyfile(test_user=TWO_TESTS)
     result = trt_pytester.run("--color=no")
     result.assert_outcomes(passed=1, failed=1)

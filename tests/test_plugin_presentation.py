@@ -37,7 +37,7 @@ def test_last():
 
 def test_progress_lines_keep_the_progress_row_whole_and_fit_the_terminal(trt_pytester, monkeypatch):
     # Every phase reports, however short, so that the lines come on any machine.
-    trt_pytester.pytester.makeconftest("import pytest_trt.progress\npytest_trt.progress.THRESHOLD_S = 0.0\n")
+    trt_pytester.pytester.makeconftest("import pytest_trt.prepare.progress\npytest_trt.prepare.progress.THRESHOLD_S = 0.0\n")
     trt_pytester.pytester.makepyfile(test_progress=GATED)
     monkeypatch.setenv("COLUMNS", "80")
     result = trt_pytester.run_subprocess("--trt-backend=onnxruntime")

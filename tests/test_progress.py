@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_trt.progress import Phase, Progress, terminal_writer
+from pytest_trt.prepare.progress import Phase, Progress, terminal_writer
 
 
 class Clock:

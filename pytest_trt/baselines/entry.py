@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt.baselines.history import HistoryPoint
+from pytest_trt.baselines.history import HistoryPoint, merged, point_settings
 from pytest_trt.baselines.subject import BuildFacts, TensorSignature, TestSubject
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.timing import host_probe
@@ -115,6 +115,36 @@ class BaselineEntry:
     recorded_busy: list[str] | None = field(default=None, metadata=_OMIT_IF_NONE)
     # Earlier recordings of this test, oldest first (None: recorded before history was kept).
     history: list[HistoryPoint] | None = field(default=None, metadata=_OMIT_IF_NONE)
+
+    def point(self) -> HistoryPoint:
+        """This recording as a history point: its floor, median, date, commit and settings."""
+        workload = self.workload
+        settings = point_settings({
+            "backend": workload.backend if workload else self.software.get("backend"),
+            "precision": workload.precision if workload else None,
+            "batch": workload.batch if workload else None,
+            "runtime": self.software.get("runtime"),
+        })
+        return HistoryPoint(
+            floor_ms=self.latency_ms.floor,
+            median_ms=self.latency_ms.quantiles.get("p50", self.latency_ms.floor),
+            recorded_at=self.recorded_at,
+            commit=self.commit,
+            throughput_qps=self.throughput_qps,
+            settings=settings,
+        )
+
+    def series(self) -> list[HistoryPoint]:
+        """Every recording the entry knows of, its own included, oldest first."""
+        return merged([*(self.history or ()), self.point()], limit=len(self.history or ()) + 1)
+
+    def with_history(self, earlier: Sequence[HistoryPoint], limit: int) -> BaselineEntry:
+        """This entry with ``earlier`` recordings joined to its own history (a union), the whole
+        series bounded to the last ``limit`` recordings, this one included."""
+        own = self.point()
+        series = merged([*earlier, *(self.history or ()), own], limit)
+        kept = [p for p in series if p.key() != own.key()]
+        return dataclasses.replace(self, history=kept or None)
 
     def to_file(self) -> dict[str, Any]:
         """The entry as the baseline file holds it."""

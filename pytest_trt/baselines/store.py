@@ -31,8 +31,10 @@ from filelock import FileLock
 
 from pytest_trt.baselines.entry import BaselineEntry
 from pytest_trt.baselines.hardware import module_file_name, slug
-from pytest_trt.baselines.validation import read_entry
+from pytest_trt.baselines.history import DEFAULT_LIMIT, HistoryPoint
+from pytest_trt.baselines.validation import read_entry, validate_entry
 from pytest_trt.errors import BaselineFileError, BaselineLockTimeout
+from pytest_trt.serde import SerdeError
 from pytest_trt.store.files import remove_stale_temps, write_atomic
 from pytest_trt.store.locks import NOTICE_S, acquire_noticing
 from pytest_trt.store.owners import ProcessOwner, read_owner_file, write_owner_file
@@ -53,9 +55,38 @@ NOT_COMPARED = (
 
 
 def _file_text(data: Mapping[str, Any]) -> str:
-    """A baseline file's text: sorted keys, one space of indent, a final newline. ``data`` is JSON
-    data already (entries in their file form, other tests' entries as they were read)."""
-    return json.dumps(data, sort_keys=True, indent=1) + "\n"
+    """A baseline file's text: sorted keys, one space of indent, a final newline, and each history
+    point on a line of its own, so a recording adds one line to a diff. ``data`` is JSON data
+    already (entries in their file form, other tests' entries as they were read)."""
+    lines: dict[str, str] = {}
+
+    def one_line(point: Any) -> Any:
+        if not isinstance(point, dict):
+            return point
+        token = f"\0{len(lines)}"  # a string no JSON value of ours holds; replaced below
+        lines[json.dumps(token)] = json.dumps(point, sort_keys=True)
+        return token
+
+    tests = {
+        nodeid: {**entry, "history": [one_line(p) for p in entry["history"]]}
+        if isinstance(entry, dict) and isinstance(entry.get("history"), list) else entry
+        for nodeid, entry in data["tests"].items()
+    }
+    text = json.dumps({**data, "tests": tests}, sort_keys=True, indent=1)
+    for token, line in lines.items():
+        text = text.replace(token, line, 1)
+    return text + "\n"
+
+
+def _earlier_points(stored: Any) -> list[HistoryPoint]:
+    """The recordings an entry on disk holds (its history and its own), for the next recording
+    of its test; none from an entry that cannot be read (the new one replaces it)."""
+    if not isinstance(stored, dict) or validate_entry(stored):
+        return []
+    try:
+        return BaselineEntry.from_file(stored).series()
+    except SerdeError:
+        return []
 
 
 def _parse(path: Path) -> dict[str, Any]:
@@ -128,9 +159,14 @@ class BaselineStore:
         *,
         lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
         notify: Callable[[str], None] | None = None,
+        history_limit: int = DEFAULT_LIMIT,
     ) -> None:
         """``notify`` hears, after a few seconds of waiting for the store's lock, who holds it
-        (default: a line on stderr)."""
+        (default: a line on stderr); ``history_limit`` is how many recordings an entry's history
+        keeps, the latest included (--trt-baseline-history)."""
+        if history_limit < 1:
+            raise ValueError(f"history_limit must be at least 1, got {history_limit!r}")
+        self.history_limit = history_limit
         if not hardware or slug(hardware) != hardware:
             raise ValueError(f"hardware must be a hardware_class() name, got {hardware!r}")
         self.lock_timeout_s = lock_timeout_s
@@ -185,6 +221,15 @@ class BaselineStore:
         data = self._load(path)
         entry = None if data is None else data["tests"].get(nodeid)
         return None if entry is None else read_entry(entry, path, nodeid)
+
+    def earlier(self, module: str, nodeid: str) -> list[HistoryPoint]:
+        """The recordings stored for ``nodeid`` (its history and the entry's own), oldest first;
+        none where there is no entry or it cannot be read (a new recording replaces it)."""
+        try:
+            data = self._load(self.path_for(module))
+        except (BaselineFileError, ValueError):
+            return []
+        return [] if data is None else _earlier_points(data["tests"].get(nodeid))
 
     def stage(self, module: str, nodeid: str, entry: BaselineEntry) -> None:
         """Queue ``entry`` for the next ``write``; a later stage of the same test replaces it."""
@@ -283,7 +328,12 @@ class BaselineStore:
                 raise
             current, replaced = None, str(exc)
         tests = dict(current["tests"]) if current else {}
-        tests.update((nodeid, entry.to_file()) for nodeid, entry in entries.items())
+        # The recordings on disk join the new entry's history: a writer that merged since this
+        # process read the file (another xdist controller, another CI job) loses none of them.
+        tests.update(
+            (nodeid, entry.with_history(_earlier_points(tests.get(nodeid)), self.history_limit).to_file())
+            for nodeid, entry in entries.items()
+        )
         data = {"schema": SCHEMA, "hardware": self.hardware, "module": module, "tests": tests}
         write_atomic(path, _file_text(data), temp_dir=self.private)
         self._parsed[path] = data

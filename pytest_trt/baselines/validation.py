@@ -64,6 +64,7 @@ def validate_entry(entry: Any) -> list[str]:
     accuracy = entry.get("accuracy")
     if isinstance(accuracy, Mapping):
         problems += _accuracy_problems(accuracy)
+    problems += _history_problems(entry.get("history"))
     if not problems:  # each number sound: do they belong together?
         problems += _summary_consistency(entry["latency_ms"], "latency_ms")
         if isinstance(entry.get("host_probe_ms"), Mapping):
@@ -121,6 +122,23 @@ def _throughput_consistency(entry: Mapping[str, Any]) -> list[str]:
         f"latency_ms.{field_name} ({per_iteration:g} ms) gives: the latency and the throughput were "
         "not measured together"
     ]
+
+
+def _history_problems(history: Any) -> list[str]:
+    """Earlier recordings (``history.HistoryPoint``): a list of objects with finite times > 0,
+    which the drift check divides by."""
+    if history is None:
+        return []
+    if not isinstance(history, list):
+        return [f"history is {_shown_value(history)}, must be a list of recordings"]
+    problems = []
+    for i, point in enumerate(history):
+        if not isinstance(point, Mapping):
+            problems.append(f"history[{i}] is {_shown_value(point)}, must be an object")
+            continue
+        for key in ("floor_ms", "median_ms"):
+            problems += _number_problems(f"history[{i}].{key}", point.get(key), positive=True)
+    return problems
 
 
 def _accuracy_problems(accuracy: Mapping[str, Any]) -> list[str]:

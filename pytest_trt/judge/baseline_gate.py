@@ -13,8 +13,10 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from pytest_trt.baselines.comparability import accuracy_drift, changes, staleness
+from pytest_trt.baselines.drift import judge as judge_history
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput, entry_from_measurement
 from pytest_trt.baselines.hardware import is_absolute_module
+from pytest_trt.baselines.history import HistoryPoint
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict, decide, probe_floor_problem, record
 from pytest_trt.baselines.store import NOT_COMPARED, BaselineStore
 from pytest_trt.baselines.validation import BaselineEntryError
@@ -59,6 +61,7 @@ class BaselineOutcome:
     staged: BaselineEntry | None = None  # the entry to record (--trt-update-baselines)
     warnings: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
+    history: tuple[HistoryPoint, ...] = ()  # the baseline's recordings, oldest first (this one's included)
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def judge_baseline(
             "after a space: write --trt-baseline-dir=PATH, with '=', or pass --rootdir"
         ),))
     if policy.update:
-        return _record(measured, perf, remeasure, policy, software, failed_gates)
+        return _record(store, measured, perf, remeasure, policy, software, failed_gates)
     try:
         entry = store.lookup(module, measured.subject.nodeid)
     except BaselineEntryError as exc:
@@ -132,6 +135,7 @@ def judge_baseline(
 
 
 def _record(
+    store: BaselineStore,
     measured: BaselineInput,
     perf: PerfResult,
     remeasure: Callable[[], PerfResult],
@@ -149,13 +153,20 @@ def _record(
     entry = entry_from_measurement(
         kept, policy.commit, software, session_floors_ms=recording.floors_ms, recorded_busy=recording.busy
     )
-    warnings: tuple[str, ...] = ()
+    entry = entry.with_history(store.earlier(measured.subject.module, measured.subject.nodeid), store.history_limit)
+    series = tuple(entry.series())
+    warnings: list[str] = []
     if recording.busy:
-        warnings = ((
+        warnings.append(
             f"baseline recorded while the host was busy ({'; '.join(recording.busy)}): until it is recorded again "
             "on a quiet host, comparisons with it can find a regression but never call the test unchanged"
-        ),)
-    return BaselineOutcome(BaselineNote.RECORDED, recording.note, staged=entry, warnings=warnings)
+        )
+    drift = judge_history(series, policy.threshold)
+    if drift.flagged:  # a recording is not a comparison: said, never failed
+        warnings.append(f"{drift.message()} ({measured.subject.backend})")
+    return BaselineOutcome(
+        BaselineNote.RECORDED, recording.note, staged=entry, warnings=tuple(warnings), history=series
+    )
 
 
 def _missing(store: BaselineStore, policy: BaselinePolicy) -> BaselineOutcome:
@@ -184,7 +195,9 @@ def _compare(
         failures: tuple[str, ...] = ()
         if policy.mode is BaselineMode.STRICT:
             failures = (f"baseline: stale baseline, not compared ({reason}); re-record it with --trt-update-baselines",)
-        return BaselineOutcome(BaselineNote.STALE, f"stale: {reason}", failures=failures)
+        return BaselineOutcome(
+            BaselineNote.STALE, f"stale: {reason}", failures=failures, history=tuple(entry.series())
+        )
     probe_problem = probe_floor_problem(entry, perf)
     if probe_problem is not None:
         return BaselineOutcome(BaselineNote.INVALID, "baseline entry invalid", failures=((
@@ -196,6 +209,8 @@ def _compare(
     since = f" (changed since the baseline: {changed})" if changed else ""
     failures = ()
     warnings = [*accuracy_drift(entry, measured.accuracy), *_detectable(verdict, subject.backend)]
+    series = tuple(entry.series())
+    drift = judge_history(series, policy.threshold)
     if verdict.status is Verdict.REGRESSED and policy.enforce:
         failures = (f"regression ({subject.backend}): {verdict.message}{since}",)
     elif verdict.status is Verdict.INCONCLUSIVE:
@@ -204,12 +219,19 @@ def _compare(
             failures = (f"{line} (--trt-baseline=strict)",)
         else:
             warnings.append(line)
+    if drift.flagged:
+        line = f"{drift.message()} ({subject.backend})"
+        if policy.mode is BaselineMode.STRICT and policy.enforce:
+            failures += (f"{line} (--trt-baseline=strict)",)
+        else:
+            warnings.append(line)
     return BaselineOutcome(
         BaselineNote.CHANGED if changed else BaselineNote.COMPARED,
         changed,
         verdict=verdict,
         warnings=tuple(warnings),
         failures=failures,
+        history=series,
     )
 
 

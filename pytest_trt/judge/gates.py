@@ -38,7 +38,7 @@ from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, Tes
 from pytest_trt.prepare.engines import Engine
 from pytest_trt.prepare.inputs import describe_generated
 from pytest_trt.prepare.model_steps import StepHow
-from pytest_trt.progress import Phase, Progress
+from pytest_trt.prepare.progress import Phase, Progress
 from pytest_trt.spec import AccuracySpec, MeasureSettings, PerfBudget, Reference
 from pytest_trt.timing import measure
 from pytest_trt.timing.lock import LockWait
@@ -133,6 +133,7 @@ def _record(
         warnings=perf_warnings + baseline.warnings,
         doubts=tuple(perf.doubts),
         failures=failures,
+        history=baseline.history,
     )
 
 

@@ -28,7 +28,7 @@ from pytest_trt.model import LoadedModel, Shape, load_model
 from pytest_trt.prepare import model_steps, precision
 from pytest_trt.prepare.inputs import DEFAULT_MAX_INPUT_BYTES, load_inputs_npz, make_inputs, resolve_shapes
 from pytest_trt.prepare.model_steps import CalibrationPlan, StepHow, StepProvenance, TorchModel
-from pytest_trt.progress import Phase, Progress
+from pytest_trt.prepare.progress import Phase, Progress
 from pytest_trt.spec import BuildSpec, ModelSpec, Reference, TorchSpec
 from pytest_trt.store.arrays import decode_arrays, encode_arrays
 from pytest_trt.store.cache import EngineCache

@@ -291,6 +291,10 @@ OPTIONS: tuple[Option, ...] = (
            "file is left as it is and the session fails.", default=False),
     Option("--trt-prune-baselines", "trt_prune_baselines", Kind.BOOL,
            "remove baselines that no selected test uses any more.", default=False),
+    Option("--trt-baseline-history", "trt_baseline_history", Kind.INT,
+           "recordings a baseline's history keeps per test (the latest included); a steady drift or a "
+           "step over them is a warning, a failure under --trt-baseline=strict.",
+           default=50, minimum=1, metavar="N"),
     Option("--trt-regression-threshold", "trt_regression_threshold", Kind.FLOAT,
            "slowdown vs baseline that fails a test when a re-measurement confirms it, as a fraction "
            "(0.03 is 3%); docs/regression.md says what the default catches and how often it cries wolf.",
@@ -473,6 +477,7 @@ class Settings:
     update_baselines: bool
     replace_unreadable_baselines: bool
     prune_baselines: bool
+    baseline_history: int
     regression_threshold: float
     report_json: Path | None
     report_md: Path | None
@@ -534,6 +539,7 @@ class Settings:
             update_baselines=value("trt_update_baselines"),
             replace_unreadable_baselines=value("trt_replace_unreadable_baselines"),
             prune_baselines=value("trt_prune_baselines"),
+            baseline_history=value("trt_baseline_history"),
             regression_threshold=threshold.value,
             report_json=path("trt_report_json"),
             report_md=path("trt_report_md"),

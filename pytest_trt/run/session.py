@@ -18,7 +18,7 @@ from pytest_trt import backends
 from pytest_trt.backends import BackendInfo, DeviceKind
 from pytest_trt.errors import CacheError, PytestTrtError
 from pytest_trt.judge.perf_mode import PerfMode
-from pytest_trt.progress import Progress, terminal_writer, write_on_own_line
+from pytest_trt.prepare.progress import Progress, terminal_writer, write_on_own_line
 from pytest_trt.reports.notes import SummaryNote
 from pytest_trt.run.options import Settings
 from pytest_trt.run.xdist import WorkerReport
@@ -293,7 +293,7 @@ class RunState:
             on_gpu = backends.get(backend).device is DeviceKind.GPU
             hardware, software = hardware_for(on_gpu, machine_fingerprint())
             store = BaselineStore(self.settings.baseline_dir, hardware, lock_timeout_s=self.settings.lock_timeout_s,
-                                  notify=self._notify)
+                                  notify=self._notify, history_limit=self.settings.baseline_history)
             self._baselines[backend] = (store, software)
         return self._baselines[backend]
 
