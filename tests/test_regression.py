@@ -447,3 +447,13 @@ def test_a_slower_session_is_confirmed_after_a_gap(monkeypatch, baseline):
     slept.clear()
     decide(baseline, sample(1.0, seed=1), Remeasure(), threshold=0.05)
     assert slept == []
+
+
+def test_the_floor_compared_is_the_stored_floor_not_the_rebuilt_samples_lowest():
+    # Few samples with one fast outlier: the rebuilt sample's lowest point sits at the
+    # (0.5 / n)-th percentile, well above the stored floor; the stored floor is what is compared.
+    times = [1.0] + [1.1] * 39
+    entry = entry_from_measurement(make_record(times), None)
+    assert baseline_sample(entry.latency_ms).min() > 1.04
+    verdict = assess(entry, Measurement(list(times)), threshold=0.03)
+    assert verdict.change == 0.0 and verdict.status == "unchanged"

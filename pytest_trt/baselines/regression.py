@@ -211,7 +211,7 @@ def assess(
             f"only {samples.size} iterations measured; need {MIN_SAMPLES} to compare with the baseline", label,
             float("nan"), doubt=Doubt.FEW_SAMPLES,
         )
-    raw = float(np.percentile(samples, percentile) / np.percentile(base, percentile) - 1.0)
+    raw = float(np.percentile(samples, percentile) / _stored(baseline.latency_ms, base, percentile) - 1.0)
     reading = _host_reading(baseline, new, raw)
     sessions = session_margin(baseline)
     bound = threshold + sessions
@@ -244,6 +244,14 @@ def assess(
         normalized=reading.host is not None, raw_change=raw, host_change=reading.host, margin=reading.margin,
         probe_spread=reading.spread, session_margin=sessions, bound=bound, sessions=[raw], doubt=doubt,
     )
+
+
+def _stored(summary: SampleSummary, rebuilt: np.ndarray, percentile: float) -> float:
+    """The baseline's ``percentile`` as it was stored where it was (the floor always is); the
+    rebuilt pseudo-sample's otherwise. Its smallest point sits at the (0.5 / n)-th percentile,
+    above the stored floor wherever the low tail is steep."""
+    stored = summary.quantiles.get(percentile_label(percentile))
+    return float(stored) if stored is not None else float(np.percentile(rebuilt, percentile))
 
 
 def _status(raw: float, reading: _HostReading, bound: float) -> tuple[Verdict, Doubt | None]:
