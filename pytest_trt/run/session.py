@@ -22,7 +22,7 @@ from pytest_trt.progress import Progress, terminal_writer, write_on_own_line
 from pytest_trt.reports.notes import SummaryNote
 from pytest_trt.run.options import Settings
 from pytest_trt.run.xdist import WorkerReport
-from pytest_trt.types import Availability, BackendContext, SetupStep
+from pytest_trt.types import Availability, BackendContext, GpuPlacement, SetupStep
 
 if TYPE_CHECKING:
     import pytest
@@ -136,6 +136,8 @@ class RunState:
             )
         except CacheError as exc:
             raise pytest.UsageError(f"pytest-trt: {exc}") from None
+        self.worker = str(getattr(config, "workerinput", {}).get("workerid", ""))
+        self.gpu = self._pinned_gpu()  # the CUDA device index this process runs GPU backends on
         self._choice: BackendChoice | None = None
         self._backends: dict[str, Backend] = {}
         self._engines: EngineFactory | None = None
@@ -146,6 +148,37 @@ class RunState:
         self.summary_notes: list[SummaryNote] = []  # baseline lines for the terminal summary
         self.session_errors: list[str] = []  # session-end problems: shown, and the run exits non-zero
         self.progress = Progress(terminal_writer(config))  # long phases on the terminal
+
+    def _pinned_gpu(self) -> int:
+        """This process's GPU: the first of ``--trt-gpus``, or under xdist worker gwK's K-th
+        (round-robin); GPU 0 when the option is not given (the device count is not asked)."""
+        import pytest
+
+        from pytest_trt import fingerprint
+        from pytest_trt.run import gpus, options
+
+        selection = self.settings.gpus
+        if selection is None:
+            return 0
+        try:
+            listed = selection.resolve(fingerprint.gpu_count())
+        except gpus.GpusError as exc:
+            source = options.read(self.config, "trt_gpus").source
+            raise pytest.UsageError(f"pytest-trt: {source}: {exc}") from None
+        return gpus.pinned(listed, self.worker)
+
+    def placement(self) -> GpuPlacement:
+        """The GPU this process runs on, as records name it."""
+        from pytest_trt import fingerprint
+
+        facts = fingerprint.gpu_facts(self.gpu) or {}
+        return GpuPlacement(self.gpu, str(facts.get("gpu_name") or ""), str(facts.get("uuid") or ""), self.worker)
+
+    def _placed(self, record: TestRecord) -> TestRecord:
+        """``record`` with the GPU it ran on, where its backend runs on a GPU."""
+        if backends.get(record.backend).device is not DeviceKind.GPU:
+            return record
+        return dataclasses.replace(record, gpu=self.placement())
 
     def choice(self) -> BackendChoice:
         """The backend for this run, decided on first use (it may probe the CUDA driver)."""
@@ -160,7 +193,7 @@ class RunState:
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
-            context = BackendContext(settings=self.settings, cache=self.cache, progress=self.progress.note)
+            context = BackendContext(settings=self.settings, cache=self.cache, progress=self.progress.note, gpu=self.gpu)
             self._backends[name] = backends.create(name, context)
         return self._backends[name]
 
@@ -229,6 +262,7 @@ class RunState:
             lock_wait=LockWait(timeout_s=settings.lock_timeout_s, notify=self._notify),
         )
         outcome = gate_rules.evaluate(gates, engine, context)
+        outcome = dataclasses.replace(outcome, record=self._placed(outcome.record))
         self.collected.records.append(outcome.record)
         if outcome.staged is not None:
             self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged.to_file()
@@ -252,7 +286,7 @@ class RunState:
             workload=Workload(inputs={}, outputs={}, batch=0, precision=precision),
         )
         record = TestRecord(subject, TestStatus.ERROR, failures=(problem,), step=step, at_setup=True)
-        self.collected.records.append(record)
+        self.collected.records.append(self._placed(record))
 
     def shown(self, path: Path) -> str:
         """A path relative to the rootdir with forward slashes, as reports and baselines key it."""
@@ -272,7 +306,7 @@ class RunState:
             from pytest_trt.fingerprint import machine_fingerprint
 
             on_gpu = backends.get(backend).device is DeviceKind.GPU
-            hardware, software = hardware_for(on_gpu, machine_fingerprint())
+            hardware, software = hardware_for(on_gpu, machine_fingerprint(self.gpu))
             store = BaselineStore(self.settings.baseline_dir, hardware, lock_timeout_s=self.settings.lock_timeout_s,
                                   notify=self._notify)
             self._baselines[backend] = (store, software)
@@ -314,6 +348,7 @@ class RunState:
         from pytest_trt.baselines import session_end as baseline
         from pytest_trt.fingerprint import machine_fingerprint
         from pytest_trt.reports import ci as ci_report
+        from pytest_trt.reports.gpus import workers_on_gpus
 
         choice = self.choice()
         store, _ = self.baselines(choice.name)
@@ -322,7 +357,7 @@ class RunState:
             # Advice only: a root that cannot be searched is reported by finish_session.
             with contextlib.suppress(OSError):
                 self.summary_notes += [SummaryNote(line) for line in baseline_folders.unread_folder_notes(
-                    settings.baseline_dir, on_gpu, machine_fingerprint(), store.hardware
+                    settings.baseline_dir, on_gpu, machine_fingerprint(self.gpu), store.hardware
                 )]
             end = baseline.finish_session(
                 store,
@@ -342,9 +377,10 @@ class RunState:
             "backend": choice.name,
             "backend_reason": choice.reason,
             "hardware": store.hardware,
-            "machine": machine_fingerprint(),
+            "machine": machine_fingerprint(self.gpu),
             "commit": self.commit(),
             "regression_threshold": settings.regression_threshold,
+            "gpus": workers_on_gpus(collected.records),  # which worker ran on which GPU (--trt-gpus)
         }
         reports = (("--trt-report-json", settings.report_json, ci_report.write_json),
                    ("--trt-report-md", settings.report_md, ci_report.write_markdown))
