@@ -243,3 +243,19 @@ def test_without_the_option_the_device_count_is_never_asked(trt_pytester: Any, m
     monkeypatch.setattr(fingerprint, "gpu_count", never)
     trt_pytester.pytester.makepyfile(test_nothing=PASSING)
     trt_pytester.run().assert_outcomes(passed=1)
+
+
+def test_baselines_are_recorded_under_the_class_of_the_gpu_that_measured_them(fake_gpus: Any) -> None:
+    # The two fake GPUs are two models (their names differ): two hardware classes on one host.
+    result = fake_gpus.run_subprocess(
+        "-n", "2", "--trt-gpus=all", "--trt-backend=fake-gpu", "--trt-update-baselines", "--trt-report-json=report.json"
+    )
+    result.assert_outcomes(passed=8)
+    ran_on = {t["nodeid"]: t["gpu"]["index"] for t in report(fake_gpus)["tests"]}
+    assert set(ran_on.values()) == {0, 1}
+    recorded: dict[str, set[str]] = {}
+    for path in (fake_gpus.path / "baselines").glob("*/test_zoo.json"):
+        recorded[path.parent.name] = set(json.loads(path.read_text())["tests"])
+    assert sorted(recorded) == ["fake-gpu-0-80gb-cc9.0-132sm-drv13.0", "fake-gpu-1-80gb-cc9.0-132sm-drv13.0"]
+    for index in (0, 1):
+        assert recorded[f"fake-gpu-{index}-80gb-cc9.0-132sm-drv13.0"] == {n for n, i in ran_on.items() if i == index}

@@ -141,7 +141,7 @@ class RunState:
         self._choice: BackendChoice | None = None
         self._backends: dict[str, Backend] = {}
         self._engines: EngineFactory | None = None
-        self._baselines: dict[str, tuple[BaselineStore, dict[str, str]]] = {}
+        self._baselines: dict[tuple[str, int], tuple[BaselineStore, dict[str, str]]] = {}
         # Every gated test's record, staged baseline and measured test id: this process's, and
         # on the xdist controller its workers' too.
         self.collected = WorkerReport()
@@ -297,20 +297,34 @@ class RunState:
 
         return current_commit(self.rootpath)
 
-    def baselines(self, backend: str) -> tuple[BaselineStore, dict[str, str]]:
-        """The baseline store of this machine's hardware class for ``backend``, and the software
-        facts (driver, CUDA) recorded with its entries."""
-        if backend not in self._baselines:
+    def baselines(self, backend: str, gpu: int | None = None) -> tuple[BaselineStore, dict[str, str]]:
+        """The baseline store of this machine's hardware class for ``backend`` (on a GPU backend,
+        the class of GPU ``gpu``, this process's by default), and the software facts (driver,
+        CUDA) recorded with its entries."""
+        key = (backend, self.gpu if gpu is None else gpu)
+        if key not in self._baselines:
             from pytest_trt.baselines.hardware import hardware_for
             from pytest_trt.baselines.store import BaselineStore
             from pytest_trt.fingerprint import machine_fingerprint
 
             on_gpu = backends.get(backend).device is DeviceKind.GPU
-            hardware, software = hardware_for(on_gpu, machine_fingerprint(self.gpu))
+            hardware, software = hardware_for(on_gpu, machine_fingerprint(key[1]))
             store = BaselineStore(self.settings.baseline_dir, hardware, lock_timeout_s=self.settings.lock_timeout_s,
                                   notify=self._notify)
-            self._baselines[backend] = (store, software)
-        return self._baselines[backend]
+            self._baselines[key] = (store, software)
+        return self._baselines[key]
+
+    def _staged_by_store(self, backend: str) -> list[tuple[BaselineStore, dict[str, dict[str, dict[str, Any]]]]]:
+        """The staged baseline entries by the store of the GPU that measured them: on a host of
+        two GPU models each keeps its own hardware class. This process's store comes first."""
+        measured_on = {r.nodeid: r.gpu.index for r in self.collected.records if r.gpu is not None}
+        main, _ = self.baselines(backend)
+        groups: dict[str, tuple[BaselineStore, dict[str, dict[str, dict[str, Any]]]]] = {main.hardware: (main, {})}
+        for module, entries in self.collected.staged_baselines.items():
+            for nodeid, entry in entries.items():
+                store, _ = self.baselines(backend, measured_on.get(nodeid))
+                groups.setdefault(store.hardware, (store, {}))[1].setdefault(module, {})[nodeid] = entry
+        return list(groups.values())
 
     def note_measured(self, measured: Sequence[tuple[Path, str]]) -> None:
         """Remember which collected tests (file, nodeid) measure latency, so unused baselines can
@@ -359,18 +373,21 @@ class RunState:
                 self.summary_notes += [SummaryNote(line) for line in baseline_folders.unread_folder_notes(
                     settings.baseline_dir, on_gpu, machine_fingerprint(self.gpu), store.hardware
                 )]
-            end = baseline.finish_session(
-                store,
-                staged=collected.staged_baselines,
-                used=collected.measured,
-                update=settings.update_baselines,
-                prune=settings.prune_baselines,
-                replace_unreadable=settings.replace_unreadable_baselines,
-            )
-            self.summary_notes += summary_notes(end.lines)
-            self.session_errors += end.errors
+            not_recorded: set[str] = set()
+            for class_store, staged in self._staged_by_store(choice.name):
+                end = baseline.finish_session(
+                    class_store,
+                    staged=staged,
+                    used=collected.measured,
+                    update=settings.update_baselines,
+                    prune=settings.prune_baselines,
+                    replace_unreadable=settings.replace_unreadable_baselines,
+                )
+                self.summary_notes += summary_notes(end.lines)
+                self.session_errors += end.errors
+                not_recorded |= end.not_recorded
             # The reports must not claim a baseline that was not written.
-            collected.records = [not_written(r) if r.nodeid in end.not_recorded else r for r in collected.records]
+            collected.records = [not_written(r) if r.nodeid in not_recorded else r for r in collected.records]
         if settings.report_json is None and settings.report_md is None:
             return
         meta: dict[str, Any] = {
