@@ -64,16 +64,17 @@ class BackendChoice:
         return lines
 
 
-def availability_of(info: BackendInfo, settings: Settings) -> Availability:
-    """Whether the backend can run here; a broken adapter counts as unavailable, with its error."""
+def availability_of(info: BackendInfo, settings: Settings, gpu: int = 0) -> Availability:
+    """Whether the backend can run here, on GPU ``gpu`` (the process's: a probe makes no CUDA
+    context on another GPU); a broken adapter counts as unavailable, with its error."""
     try:
-        return info.create(BackendContext(settings=settings)).availability()
+        return info.create(BackendContext(settings=settings, gpu=gpu)).availability()
     except Exception as exc:  # whatever a backend raises means "not usable here"
         return Availability(False, f"{type(exc).__name__}: {exc}")
 
 
-def choose_backend(settings: Settings) -> BackendChoice:
-    """The backend for this run. Raises UsageError where falling back would hide a problem: a
+def choose_backend(settings: Settings, gpu: int = 0) -> BackendChoice:
+    """The backend for this run, whose GPU backends run on GPU ``gpu``. Raises UsageError where falling back would hide a problem: a
     named backend that cannot run, or ``--trt-require-gpu`` without a usable GPU backend."""
     import pytest
 
@@ -87,7 +88,7 @@ def choose_backend(settings: Settings) -> BackendChoice:
                 f"pytest-trt: --trt-require-gpu needs a GPU backend ({', '.join(sorted(gpu_names))}), "
                 f"but {flag} was given"
             )
-        found = availability_of(info, settings)
+        found = availability_of(info, settings, gpu)
         if not found.ok:
             raise pytest.UsageError(f"pytest-trt: {flag}, but {info.label} is unavailable: {found.reason}")
         return BackendChoice(info.name, flag)
@@ -97,7 +98,7 @@ def choose_backend(settings: Settings) -> BackendChoice:
         candidates = [i for i in candidates if i.device is DeviceKind.GPU]
     passed_over: list[tuple[str, str]] = []
     for info in candidates:
-        found = availability_of(info, settings)
+        found = availability_of(info, settings, gpu)
         if found.ok:
             return BackendChoice(info.name, "--trt-backend=auto", tuple(passed_over))
         passed_over.append((info.label, found.reason))
@@ -183,7 +184,7 @@ class RunState:
     def choice(self) -> BackendChoice:
         """The backend for this run, decided on first use (it may probe the CUDA driver)."""
         if self._choice is None:
-            self._choice = choose_backend(self.settings)
+            self._choice = choose_backend(self.settings, self.gpu)
         return self._choice
 
     def close(self) -> None:
