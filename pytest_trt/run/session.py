@@ -74,8 +74,9 @@ def availability_of(info: BackendInfo, settings: Settings, gpu: int = 0) -> Avai
 
 
 def choose_backend(settings: Settings, gpu: int = 0) -> BackendChoice:
-    """The backend for this run, whose GPU backends run on GPU ``gpu``. Raises UsageError where falling back would hide a problem: a
-    named backend that cannot run, or ``--trt-require-gpu`` without a usable GPU backend."""
+    """The backend for this run, whose GPU backends run on GPU ``gpu``. Raises UsageError where
+    falling back would hide a problem: a named backend that cannot run, or ``--trt-require-gpu``
+    without a usable GPU backend."""
     import pytest
 
     registered = backends.registered()
