@@ -213,6 +213,20 @@ def gpu_facts(index: int = 0) -> dict[str, Any] | None:
         return None
 
 
-def machine_fingerprint() -> dict[str, Any]:
-    """Host facts plus the first GPU's facts (None without a GPU)."""
-    return {**host_facts(), "gpu": gpu_facts()}
+def gpu_count() -> int:
+    """How many GPUs this process can use (the CUDA driver's count, so ``CUDA_VISIBLE_DEVICES``
+    applies); 0 without a usable driver, CUDA binding or GPU. The one source of the count
+    (``--trt-gpus``): tests replace it."""
+    try:
+        from pytest_trt.cuda import runtime as cuda
+
+        if not cuda.available().ok:
+            return 0
+        return cuda.device_count()
+    except Exception:  # no cuda module, binding or driver: no GPU to count
+        return 0
+
+
+def machine_fingerprint(gpu: int = 0) -> dict[str, Any]:
+    """Host facts plus the facts of GPU ``gpu`` (the one this process runs on; None without a GPU)."""
+    return {**host_facts(), "gpu": gpu_facts(gpu)}

@@ -218,6 +218,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     records, stats = state.collected.records, state.cache.stats
     if not records and not (stats.builds or stats.hits) and not state.summary_notes and not state.session_errors:
         return  # before importing the report: a run without gated tests stays light
+    from pytest_trt.reports import gpus
     from pytest_trt.reports import terminal as report
 
     verbosity = config.option.verbose  # -1 for -q, 1 for -v, as pytest counts
@@ -225,6 +226,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     lines = report.summary_lines(records, width=width, verbosity=verbosity)
     if verbosity >= 0:
         lines += report.wrap(stats.summary_line(), width)
+        lines += [part for line in gpus.summary_lines(records) for part in report.wrap(line, width)]
     for note in state.summary_notes:
         lines += report.wrap(note.text, width)
         for item in note.items:

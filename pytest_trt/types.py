@@ -106,11 +106,13 @@ class BytesStore(Protocol):
 class BackendContext:
     """What a backend factory gets (pytest_trt.backends): the session's settings, its engine
     cache (for artifacts beside the engines such as timing caches) and a callable that prints a
-    progress line on the terminal. Any may be None outside a session."""
+    progress line on the terminal. Any may be None outside a session. ``gpu``: the CUDA device
+    index this process is pinned to; GPU backends build, load and run there."""
 
     settings: BackendSettings | None = None
     cache: BytesStore | None = None
     progress: Callable[[str], None] | None = None
+    gpu: int = 0  # the device index this process runs on (--trt-gpus)
 
     @property
     def runtime(self) -> str:
@@ -121,3 +123,14 @@ class BackendContext:
     def cuda_api(self) -> str:
         """The CUDA binding the settings name; "" (the installed one) outside a session."""
         return self.settings.cuda_api if self.settings is not None else ""
+
+
+@dataclass(frozen=True)
+class GpuPlacement:
+    """The GPU a test ran on (its CUDA index in this process, name and UUID) and the xdist
+    worker that ran it ("" outside xdist)."""
+
+    index: int
+    name: str = ""
+    uuid: str = ""
+    worker: str = ""

@@ -31,9 +31,10 @@ def fake_cudart(**calls) -> types.SimpleNamespace:
     def error_name(status: Err) -> tuple:
         return (Err.cudaSuccess, Err(status).name.encode())
 
-    rt = types.SimpleNamespace(cudaError_t=Err, cudaGetErrorName=error_name)
+    rt = types.SimpleNamespace(cudaError_t=Err, cudaGetErrorName=error_name, log=[])
+    calls = {"cudaSetDevice": (Err.cudaSuccess,), **calls}
     for name, result in calls.items():
-        setattr(rt, name, (lambda r: lambda *args: r)(result))
+        setattr(rt, name, (lambda n, r: lambda *args: rt.log.append((n, *args)) or r)(name, result))
     return rt
 
 
@@ -164,3 +165,26 @@ def test_an_enqueue_that_fails_is_an_error_not_a_timing() -> None:
     loop = EventTimedLoop(FakeCuda(), FakeStream(), lambda: False, transfers=False)
     with pytest.raises(CudaError, match="enqueue failed: returned False"):
         loop.run(1)
+
+
+def test_the_binding_makes_its_gpu_current_before_it_allocates_or_makes_streams_and_events() -> None:
+    rt = fake_cudart(
+        cudaMalloc=(Err.cudaSuccess, 0x10), cudaStreamCreateWithFlags=(Err.cudaSuccess, 5),
+        cudaEventCreateWithFlags=(Err.cudaSuccess, 6), cudaGetDeviceCount=(Err.cudaSuccess, 4),
+    )
+    rt.cudaStreamNonBlocking, rt.cudaEventDefault, rt.cudaEventBlockingSync, rt.cudaEventDisableTiming = 1, 0, 1, 2
+    api = CudaPython(rt, device=2)
+    api.device_alloc(16)
+    api.create_stream()
+    api.create_event()
+    made = [call[0] for call in rt.log]
+    assert made == ["cudaSetDevice", "cudaMalloc", "cudaSetDevice", "cudaStreamCreateWithFlags",
+                    "cudaSetDevice", "cudaEventCreateWithFlags"]
+    assert {call[1] for call in rt.log if call[0] == "cudaSetDevice"} == {2}
+    assert api.device_count() == 4
+
+
+def test_a_device_the_driver_refuses_is_a_cuda_error_naming_cuda_set_device() -> None:
+    api = CudaPython(fake_cudart(cudaSetDevice=(Err.cudaErrorInsufficientDriver,)), device=7)
+    with pytest.raises(CudaError, match="cudaSetDevice failed: cudaErrorInsufficientDriver"):
+        api.device_alloc(16)

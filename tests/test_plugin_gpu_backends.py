@@ -167,7 +167,7 @@ def test_a_gated_test_runs_end_to_end_on_a_faked_gpu_build(trt_pytester, monkeyp
     monkeypatch.setattr(onnxruntime_gpu, "onnxruntime_status", lambda: (FakeOrt(), Availability(True)))
     monkeypatch.setattr(onnxruntime_gpu, "library_load_error", lambda ort, library: "")
     with_gpu(monkeypatch, Availability(True))
-    monkeypatch.setattr("pytest_trt.cuda.runtime.get_cuda_api", lambda name="": FakeCuda())
+    monkeypatch.setattr("pytest_trt.cuda.runtime.get_cuda_api", lambda name="", device=0: FakeCuda(device=device))
     trt_pytester.pytester.makepyfile(test_gated=GATED)
     report = tmp_path / "report.json"
     result = trt_pytester.run(

@@ -95,7 +95,7 @@ def test_report_files_are_written_with_the_users_umask(trt_pytester):
     }
 
 
-def _cpu_only(info, settings):
+def _cpu_only(info, settings, gpu=0):
     if info.name == "onnxruntime":
         return Availability(True)
     return Availability(False, "onnxruntime-gpu is not installed: onnxruntime 1.32.0 has no CUDAExecutionProvider "

@@ -44,7 +44,7 @@ def test_auto_falls_back_to_onnxruntime_and_says_why(trt_pytester, monkeypatch):
     forced.stdout.fnmatch_lines(["pytest-trt: backend onnxruntime (--trt-backend=onnxruntime)"])
 
 
-def _unavailable(info, settings):
+def _unavailable(info, settings, gpu=0):
     return Availability(True) if info.name == "onnxruntime" else Availability(False, "no GPU in this test")
 
 
@@ -83,7 +83,7 @@ def test_ini_twin_of_require_gpu(trt_pytester, monkeypatch):
 
 
 def test_choose_backend_picks_tensorrt_when_available(trt_pytester, monkeypatch):
-    monkeypatch.setattr("pytest_trt.run.session.availability_of", lambda info, settings: Availability(True))
+    monkeypatch.setattr("pytest_trt.run.session.availability_of", lambda info, settings, gpu=0: Availability(True))
     choice = choose_backend(Settings.from_config(trt_pytester.pytester.parseconfigure(*trt_pytester.args())))
     assert choice.name == "tensorrt"
     assert choice.header() == ["pytest-trt: backend tensorrt (--trt-backend=auto)"]

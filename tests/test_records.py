@@ -29,6 +29,7 @@ from pytest_trt.store.cache import CacheStats
 from pytest_trt.timing.gpu_clock import ClockSource, GpuClock, Settled
 from pytest_trt.timing.measure import PerfClock, PerfResult
 from pytest_trt.timing.stats import summarize
+from pytest_trt.types import GpuPlacement
 
 SAMPLES = [1.0 + 0.01 * (i % 17) for i in range(60)]  # 60 samples: short of a p99's 100
 
@@ -36,7 +37,7 @@ SAMPLES = [1.0 + 0.01 * (i % 17) for i in range(60)]  # 60 samples: short of a p
 ENTRY_KEYS = {
     "nodeid", "module", "backend", "runtime_version", "model", "build", "workload", "engine", "feed",
     "accuracy", "perf", "budgets", "regression", "baseline_note", "baseline_state", "status", "warnings",
-    "doubts", "failures", "step", "at_setup", "history",
+    "doubts", "failures", "step", "at_setup", "history", "gpu",
 }
 PERF_KEYS = {
     "backend", "clock", "mode", "batch", "iterations", "duration_s", "latency", "compute", "h2d", "d2h",
@@ -99,6 +100,7 @@ def full_record() -> TestRecord:
         warnings=("accuracy drift: output 'logits' max_abs 0.41 vs baseline 0.1",),
         doubts=("p99 1.16 ms is too close to its budget 1.00 ms to judge",),
         failures=("perf (tensorrt): p99 latency 1.16 ms > budget 1.00 ms", "accuracy: output 'logits': bad"),
+        gpu=GpuPlacement(1, "NVIDIA H100 80GB HBM3", "ab" * 16, "gw3"),
     )
 
 
@@ -109,6 +111,13 @@ def test_a_json_report_entry_reads_back_as_the_same_record(tmp_path):
     assert TestRecord.from_dict(entry) == record
     # The computed keys follow from the fields, and are written again as they were.
     assert TestRecord.from_dict(entry).as_dict() == entry
+
+
+def test_the_gpu_a_test_ran_on_is_in_its_entry_and_older_entries_without_it_still_read():
+    entry = json.loads(dumps(full_record().as_dict()))
+    assert entry["gpu"] == {"index": 1, "name": "NVIDIA H100 80GB HBM3", "uuid": "ab" * 16, "worker": "gw3"}
+    del entry["gpu"]  # an entry written before records named their GPU
+    assert TestRecord.from_dict(entry).gpu is None
 
 
 def test_a_json_report_entry_keeps_the_schema_4_shape():

@@ -41,7 +41,7 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
             lambda: gpu.provider_compiled_in(ort, self.provider),
             lambda: gpu.gpu_status(self._cuda_available),
             lambda: gpu.provider_comes_up(
-                ort, self.provider, [(self.provider, {"device_id": "0"}), gpu.CPU_PROVIDER], PROVIDER_LIBRARY
+                ort, self.provider, [(self.provider, {"device_id": str(self.gpu)}), gpu.CPU_PROVIDER], PROVIDER_LIBRARY
             ),
         ):
             found = check()
@@ -88,4 +88,4 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
         return gpu.OrtGpuRunner(self.name, ort, self._cuda_layer(), open_session, model.inputs, model.outputs)
 
     def _providers(self, build: BuildSpec, stream: Stream | None, *, cuda_graph: bool) -> list[Any]:
-        return [(self.provider, gpu.cuda_provider_options(build.precision, stream, cuda_graph=cuda_graph)), gpu.CPU_PROVIDER]
+        return [(self.provider, gpu.cuda_provider_options(build.precision, stream, cuda_graph=cuda_graph, device=self.gpu)), gpu.CPU_PROVIDER]

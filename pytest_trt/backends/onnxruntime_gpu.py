@@ -224,10 +224,12 @@ def stream_options(stream: Stream | None) -> dict[str, str]:
     return {"has_user_compute_stream": "1", "user_compute_stream": str(int(stream.handle))}
 
 
-def cuda_provider_options(precision: str, stream: Stream | None, *, cuda_graph: bool = False) -> dict[str, str]:
-    """The CUDA provider's options. It computes fp32 matmuls in TF32 by default; "fp32" means
-    fp32 on every backend, so TF32 is on only for precision="tf32"."""
-    options = {"device_id": "0", "use_tf32": "1" if precision == "tf32" else "0", **stream_options(stream)}
+def cuda_provider_options(
+    precision: str, stream: Stream | None, *, cuda_graph: bool = False, device: int = 0
+) -> dict[str, str]:
+    """The CUDA provider's options on GPU ``device``. It computes fp32 matmuls in TF32 by
+    default; "fp32" means fp32 on every backend, so TF32 is on only for precision="tf32"."""
+    options = {"device_id": str(device), "use_tf32": "1" if precision == "tf32" else "0", **stream_options(stream)}
     if cuda_graph:
         options["enable_cuda_graph"] = "1"
     return options
@@ -264,18 +266,22 @@ _Backend = TypeVar("_Backend", bound="GpuProviderBackend")
 class GpuProviderBackend:
     """What the onnxruntime GPU backends share: the onnxruntime module and CUDA layer they run on
     (test doubles may stand in for either), availability decided once by ``_decide``, and the
-    GPU's fingerprint."""
+    GPU's fingerprint. ``gpu``: the device index its sessions, buffers and streams use."""
 
-    def __init__(self, cuda_api: str = "", *, ort: ModuleType | None = None, cuda: CudaApi | None = None) -> None:
+    def __init__(
+        self, cuda_api: str = "", *, ort: ModuleType | None = None, cuda: CudaApi | None = None, gpu: int = 0
+    ) -> None:
         self._cuda_api_name = cuda_api
+        self.gpu = gpu
         self._ort = ort
         self._cuda = cuda
         self._availability: Availability | None = None
 
     @classmethod
     def for_session(cls: type[_Backend], context: BackendContext) -> _Backend:
-        """The backend as a session runs it: the CUDA binding the options name."""
-        return cls(cuda_api=context.cuda_api)
+        """The backend as a session runs it: the CUDA binding the options name, on the
+        process's GPU."""
+        return cls(cuda_api=context.cuda_api, gpu=context.gpu)
 
     def _onnxruntime(self) -> tuple[ModuleType | None, Availability]:
         """The onnxruntime module (imported once, kept for the other checks), or None and why it
@@ -300,7 +306,7 @@ class GpuProviderBackend:
 
     def _cuda_layer(self) -> CudaApi:
         if self._cuda is None:
-            self._cuda = cuda_layer.get_cuda_api(self._cuda_api_name)
+            self._cuda = cuda_layer.get_cuda_api(self._cuda_api_name, self.gpu)
         return self._cuda
 
     def _require(self) -> ModuleType:
@@ -316,7 +322,7 @@ class GpuProviderBackend:
 
 def gpu_fingerprint(cuda: CudaApi) -> dict[str, Any]:
     """The GPU facts an artifact depends on, read from the device through the CUDA driver."""
-    props = cuda.device_properties(0)
+    props = cuda.device_properties(cuda.device)
     return {key: props[key] for key in ("gpu_name", "compute_capability", "sm_count")}
 
 
@@ -346,6 +352,7 @@ class _Buffers:
     """Device and pinned host buffers for one feed's inputs and outputs."""
 
     def __init__(self, cuda: CudaApi, arrays: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> None:
+        self.device = cuda.device
         self.inputs: list[_Buffer] = []
         self.outputs: list[_Buffer] = []
         try:
@@ -371,9 +378,9 @@ class _Buffers:
     def bind(self, session: Any) -> Any:
         binding = session.io_binding()
         for buffer in self.inputs:
-            binding.bind_input(buffer.name, "cuda", 0, buffer.array.dtype.type, list(buffer.array.shape), buffer.device.ptr)
+            binding.bind_input(buffer.name, "cuda", self.device, buffer.array.dtype.type, list(buffer.array.shape), buffer.device.ptr)
         for buffer in self.outputs:
-            binding.bind_output(buffer.name, "cuda", 0, buffer.array.dtype.type, list(buffer.array.shape), buffer.device.ptr)
+            binding.bind_output(buffer.name, "cuda", self.device, buffer.array.dtype.type, list(buffer.array.shape), buffer.device.ptr)
         return binding
 
     def free(self) -> None:
@@ -422,9 +429,6 @@ class OrtTimedSession:
 class OrtGpuRunner:
     """One onnxruntime session on a GPU provider, on a stream the runner owns."""
 
-    # The GPU its timings belong to (timing/lock.py, timing/gpu_clock.py): sessions here bind device 0.
-    device = "cuda:0"
-
     def __init__(
         self,
         backend: str,
@@ -439,6 +443,8 @@ class OrtGpuRunner:
         self.outputs = list(outputs)
         self._ort = ort
         self._cuda = cuda
+        # The GPU its timings belong to (timing/lock.py, timing/gpu_clock.py): the CUDA layer's.
+        self.device = f"cuda:{cuda.device}"
         self._open = open_session
         self._names = [spec.name for spec in self.outputs]
         self._stream = cuda.create_stream()

@@ -52,10 +52,11 @@ def tensorrt_provider_options(
     cuda_graph: bool = False,
     timing_cache_dir: Path | None = None,
     context_model: Path | None = None,
+    device: int = 0,
 ) -> dict[str, str]:
-    """The provider options for one build or load of ``build``."""
+    """The provider options for one build or load of ``build`` on GPU ``device``."""
     options = build.option_map
-    result = {"device_id": "0", **gpu.stream_options(stream), "trt_fp16_enable": "0"}
+    result = {"device_id": str(device), **gpu.stream_options(stream), "trt_fp16_enable": "0"}
     if "workspace_mb" in options:
         workspace = options["workspace_mb"]
         if not 1 <= workspace <= 1 << 30:
@@ -97,13 +98,14 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
         cache: BytesStore | None = None,
         ort: ModuleType | None = None,
         cuda: CudaApi | None = None,
+        gpu: int = 0,
     ) -> None:
-        super().__init__(cuda_api, ort=ort, cuda=cuda)
+        super().__init__(cuda_api, ort=ort, cuda=cuda, gpu=gpu)
         self._cache = cache
 
     @classmethod
     def for_session(cls, context: BackendContext) -> OnnxRuntimeTensorRTBackend:
-        return cls(cuda_api=context.cuda_api, cache=context.cache)
+        return cls(cuda_api=context.cuda_api, cache=context.cache, gpu=context.gpu)
 
     # -- availability ------------------------------------------------------------------------
 
@@ -116,7 +118,7 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
             lambda: gpu.gpu_status(self._cuda_available),
             # onnxruntime drops the provider, with a log line only, when libnvinfer.so.10 is missing.
             lambda: gpu.provider_comes_up(
-                ort, PROVIDER, [(PROVIDER, {"device_id": "0"}), gpu.CPU_PROVIDER], PROVIDER_LIBRARY
+                ort, PROVIDER, [(PROVIDER, {"device_id": str(self.gpu)}), gpu.CPU_PROVIDER], PROVIDER_LIBRARY
             ),
         ):
             found = check()
@@ -141,11 +143,11 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
             if cache is not None:
                 _unpack(cache.get_bytes(TIMING_CACHE_KIND, self._timing_parts()), timing)
             options = tensorrt_provider_options(
-                build, profiles, None, timing_cache_dir=timing, context_model=context_model
+                build, profiles, None, timing_cache_dir=timing, context_model=context_model, device=self.gpu
             )
             providers = [
                 (PROVIDER, options),
-                (gpu.CUDA_PROVIDER, gpu.cuda_provider_options(build.precision, None)),
+                (gpu.CUDA_PROVIDER, gpu.cuda_provider_options(build.precision, None, device=self.gpu)),
                 gpu.CPU_PROVIDER,
             ]
             with gpu.tf32_policy(build.precision):
@@ -178,8 +180,8 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
         def open_session(stream: Stream, cuda_graph: bool) -> Any:
             # The EP-context model holds built engines: no profiles, nothing to build.
             providers = [
-                (PROVIDER, tensorrt_provider_options(build, {}, stream, cuda_graph=cuda_graph)),
-                (gpu.CUDA_PROVIDER, gpu.cuda_provider_options(build.precision, stream)),
+                (PROVIDER, tensorrt_provider_options(build, {}, stream, cuda_graph=cuda_graph, device=self.gpu)),
+                (gpu.CUDA_PROVIDER, gpu.cuda_provider_options(build.precision, stream, device=self.gpu)),
                 gpu.CPU_PROVIDER,
             ]
             session = gpu.open_session(ort, artifact.data, gpu.quiet_options(ort), providers)

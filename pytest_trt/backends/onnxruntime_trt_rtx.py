@@ -121,8 +121,9 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
         ort: ModuleType | None = None,
         plugin: ModuleType | None = None,
         cuda: CudaApi | None = None,
+        gpu: int = 0,
     ) -> None:
-        super().__init__(cuda_api, ort=ort, cuda=cuda)
+        super().__init__(cuda_api, ort=ort, cuda=cuda, gpu=gpu)
         self._plugin = plugin
 
     # -- availability ------------------------------------------------------------------------
@@ -227,10 +228,10 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
                 return provider_words(str(exc).splitlines()) or str(exc)
         return provider_words(log)
 
-    @staticmethod
-    def _devices(ort: ModuleType) -> list[Any]:
-        # The provider takes one device per session.
-        return [d for d in ort.get_ep_devices() if d.ep_name == PROVIDER][:1]
+    def _devices(self, ort: ModuleType) -> list[Any]:
+        # The provider takes one device per session: the process's GPU, by its place among
+        # the devices the provider offers (not verified on a host with several RTX GPUs).
+        return [d for d in ort.get_ep_devices() if d.ep_name == PROVIDER][self.gpu : self.gpu + 1]
 
     def _session(self, ort: ModuleType, source: str | bytes, options: Mapping[str, str], config: Mapping[str, str]) -> Any:
         session_options = gpu.quiet_options(ort)

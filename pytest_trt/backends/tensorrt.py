@@ -79,6 +79,7 @@ class TensorRTBackend:
     ``timing_cache``: a ``TimingCacheStore``; builds read it and merge their timings back.
     ``progress``: called with one line per build phase started/finished (TensorRT's progress
     monitor); None keeps builds quiet.
+    ``gpu``: the device index its builders, engines, buffers and streams use.
     ``trt_module`` / ``cuda``: a TensorRT module and CUDA layer to use instead of importing them
     (the unit tests pass a test double here).
     """
@@ -94,6 +95,7 @@ class TensorRTBackend:
         progress: Callable[[str], None] | None = None,
         trt_module: ModuleType | None = None,
         cuda: CudaApi | None = None,
+        gpu: int = 0,
     ) -> None:
         if runtime not in RUNTIMES:
             raise BackendError(f"--trt-runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
@@ -103,13 +105,14 @@ class TensorRTBackend:
         self._progress = progress
         self._trt = trt_module
         self._cuda = cuda
+        self.gpu = gpu
         self._availability: Availability | None = None
 
     @classmethod
     def for_session(cls, services: BackendContext) -> TensorRTBackend:
         """The backend as a session runs it: the runtime and CUDA binding the options name, the
         timing cache in the session's engine cache, build progress on the terminal."""
-        made = cls(runtime=services.runtime, cuda_api=services.cuda_api, progress=services.progress)
+        made = cls(runtime=services.runtime, cuda_api=services.cuda_api, progress=services.progress, gpu=services.gpu)
         if services.cache is not None:
             from pytest_trt.spec import BuildSpec
 
@@ -141,13 +144,15 @@ class TensorRTBackend:
 
     def _cuda_layer(self) -> CudaApi:
         if self._cuda is None:
-            self._cuda = get_cuda_api(self._cuda_api_name)
+            self._cuda = get_cuda_api(self._cuda_api_name, self.gpu)
         return self._cuda
 
     def _require(self) -> ModuleType:
         status = self.availability()
         if not status.ok:
             raise BackendUnavailable(status.reason)
+        # TensorRT's builders, runtimes and engines live on the thread's current device.
+        self._cuda_layer().use_device()
         return self._module()
 
     def runtime_version(self) -> str:
@@ -156,7 +161,8 @@ class TensorRTBackend:
         return f"{prefix} {trt.__version__}"
 
     def device_fingerprint(self, build: BuildSpec) -> dict[str, Any]:
-        gpu = self._cuda_layer().device_properties(0)
+        cuda = self._cuda_layer()
+        gpu = cuda.device_properties(cuda.device)
         level = _hardware_level(build.option_map)
         if level == "ampere_plus":  # runs on any compute capability >= 8.0
             return {"hardware_compatibility": level, "ampere_or_newer": float(gpu["compute_capability"]) >= 8.0}
@@ -287,11 +293,10 @@ class TensorRTRunner:
     """A deserialized engine with one execution context and one non-blocking stream."""
 
     backend = "tensorrt"
-    device = "cuda:0"  # the current CUDA device, which every engine here runs on (timing/lock.py)
-
     def __init__(self, trt: ModuleType, cuda: CudaApi, runtime: Any, engine: Any) -> None:
         self._trt = trt
         self._cuda = cuda
+        self.device = f"cuda:{cuda.device}"  # the GPU the engine runs on (timing/lock.py)
         self._runtime = runtime  # engines must not outlive their runtime
         self._engine = engine
         self._context = engine.create_execution_context()

@@ -55,11 +55,18 @@ class Graph(Protocol):
 
 
 class CudaApi(Protocol):
-    """What the TensorRT backend needs from a CUDA binding."""
+    """What the TensorRT backend needs from a CUDA binding. A binding works on one GPU,
+    ``device`` (an index as the CUDA runtime counts them): it makes that GPU the calling thread's
+    current device before it allocates or makes streams and events (``use_device``)."""
 
     name: str
+    device: int
 
     def available(self) -> Availability: ...
+
+    def device_count(self) -> int: ...
+
+    def use_device(self) -> None: ...
 
     def device_properties(self, index: int = 0) -> dict[str, Any]: ...
 

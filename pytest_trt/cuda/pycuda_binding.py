@@ -31,10 +31,12 @@ class _HostAllocation(Protocol):
 class PyCuda:
     name = "pycuda"
 
-    def __init__(self) -> None:
+    def __init__(self, *, device: int = 0) -> None:
         import pycuda.driver as drv
 
         self.drv = drv
+        self.device = device
+        self._context: Any = None  # the primary context of ``device`` when it is not GPU 0
 
     def call(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run one pycuda call; its exceptions become ``CudaError`` naming the call."""
@@ -55,6 +57,19 @@ class PyCuda:
 
         return Availability(True)
 
+    def device_count(self) -> int:
+        self.call("cuInit", self.drv.init)
+        return int(self.call("cuDeviceGetCount", self.drv.Device.count))
+
+    def use_device(self) -> None:
+        """``autoprimaryctx`` makes GPU 0's primary context current; another GPU's is pushed
+        over it once, so that what this binding makes next belongs to that GPU."""
+        if self.device == 0 or self._context is not None:
+            return
+        dev = self.call("cuDeviceGet", self.drv.Device, self.device)
+        self._context = self.call("cuDevicePrimaryCtxRetain", dev.retain_primary_context)
+        self.call("cuCtxPushCurrent", self._context.push)
+
     def device_properties(self, index: int = 0) -> dict[str, Any]:
         dev = self.call("cuDeviceGet", self.drv.Device, index)
         major, minor = dev.compute_capability()
@@ -71,16 +86,20 @@ class PyCuda:
         )
 
     def device_alloc(self, nbytes: int) -> _PyCudaDeviceMemory:
+        self.use_device()
         return _PyCudaDeviceMemory(self, nbytes)
 
     def pinned_empty(self, shape: Sequence[int], dtype: np.dtype) -> PinnedArray:
+        self.use_device()
         array = self.call("cuMemHostAlloc", self.drv.pagelocked_empty, tuple(shape), np.dtype(dtype))
         return _PyCudaPinned(array, array.base)
 
     def create_stream(self) -> Stream:
+        self.use_device()
         return _PyCudaStream(self)
 
     def create_event(self, *, blocking_sync: bool = False, timing: bool = True) -> Event:
+        self.use_device()
         flags = 0
         if blocking_sync:
             flags |= self.drv.event_flags.BLOCKING_SYNC

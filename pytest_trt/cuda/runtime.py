@@ -38,6 +38,7 @@ __all__ = [
     "PinnedArray",
     "Stream",
     "available",
+    "device_count",
     "device_facts",
     "device_properties",
     "get_cuda_api",
@@ -49,16 +50,17 @@ CUDA_APIS = ("cuda-python", "pycuda")
 INFLIGHT = 2
 
 
-def get_cuda_api(name: str = "") -> CudaApi:
-    """The binding called ``name``, or the installed one (cuda-python first) when ``name`` is empty."""
+def get_cuda_api(name: str = "", device: int = 0) -> CudaApi:
+    """The binding called ``name``, or the installed one (cuda-python first) when ``name`` is
+    empty, working on GPU ``device``."""
     if name not in ("", *CUDA_APIS):
         raise ValueError(f"--trt-cuda-api must be one of {', '.join(CUDA_APIS)}; got {name!r}")
     if name in ("", "cuda-python") and _installed("cuda.bindings"):
-        return CudaPython()
+        return CudaPython(device=device)
     if name in ("", "pycuda") and _installed("pycuda"):
         from pytest_trt.cuda.pycuda_binding import PyCuda
 
-        return PyCuda()
+        return PyCuda(device=device)
     wanted = name or "cuda-python or pycuda"
     raise BackendUnavailable(f"{wanted} is not installed (pip install 'pytest-trt[tensorrt]')")
 
@@ -75,8 +77,9 @@ class CudaPython:
 
     name = "cuda-python"
 
-    def __init__(self, cudart: ModuleType | None = None) -> None:
+    def __init__(self, cudart: ModuleType | None = None, *, device: int = 0) -> None:
         self.rt = cudart if cudart is not None else importlib.import_module("cuda.bindings.runtime")
+        self.device = device
 
     def call(self, name: str, *args: Any) -> Any:
         """Call ``cudart.<name>(*args)``; raise ``CudaError`` unless it returned cudaSuccess.
@@ -105,6 +108,14 @@ class CudaPython:
             return Availability(False, "no CUDA device found (cudaGetDeviceCount returned 0)")
         return Availability(True)
 
+    def device_count(self) -> int:
+        return int(self.call("cudaGetDeviceCount"))
+
+    def use_device(self) -> None:
+        """Make ``device`` the calling thread's current GPU: memory, streams, events and the
+        TensorRT objects made next belong to it (the current device is per thread)."""
+        self.call("cudaSetDevice", self.device)
+
     def device_properties(self, index: int = 0) -> dict[str, Any]:
         props = self.call("cudaGetDeviceProperties", index)
         driver = self.call("cudaDriverGetVersion")
@@ -122,15 +133,19 @@ class CudaPython:
         )
 
     def device_alloc(self, nbytes: int) -> DeviceMemory:
+        self.use_device()
         return _CudartDeviceMemory(self, nbytes)
 
     def pinned_empty(self, shape: Sequence[int], dtype: np.dtype) -> PinnedArray:
+        self.use_device()
         return _CudartPinned(self, tuple(shape), np.dtype(dtype))
 
     def create_stream(self) -> Stream:
+        self.use_device()
         return _CudartStream(self)
 
     def create_event(self, *, blocking_sync: bool = False, timing: bool = True) -> Event:
+        self.use_device()
         flags = self.rt.cudaEventDefault
         if blocking_sync:
             flags |= self.rt.cudaEventBlockingSync
@@ -157,6 +172,11 @@ def available(name: str = "") -> Availability:
     except BackendUnavailable as exc:
         return Availability(False, str(exc))
     return api.available()
+
+
+def device_count(name: str = "") -> int:
+    """How many GPUs the CUDA driver shows this process (``CUDA_VISIBLE_DEVICES`` applies)."""
+    return get_cuda_api(name).device_count()
 
 
 def device_properties(index: int = 0, name: str = "") -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pytest_trt.judge.accuracy import AccuracyResult
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.timing.measure import PerfResult
-from pytest_trt.types import SetupStep
+from pytest_trt.types import GpuPlacement, SetupStep
 
 
 class TestStatus(str, Enum):
@@ -103,6 +103,7 @@ class TestRecord:
     step: SetupStep | None = None  # for an error: the step of making the engine that failed
     at_setup: bool = False  # the error came before the test ran: pytest counts it as an error
     history: tuple[HistoryPoint, ...] = ()  # the baseline's recordings, oldest first, where it has them
+    gpu: GpuPlacement | None = None  # the GPU a GPU backend ran it on, and the xdist worker
 
     @property
     def pytest_outcome(self) -> str:

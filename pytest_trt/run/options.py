@@ -20,6 +20,7 @@ from pytest_trt import backends, measure_defaults
 from pytest_trt.arguments import SyncMode
 from pytest_trt.backends.trt_api import RUNTIMES
 from pytest_trt.errors import PytestTrtError
+from pytest_trt.run.gpus import GpuSelection, GpusError, parse_gpus
 from pytest_trt.spec import MeasureSettings, SpecError
 
 PERF_MODES = ("enforce", "report", "off")
@@ -53,6 +54,7 @@ class Kind(Enum):
     SIZE = "size"
     FOLDER = "folder"
     FILE = "file"
+    GPUS = "gpus"
 
 
 class OptionValueError(PytestTrtError, ValueError):
@@ -101,6 +103,8 @@ class Option:
             if self.minimum is not None:
                 self._bounded(_bytes(text))
             return text
+        if self.kind is Kind.GPUS:
+            return _gpus(raw)
         if self.kind is Kind.BOOL:
             raise TypeError("bool options are read by pytest's own ini parser")
         return str(raw)  # a path: checked against the file system in Settings.from_config
@@ -149,6 +153,8 @@ class Option:
             return f"an integer {self._bound_text()}" if self.minimum is not None else "an integer"
         if self.kind is Kind.FLOAT:
             return f"a finite number {self._bound_text()}" if self.minimum is not None else "a finite number"
+        if self.kind is Kind.GPUS:
+            return "`all`, a number N (the first N GPUs), or device indices `0,2,3` (one GPU: `3,`)"
         if self.kind is Kind.SIZE:
             return "bytes, or a number with K, M, G, T (powers of 1000) or KiB, MiB, GiB, TiB (of 1024): `2GB`, `500MiB`"
         return f"a {self.kind.value} path; a relative one is under the rootdir"
@@ -200,6 +206,13 @@ def _size(raw: object) -> str:
             "or KiB, MiB, GiB or TiB (powers of 1024), e.g. 2GB or 500MiB)"
         ) from None
     return str(raw)
+
+
+def _gpus(raw: object) -> GpuSelection:
+    try:
+        return parse_gpus(raw)
+    except GpusError as exc:
+        raise OptionValueError(str(exc)) from None
 
 
 def _bytes(size: str) -> int:
@@ -259,6 +272,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-cuda-api", "trt_cuda_api", Kind.CHOICE,
            "CUDA binding for the GPU backends: cuda-python or pycuda.",
            default="", default_text="the one installed (cuda-python first)", choices=lambda: CUDA_APIS),
+    Option("--trt-gpus", "trt_gpus", Kind.GPUS,
+           "the GPUs a run uses: under pytest-xdist worker gwK is pinned to the K-th of them, round-robin "
+           "(workers sharing one take turns to time it); without xdist the first of them runs every test.",
+           default_text="GPU 0", metavar="GPUS"),
     Option("--trt-engine-cache", "trt_engine_cache_dir", Kind.FOLDER,
            f"keep built engines across runs in DIR; the flag alone keeps them under pytest's cache "
            f"dir. Env: {ENGINE_CACHE_ENV}.",
@@ -466,6 +483,7 @@ class Settings:
     measure: MeasureSettings
     runtime: str
     cuda_api: str
+    gpus: GpuSelection | None
     engine_cache_dir: Path | None
     rebuild: bool
     cache_clear: bool
@@ -528,6 +546,7 @@ class Settings:
             measure=measure,
             runtime=value("trt_runtime"),
             cuda_api=value("trt_cuda_api"),
+            gpus=value("trt_gpus"),
             engine_cache_dir=engine_cache_dir,
             rebuild=value("trt_rebuild"),
             cache_clear=value("trt_cache_clear"),

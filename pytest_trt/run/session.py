@@ -22,7 +22,7 @@ from pytest_trt.prepare.progress import Progress, terminal_writer, write_on_own_
 from pytest_trt.reports.notes import SummaryNote
 from pytest_trt.run.options import Settings
 from pytest_trt.run.xdist import WorkerReport
-from pytest_trt.types import Availability, BackendContext, SetupStep
+from pytest_trt.types import Availability, BackendContext, GpuPlacement, SetupStep
 
 if TYPE_CHECKING:
     import pytest
@@ -64,17 +64,19 @@ class BackendChoice:
         return lines
 
 
-def availability_of(info: BackendInfo, settings: Settings) -> Availability:
-    """Whether the backend can run here; a broken adapter counts as unavailable, with its error."""
+def availability_of(info: BackendInfo, settings: Settings, gpu: int = 0) -> Availability:
+    """Whether the backend can run here, on GPU ``gpu`` (the process's: a probe makes no CUDA
+    context on another GPU); a broken adapter counts as unavailable, with its error."""
     try:
-        return info.create(BackendContext(settings=settings)).availability()
+        return info.create(BackendContext(settings=settings, gpu=gpu)).availability()
     except Exception as exc:  # whatever a backend raises means "not usable here"
         return Availability(False, f"{type(exc).__name__}: {exc}")
 
 
-def choose_backend(settings: Settings) -> BackendChoice:
-    """The backend for this run. Raises UsageError where falling back would hide a problem: a
-    named backend that cannot run, or ``--trt-require-gpu`` without a usable GPU backend."""
+def choose_backend(settings: Settings, gpu: int = 0) -> BackendChoice:
+    """The backend for this run, whose GPU backends run on GPU ``gpu``. Raises UsageError where
+    falling back would hide a problem: a named backend that cannot run, or ``--trt-require-gpu``
+    without a usable GPU backend."""
     import pytest
 
     registered = backends.registered()
@@ -87,7 +89,7 @@ def choose_backend(settings: Settings) -> BackendChoice:
                 f"pytest-trt: --trt-require-gpu needs a GPU backend ({', '.join(sorted(gpu_names))}), "
                 f"but {flag} was given"
             )
-        found = availability_of(info, settings)
+        found = availability_of(info, settings, gpu)
         if not found.ok:
             raise pytest.UsageError(f"pytest-trt: {flag}, but {info.label} is unavailable: {found.reason}")
         return BackendChoice(info.name, flag)
@@ -97,7 +99,7 @@ def choose_backend(settings: Settings) -> BackendChoice:
         candidates = [i for i in candidates if i.device is DeviceKind.GPU]
     passed_over: list[tuple[str, str]] = []
     for info in candidates:
-        found = availability_of(info, settings)
+        found = availability_of(info, settings, gpu)
         if found.ok:
             return BackendChoice(info.name, "--trt-backend=auto", tuple(passed_over))
         passed_over.append((info.label, found.reason))
@@ -136,10 +138,12 @@ class RunState:
             )
         except CacheError as exc:
             raise pytest.UsageError(f"pytest-trt: {exc}") from None
+        self.worker = str(getattr(config, "workerinput", {}).get("workerid", ""))
+        self.gpu = self._pinned_gpu()  # the CUDA device index this process runs GPU backends on
         self._choice: BackendChoice | None = None
         self._backends: dict[str, Backend] = {}
         self._engines: EngineFactory | None = None
-        self._baselines: dict[str, tuple[BaselineStore, dict[str, str]]] = {}
+        self._baselines: dict[tuple[str, int], tuple[BaselineStore, dict[str, str]]] = {}
         # Every gated test's record, staged baseline and measured test id: this process's, and
         # on the xdist controller its workers' too.
         self.collected = WorkerReport()
@@ -147,10 +151,41 @@ class RunState:
         self.session_errors: list[str] = []  # session-end problems: shown, and the run exits non-zero
         self.progress = Progress(terminal_writer(config))  # long phases on the terminal
 
+    def _pinned_gpu(self) -> int:
+        """This process's GPU: the first of ``--trt-gpus``, or under xdist worker gwK's K-th
+        (round-robin); GPU 0 when the option is not given (the device count is not asked)."""
+        import pytest
+
+        from pytest_trt import fingerprint
+        from pytest_trt.run import gpus, options
+
+        selection = self.settings.gpus
+        if selection is None:
+            return 0
+        try:
+            listed = selection.resolve(fingerprint.gpu_count())
+        except gpus.GpusError as exc:
+            source = options.read(self.config, "trt_gpus").source
+            raise pytest.UsageError(f"pytest-trt: {source}: {exc}") from None
+        return gpus.pinned(listed, self.worker)
+
+    def placement(self) -> GpuPlacement:
+        """The GPU this process runs on, as records name it."""
+        from pytest_trt import fingerprint
+
+        facts = fingerprint.gpu_facts(self.gpu) or {}
+        return GpuPlacement(self.gpu, str(facts.get("gpu_name") or ""), str(facts.get("uuid") or ""), self.worker)
+
+    def _placed(self, record: TestRecord) -> TestRecord:
+        """``record`` with the GPU it ran on, where its backend runs on a GPU."""
+        if backends.get(record.backend).device is not DeviceKind.GPU:
+            return record
+        return dataclasses.replace(record, gpu=self.placement())
+
     def choice(self) -> BackendChoice:
         """The backend for this run, decided on first use (it may probe the CUDA driver)."""
         if self._choice is None:
-            self._choice = choose_backend(self.settings)
+            self._choice = choose_backend(self.settings, self.gpu)
         return self._choice
 
     def close(self) -> None:
@@ -160,7 +195,7 @@ class RunState:
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
-            context = BackendContext(settings=self.settings, cache=self.cache, progress=self.progress.note)
+            context = BackendContext(settings=self.settings, cache=self.cache, progress=self.progress.note, gpu=self.gpu)
             self._backends[name] = backends.create(name, context)
         return self._backends[name]
 
@@ -248,6 +283,7 @@ class RunState:
             lock_wait=LockWait(timeout_s=settings.lock_timeout_s, notify=self._notify),
         )
         outcome = gate_rules.evaluate(gates, engine, context)
+        outcome = dataclasses.replace(outcome, record=self._placed(outcome.record))
         self.collected.records.append(outcome.record)
         if outcome.staged is not None:
             self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged.to_file()
@@ -271,7 +307,7 @@ class RunState:
             workload=Workload(inputs={}, outputs={}, batch=0, precision=precision),
         )
         record = TestRecord(subject, TestStatus.ERROR, failures=(problem,), step=step, at_setup=True)
-        self.collected.records.append(record)
+        self.collected.records.append(self._placed(record))
 
     def shown(self, path: Path) -> str:
         """A path relative to the rootdir with forward slashes, as reports and baselines key it."""
@@ -282,20 +318,34 @@ class RunState:
 
         return current_commit(self.rootpath)
 
-    def baselines(self, backend: str) -> tuple[BaselineStore, dict[str, str]]:
-        """The baseline store of this machine's hardware class for ``backend``, and the software
-        facts (driver, CUDA) recorded with its entries."""
-        if backend not in self._baselines:
+    def baselines(self, backend: str, gpu: int | None = None) -> tuple[BaselineStore, dict[str, str]]:
+        """The baseline store of this machine's hardware class for ``backend`` (on a GPU backend,
+        the class of GPU ``gpu``, this process's by default), and the software facts (driver,
+        CUDA) recorded with its entries."""
+        key = (backend, self.gpu if gpu is None else gpu)
+        if key not in self._baselines:
             from pytest_trt.baselines.hardware import hardware_for
             from pytest_trt.baselines.store import BaselineStore
             from pytest_trt.fingerprint import machine_fingerprint
 
             on_gpu = backends.get(backend).device is DeviceKind.GPU
-            hardware, software = hardware_for(on_gpu, machine_fingerprint())
+            hardware, software = hardware_for(on_gpu, machine_fingerprint(key[1]))
             store = BaselineStore(self.settings.baseline_dir, hardware, lock_timeout_s=self.settings.lock_timeout_s,
                                   notify=self._notify, history_limit=self.settings.baseline_history)
-            self._baselines[backend] = (store, software)
-        return self._baselines[backend]
+            self._baselines[key] = (store, software)
+        return self._baselines[key]
+
+    def _staged_by_store(self, backend: str) -> list[tuple[BaselineStore, dict[str, dict[str, dict[str, Any]]]]]:
+        """The staged baseline entries by the store of the GPU that measured them: on a host of
+        two GPU models each keeps its own hardware class. This process's store comes first."""
+        measured_on = {r.nodeid: r.gpu.index for r in self.collected.records if r.gpu is not None}
+        main, _ = self.baselines(backend)
+        groups: dict[str, tuple[BaselineStore, dict[str, dict[str, dict[str, Any]]]]] = {main.hardware: (main, {})}
+        for module, entries in self.collected.staged_baselines.items():
+            for nodeid, entry in entries.items():
+                store, _ = self.baselines(backend, measured_on.get(nodeid))
+                groups.setdefault(store.hardware, (store, {}))[1].setdefault(module, {})[nodeid] = entry
+        return list(groups.values())
 
     def note_measured(self, measured: Sequence[tuple[Path, str]]) -> None:
         """Remember which collected tests (file, nodeid) measure latency, so unused baselines can
@@ -333,6 +383,7 @@ class RunState:
         from pytest_trt.baselines import session_end as baseline
         from pytest_trt.fingerprint import machine_fingerprint
         from pytest_trt.reports import ci as ci_report
+        from pytest_trt.reports.gpus import workers_on_gpus
 
         choice = self.choice()
         store, _ = self.baselines(choice.name)
@@ -341,29 +392,33 @@ class RunState:
             # Advice only: a root that cannot be searched is reported by finish_session.
             with contextlib.suppress(OSError):
                 self.summary_notes += [SummaryNote(line) for line in baseline_folders.unread_folder_notes(
-                    settings.baseline_dir, on_gpu, machine_fingerprint(), store.hardware
+                    settings.baseline_dir, on_gpu, machine_fingerprint(self.gpu), store.hardware
                 )]
-            end = baseline.finish_session(
-                store,
-                staged=collected.staged_baselines,
-                used=collected.measured,
-                update=settings.update_baselines,
-                prune=settings.prune_baselines,
-                replace_unreadable=settings.replace_unreadable_baselines,
-            )
-            self.summary_notes += summary_notes(end.lines)
-            self.session_errors += end.errors
+            not_recorded: set[str] = set()
+            for class_store, staged in self._staged_by_store(choice.name):
+                end = baseline.finish_session(
+                    class_store,
+                    staged=staged,
+                    used=collected.measured,
+                    update=settings.update_baselines,
+                    prune=settings.prune_baselines,
+                    replace_unreadable=settings.replace_unreadable_baselines,
+                )
+                self.summary_notes += summary_notes(end.lines)
+                self.session_errors += end.errors
+                not_recorded |= end.not_recorded
             # The reports must not claim a baseline that was not written.
-            collected.records = [not_written(r) if r.nodeid in end.not_recorded else r for r in collected.records]
+            collected.records = [not_written(r) if r.nodeid in not_recorded else r for r in collected.records]
         if settings.report_json is None and settings.report_md is None:
             return
         meta: dict[str, Any] = {
             "backend": choice.name,
             "backend_reason": choice.reason,
             "hardware": store.hardware,
-            "machine": machine_fingerprint(),
+            "machine": machine_fingerprint(self.gpu),
             "commit": self.commit(),
             "regression_threshold": settings.regression_threshold,
+            "gpus": workers_on_gpus(collected.records),  # which worker ran on which GPU (--trt-gpus)
         }
         reports = (("--trt-report-json", settings.report_json, ci_report.write_json),
                    ("--trt-report-md", settings.report_md, ci_report.write_markdown))

@@ -119,11 +119,20 @@ class FakeEvent:
 class FakeCuda:
     name = "fake-cuda"
 
-    def __init__(self, *, ok: bool = True, reason: str = "") -> None:
+    def __init__(self, *, ok: bool = True, reason: str = "", device: int = 0, count: int = 1) -> None:
         self._availability = Availability(ok, reason)
+        self.device = device
+        self.count = count
+        self.current: int | None = None  # the device use_device made current, as cudaSetDevice would
 
     def available(self) -> Availability:
         return self._availability
+
+    def device_count(self) -> int:
+        return self.count
+
+    def use_device(self) -> None:
+        self.current = self.device
 
     def device_properties(self, index: int = 0) -> dict:
         return {
@@ -132,12 +141,14 @@ class FakeCuda:
         }
 
     def device_alloc(self, nbytes: int) -> FakeDeviceMemory:
+        self.use_device()
         return FakeDeviceMemory(nbytes)
 
     def pinned_empty(self, shape: Sequence[int], dtype: np.dtype) -> FakePinned:
         return FakePinned(shape, dtype)
 
     def create_stream(self) -> FakeStream:
+        self.use_device()
         return FakeStream()
 
     def create_event(self, *, blocking_sync: bool = False, timing: bool = True) -> FakeEvent:
