@@ -1,0 +1,105 @@
+"""The HTML report (``--trt-report-html``, and ``pytest-trt html`` from a JSON report): one
+self-contained file, with figures drawn by matplotlib as inline SVG (the ``report`` extra).
+
+Also the figures that pytest-html shows when it is active: each gated test's as extras, the
+run's in its summary. Everything here reads typed ``TestRecord`` objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_trt.errors import PytestTrtError
+from pytest_trt.judge.records import TestRecord
+from pytest_trt.reports.html import overview, page, plots, series
+from pytest_trt.reports.html.figures import Plot
+from pytest_trt.serde import SerdeError
+from pytest_trt.store.files import write_atomic
+
+REPORT_EXTRA = "pip install 'pytest-trt[report]'"
+# A test's figures, in the order its section shows them.
+TEST_PLOTS = (plots.latency, plots.phases, plots.regression, series.history, series.sweep, series.profile,
+              plots.accuracy)
+
+
+class ReportFileError(PytestTrtError, ValueError):
+    """A JSON report that cannot be read back: not JSON, or not the shape of a pytest-trt report."""
+
+
+def test_plots(record: TestRecord, prefix: str = "t") -> list[Plot]:
+    """Every figure the record has data for; ``prefix`` keeps their SVG ids apart in one page."""
+    drawn = (draw(record, prefix) for draw in TEST_PLOTS)
+    return [plot for plot in drawn if plot is not None]
+
+
+def run_plots(records: Sequence[TestRecord]) -> list[Plot]:
+    """The run's figures: latency against budgets, changes against baselines (where any)."""
+    drawn = (overview.budgets(records), overview.baselines(records))
+    return [plot for plot in drawn if plot is not None]
+
+
+def render(records: Sequence[TestRecord], meta: Mapping[str, Any]) -> str:
+    """The report page for ``records`` (failures first) and the run facts in ``meta``."""
+    shown = page.ordered(records)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return page.page(shown, {**meta, "generated": now}, run_plots(shown),
+                     [test_plots(record, f"t{index}") for index, record in enumerate(shown)])
+
+
+def write_html(path: Path, records: Sequence[TestRecord], meta: Mapping[str, Any]) -> None:
+    """The report to ``path``, atomically: the ``--trt-report-html`` writer."""
+    write_atomic(Path(path), render(records, meta))
+
+
+def read_json_report(report_json: Path) -> tuple[list[TestRecord], dict[str, Any]]:
+    """The records and run facts of a ``--trt-report-json`` file."""
+    path = Path(report_json)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ReportFileError(f"{path}: not a JSON report ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ReportFileError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tests"), list):
+        raise ReportFileError(f"{path}: not a pytest-trt JSON report (no list of tests)")
+    try:
+        records = [TestRecord.from_dict(entry) for entry in data["tests"]]
+    except (SerdeError, TypeError, AttributeError) as exc:
+        raise ReportFileError(f"{path}: a test entry cannot be read ({exc})") from None
+    meta = data.get("meta")
+    return records, dict(meta) if isinstance(meta, dict) else {}
+
+
+def write_html_from_json(report_json: Path, out: Path) -> None:
+    """The HTML report of a JSON report (``pytest-trt html REPORT.json -o report.html``). Raises
+    ``ReportFileError`` for a file that is not a JSON report, ``OSError`` where one cannot be
+    read or written, ``ImportError`` without matplotlib (install the ``report`` extra)."""
+    records, meta = read_json_report(report_json)
+    write_html(out, records, meta)
+
+
+def pytest_html_extras(record: TestRecord) -> list[dict[str, Any]]:
+    """pytest-html extras for one test: each figure as a base64 SVG image, which its
+    ``--self-contained-html`` embeds as a data URI."""
+    from pytest_html import extras
+
+    prefix = "x" + base64.b32encode(record.nodeid.encode()).decode().rstrip("=").lower()[:16]
+    return [
+        extras.svg(base64.b64encode(plot.svg.encode("utf-8")).decode("ascii"), name=f"pytest-trt: {plot.title}")
+        for plot in test_plots(record, prefix)
+    ]
+
+
+def pytest_html_summary(records: Sequence[TestRecord]) -> list[str]:
+    """HTML for pytest-html's summary: the run's figures, inline."""
+    shown = run_plots(records)
+    if not shown:
+        return []
+    figures = "".join(page.figure_html(plot) for plot in shown)
+    return [f'<div class="pytest-trt"><h3>{html.escape("pytest-trt")}</h3>{figures}</div>']
