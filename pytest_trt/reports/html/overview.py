@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pytest_trt.judge.records import TestRecord
-from pytest_trt.reports.html.figures import GREY, RED, Plot, figure, to_svg
+from pytest_trt.reports.html.figures import GREY, RED, Plot, figure, label_room, to_svg
 from pytest_trt.reports.html.plots import verdict_colour
 
 ROW_HEIGHT_IN = 0.22
@@ -30,7 +30,7 @@ def budgets(records: Sequence[TestRecord], prefix: str = "run") -> Plot | None:
             rows.append((_label(record.nodeid), share * 100))
     if not rows:
         return None
-    with figure(height_in=0.8 + ROW_HEIGHT_IN * len(rows)) as (fig, (ax,)):
+    with figure(height_in=0.8 + ROW_HEIGHT_IN * len(rows), left_in=label_room([r[0] for r in rows])) as (fig, (ax,)):
         ys = np.arange(len(rows))
         ax.barh(ys, [share for _, share in rows], color=[RED if s > 100 else GREY for _, s in rows])
         ax.axvline(100, color=RED, linewidth=1)
@@ -47,7 +47,7 @@ def baselines(records: Sequence[TestRecord], prefix: str = "run") -> Plot | None
             if r.regression is not None and math.isfinite(r.regression.change)]
     if not rows:
         return None
-    with figure(height_in=0.8 + ROW_HEIGHT_IN * len(rows)) as (fig, (ax,)):
+    with figure(height_in=0.8 + ROW_HEIGHT_IN * len(rows), left_in=label_room([r[0] for r in rows])) as (fig, (ax,)):
         for y, (_, verdict) in enumerate(rows):
             low, high = (verdict.ci_low, verdict.ci_high) if math.isfinite(verdict.ci_low) else (verdict.change,) * 2
             bound = (verdict.bound or verdict.threshold) * 100

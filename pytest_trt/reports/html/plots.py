@@ -14,7 +14,7 @@ import numpy as np
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.judge.accuracy import AccuracyResult
 from pytest_trt.judge.records import BudgetOutcome, TestRecord
-from pytest_trt.reports.html.figures import AMBER, BLUE, GREEN, GREY, RED, Plot, figure, to_svg
+from pytest_trt.reports.html.figures import AMBER, BLUE, GREEN, GREY, RED, Plot, figure, log_axis, to_svg
 from pytest_trt.timing.measure import PerfResult
 from pytest_trt.timing.stats import LatencyStats, percentile, percentile_label
 
@@ -37,7 +37,7 @@ def latency(record: TestRecord, prefix: str) -> Plot | None:
     shown = samples[samples <= right]
     with figure() as (fig, (ax,)):
         edges = np.histogram_bin_edges(shown, bins="auto")
-        ax.hist(shown, bins=min(len(edges) - 1, MAX_BINS) or 1, color=BLUE, alpha=0.55,
+        ax.hist(shown, bins=min(len(edges) - 1, MAX_BINS) or 1, color=BLUE, alpha=0.55, histtype="stepfilled",
                 label=f"{samples.size} iterations, batch {perf.batch}")
         for label, value, colour, style in marks:
             ax.axvline(value, color=colour, linestyle=style, linewidth=1.4, label=f"{label} {value:.4g} ms")
@@ -81,7 +81,7 @@ def phases(record: TestRecord, prefix: str) -> Plot | None:
     present = [(name, stats) for name, stats in _phase_stats(perf) if stats is not None and _finite(stats.median)]
     if not present:
         return None
-    with figure(height_in=0.5 + 0.35 * len(present)) as (fig, (ax,)):
+    with figure(height_in=0.9 + 0.3 * len(present)) as (fig, (ax,)):
         ys = np.arange(len(present))
         medians = [stats.median for _, stats in present]
         ax.barh(ys, medians, color=BLUE, alpha=0.7, label="median")
@@ -90,7 +90,7 @@ def phases(record: TestRecord, prefix: str) -> Plot | None:
         ax.invert_yaxis()
         ax.set_xlabel("ms per iteration")
         ax.set_title("Phases")
-        ax.legend(loc="lower right")
+        ax.legend(loc="best")
         return Plot("phases", "Phases (H2D / compute / D2H)", to_svg(fig, f"{prefix}-phases"))
 
 
@@ -109,7 +109,7 @@ def regression(record: TestRecord, prefix: str) -> Plot | None:
     readings = [r for r in (verdict.sessions or [verdict.change]) if _finite(r)]
     bound = verdict.bound or verdict.threshold
     colour = VERDICT_COLOURS[verdict.status]
-    with figure(height_in=1.3) as (fig, (ax,)):
+    with figure(height_in=1.3, left_in=0.2, right_in=1.7) as (fig, (ax,)):
         ax.axvspan(-bound * 100, bound * 100, color=GREY, alpha=0.2, label=f"not a change: ±{bound * 100:.1f}%")
         for side in (-1, 1):
             ax.axvline(side * verdict.threshold * 100, color=GREY, linestyle="--", linewidth=0.8)
@@ -141,7 +141,7 @@ def accuracy(record: TestRecord, prefix: str) -> Plot | None:
             ax.step(ratios, [level * 100 for level in spread.levels], where="post", linewidth=1.5,
                     label=f"{output.name} ({verdict}; rtol {spread.rtol:g}, atol {spread.atol:g}, {spread.check})")
         ax.axvline(1.0, color=RED, linewidth=1.2, label="tolerance (ratio 1)")
-        ax.set_xscale("log")
+        log_axis(ax, "x")
         ax.set_xlim(floor, ceiling)
         ax.set_ylim(0, 101)
         ax.set_xlabel("|out - ref| / (atol + rtol·|ref|)")

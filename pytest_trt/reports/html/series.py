@@ -14,7 +14,7 @@ import numpy as np
 
 from pytest_trt.baselines.history import HistoryPoint
 from pytest_trt.judge.records import TestRecord
-from pytest_trt.reports.html.figures import BLUE, GREEN, GREY, Plot, figure, to_svg
+from pytest_trt.reports.html.figures import BLUE, GREEN, GREY, Plot, figure, label_room, log_axis, to_svg
 
 SWEEP_FIELD = "sweep"
 PROFILE_FIELDS = ("profile", "layers")
@@ -33,7 +33,8 @@ def history(record: TestRecord, prefix: str) -> Plot | None:
         return None
     xs = np.arange(1, len(points) + 1)
     titles: dict[str, str] = {}
-    with figure() as (fig, (ax,)):
+    rotated = len(points) > 6
+    with figure(height_in=2.7 if rotated else 2.3, bottom_in=0.85 if rotated else 0.5) as (fig, (ax,)):
         ax.plot(xs, [p.median_ms for p in points], color=GREY, linewidth=1, label="median")
         ax.plot(xs, [p.floor_ms for p in points], color=BLUE, linewidth=1.2, label="floor")
         for index, point in enumerate(points):
@@ -46,7 +47,7 @@ def history(record: TestRecord, prefix: str) -> Plot | None:
             line, per_recording = trend
             (drawn,) = ax.plot(xs, line, "--", color=GREEN, label=f"trend {per_recording * 100:+.2f}% per recording")
             drawn.set_gid("trt-trend")
-        ax.set_xticks(xs, [_tick(p, i) for i, p in enumerate(points)], rotation=30 if len(points) > 6 else 0)
+        ax.set_xticks(xs, [_tick(p, i) for i, p in enumerate(points)], rotation=30 if rotated else 0)
         ax.set_xlabel("recording (commit)")
         ax.set_ylabel("ms")
         ax.set_title(f"History: {len(points)} recording{'s' if len(points) != 1 else ''}")
@@ -90,8 +91,10 @@ def sweep(record: TestRecord, prefix: str) -> Plot | None:
             label = f"{streams} streams" if streams is not None else None
             left.plot(batches, [_drawn(_latency_ms(p)) for p in members], "o-", label=label)
             right.plot(batches, [_drawn(_number(_field(p, "throughput"))) for p in members], "o-", label=label)
+        ticks = sorted({_drawn(_number(_field(p, "batch"))) for p in points})
         for ax, what in ((left, "latency (ms)"), (right, "throughput (qps)")):
-            ax.set_xscale("log", base=2)
+            log_axis(ax, "x", base=2)
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
             ax.set_xlabel("batch size")
             ax.set_ylabel(what)
             if len(groups) > 1:
@@ -108,10 +111,11 @@ def profile(record: TestRecord, prefix: str) -> Plot | None:
         return None
     layers.sort(key=lambda pair: pair[1], reverse=True)
     shown, total = layers[:TOP_LAYERS], sum(ms for _, ms in layers)
-    with figure(height_in=0.6 + 0.22 * len(shown)) as (fig, (ax,)):
+    labels = [_short(name) for name, _ in shown]
+    with figure(height_in=0.9 + 0.2 * len(shown), left_in=label_room(labels)) as (fig, (ax,)):
         ys = np.arange(len(shown))
         ax.barh(ys, [ms for _, ms in shown], color=BLUE, alpha=0.7)
-        ax.set_yticks(ys, [_short(name) for name, _ in shown])
+        ax.set_yticks(ys, labels)
         ax.invert_yaxis()
         ax.set_xlabel("ms per iteration")
         more = f", {len(layers) - len(shown)} more not shown" if len(layers) > len(shown) else ""
