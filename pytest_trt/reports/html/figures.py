@@ -77,7 +77,7 @@ def figure(rows: int = 1, cols: int = 1, *, height_in: float | None = None, left
 
 def label_room(labels: list[str]) -> float:
     """Inches of left margin that y tick labels of these lengths need at the report's font size."""
-    return 0.2 + 0.058 * max((len(label) for label in labels), default=4)
+    return 0.25 + 0.065 * max((len(label) for label in labels), default=4)
 
 
 def log_axis(ax: Axes, which: str, base: float = 10) -> None:

@@ -25,22 +25,28 @@ VERDICT_COLOURS = {Verdict.REGRESSED: RED, Verdict.IMPROVED: GREEN, Verdict.INCO
 
 def latency(record: TestRecord, prefix: str) -> Plot | None:
     """A histogram of every timed iteration, with each latency budget (at its percentile) and the
-    baseline's compared statistic marked. The x-axis ends past the last mark or the 99.9th
-    percentile, so one stray iteration does not squeeze the rest into a bar; the legend counts
-    the iterations beyond."""
+    baseline's compared statistic marked. The x-axis spans the iterations up to the 99.9th
+    percentile and the marks near them: one stray iteration, or a budget a hundred times the
+    latency, would squeeze the rest into a bar. What is left out is named in the legend."""
     perf = record.perf
     if perf is None or not perf.samples_ms:
         return None
     samples = np.asarray(perf.samples_ms, dtype=np.float64)
+    low, high = float(samples.min()), percentile(samples, 99.9)
+    span = max(high - low, high * 0.05)
     marks = _latency_marks(record, perf)
-    right = max([percentile(samples, 99.9), *(value for _, value, _, _ in marks)]) * 1.05
+    drawn = [mark for mark in marks if low - span <= mark[1] <= high + span]
+    right = max([high, *(value for _, value, _, _ in drawn)]) + span * 0.05
     shown = samples[samples <= right]
     with figure() as (fig, (ax,)):
         edges = np.histogram_bin_edges(shown, bins="auto")
         ax.hist(shown, bins=min(len(edges) - 1, MAX_BINS) or 1, color=BLUE, alpha=0.55, histtype="stepfilled",
                 label=f"{samples.size} iterations, batch {perf.batch}")
         for label, value, colour, style in marks:
-            ax.axvline(value, color=colour, linestyle=style, linewidth=1.4, label=f"{label} {value:.4g} ms")
+            if (label, value, colour, style) in drawn:
+                ax.axvline(value, color=colour, linestyle=style, linewidth=1.4, label=f"{label} {value:.4g} ms")
+            else:
+                ax.plot([], [], linestyle=style, color=colour, label=f"{label} {value:.4g} ms (off the scale)")
         beyond = samples.size - shown.size
         if beyond:
             ax.plot([], [], " ", label=f"{beyond} beyond {right:.4g} ms, not drawn")
@@ -138,8 +144,9 @@ def accuracy(record: TestRecord, prefix: str) -> Plot | None:
             assert spread is not None
             ratios = [_clipped(r, floor, ceiling) for r in spread.ratio]
             verdict = "passed" if output.passed else "FAILED"
+            exact = ", every element exact" if not any(spread.ratio) else ""
             ax.step(ratios, [level * 100 for level in spread.levels], where="post", linewidth=1.5,
-                    label=f"{output.name} ({verdict}; rtol {spread.rtol:g}, atol {spread.atol:g}, {spread.check})")
+                    label=f"{output.name} ({verdict}{exact}; rtol {spread.rtol:g}, atol {spread.atol:g}, {spread.check})")
         ax.axvline(1.0, color=RED, linewidth=1.2, label="tolerance (ratio 1)")
         log_axis(ax, "x")
         ax.set_xlim(floor, ceiling)
@@ -147,16 +154,16 @@ def accuracy(record: TestRecord, prefix: str) -> Plot | None:
         ax.set_xlabel("|out - ref| / (atol + rtol·|ref|)")
         ax.set_ylabel("% of elements at or below")
         ax.set_title("Accuracy: error distribution per output")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left")
         return Plot("accuracy", "Accuracy error distribution", to_svg(fig, f"{prefix}-accuracy"))
 
 
 def _ratio_range(series: Sequence[Sequence[float]]) -> tuple[float, float]:
-    """Log-axis limits around every finite positive ratio and the tolerance (1); zeros and
-    non-finite ratios are drawn at the edges."""
+    """Log-axis limits around every finite positive ratio and the tolerance (1), three decades at
+    least; zeros (exact elements) are drawn at the left edge, non-finite ratios at the right."""
     values = [r for ratios in series for r in ratios if _finite(r) and r > 0]
-    low = min([*values, 1.0]) / 2
-    high = max([*values, 1.0]) * 2
+    low = min([*values, 1e-2]) / 2
+    high = max([*values, 10.0]) * 2
     return max(low, 1e-12), high
 
 
