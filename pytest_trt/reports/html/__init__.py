@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import html
 import json
 from collections.abc import Mapping, Sequence
@@ -89,7 +90,7 @@ def pytest_html_extras(record: TestRecord) -> list[dict[str, Any]]:
     ``--self-contained-html`` embeds as a data URI."""
     from pytest_html import extras
 
-    prefix = "x" + base64.b32encode(record.nodeid.encode()).decode().rstrip("=").lower()[:16]
+    prefix = "x" + hashlib.sha1(record.nodeid.encode()).hexdigest()[:12]
     return [
         extras.svg(base64.b64encode(plot.svg.encode("utf-8")).decode("ascii"), name=f"pytest-trt: {plot.title}")
         for plot in test_plots(record, prefix)
