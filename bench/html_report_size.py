@@ -41,7 +41,7 @@ def main() -> int:
         text = path.read_text(encoding="utf-8")
     sizes: dict[str, list[int]] = collections.defaultdict(list)
     for index, record in enumerate(records):
-        for plot in html_report.test_plots(record, f"t{index}"):
+        for plot in html_report.plots_of(record, f"t{index}"):
             sizes[plot.kind].append(len(plot.svg.encode()))
     print(f"{args.tests} tests: {len(text.encode()) / 1e6:.2f} MB ({len(gzip.compress(text.encode())) / 1e6:.2f} MB "
           f"gzipped), rendered in {seconds:.1f} s CPU ({seconds / args.tests:.2f} s per test)")

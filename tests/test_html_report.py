@@ -115,6 +115,16 @@ def test_a_file_that_is_not_a_json_report_is_an_error_naming_it(tmp_path, conten
     assert not (tmp_path / "out.html").exists()
 
 
+def test_without_matplotlib_a_json_report_cannot_be_rendered_and_the_error_names_the_extra(tmp_path, monkeypatch):
+    from pytest_trt.reports.html import PlottingUnavailable, write_html_from_json
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    (tmp_path / "r.json").write_text('{"schema": 4, "meta": {}, "tests": []}')
+    with pytest.raises(PlottingUnavailable, match=re.escape("pip install 'pytest-trt[report]'")):
+        write_html_from_json(tmp_path / "r.json", tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
+
+
 @needs_matplotlib
 def test_xdist_workers_records_are_in_the_controller_s_one_report(trt_pytester):
     trt_pytester.pytester.makepyfile(test_user=TWO_TESTS)
@@ -135,7 +145,7 @@ def test_a_compared_test_marks_its_baseline_on_the_latency_plot(trt_pytester, qu
 @needs_matplotlib
 def test_three_recordings_at_three_commits_are_three_points_with_a_trend():
     record = RecordWithExtras(**{**vars(passed_record()), "history": history(3, drift=0.02)})
-    (plot,) = [p for p in html_report.test_plots(record, "t0") if p.kind == "history"]
+    (plot,) = [p for p in html_report.plots_of(record, "t0") if p.kind == "history"]
     titles = re.findall(r'<g id="t0-history-trt-history-\d"><title>([^<]*)</title>', plot.svg)
     assert [t.split(", ")[1] for t in titles] == ["commit 00c0ffee00", "commit 01c0ffee01", "commit 02c0ffee02"]
     assert all("2026-11-0" in t for t in titles)
@@ -144,11 +154,11 @@ def test_three_recordings_at_three_commits_are_three_points_with_a_trend():
 
 @needs_matplotlib
 def test_sweeps_and_profiles_are_drawn_where_a_record_has_them_and_skipped_where_not():
-    kinds = [p.kind for p in html_report.test_plots(failed_record())]
+    kinds = [p.kind for p in html_report.plots_of(failed_record())]
     assert kinds == ["latency", "phases", "regression", "history", "sweep", "profile", "accuracy"]
     plain = passed_record()
     assert not hasattr(plain, "sweep")
-    assert [p.kind for p in html_report.test_plots(plain)] == ["latency", "phases", "regression", "history", "accuracy"]
+    assert [p.kind for p in html_report.plots_of(plain)] == ["latency", "phases", "regression", "history", "accuracy"]
 
 
 @needs_matplotlib

@@ -11,6 +11,7 @@ import base64
 import datetime
 import hashlib
 import html
+import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,7 +34,20 @@ class ReportFileError(PytestTrtError, ValueError):
     """A JSON report that cannot be read back: not JSON, or not the shape of a pytest-trt report."""
 
 
-def test_plots(record: TestRecord, prefix: str = "t") -> list[Plot]:
+class PlottingUnavailable(PytestTrtError, ImportError):
+    """matplotlib, which draws the report's figures, is not installed."""
+
+
+def check_plotting() -> None:
+    """Raise ``PlottingUnavailable``, naming the extra to install, where matplotlib is missing."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise PlottingUnavailable(
+            f"the HTML report draws its plots with matplotlib, which is not installed: install the report extra "
+            f"({REPORT_EXTRA})"
+        )
+
+
+def plots_of(record: TestRecord, prefix: str = "t") -> list[Plot]:
     """Every figure the record has data for; ``prefix`` keeps their SVG ids apart in one page."""
     drawn = (draw(record, prefix) for draw in TEST_PLOTS)
     return [plot for plot in drawn if plot is not None]
@@ -47,10 +61,11 @@ def run_plots(records: Sequence[TestRecord]) -> list[Plot]:
 
 def render(records: Sequence[TestRecord], meta: Mapping[str, Any]) -> str:
     """The report page for ``records`` (failures first) and the run facts in ``meta``."""
+    check_plotting()
     shown = page.ordered(records)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return page.page(shown, {**meta, "generated": now}, run_plots(shown),
-                     [test_plots(record, f"t{index}") for index, record in enumerate(shown)])
+                     [plots_of(record, f"t{index}") for index, record in enumerate(shown)])
 
 
 def write_html(path: Path, records: Sequence[TestRecord], meta: Mapping[str, Any]) -> None:
@@ -79,8 +94,10 @@ def read_json_report(report_json: Path) -> tuple[list[TestRecord], dict[str, Any
 
 def write_html_from_json(report_json: Path, out: Path) -> None:
     """The HTML report of a JSON report (``pytest-trt html REPORT.json -o report.html``). Raises
+    ``PlottingUnavailable`` without matplotlib (its message names the extra to install),
     ``ReportFileError`` for a file that is not a JSON report, ``OSError`` where one cannot be
-    read or written, ``ImportError`` without matplotlib (install the ``report`` extra)."""
+    read or written; all but OSError are ``PytestTrtError``s."""
+    check_plotting()
     records, meta = read_json_report(report_json)
     write_html(out, records, meta)
 
@@ -93,7 +110,7 @@ def pytest_html_extras(record: TestRecord) -> list[dict[str, Any]]:
     prefix = "x" + hashlib.sha1(record.nodeid.encode()).hexdigest()[:12]
     return [
         extras.svg(base64.b64encode(plot.svg.encode("utf-8")).decode("ascii"), name=f"pytest-trt: {plot.title}")
-        for plot in test_plots(record, prefix)
+        for plot in plots_of(record, prefix)
     ]
 
 

@@ -85,8 +85,8 @@ def _rank(record: TestRecord) -> int:
 
 
 def page(records: Sequence[TestRecord], meta: Mapping[str, Any], run_plots: Sequence[Plot],
-         test_plots: Sequence[Sequence[Plot]]) -> str:
-    """The whole page; ``records`` in the order shown (``ordered``), ``test_plots`` theirs."""
+         per_test: Sequence[Sequence[Plot]]) -> str:
+    """The whole page; ``records`` in the order shown (``ordered``), ``per_test`` their figures."""
     parts = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -99,9 +99,9 @@ def page(records: Sequence[TestRecord], meta: Mapping[str, Any], run_plots: Sequ
     if run_plots:
         parts += ['<section id="run-plots"><h2>The run</h2><div class="plots">', *map(figure_html, run_plots),
                   "</div></section>"]
-    parts += [_table(records), *(_section(i, r, plots) for i, (r, plots) in enumerate(zip(records, test_plots,
-                                                                                           strict=True)))]
-    parts += [f"<script>{SORTER}</script></body></html>\n"]
+    parts.append(_table(records))
+    parts += [_section(index, record, plots) for index, (record, plots) in enumerate(zip(records, per_test, strict=True))]
+    parts.append(f"<script>{SORTER}</script></body></html>\n")
     return "\n".join(parts)
 
 
