@@ -223,7 +223,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
+def pytest_html_results_summary(prefix: list[str], session: pytest.Session) -> None:
+    # The run's figures above pytest-html's summary (a hook of pytest-html, called where it is active).
     records = _state(session.config).collected.records
     wanted: bool = session.config.stash.get(HTML_PLOTS_KEY, False)
     if records and wanted:
