@@ -14,11 +14,15 @@ TORCH_PACKAGE ?= torch==2.13.0+cpu
 EXTRA_TEST_PACKAGES ?=
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-n 2 -x"
 PYTEST_ARGS ?=
+# The HTML report make demo writes (an absolute path: a relative one is under examples/).
+DEMO_REPORT ?= $(CURDIR)/build/demo-report.html
 
 .PHONY: demo test lint models clean
 
+# The demo's HTML report is written whatever the tests' outcome; its path is the last line.
 demo: $(DEMO_VENV)/.installed
-	$(DEMO_VENV)/bin/python -m pytest examples $(PYTEST_ARGS)
+	$(DEMO_VENV)/bin/python -m pytest examples --trt-report-html=$(DEMO_REPORT) $(PYTEST_ARGS); status=$$?; \
+	if [ -f $(DEMO_REPORT) ]; then echo "pytest-trt HTML report: $(DEMO_REPORT)"; fi; exit $$status
 
 test: lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -33,7 +37,7 @@ lint: $(VENV)/.installed
 $(DEMO_VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/python -m pip install --upgrade pip
-	$(DEMO_VENV)/bin/python -m pip install -e .
+	$(DEMO_VENV)/bin/python -m pip install -e ".[report]"
 	touch $@
 
 $(VENV)/.installed: pyproject.toml Makefile

@@ -14,8 +14,9 @@ import pytest
 
 from pytest_trt.errors import CacheError, PytestTrtError, SpecError
 from pytest_trt.judge.item_gates import ItemGates
+from pytest_trt.reports.notes import SummaryNote
 from pytest_trt.run import options
-from pytest_trt.run.keys import ENGINE_KEY, GATES_KEY, STATE_KEY
+from pytest_trt.run.keys import ENGINE_KEY, GATES_KEY, HTML_PLOTS_KEY, RECORD_KEY, STATE_KEY
 from pytest_trt.run.marks import model_spec, read_gates, search_dirs
 from pytest_trt.run.session import RunState
 
@@ -69,6 +70,23 @@ def pytest_configure(config: pytest.Config) -> None:
             state.cache.clear()
         except CacheError as exc:
             raise pytest.UsageError(f"pytest-trt: {exc}") from None
+    config.stash[HTML_PLOTS_KEY] = _pytest_html_plots(config, state)
+
+
+def _pytest_html_plots(config: pytest.Config, state: RunState) -> bool:
+    """Whether gated tests' plots go into pytest-html's report: it writes one (``--html``) and
+    matplotlib is there to draw them (else a summary note says what to install)."""
+    import importlib.util
+
+    if not getattr(config.option, "htmlpath", None):
+        return False
+    if importlib.util.find_spec("matplotlib") is not None:
+        return True
+    if not _is_worker(config):
+        state.summary_notes.append(SummaryNote(
+            f"pytest-html: pytest-trt draws its plots with matplotlib, which is not installed ({options.REPORT_EXTRA})"
+        ))
+    return False
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -180,9 +198,33 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     from pytest_trt.reports.ci import junit_properties
 
     outcome = _state(item.config).evaluate(item.nodeid, Path(item.path), gates, engine)
+    item.stash[RECORD_KEY] = outcome.record
     item.user_properties.extend(junit_properties(outcome.record))
     if outcome.message:
         pytest.fail(outcome.message, pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    record = item.stash.get(RECORD_KEY, None)
+    if call.when == "call" and record is not None and item.config.stash.get(HTML_PLOTS_KEY, False):
+        from pytest_trt.reports.html import pytest_html_extras
+
+        # pytest-html reads ``extras`` from the report (an xdist worker sends it with the report).
+        report.extras = [*getattr(report, "extras", []), *pytest_html_extras(record)]
+    return report
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(prefix: list[str], session: pytest.Session) -> None:
+    # The run's figures above pytest-html's summary (a hook of pytest-html, called where it is active).
+    records = _state(session.config).collected.records
+    wanted: bool = session.config.stash.get(HTML_PLOTS_KEY, False)
+    if records and wanted:
+        from pytest_trt.reports.html import pytest_html_summary
+
+        prefix.extend(pytest_html_summary(records))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

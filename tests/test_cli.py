@@ -3,6 +3,7 @@ reports and baselines that real pytest runs wrote."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -148,3 +149,16 @@ def test_show_lists_this_machines_baselines_and_one_tests_history(trt_pytester):
     assert unknown.returncode == 2 and "test 'test_z': no baseline" in unknown.stderr
     other = cli(root, "show", "--baseline-dir", "nowhere")
     assert other.returncode == 2 and "--baseline-dir nowhere: no such folder" in other.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs matplotlib: pip install 'pytest-trt[report]'")
+def test_html_renders_a_json_report_and_refuses_to_overwrite_it(shards):
+    result = cli(shards, "html", "a.json", "-o", "a.html")
+    assert result.returncode == 0 and result.stdout.strip() == "wrote a.html", result.stderr
+    page = (shards / "a.html").read_text(encoding="utf-8")
+    assert "test_perf.py::test_a" in page and "<svg" in page
+    result = cli(shards, "html", "a.json", "-o", "a.json")
+    assert result.returncode == 2 and "-o a.json: is the JSON report itself" in result.stderr
+    (shards / "bad.json").write_text("{not json")
+    result = cli(shards, "html", "bad.json", "-o", "bad.html")
+    assert result.returncode == 2 and "bad.json: not JSON" in result.stderr and not (shards / "bad.html").exists()

@@ -127,6 +127,7 @@ def test_a_json_report_entry_keeps_the_schema_4_shape():
     assert entry["budgets"][0] == {
         "backend": "tensorrt", "description": "p99 <= 1.00 ms", "state": "failed", "enforced": True,
         "passed": False, "message": "p99 latency 1.16 ms > budget 1.00 ms",
+        "max_latency_ms": None, "percentile": None, "min_throughput": None,
     }
     assert entry["budgets"][1]["enforced"] is False and entry["budgets"][1]["passed"] is None
     assert entry["perf"]["clock"] == "cuda-events" and entry["perf"]["gpu_clock"]["settled"] == "clock-at-max"

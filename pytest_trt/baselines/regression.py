@@ -117,6 +117,7 @@ class RegressionVerdict:
     bound: float = 0.0  # threshold + margins: the smallest change this comparison can call a regression
     sessions: list[float] = field(default_factory=list)  # each judged session's change
     doubt: Doubt | None = None  # why the verdict is INCONCLUSIVE
+    baseline_ms: float | None = None  # the baseline's compared statistic, for reports that draw it
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status.value}
@@ -202,6 +203,7 @@ def assess(
     if not threshold > 0:
         raise ValueError(f"regression threshold must be a positive fraction, got {threshold!r}")
     base = baseline_sample(baseline.latency_ms)
+    baseline_ms = _stored(baseline.latency_ms, base, percentile)
     samples = np.asarray(new.samples_ms, dtype=np.float64)
     label = statistic_label(percentile)
     median_change = float(np.median(samples) / np.median(base) - 1.0) if samples.size else float("nan")
@@ -209,9 +211,9 @@ def assess(
         return RegressionVerdict(
             Verdict.INCONCLUSIVE, median_change, float("nan"), float("nan"), threshold, False,
             f"only {samples.size} iterations measured; need {MIN_SAMPLES} to compare with the baseline", label,
-            float("nan"), doubt=Doubt.FEW_SAMPLES,
+            float("nan"), doubt=Doubt.FEW_SAMPLES, baseline_ms=baseline_ms,
         )
-    raw = float(np.percentile(samples, percentile) / _stored(baseline.latency_ms, base, percentile) - 1.0)
+    raw = float(np.percentile(samples, percentile) / baseline_ms - 1.0)
     reading = _host_reading(baseline, new, raw)
     sessions = session_margin(baseline)
     bound = threshold + sessions
@@ -243,6 +245,7 @@ def assess(
         status, median_change, raw, raw, threshold, False, message, label, raw,
         normalized=reading.host is not None, raw_change=raw, host_change=reading.host, margin=reading.margin,
         probe_spread=reading.spread, session_margin=sessions, bound=bound, sessions=[raw], doubt=doubt,
+        baseline_ms=baseline_ms,
     )
 
 

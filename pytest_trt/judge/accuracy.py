@@ -24,9 +24,11 @@ import numpy as np
 
 from pytest_trt.judge.accuracy_report import Missed, details, headline, short_number
 from pytest_trt.judge.output_errors import (
+    ErrorDistribution,
     FloatErrors,
     check_passes,
     cosine_similarity,
+    distribution,
     error_stats,
     float_errors,
     index_list,
@@ -53,6 +55,7 @@ class OutputReport:
     # passes) is written as null, and read back as nan.
     stats: dict[str, int | float] = field(default_factory=dict)
     worst_index: list[int] | None = None
+    distribution: ErrorDistribution | None = None  # float outputs: the error ratios, for plots
 
     def as_dict(self) -> dict[str, Any]:
         return dict(to_data(self))
@@ -171,12 +174,12 @@ def _compare_float(
     missed, topk_detail = _gates(errors, tol, stats)
     if quantized:
         topk_detail = _quantized_extras(errors, tol, stats) or topk_detail
-    worst = worst_index(errors)
+    worst, spread = worst_index(errors), distribution(errors, tol)
     if not missed:
-        return OutputReport(name, True, stats=stats, worst_index=worst)
+        return OutputReport(name, True, stats=stats, worst_index=worst, distribution=spread)
     lines = [headline(name, errors, tol, stats, worst, missed)]
     lines.extend("  " + line for line in details(errors, tol, stats, missed, topk_detail))
-    return OutputReport(name, False, "\n".join(lines), stats, worst)
+    return OutputReport(name, False, "\n".join(lines), stats, worst, spread)
 
 
 def _float_stats(errors: FloatErrors, tol: OutputTolerance) -> dict[str, Any]:

@@ -228,15 +228,14 @@ def check_perf(
         judged = budget_rules.judged_percentiles(budgets, running)
         perf.result = _measured(engine, feed, measure_settings(budgets, running), judged, context, Phase.MEASURE)
     for budget in budgets:
-        description = budget_rules.describe_budget(budget)
         applies = budget_rules.applies(budget, running)
         # A GPU budget a GPU backend runs is that backend's; on a CPU backend it stays "gpu".
         owner = running if applies else budget.backend or GPU_BUDGET
         if perf.result is None:
-            outcome = BudgetOutcome(owner, description, BudgetState.NOT_MEASURED, "not measured (--trt-perf=off)")
+            outcome = _outcome(owner, budget, BudgetState.NOT_MEASURED, "not measured (--trt-perf=off)")
         elif not applies:
             why = f"{running} runs on the CPU" if budget.backend is None else f"running {running}"
-            outcome = BudgetOutcome(owner, description, BudgetState.NOT_ENFORCED, f"not enforced ({why})")
+            outcome = _outcome(owner, budget, BudgetState.NOT_ENFORCED, f"not enforced ({why})")
         else:
             outcome = _judged(engine, budget, perf, mode)
         perf.budgets.append(outcome)
@@ -246,15 +245,25 @@ def check_perf(
 def _judged(engine: Engine, budget: PerfBudget, perf: _Perf, mode: PerfMode) -> BudgetOutcome:
     """A budget the running backend enforces, judged on the measurement (in ``perf``)."""
     assert perf.result is not None
-    running, description = engine.backend, budget_rules.describe_budget(budget)
+    running = engine.backend
     missed = budget_rules.budget_failures(perf.result, budget)
     perf.doubts += budget_rules.budget_doubts(perf.result, budget, threads_advice=_threads_advice(engine))
     if mode is PerfMode.ENFORCE:
         perf.failures += [f"perf ({running}): {m}" for m in missed]
-        return BudgetOutcome(running, description, BudgetState.FAILED if missed else BudgetState.PASSED, "; ".join(missed))
+        return _outcome(running, budget, BudgetState.FAILED if missed else BudgetState.PASSED, "; ".join(missed))
     state = BudgetState.REPORT_OVER if missed else BudgetState.REPORT_WITHIN
     note = "; ".join(missed) if missed else "within budget"
-    return BudgetOutcome(running, description, state, f"report only: {note}")
+    return _outcome(running, budget, state, f"report only: {note}")
+
+
+def _outcome(owner: str, budget: PerfBudget, state: BudgetState, message: str) -> BudgetOutcome:
+    """The outcome of one budget, with its limits for the reports that draw them."""
+    latency = budget.max_latency_ms
+    return BudgetOutcome(
+        owner, budget_rules.describe_budget(budget), state, message,
+        max_latency_ms=latency, percentile=budget.percentile if latency is not None else None,
+        min_throughput=budget.min_throughput,
+    )
 
 
 def check_baseline(

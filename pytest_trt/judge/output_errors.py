@@ -17,6 +17,8 @@ from pytest_trt.arguments import Check, NanPolicy
 from pytest_trt.spec import OutputTolerance
 
 _BISECTION_STEPS = 40
+# The fractions of an output's elements at which its error distribution is kept for reports.
+DISTRIBUTION_LEVELS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,29 @@ def float_errors(out: np.ndarray, ref: np.ndarray, tol: OutputTolerance) -> Floa
     ratio = error_ratio(abs_err, np.abs(ref64), tol.rtol, tol.atol, finite)
     ratio[nonfinite_bad] = np.inf
     return FloatErrors(out64, ref64, abs_err, ratio, finite, nonfinite_bad)
+
+
+@dataclass(frozen=True)
+class ErrorDistribution:
+    """One output's error ratios at DISTRIBUTION_LEVELS of its elements (``ratio[i]``: the ratio
+    that ``levels[i]`` of the elements are at or below; 1 is the tolerance), and the tolerance
+    they are relative to: what a report draws. A rejected non-finite element counts as inf."""
+
+    levels: list[float]
+    ratio: list[float]
+    rtol: float
+    atol: float
+    check: str  # the tolerance's check: elementwise, max, mean, median, quantile
+    gated: bool = True  # False where only min_cosine/topk gate the output
+
+
+def distribution(errors: FloatErrors, tol: OutputTolerance) -> ErrorDistribution:
+    """The error distribution of one output (elements, not interpolations: inf stays inf)."""
+    values = np.quantile(errors.ratio.ravel(), DISTRIBUTION_LEVELS, method="higher")
+    return ErrorDistribution(
+        list(DISTRIBUTION_LEVELS), [float(v) for v in values], tol.rtol, tol.atol, tol.check.value,
+        tol.tolerance_gates,
+    )
 
 
 def error_ratio(

@@ -64,6 +64,10 @@ class BudgetOutcome:
     description: str  # e.g. "p99 <= 5.00 ms, >= 2000 qps"
     state: BudgetState
     message: str = ""  # what was missed, or why it was not enforced
+    # The budget's limits, for reports that draw them (None: the budget has no such limit).
+    max_latency_ms: float | None = None
+    percentile: float | None = None  # the latency percentile max_latency_ms limits
+    min_throughput: float | None = None
 
     @property
     def enforced(self) -> bool:

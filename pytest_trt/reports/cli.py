@@ -4,13 +4,14 @@ without opening JSON.
     pytest-trt show [TEST]                  this machine's baselines, or one test's history
     pytest-trt compare OLD.json NEW.json    two JSON reports by the gate's rule; exit 1 on a regression
     pytest-trt merge A.json B.json -o ALL   shard reports merged into one
+    pytest-trt html REPORT.json -o OUT.html the HTML report of a JSON report (the report extra)
 
 Exit status: 0 done (compare: no regression); 1 compare found a regression (with ``--strict``,
 also an inconclusive or stale test); 2 a usage error or an input that cannot be used (a file
 that is not a report, shards that overlap or disagree, no baselines, an unknown test). Every
 error names the file or argument and what is wrong with it.
 
-Each subcommand is a ``Command`` in ``COMMANDS``; a new one (the HTML report) is one more entry.
+Each subcommand is a ``Command`` in ``COMMANDS``.
 """
 
 from __future__ import annotations
@@ -172,12 +173,33 @@ def _merge(args: argparse.Namespace) -> int:
     return OK
 
 
+# ---- html -------------------------------------------------------------------------------------
+
+
+def _html_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report", type=Path, metavar="REPORT.json", help="a --trt-report-json file")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.html", help="the HTML report")
+
+
+def _html(args: argparse.Namespace) -> int:
+    from pytest_trt.reports.html import write_html_from_json
+
+    if args.output.resolve() == args.report.resolve():
+        raise CliError(f"-o {args.output}: is the JSON report itself; write the HTML report elsewhere")
+    try:
+        write_html_from_json(args.report, args.output)
+    except OSError as exc:
+        raise CliError(f"-o {args.output}: cannot be written ({exc.strerror or exc})") from None
+    print(f"wrote {args.output}")
+    return OK
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("show", "this machine's baselines as a table, or one test's history", _show_arguments, _show),
     Command("compare", "two JSON reports side by side by the gate's rule; exit 1 on a regression",
             _compare_arguments, _compare),
     Command("merge", "JSON reports of shards merged into one", _merge_arguments, _merge),
-    # The HTML report (reports/html.py) joins as Command("html", ...): REPORT.json -o report.html.
+    Command("html", "the HTML report of a JSON report (needs the report extra)", _html_arguments, _html),
 )
 
 

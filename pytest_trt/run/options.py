@@ -33,6 +33,7 @@ CUDA_APIS = ("cuda-python", "pycuda")
 INI_TRUE = ("true", "yes", "on", "1", "y", "t")
 INI_FALSE = ("false", "no", "off", "0", "n", "f")
 ENGINE_CACHE_ENV = "PYTEST_TRT_ENGINE_CACHE"
+REPORT_EXTRA = "pip install 'pytest-trt[report]'"
 # The longest "--flag=METAVAR" that keeps its --help line within 80 columns (argparse indents it).
 HELP_FLAG_WIDTH = 60
 _Number = TypeVar("_Number", int, float)
@@ -321,6 +322,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-report-md", "trt_report_md", Kind.FILE,
            "write a Markdown summary to PATH (and to $GITHUB_STEP_SUMMARY when set).",
            default_text="none", metavar="PATH"),
+    Option("--trt-report-html", "trt_report_html", Kind.FILE,
+           f"write one self-contained HTML file with the tests' plots to PATH (draws with matplotlib: "
+           f"{REPORT_EXTRA}).", default_text="none", metavar="PATH"),
     Option("--trt-save-failures", "trt_save_failures", Kind.FOLDER,
            "on an accuracy failure, save inputs, outputs and reference as .npz under DIR.",
            default_text="none", metavar="DIR"),
@@ -454,6 +458,16 @@ def _engine_cache_dir(config: pytest.Config, root: Path) -> Path | None:
     return None
 
 
+def _plotting(config: pytest.Config, report: Path | None) -> Path | None:
+    """The HTML report's path, where matplotlib (the report extra) is there to draw its plots."""
+    import importlib.util
+
+    if report is not None and importlib.util.find_spec("matplotlib") is None:
+        raise pytest.UsageError(f"pytest-trt: {read(config, 'trt_report_html').shown()} draws its plots with "
+                                f"matplotlib, which is not installed: install the report extra ({REPORT_EXTRA})")
+    return report
+
+
 def _warn_of_a_percentage_threshold(config: pytest.Config, threshold: Given) -> None:
     """A threshold of 1 or more was most likely meant as a percentage: say so, once per run."""
     if threshold.value < 1 or hasattr(config, "workerinput"):  # xdist workers: said by the controller
@@ -499,6 +513,7 @@ class Settings:
     regression_threshold: float
     report_json: Path | None
     report_md: Path | None
+    report_html: Path | None
     save_failures: Path | None
 
     @classmethod
@@ -562,6 +577,7 @@ class Settings:
             regression_threshold=threshold.value,
             report_json=path("trt_report_json"),
             report_md=path("trt_report_md"),
+            report_html=_plotting(config, path("trt_report_html")),
             save_failures=path("trt_save_failures"),
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -377,12 +377,11 @@ class RunState:
         settings = self.settings
         collected = self.collected
         gated = bool(collected.records or collected.measured)
-        if not gated and settings.report_json is None and settings.report_md is None:
+        if not gated and not self.reports_asked():
             return  # a session without gated tests: nothing to record or report, nothing imported
         from pytest_trt.baselines import folders as baseline_folders
         from pytest_trt.baselines import session_end as baseline
         from pytest_trt.fingerprint import machine_fingerprint
-        from pytest_trt.reports import ci as ci_report
         from pytest_trt.reports.gpus import workers_on_gpus
 
         choice = self.choice()
@@ -409,7 +408,7 @@ class RunState:
                 not_recorded |= end.not_recorded
             # The reports must not claim a baseline that was not written.
             collected.records = [not_written(r) if r.nodeid in not_recorded else r for r in collected.records]
-        if settings.report_json is None and settings.report_md is None:
+        if not self.reports_asked():
             return
         meta: dict[str, Any] = {
             "backend": choice.name,
@@ -420,16 +419,30 @@ class RunState:
             "regression_threshold": settings.regression_threshold,
             "gpus": workers_on_gpus(collected.records),  # which worker ran on which GPU (--trt-gpus)
         }
-        reports = (("--trt-report-json", settings.report_json, ci_report.write_json),
-                   ("--trt-report-md", settings.report_md, ci_report.write_markdown))
-        for option, path, write in reports:
-            if path is None:
-                continue
+        for option, path, write in self.reports_asked():
             try:
                 write(path, collected.records, meta)
             except OSError as exc:
                 where = f": {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
                 self.session_errors.append(f"{option}: cannot write {path} ({exc.strerror or exc}{where})")
+
+    def reports_asked(self) -> list[tuple[str, Path, Callable[..., None]]]:
+        """(option, path, writer) of each report file the options ask for; a writer is imported
+        only where its report is asked for (the HTML one draws with matplotlib)."""
+        settings = self.settings
+        asked: list[tuple[str, Path, Callable[..., None]]] = []
+        if settings.report_json is not None or settings.report_md is not None:
+            from pytest_trt.reports import ci as ci_report
+
+            for option, path, write in (("--trt-report-json", settings.report_json, ci_report.write_json),
+                                        ("--trt-report-md", settings.report_md, ci_report.write_markdown)):
+                if path is not None:
+                    asked.append((option, path, write))
+        if settings.report_html is not None:
+            from pytest_trt.reports import html as html_report
+
+            asked.append(("--trt-report-html", settings.report_html, html_report.write_html))
+        return asked
 
 
 def not_written(record: TestRecord) -> TestRecord:
