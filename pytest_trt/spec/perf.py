@@ -1,0 +1,74 @@
+"""``trt_perf``: budgets for one backend, and how to measure."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_trt import measure_defaults
+from pytest_trt.arguments import SyncMode, check_choice, checked_number, mode
+from pytest_trt.errors import SpecError
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How a sample is taken. Defaults come from options; marks override per test."""
+
+    warmup_ms: float = measure_defaults.WARMUP_MS
+    min_iterations: int = measure_defaults.MIN_ITERATIONS
+    min_duration_ms: float = measure_defaults.MIN_DURATION_MS
+    max_duration_ms: float = measure_defaults.MAX_DURATION_MS
+    cuda_graph: bool = False
+    transfers: bool = True
+    sync: SyncMode = SyncMode.BLOCKING
+    host_probe: bool = True  # time host_probe.py between host-clock iterations
+
+    def __post_init__(self) -> None:
+        checked_number(self.warmup_ms, "warmup_ms")
+        if not isinstance(self.min_iterations, int) or self.min_iterations < 1:
+            raise SpecError(f"min_iterations must be a positive int, got {self.min_iterations!r}")
+        checked_number(self.min_duration_ms, "min_duration_ms")
+        checked_number(self.max_duration_ms, "max_duration_ms")
+        object.__setattr__(self, "sync", mode(self.sync, SyncMode, "sync"))
+        for arg in ("cuda_graph", "transfers", "host_probe"):
+            if not isinstance(getattr(self, arg), bool):
+                raise SpecError(f"{arg} must be True or False, got {getattr(self, arg)!r}")
+
+
+@dataclass(frozen=True)
+class PerfBudget:
+    """One ``trt_perf`` mark: budgets for one backend, and how to measure. Without a backend it
+    is a GPU budget: enforced on whichever GPU backend runs."""
+
+    backend: str | None = None
+    max_latency_ms: float | None = None
+    percentile: float = 50.0
+    min_throughput: float | None = None
+    max_regression: float | None = None  # fraction; None -> the session's threshold
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+
+    def __post_init__(self) -> None:
+        if self.backend is not None and (not isinstance(self.backend, str) or not self.backend):
+            raise SpecError(f"backend must be a backend name, got {self.backend!r}")
+        checked_number(self.max_latency_ms, "max_latency_ms", allow_none=True)
+        if not 0.0 <= checked_number(self.percentile, "percentile") <= 100.0:
+            raise SpecError(f"percentile must be in [0, 100], got {self.percentile!r}")
+        checked_number(self.min_throughput, "min_throughput", allow_none=True)
+        checked_number(self.max_regression, "max_regression", allow_none=True)
+
+
+_MEASURE_FIELDS = {f.name for f in dataclasses.fields(MeasureSettings)}
+
+
+def make_perf_budget(defaults: MeasureSettings, backends: tuple[str, ...] = (), **kw: Any) -> PerfBudget:
+    """Validate one ``trt_perf`` mark; measurement keywords override the session defaults.
+    ``backends`` are the registered backend names the budget's ``backend`` must be one of."""
+    known = {f.name for f in dataclasses.fields(PerfBudget)} - {"measure"} | _MEASURE_FIELDS
+    unknown = sorted(set(kw) - known)
+    if unknown:
+        raise SpecError(f"trt_perf: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    measure_kw = {k: kw.pop(k) for k in list(kw) if k in _MEASURE_FIELDS}
+    if backends and kw.get("backend") is not None:
+        check_choice(kw["backend"], backends, "backend")
+    return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), **kw)
