@@ -29,10 +29,11 @@ _SESSION_START = "pytest_trt_session_start"
 MARKERS = (
     "trt_model(path=None, *, torch=None, example_inputs=None, dynamic=None, reference='onnxruntime', "
     "precision='fp32', calibration=None, calibration_method=None, shapes=None, batch_size=None, seed=None, "
-    "input_ranges=None, inputs=None, **build_options): the model a test gates: an ONNX file (relative to the "
+    "input_ranges=None, inputs=None, profile=None, **build_options): the model a test gates: an ONNX file (relative to the "
     "test file, then the rootdir) or torch=, a factory of a torch.nn.Module (or 'pkg.mod:func') exported with "
     "example_inputs and dynamic axes; reference='torch' compares with the module itself; precision='int8' "
-    "with calibration= (an .npz or a number of seeded batches) quantizes a float model.",
+    "with calibration= (an .npz or a number of seeded batches) quantizes a float model; profile= gives "
+    "(min, opt, max) shapes per input (a list: several profiles) that one engine serves.",
     "trt_accuracy(rtol=1e-3, atol=1e-5, *, outputs=None, nan='fail', check='elementwise', q=None, "
     "max_mismatch=0.0, min_cosine=None, topk=None, topk_axis=-1, inf_equal=False, "
     "batch_consistency=False): compare the backend's outputs with the reference (onnxruntime running the "

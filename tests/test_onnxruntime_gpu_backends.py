@@ -175,7 +175,7 @@ def test_tf32_policy_sets_the_override_for_fp32_only(monkeypatch: pytest.MonkeyP
 
 def test_tensorrt_options_keep_the_network_strongly_typed_and_carry_the_build() -> None:
     build = BuildSpec(precision="fp16", options=(("workspace_mb", 256), ("optimization_level", 5)))
-    profiles = {"a": ((1, 3), (4, 3), (8, 3)), "b": ((1,), (2,), (2,))}
+    profiles = [{"a": ((1, 3), (4, 3), (8, 3)), "b": ((1,), (2,), (2,))}]
     options = tensorrt_provider_options(
         build, profiles, FakeStream(), cuda_graph=True, timing_cache_dir=Path("/c"), context_model=Path("/m/ctx.onnx")
     )
@@ -204,7 +204,7 @@ def test_tensorrt_options_keep_the_network_strongly_typed_and_carry_the_build() 
 ])
 def test_tensorrt_options_out_of_range_are_errors(option: str, value: int, message: str) -> None:
     with pytest.raises(BackendError, match=message):
-        tensorrt_provider_options(BuildSpec(options=((option, value),)), {}, None)
+        tensorrt_provider_options(BuildSpec(options=((option, value),)), [], None)
 
 
 def test_timing_cache_files_round_trip_and_stay_in_their_folder(tmp_path: Path) -> None:
@@ -227,7 +227,7 @@ def test_timing_cache_files_round_trip_and_stay_in_their_folder(tmp_path: Path) 
 
 def test_rtx_options_and_ep_context_config() -> None:
     build = BuildSpec(options=(("workspace_mb", 64),))
-    assert rtx_provider_options(build, {"x": ((1, 2), (2, 2), (4, 2))}, FakeStream(), cuda_graph=True) == {
+    assert rtx_provider_options(build, [{"x": ((1, 2), (2, 2), (4, 2))}], FakeStream(), cuda_graph=True) == {
         "has_user_compute_stream": "1",
         "user_compute_stream": "7",
         "nv_max_workspace_size": str(64 << 20),

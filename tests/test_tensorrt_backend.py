@@ -112,7 +112,7 @@ def test_build_load_infer_round_trip(mlp) -> None:
     meta = artifact.metadata
     assert meta["engine_bytes"] == len(artifact.data) and meta["tensorrt_version"] == "11.4.0.106"
     assert meta["layers"] == ["layer_y"] and meta["device_memory_bytes"] == 4096
-    assert meta["profiles"] == {"x": [[4, 256]] * 3}
+    assert meta["profiles"] == [{"x": [[4, 256]] * 3}]
     runner = b.load(artifact, mlp, BuildSpec())
     assert [s.name for s in runner.inputs] == ["x"] and runner.inputs[0].shape == (None, 256)
     out = runner.infer({"x": np.full((4, 256), 3.0, np.float32)})
@@ -149,15 +149,26 @@ def test_profiles_give_min_opt_max_and_bound_the_runtime_shapes(mlp) -> None:
 @pytest.mark.parametrize(
     ("profiles", "message"),
     [
-        ({"x": ((4, 256), (2, 256), (8, 256))}, "min <= opt <= max on axis 0"),
         ({"x": ((1, 128), (1, 128), (1, 128))}, "axis 1 is fixed at 256"),
-        ({"x": ((1, 256), (2, 256))}, r"must be \(min, opt, max\) shapes of rank 2"),
-        ({"nope": ((1, 256), (1, 256), (1, 256))}, r"profiles names \['nope'\]"),
+        ({"x": ((1, 256, 1), (1, 256, 1), (1, 256, 1))}, r"must be \(min, opt, max\) shapes of rank 2"),
+        ({"nope": ((1, 256), (1, 256), (1, 256))}, r"profile names \['nope'\]"),
     ],
 )
-def test_bad_profiles_are_clear_errors(mlp, profiles, message) -> None:
+def test_profiles_that_do_not_fit_the_model_are_clear_errors(mlp, profiles, message) -> None:
     with pytest.raises(BackendError, match=message):
         backend().build(mlp, spec(mlp, profiles=profiles))
+
+
+def test_several_profiles_build_one_each_and_the_runner_switches_before_setting_shapes(mlp) -> None:
+    b = backend()
+    two = [{"x": ((1, 256), (2, 256), (4, 256))}, {"x": ((5, 256), (8, 256), (16, 256))}]
+    artifact = b.build(mlp, spec(mlp, profile=two))
+    assert plan_of(artifact)["profiles"] == [{"x": [[1, 256], [2, 256], [4, 256]]}, {"x": [[5, 256], [8, 256], [16, 256]]}]
+    runner = b.load(artifact, mlp, BuildSpec())
+    assert runner.infer({"x": np.ones((2, 256), np.float32)})["y"].shape == (2, 10)
+    assert runner.infer({"x": np.ones((12, 256), np.float32)})["y"].shape == (12, 10)
+    assert runner.infer({"x": np.ones((3, 256), np.float32)})["y"].shape == (3, 10)
+    assert runner._context.profile_switches == [1, 0]
 
 
 def test_build_options_map_onto_the_builder_config(mlp) -> None:
@@ -239,7 +250,7 @@ def test_quantized_precision_needs_qdq_nodes(tmp_path, mlp) -> None:
 def test_a_failed_build_surfaces_the_logged_reason(mlp, monkeypatch) -> None:
     # Skip the adapter's own profile check so that the double's builder refuses the dynamic
     # input without a profile, as TensorRT does, and logs why.
-    monkeypatch.setattr("pytest_trt.backends.tensorrt.optimization_profiles", lambda model, build: {})
+    monkeypatch.setattr("pytest_trt.backends.tensorrt.optimization_profiles", lambda model, build: [])
     with pytest.raises(BackendError, match=r"failed to build .*no optimization profile has been defined"):
         backend().build(mlp, BuildSpec())
 

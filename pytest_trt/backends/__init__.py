@@ -155,7 +155,6 @@ TENSORRT_BUILD_OPTIONS: dict[str, type] = {
     "builder_flags": tuple,  # extra BuilderFlag names (e.g. weak-typing FP16 on TensorRT 10.x)
     "max_aux_streams": int,
     "timing_cache": bool,
-    "profiles": dict,  # input -> (min, opt, max)
 }
 
 
@@ -181,9 +180,8 @@ ONNXRUNTIME_TENSORRT_BUILD_OPTIONS: dict[str, type] = {
     "workspace_mb": int,
     "optimization_level": int,
     "timing_cache": bool,
-    "profiles": dict,
 }
-ONNXRUNTIME_TRT_RTX_BUILD_OPTIONS: dict[str, type] = {"workspace_mb": int, "profiles": dict}
+ONNXRUNTIME_TRT_RTX_BUILD_OPTIONS: dict[str, type] = {"workspace_mb": int}
 
 
 def _onnxruntime_cuda(context: BackendContext) -> Backend:

@@ -320,11 +320,6 @@ def gpu_fingerprint(cuda: CudaApi) -> dict[str, Any]:
     return {key: props[key] for key in ("gpu_name", "compute_capability", "sm_count")}
 
 
-def shape_text(shapes: Mapping[str, Sequence[int]]) -> str:
-    """onnxruntime's profile-shape syntax: ``in1:1x3x224x224,in2:1x16``."""
-    return ",".join(f"{name}:{'x'.join(str(int(d)) for d in shape)}" for name, shape in shapes.items())
-
-
 # ---- the runner ---------------------------------------------------------------------------------
 
 # open_session(stream, cuda_graph) -> an InferenceSession whose provider runs on ``stream``

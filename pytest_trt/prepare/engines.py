@@ -22,6 +22,7 @@ import numpy as np
 from pytest_trt import backends, serde
 from pytest_trt.arguments import CalibrationMethod, Precision
 from pytest_trt.backends.base import Backend, Runner
+from pytest_trt.backends.profiles import check_profiles
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, Workload
 from pytest_trt.errors import BackendError, ModelError, PrecisionError, PytestTrtError
 from pytest_trt.model import LoadedModel, Shape, load_model
@@ -30,6 +31,7 @@ from pytest_trt.prepare.inputs import DEFAULT_MAX_INPUT_BYTES, load_inputs_npz, 
 from pytest_trt.prepare.model_steps import CalibrationPlan, StepHow, StepProvenance, TorchModel
 from pytest_trt.progress import Phase, Progress
 from pytest_trt.spec import BuildSpec, ModelSpec, Reference, TorchSpec
+from pytest_trt.spec.profiles import profile_index
 from pytest_trt.store.arrays import decode_arrays, encode_arrays
 from pytest_trt.store.cache import EngineCache
 from pytest_trt.store.files import write_atomic
@@ -159,7 +161,15 @@ class Engine:
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         __tracebackhide__ = True
+        self.check_shapes(feed)
         return self._entry.runner.infer(feed)
+
+    def check_shapes(self, feed: Mapping[str, np.ndarray]) -> int:
+        """The optimization profile that holds the feed's shapes (0 without ``profile=``); a
+        shape outside every profile is a ShapeError naming the input, the shape and the bounds,
+        on every backend alike."""
+        __tracebackhide__ = True
+        return profile_index(self._entry.build.profiles, {name: a.shape for name, a in feed.items()})
 
     def feed_facts(self) -> dict[str, InputFacts]:
         """Where each input of the feed came from and the values it holds, for ``-v``: read from
@@ -259,7 +269,9 @@ class EngineFactory:
             model = self.source_model(spec)
         with _export_named(spec, model):
             with failing_step(SetupStep.INPUTS):
+                check_profiles(model, spec.build)
                 shapes = self._shapes(model, spec)
+                profile_index(spec.build.profiles, shapes)
                 build = dataclasses.replace(spec.build, shapes=tuple(sorted(shapes.items())))
                 feed = self._feed(spec, model, shapes)
                 plan = self._calibration_plan(spec, shapes)
@@ -285,9 +297,14 @@ class EngineFactory:
         if spec.inputs is not None and not spec.build.shapes:
             # Real inputs decide the shapes they were recorded with.
             return {name: tuple(a.shape) for name, a in self._inputs_npz(spec, model).items()}
+        # Without shapes=, an input a profile bounds runs at the first profile's opt shape.
+        opt = spec.build.profiles[0].opt_shapes if spec.build.profiles else {}
+        if spec.batch_size is not None:
+            opt = {name: (spec.batch_size, *shape[1:]) for name, shape in opt.items()}
+        given = {**opt, **spec.build.shape_map}
         if spec.torch is not None:
-            return resolve_shapes(model, {**_example_shapes(spec, model), **spec.build.shape_map})
-        return resolve_shapes(model, spec.build.shape_map, spec.batch_size)
+            return resolve_shapes(model, {**_example_shapes(spec, model), **given})
+        return resolve_shapes(model, given, spec.batch_size)
 
     def _feed(self, spec: ModelSpec, model: LoadedModel, shapes: dict[str, Shape]) -> dict[str, np.ndarray]:
         if spec.inputs is not None:

@@ -18,6 +18,7 @@ from pytest_trt.arguments import (
     mode,
 )
 from pytest_trt.errors import SpecError
+from pytest_trt.spec.profiles import ShapeProfile, make_profiles
 from pytest_trt.spec.torch import TorchSpec, make_torch_spec
 
 # Precision-transform options, shared by every backend (see precision.py). Each backend declares
@@ -35,6 +36,7 @@ class BuildSpec:
     precision: Precision = Precision.FP32
     shapes: tuple[tuple[str, Shape], ...] = ()
     options: tuple[tuple[str, Any], ...] = ()
+    profiles: tuple[ShapeProfile, ...] = ()  # profile=: the shape ranges the engine serves
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", mode(self.precision, Precision, "precision"))
@@ -52,6 +54,8 @@ class BuildSpec:
             "precision": self.precision.value,
             "shapes": {k: list(v) for k, v in self.shapes},
             "options": {k: serde.to_data(v) for k, v in self.options},
+            # Only where given, so that engines built without profiles keep their cache keys.
+            **({"profiles": [p.as_dict() for p in self.profiles]} if self.profiles else {}),
         }
 
 
@@ -118,12 +122,14 @@ def make_model_spec(
     reference: str = Reference.ONNXRUNTIME.value,
     calibration: str | Path | int | None = None,
     calibration_method: str | CalibrationMethod | None = None,
+    profile: Any = None,
     backend_options: Mapping[str, type] | None = None,
     **build_options: Any,
 ) -> ModelSpec:
     """Validate ``trt_model`` arguments. Relative paths try each of ``base_dirs`` in order;
     ``backend_options`` are the build options the registered backends declare (name -> type).
-    The model is a ``path`` or a ``torch=`` factory, never both."""
+    The model is a ``path`` or a ``torch=`` factory, never both; ``profiles=`` is ``profile=``
+    under its earlier name."""
     model_path, torch_spec = _model_source(path, torch, example_inputs, dynamic, base_dirs)
     chosen = mode(precision, Precision, "precision")
     reference_kind = _reference(reference, torch_spec)
@@ -136,6 +142,7 @@ def make_model_spec(
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise SpecError(f"seed must be an int, got {seed!r}")
     ranges = _input_ranges(input_ranges)
+    profiles = _profiles(profile, build_options.pop("profiles", None))
     _check_build_options(build_options, {**(backend_options or {}), **TRANSFORM_BUILD_OPTIONS})
     return ModelSpec(
         path=model_path,
@@ -143,6 +150,7 @@ def make_model_spec(
             precision=chosen,
             shapes=frozen_shapes,
             options=tuple(sorted((k, frozen(v)) for k, v in build_options.items())),
+            profiles=profiles,
         ),
         batch_size=batch_size,
         seed=seed,
@@ -176,6 +184,12 @@ def _shapes(shapes: Any) -> tuple[tuple[str, Shape], ...]:
     if shapes is not None and not isinstance(shapes, Mapping):
         raise SpecError(f"shapes must be a dict of input name -> shape, got {shapes!r}")
     return tuple(sorted((k, checked_shape(k, v, "shapes")) for k, v in (shapes or {}).items()))
+
+
+def _profiles(profile: Any, legacy: Any) -> tuple[ShapeProfile, ...]:
+    if profile is not None and legacy is not None:
+        raise SpecError("give profile= or its earlier name profiles=, not both")
+    return make_profiles(profile if legacy is None else legacy)
 
 
 def _input_ranges(input_ranges: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[float, float]], ...]:
