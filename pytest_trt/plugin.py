@@ -121,7 +121,9 @@ def pytest_pycollect_makeitem(
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Before -k/-m deselect anything: a baseline is unused only if its test is gone.
-    _state(config).note_measured([(Path(item.path), item.nodeid) for item in items if _gates(item).measured])
+    _state(config).note_measured([
+        (Path(item.path), name) for item in items if _gates(item).measured for name in _gates(item).baseline_names(item.nodeid)
+    ])
 
 
 def _gates(item: pytest.Item) -> ItemGates:

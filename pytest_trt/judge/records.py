@@ -23,6 +23,7 @@ from pytest_trt.judge.accuracy import AccuracyResult
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.timing.measure import PerfResult
+from pytest_trt.timing.stats import LatencyStats
 from pytest_trt.types import SetupStep
 
 
@@ -80,6 +81,29 @@ class BudgetOutcome:
         return {**to_data(self), "enforced": self.enforced, "passed": self.passed}
 
 
+@dataclass(frozen=True)
+class SweepPoint:
+    """One batch size of a ``batch_sizes=`` sweep, measured on the test's one engine."""
+
+    batch: int
+    latency: LatencyStats  # the same statistics as a measurement's ``perf.latency``
+    throughput: float  # queries per second: batch x iterations / time
+    iterations: int
+    device_memory: int | None = None  # bytes, where the backend can tell
+    latency_budget: str = ""  # the latency budget at this batch, e.g. "p99 <= 5.00 ms"; "" for none
+    within_latency: bool | None = None  # met that budget (None: no latency budget here)
+    budgets: tuple[BudgetOutcome, ...] = ()
+    accuracy_passed: bool | None = None  # None where the test has no trt_accuracy mark
+    regression: RegressionVerdict | None = None
+    baseline_note: str = ""
+    baseline_state: BaselineNote = BaselineNote.OFF
+
+    @property
+    def failed(self) -> bool:
+        regressed = self.regression is not None and self.regression.status is Verdict.REGRESSED
+        return regressed or self.accuracy_passed is False or any(b.state is BudgetState.FAILED for b in self.budgets)
+
+
 _SUBJECT_FIELDS = tuple(f.name for f in dataclasses.fields(TestSubject))
 
 
@@ -103,6 +127,7 @@ class TestRecord:
     step: SetupStep | None = None  # for an error: the step of making the engine that failed
     at_setup: bool = False  # the error came before the test ran: pytest counts it as an error
     history: tuple[HistoryPoint, ...] = ()  # the baseline's recordings, oldest first, where it has them
+    sweep: tuple[SweepPoint, ...] = ()  # batch_sizes=: one point per batch size, in increasing order
 
     @property
     def pytest_outcome(self) -> str:
@@ -125,13 +150,18 @@ class TestRecord:
         return self.subject.backend
 
     @property
+    def verdicts(self) -> list[RegressionVerdict]:
+        """The test's baseline comparisons: its own, or one per batch size of a sweep."""
+        return [v for v in (self.regression, *(p.regression for p in self.sweep)) if v is not None]
+
+    @property
     def regressed(self) -> bool:
-        return self.regression is not None and self.regression.status is Verdict.REGRESSED
+        return any(v.status is Verdict.REGRESSED for v in self.verdicts)
 
     @property
     def inconclusive(self) -> bool:
         """Compared, but not judged: a busy host, sessions that disagree, too few samples."""
-        return self.regression is not None and self.regression.status is Verdict.INCONCLUSIVE
+        return any(v.status is Verdict.INCONCLUSIVE for v in self.verdicts)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON report's entry (schema 4): the subject's fields at the top level, a feed's
@@ -141,6 +171,8 @@ class TestRecord:
         subject["feed"] = {name: _present(facts) for name, facts in subject["feed"].items()}
         data["perf"] = self.perf.as_dict() if self.perf is not None else None
         data["budgets"] = [budget.as_dict() for budget in self.budgets]
+        if not self.sweep:
+            del data["sweep"]  # an optional key: only a batch_sizes= sweep has points
         return {**subject, **data}
 
     @classmethod

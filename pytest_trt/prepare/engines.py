@@ -27,7 +27,13 @@ from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, Te
 from pytest_trt.errors import BackendError, ModelError, PrecisionError, PytestTrtError
 from pytest_trt.model import LoadedModel, Shape, load_model
 from pytest_trt.prepare import model_steps, precision
-from pytest_trt.prepare.inputs import DEFAULT_MAX_INPUT_BYTES, load_inputs_npz, make_inputs, resolve_shapes
+from pytest_trt.prepare.inputs import (
+    DEFAULT_MAX_INPUT_BYTES,
+    load_inputs_npz,
+    make_inputs,
+    resolve_shapes,
+    with_batch,
+)
 from pytest_trt.prepare.model_steps import CalibrationPlan, StepHow, StepProvenance, TorchModel
 from pytest_trt.progress import Phase, Progress
 from pytest_trt.spec import BuildSpec, ModelSpec, Reference, TorchSpec
@@ -150,14 +156,23 @@ class Engine:
         first = next(iter(self.shapes.values()), ())
         return int(first[0]) if len(first) >= 2 else 1
 
-    def workload(self) -> Workload:
-        """What was run, as baselines compare it: input and output signatures, batch, precision."""
+    def workload(self, feed: Mapping[str, np.ndarray] | None = None, batch: int | None = None) -> Workload:
+        """What was run, as baselines compare it: input and output signatures, batch, precision
+        (of the test's own feed, or of ``feed`` at ``batch``: a point of a sweep)."""
+        used = self._feed if feed is None else feed
         return Workload(
-            inputs={n: TensorSignature(tuple(a.shape), str(a.dtype)) for n, a in self._feed.items()},
+            inputs={n: TensorSignature(tuple(a.shape), str(a.dtype)) for n, a in used.items()},
             outputs={o.name: TensorSignature(tuple(o.shape), str(o.dtype)) for o in self.outputs},
-            batch=self.batch,
+            batch=self.batch if batch is None else batch,
             precision=self.precision,
         )
+
+    def batched(self, batch: int) -> dict[str, np.ndarray]:
+        """The test's inputs at ``batch`` rows (a point of a ``batch_sizes=`` sweep), checked
+        against the engine's profiles."""
+        feed = with_batch(self._entry.model, self._feed, batch)
+        self.check_shapes(feed)
+        return feed
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         __tracebackhide__ = True

@@ -230,8 +230,9 @@ class RunState:
         )
         outcome = gate_rules.evaluate(gates, engine, context)
         self.collected.records.append(outcome.record)
-        if outcome.staged is not None:
-            self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged.to_file()
+        staged = [(nodeid, outcome.staged)] if outcome.staged is not None else []
+        for name, entry in staged + list(outcome.staged_sweep):
+            self.collected.staged_baselines.setdefault(subject.module, {})[name] = entry.to_file()
         return outcome
 
     def setup_failed(self, nodeid: str, path: Path, spec: ModelSpec, problem: str, step: SetupStep | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,22 @@ class PerfBudget:
     min_throughput: float | None = None
     max_regression: float | None = None  # fraction; None -> the session's threshold
     measure: MeasureSettings = field(default_factory=MeasureSettings)
+    # batch_sizes=: one engine measured at each batch size (a sweep), budgets per batch where a
+    # budget is given as {batch: value}; a plain value applies at every batch.
+    batch_sizes: tuple[int, ...] = ()
+    latency_by_batch: tuple[tuple[int, float], ...] = ()
+    throughput_by_batch: tuple[tuple[int, float], ...] = ()
+
+    def at_batch(self, batch: int) -> PerfBudget:
+        """The budget one point of the sweep is judged by: the values for ``batch``."""
+        return dataclasses.replace(
+            self,
+            max_latency_ms=dict(self.latency_by_batch).get(batch, self.max_latency_ms),
+            min_throughput=dict(self.throughput_by_batch).get(batch, self.min_throughput),
+            batch_sizes=(),
+            latency_by_batch=(),
+            throughput_by_batch=(),
+        )
 
     def __post_init__(self) -> None:
         if self.backend is not None and (not isinstance(self.backend, str) or not self.backend):
@@ -59,16 +76,45 @@ class PerfBudget:
 
 
 _MEASURE_FIELDS = {f.name for f in dataclasses.fields(MeasureSettings)}
+_DERIVED = {"measure", "latency_by_batch", "throughput_by_batch"}  # fields no mark argument names
 
 
 def make_perf_budget(defaults: MeasureSettings, backends: tuple[str, ...] = (), **kw: Any) -> PerfBudget:
     """Validate one ``trt_perf`` mark; measurement keywords override the session defaults.
     ``backends`` are the registered backend names the budget's ``backend`` must be one of."""
-    known = {f.name for f in dataclasses.fields(PerfBudget)} - {"measure"} | _MEASURE_FIELDS
+    known = {f.name for f in dataclasses.fields(PerfBudget)} - _DERIVED | _MEASURE_FIELDS
     unknown = sorted(set(kw) - known)
     if unknown:
         raise SpecError(f"trt_perf: unknown argument {unknown[0]!r} (known: {', '.join(sorted(known))})")
     measure_kw = {k: kw.pop(k) for k in list(kw) if k in _MEASURE_FIELDS}
     if backends and kw.get("backend") is not None:
         check_choice(kw["backend"], backends, "backend")
-    return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), **kw)
+    sweep = _batch_sizes(kw.pop("batch_sizes", ()))
+    for arg, by_batch in (("max_latency_ms", "latency_by_batch"), ("min_throughput", "throughput_by_batch")):
+        if isinstance(kw.get(arg), Mapping):
+            kw[by_batch] = _by_batch(kw.pop(arg), sweep, arg)
+    return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), batch_sizes=sweep, **kw)
+
+
+def _batch_sizes(value: Any) -> tuple[int, ...]:
+    """``batch_sizes=``: distinct positive ints, measured in increasing order."""
+    if value is None or value == ():
+        return ()
+    wrong = f"batch_sizes must be a tuple of distinct positive ints, got {value!r}"
+    if not isinstance(value, (tuple, list)) or not value:
+        raise SpecError(wrong)
+    if not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in value) or len(set(value)) != len(value):
+        raise SpecError(wrong)
+    return tuple(sorted(value))
+
+
+def _by_batch(values: Mapping[Any, Any], sweep: tuple[int, ...], arg: str) -> tuple[tuple[int, float], ...]:
+    """A budget given per batch size: every key one of ``batch_sizes``, every value a number."""
+    if not sweep:
+        raise SpecError(f"{arg} given per batch size ({values!r}) needs batch_sizes= (the sizes to measure)")
+    pairs = []
+    for batch, value in values.items():
+        if batch not in sweep or isinstance(batch, bool):
+            raise SpecError(f"{arg} names batch {batch!r}, which batch_sizes {sweep} does not measure")
+        pairs.append((batch, checked_number(value, f"{arg}[{batch}]")))
+    return tuple(sorted(pairs))

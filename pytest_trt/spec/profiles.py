@@ -113,11 +113,7 @@ def profile_index(profiles: Sequence[ShapeProfile], shapes: Mapping[str, Sequenc
     raise ShapeError("the shapes fit no optimization profile: " + "; ".join(parts))
 
 
-def batch_range(profiles: Sequence[ShapeProfile]) -> tuple[int, int] | None:
-    """The leading dims the profiles take for every input they bound, as (low, high) over all
-    profiles; None without profiles."""
-    if not profiles:
-        return None
-    lows = [max(b.min[0] for b in p.inputs if b.min) for p in profiles]
-    highs = [min(b.max[0] for b in p.inputs if b.max) for p in profiles]
-    return min(lows), max(highs)
+def holds_batch(profiles: Sequence[ShapeProfile], batch: int) -> bool:
+    """Whether some profile takes ``batch`` as the leading dim of every input it bounds (True
+    without profiles: any batch runs)."""
+    return not profiles or any(all(b.min[0] <= batch <= b.max[0] for b in p.inputs if b.min) for p in profiles)

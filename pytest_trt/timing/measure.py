@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -440,8 +440,8 @@ def measure(
     budget_need = max((samples_needed(q) for q in percentiles), default=0)
     device = measure_lock.device_of(runner)
     with measure_lock.measuring(device, wait=lock_wait) as held:
-        timed = _timed_chunks(runner, _still_warm(runner, settings), feed, budget_need, device)
-        _Recent.runner, _Recent.ended = runner, time.monotonic()
+        timed = _timed_chunks(runner, _still_warm(runner, settings, feed), feed, budget_need, device)
+        _Recent.runner, _Recent.shapes, _Recent.ended = runner, _shapes(feed), time.monotonic()
     return _result(runner.backend, batch, settings, timed, percentiles, held.waited_s)
 
 
@@ -449,13 +449,21 @@ class _Recent:
     """The runner this process measured last, and when: a runner timed a moment ago is warm."""
 
     runner: Runner | None = None
+    shapes: ClassVar[dict[str, tuple[int, ...]]] = {}
     ended: float = -math.inf
 
 
-def _still_warm(runner: Runner, settings: MeasureSettings) -> MeasureSettings:
+def _shapes(feed: Mapping[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(array.shape) for name, array in feed.items()}
+
+
+def _still_warm(runner: Runner, settings: MeasureSettings, feed: Mapping[str, np.ndarray]) -> MeasureSettings:
     """``settings``, with the warm-up shortened to REWARM_MS when ``runner`` was measured within
-    STILL_WARM_S (a re-measurement, a recording's next measurement, a second budget)."""
-    if runner is _Recent.runner and time.monotonic() - _Recent.ended < STILL_WARM_S:
+    STILL_WARM_S at the same shapes (a re-measurement, a recording's next measurement, a second
+    budget). A new shape warms up in full: the first runs after a shape change are slower
+    (TensorRT switches kernels, onnxruntime re-plans its memory)."""
+    same = runner is _Recent.runner and _shapes(feed) == _Recent.shapes
+    if same and time.monotonic() - _Recent.ended < STILL_WARM_S:
         return dataclasses.replace(settings, warmup_ms=min(settings.warmup_ms, REWARM_MS))
     return settings
 
