@@ -368,6 +368,7 @@ def check_sweep(engine: Engine, gates: ItemGates, budget: PerfBudget, context: G
             run.staged.append((sweep_nodeid(context.subject.nodeid, batch), baseline.staged))
         run.points.append(SweepPoint(
             batch=batch, latency=result.latency, throughput=result.throughput, iterations=result.iterations,
+            duration_s=result.duration_s,
             latency_budget=latency_label(at_batch), within_latency=within_latency(result, at_batch),
             budgets=(outcome,), accuracy_passed=None if checked is None else checked.passed,
             regression=baseline.verdict, baseline_note=baseline.note, baseline_state=baseline.state,

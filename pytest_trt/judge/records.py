@@ -89,6 +89,7 @@ class SweepPoint:
     latency: LatencyStats  # the same statistics as a measurement's ``perf.latency``
     throughput: float  # queries per second: batch x iterations / time
     iterations: int
+    duration_s: float  # the timed iterations only, warm-up excluded
     device_memory: int | None = None  # bytes, where the backend can tell
     latency_budget: str = ""  # the latency budget at this batch, e.g. "p99 <= 5.00 ms"; "" for none
     within_latency: bool | None = None  # met that budget (None: no latency budget here)
