@@ -402,3 +402,16 @@ def test_cuda_graph_capture_failure_falls_back_with_a_warning(runner) -> None:
     assert len(session.warnings) == 1 and "timed plain enqueue instead" in session.warnings[0]
     assert session.run(2).compute == [COMPUTE_MS] * 2
     session.close()
+
+
+def test_a_sibling_is_another_context_of_the_same_engine_on_a_stream_of_its_own(mlp) -> None:
+    b = backend()
+    runner = b.load(b.build(mlp, spec(mlp, shapes={"x": (2, 256)})), mlp, BuildSpec())
+    sibling = runner.sibling()
+    assert sibling._engine is runner._engine and sibling._context is not runner._context
+    assert sibling._stream is not runner._stream
+    feed = {"x": np.full((2, 256), 2.0, np.float32)}
+    np.testing.assert_array_equal(sibling.infer(feed)["y"], runner.infer(feed)["y"])
+    sibling.close()
+    assert runner.infer(feed)["y"].shape == (2, 10)  # closing a sibling leaves the engine to its owner
+    runner.close()

@@ -304,6 +304,11 @@ class TensorRTRunner:
         self._bindings: dict[str, _Binding] = {}
         self.inputs, self.outputs = self._io_specs()
 
+    def sibling(self) -> TensorRTRunner:
+        """Another execution context of this engine on a stream of its own, for concurrent
+        streams (TensorRT >= 10 lets contexts share optimization profile 0)."""
+        return TensorRTRunner(self._trt, self._cuda, self._runtime, self._engine)
+
     def _io_specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         trt = self._trt
         inputs: list[TensorSpec] = []

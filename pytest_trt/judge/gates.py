@@ -9,6 +9,7 @@ it is tested directly. The one thing it writes is a failure's ``.npz`` under
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,14 +35,23 @@ from pytest_trt.judge.baseline_gate import (
 )
 from pytest_trt.judge.item_gates import ItemGates, sweep_nodeid
 from pytest_trt.judge.perf_mode import PerfMode
-from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, SweepPoint, TestRecord, TestStatus
-from pytest_trt.judge.sweep import SweepRun, judge_point, latency_label, within_latency
+from pytest_trt.judge.records import (
+    GPU_BUDGET,
+    BudgetOutcome,
+    BudgetState,
+    StreamsPoint,
+    SweepPoint,
+    TestRecord,
+    TestStatus,
+)
+from pytest_trt.judge.sweep import SweepRun, judge_point, judge_streams, latency_label, within_latency
 from pytest_trt.prepare.engines import Engine
 from pytest_trt.prepare.inputs import describe_generated
 from pytest_trt.prepare.model_steps import StepHow
 from pytest_trt.progress import Phase, Progress
 from pytest_trt.spec import AccuracySpec, MeasureSettings, PerfBudget, Reference
 from pytest_trt.timing import measure
+from pytest_trt.timing.concurrent import measure_concurrent
 from pytest_trt.timing.lock import LockWait
 from pytest_trt.timing.measure import PerfResult
 
@@ -92,7 +102,8 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
             failures += accuracy_failures
         swept = _swept_budget(gates.budgets, engine.backend, context.perf_mode)
         if swept is not None:
-            sweep = check_sweep(engine, gates, swept, context)
+            sweep = check_streams(engine, gates, swept, context) if swept.streams else \
+                check_sweep(engine, gates, swept, context)
             perf = _Perf(budgets=_others(gates.budgets, swept, engine.backend), doubts=sweep.doubts)
             failures += sweep.failures
         elif gates.budgets:
@@ -106,10 +117,10 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
         return ItemOutcome(record, problem)
     status = TestStatus.FAILED if failures else TestStatus.PASSED
     record = _record(context, status, result, perf, baseline, tuple(failures))
-    if sweep.points:
+    if sweep.points or sweep.streams:
         record = dataclasses.replace(
-            record, sweep=tuple(sweep.points), warnings=record.warnings + tuple(sweep.warnings),
-            baseline_state=sweep.baseline_state,
+            record, sweep=tuple(sweep.points), streams=tuple(sweep.streams),
+            warnings=record.warnings + tuple(sweep.warnings), baseline_state=sweep.baseline_state,
         )
     message = ""
     if failures:
@@ -326,9 +337,10 @@ def check_baseline(
 
 
 def _swept_budget(budgets: tuple[PerfBudget, ...], backend: str, mode: PerfMode) -> PerfBudget | None:
-    """The running backend's budget where it sweeps batch sizes (and perf is measured)."""
+    """The running backend's budget where it sweeps batch sizes or runs streams (and perf is measured)."""
     own = running_budget(budgets, backend)
-    return own if own is not None and own.batch_sizes and mode is not PerfMode.OFF else None
+    swept = own is not None and bool(own.batch_sizes or own.streams)
+    return own if swept and mode is not PerfMode.OFF else None
 
 
 def _others(budgets: tuple[PerfBudget, ...], swept: PerfBudget, running: str) -> list[BudgetOutcome]:
@@ -374,3 +386,47 @@ def check_sweep(engine: Engine, gates: ItemGates, budget: PerfBudget, context: G
             regression=baseline.verdict, baseline_note=baseline.note, baseline_state=baseline.state,
         ))
     return run
+
+
+# ---- streams=: N runners of the engine at once --------------------------------------------------
+
+
+def check_streams(engine: Engine, gates: ItemGates, budget: PerfBudget, context: GateContext) -> SweepRun:
+    """For each number of streams N: N fresh runners of the engine, each with its own copy of
+    the inputs, checked against the reference, then timed together from N threads."""
+    run = SweepRun()
+    for count in budget.streams:
+        with contextlib.ExitStack() as opened:
+            runners = [opened.enter_context(engine.fresh_runner(sharing=True)) for _ in range(count)]
+            feeds = [engine.sample_inputs() for _ in runners]
+            checked = _streams_accuracy(engine, gates, runners, feeds, context, run) if gates.accuracy else None
+            subject = f"{context.subject.nodeid} on {engine.backend}, {count} streams"
+            asked_s = (budget.measure.warmup_ms + budget.measure.min_duration_ms) / 1000
+            with context.progress.phase(Phase.MEASURE, subject, expected_s=asked_s):
+                result = measure_concurrent(runners, feeds, budget.measure, engine.batch, lock_wait=context.lock_wait)
+        run.warnings += [f"{count} streams: {w}" for w in result.warnings]
+        outcome, missed = judge_streams(result, budget, engine.backend, context.perf_mode)
+        run.failures += missed
+        run.streams.append(StreamsPoint(
+            streams=count, latency=result.latency, throughput=result.throughput, iterations=result.iterations,
+            per_stream=result.per_stream, duration_s=result.duration_s, clock=result.clock, budgets=(outcome,),
+            accuracy_passed=checked,
+        ))
+    return run
+
+
+def _streams_accuracy(
+    engine: Engine, gates: ItemGates, runners: list[Runner], feeds: list[dict[str, np.ndarray]],
+    context: GateContext, run: SweepRun,
+) -> bool:
+    """Every stream's outputs compared with the reference; a failure names the stream."""
+    assert gates.accuracy is not None
+    reference = context.reference(engine, feeds[0], engine.spec.reference)
+    passed = True
+    for index, (runner, feed) in enumerate(zip(runners, feeds, strict=True)):
+        engine.check_shapes(feed)
+        result = accuracy.compare_outputs(runner.infer(feed), reference, gates.accuracy, quantized=engine.quantized)
+        if not result.passed:
+            passed = False
+            run.failures.append(f"accuracy of stream {index} of {len(runners)}: " + result.failure_message().replace("\n", "\n  "))
+    return passed

@@ -105,6 +105,26 @@ class SweepPoint:
         return regressed or self.accuracy_passed is False or any(b.state is BudgetState.FAILED for b in self.budgets)
 
 
+@dataclass(frozen=True)
+class StreamsPoint:
+    """``streams=N``: N runners of the test's engine timed at once from N threads."""
+
+    streams: int
+    latency: LatencyStats  # per request, over every stream
+    throughput: float  # aggregate: batch x requests of every stream / wall time
+    iterations: int
+    per_stream: tuple[int, ...]  # requests each stream ran
+    duration_s: float
+    clock: str
+    device_memory: int | None = None  # bytes, where the backend can tell
+    budgets: tuple[BudgetOutcome, ...] = ()
+    accuracy_passed: bool | None = None  # every stream's outputs; None without trt_accuracy
+
+    @property
+    def failed(self) -> bool:
+        return self.accuracy_passed is False or any(b.state is BudgetState.FAILED for b in self.budgets)
+
+
 _SUBJECT_FIELDS = tuple(f.name for f in dataclasses.fields(TestSubject))
 
 
@@ -129,6 +149,7 @@ class TestRecord:
     at_setup: bool = False  # the error came before the test ran: pytest counts it as an error
     history: tuple[HistoryPoint, ...] = ()  # the baseline's recordings, oldest first, where it has them
     sweep: tuple[SweepPoint, ...] = ()  # batch_sizes=: one point per batch size, in increasing order
+    streams: tuple[StreamsPoint, ...] = ()  # streams=: one point per number of streams
 
     @property
     def pytest_outcome(self) -> str:
@@ -172,8 +193,9 @@ class TestRecord:
         subject["feed"] = {name: _present(facts) for name, facts in subject["feed"].items()}
         data["perf"] = self.perf.as_dict() if self.perf is not None else None
         data["budgets"] = [budget.as_dict() for budget in self.budgets]
-        if not self.sweep:
-            del data["sweep"]  # an optional key: only a batch_sizes= sweep has points
+        for optional in ("sweep", "streams"):  # optional keys: only a sweep has points
+            if not data[optional]:
+                del data[optional]
         return {**subject, **data}
 
     @classmethod

@@ -14,8 +14,9 @@ from pytest_trt.baselines.entry import BaselineEntry
 from pytest_trt.judge import budgets as budget_rules
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.judge.perf_mode import PerfMode
-from pytest_trt.judge.records import BudgetOutcome, BudgetState, SweepPoint
+from pytest_trt.judge.records import BudgetOutcome, BudgetState, StreamsPoint, SweepPoint
 from pytest_trt.spec import PerfBudget
+from pytest_trt.timing.concurrent import ConcurrentResult
 from pytest_trt.timing.measure import PerfResult
 from pytest_trt.timing.stats import percentile_label
 
@@ -26,6 +27,7 @@ class SweepRun:
     batch), the baseline entries to record, and the measurement warnings."""
 
     points: list[SweepPoint] = field(default_factory=list)
+    streams: list[StreamsPoint] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     doubts: list[str] = field(default_factory=list)
     staged: list[tuple[str, BaselineEntry]] = field(default_factory=list)
@@ -93,3 +95,37 @@ def best_line(points: Sequence[SweepPoint]) -> str:
     if best is None:
         return f"{within}: no batch size meets it"
     return f"{within}: batch {best.batch}, {best.throughput:,.0f} qps"
+
+
+def concurrent_failures(result: ConcurrentResult, budget: PerfBudget) -> list[str]:
+    """What a concurrent measurement misses of its budget: the per-request latency at the
+    budget's percentile over every stream, and the aggregate throughput."""
+    missed = []
+    if budget.max_latency_ms is not None:
+        observed = result.latency_at(budget.percentile)
+        if observed > budget.max_latency_ms:
+            missed.append(
+                f"{percentile_label(budget.percentile)} per-request latency {observed:.3f} ms > budget "
+                f"{budget.max_latency_ms:g} ms (n={result.iterations} over {result.streams} streams)"
+            )
+    if budget.min_throughput is not None and result.throughput < budget.min_throughput:
+        missed.append(
+            f"aggregate throughput {result.throughput:.1f} qps < budget {budget.min_throughput:g} qps "
+            f"(n={result.iterations} over {result.streams} streams)"
+        )
+    return missed
+
+
+def judge_streams(
+    result: ConcurrentResult, budget: PerfBudget, running: str, mode: PerfMode
+) -> tuple[BudgetOutcome, list[str]]:
+    """One concurrency point against the budget: the outcome and the failures, naming the streams."""
+    n = result.streams
+    description = f"{n} stream{'s' if n > 1 else ''}: {budget_rules.describe_budget(budget)}"
+    missed = concurrent_failures(result, budget)
+    if mode is PerfMode.ENFORCE:
+        state = BudgetState.FAILED if missed else BudgetState.PASSED
+        failures = [f"perf ({running}) with {n} streams: {m}" for m in missed]
+        return BudgetOutcome(running, description, state, "; ".join(missed)), failures
+    state = BudgetState.REPORT_OVER if missed else BudgetState.REPORT_WITHIN
+    return BudgetOutcome(running, description, state, "report only: " + ("; ".join(missed) or "within budget")), []

@@ -130,9 +130,12 @@ class Engine:
         return self._entry.runner
 
     @contextmanager
-    def fresh_runner(self) -> Iterator[Runner]:
-        """Another runner of the same engine (loaded again from its artifact), closed on exit."""
-        runner = self._entry.reload()
+    def fresh_runner(self, *, sharing: bool = False) -> Iterator[Runner]:
+        """Another runner of the same engine (loaded again from its artifact), closed on exit;
+        ``sharing``: another context of the loaded engine where the runner offers one (a
+        ``sibling()``, as TensorRT's), for concurrent streams."""
+        sibling = getattr(self._entry.runner, "sibling", None) if sharing else None
+        runner = sibling() if sibling is not None else self._entry.reload()
         try:
             yield runner
         finally:

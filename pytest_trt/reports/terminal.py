@@ -24,7 +24,7 @@ from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, TestSubject
 from pytest_trt.judge.accuracy import AccuracyResult
 from pytest_trt.judge.baseline_gate import BaselineNote
-from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, TestRecord, TestStatus
+from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, StreamsPoint, TestRecord, TestStatus
 from pytest_trt.judge.sweep import best_line
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.store.cache import CacheOutcome
@@ -183,7 +183,19 @@ def _sweep_rows(record: TestRecord) -> list[_Row]:
     line = best_line(record.sweep)
     if line:
         rows.append(_Row(f"{_INDENT}{line}", ("",) * len(_HEADINGS)))
-    return rows
+    return rows + [_streams_row(record, point) for point in record.streams]
+
+
+def _streams_row(record: TestRecord, point: StreamsPoint) -> _Row:
+    """``streams=N``: per-request latency over every stream, aggregate throughput."""
+    budget = point.budgets[0] if point.budgets else None
+    acc = "-" if point.accuracy_passed is None else "ok" if point.accuracy_passed else "FAIL"
+    status = "FAIL" if point.failed else _budget_status(budget) if budget is not None else "ok"
+    name = f"{_INDENT}{point.streams} stream{'s' if point.streams > 1 else ''}"
+    return _Row(name, (
+        "", record.backend, acc, _ms(point.latency.median), _ms(point.latency.p99), _qps(point.throughput),
+        budget.description.split(": ", 1)[-1] if budget is not None else "-", status,
+    ))
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ class PerfBudget:
     batch_sizes: tuple[int, ...] = ()
     latency_by_batch: tuple[tuple[int, float], ...] = ()
     throughput_by_batch: tuple[tuple[int, float], ...] = ()
+    # streams=N (or a tuple to sweep N): N runners of the engine timed at once from N threads.
+    streams: tuple[int, ...] = ()
 
     def at_batch(self, batch: int) -> PerfBudget:
         """The budget one point of the sweep is judged by: the values for ``batch``."""
@@ -90,10 +92,23 @@ def make_perf_budget(defaults: MeasureSettings, backends: tuple[str, ...] = (), 
     if backends and kw.get("backend") is not None:
         check_choice(kw["backend"], backends, "backend")
     sweep = _batch_sizes(kw.pop("batch_sizes", ()))
+    streams = _streams(kw.pop("streams", ()))
+    if sweep and streams:
+        raise SpecError("trt_perf: give batch_sizes= or streams=, not both (sweep one at a time)")
     for arg, by_batch in (("max_latency_ms", "latency_by_batch"), ("min_throughput", "throughput_by_batch")):
         if isinstance(kw.get(arg), Mapping):
             kw[by_batch] = _by_batch(kw.pop(arg), sweep, arg)
-    return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), batch_sizes=sweep, **kw)
+    return PerfBudget(measure=dataclasses.replace(defaults, **measure_kw), batch_sizes=sweep, streams=streams, **kw)
+
+
+def _streams(value: Any) -> tuple[int, ...]:
+    """``streams=``: a number of concurrent streams, or a tuple of them to sweep."""
+    if value is None or value == ():
+        return ()
+    many = value if isinstance(value, (tuple, list)) else (value,)
+    if not many or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in many) or len(set(many)) != len(many):
+        raise SpecError(f"streams must be a positive int or a tuple of distinct positive ints, got {value!r}")
+    return tuple(sorted(many))
 
 
 def _batch_sizes(value: Any) -> tuple[int, ...]:
