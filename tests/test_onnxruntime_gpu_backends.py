@@ -468,3 +468,16 @@ def test_rtx_offered_no_gpu_by_onnxruntime_says_so(fresh_registrations, monkeypa
         "NvTensorRTRTXExecutionProvider offers no device on this machine: onnxruntime found no GPU to offer it "
         "(it lists: CPU)" + tail
     )
+
+
+def test_device_memory_is_what_the_gpu_holds_beyond_its_use_before_the_session_opened(no_probe, mlp) -> None:
+    from contract.fake_cuda import FakeDeviceMemory
+
+    runner = loaded(cuda_backend(), mlp)
+    try:
+        before = runner.device_memory()
+        arena = FakeDeviceMemory(3 * 2**20)  # what the session's arena would grow by
+        assert runner.device_memory() == before + 3 * 2**20
+        arena.free()
+    finally:
+        runner.close()

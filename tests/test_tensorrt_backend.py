@@ -415,3 +415,12 @@ def test_a_sibling_is_another_context_of_the_same_engine_on_a_stream_of_its_own(
     sibling.close()
     assert runner.infer(feed)["y"].shape == (2, 10)  # closing a sibling leaves the engine to its owner
     runner.close()
+
+
+def test_device_memory_is_the_engines_activations_and_the_runners_buffers(mlp) -> None:
+    b = backend()
+    runner = b.load(b.build(mlp, spec(mlp, shapes={"x": (2, 256)})), mlp, BuildSpec())
+    runner.infer({"x": np.ones((2, 256), np.float32)})
+    # device_memory_size_v2 (4096 in the double) + x (2x256 fp32) + y (2x10 fp32)
+    assert runner.device_memory() == 4096 + 2 * 256 * 4 + 2 * 10 * 4
+    runner.close()

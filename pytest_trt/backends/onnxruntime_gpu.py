@@ -437,6 +437,7 @@ class OrtGpuRunner:
         self._open = open_session
         self._names = [spec.name for spec in self.outputs]
         self._stream = cuda.create_stream()
+        self._memory_before = cuda.memory_in_use()
         try:
             self._session = open_session(self._stream, False)
         except BaseException:
@@ -450,6 +451,12 @@ class OrtGpuRunner:
         except Exception as exc:
             raise BackendError(f"infer: onnxruntime failed: {exc}") from None
         return dict(zip(self._names, values, strict=True))
+
+    def device_memory(self) -> int:
+        """The GPU memory in use now beyond what it was before this session opened (its weights,
+        its arena as grown so far, its CUDA graphs): anything else this process allocated in the
+        meantime is counted too."""
+        return max(0, self._cuda.memory_in_use() - self._memory_before)
 
     def _run_options(self, synchronize: bool) -> Any:
         options = self._ort.RunOptions()

@@ -399,6 +399,10 @@ class TensorRTRunner:
         self._bindings[spec.name] = binding
         return binding
 
+    def device_memory(self) -> int:
+        """The engine's activation memory (``device_memory_size_v2``) and this runner's buffers."""
+        return int(self._engine.device_memory_size_v2) + sum(b.device.nbytes for b in self._bindings.values())
+
     def _enqueue(self) -> bool:
         return bool(self._context.execute_async_v3(self._stream.handle))
 

@@ -80,6 +80,10 @@ class PyCuda:
     def create_stream(self) -> Stream:
         return _PyCudaStream(self)
 
+    def memory_in_use(self) -> int:
+        free, total = self.call("cuMemGetInfo", self.drv.mem_get_info)
+        return int(total) - int(free)
+
     def create_event(self, *, blocking_sync: bool = False, timing: bool = True) -> Event:
         flags = 0
         if blocking_sync:

@@ -130,6 +130,10 @@ class CudaPython:
     def create_stream(self) -> Stream:
         return _CudartStream(self)
 
+    def memory_in_use(self) -> int:
+        free, total = self.call("cudaMemGetInfo")
+        return int(total) - int(free)
+
     def create_event(self, *, blocking_sync: bool = False, timing: bool = True) -> Event:
         flags = self.rt.cudaEventDefault
         if blocking_sync:

@@ -243,9 +243,16 @@ def _measured(
         used = engine.runner if runner is None else runner
         queries = engine.batch if batch is None else batch
         result = measure.measure(used, feed, settings, queries, percentiles=percentiles, lock_wait=context.lock_wait)
+        result = dataclasses.replace(result, device_memory=device_memory(used))
         step.detail = f"{result.iterations} iterations"
         step.waited_s = result.lock_wait_s  # queued for the device: not part of the measurement
     return result
+
+
+def device_memory(runner: Runner) -> int | None:
+    """The device memory a runner's engine and buffers take, where its backend can tell."""
+    tell = getattr(runner, "device_memory", None)
+    return int(tell()) if tell is not None else None
 
 
 def _threads_advice(engine: Engine) -> bool:
@@ -380,7 +387,7 @@ def check_sweep(engine: Engine, gates: ItemGates, budget: PerfBudget, context: G
             run.staged.append((sweep_nodeid(context.subject.nodeid, batch), baseline.staged))
         run.points.append(SweepPoint(
             batch=batch, latency=result.latency, throughput=result.throughput, iterations=result.iterations,
-            duration_s=result.duration_s,
+            duration_s=result.duration_s, device_memory=result.device_memory,
             latency_budget=latency_label(at_batch), within_latency=within_latency(result, at_batch),
             budgets=(outcome,), accuracy_passed=None if checked is None else checked.passed,
             regression=baseline.verdict, baseline_note=baseline.note, baseline_state=baseline.state,
@@ -404,12 +411,15 @@ def check_streams(engine: Engine, gates: ItemGates, budget: PerfBudget, context:
             asked_s = (budget.measure.warmup_ms + budget.measure.min_duration_ms) / 1000
             with context.progress.phase(Phase.MEASURE, subject, expected_s=asked_s):
                 result = measure_concurrent(runners, feeds, budget.measure, engine.batch, lock_wait=context.lock_wait)
+            memory = [device_memory(r) for r in runners]
+            result = dataclasses.replace(result, device_memory=None if None in memory else sum(m or 0 for m in memory))
         run.warnings += [f"{count} streams: {w}" for w in result.warnings]
         outcome, missed = judge_streams(result, budget, engine.backend, context.perf_mode)
         run.failures += missed
         run.streams.append(StreamsPoint(
             streams=count, latency=result.latency, throughput=result.throughput, iterations=result.iterations,
             per_stream=result.per_stream, duration_s=result.duration_s, clock=result.clock, budgets=(outcome,),
+            device_memory=result.device_memory,
             accuracy_passed=checked,
         ))
     return run

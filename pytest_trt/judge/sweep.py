@@ -113,7 +113,7 @@ def concurrent_failures(result: ConcurrentResult, budget: PerfBudget) -> list[st
             f"aggregate throughput {result.throughput:.1f} qps < budget {budget.min_throughput:g} qps "
             f"(n={result.iterations} over {result.streams} streams)"
         )
-    return missed
+    return missed + budget_rules.memory_failures(result.device_memory, budget, "this backend")
 
 
 def judge_streams(

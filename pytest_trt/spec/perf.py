@@ -47,6 +47,7 @@ class PerfBudget:
     percentile: float = 50.0
     min_throughput: float | None = None
     max_regression: float | None = None  # fraction; None -> the session's threshold
+    max_device_memory_mb: float | None = None  # the engine and its buffers, where the backend tells
     measure: MeasureSettings = field(default_factory=MeasureSettings)
     # batch_sizes=: one engine measured at each batch size (a sweep), budgets per batch where a
     # budget is given as {batch: value}; a plain value applies at every batch.
@@ -75,6 +76,7 @@ class PerfBudget:
             raise SpecError(f"percentile must be in [0, 100], got {self.percentile!r}")
         checked_number(self.min_throughput, "min_throughput", allow_none=True)
         checked_number(self.max_regression, "max_regression", allow_none=True)
+        checked_number(self.max_device_memory_mb, "max_device_memory_mb", allow_none=True)
 
 
 _MEASURE_FIELDS = {f.name for f in dataclasses.fields(MeasureSettings)}

@@ -47,6 +47,7 @@ class ConcurrentResult:
     samples_ms: tuple[float, ...] = ()  # every request's latency, for the budget's percentile
     lock_wait_s: float = 0.0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    device_memory: int | None = None  # bytes every stream's runner takes, where the backend tells
 
     def latency_at(self, q: float) -> float:
         return percentile(list(self.samples_ms), q)

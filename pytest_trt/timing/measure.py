@@ -103,6 +103,7 @@ class PerfResult:
     # How contended the host's CPUs were over the timed chunks (the kernel's counters); None where
     # they could not be read. A contended measurement cannot tell a slower model from a busy host.
     contention: Contention | None = None
+    device_memory: int | None = None  # bytes the engine and its buffers take, where the backend tells
 
     @functools.cached_property
     def budget_samples_ms(self) -> list[float]:
@@ -141,8 +142,11 @@ class PerfResult:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON report's form: the fields, and what follows from them about the sample's size."""
+        data = to_data(self)
+        if self.device_memory is None:
+            del data["device_memory"]  # an optional key: only where the backend tells it
         return {
-            **to_data(self),
+            **data,
             "budget_samples": len(self.budget_samples_ms),
             "short_percentiles": self.short_percentiles,
             "sample_notes": [note for q in SHOWN_PERCENTILES if (note := self.sample_note(q))],
@@ -558,7 +562,7 @@ def _result(
         iterations=progress.iterations,
         duration_s=progress.measured_ms / 1000.0,
         latency=summarize(_left_out(samples, after_probe)),
-        **phases,
+        compute=phases["compute"], h2d=phases["h2d"], d2h=phases["d2h"], enqueue=phases["enqueue"],
         throughput=batch * progress.iterations / (progress.measured_ms / 1000.0),
         samples_ms=samples,
         warnings=warnings,

@@ -140,6 +140,9 @@ class FakeCuda:
     def create_stream(self) -> FakeStream:
         return FakeStream()
 
+    def memory_in_use(self) -> int:
+        return sum(block.nbytes for block in GPU.memory.values())
+
     def create_event(self, *, blocking_sync: bool = False, timing: bool = True) -> FakeEvent:
         return FakeEvent()
 
