@@ -419,6 +419,9 @@ class OrtGpuRunner:
 
     # The GPU its timings belong to (timing/lock.py, timing/gpu_clock.py): sessions here bind device 0.
     device = "cuda:0"
+    # device_memory() counts what the GPU holds beyond its use when this session opened: for
+    # runners opened one after the other, the first one's count holds them all.
+    device_memory_since_open = True
 
     def __init__(
         self,
