@@ -76,7 +76,8 @@ def _scaled(entry: dict, factor: float) -> None:
     latency = entry["latency_ms"]
     latency["quantiles"] = {k: v / factor for k, v in latency["quantiles"].items()}
     latency["mean"] /= factor
-    entry["session_floors_ms"] = [f / factor for f in entry["session_floors_ms"]]
+    if "session_floors_ms" in entry:  # recordings of several sessions keep their floors
+        entry["session_floors_ms"] = [f / factor for f in entry["session_floors_ms"]]
     entry["throughput_qps"] *= factor
 
 
@@ -91,13 +92,17 @@ def test_baselines_per_batch_size_and_a_regression_in_one_fails_naming_it(trt_py
     assert data["tests"][names[2]]["workload"]["inputs"]["x"]["shape"] == [32, 256]
     _scaled(data["tests"][names[2]], 20.0)  # batch 32 "was" 20x faster
     Path(path).write_text(json.dumps(data))
-    result, entry = report(trt_pytester, *MEASURE)
+    result, entry = report(trt_pytester, *MEASURE, f"--trt-report-md={trt_pytester.path / 'trt.md'}")
     result.assert_outcomes(failed=1)
+    markdown = (trt_pytester.path / "trt.md").read_text()
+    assert "1 failed, 1 regressed" in markdown
+    assert any(line.startswith("| test_sweep.py::test_sweep batch 32 |") and "| regressed |" in line for line in markdown.splitlines())
     verdicts = {p["batch"]: p["regression"]["status"] for p in entry["sweep"]}
     assert verdicts[32] == "regressed" and "regressed" not in {verdicts[1], verdicts[8], verdicts[64]}
     result.stdout.fnmatch_lines(["*at batch 32: regression (onnxruntime): min +*% vs baseline*"])
     result.stdout.fnmatch_lines(["baseline: test_sweep.py::test_sweep batch 32: regressed, min +*"])
     result.stdout.fnmatch_lines(["*1 gated test, 1 failed, 1 regressed*"])
+    assert "unused baselines" not in result.stdout.str()  # every batch's baseline belongs to the test
 
 
 @pytest.mark.parametrize(
