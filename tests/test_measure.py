@@ -15,7 +15,7 @@ from pytest_trt.backends.base import BackendError, IterationTimes
 from pytest_trt.baselines import regression
 from pytest_trt.judge.budgets import budget_failures
 from pytest_trt.measure_defaults import FEWEST_ITERATIONS
-from pytest_trt.spec import MeasureSettings, PerfBudget
+from pytest_trt.specs import MeasureSettings, PerfBudget
 from pytest_trt.timing.measure import (
     HostTimedSession,
     PerfResult,

@@ -26,7 +26,7 @@ from pytest_trt.backends.onnxruntime_tensorrt import (
 )
 from pytest_trt.backends.onnxruntime_trt_rtx import OnnxRuntimeTrtRtxBackend, ep_context_config, rtx_provider_options
 from pytest_trt.model import LoadedModel, load_model
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 FAST = MeasureSettings(warmup_ms=0, min_iterations=3, min_duration_ms=0)

@@ -25,7 +25,7 @@ from pytest_trt.backends.tensorrt import TensorRTBackend, TensorRTRunner
 from pytest_trt.cuda import runtime as cuda
 from pytest_trt.model import LoadedModel, load_model
 from pytest_trt.run.marks import model_spec as make_model_spec
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 

@@ -23,7 +23,7 @@ from pytest_trt.types import BackendContext
 
 if TYPE_CHECKING:
     from pytest_trt.backends.base import Backend
-    from pytest_trt.spec import BuildSpec
+    from pytest_trt.specs import BuildSpec
 
 __all__ = ["BackendContext", "BackendInfo", "DeviceKind", "create", "get", "names", "register", "registered"]
 

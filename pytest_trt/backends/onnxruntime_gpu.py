@@ -39,7 +39,7 @@ from pytest_trt.cuda import runtime as cuda_layer
 from pytest_trt.cuda.runtime import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, Stream
 
 if TYPE_CHECKING:
-    from pytest_trt.spec import BuildSpec, MeasureSettings
+    from pytest_trt.specs import BuildSpec, MeasureSettings
     from pytest_trt.types import BackendContext
 
 CPU_PROVIDER = "CPUExecutionProvider"

@@ -33,7 +33,7 @@ from pytest_trt.types import BackendContext, BytesStore
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
-    from pytest_trt.spec import BuildSpec
+    from pytest_trt.specs import BuildSpec
 
 PROVIDER = "TensorrtExecutionProvider"
 PROVIDER_LIBRARY = "libonnxruntime_providers_tensorrt.so"
@@ -189,7 +189,7 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
 
 
 def _no_build() -> BuildSpec:
-    from pytest_trt.spec import BuildSpec
+    from pytest_trt.specs import BuildSpec
 
     return BuildSpec()
 

@@ -13,7 +13,7 @@ from pytest_trt.types import TensorSpec
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
-    from pytest_trt.spec import BuildSpec
+    from pytest_trt.specs import BuildSpec
 
 Triple = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 # One dict per optimization profile: input name -> (min, opt, max).

@@ -41,7 +41,7 @@ from pytest_trt.types import BackendContext, BytesStore
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
-    from pytest_trt.spec import BuildSpec, MeasureSettings
+    from pytest_trt.specs import BuildSpec, MeasureSettings
 
 # BuilderFlags that make a network weakly typed (TensorRT 10.x only; gone in 11.x).
 WEAK_TYPING_FLAGS = ("FP16", "BF16", "INT8", "FP8", "INT4", "FP4", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS")
@@ -115,7 +115,7 @@ class TensorRTBackend:
         timing cache in the session's engine cache, build progress on the terminal."""
         made = cls(runtime=services.runtime, cuda_api=services.cuda_api, progress=services.progress)
         if services.cache is not None:
-            from pytest_trt.spec import BuildSpec
+            from pytest_trt.specs import BuildSpec
 
             made._timing_cache = EngineCacheTimingStore(
                 services.cache,

@@ -13,7 +13,7 @@ import numpy as np
 
 from pytest_trt import backends
 from pytest_trt.backends import DeviceKind
-from pytest_trt.spec import PerfBudget
+from pytest_trt.specs import PerfBudget
 from pytest_trt.timing.measure import PerfResult
 from pytest_trt.timing.stats import percentile, percentile_label
 

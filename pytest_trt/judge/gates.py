@@ -49,7 +49,7 @@ from pytest_trt.prepare.engines import Engine
 from pytest_trt.prepare.inputs import describe_generated
 from pytest_trt.prepare.model_steps import StepHow
 from pytest_trt.progress import Phase, Progress
-from pytest_trt.spec import AccuracySpec, MeasureSettings, PerfBudget, Reference
+from pytest_trt.specs import AccuracySpec, MeasureSettings, PerfBudget, Reference
 from pytest_trt.timing import measure
 from pytest_trt.timing.concurrent import measure_concurrent
 from pytest_trt.timing.lock import LockWait

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_trt.errors import SpecError
-from pytest_trt.spec import AccuracySpec, ModelSpec, PerfBudget
+from pytest_trt.specs import AccuracySpec, ModelSpec, PerfBudget
 
 
 def sweep_nodeid(nodeid: str, batch: int) -> str:

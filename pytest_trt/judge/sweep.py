@@ -15,7 +15,7 @@ from pytest_trt.judge import budgets as budget_rules
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.judge.perf_mode import PerfMode
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, StreamsPoint, SweepPoint
-from pytest_trt.spec import PerfBudget
+from pytest_trt.specs import PerfBudget
 from pytest_trt.timing.concurrent import ConcurrentResult
 from pytest_trt.timing.measure import PerfResult
 from pytest_trt.timing.stats import percentile_label

@@ -36,8 +36,8 @@ from pytest_trt.prepare.inputs import (
 )
 from pytest_trt.prepare.model_steps import CalibrationPlan, StepHow, StepProvenance, TorchModel
 from pytest_trt.progress import Phase, Progress
-from pytest_trt.spec import BuildSpec, ModelSpec, Reference, TorchSpec
-from pytest_trt.spec.profiles import profile_index
+from pytest_trt.specs import BuildSpec, ModelSpec, Reference, TorchSpec
+from pytest_trt.specs.profiles import profile_index
 from pytest_trt.store.arrays import decode_arrays, encode_arrays
 from pytest_trt.store.cache import EngineCache
 from pytest_trt.store.files import write_atomic

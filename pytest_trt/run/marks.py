@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 from pytest_trt import backends
 from pytest_trt.errors import SpecError
 from pytest_trt.judge.item_gates import ItemGates
-from pytest_trt.spec import ModelSpec, PerfBudget, factory_name, make_accuracy_spec, make_perf_budget
-from pytest_trt.spec import make_model_spec as _make_model_spec
-from pytest_trt.spec.profiles import holds_batch
+from pytest_trt.specs import ModelSpec, PerfBudget, factory_name, make_accuracy_spec, make_perf_budget
+from pytest_trt.specs import make_model_spec as _make_model_spec
+from pytest_trt.specs.profiles import holds_batch
 
 if TYPE_CHECKING:
     import pytest
 
-    from pytest_trt.spec import MeasureSettings
+    from pytest_trt.specs import MeasureSettings
 
 # Positional arguments each mark accepts, in order, as in the marks' documented signatures.
 _POSITIONAL = {

@@ -20,7 +20,7 @@ from pytest_trt import backends, measure_defaults
 from pytest_trt.arguments import SyncMode
 from pytest_trt.backends.trt_api import RUNTIMES
 from pytest_trt.errors import PytestTrtError, SpecError
-from pytest_trt.spec import MeasureSettings
+from pytest_trt.specs import MeasureSettings
 
 PERF_MODES = ("enforce", "report", "off")
 BASELINE_MODES = ("compare", "strict", "off")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pytest_trt.judge.item_gates import ItemGates
     from pytest_trt.judge.records import TestRecord
     from pytest_trt.prepare.engines import Engine, EngineFactory
-    from pytest_trt.spec import ModelSpec
+    from pytest_trt.specs import ModelSpec
     from pytest_trt.store.cache import EngineCache
 
 

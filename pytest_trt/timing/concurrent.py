@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pytest_trt.backends.base import Runner
-from pytest_trt.spec import MeasureSettings
+from pytest_trt.specs import MeasureSettings
 from pytest_trt.timing import lock as measure_lock
 from pytest_trt.timing.measure import timed_session
 from pytest_trt.timing.stats import LatencyStats, percentile, summarize

@@ -43,7 +43,7 @@ from pytest_trt.measure_defaults import (
     STILL_WARM_S,
 )
 from pytest_trt.serde import from_data, to_data
-from pytest_trt.spec import MeasureSettings
+from pytest_trt.specs import MeasureSettings
 from pytest_trt.timing import contention, gpu_clock, host_cpu, host_probe
 from pytest_trt.timing import lock as measure_lock
 from pytest_trt.timing.contention import Contention, CpuCounters

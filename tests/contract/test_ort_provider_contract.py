@@ -28,7 +28,7 @@ import pytest
 from pytest_trt.backends import onnxruntime_gpu as gpu
 from pytest_trt.backends.onnxruntime_tensorrt import tensorrt_provider_options
 from pytest_trt.backends.onnxruntime_trt_rtx import EP_CONTEXT_CONFIG, rtx_provider_options
-from pytest_trt.spec import BuildSpec
+from pytest_trt.specs import BuildSpec
 
 from . import wheels
 from .fake_cuda import FakeStream

@@ -17,7 +17,7 @@ from pytest_trt import backends
 from pytest_trt.backends.onnxruntime_cuda import OnnxRuntimeCudaBackend
 from pytest_trt.model import load_model
 from pytest_trt.prepare.inputs import make_inputs
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 from pytest_trt.timing.concurrent import measure_concurrent
 
 pytestmark = pytest.mark.needs_gpu

@@ -18,8 +18,8 @@ from pytest_trt.arguments import (
     mode,
 )
 from pytest_trt.errors import SpecError
-from pytest_trt.spec.profiles import ShapeProfile, make_profiles
-from pytest_trt.spec.torch import TorchSpec, make_torch_spec
+from pytest_trt.specs.profiles import ShapeProfile, make_profiles
+from pytest_trt.specs.torch import TorchSpec, make_torch_spec
 
 # Precision-transform options, shared by every backend (see precision.py). Each backend declares
 # its own build options when it registers (pytest_trt.backends); marks.py passes them all here.

@@ -6,16 +6,16 @@ test id. Specs are hashable (engines are shared per distinct spec) and JSON-frie
 mark: ``model`` (with ``torch`` and ``profiles``), ``accuracy``, ``perf``.
 """
 
-from pytest_trt.spec.accuracy import AccuracySpec, OutputTolerance, format_tolerance, make_accuracy_spec
-from pytest_trt.spec.model import (
+from pytest_trt.specs.accuracy import AccuracySpec, OutputTolerance, format_tolerance, make_accuracy_spec
+from pytest_trt.specs.model import (
     TRANSFORM_BUILD_OPTIONS,
     BuildSpec,
     ModelSpec,
     Reference,
     make_model_spec,
 )
-from pytest_trt.spec.perf import MeasureSettings, PerfBudget, make_perf_budget
-from pytest_trt.spec.torch import ExampleArray, TorchSpec, dynamic_axes, factory_name
+from pytest_trt.specs.perf import MeasureSettings, PerfBudget, make_perf_budget
+from pytest_trt.specs.torch import ExampleArray, TorchSpec, dynamic_axes, factory_name
 
 __all__ = [
     "TRANSFORM_BUILD_OPTIONS", "AccuracySpec", "BuildSpec", "ExampleArray", "MeasureSettings", "ModelSpec",
