@@ -481,3 +481,12 @@ def test_device_memory_is_what_the_gpu_holds_beyond_its_use_before_the_session_o
         arena.free()
     finally:
         runner.close()
+
+
+def test_several_profiles_repeat_each_input_in_the_tensorrt_providers_shape_options() -> None:
+    two = [{"x": ((1, 3), (2, 3), (4, 3))}, {"x": ((8, 3), (16, 3), (32, 3))}]
+    options = tensorrt_provider_options(BuildSpec(), two, None)
+    assert options["trt_profile_min_shapes"] == "x:1x3,x:8x3"
+    assert options["trt_profile_opt_shapes"] == "x:2x3,x:16x3"
+    assert options["trt_profile_max_shapes"] == "x:4x3,x:32x3"
+    assert rtx_provider_options(BuildSpec(), two, None)["nv_profile_max_shapes"] == "x:4x3,x:32x3"
