@@ -30,7 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 from pytest_trt.backends.onnxruntime_cuda import OnnxRuntimeCudaBackend
 from pytest_trt.cuda import runtime as cuda
 from pytest_trt.model import LoadedModel, load_model
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 EXAMPLES = {"mlp": 32, "cnn": 8, "encoder": 8}  # model -> batch

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "examples"))
 
 from pytest_trt import measure_defaults
-from pytest_trt.spec import MeasureSettings
+from pytest_trt.specs import MeasureSettings
 from pytest_trt.timing import host_probe
 from pytest_trt.timing.measure import HostTimedSession, measure
 

@@ -62,7 +62,7 @@ from pytest_trt.baselines.regression import RECORDINGS, Measurement, assess, dec
 from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject, Workload
 from pytest_trt.model import load_model
 from pytest_trt.prepare.inputs import make_inputs, resolve_shapes
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 from pytest_trt.timing.host_probe import HostProbe
 from pytest_trt.timing.measure import PerfResult, measure
 

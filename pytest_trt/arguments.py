@@ -1,6 +1,6 @@
 """A mark's arguments one by one: the modes it names by a word (precision, check, nan, sync,
 calibration method) as enums whose members are that word, numbers, shapes and keywords. Each
-check raises SpecError naming the argument; spec.py builds the specs from them."""
+check raises SpecError naming the argument; the spec package builds the specs from them."""
 
 from __future__ import annotations
 

@@ -45,6 +45,11 @@ class PrecisionError(PytestTrtError, ValueError):
     """A precision transform cannot be applied to this model; the message names the file."""
 
 
+class ShapeError(PytestTrtError, ValueError):
+    """A shape the engine cannot run: outside its optimization profile(s); the message names
+    the input, the shape and the bounds."""
+
+
 class BackendError(PytestTrtError, RuntimeError):
     """A backend could not build, load or run; the message says which step and why."""
 

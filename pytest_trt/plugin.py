@@ -28,19 +28,21 @@ _SESSION_START = "pytest_trt_session_start"
 MARKERS = (
     "trt_model(path=None, *, torch=None, example_inputs=None, dynamic=None, reference='onnxruntime', "
     "precision='fp32', calibration=None, calibration_method=None, shapes=None, batch_size=None, seed=None, "
-    "input_ranges=None, inputs=None, **build_options): the model a test gates: an ONNX file (relative to the "
+    "input_ranges=None, inputs=None, profile=None, **build_options): the model a test gates: an ONNX file (relative to the "
     "test file, then the rootdir) or torch=, a factory of a torch.nn.Module (or 'pkg.mod:func') exported with "
     "example_inputs and dynamic axes; reference='torch' compares with the module itself; precision='int8' "
-    "with calibration= (an .npz or a number of seeded batches) quantizes a float model.",
+    "with calibration= (an .npz or a number of seeded batches) quantizes a float model; profile= gives "
+    "(min, opt, max) shapes per input (a list: several profiles) that one engine serves.",
     "trt_accuracy(rtol=1e-3, atol=1e-5, *, outputs=None, nan='fail', check='elementwise', q=None, "
     "max_mismatch=0.0, min_cosine=None, topk=None, topk_axis=-1, inf_equal=False, "
     "batch_consistency=False): compare the backend's outputs with the reference (onnxruntime running the "
     "model in fp32, or the torch module with reference='torch'), |out - ref| <= atol + rtol * |ref| per element.",
     "trt_perf(max_latency_ms=None, percentile=50, min_throughput=None, backend=None, *, "
-    "max_regression=None, warmup_ms, min_iterations, min_duration_ms, max_duration_ms, cuda_graph, "
-    "transfers, sync, host_probe): a latency/throughput budget, enforced when its backend runs the test; "
-    "without backend=, a GPU budget: enforced on whichever GPU backend runs, reported as not enforced on "
-    "a CPU backend.",
+    "max_regression=None, batch_sizes=(), warmup_ms, min_iterations, min_duration_ms, max_duration_ms, "
+    "cuda_graph, transfers, sync, host_probe): a latency/throughput budget, enforced when its backend runs "
+    "the test; without backend=, a GPU budget: enforced on whichever GPU backend runs, reported as not "
+    "enforced on a CPU backend. batch_sizes= measures one engine at each batch size (budgets may be "
+    "{batch: value}).",
 )
 
 
@@ -144,7 +146,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Before -k/-m deselect anything: a baseline is unused only if its test is gone.
-    _state(config).note_measured([(Path(item.path), item.nodeid) for item in items if _gates(item).measured])
+    _state(config).note_measured([
+        (Path(item.path), name) for item in items if _gates(item).measured for name in _gates(item).baseline_names(item.nodeid)
+    ])
 
 
 def _gates(item: pytest.Item) -> ItemGates:

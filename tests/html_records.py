@@ -16,7 +16,7 @@ from pytest_trt.baselines.subject import BuildFacts, ModelRef, TensorSignature, 
 from pytest_trt.judge.accuracy import AccuracyResult, compare_output
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
-from pytest_trt.spec import OutputTolerance
+from pytest_trt.specs import OutputTolerance
 from pytest_trt.timing.measure import PerfClock, PerfResult
 from pytest_trt.timing.stats import summarize
 

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 from onnx_builders import onnx_model
 
 from pytest_trt.judge.accuracy import RULE_NOTE, check_batch_consistency, compare_outputs, load_failure, save_failure
-from pytest_trt.spec import AccuracySpec, OutputTolerance, make_accuracy_spec
+from pytest_trt.specs import AccuracySpec, OutputTolerance, make_accuracy_spec
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 
@@ -369,7 +369,7 @@ def test_failure_message_reads_in_a_pytest_run(pytester):
         """
         import numpy as np
         from pytest_trt.judge.accuracy import compare_outputs
-        from pytest_trt.spec import make_accuracy_spec
+        from pytest_trt.specs import make_accuracy_spec
 
         def test_model_output():
             ref = np.linspace(1.0, 2.0, 100, dtype=np.float32).reshape(10, 10)

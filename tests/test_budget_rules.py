@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_trt.judge.budgets import budget_doubts, budget_failures, describe_budget, judged_percentiles
-from pytest_trt.spec import PerfBudget
+from pytest_trt.specs import PerfBudget
 from pytest_trt.timing.measure import PerfResult
 from pytest_trt.timing.stats import summarize
 

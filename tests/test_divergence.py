@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pytest_trt.judge.divergence import Diverged, locate, max_abs_difference
-from pytest_trt.spec import make_accuracy_spec
+from pytest_trt.specs import make_accuracy_spec
 
 MODULE = {"y": np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)}
 SPEC = make_accuracy_spec(rtol=1e-3, atol=1e-5)

@@ -18,7 +18,7 @@ from pytest_trt.judge.perf_mode import PerfMode
 from pytest_trt.judge.records import BudgetState, TestStatus
 from pytest_trt.prepare.engines import EngineFactory
 from pytest_trt.run.marks import model_spec
-from pytest_trt.spec import MeasureSettings, make_accuracy_spec, make_perf_budget
+from pytest_trt.specs import MeasureSettings, make_accuracy_spec, make_perf_budget
 from pytest_trt.store.cache import EngineCache
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"

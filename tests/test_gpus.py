@@ -21,7 +21,7 @@ from pytest_trt.backends.onnxruntime_tensorrt import OnnxRuntimeTensorRTBackend,
 from pytest_trt.backends.tensorrt import TensorRTBackend
 from pytest_trt.model import LoadedModel, load_model
 from pytest_trt.run.gpus import GpuSelection, GpusError, parse_gpus, pinned, worker_number
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 from pytest_trt.timing.lock import MeasureLockTimeout, _lock_name, measuring
 from pytest_trt.types import BackendContext
 

@@ -13,7 +13,7 @@ from html_records import RecordWithExtras, failed_record, history, passed_record
 
 from pytest_trt.judge.accuracy import compare_output
 from pytest_trt.reports.report_files import ReportFileError
-from pytest_trt.spec import OutputTolerance
+from pytest_trt.specs import OutputTolerance
 
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB, reason="needs matplotlib: pip install 'pytest-trt[report]'")

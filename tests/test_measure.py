@@ -15,7 +15,7 @@ from pytest_trt.backends.base import BackendError, IterationTimes
 from pytest_trt.baselines import regression
 from pytest_trt.judge.budgets import budget_failures
 from pytest_trt.measure_defaults import FEWEST_ITERATIONS
-from pytest_trt.spec import MeasureSettings, PerfBudget
+from pytest_trt.specs import MeasureSettings, PerfBudget
 from pytest_trt.timing.measure import (
     HostTimedSession,
     PerfResult,
@@ -616,3 +616,20 @@ def test_where_every_iteration_follows_a_probe_budgets_judge_them_all() -> None:
     result = run(EveryIterationProbed(constant(2.0)), min_iterations=3)
     assert result.budget_samples_ms == result.samples_ms == [2.0] * 3
     assert result.latency.n == 3 and budget_failures(result, PerfBudget(max_latency_ms=1)) != []
+
+
+def test_a_runner_measured_a_moment_ago_rewarms_briefly_at_the_same_shape_and_fully_at_a_new_one(monkeypatch) -> None:
+    from pytest_trt.measure_defaults import REWARM_MS
+    from pytest_trt.specs import MeasureSettings
+    from pytest_trt.timing import measure as measuring
+
+    runner = object()
+    settings = MeasureSettings(warmup_ms=500)
+    monkeypatch.setattr(measuring._Recent, "runner", runner)
+    monkeypatch.setattr(measuring._Recent, "shapes", {"x": (8, 256)})
+    monkeypatch.setattr(measuring._Recent, "ended", measuring.time.monotonic())
+    same = {"x": np.zeros((8, 256), np.float32)}
+    other = {"x": np.zeros((32, 256), np.float32)}
+    assert measuring._still_warm(runner, settings, same).warmup_ms == REWARM_MS
+    # The first runs after a shape change are slower: a sweep point warms up in full.
+    assert measuring._still_warm(runner, settings, other).warmup_ms == 500

@@ -16,7 +16,7 @@ import pytest
 from pytest_trt import fingerprint
 from pytest_trt.backends.base import IterationTimes
 from pytest_trt.errors import PytestTrtError
-from pytest_trt.spec import MeasureSettings
+from pytest_trt.specs import MeasureSettings
 from pytest_trt.timing import lock as measure_lock
 from pytest_trt.timing.lock import MeasureLockError, device_of, lock_folder, measuring
 from pytest_trt.timing.measure import measure

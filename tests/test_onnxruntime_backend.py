@@ -14,7 +14,7 @@ from pytest_trt import backends
 from pytest_trt.backends.base import Artifact, BackendError
 from pytest_trt.model import load_model
 from pytest_trt.prepare.inputs import make_inputs, resolve_shapes
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 from pytest_trt.timing.measure import timed_session
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"

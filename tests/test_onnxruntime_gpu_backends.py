@@ -26,7 +26,7 @@ from pytest_trt.backends.onnxruntime_tensorrt import (
 )
 from pytest_trt.backends.onnxruntime_trt_rtx import OnnxRuntimeTrtRtxBackend, ep_context_config, rtx_provider_options
 from pytest_trt.model import LoadedModel, load_model
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 FAST = MeasureSettings(warmup_ms=0, min_iterations=3, min_duration_ms=0)
@@ -175,7 +175,7 @@ def test_tf32_policy_sets_the_override_for_fp32_only(monkeypatch: pytest.MonkeyP
 
 def test_tensorrt_options_keep_the_network_strongly_typed_and_carry_the_build() -> None:
     build = BuildSpec(precision="fp16", options=(("workspace_mb", 256), ("optimization_level", 5)))
-    profiles = {"a": ((1, 3), (4, 3), (8, 3)), "b": ((1,), (2,), (2,))}
+    profiles = [{"a": ((1, 3), (4, 3), (8, 3)), "b": ((1,), (2,), (2,))}]
     options = tensorrt_provider_options(
         build, profiles, FakeStream(), cuda_graph=True, timing_cache_dir=Path("/c"), context_model=Path("/m/ctx.onnx")
     )
@@ -204,7 +204,7 @@ def test_tensorrt_options_keep_the_network_strongly_typed_and_carry_the_build() 
 ])
 def test_tensorrt_options_out_of_range_are_errors(option: str, value: int, message: str) -> None:
     with pytest.raises(BackendError, match=message):
-        tensorrt_provider_options(BuildSpec(options=((option, value),)), {}, None)
+        tensorrt_provider_options(BuildSpec(options=((option, value),)), [], None)
 
 
 def test_timing_cache_files_round_trip_and_stay_in_their_folder(tmp_path: Path) -> None:
@@ -227,7 +227,7 @@ def test_timing_cache_files_round_trip_and_stay_in_their_folder(tmp_path: Path) 
 
 def test_rtx_options_and_ep_context_config() -> None:
     build = BuildSpec(options=(("workspace_mb", 64),))
-    assert rtx_provider_options(build, {"x": ((1, 2), (2, 2), (4, 2))}, FakeStream(), cuda_graph=True) == {
+    assert rtx_provider_options(build, [{"x": ((1, 2), (2, 2), (4, 2))}], FakeStream(), cuda_graph=True) == {
         "has_user_compute_stream": "1",
         "user_compute_stream": "7",
         "nv_max_workspace_size": str(64 << 20),
@@ -468,3 +468,25 @@ def test_rtx_offered_no_gpu_by_onnxruntime_says_so(fresh_registrations, monkeypa
         "NvTensorRTRTXExecutionProvider offers no device on this machine: onnxruntime found no GPU to offer it "
         "(it lists: CPU)" + tail
     )
+
+
+def test_device_memory_is_what_the_gpu_holds_beyond_its_use_before_the_session_opened(no_probe, mlp) -> None:
+    from contract.fake_cuda import FakeDeviceMemory
+
+    runner = loaded(cuda_backend(), mlp)
+    try:
+        before = runner.device_memory()
+        arena = FakeDeviceMemory(3 * 2**20)  # what the session's arena would grow by
+        assert runner.device_memory() == before + 3 * 2**20
+        arena.free()
+    finally:
+        runner.close()
+
+
+def test_several_profiles_repeat_each_input_in_the_tensorrt_providers_shape_options() -> None:
+    two = [{"x": ((1, 3), (2, 3), (4, 3))}, {"x": ((8, 3), (16, 3), (32, 3))}]
+    options = tensorrt_provider_options(BuildSpec(), two, None)
+    assert options["trt_profile_min_shapes"] == "x:1x3,x:8x3"
+    assert options["trt_profile_opt_shapes"] == "x:2x3,x:16x3"
+    assert options["trt_profile_max_shapes"] == "x:4x3,x:32x3"
+    assert rtx_provider_options(BuildSpec(), two, None)["nv_profile_max_shapes"] == "x:4x3,x:32x3"

@@ -8,7 +8,7 @@ import pytest
 from pytest_trt.arguments import CalibrationMethod
 from pytest_trt.errors import SpecError
 from pytest_trt.prepare import quantize
-from pytest_trt.spec import ExampleArray, Reference, make_model_spec
+from pytest_trt.specs import ExampleArray, Reference, make_model_spec
 
 TORCH = 'torch=make, example_inputs={"x": (2, 3)}'
 

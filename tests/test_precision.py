@@ -16,7 +16,7 @@ from onnx_builders import onnx_model, overflowing_model
 from pytest_trt.judge.accuracy import compare_outputs
 from pytest_trt.prepare import precision
 from pytest_trt.prepare.precision import RANGE_SENSITIVE_OPS, PrecisionError, apply_precision, has_qdq, transform_key
-from pytest_trt.spec import make_accuracy_spec
+from pytest_trt.specs import make_accuracy_spec
 from pytest_trt.store import files
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"

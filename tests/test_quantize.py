@@ -18,7 +18,7 @@ from pytest_trt.prepare import precision
 from pytest_trt.prepare.inputs import make_inputs
 from pytest_trt.prepare.precision import PrecisionError
 from pytest_trt.prepare.quantize import CalibrationError, calibration_feeds, quantize_key, quantize_model
-from pytest_trt.spec import make_accuracy_spec
+from pytest_trt.specs import make_accuracy_spec
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 CNN_SHAPES = {"image": (8, 3, 32, 32)}

@@ -11,7 +11,7 @@ from pytest_trt.arguments import CalibrationMethod, Check, NanPolicy, Precision,
 from pytest_trt.errors import SpecError
 from pytest_trt.prepare.engines import Provenance
 from pytest_trt.prepare.model_steps import StepHow, StepProvenance
-from pytest_trt.spec import BuildSpec, MeasureSettings, OutputTolerance, make_accuracy_spec, make_model_spec
+from pytest_trt.specs import BuildSpec, MeasureSettings, OutputTolerance, make_accuracy_spec, make_model_spec
 
 
 def test_specs_hold_the_enum_of_the_word_they_were_given(tmp_path):

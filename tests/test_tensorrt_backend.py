@@ -25,7 +25,7 @@ from pytest_trt.backends.tensorrt import TensorRTBackend, TensorRTRunner
 from pytest_trt.cuda import runtime as cuda
 from pytest_trt.model import LoadedModel, load_model
 from pytest_trt.run.marks import model_spec as make_model_spec
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 
 MODELS = Path(__file__).resolve().parents[1] / "examples" / "models"
 
@@ -112,7 +112,7 @@ def test_build_load_infer_round_trip(mlp) -> None:
     meta = artifact.metadata
     assert meta["engine_bytes"] == len(artifact.data) and meta["tensorrt_version"] == "11.4.0.106"
     assert meta["layers"] == ["layer_y"] and meta["device_memory_bytes"] == 4096
-    assert meta["profiles"] == {"x": [[4, 256]] * 3}
+    assert meta["profiles"] == [{"x": [[4, 256]] * 3}]
     runner = b.load(artifact, mlp, BuildSpec())
     assert [s.name for s in runner.inputs] == ["x"] and runner.inputs[0].shape == (None, 256)
     out = runner.infer({"x": np.full((4, 256), 3.0, np.float32)})
@@ -149,15 +149,26 @@ def test_profiles_give_min_opt_max_and_bound_the_runtime_shapes(mlp) -> None:
 @pytest.mark.parametrize(
     ("profiles", "message"),
     [
-        ({"x": ((4, 256), (2, 256), (8, 256))}, "min <= opt <= max on axis 0"),
         ({"x": ((1, 128), (1, 128), (1, 128))}, "axis 1 is fixed at 256"),
-        ({"x": ((1, 256), (2, 256))}, r"must be \(min, opt, max\) shapes of rank 2"),
-        ({"nope": ((1, 256), (1, 256), (1, 256))}, r"profiles names \['nope'\]"),
+        ({"x": ((1, 256, 1), (1, 256, 1), (1, 256, 1))}, r"must be \(min, opt, max\) shapes of rank 2"),
+        ({"nope": ((1, 256), (1, 256), (1, 256))}, r"profile names \['nope'\]"),
     ],
 )
-def test_bad_profiles_are_clear_errors(mlp, profiles, message) -> None:
+def test_profiles_that_do_not_fit_the_model_are_clear_errors(mlp, profiles, message) -> None:
     with pytest.raises(BackendError, match=message):
         backend().build(mlp, spec(mlp, profiles=profiles))
+
+
+def test_several_profiles_build_one_each_and_the_runner_switches_before_setting_shapes(mlp) -> None:
+    b = backend()
+    two = [{"x": ((1, 256), (2, 256), (4, 256))}, {"x": ((5, 256), (8, 256), (16, 256))}]
+    artifact = b.build(mlp, spec(mlp, profile=two))
+    assert plan_of(artifact)["profiles"] == [{"x": [[1, 256], [2, 256], [4, 256]]}, {"x": [[5, 256], [8, 256], [16, 256]]}]
+    runner = b.load(artifact, mlp, BuildSpec())
+    assert runner.infer({"x": np.ones((2, 256), np.float32)})["y"].shape == (2, 10)
+    assert runner.infer({"x": np.ones((12, 256), np.float32)})["y"].shape == (12, 10)
+    assert runner.infer({"x": np.ones((3, 256), np.float32)})["y"].shape == (3, 10)
+    assert runner._context.profile_switches == [1, 0]
 
 
 def test_build_options_map_onto_the_builder_config(mlp) -> None:
@@ -239,7 +250,7 @@ def test_quantized_precision_needs_qdq_nodes(tmp_path, mlp) -> None:
 def test_a_failed_build_surfaces_the_logged_reason(mlp, monkeypatch) -> None:
     # Skip the adapter's own profile check so that the double's builder refuses the dynamic
     # input without a profile, as TensorRT does, and logs why.
-    monkeypatch.setattr("pytest_trt.backends.tensorrt.optimization_profiles", lambda model, build: {})
+    monkeypatch.setattr("pytest_trt.backends.tensorrt.optimization_profiles", lambda model, build: [])
     with pytest.raises(BackendError, match=r"failed to build .*no optimization profile has been defined"):
         backend().build(mlp, BuildSpec())
 
@@ -391,3 +402,25 @@ def test_cuda_graph_capture_failure_falls_back_with_a_warning(runner) -> None:
     assert len(session.warnings) == 1 and "timed plain enqueue instead" in session.warnings[0]
     assert session.run(2).compute == [COMPUTE_MS] * 2
     session.close()
+
+
+def test_a_sibling_is_another_context_of_the_same_engine_on_a_stream_of_its_own(mlp) -> None:
+    b = backend()
+    runner = b.load(b.build(mlp, spec(mlp, shapes={"x": (2, 256)})), mlp, BuildSpec())
+    sibling = runner.sibling()
+    assert sibling._engine is runner._engine and sibling._context is not runner._context
+    assert sibling._stream is not runner._stream
+    feed = {"x": np.full((2, 256), 2.0, np.float32)}
+    np.testing.assert_array_equal(sibling.infer(feed)["y"], runner.infer(feed)["y"])
+    sibling.close()
+    assert runner.infer(feed)["y"].shape == (2, 10)  # closing a sibling leaves the engine to its owner
+    runner.close()
+
+
+def test_device_memory_is_the_engines_activations_and_the_runners_buffers(mlp) -> None:
+    b = backend()
+    runner = b.load(b.build(mlp, spec(mlp, shapes={"x": (2, 256)})), mlp, BuildSpec())
+    runner.infer({"x": np.ones((2, 256), np.float32)})
+    # device_memory_size_v2 (4096 in the double) + x (2x256 fp32) + y (2x10 fp32)
+    assert runner.device_memory() == 4096 + 2 * 256 * 4 + 2 * 10 * 4
+    runner.close()

@@ -28,7 +28,7 @@ import os, signal, sys
 from pathlib import Path
 from pytest_trt.backends import onnxruntime as ort_backend
 from pytest_trt.model import load_model
-from pytest_trt.spec import BuildSpec
+from pytest_trt.specs import BuildSpec
 
 def killed(*args, **kwargs):
     # The build's temporary folder exists now: say where, and die as kill -9 does.

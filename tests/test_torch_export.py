@@ -14,6 +14,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from pytest_trt.errors import SpecError
 from pytest_trt.model import ModelError
 from pytest_trt.prepare.torch_export import (
     Exporter,
@@ -25,7 +26,7 @@ from pytest_trt.prepare.torch_export import (
     torch_reference,
 )
 from pytest_trt.prepare.torch_key import export_key
-from pytest_trt.spec import SpecError, make_model_spec
+from pytest_trt.specs import make_model_spec
 
 pytestmark = pytest.mark.needs_torch
 

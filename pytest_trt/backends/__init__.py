@@ -23,7 +23,7 @@ from pytest_trt.types import BackendContext
 
 if TYPE_CHECKING:
     from pytest_trt.backends.base import Backend
-    from pytest_trt.spec import BuildSpec
+    from pytest_trt.specs import BuildSpec
 
 __all__ = ["BackendContext", "BackendInfo", "DeviceKind", "create", "get", "names", "register", "registered"]
 
@@ -155,7 +155,6 @@ TENSORRT_BUILD_OPTIONS: dict[str, type] = {
     "builder_flags": tuple,  # extra BuilderFlag names (e.g. weak-typing FP16 on TensorRT 10.x)
     "max_aux_streams": int,
     "timing_cache": bool,
-    "profiles": dict,  # input -> (min, opt, max)
 }
 
 
@@ -181,9 +180,8 @@ ONNXRUNTIME_TENSORRT_BUILD_OPTIONS: dict[str, type] = {
     "workspace_mb": int,
     "optimization_level": int,
     "timing_cache": bool,
-    "profiles": dict,
 }
-ONNXRUNTIME_TRT_RTX_BUILD_OPTIONS: dict[str, type] = {"workspace_mb": int, "profiles": dict}
+ONNXRUNTIME_TRT_RTX_BUILD_OPTIONS: dict[str, type] = {"workspace_mb": int}
 
 
 def _onnxruntime_cuda(context: BackendContext) -> Backend:

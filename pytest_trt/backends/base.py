@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from pytest_trt.model import LoadedModel
-    from pytest_trt.spec import BuildSpec, MeasureSettings
+    from pytest_trt.specs import BuildSpec, MeasureSettings
 
 __all__ = [
     "Artifact",

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import onnxruntime
 
     from pytest_trt.model import LoadedModel
-    from pytest_trt.spec import BuildSpec, MeasureSettings
+    from pytest_trt.specs import BuildSpec, MeasureSettings
 
 CPU = "CPUExecutionProvider"
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")

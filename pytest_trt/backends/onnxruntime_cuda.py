@@ -19,7 +19,7 @@ from pytest_trt.store import workdirs
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
-    from pytest_trt.spec import BuildSpec
+    from pytest_trt.specs import BuildSpec
 
 PROVIDER_LIBRARY = "libonnxruntime_providers_cuda.so"
 

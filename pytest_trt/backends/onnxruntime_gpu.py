@@ -39,7 +39,7 @@ from pytest_trt.cuda import runtime as cuda_layer
 from pytest_trt.cuda.runtime import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, Stream
 
 if TYPE_CHECKING:
-    from pytest_trt.spec import BuildSpec, MeasureSettings
+    from pytest_trt.specs import BuildSpec, MeasureSettings
     from pytest_trt.types import BackendContext
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -326,11 +326,6 @@ def gpu_fingerprint(cuda: CudaApi) -> dict[str, Any]:
     return {key: props[key] for key in ("gpu_name", "compute_capability", "sm_count")}
 
 
-def shape_text(shapes: Mapping[str, Sequence[int]]) -> str:
-    """onnxruntime's profile-shape syntax: ``in1:1x3x224x224,in2:1x16``."""
-    return ",".join(f"{name}:{'x'.join(str(int(d)) for d in shape)}" for name, shape in shapes.items())
-
-
 # ---- the runner ---------------------------------------------------------------------------------
 
 # open_session(stream, cuda_graph) -> an InferenceSession whose provider runs on ``stream``
@@ -429,6 +424,10 @@ class OrtTimedSession:
 class OrtGpuRunner:
     """One onnxruntime session on a GPU provider, on a stream the runner owns."""
 
+    # device_memory() counts what the GPU holds beyond its use when this session opened: for
+    # runners opened one after the other, the first one's count holds them all.
+    device_memory_since_open = True
+
     def __init__(
         self,
         backend: str,
@@ -448,6 +447,7 @@ class OrtGpuRunner:
         self._open = open_session
         self._names = [spec.name for spec in self.outputs]
         self._stream = cuda.create_stream()
+        self._memory_before = cuda.memory_in_use()
         try:
             self._session = open_session(self._stream, False)
         except BaseException:
@@ -461,6 +461,12 @@ class OrtGpuRunner:
         except Exception as exc:
             raise BackendError(f"infer: onnxruntime failed: {exc}") from None
         return dict(zip(self._names, values, strict=True))
+
+    def device_memory(self) -> int:
+        """The GPU memory in use now beyond what it was before this session opened (its weights,
+        its arena as grown so far, its CUDA graphs): anything else this process allocated in the
+        meantime is counted too."""
+        return max(0, self._cuda.memory_in_use() - self._memory_before)
 
     def _run_options(self, synchronize: bool) -> Any:
         options = self._ort.RunOptions()

@@ -20,21 +20,20 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from pytest_trt.backends import onnxruntime_gpu as gpu
 from pytest_trt.backends.base import Artifact, Availability, BackendError
-from pytest_trt.backends.profiles import optimization_profiles
+from pytest_trt.backends.profiles import ProfileShapes, optimization_profiles, shape_texts
 from pytest_trt.cuda.runtime import CudaApi, Stream
 from pytest_trt.store import workdirs
 from pytest_trt.types import BackendContext, BytesStore
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
-    from pytest_trt.spec import BuildSpec
+    from pytest_trt.specs import BuildSpec
 
 PROVIDER = "TensorrtExecutionProvider"
 PROVIDER_LIBRARY = "libonnxruntime_providers_tensorrt.so"
@@ -46,7 +45,7 @@ OPTIMIZATION_LEVELS = range(0, 6)
 
 def tensorrt_provider_options(
     build: BuildSpec,
-    profiles: Mapping[str, tuple[tuple[int, ...], ...]],
+    profiles: ProfileShapes,
     stream: Stream | None,
     *,
     cuda_graph: bool = False,
@@ -69,8 +68,8 @@ def tensorrt_provider_options(
         result["trt_builder_optimization_level"] = str(level)
     if profiles:
         # With every dynamic input's range given, the engine is built when the session opens.
-        for index, key in enumerate(("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")):
-            result[key] = gpu.shape_text({name: triple[index] for name, triple in profiles.items()})
+        keys = ("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")
+        result.update(zip(keys, shape_texts(profiles), strict=True))
     if timing_cache_dir is not None:
         result["trt_timing_cache_enable"] = "1"
         result["trt_timing_cache_path"] = str(timing_cache_dir)
@@ -166,7 +165,7 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
             "precision": build.precision,
             "tf32": build.precision == "tf32",
             "strongly_typed": True,
-            "profiles": {name: [list(s) for s in triple] for name, triple in profiles.items()},
+            "profiles": [{name: [list(s) for s in triple] for name, triple in p.items()} for p in profiles],
             "timing_cache": cache is not None,
         }
         return Artifact(data=data, metadata=metadata)
@@ -180,7 +179,7 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
         def open_session(stream: Stream, cuda_graph: bool) -> Any:
             # The EP-context model holds built engines: no profiles, nothing to build.
             providers = [
-                (PROVIDER, tensorrt_provider_options(build, {}, stream, cuda_graph=cuda_graph, device=self.gpu)),
+                (PROVIDER, tensorrt_provider_options(build, [], stream, cuda_graph=cuda_graph, device=self.gpu)),
                 (gpu.CUDA_PROVIDER, gpu.cuda_provider_options(build.precision, stream, device=self.gpu)),
                 gpu.CPU_PROVIDER,
             ]
@@ -192,7 +191,7 @@ class OnnxRuntimeTensorRTBackend(gpu.GpuProviderBackend):
 
 
 def _no_build() -> BuildSpec:
-    from pytest_trt.spec import BuildSpec
+    from pytest_trt.specs import BuildSpec
 
     return BuildSpec()
 

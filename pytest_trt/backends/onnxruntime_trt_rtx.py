@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_trt.backends import onnxruntime_gpu as gpu
 from pytest_trt.backends.base import Artifact, Availability, BackendError
-from pytest_trt.backends.profiles import optimization_profiles
+from pytest_trt.backends.profiles import ProfileShapes, optimization_profiles, shape_texts
 from pytest_trt.cuda.runtime import CudaApi, Stream
 from pytest_trt.store import workdirs
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
-    from pytest_trt.spec import BuildSpec
+    from pytest_trt.specs import BuildSpec
 
 PROVIDER = "NvTensorRTRTXExecutionProvider"
 PACKAGE = "onnxruntime-ep-nv-tensorrt-rtx-cu13"
@@ -82,7 +82,7 @@ def _set_log_severity(ort: ModuleType, level: int) -> None:
 
 def rtx_provider_options(
     build: BuildSpec,
-    profiles: Mapping[str, tuple[tuple[int, ...], ...]],
+    profiles: ProfileShapes,
     stream: Stream | None,
     *,
     cuda_graph: bool = False,
@@ -95,8 +95,8 @@ def rtx_provider_options(
             raise BackendError(f"workspace_mb must be in [1, {1 << 30}], got {workspace!r}")
         result["nv_max_workspace_size"] = str(workspace << 20)
     if profiles:
-        for index, key in enumerate(("nv_profile_min_shapes", "nv_profile_opt_shapes", "nv_profile_max_shapes")):
-            result[key] = gpu.shape_text({name: triple[index] for name, triple in profiles.items()})
+        keys = ("nv_profile_min_shapes", "nv_profile_opt_shapes", "nv_profile_max_shapes")
+        result.update(zip(keys, shape_texts(profiles), strict=True))
     if cuda_graph:
         result["enable_cuda_graph"] = "1"
     return result
@@ -271,7 +271,7 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
             "runtime_version": self.runtime_version(),
             "precision": build.precision,
             "tf32": build.precision == "tf32",
-            "profiles": {name: [list(s) for s in triple] for name, triple in profiles.items()},
+            "profiles": [{name: [list(s) for s in triple] for name, triple in p.items()} for p in profiles],
         }
         return Artifact(data=data, metadata=metadata)
 
@@ -279,7 +279,7 @@ class OnnxRuntimeTrtRtxBackend(gpu.GpuProviderBackend):
         ort = self._require()
 
         def open_session(stream: Stream, cuda_graph: bool) -> Any:
-            session = self._session(ort, artifact.data, rtx_provider_options(build, {}, stream, cuda_graph=cuda_graph), {})
+            session = self._session(ort, artifact.data, rtx_provider_options(build, [], stream, cuda_graph=cuda_graph), {})
             gpu.require_provider(session, PROVIDER, model.path)
             return session
 

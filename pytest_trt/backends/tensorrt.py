@@ -25,20 +25,24 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from pytest_trt.backends.base import Artifact, Availability, BackendError, BackendUnavailable, TensorSpec
-from pytest_trt.backends.profiles import optimization_profiles
-from pytest_trt.backends.trt_api import RUNTIMES, TensorRTImportError, import_tensorrt, major_version
+from pytest_trt.backends.profiles import ProfileShapes, optimization_profiles
+from pytest_trt.backends.trt_api import (
+    HARDWARE_COMPATIBILITY,
+    RUNTIMES,
+    TensorRTImportError,
+    hardware_level,
+    import_tensorrt,
+    major_version,
+    positive,
+    ranged,
+)
 from pytest_trt.cuda.runtime import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, get_cuda_api
 from pytest_trt.types import BackendContext, BytesStore
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
-    from pytest_trt.spec import BuildSpec, MeasureSettings
+    from pytest_trt.specs import BuildSpec, MeasureSettings
 
-HARDWARE_COMPATIBILITY = {
-    "none": "NONE",
-    "ampere_plus": "AMPERE_PLUS",
-    "same_compute_capability": "SAME_COMPUTE_CAPABILITY",
-}
 # BuilderFlags that make a network weakly typed (TensorRT 10.x only; gone in 11.x).
 WEAK_TYPING_FLAGS = ("FP16", "BF16", "INT8", "FP8", "INT4", "FP4", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS")
 QUANTIZED_PRECISIONS = ("int8", "fp8")
@@ -114,7 +118,7 @@ class TensorRTBackend:
         timing cache in the session's engine cache, build progress on the terminal."""
         made = cls(runtime=services.runtime, cuda_api=services.cuda_api, progress=services.progress, gpu=services.gpu)
         if services.cache is not None:
-            from pytest_trt.spec import BuildSpec
+            from pytest_trt.specs import BuildSpec
 
             made._timing_cache = EngineCacheTimingStore(
                 services.cache,
@@ -163,7 +167,7 @@ class TensorRTBackend:
     def device_fingerprint(self, build: BuildSpec) -> dict[str, Any]:
         cuda = self._cuda_layer()
         gpu = cuda.device_properties(cuda.device)
-        level = _hardware_level(build.option_map)
+        level = hardware_level(build.option_map)
         if level == "ampere_plus":  # runs on any compute capability >= 8.0
             return {"hardware_compatibility": level, "ampere_or_newer": float(gpu["compute_capability"]) >= 8.0}
         if level == "same_compute_capability":
@@ -176,7 +180,7 @@ class TensorRTBackend:
         self._check_build_request(model, build)
         options = build.option_map
         profiles = optimization_profiles(model, build)
-        level = _hardware_level(options)
+        level = hardware_level(options)
         if options.get("exclude_lean_runtime") and not options.get("version_compatible"):
             raise BackendError("exclude_lean_runtime=True needs version_compatible=True")
         trt = self._require()
@@ -210,7 +214,7 @@ class TensorRTBackend:
             "network_flags": list(network_typing.creation_flag_names),
             "version_compatible": bool(options.get("version_compatible")),
             "hardware_compatibility": level,
-            "profiles": {k: [list(s) for s in v] for k, v in profiles.items()},
+            "profiles": [{k: [list(s) for s in v] for k, v in triples.items()} for triples in profiles],
             "timing_cache": cache is not None,
         }
         metadata.update(self._inspect(trt, logger, data, metadata["version_compatible"]))
@@ -301,8 +305,14 @@ class TensorRTRunner:
         self._engine = engine
         self._context = engine.create_execution_context()
         self._stream = cuda.create_stream()
+        self._profile = 0  # a new context starts on profile 0
         self._bindings: dict[str, _Binding] = {}
         self.inputs, self.outputs = self._io_specs()
+
+    def sibling(self) -> TensorRTRunner:
+        """Another execution context of this engine on a stream of its own, for concurrent
+        streams (TensorRT >= 10 lets contexts share optimization profile 0)."""
+        return TensorRTRunner(self._trt, self._cuda, self._runtime, self._engine)
 
     def _io_specs(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         trt = self._trt
@@ -332,12 +342,13 @@ class TensorRTRunner:
                 f"the feed must hold exactly the engine's inputs {sorted(names)}; "
                 f"missing {sorted(names - set(feed))}, unknown {sorted(set(feed) - names)}"
             )
+        self._select_profile({spec.name: tuple(feed[spec.name].shape) for spec in self.inputs})
         for spec in self.inputs:
             array = feed[spec.name]
             if array.dtype != spec.dtype:
                 raise BackendError(f"input {spec.name!r} is {array.dtype}, the engine takes {spec.dtype}")
             if not self._context.set_input_shape(spec.name, array.shape):
-                low, _, high = self._engine.get_tensor_profile_shape(spec.name, 0)
+                low, _, high = self._engine.get_tensor_profile_shape(spec.name, self._profile)
                 raise BackendError(
                     f"input {spec.name!r}: shape {tuple(array.shape)} is outside the engine's "
                     f"optimization profile (min {tuple(low)}, max {tuple(high)})"
@@ -361,6 +372,26 @@ class TensorRTRunner:
             binding.host.array[...] = feed[binding.spec.name]
         return bound
 
+    def _select_profile(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Switch to the first optimization profile that holds ``shapes`` (the plugin has checked
+        that one does); the switch comes before ``set_input_shape``, as TensorRT requires."""
+        engine = self._engine
+        for index in range(engine.num_optimization_profiles):
+            if all(self._holds(engine.get_tensor_profile_shape(name, index), shape) for name, shape in shapes.items()):
+                break
+        else:
+            return  # set_input_shape refuses the shape and says so
+        if index != self._profile:
+            if not self._context.set_optimization_profile_async(index, self._stream.handle):
+                raise BackendError(f"TensorRT refused to switch to optimization profile {index}")
+            self._stream.synchronize()  # the switch may enqueue copies on this stream
+            self._profile = index
+
+    @staticmethod
+    def _holds(bounds: Any, shape: tuple[int, ...]) -> bool:
+        low, _, high = bounds
+        return len(low) == len(shape) and all(a <= d <= b for a, d, b in zip(low, shape, high, strict=True))
+
     def _buffer(self, spec: TensorSpec, shape: tuple[int, ...]) -> _Binding:
         binding = self._bindings.get(spec.name)
         if binding is not None and binding.shape == shape:
@@ -372,6 +403,10 @@ class TensorRTRunner:
         binding = _Binding(spec, shape, self._cuda.device_alloc(nbytes), self._cuda.pinned_empty(shape, spec.dtype))
         self._bindings[spec.name] = binding
         return binding
+
+    def device_memory(self) -> int:
+        """The engine's activation memory (``device_memory_size_v2``) and this runner's buffers."""
+        return int(self._engine.device_memory_size_v2) + sum(b.device.nbytes for b in self._bindings.values())
 
     def _enqueue(self) -> bool:
         return bool(self._context.execute_async_v3(self._stream.handle))
@@ -523,11 +558,11 @@ def _configure(trt: ModuleType, config: Any, build: BuildSpec, level: str) -> li
     """Set the build options on the builder config; the BuilderFlags set, by name."""
     options = build.option_map
     if "workspace_mb" in options:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, _positive(options, "workspace_mb") << 20)
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, positive(options, "workspace_mb") << 20)
     if "optimization_level" in options:
-        config.builder_optimization_level = _ranged(options, "optimization_level", 0, 5)
+        config.builder_optimization_level = ranged(options, "optimization_level", 0, 5)
     if "max_aux_streams" in options:
-        config.max_aux_streams = _ranged(options, "max_aux_streams", 0, 1 << 10)
+        config.max_aux_streams = ranged(options, "max_aux_streams", 0, 1 << 10)
     if level != "none":
         config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel, HARDWARE_COMPATIBILITY[level])
     # TF32 is on by default in TensorRT; precision="fp32" means real fp32 math.
@@ -558,37 +593,12 @@ def _set_flag(trt: ModuleType, config: Any, name: str) -> None:
     config.set_flag(flag)
 
 
-def _add_profiles(
-    builder: Any, config: Any, logger: _CapturedLog, profiles: Mapping[str, tuple[tuple[int, ...], ...]]
-) -> None:
-    """One optimization profile with every dynamic input's (min, opt, max) shapes."""
-    if not profiles:
-        return
-    profile = builder.create_optimization_profile()
-    for input_name, (low, opt, high) in profiles.items():
-        profile.set_shape(input_name, low, opt, high)
-    if config.add_optimization_profile(profile) < 0:
-        raise BackendError(f"TensorRT rejected the optimization profile {dict(profiles)}: {logger._errors()}")
-
-
-def _hardware_level(options: Mapping[str, Any]) -> str:
-    level = options.get("hardware_compatibility", "none")
-    if not isinstance(level, str) or level not in HARDWARE_COMPATIBILITY:
-        raise BackendError(
-            f"hardware_compatibility must be one of {', '.join(HARDWARE_COMPATIBILITY)}; got {level!r}"
-        )
-    return level
-
-
-def _positive(options: Mapping[str, Any], key: str) -> int:
-    return _ranged(options, key, 1, 1 << 40)
-
-
-def _ranged(options: Mapping[str, Any], key: str, low: int, high: int) -> int:
-    value = options[key]
-    if not isinstance(value, int) or not low <= value <= high:
-        raise BackendError(f"{key} must be in [{low}, {high}], got {value!r}")
-    return value
-
-
-
+def _add_profiles(builder: Any, config: Any, logger: _CapturedLog, profiles: ProfileShapes) -> None:
+    """One optimization profile per ``profile=`` entry, with every dynamic input's (min, opt, max)
+    shapes (a single one from the concrete shapes where ``profile=`` is not given)."""
+    for triples in profiles:
+        profile = builder.create_optimization_profile()
+        for input_name, (low, opt, high) in triples.items():
+            profile.set_shape(input_name, low, opt, high)
+        if config.add_optimization_profile(profile) < 0:
+            raise BackendError(f"TensorRT rejected the optimization profile {dict(triples)}: {logger._errors()}")

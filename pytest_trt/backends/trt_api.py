@@ -7,11 +7,19 @@ import; it never creates a TensorRT object.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from types import ModuleType
+from typing import Any
 
-from pytest_trt.errors import PytestTrtError
+from pytest_trt.errors import BackendError, PytestTrtError
 
 RUNTIMES = ("full", "lean", "dispatch")
+HARDWARE_COMPATIBILITY = {
+    "none": "NONE",
+    "ampere_plus": "AMPERE_PLUS",
+    "same_compute_capability": "SAME_COMPUTE_CAPABILITY",
+}
+
 SUPPORTED_MAJORS = (10, 11)
 
 # The frontend package users install first, then the bindings-only wheel it re-exports.
@@ -60,3 +68,28 @@ def major_version(version: str) -> int:
         return int(version.split(".", 1)[0])
     except ValueError:
         raise TensorRTImportError(f"cannot read a TensorRT version from {version!r}") from None
+
+
+# -- build options checked before TensorRT is touched ------------------------------------------
+
+def hardware_level(options: Mapping[str, Any]) -> str:
+    level = options.get("hardware_compatibility", "none")
+    if not isinstance(level, str) or level not in HARDWARE_COMPATIBILITY:
+        raise BackendError(
+            f"hardware_compatibility must be one of {', '.join(HARDWARE_COMPATIBILITY)}; got {level!r}"
+        )
+    return level
+
+
+def positive(options: Mapping[str, Any], key: str) -> int:
+    return ranged(options, key, 1, 1 << 40)
+
+
+def ranged(options: Mapping[str, Any], key: str, low: int, high: int) -> int:
+    value = options[key]
+    if not isinstance(value, int) or not low <= value <= high:
+        raise BackendError(f"{key} must be in [{low}, {high}], got {value!r}")
+    return value
+
+
+

@@ -98,6 +98,10 @@ class PyCuda:
         self.use_device()
         return _PyCudaStream(self)
 
+    def memory_in_use(self) -> int:
+        free, total = self.call("cuMemGetInfo", self.drv.mem_get_info)
+        return int(total) - int(free)
+
     def create_event(self, *, blocking_sync: bool = False, timing: bool = True) -> Event:
         self.use_device()
         flags = 0

@@ -144,6 +144,10 @@ class CudaPython:
         self.use_device()
         return _CudartStream(self)
 
+    def memory_in_use(self) -> int:
+        free, total = self.call("cudaMemGetInfo")
+        return int(total) - int(free)
+
     def create_event(self, *, blocking_sync: bool = False, timing: bool = True) -> Event:
         self.use_device()
         flags = self.rt.cudaEventDefault

@@ -38,7 +38,7 @@ from pytest_trt.judge.output_errors import (
     worst_index,
 )
 from pytest_trt.serde import to_data
-from pytest_trt.spec import AccuracySpec, OutputTolerance
+from pytest_trt.specs import AccuracySpec, OutputTolerance
 from pytest_trt.store.files import write_atomic_with
 
 RULE_NOTE = "(numpy rule |out-ref| <= atol + rtol*|ref|)"

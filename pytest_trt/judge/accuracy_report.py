@@ -13,7 +13,7 @@ import numpy as np
 
 from pytest_trt.arguments import Check
 from pytest_trt.judge.output_errors import FloatErrors, index_list, statistic
-from pytest_trt.spec import OutputTolerance, format_tolerance
+from pytest_trt.specs import OutputTolerance, format_tolerance
 
 _HISTOGRAM_WIDTH = 30
 

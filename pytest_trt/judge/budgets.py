@@ -13,7 +13,7 @@ import numpy as np
 
 from pytest_trt import backends
 from pytest_trt.backends import DeviceKind
-from pytest_trt.spec import PerfBudget
+from pytest_trt.specs import PerfBudget
 from pytest_trt.timing.measure import PerfResult
 from pytest_trt.timing.stats import percentile, percentile_label
 
@@ -42,6 +42,8 @@ def describe_budget(budget: PerfBudget) -> str:
         parts.append(f"{percentile_label(budget.percentile)} <= {_ms(budget.max_latency_ms)} ms")
     if budget.min_throughput is not None:
         parts.append(f">= {_number(budget.min_throughput)} qps")
+    if budget.max_device_memory_mb is not None:
+        parts.append(f"memory <= {_number(budget.max_device_memory_mb)} MB")
     if budget.max_regression is not None:
         parts.append(f"regression <= {_number(budget.max_regression * 100)}%")
     return ", ".join(parts) or "measure only"
@@ -91,7 +93,20 @@ def budget_failures(result: PerfResult, budget: PerfBudget) -> list[str]:
             f"throughput {result.throughput:.1f} qps < budget {_number(budget.min_throughput)} qps "
             f"(n={result.iterations})"
         )
-    return failures
+    return failures + memory_failures(result.device_memory, budget, result.backend)
+
+
+def memory_failures(device_memory: int | None, budget: PerfBudget, backend: str) -> list[str]:
+    """A ``max_device_memory_mb`` budget judged: over it, or not known on this backend (a budget
+    that cannot be judged fails rather than passing unseen)."""
+    if budget.max_device_memory_mb is None:
+        return []
+    if device_memory is None:
+        return [f"device memory: {backend} cannot tell it, so max_device_memory_mb cannot be judged"]
+    used_mb = device_memory / 2**20
+    if used_mb <= budget.max_device_memory_mb:
+        return []
+    return [f"device memory {used_mb:.1f} MB > budget {_number(budget.max_device_memory_mb)} MB"]
 
 
 def _number(value: float) -> str:

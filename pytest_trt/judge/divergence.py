@@ -16,7 +16,7 @@ from enum import Enum
 import numpy as np
 
 from pytest_trt.judge import accuracy
-from pytest_trt.spec import AccuracySpec
+from pytest_trt.specs import AccuracySpec
 
 
 class Diverged(Enum):

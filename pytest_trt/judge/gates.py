@@ -9,6 +9,7 @@ it is tested directly. The one thing it writes is a failure's ``.npz`` under
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,15 +33,25 @@ from pytest_trt.judge.baseline_gate import (
     accuracy_stats,
     judge_baseline,
 )
-from pytest_trt.judge.item_gates import ItemGates
+from pytest_trt.judge.item_gates import ItemGates, sweep_nodeid
 from pytest_trt.judge.perf_mode import PerfMode
-from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, TestRecord, TestStatus
+from pytest_trt.judge.records import (
+    GPU_BUDGET,
+    BudgetOutcome,
+    BudgetState,
+    StreamsPoint,
+    SweepPoint,
+    TestRecord,
+    TestStatus,
+)
+from pytest_trt.judge.sweep import SweepRun, judge_point, judge_streams, latency_label, within_latency
 from pytest_trt.prepare.engines import Engine
 from pytest_trt.prepare.inputs import describe_generated
 from pytest_trt.prepare.model_steps import StepHow
 from pytest_trt.prepare.progress import Phase, Progress
-from pytest_trt.spec import AccuracySpec, MeasureSettings, PerfBudget, Reference
+from pytest_trt.specs import AccuracySpec, MeasureSettings, PerfBudget, Reference
 from pytest_trt.timing import measure
+from pytest_trt.timing.concurrent import measure_concurrent
 from pytest_trt.timing.lock import LockWait
 from pytest_trt.timing.measure import PerfResult
 
@@ -66,6 +77,7 @@ class ItemOutcome:
     record: TestRecord
     message: str  # what the test's failure shows; "" when its gates passed
     staged: BaselineEntry | None = None  # a baseline entry to record (--trt-update-baselines)
+    staged_sweep: tuple[tuple[str, BaselineEntry], ...] = ()  # a sweep's entries, by their baseline name
 
 
 @dataclass
@@ -82,22 +94,21 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
     result: accuracy.AccuracyResult | None = None
     perf = _Perf()
     baseline = BaselineOutcome(BaselineNote.OFF)
+    sweep = SweepRun()
     failures: list[str] = []
     try:
         if gates.accuracy is not None:
             result, accuracy_failures = check_accuracy(engine, gates.accuracy, feed, context)
             failures += accuracy_failures
-        if gates.budgets:
-            perf = check_perf(engine, gates.budgets, feed, context)
-            failures += perf.failures
-            if perf.result is not None:
-                failed = []
-                if result is not None and not result.passed:
-                    failed.append("accuracy")
-                if perf.failures:
-                    failed.append("perf budget")
-                baseline = check_baseline(engine, gates.budgets, feed, perf.result, result, context, tuple(failed))
-                failures += baseline.failures
+        swept = _swept_budget(gates.budgets, engine.backend, context.perf_mode)
+        if swept is not None:
+            sweep = check_streams(engine, gates, swept, context) if swept.streams else \
+                check_sweep(engine, gates, swept, context)
+            perf = _Perf(budgets=_others(gates.budgets, swept, engine.backend), doubts=sweep.doubts)
+            failures += sweep.failures
+        elif gates.budgets:
+            perf, baseline = _perf_and_baseline(engine, gates.budgets, feed, result, context)
+            failures += perf.failures + list(baseline.failures)
     except PytestTrtError as exc:
         problem = f"pytest-trt: {exc}"
         if isinstance(exc, InferenceError) and engine.spec.inputs is None:
@@ -106,10 +117,34 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
         return ItemOutcome(record, problem)
     status = TestStatus.FAILED if failures else TestStatus.PASSED
     record = _record(context, status, result, perf, baseline, tuple(failures))
+    if sweep.points or sweep.streams:
+        record = dataclasses.replace(
+            record, sweep=tuple(sweep.points), streams=tuple(sweep.streams),
+            warnings=record.warnings + tuple(sweep.warnings), baseline_state=sweep.baseline_state,
+        )
     message = ""
     if failures:
         message = f"pytest-trt gates failed (backend {engine.backend}):\n" + "\n".join(failures)
-    return ItemOutcome(record, message, baseline.staged)
+    return ItemOutcome(record, message, baseline.staged, tuple(sweep.staged))
+
+
+def _perf_and_baseline(
+    engine: Engine,
+    budgets: tuple[PerfBudget, ...],
+    feed: dict[str, np.ndarray],
+    result: accuracy.AccuracyResult | None,
+    context: GateContext,
+) -> tuple[_Perf, BaselineOutcome]:
+    """One measurement judged by the budgets, then compared with its baseline."""
+    perf = check_perf(engine, budgets, feed, context)
+    if perf.result is None:
+        return perf, BaselineOutcome(BaselineNote.OFF)
+    failed = []
+    if result is not None and not result.passed:
+        failed.append("accuracy")
+    if perf.failures:
+        failed.append("perf budget")
+    return perf, check_baseline(engine, budgets, feed, perf.result, result, context, tuple(failed))
 
 
 def _record(
@@ -201,16 +236,24 @@ def _measured(
     context: GateContext,
     phase: Phase,
     runner: Runner | None = None,
+    batch: int | None = None,
 ) -> PerfResult:
     asked_s = (settings.warmup_ms + settings.min_duration_ms) / 1000
     subject = f"{context.subject.nodeid} on {engine.backend}"
     with context.progress.phase(phase, subject, expected_s=asked_s) as step:
         used = engine.runner if runner is None else runner
-        result = measure.measure(used, feed, settings, engine.batch, percentiles=percentiles,
-                                 lock_wait=context.lock_wait)
+        queries = engine.batch if batch is None else batch
+        result = measure.measure(used, feed, settings, queries, percentiles=percentiles, lock_wait=context.lock_wait)
+        result = dataclasses.replace(result, device_memory=device_memory(used))
         step.detail = f"{result.iterations} iterations"
         step.waited_s = result.lock_wait_s  # queued for the device: not part of the measurement
     return result
+
+
+def device_memory(runner: Runner) -> int | None:
+    """The device memory a runner's engine and buffers take, where its backend can tell."""
+    tell = getattr(runner, "device_memory", None)
+    return int(tell()) if tell is not None else None
 
 
 def _threads_advice(engine: Engine) -> bool:
@@ -274,8 +317,10 @@ def check_baseline(
     result: accuracy.AccuracyResult | None,
     context: GateContext,
     failed_gates: tuple[str, ...],
+    batch: int | None = None,
 ) -> BaselineOutcome:
-    """Compare the measurement with the stored baseline (or stage it with --trt-update-baselines)."""
+    """Compare the measurement with the stored baseline (or stage it with --trt-update-baselines);
+    with ``batch``, the baseline of that point of a sweep (a baseline per batch size)."""
     policy = context.baseline
     if policy.mode is BaselineMode.OFF:
         return BaselineOutcome(BaselineNote.OFF)
@@ -293,8 +338,124 @@ def check_baseline(
     def remeasure() -> PerfResult:
         """A measurement of a fresh session: the regression rule samples sessions, not one repeated."""
         with engine.fresh_runner() as runner:
-            return _measured(engine, feed, settings, judged, context, Phase.REMEASURE, runner)
+            return _measured(engine, feed, settings, judged, context, Phase.REMEASURE, runner, batch)
 
-    measured = BaselineInput(context.subject, perf=first, accuracy=accuracy_stats(result))
+    subject = context.subject
+    if batch is not None:
+        subject = dataclasses.replace(
+            subject, nodeid=sweep_nodeid(subject.nodeid, batch), workload=engine.workload(feed, batch)
+        )
+    measured = BaselineInput(subject, perf=first, accuracy=accuracy_stats(result))
     store, software = context.baseline_store()
     return judge_baseline(store, measured, remeasure, policy, software=software, failed_gates=failed_gates)
+
+
+# ---- batch_sizes=: one engine measured at each batch size -----------------------------------
+
+
+def _swept_budget(budgets: tuple[PerfBudget, ...], backend: str, mode: PerfMode) -> PerfBudget | None:
+    """The running backend's budget where it sweeps batch sizes or runs streams (and perf is measured)."""
+    own = running_budget(budgets, backend)
+    swept = own is not None and bool(own.batch_sizes or own.streams)
+    return own if swept and mode is not PerfMode.OFF else None
+
+
+def _others(budgets: tuple[PerfBudget, ...], swept: PerfBudget, running: str) -> list[BudgetOutcome]:
+    """The budgets a sweep does not judge: other backends', shown as not enforced."""
+    return [
+        BudgetOutcome(b.backend or GPU_BUDGET, budget_rules.describe_budget(b), BudgetState.NOT_ENFORCED,
+                      f"not enforced (running {running})")
+        for b in budgets if b is not swept
+    ]
+
+
+def check_sweep(engine: Engine, gates: ItemGates, budget: PerfBudget, context: GateContext) -> SweepRun:
+    """Measure the engine at each batch size, re-warmed after each shape change; judge each
+    point's accuracy, budget and baseline. Every failure names its batch."""
+    run = SweepRun()
+    judged = budget_rules.judged_percentiles(gates.budgets, engine.backend)
+    for batch in budget.batch_sizes:
+        feed = engine.batched(batch)
+        checked = None
+        if gates.accuracy is not None:
+            checked, missed = check_accuracy(engine, gates.accuracy, feed, context)
+            run.failures += [f"at batch {batch}: {m}" for m in missed]
+        result = _measured(engine, feed, budget.measure, judged, context, Phase.MEASURE, batch=batch)
+        run.warnings += [f"batch {batch}: {w}" for w in result.warnings]
+        at_batch = budget.at_batch(batch)
+        outcome, missed, doubts = judge_point(
+            result, at_batch, engine.backend, context.perf_mode, batch, threads_advice=_threads_advice(engine)
+        )
+        run.failures += missed
+        run.doubts += doubts
+        failed = tuple(g for g, bad in (("accuracy", checked is not None and not checked.passed),
+                                        ("perf budget", bool(missed))) if bad)
+        baseline = check_baseline(engine, gates.budgets, feed, result, checked, context, failed, batch=batch)
+        run.failures += [f"at batch {batch}: {f}" for f in baseline.failures]
+        run.warnings += [f"batch {batch}: {w}" for w in baseline.warnings]
+        if baseline.staged is not None:
+            run.staged.append((sweep_nodeid(context.subject.nodeid, batch), baseline.staged))
+        run.points.append(SweepPoint(
+            batch=batch, latency=result.latency, throughput=result.throughput, iterations=result.iterations,
+            duration_s=result.duration_s, device_memory=result.device_memory,
+            latency_budget=latency_label(at_batch), within_latency=within_latency(result, at_batch),
+            budgets=(outcome,), accuracy_passed=None if checked is None else checked.passed,
+            regression=baseline.verdict, baseline_note=baseline.note, baseline_state=baseline.state,
+        ))
+    return run
+
+
+# ---- streams=: N runners of the engine at once --------------------------------------------------
+
+
+def check_streams(engine: Engine, gates: ItemGates, budget: PerfBudget, context: GateContext) -> SweepRun:
+    """For each number of streams N: N fresh runners of the engine, each with its own copy of
+    the inputs, checked against the reference, then timed together from N threads."""
+    run = SweepRun()
+    for count in budget.streams:
+        with contextlib.ExitStack() as opened:
+            runners = [opened.enter_context(engine.fresh_runner(sharing=True)) for _ in range(count)]
+            feeds = [engine.sample_inputs() for _ in runners]
+            checked = _streams_accuracy(engine, gates, runners, feeds, context, run) if gates.accuracy else None
+            subject = f"{context.subject.nodeid} on {engine.backend}, {count} streams"
+            asked_s = (budget.measure.warmup_ms + budget.measure.min_duration_ms) / 1000
+            with context.progress.phase(Phase.MEASURE, subject, expected_s=asked_s):
+                result = measure_concurrent(runners, feeds, budget.measure, engine.batch, lock_wait=context.lock_wait)
+            result = dataclasses.replace(result, device_memory=_streams_memory(runners))
+        run.warnings += [f"{count} streams: {w}" for w in result.warnings]
+        outcome, missed = judge_streams(result, budget, engine.backend, context.perf_mode)
+        run.failures += missed
+        run.streams.append(StreamsPoint(
+            streams=count, latency=result.latency, throughput=result.throughput, iterations=result.iterations,
+            per_stream=result.per_stream, duration_s=result.duration_s, clock=result.clock, budgets=(outcome,),
+            device_memory=result.device_memory,
+            accuracy_passed=checked,
+        ))
+    return run
+
+
+def _streams_memory(runners: list[Runner]) -> int | None:
+    """The device memory of every stream's runner together: their sum, or, for runners that
+    count the GPU's growth since they opened (onnxruntime's), the first one's count."""
+    memory = [device_memory(r) for r in runners]
+    if any(m is None for m in memory):
+        return None
+    since_open = getattr(runners[0], "device_memory_since_open", False)
+    return max(m or 0 for m in memory) if since_open else sum(m or 0 for m in memory)
+
+
+def _streams_accuracy(
+    engine: Engine, gates: ItemGates, runners: list[Runner], feeds: list[dict[str, np.ndarray]],
+    context: GateContext, run: SweepRun,
+) -> bool:
+    """Every stream's outputs compared with the reference; a failure names the stream."""
+    assert gates.accuracy is not None
+    reference = context.reference(engine, feeds[0], engine.spec.reference)
+    passed = True
+    for index, (runner, feed) in enumerate(zip(runners, feeds, strict=True)):
+        engine.check_shapes(feed)
+        result = accuracy.compare_outputs(runner.infer(feed), reference, gates.accuracy, quantized=engine.quantized)
+        if not result.passed:
+            passed = False
+            run.failures.append(f"accuracy of stream {index} of {len(runners)}: " + result.failure_message().replace("\n", "\n  "))
+    return passed

@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_trt.errors import SpecError
-from pytest_trt.spec import AccuracySpec, ModelSpec, PerfBudget
+from pytest_trt.specs import AccuracySpec, ModelSpec, PerfBudget
+
+
+def sweep_nodeid(nodeid: str, batch: int) -> str:
+    """The baseline store's name of one point of a sweep: a baseline per batch size."""
+    return f"{nodeid}@batch={batch}"
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,12 @@ class ItemGates:
     @property
     def measured(self) -> bool:
         return self.model is not None and bool(self.budgets)
+
+    def baseline_names(self, nodeid: str) -> list[str]:
+        """The names the test's baselines are stored under: the test's, and one per batch size
+        of a ``batch_sizes=`` sweep."""
+        batches = sorted({b for budget in self.budgets for b in budget.batch_sizes})
+        return [nodeid, *(sweep_nodeid(nodeid, b) for b in batches)]
 
     def check_outputs(self, names: Sequence[str]) -> None:
         """``trt_accuracy(outputs={...})`` names only outputs the model has: a misspelt one

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pytest_trt.arguments import Check, NanPolicy
-from pytest_trt.spec import OutputTolerance
+from pytest_trt.specs import OutputTolerance
 
 _BISECTION_STEPS = 40
 # The fractions of an output's elements at which its error distribution is kept for reports.

@@ -23,6 +23,7 @@ from pytest_trt.judge.accuracy import AccuracyResult
 from pytest_trt.judge.baseline_gate import BaselineNote
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.timing.measure import PerfResult
+from pytest_trt.timing.stats import LatencyStats
 from pytest_trt.types import GpuPlacement, SetupStep
 
 
@@ -84,6 +85,50 @@ class BudgetOutcome:
         return {**to_data(self), "enforced": self.enforced, "passed": self.passed}
 
 
+@dataclass(frozen=True)
+class SweepPoint:
+    """One batch size of a ``batch_sizes=`` sweep, measured on the test's one engine."""
+
+    batch: int
+    latency: LatencyStats  # the same statistics as a measurement's ``perf.latency``
+    throughput: float  # queries per second: batch x iterations / time
+    iterations: int
+    duration_s: float  # the timed iterations only, warm-up excluded
+    device_memory: int | None = None  # bytes, where the backend can tell
+    latency_budget: str = ""  # the latency budget at this batch, e.g. "p99 <= 5.00 ms"; "" for none
+    within_latency: bool | None = None  # met that budget (None: no latency budget here)
+    budgets: tuple[BudgetOutcome, ...] = ()
+    accuracy_passed: bool | None = None  # None where the test has no trt_accuracy mark
+    regression: RegressionVerdict | None = None
+    baseline_note: str = ""
+    baseline_state: BaselineNote = BaselineNote.OFF
+
+    @property
+    def failed(self) -> bool:
+        regressed = self.regression is not None and self.regression.status is Verdict.REGRESSED
+        return regressed or self.accuracy_passed is False or any(b.state is BudgetState.FAILED for b in self.budgets)
+
+
+@dataclass(frozen=True)
+class StreamsPoint:
+    """``streams=N``: N runners of the test's engine timed at once from N threads."""
+
+    streams: int
+    latency: LatencyStats  # per request, over every stream
+    throughput: float  # aggregate: batch x requests of every stream / wall time
+    iterations: int
+    per_stream: tuple[int, ...]  # requests each stream ran
+    duration_s: float
+    clock: str
+    device_memory: int | None = None  # bytes, where the backend can tell
+    budgets: tuple[BudgetOutcome, ...] = ()
+    accuracy_passed: bool | None = None  # every stream's outputs; None without trt_accuracy
+
+    @property
+    def failed(self) -> bool:
+        return self.accuracy_passed is False or any(b.state is BudgetState.FAILED for b in self.budgets)
+
+
 _SUBJECT_FIELDS = tuple(f.name for f in dataclasses.fields(TestSubject))
 
 
@@ -108,6 +153,8 @@ class TestRecord:
     at_setup: bool = False  # the error came before the test ran: pytest counts it as an error
     history: tuple[HistoryPoint, ...] = ()  # the baseline's recordings, oldest first, where it has them
     gpu: GpuPlacement | None = None  # the GPU a GPU backend ran it on, and the xdist worker
+    sweep: tuple[SweepPoint, ...] = ()  # batch_sizes=: one point per batch size, in increasing order
+    streams: tuple[StreamsPoint, ...] = ()  # streams=: one point per number of streams
 
     @property
     def pytest_outcome(self) -> str:
@@ -130,13 +177,18 @@ class TestRecord:
         return self.subject.backend
 
     @property
+    def verdicts(self) -> list[RegressionVerdict]:
+        """The test's baseline comparisons: its own, or one per batch size of a sweep."""
+        return [v for v in (self.regression, *(p.regression for p in self.sweep)) if v is not None]
+
+    @property
     def regressed(self) -> bool:
-        return self.regression is not None and self.regression.status is Verdict.REGRESSED
+        return any(v.status is Verdict.REGRESSED for v in self.verdicts)
 
     @property
     def inconclusive(self) -> bool:
         """Compared, but not judged: a busy host, sessions that disagree, too few samples."""
-        return self.regression is not None and self.regression.status is Verdict.INCONCLUSIVE
+        return any(v.status is Verdict.INCONCLUSIVE for v in self.verdicts)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON report's entry (schema 4): the subject's fields at the top level, a feed's
@@ -146,6 +198,9 @@ class TestRecord:
         subject["feed"] = {name: _present(facts) for name, facts in subject["feed"].items()}
         data["perf"] = self.perf.as_dict() if self.perf is not None else None
         data["budgets"] = [budget.as_dict() for budget in self.budgets]
+        for optional in ("sweep", "streams"):  # optional keys: only a sweep has points
+            if not data[optional]:
+                del data[optional]
         return {**subject, **data}
 
     @classmethod

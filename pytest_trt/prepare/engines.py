@@ -22,14 +22,22 @@ import numpy as np
 from pytest_trt import backends, serde
 from pytest_trt.arguments import CalibrationMethod, Precision
 from pytest_trt.backends.base import Backend, Runner
+from pytest_trt.backends.profiles import check_profiles
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, Workload
 from pytest_trt.errors import BackendError, ModelError, PrecisionError, PytestTrtError
 from pytest_trt.model import LoadedModel, Shape, load_model
 from pytest_trt.prepare import model_steps, precision
-from pytest_trt.prepare.inputs import DEFAULT_MAX_INPUT_BYTES, load_inputs_npz, make_inputs, resolve_shapes
+from pytest_trt.prepare.inputs import (
+    DEFAULT_MAX_INPUT_BYTES,
+    load_inputs_npz,
+    make_inputs,
+    resolve_shapes,
+    with_batch,
+)
 from pytest_trt.prepare.model_steps import CalibrationPlan, StepHow, StepProvenance, TorchModel
 from pytest_trt.prepare.progress import Phase, Progress
-from pytest_trt.spec import BuildSpec, ModelSpec, Reference, TorchSpec
+from pytest_trt.specs import BuildSpec, ModelSpec, Reference, TorchSpec
+from pytest_trt.specs.profiles import profile_index
 from pytest_trt.store.arrays import decode_arrays, encode_arrays
 from pytest_trt.store.cache import EngineCache
 from pytest_trt.store.files import write_atomic
@@ -122,9 +130,12 @@ class Engine:
         return self._entry.runner
 
     @contextmanager
-    def fresh_runner(self) -> Iterator[Runner]:
-        """Another runner of the same engine (loaded again from its artifact), closed on exit."""
-        runner = self._entry.reload()
+    def fresh_runner(self, *, sharing: bool = False) -> Iterator[Runner]:
+        """Another runner of the same engine (loaded again from its artifact), closed on exit;
+        ``sharing``: another context of the loaded engine where the runner offers one (a
+        ``sibling()``, as TensorRT's), for concurrent streams."""
+        sibling = getattr(self._entry.runner, "sibling", None) if sharing else None
+        runner = sibling() if sibling is not None else self._entry.reload()
         try:
             yield runner
         finally:
@@ -148,18 +159,35 @@ class Engine:
         first = next(iter(self.shapes.values()), ())
         return int(first[0]) if len(first) >= 2 else 1
 
-    def workload(self) -> Workload:
-        """What was run, as baselines compare it: input and output signatures, batch, precision."""
+    def workload(self, feed: Mapping[str, np.ndarray] | None = None, batch: int | None = None) -> Workload:
+        """What was run, as baselines compare it: input and output signatures, batch, precision
+        (of the test's own feed, or of ``feed`` at ``batch``: a point of a sweep)."""
+        used = self._feed if feed is None else feed
         return Workload(
-            inputs={n: TensorSignature(tuple(a.shape), str(a.dtype)) for n, a in self._feed.items()},
+            inputs={n: TensorSignature(tuple(a.shape), str(a.dtype)) for n, a in used.items()},
             outputs={o.name: TensorSignature(tuple(o.shape), str(o.dtype)) for o in self.outputs},
-            batch=self.batch,
+            batch=self.batch if batch is None else batch,
             precision=self.precision,
         )
 
+    def batched(self, batch: int) -> dict[str, np.ndarray]:
+        """The test's inputs at ``batch`` rows (a point of a ``batch_sizes=`` sweep), checked
+        against the engine's profiles."""
+        feed = with_batch(self._entry.model, self._feed, batch)
+        self.check_shapes(feed)
+        return feed
+
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         __tracebackhide__ = True
+        self.check_shapes(feed)
         return self._entry.runner.infer(feed)
+
+    def check_shapes(self, feed: Mapping[str, np.ndarray]) -> int:
+        """The optimization profile that holds the feed's shapes (0 without ``profile=``); a
+        shape outside every profile is a ShapeError naming the input, the shape and the bounds,
+        on every backend alike."""
+        __tracebackhide__ = True
+        return profile_index(self._entry.build.profiles, {name: a.shape for name, a in feed.items()})
 
     def feed_facts(self) -> dict[str, InputFacts]:
         """Where each input of the feed came from and the values it holds, for ``-v``: read from
@@ -259,7 +287,9 @@ class EngineFactory:
             model = self.source_model(spec)
         with _export_named(spec, model):
             with failing_step(SetupStep.INPUTS):
+                check_profiles(model, spec.build)
                 shapes = self._shapes(model, spec)
+                profile_index(spec.build.profiles, shapes)
                 build = dataclasses.replace(spec.build, shapes=tuple(sorted(shapes.items())))
                 feed = self._feed(spec, model, shapes)
                 plan = self._calibration_plan(spec, shapes)
@@ -285,9 +315,14 @@ class EngineFactory:
         if spec.inputs is not None and not spec.build.shapes:
             # Real inputs decide the shapes they were recorded with.
             return {name: tuple(a.shape) for name, a in self._inputs_npz(spec, model).items()}
+        # Without shapes=, an input a profile bounds runs at the first profile's opt shape.
+        opt = spec.build.profiles[0].opt_shapes if spec.build.profiles else {}
+        if spec.batch_size is not None:
+            opt = {name: (spec.batch_size, *shape[1:]) for name, shape in opt.items()}
+        given = {**opt, **spec.build.shape_map}
         if spec.torch is not None:
-            return resolve_shapes(model, {**_example_shapes(spec, model), **spec.build.shape_map})
-        return resolve_shapes(model, spec.build.shape_map, spec.batch_size)
+            return resolve_shapes(model, {**_example_shapes(spec, model), **given})
+        return resolve_shapes(model, given, spec.batch_size)
 
     def _feed(self, spec: ModelSpec, model: LoadedModel, shapes: dict[str, Shape]) -> dict[str, np.ndarray]:
         if spec.inputs is not None:

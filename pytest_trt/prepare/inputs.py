@@ -31,6 +31,23 @@ DEFAULT_MAX_INPUT_BYTES = 4 * 2**30
 MAX_INPUT_BYTES_OPTION = "--trt-max-input-bytes (ini trt_max_input_bytes)"
 
 
+def with_batch(model: LoadedModel, feed: Mapping[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """``feed`` at another batch size: every input whose leading dim the model leaves dynamic
+    gets ``batch`` rows, the feed's own rows repeated in order (the first ``batch`` of them where
+    it has more); the other inputs stay as they are. A model with no dynamic leading dim is a
+    ModelError naming the file."""
+    batched = {spec.name for spec in model.inputs if spec.shape and spec.shape[0] is None}
+    if not batched:
+        raise ModelError(
+            f"{model.path}: batch_sizes needs an input with a dynamic leading (batch) dim, and the "
+            f"model has none ({', '.join(f'{s.name} {show_shape(s.shape)}' for s in model.inputs)})"
+        )
+    return {
+        name: np.ascontiguousarray(np.take(array, np.arange(batch) % len(array), axis=0)) if name in batched else array
+        for name, array in feed.items()
+    }
+
+
 def resolve_shapes(
     model: LoadedModel, shapes: Mapping[str, Shape] | None = None, batch_size: int | None = None
 ) -> dict[str, Shape]:

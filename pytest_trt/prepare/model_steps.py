@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from pytest_trt.prepare.torch_export import ExportResult
-    from pytest_trt.spec import TorchSpec
+    from pytest_trt.specs import TorchSpec
 
 EXPORT_KIND = "torch-export"
 QUANTIZED_KIND = "quantized-model"

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from pytest_trt import spec
+from pytest_trt import specs
 from pytest_trt.model import ModelError
 
 if TYPE_CHECKING:
@@ -421,7 +421,7 @@ def _bind(module: torch.nn.Module, arrays: Mapping[str, np.ndarray]) -> list[str
 def export_axes(dynamic: Dynamic | None, arrays: Mapping[str, np.ndarray]) -> DynamicAxes:
     """``dynamic`` checked against the example inputs as ``trt_model`` checks it (a SpecError
     with the same message), negative axes made positive."""
-    return spec.dynamic_axes(dynamic, {name: tuple(array.shape) for name, array in arrays.items()})
+    return specs.dynamic_axes(dynamic, {name: tuple(array.shape) for name, array in arrays.items()})
 
 
 def _flatten_outputs(result: Any, module: torch.nn.Module) -> list[tuple[str | None, torch.Tensor]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_trt.baselines.regression import Verdict
-from pytest_trt.judge.records import TestRecord, TestStatus
+from pytest_trt.judge.records import SweepPoint, TestRecord, TestStatus
 from pytest_trt.reports.terminal import accuracy_summary, budget_summary
 from pytest_trt.serde import dumps
 from pytest_trt.store.files import write_atomic
@@ -61,7 +61,7 @@ def markdown(records: Sequence[TestRecord], meta: Mapping[str, Any]) -> str:
     lines = [
         (
             f"## pytest-trt: {len(records)} tests, {outcomes.count('failed')} failed{errors}, "
-            f"{verdicts.count(Verdict.REGRESSED.value)} regressed, {verdicts.count(Verdict.IMPROVED.value)} improved"
+            f"{sum(r.regressed for r in records)} regressed, {verdicts.count(Verdict.IMPROVED.value)} improved"
         ),
         "",
     ]
@@ -75,6 +75,7 @@ def markdown(records: Sequence[TestRecord], meta: Mapping[str, Any]) -> str:
     notes, failures = [], []
     for record in records:
         lines.append(_row(record))
+        lines += [_point_row(record, point) for point in record.sweep]
         notes += [f"- `{_cell(record.nodeid)}`: {_cell(w)}" for w in (*record.doubts, *record.warnings)]
         if record.status is not TestStatus.PASSED and record.failures:
             failures += _failure_block(record)
@@ -96,6 +97,18 @@ def _row(record: TestRecord) -> str:
     found, verdict = comparison(record)
     status = record.status.value + (f" ({record.step.value})" if record.step is not None else "")
     cells = (record.nodeid, record.backend, status, p50, p99, qps, found, verdict)
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _point_row(record: TestRecord, point: SweepPoint) -> str:
+    """One batch size of a sweep, under its test's row."""
+    found, verdict = "not compared", "-"
+    if point.regression is not None:
+        found, verdict = point.regression.message, point.regression.status.value
+    status = "failed" if point.failed else "passed"
+    qps = f"{point.throughput:,.0f}" if _finite(point.throughput) is not None else ""
+    cells = (f"{record.nodeid} batch {point.batch}", record.backend, status, _ms(point.latency.median),
+             _ms(point.latency.p99), qps, found, verdict)
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 

@@ -20,10 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.baselines.subject import InputFacts, InputRange, InputSource, TensorSignature, TestSubject
 from pytest_trt.judge.accuracy import AccuracyResult
 from pytest_trt.judge.baseline_gate import BaselineNote
-from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, TestRecord, TestStatus
+from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, StreamsPoint, TestRecord, TestStatus
+from pytest_trt.judge.sweep import best_line
 from pytest_trt.serde import from_data, to_data
 from pytest_trt.store.cache import CacheOutcome
 from pytest_trt.timing import gpu_clock
@@ -163,7 +165,37 @@ def _rows(record: TestRecord) -> list[_Row]:
     ))]
     # A GPU budget and one naming the running backend both apply: the second on a row of its own.
     rows += [_Row("", ("", b.backend, "", "", "", "", b.description, _budget_status(b))) for b in own[1:] + others]
-    return rows
+    return rows + _sweep_rows(record)
+
+
+def _sweep_rows(record: TestRecord) -> list[_Row]:
+    """A batch sweep: one row per batch size under the test, then the batch that gives the most
+    throughput within the latency budget."""
+    rows = []
+    for point in record.sweep:
+        budget = point.budgets[0] if point.budgets else None
+        acc = "-" if point.accuracy_passed is None else "ok" if point.accuracy_passed else "FAIL"
+        status = "FAIL" if point.failed else _budget_status(budget) if budget is not None else "ok"
+        rows.append(_Row(f"{_INDENT}batch {point.batch}", (
+            "", record.backend, acc, _ms(point.latency.median), _ms(point.latency.p99), _qps(point.throughput),
+            budget.description.split(": ", 1)[-1] if budget is not None else "-", status,
+        )))
+    line = best_line(record.sweep)
+    if line:
+        rows.append(_Row(f"{_INDENT}{line}", ("",) * len(_HEADINGS)))
+    return rows + [_streams_row(record, point) for point in record.streams]
+
+
+def _streams_row(record: TestRecord, point: StreamsPoint) -> _Row:
+    """``streams=N``: per-request latency over every stream, aggregate throughput."""
+    budget = point.budgets[0] if point.budgets else None
+    acc = "-" if point.accuracy_passed is None else "ok" if point.accuracy_passed else "FAIL"
+    status = "FAIL" if point.failed else _budget_status(budget) if budget is not None else "ok"
+    name = f"{_INDENT}{point.streams} stream{'s' if point.streams > 1 else ''}"
+    return _Row(name, (
+        "", record.backend, acc, _ms(point.latency.median), _ms(point.latency.p99), _qps(point.throughput),
+        budget.description.split(": ", 1)[-1] if budget is not None else "-", status,
+    ))
 
 
 @dataclass(frozen=True)
@@ -439,21 +471,28 @@ def _lock_wait_note(records: list[TestRecord]) -> list[str]:
 _SILENT = {BaselineNote.OFF, BaselineNote.RECORDED}  # recordings are summed up by the store
 
 
+def _compared(record: TestRecord) -> list[tuple[str, RegressionVerdict | None, str, BaselineNote]]:
+    """What the baseline step said of a test: of the test, or of each batch size of a sweep."""
+    if record.sweep:
+        return [(f"{record.nodeid} batch {p.batch}", p.regression, p.baseline_note, p.baseline_state) for p in record.sweep]
+    return [(record.nodeid, record.regression, record.baseline_note, record.baseline_state)]
+
+
 def _baseline_notes(records: list[TestRecord], quiet: bool) -> list[str]:
-    """One line per test compared with (or kept from) its baseline; tests without one are
-    counted. At -q only regressions."""
+    """One line per test (per batch size of a sweep) compared with (or kept from) its baseline;
+    tests without one are counted. At -q only regressions."""
     notes, missing = [], 0
     for record in records:
-        verdict, note, state = record.regression, record.baseline_note, record.baseline_state
-        if quiet and not (record.regressed or record.inconclusive):
-            continue
-        if verdict is not None:
-            changed = f" ({note})" if note else ""
-            notes.append(f"baseline: {record.nodeid}: {verdict.status.value}, {verdict.message}{changed}")
-        elif state is BaselineNote.NO_BASELINE:
-            missing += 1
-        elif note and state not in _SILENT:
-            notes.append(f"baseline: {record.nodeid}: {note}")
+        for name, verdict, note, state in _compared(record):
+            if quiet and (verdict is None or verdict.status not in (Verdict.REGRESSED, Verdict.INCONCLUSIVE)):
+                continue
+            if verdict is not None:
+                changed = f" ({note})" if note else ""
+                notes.append(f"baseline: {name}: {verdict.status.value}, {verdict.message}{changed}")
+            elif state is BaselineNote.NO_BASELINE:
+                missing += 1
+            elif note and state not in _SILENT:
+                notes.append(f"baseline: {name}: {note}")
     if missing:
         notes.append(f"baseline: {missing} measured test(s) have no baseline here (record with --trt-update-baselines)")
     return notes

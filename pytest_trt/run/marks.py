@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 from pytest_trt import backends
 from pytest_trt.errors import SpecError
 from pytest_trt.judge.item_gates import ItemGates
-from pytest_trt.spec import ModelSpec, PerfBudget, factory_name, make_accuracy_spec, make_perf_budget
-from pytest_trt.spec import make_model_spec as _make_model_spec
+from pytest_trt.specs import ModelSpec, PerfBudget, factory_name, make_accuracy_spec, make_perf_budget
+from pytest_trt.specs import make_model_spec as _make_model_spec
+from pytest_trt.specs.profiles import holds_batch
 
 if TYPE_CHECKING:
     import pytest
 
-    from pytest_trt.spec import MeasureSettings
+    from pytest_trt.specs import MeasureSettings
 
 # Positional arguments each mark accepts, in order, as in the marks' documented signatures.
 _POSITIONAL = {
@@ -101,6 +102,7 @@ def read_gates(item: pytest.Item, measure_defaults: MeasureSettings) -> ItemGate
         except (SpecError, TypeError) as exc:
             raise SpecError(_prefixed("trt_accuracy", exc)) from None
     budgets = _budgets(perf_marks, own, measure_defaults)
+    _check_sweeps(model, budgets)
     gates = ItemGates(model=model, accuracy=accuracy_spec, budgets=budgets)
     check_outputs_now(gates)
     return gates
@@ -119,6 +121,20 @@ def check_outputs_now(gates: ItemGates) -> None:
     except Exception:  # a model that cannot be read fails when its engine is made, saying why
         return
     gates.check_outputs([output.name for output in graph.output])
+
+
+def _check_sweeps(model: ModelSpec, budgets: tuple[PerfBudget, ...]) -> None:
+    """A sweep's batch sizes lie inside the model's profiles (``profile=``), where it has some."""
+    for budget in budgets:
+        outside = [b for b in budget.batch_sizes if not holds_batch(model.build.profiles, b)]
+        if outside:
+            shown = "; ".join(
+                ", ".join(f"{b.name}: {b.min[0]}..{b.max[0]}" for b in p.inputs) for p in model.build.profiles
+            )
+            raise SpecError(
+                f"trt_perf: batch_sizes: batch {outside[0]} is outside the batch range of trt_model's "
+                f"profile= ({shown})"
+            )
 
 
 def _closest(item: pytest.Item, own: set[int], name: str, shown: Callable[[pytest.Mark], str]) -> pytest.Mark | None:

@@ -23,10 +23,10 @@ from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.run.keys import ENGINE_KEY, GATES_KEY, STATE_KEY
 from pytest_trt.run.marks import check_outputs_now, model_spec, perf_budget, read_gates, search_dirs
 from pytest_trt.run.model_settings import Key, ModelTest, Section, SettingsText, key_line, model_tests, parse
-from pytest_trt.spec import make_accuracy_spec
+from pytest_trt.specs import make_accuracy_spec
 
 if TYPE_CHECKING:
-    from pytest_trt.spec import MeasureSettings, ModelSpec
+    from pytest_trt.specs import MeasureSettings, ModelSpec
 
 MODEL_SUFFIX = ".onnx"
 SIDECAR_SUFFIX = ".trt.toml"  # resnet.onnx -> resnet.trt.toml

@@ -19,9 +19,9 @@ import pytest
 from pytest_trt import backends, measure_defaults
 from pytest_trt.arguments import SyncMode
 from pytest_trt.backends.trt_api import RUNTIMES
-from pytest_trt.errors import PytestTrtError
+from pytest_trt.errors import PytestTrtError, SpecError
 from pytest_trt.run.gpus import GpuSelection, GpusError, parse_gpus
-from pytest_trt.spec import MeasureSettings, SpecError
+from pytest_trt.specs import MeasureSettings
 
 PERF_MODES = ("enforce", "report", "off")
 BASELINE_MODES = ("compare", "strict", "off")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pytest_trt.judge.item_gates import ItemGates
     from pytest_trt.judge.records import TestRecord
     from pytest_trt.prepare.engines import Engine, EngineFactory
-    from pytest_trt.spec import ModelSpec
+    from pytest_trt.specs import ModelSpec
     from pytest_trt.store.cache import EngineCache
 
 
@@ -285,8 +285,9 @@ class RunState:
         outcome = gate_rules.evaluate(gates, engine, context)
         outcome = dataclasses.replace(outcome, record=self._placed(outcome.record))
         self.collected.records.append(outcome.record)
-        if outcome.staged is not None:
-            self.collected.staged_baselines.setdefault(subject.module, {})[nodeid] = outcome.staged.to_file()
+        staged = [(nodeid, outcome.staged)] if outcome.staged is not None else []
+        for name, entry in staged + list(outcome.staged_sweep):
+            self.collected.staged_baselines.setdefault(subject.module, {})[name] = entry.to_file()
         return outcome
 
     def setup_failed(self, nodeid: str, path: Path, spec: ModelSpec, problem: str, step: SetupStep | None) -> None:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from pytest_trt.measure_defaults import (
     STILL_WARM_S,
 )
 from pytest_trt.serde import from_data, to_data
-from pytest_trt.spec import MeasureSettings
+from pytest_trt.specs import MeasureSettings
 from pytest_trt.timing import contention, gpu_clock, host_cpu, host_probe
 from pytest_trt.timing import lock as measure_lock
 from pytest_trt.timing.contention import Contention, CpuCounters
@@ -103,6 +103,7 @@ class PerfResult:
     # How contended the host's CPUs were over the timed chunks (the kernel's counters); None where
     # they could not be read. A contended measurement cannot tell a slower model from a busy host.
     contention: Contention | None = None
+    device_memory: int | None = None  # bytes the engine and its buffers take, where the backend tells
 
     @functools.cached_property
     def budget_samples_ms(self) -> list[float]:
@@ -141,8 +142,11 @@ class PerfResult:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON report's form: the fields, and what follows from them about the sample's size."""
+        data = to_data(self)
+        if self.device_memory is None:
+            del data["device_memory"]  # an optional key: only where the backend tells it
         return {
-            **to_data(self),
+            **data,
             "budget_samples": len(self.budget_samples_ms),
             "short_percentiles": self.short_percentiles,
             "sample_notes": [note for q in SHOWN_PERCENTILES if (note := self.sample_note(q))],
@@ -440,8 +444,8 @@ def measure(
     budget_need = max((samples_needed(q) for q in percentiles), default=0)
     device = measure_lock.device_of(runner)
     with measure_lock.measuring(device, wait=lock_wait) as held:
-        timed = _timed_chunks(runner, _still_warm(runner, settings), feed, budget_need, device)
-        _Recent.runner, _Recent.ended = runner, time.monotonic()
+        timed = _timed_chunks(runner, _still_warm(runner, settings, feed), feed, budget_need, device)
+        _Recent.runner, _Recent.shapes, _Recent.ended = runner, _shapes(feed), time.monotonic()
     return _result(runner.backend, batch, settings, timed, percentiles, held.waited_s)
 
 
@@ -449,13 +453,21 @@ class _Recent:
     """The runner this process measured last, and when: a runner timed a moment ago is warm."""
 
     runner: Runner | None = None
+    shapes: ClassVar[dict[str, tuple[int, ...]]] = {}
     ended: float = -math.inf
 
 
-def _still_warm(runner: Runner, settings: MeasureSettings) -> MeasureSettings:
+def _shapes(feed: Mapping[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(array.shape) for name, array in feed.items()}
+
+
+def _still_warm(runner: Runner, settings: MeasureSettings, feed: Mapping[str, np.ndarray]) -> MeasureSettings:
     """``settings``, with the warm-up shortened to REWARM_MS when ``runner`` was measured within
-    STILL_WARM_S (a re-measurement, a recording's next measurement, a second budget)."""
-    if runner is _Recent.runner and time.monotonic() - _Recent.ended < STILL_WARM_S:
+    STILL_WARM_S at the same shapes (a re-measurement, a recording's next measurement, a second
+    budget). A new shape warms up in full: the first runs after a shape change are slower
+    (TensorRT switches kernels, onnxruntime re-plans its memory)."""
+    same = runner is _Recent.runner and _shapes(feed) == _Recent.shapes
+    if same and time.monotonic() - _Recent.ended < STILL_WARM_S:
         return dataclasses.replace(settings, warmup_ms=min(settings.warmup_ms, REWARM_MS))
     return settings
 
@@ -550,7 +562,7 @@ def _result(
         iterations=progress.iterations,
         duration_s=progress.measured_ms / 1000.0,
         latency=summarize(_left_out(samples, after_probe)),
-        **phases,
+        compute=phases["compute"], h2d=phases["h2d"], d2h=phases["d2h"], enqueue=phases["enqueue"],
         throughput=batch * progress.iterations / (progress.measured_ms / 1000.0),
         samples_ms=samples,
         warnings=warnings,

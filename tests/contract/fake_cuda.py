@@ -151,6 +151,9 @@ class FakeCuda:
         self.use_device()
         return FakeStream()
 
+    def memory_in_use(self) -> int:
+        return sum(block.nbytes for block in GPU.memory.values())
+
     def create_event(self, *, blocking_sync: bool = False, timing: bool = True) -> FakeEvent:
         return FakeEvent()
 

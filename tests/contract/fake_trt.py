@@ -248,7 +248,8 @@ class Builder:
         return IOptimizationProfile()
 
     def build_serialized_network(self, network: INetworkDefinition, config: IBuilderConfig) -> bytes | None:
-        profile = config._profiles[0]._shapes if config._profiles else {}
+        profiles = [p._shapes for p in config._profiles]
+        profile = profiles[0] if profiles else {}
         for tensor in network._inputs:
             if any(isinstance(d, str) for d in tensor["dims"]) and tensor["name"] not in profile:
                 self._logger.log(
@@ -267,6 +268,7 @@ class Builder:
             "inputs": network._inputs,
             "outputs": network._outputs,
             "profile": profile,
+            "profiles": profiles,
             "flags": sorted(f.name for f in config._flags),
             "hardware_compatibility": config.hardware_compatibility_level.name,
             "strongly_typed_flag": network._flags,
@@ -289,11 +291,21 @@ class IExecutionContext:
         self._engine = engine
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._addresses: dict[str, int] = {}
+        self._profile = 0
+        self.profile_switches: list[int] = []
         self.capturable = True
+
+    def set_optimization_profile_async(self, profile_index: int, stream_handle: int) -> bool:
+        if not 0 <= profile_index < self._engine.num_optimization_profiles:
+            return False
+        self.profile_switches.append(profile_index)
+        self._profile = profile_index
+        self._shapes.clear()
+        return True
 
     def set_input_shape(self, name: str, shape: tuple) -> bool:
         tensor = self._engine._tensor(name)
-        low, _, high = self._engine.get_tensor_profile_shape(name, 0)
+        low, _, high = self._engine.get_tensor_profile_shape(name, self._profile)
         if len(shape) != len(tensor["dims"]) or not all(a <= s <= b for a, s, b in zip(low, shape, high, strict=False)):
             return False
         self._shapes[name] = tuple(shape)
@@ -363,9 +375,14 @@ class ICudaEngine:
     def get_tensor_shape(self, name: str) -> tuple[int, ...]:
         return tuple(-1 if isinstance(d, str) else d for d in self._tensor(name)["dims"])
 
+    @property
+    def num_optimization_profiles(self) -> int:
+        return max(1, len(self._plan.get("profiles", ())))
+
     def get_tensor_profile_shape(self, name: str, profile_index: int) -> list[tuple[int, ...]]:
-        if name in self._plan["profile"]:
-            return [tuple(s) for s in self._plan["profile"][name]]
+        profiles = self._plan.get("profiles") or [self._plan["profile"]]
+        if name in profiles[profile_index]:
+            return [tuple(s) for s in profiles[profile_index][name]]
         shape = self.get_tensor_shape(name)
         return [shape, shape, shape]
 

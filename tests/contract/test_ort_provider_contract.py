@@ -28,7 +28,7 @@ import pytest
 from pytest_trt.backends import onnxruntime_gpu as gpu
 from pytest_trt.backends.onnxruntime_tensorrt import tensorrt_provider_options
 from pytest_trt.backends.onnxruntime_trt_rtx import EP_CONTEXT_CONFIG, rtx_provider_options
-from pytest_trt.spec import BuildSpec
+from pytest_trt.specs import BuildSpec
 
 from . import wheels
 from .fake_cuda import FakeStream
@@ -44,7 +44,7 @@ REQUIRED = bool(os.environ.get("PYTEST_TRT_REQUIRE_CONTRACT"))
 
 # Every build option the adapters turn into provider options, and a dynamic input's profile.
 FULL_BUILD = BuildSpec(precision="fp16", options=(("optimization_level", 3), ("workspace_mb", 512)))
-PROFILES = {"x": ((1, 8), (4, 8), (16, 8))}
+PROFILES = [{"x": ((1, 8), (4, 8), (16, 8))}]
 
 
 def _wheel(spec: tuple[str, str]) -> Path:

@@ -35,7 +35,7 @@ NON_TRT = {
     "extra_flags", "flag_names", "network_flags", "name", "triple", "low", "opt", "high", "s",
     "spec.name", "self._cuda", "self._stream", "self._bindings", "self._timing_cache",
     "self._progress", "self._availability", "services", "made", "self._engine_cache", "self._parts",
-    "network_typing",
+    "network_typing", "triples", "shapes", "bounds", "shape",
 }
 
 
@@ -89,7 +89,12 @@ def test_the_walk_sees_the_build_and_run_calls(adapter_source) -> None:
         ("Builder", "build_serialized_network", "call"),
         ("OnnxParser", "parse_from_file", "call"),
         ("IBuilderConfig", "set_memory_pool_limit", "call"),
+        ("Builder", "create_optimization_profile", "call"),
         ("IOptimizationProfile", "set_shape", "call"),
+        ("IBuilderConfig", "add_optimization_profile", "call"),
+        ("ICudaEngine", "num_optimization_profiles", "get"),
+        ("ICudaEngine", "get_tensor_profile_shape", "call"),
+        ("IExecutionContext", "set_optimization_profile_async", "call"),
         ("Runtime", "deserialize_cuda_engine", "call"),
         ("Runtime", "engine_host_code_allowed", "set"),
         ("IExecutionContext", "set_input_shape", "call"),
@@ -105,6 +110,12 @@ def test_the_walk_sees_the_build_and_run_calls(adapter_source) -> None:
     [
         # a name that does not exist (8.x API)
         ("execute_async_v3(self._stream.handle)", "execute_async_v2(self._stream.handle)", "execute_async_v2"),
+        # optimization profiles: a misspelt name, a lost argument
+        ("set_optimization_profile_async(index, ", "set_optimisation_profile_async(index, ", "set_optimisation_profile_async"),
+        ("set_optimization_profile_async(index, self._stream.handle)", "set_optimization_profile_async(index)", "set_optimization_profile_async"),
+        ("range(engine.num_optimization_profiles)", "range(engine.num_profiles)", "num_profiles"),
+        ("builder.create_optimization_profile()", "builder.create_profile()", "create_profile"),
+        ("config.add_optimization_profile(profile)", "config.add_optimization_profiles(profile)", "add_optimization_profiles"),
         # a builder flag that 11.x removed
         ("clear_flag(trt.BuilderFlag.TF32)", "clear_flag(trt.BuilderFlag.FP16)", "FP16"),
         # wrong arity, builder side (checked against tensorrt.so's docstrings)

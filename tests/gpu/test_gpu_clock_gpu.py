@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_trt.backends.onnxruntime_cuda import OnnxRuntimeCudaBackend
 from pytest_trt.model import load_model
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 from pytest_trt.timing import gpu_clock
 from pytest_trt.timing.gpu_clock import ClockSource, Settled
 from pytest_trt.timing.measure import measure

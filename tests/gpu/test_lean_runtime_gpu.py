@@ -14,7 +14,7 @@ import pytest
 from pytest_trt.backends.base import Artifact, BackendError, TensorSpec
 from pytest_trt.backends.tensorrt import TensorRTBackend
 from pytest_trt.model import LoadedModel
-from pytest_trt.spec import BuildSpec
+from pytest_trt.specs import BuildSpec
 
 pytestmark = [pytest.mark.needs_gpu, pytest.mark.needs_tensorrt]
 

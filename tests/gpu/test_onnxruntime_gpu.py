@@ -21,7 +21,7 @@ from pytest_trt.backends.onnxruntime_trt_rtx import OnnxRuntimeTrtRtxBackend
 from pytest_trt.cuda import runtime as cuda
 from pytest_trt.model import LoadedModel, load_model
 from pytest_trt.prepare.precision import apply_precision
-from pytest_trt.spec import BuildSpec, MeasureSettings
+from pytest_trt.specs import BuildSpec, MeasureSettings
 
 pytestmark = pytest.mark.needs_gpu
 
