@@ -122,3 +122,30 @@ def written_out_layer_norm_model(path: Path, width: int = 64) -> Path:
         ],
     )
     return _checked_save(onnx_model(graph), path)
+
+
+def matmul_chain(path: Path, hot_width: int = 2048, nodes: int = 0) -> Path:
+    """x (8, 256) -> 'encoder/layer.0/MatMul' (256x256) -> 'encoder/layer.3/MatMul_1' (256 x
+    ``hot_width``, the slow one) -> 'encoder/ReduceSum' over the last axis -> y (8, 1). The IO
+    does not depend on ``hot_width``: a wider one is the same test, slower in that one MatMul.
+    ``nodes`` more Relu nodes before the first MatMul make a big graph (a 500-node model)."""
+    rng = np.random.default_rng(3)
+    chain = [helper.make_node("Relu", [f"r{i}" if i else "x"], [f"r{i + 1}"], name=f"pre/Relu_{i}") for i in range(nodes)]
+    first = f"r{nodes}" if nodes else "x"
+    graph = helper.make_graph(
+        [
+            *chain,
+            helper.make_node("MatMul", [first, "w0"], ["h0"], name="encoder/layer.0/MatMul"),
+            helper.make_node("MatMul", ["h0", "w1"], ["h1"], name="encoder/layer.3/MatMul_1"),
+            helper.make_node("ReduceSum", ["h1", "axes"], ["y"], name="encoder/ReduceSum", keepdims=1),
+        ],
+        "matmul_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 1])],
+        [
+            numpy_helper.from_array(rng.normal(0, 0.05, (256, 256)).astype(np.float32), "w0"),
+            numpy_helper.from_array(rng.normal(0, 0.05, (256, hot_width)).astype(np.float32), "w1"),
+            numpy_helper.from_array(np.array([-1], np.int64), "axes"),
+        ],
+    )
+    return _checked_save(onnx_model(graph), path)

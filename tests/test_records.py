@@ -36,7 +36,7 @@ SAMPLES = [1.0 + 0.01 * (i % 17) for i in range(60)]  # 60 samples: short of a p
 ENTRY_KEYS = {
     "nodeid", "module", "backend", "runtime_version", "model", "build", "workload", "engine", "feed",
     "accuracy", "perf", "budgets", "regression", "baseline_note", "baseline_state", "status", "warnings",
-    "doubts", "failures", "step", "at_setup", "history",
+    "doubts", "failures", "step", "at_setup", "history", "layers",
 }
 PERF_KEYS = {
     "backend", "clock", "mode", "batch", "iterations", "duration_s", "latency", "compute", "h2d", "d2h",

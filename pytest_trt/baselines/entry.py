@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.history import HistoryPoint
 from pytest_trt.baselines.subject import BuildFacts, TensorSignature, TestSubject
 from pytest_trt.serde import from_data, to_data
@@ -112,6 +113,9 @@ class BaselineEntry:
     session_floors_ms: list[float] | None = field(default=None, metadata=_OMIT_IF_NONE)
     # Earlier recordings of this test, oldest first (None: recorded before history was kept).
     history: list[HistoryPoint] | None = field(default=None, metadata=_OMIT_IF_NONE)
+    # Per-layer times of the recording, compact (the slowest layers): what a regression's
+    # failure compares layer by layer. None: recorded without a profile.
+    layers: LayerProfile | None = field(default=None, metadata=_OMIT_IF_NONE)
 
     def to_file(self) -> dict[str, Any]:
         """The entry as the baseline file holds it."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.comparability import accuracy_drift, changes, staleness
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput, entry_from_measurement
 from pytest_trt.baselines.hardware import is_absolute_module
@@ -59,6 +60,12 @@ class BaselineOutcome:
     staged: BaselineEntry | None = None  # the entry to record (--trt-update-baselines)
     warnings: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
+    baseline_layers: LayerProfile | None = None  # the compared entry's per-layer times, where it has them
+
+    @property
+    def regressed(self) -> bool:
+        """A regression confirmed and failing the test."""
+        return bool(self.failures) and self.verdict is not None and self.verdict.status is Verdict.REGRESSED
 
 
 @dataclass(frozen=True)
@@ -205,6 +212,7 @@ def _compare(
         verdict=verdict,
         warnings=tuple(warnings),
         failures=failures,
+        baseline_layers=entry.layers,
     )
 
 

@@ -18,11 +18,12 @@ import numpy as np
 
 from pytest_trt import backends
 from pytest_trt.backends.base import Runner
+from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput
 from pytest_trt.baselines.store import BaselineStore
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.errors import InferenceError, PytestTrtError
-from pytest_trt.judge import accuracy, divergence
+from pytest_trt.judge import accuracy, divergence, layer_times
 from pytest_trt.judge import budgets as budget_rules
 from pytest_trt.judge.baseline_gate import (
     BaselineMode,
@@ -59,6 +60,7 @@ class GateContext:
     save_failures: Path | None = None
     progress: Progress = field(default_factory=Progress)  # hears of measurements that run long
     lock_wait: LockWait = field(default_factory=LockWait)  # how a measurement waits for its device
+    profile_layers: bool = False  # --trt-profile-layers: a profiling pass after every timed test
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
     result: accuracy.AccuracyResult | None = None
     perf = _Perf()
     baseline = BaselineOutcome(BaselineNote.OFF)
+    layers: LayerProfile | None = None
     failures: list[str] = []
     try:
         if gates.accuracy is not None:
@@ -89,7 +92,6 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
             failures += accuracy_failures
         if gates.budgets:
             perf = check_perf(engine, gates.budgets, feed, context)
-            failures += perf.failures
             if perf.result is not None:
                 failed = []
                 if result is not None and not result.passed:
@@ -97,7 +99,8 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
                 if perf.failures:
                     failed.append("perf budget")
                 baseline = check_baseline(engine, gates.budgets, feed, perf.result, result, context, tuple(failed))
-                failures += baseline.failures
+                layers, baseline = profile_layers(engine, feed, perf, baseline, context)
+            failures += [*perf.failures, *baseline.failures]
     except PytestTrtError as exc:
         problem = f"pytest-trt: {exc}"
         if isinstance(exc, InferenceError) and engine.spec.inputs is None:
@@ -105,7 +108,7 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
         record = dataclasses.replace(_record(context, TestStatus.ERROR, result, perf, baseline, (problem,)), step=exc.step)
         return ItemOutcome(record, problem)
     status = TestStatus.FAILED if failures else TestStatus.PASSED
-    record = _record(context, status, result, perf, baseline, tuple(failures))
+    record = dataclasses.replace(_record(context, status, result, perf, baseline, tuple(failures)), layers=layers)
     message = ""
     if failures:
         message = f"pytest-trt gates failed (backend {engine.backend}):\n" + "\n".join(failures)
@@ -288,3 +291,27 @@ def check_baseline(
     measured = BaselineInput(context.subject, perf=first, accuracy=accuracy_stats(result))
     store, software = context.baseline_store()
     return judge_baseline(store, measured, remeasure, policy, software=software, failed_gates=failed_gates)
+
+
+def profile_layers(
+    engine: Engine, feed: dict[str, np.ndarray], perf: _Perf, baseline: BaselineOutcome, context: GateContext
+) -> tuple[LayerProfile | None, BaselineOutcome]:
+    """The profiling pass, after every timed measurement of the test: asked for, or a budget
+    missed, a regression confirmed, or a baseline being recorded (its entry keeps the profile).
+    A regression's failure then says where the time went; a missed budget, where it is spent."""
+    wanted = context.profile_layers or perf.failures or baseline.regressed or baseline.staged is not None
+    if not wanted:
+        return None, baseline
+    found = layer_times.profile(engine.runner, feed, context.lock_wait)
+    if found is None:
+        return None, baseline
+    kept = found.compact()
+    if baseline.staged is not None:
+        baseline = dataclasses.replace(baseline, staged=dataclasses.replace(baseline.staged, layers=kept))
+    if baseline.regressed and baseline.baseline_layers is not None:
+        where = layer_times.where_time_went(baseline.baseline_layers, found)
+        text = "\n  where the time went (layer profiles, this run vs the baseline's):\n    " + "\n    ".join(where)
+        baseline = dataclasses.replace(baseline, failures=(baseline.failures[0] + text, *baseline.failures[1:]))
+    if perf.failures:
+        perf.failures[-1] += "\n  slowest layers: " + "; ".join(found.top_lines(3))
+    return kept, baseline

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from pytest_trt import backends
+from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.history import HistoryPoint
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.baselines.subject import TestSubject
@@ -103,6 +104,7 @@ class TestRecord:
     step: SetupStep | None = None  # for an error: the step of making the engine that failed
     at_setup: bool = False  # the error came before the test ran: pytest counts it as an error
     history: tuple[HistoryPoint, ...] = ()  # the baseline's recordings, oldest first, where it has them
+    layers: LayerProfile | None = None  # per-layer times of the profiling pass (compact), where one ran
 
     @property
     def pytest_outcome(self) -> str:

@@ -296,6 +296,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-report-md", "trt_report_md", Kind.FILE,
            "write a Markdown summary to PATH (and to $GITHUB_STEP_SUMMARY when set).",
            default_text="none", metavar="PATH"),
+    Option("--trt-profile-layers", "trt_profile_layers", Kind.BOOL,
+           "after each timed test, time every layer in a separate profiling pass (also done on a "
+           "missed budget, a confirmed regression and a baseline recording).", default=False),
     Option("--trt-save-failures", "trt_save_failures", Kind.FOLDER,
            "on an accuracy failure, save inputs, outputs and reference as .npz under DIR.",
            default_text="none", metavar="DIR"),
@@ -472,6 +475,7 @@ class Settings:
     report_json: Path | None
     report_md: Path | None
     save_failures: Path | None
+    profile_layers: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -532,6 +536,7 @@ class Settings:
             report_json=path("trt_report_json"),
             report_md=path("trt_report_md"),
             save_failures=path("trt_save_failures"),
+            profile_layers=value("trt_profile_layers"),
         )
 
 

@@ -225,6 +225,7 @@ class RunState:
             reference=self.engines.reference,
             baseline_store=lambda: self.baselines(engine.backend),
             save_failures=settings.save_failures,
+            profile_layers=settings.profile_layers,
             progress=self.progress,
             lock_wait=LockWait(timeout_s=settings.lock_timeout_s, notify=self._notify),
         )
