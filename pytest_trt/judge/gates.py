@@ -35,6 +35,7 @@ from pytest_trt.judge.baseline_gate import (
 )
 from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.judge.perf_mode import PerfMode
+from pytest_trt.judge.precision_fix import DIAGNOSED_PRECISIONS, Diagnoser
 from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, TestRecord, TestStatus
 from pytest_trt.prepare.engines import Engine
 from pytest_trt.prepare.inputs import describe_generated
@@ -61,6 +62,7 @@ class GateContext:
     progress: Progress = field(default_factory=Progress)  # hears of measurements that run long
     lock_wait: LockWait = field(default_factory=LockWait)  # how a measurement waits for its device
     profile_layers: bool = False  # --trt-profile-layers: a profiling pass after every timed test
+    diagnoser: Diagnoser | None = None  # --trt-diagnose: what an fp16/bf16 accuracy failure's diagnosis uses
 
 
 @dataclass(frozen=True)
@@ -155,10 +157,34 @@ def check_accuracy(
     message = result.failure_message() + "\n" + reference_line(engine)
     if outputs_missed and asked is Reference.TORCH:
         message += "\n" + torch_divergence(engine, spec, feed, actual, reference, context)
+    if outputs_missed and context.diagnoser is not None and engine.precision in DIAGNOSED_PRECISIONS:
+        result = _diagnosed(engine, spec, feed, reference, result, context)
+        assert result.diagnosis is not None
+        message += "\n" + "\n".join(result.diagnosis.lines())
     if context.save_failures is not None:
         saved = accuracy.save_failure(context.save_failures, context.subject.nodeid, feed, actual, reference)
         message += f"\ninputs, outputs and reference saved to {saved}"
+        if result.diagnosis is not None:
+            message += f"\ndiagnosis saved to {accuracy.save_diagnosis(saved, result.diagnosis)}"
     return result, ["accuracy: " + message.replace("\n", "\n  ")]
+
+
+def _diagnosed(
+    engine: Engine,
+    spec: AccuracySpec,
+    feed: dict[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    result: accuracy.AccuracyResult,
+    context: GateContext,
+) -> accuracy.AccuracyResult:
+    """The failed result with its diagnosis: where the error starts, and the fix that passed."""
+    from pytest_trt.judge import precision_fix
+
+    assert context.diagnoser is not None
+    subject = f"{context.subject.nodeid}: where the {engine.precision.value} error starts"
+    with context.progress.phase(Phase.DIAGNOSE, subject, expected_s=context.diagnoser.cap_s):
+        found = precision_fix.diagnose(engine, spec, feed, reference, context.diagnoser)
+    return dataclasses.replace(result, diagnosis=found)
 
 
 def reference_line(engine: Engine) -> str:
