@@ -149,3 +149,24 @@ def matmul_chain(path: Path, hot_width: int = 2048, nodes: int = 0) -> Path:
         ],
     )
     return _checked_save(onnx_model(graph), path)
+
+
+def growing_chain(path: Path, steps: int = 20) -> Path:
+    """x (4, 8) -> ``steps`` Mul nodes 'grow_<i>' by 16 -> 'shrink' (Mul by 16**-steps) -> y: from
+    the fourth Mul on every intermediate value is over fp16's 65504, so keeping it all in fp32
+    takes more nodes than a pointed fix holds."""
+    nodes = [
+        helper.make_node("Mul", [f"g{i}" if i else "x", "sixteen"], [f"g{i + 1}"], name=f"grow_{i}") for i in range(steps)
+    ]
+    nodes.append(helper.make_node("Mul", [f"g{steps}", "tiny"], ["y"], name="shrink"))
+    graph = helper.make_graph(
+        nodes,
+        "growing_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        [
+            numpy_helper.from_array(np.array(16.0, np.float32), "sixteen"),
+            numpy_helper.from_array(np.array(16.0**-steps, np.float32), "tiny"),
+        ],
+    )
+    return _checked_save(onnx_model(graph), path)
