@@ -116,3 +116,14 @@ def test_the_inspector_json_gives_tensorrt_layers_their_type_and_shapes():
     assert list(facts) == ["Conv_0 + Relu_1"]
     assert facts["Conv_0 + Relu_1"].op == "CaskConvolution" and facts["Conv_0 + Relu_1"].shapes == "1x3x32x32->1x8x32x32"
     assert layer_facts("not json") == {}
+
+
+def test_a_baseline_entry_keeps_its_profile_and_one_without_has_no_key():
+    from pytest_trt.baselines.entry import BaselineEntry, SampleSummary
+
+    plain = BaselineEntry(latency_ms=SampleSummary(n=3, quantiles={"p0": 1.0, "p50": 1.1}))
+    assert "layers" not in plain.to_file()  # older readers see the file as it always was
+    kept = _profile({"enc/MatMul_1": ("MatMul", 0.42)}).compact()
+    with_layers = BaselineEntry(latency_ms=plain.latency_ms, layers=kept)
+    data = json.loads(serde.dumps(with_layers.to_file()))
+    assert BaselineEntry.from_file(data) == with_layers and data["layers"]["layers"][0]["name"] == "enc/MatMul_1"

@@ -48,6 +48,7 @@ class DiagnosisState(str, Enum):
     FIXED = "fixed"  # a set of nodes kept in fp32 made the test's accuracy gate pass
     NO_FIX = "no-fix"  # the error's origin was found; no set tried under the cap passed
     NOT_LOCATED = "not-located"  # no node introduces error beyond the precision's rounding
+    FAILED = "failed"  # the diagnosis itself could not run (``reason`` says why)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Diagnosis:
     def lines(self) -> list[str]:
         head = (f"diagnosis ({self.precision} graph emulated on onnxruntime's CPU provider against the fp32 model, "
                 f"{self.seconds:.1f} s):")
+        if self.state is DiagnosisState.FAILED:
+            return [head, f"  the diagnosis failed: {self.reason}"]
         if self.origin is None:
             return [head, f"  no node introduces error beyond {self.precision} rounding: {self.reason}"]
         lines = [head, f"  error starts at {self.origin.words(self.precision)}"]

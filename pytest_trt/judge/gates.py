@@ -33,6 +33,7 @@ from pytest_trt.judge.baseline_gate import (
     accuracy_stats,
     judge_baseline,
 )
+from pytest_trt.judge.diagnosis import Diagnosis, DiagnosisState
 from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.judge.perf_mode import PerfMode
 from pytest_trt.judge.precision_fix import DIAGNOSED_PRECISIONS, Diagnoser
@@ -183,7 +184,10 @@ def _diagnosed(
     assert context.diagnoser is not None
     subject = f"{context.subject.nodeid}: where the {engine.precision.value} error starts"
     with context.progress.phase(Phase.DIAGNOSE, subject, expected_s=context.diagnoser.cap_s):
-        found = precision_fix.diagnose(engine, spec, feed, reference, context.diagnoser)
+        try:
+            found = precision_fix.diagnose(engine, spec, feed, reference, context.diagnoser)
+        except Exception as exc:  # onnx, onnxruntime or a rebuild: the diagnosis explains a failure, never makes one
+            found = Diagnosis(DiagnosisState.FAILED, engine.precision.value, reason=f"{type(exc).__name__}: {exc}")
     return dataclasses.replace(result, diagnosis=found)
 
 
@@ -328,7 +332,10 @@ def profile_layers(
     wanted = context.profile_layers or perf.failures or baseline.regressed or baseline.staged is not None
     if not wanted:
         return None, baseline
-    found = layer_times.profile(engine.runner, feed, context.lock_wait)
+    try:
+        found = layer_times.profile(engine.runner, feed, context.lock_wait)
+    except PytestTrtError as exc:  # the profile explains a verdict; it never makes one
+        return None, dataclasses.replace(baseline, warnings=(*baseline.warnings, f"layers not profiled: {exc}"))
     if found is None:
         return None, baseline
     kept = found.compact()
