@@ -170,3 +170,32 @@ def growing_chain(path: Path, steps: int = 20) -> Path:
         ],
     )
     return _checked_save(onnx_model(graph), path)
+
+
+def activation_outlier_model(path: Path) -> Path:
+    """x (4, 64) -> 'head' (MatMul 64x64) -> 'shift' (Add: channel 63 + 1000) -> 'mix' (MatMul
+    64x16, row 63 zero) -> y. The outlier channel never reaches y, but INT8 quantizes h over its
+    range of 1000: a step of ~8 rounds every other channel to 0, so y is lost. Leaving 'shift' and
+    'mix' unquantized repairs it (the quantizer puts a Q/DQ pair on the Add's output whoever
+    reads it); 'head' stays INT8."""
+    rng = np.random.default_rng(9)
+    bias = np.zeros(64, np.float32)
+    bias[-1] = 1000.0
+    weights = rng.normal(0, 0.3, (64, 16)).astype(np.float32)
+    weights[-1] = 0.0
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w0"], ["a"], name="head"),
+            helper.make_node("Add", ["a", "bias"], ["h"], name="shift"),
+            helper.make_node("MatMul", ["h", "w"], ["y"], name="mix"),
+        ],
+        "activation_outlier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])],
+        [
+            numpy_helper.from_array((np.eye(64) + rng.normal(0, 0.05, (64, 64))).astype(np.float32), "w0"),
+            numpy_helper.from_array(bias, "bias"),
+            numpy_helper.from_array(weights, "w"),
+        ],
+    )
+    return _checked_save(onnx_model(graph, 17), path)

@@ -112,3 +112,27 @@ def test_save_failures_keeps_the_diagnosis_beside_the_arrays(trt_pytester):
     (diagnosis,) = saved.glob("*.diagnosis.json")
     assert len(list(saved.glob("*.npz"))) == 1
     assert json.loads(diagnosis.read_text())["origin"]["node"] == "ln_pow"
+
+
+def test_an_int8_failure_names_the_node_to_leave_unquantized_and_the_fix_passes(trt_pytester):
+    from onnx_builders import activation_outlier_model
+
+    activation_outlier_model(trt_pytester.path / "outlier.onnx")
+    test = """
+import pytest
+
+@pytest.mark.trt_model("outlier.onnx", precision="int8", calibration=8, input_ranges={{"x": (-1.0, 1.0)}}{extra})
+@pytest.mark.trt_accuracy(rtol=0.1, atol=0.1)
+def test_outlier_int8(trt_engine):
+    pass
+"""
+    trt_pytester.pytester.makepyfile(test_outlier=test.format(extra=""))
+    result = trt_pytester.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*diagnosis (int8 Q/DQ graph on onnxruntime's CPU provider against the fp32 model, * s):",
+        "*error starts at 'mix' (MatMul), output 'y': relative error *",
+        '*fix that passed: trt_model(..., keep_fp32_nodes=[[]"mix", "shift"])',
+    ])
+    trt_pytester.pytester.makepyfile(test_outlier=test.format(extra=', keep_fp32_nodes=["mix", "shift"]'))
+    trt_pytester.run().assert_outcomes(passed=1)

@@ -64,7 +64,8 @@ class Diagnosis:
     reason: str = ""  # why the search stopped without a fix
 
     def lines(self) -> list[str]:
-        head = (f"diagnosis ({self.precision} graph emulated on onnxruntime's CPU provider against the fp32 model, "
+        graph = "Q/DQ graph" if self.precision in ("int8", "fp8") else "graph emulated"
+        head = (f"diagnosis ({self.precision} {graph} on onnxruntime's CPU provider against the fp32 model, "
                 f"{self.seconds:.1f} s):")
         if self.state is DiagnosisState.FAILED:
             return [head, f"  the diagnosis failed: {self.reason}"]

@@ -143,3 +143,11 @@ def consumers(model_path: Path, tensor: str) -> list[str]:
     stored in reduced precision again."""
     model = onnx.load(str(model_path), load_external_data=False)
     return [n.name for n in model.graph.node if n.name and tensor in n.input]
+
+
+def producers(model_path: Path, node: str) -> list[str]:
+    """The named nodes whose outputs ``node`` reads: where INT8 quantizes what it is fed (a
+    quantized op's output carries a Q/DQ pair whoever reads it)."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    inputs = {i for n in model.graph.node if n.name == node for i in n.input}
+    return [n.name for n in model.graph.node if n.name and inputs & set(n.output)]

@@ -36,7 +36,7 @@ from pytest_trt.judge.baseline_gate import (
 from pytest_trt.judge.diagnosis import Diagnosis, DiagnosisState
 from pytest_trt.judge.item_gates import ItemGates
 from pytest_trt.judge.perf_mode import PerfMode
-from pytest_trt.judge.precision_fix import DIAGNOSED_PRECISIONS, Diagnoser
+from pytest_trt.judge.precision_fix import Diagnoser, diagnosable
 from pytest_trt.judge.records import GPU_BUDGET, BudgetOutcome, BudgetState, TestRecord, TestStatus
 from pytest_trt.prepare.engines import Engine
 from pytest_trt.prepare.inputs import describe_generated
@@ -158,7 +158,7 @@ def check_accuracy(
     message = result.failure_message() + "\n" + reference_line(engine)
     if outputs_missed and asked is Reference.TORCH:
         message += "\n" + torch_divergence(engine, spec, feed, actual, reference, context)
-    if outputs_missed and context.diagnoser is not None and engine.precision in DIAGNOSED_PRECISIONS:
+    if outputs_missed and context.diagnoser is not None and diagnosable(engine):
         result = _diagnosed(engine, spec, feed, reference, result, context)
         assert result.diagnosis is not None
         message += "\n" + "\n".join(result.diagnosis.lines())

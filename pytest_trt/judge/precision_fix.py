@@ -2,8 +2,8 @@
 
 The search is greedy and bounded by a time cap per test: find the node that introduces the
 error (judge/error_origin.py) in the graph as built, keep it in fp32 (or, where it is kept
-already but its output still overflows where it is stored in reduced precision, the nodes that
-read that output), rebuild the engine on the test's own backend, and re-run the test's own
+already, the nodes that read its output, which fp16 still stores in reduced precision, or for
+INT8 the nodes that feed it, whose outputs the quantizer still quantizes), rebuild the engine on the test's own backend, and re-run the test's own
 accuracy gate; repeat on the new graph until the gate passes, the cap is spent or ``MAX_KEPT``
 nodes were added. The cap is checked between steps: a build that has started finishes.
 """
@@ -11,6 +11,7 @@ nodes were added. The cap is checked between steps: a build that has started fin
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pytest_trt.arguments import Precision
+from pytest_trt.errors import PytestTrtError
 from pytest_trt.judge import accuracy, error_origin
 from pytest_trt.judge.diagnosis import Diagnosis, DiagnosisState, ErrorOrigin
 from pytest_trt.spec import AccuracySpec, ModelSpec
@@ -27,12 +29,14 @@ from pytest_trt.spec import AccuracySpec, ModelSpec
 if TYPE_CHECKING:
     from pytest_trt.prepare.engines import Engine
 
-DIAGNOSED_PRECISIONS = (Precision.FP16, Precision.BF16)
+DIAGNOSED_PRECISIONS = (Precision.FP16, Precision.BF16, Precision.INT8)
+_CONVERTED = (Precision.FP16, Precision.BF16)
 # Nodes the search adds to keep_fp32_nodes at most: a longer list is no longer a pointed fix.
 MAX_KEPT = 12
 # Relative error a node's output must carry to count as introduced: a few units of the
-# precision's rounding (fp16 keeps 11 significant bits, bf16 8).
-FLOORS = {Precision.FP16: 8 * 2.0**-11, Precision.BF16: 8 * 2.0**-8}
+# precision's rounding (fp16 keeps 11 significant bits, bf16 8; INT8 steps are 1/127 of a
+# tensor's range, at most half a step off).
+FLOORS = {Precision.FP16: 8 * 2.0**-11, Precision.BF16: 8 * 2.0**-8, Precision.INT8: 8 / 254}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,14 @@ def with_kept_nodes(spec: ModelSpec, nodes: tuple[str, ...]) -> ModelSpec:
     return dataclasses.replace(spec, build=build)
 
 
+def diagnosable(engine: Engine) -> bool:
+    """fp16 and bf16 builds, and INT8 by calibration (which nodes to leave unquantized is the
+    quantizer's keep_fp32_nodes); a model that came with Q/DQ nodes is run as it is."""
+    if engine.precision is Precision.INT8:
+        return engine.spec.calibration is not None
+    return engine.precision in DIAGNOSED_PRECISIONS
+
+
 @dataclass
 class _Search:
     engine: Engine
@@ -67,10 +79,14 @@ class _Search:
     def kept(self) -> tuple[str, ...]:
         return self.user_nodes + tuple(self.added)
 
-    def origin(self) -> ErrorOrigin | None:
+    def origin(self, current: Engine) -> ErrorOrigin | None:
+        """The first node that introduces error in ``current`` (the engine as last built)."""
+        engine = self.engine
+        floor = FLOORS[engine.precision]
+        if engine.precision not in _CONVERTED:  # INT8: the calibrated Q/DQ model itself
+            return error_origin.locate(engine.model.path, current.converted.path, self.feed, floor, self.deadline)
         from pytest_trt.prepare.precision import apply_precision
 
-        engine = self.engine
         emulated = apply_precision(
             engine.model.path,
             engine.precision,
@@ -79,14 +95,20 @@ class _Search:
             keep_fp32_nodes=self.kept,
             emulate=True,
         )
-        return error_origin.locate(engine.model.path, emulated, self.feed, FLOORS[engine.precision], self.deadline)
+        return error_origin.locate(engine.model.path, emulated, self.feed, floor, self.deadline)
 
     def next_nodes(self, origin: ErrorOrigin) -> list[str]:
-        """What to keep next: the origin, or where it is kept already, the nodes reading its output."""
+        """What to keep next: the origin; where it is kept already, the nodes reading its output
+        (fp16/bf16: the output is still stored in reduced precision for them) or, for INT8,
+        the nodes feeding it (their outputs are still quantized)."""
+        path = self.engine.model.path
         if origin.node not in self.kept:
-            return [origin.node] if origin.node in _named_nodes(self.engine.model.path) else []
-        readers = error_origin.consumers(self.engine.model.path, origin.output)
-        return [n for n in readers if n not in self.kept]
+            return [origin.node] if origin.node in _named_nodes(path) else []
+        if self.engine.precision in _CONVERTED:
+            nearby = error_origin.consumers(path, origin.output)
+        else:
+            nearby = error_origin.producers(path, origin.node)
+        return [n for n in nearby if n not in self.kept]
 
 
 def _named_nodes(path: Path) -> set[str]:
@@ -114,7 +136,7 @@ def diagnose(
     started = time.monotonic()
     search = _Search(engine, feed, diagnoser, started + diagnoser.cap_s,
                      tuple(engine.build.option_map.get("keep_fp32_nodes", ())))
-    first = search.origin()
+    first = search.origin(engine)
 
     def ended(state: DiagnosisState, reason: str = "", origin: ErrorOrigin | None = first) -> Diagnosis:
         kept = search.kept if state is DiagnosisState.FIXED else ()
@@ -136,9 +158,13 @@ def diagnose(
             return ended(DiagnosisState.NO_FIX, f"the {diagnoser.cap_s:g} s cap ran out")
         search.added += step
         search.tried.append(tuple(step))
-        if _passes(diagnoser.rebuild(engine, search.kept), spec, feed, reference):
+        try:
+            current = diagnoser.rebuild(engine, search.kept)
+        except PytestTrtError as exc:  # e.g. nothing left to quantize: that set is no fix
+            return ended(DiagnosisState.NO_FIX, f"keeping {json.dumps(list(search.kept))} does not build: {exc}")
+        if _passes(current, spec, feed, reference):
             return ended(DiagnosisState.FIXED)
-        origin = search.origin()
+        origin = search.origin(current)
     spent = time.monotonic() > search.deadline
     return ended(DiagnosisState.NO_FIX, f"the {diagnoser.cap_s:g} s cap ran out" if spent
                  else "no node kept in reduced precision introduces error any more")

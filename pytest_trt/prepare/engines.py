@@ -112,6 +112,11 @@ class Engine:
         """The engine runs a Q/DQ model (INT8 by calibration, or one that came quantized)."""
         return self._entry.built_from.quantized
 
+    @property
+    def converted(self) -> LoadedModel:
+        """The model the engine was built from: after the precision transform or INT8 calibration."""
+        return self._entry.built_from
+
     def shown_source(self, shown: Callable[[Path], str]) -> str:
         """The model as reports name it: its file (as ``shown`` writes paths), or
         ``torch=pkg.mod:func`` for a torch model, whose export lives in a work folder."""
