@@ -42,11 +42,13 @@ FLOORS = {Precision.FP16: 8 * 2.0**-11, Precision.BF16: 8 * 2.0**-8, Precision.I
 @dataclass(frozen=True)
 class Diagnoser:
     """What the session lends a diagnosis: a rebuild of the test's engine with other nodes kept
-    in fp32, a folder for converted models, and the time cap (--trt-diagnose-time)."""
+    in fp32 (and its discard), a folder for converted models, and the time cap
+    (--trt-diagnose-time)."""
 
     rebuild: Callable[[Engine, tuple[str, ...]], Engine]
     workdir: Callable[[], Path]
     cap_s: float
+    discard: Callable[[Engine], None] = lambda engine: None  # closes a rebuilt engine once judged
 
 
 def with_kept_nodes(spec: ModelSpec, nodes: tuple[str, ...]) -> ModelSpec:
@@ -162,9 +164,12 @@ def diagnose(
             current = diagnoser.rebuild(engine, search.kept)
         except PytestTrtError as exc:  # e.g. nothing left to quantize: that set is no fix
             return ended(DiagnosisState.NO_FIX, f"keeping {json.dumps(list(search.kept))} does not build: {exc}")
-        if _passes(current, spec, feed, reference):
-            return ended(DiagnosisState.FIXED)
-        origin = search.origin(current)
+        try:
+            if _passes(current, spec, feed, reference):
+                return ended(DiagnosisState.FIXED)
+            origin = search.origin(current)
+        finally:
+            diagnoser.discard(current)  # a candidate's runner (GPU memory) is not kept for the session
     spent = time.monotonic() > search.deadline
     return ended(DiagnosisState.NO_FIX, f"the {diagnoser.cap_s:g} s cap ran out" if spent
                  else "no node kept in reduced precision introduces error any more")

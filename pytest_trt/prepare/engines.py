@@ -247,6 +247,14 @@ class EngineFactory:
             entry.runner.close()
         self._engines.clear()
 
+    def discard(self, engine: Engine) -> None:
+        """Close ``engine``'s runner and forget it: a later ``engine()`` of its spec builds (or
+        loads from the engine cache) again."""
+        for key, entry in list(self._engines.items()):
+            if entry is engine._entry:
+                del self._engines[key]
+                entry.runner.close()
+
     def workdir(self) -> Path:
         """A private folder for this process's converted models, removed at the end (or by a
         later run, if this one is killed)."""

@@ -249,6 +249,7 @@ class RunState:
             rebuild=lambda engine, nodes: engines.engine(with_kept_nodes(engine.spec, nodes), engine.backend),
             workdir=engines.workdir,
             cap_s=cap,
+            discard=engines.discard,
         )
 
     def setup_failed(self, nodeid: str, path: Path, spec: ModelSpec, problem: str, step: SetupStep | None) -> None:
