@@ -122,3 +122,80 @@ def written_out_layer_norm_model(path: Path, width: int = 64) -> Path:
         ],
     )
     return _checked_save(onnx_model(graph), path)
+
+
+def matmul_chain(path: Path, hot_width: int = 2048, nodes: int = 0) -> Path:
+    """x (8, 256) -> 'encoder/layer.0/MatMul' (256x256) -> 'encoder/layer.3/MatMul_1' (256 x
+    ``hot_width``, the slow one) -> 'encoder/ReduceSum' over the last axis -> y (8, 1). The IO
+    does not depend on ``hot_width``: a wider one is the same test, slower in that one MatMul.
+    ``nodes`` more Relu nodes before the first MatMul make a big graph (a 500-node model)."""
+    rng = np.random.default_rng(3)
+    chain = [helper.make_node("Relu", [f"r{i}" if i else "x"], [f"r{i + 1}"], name=f"pre/Relu_{i}") for i in range(nodes)]
+    first = f"r{nodes}" if nodes else "x"
+    graph = helper.make_graph(
+        [
+            *chain,
+            helper.make_node("MatMul", [first, "w0"], ["h0"], name="encoder/layer.0/MatMul"),
+            helper.make_node("MatMul", ["h0", "w1"], ["h1"], name="encoder/layer.3/MatMul_1"),
+            helper.make_node("ReduceSum", ["h1", "axes"], ["y"], name="encoder/ReduceSum", keepdims=1),
+        ],
+        "matmul_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 1])],
+        [
+            numpy_helper.from_array(rng.normal(0, 0.05, (256, 256)).astype(np.float32), "w0"),
+            numpy_helper.from_array(rng.normal(0, 0.05, (256, hot_width)).astype(np.float32), "w1"),
+            numpy_helper.from_array(np.array([-1], np.int64), "axes"),
+        ],
+    )
+    return _checked_save(onnx_model(graph), path)
+
+
+def growing_chain(path: Path, steps: int = 20) -> Path:
+    """x (4, 8) -> ``steps`` Mul nodes 'grow_<i>' by 16 -> 'shrink' (Mul by 16**-steps) -> y: from
+    the fourth Mul on every intermediate value is over fp16's 65504, so keeping it all in fp32
+    takes more nodes than a pointed fix holds."""
+    nodes = [
+        helper.make_node("Mul", [f"g{i}" if i else "x", "sixteen"], [f"g{i + 1}"], name=f"grow_{i}") for i in range(steps)
+    ]
+    nodes.append(helper.make_node("Mul", [f"g{steps}", "tiny"], ["y"], name="shrink"))
+    graph = helper.make_graph(
+        nodes,
+        "growing_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        [
+            numpy_helper.from_array(np.array(16.0, np.float32), "sixteen"),
+            numpy_helper.from_array(np.array(16.0**-steps, np.float32), "tiny"),
+        ],
+    )
+    return _checked_save(onnx_model(graph), path)
+
+
+def activation_outlier_model(path: Path) -> Path:
+    """x (4, 64) -> 'head' (MatMul 64x64) -> 'shift' (Add: channel 63 + 1000) -> 'mix' (MatMul
+    64x16, row 63 zero) -> y. The outlier channel never reaches y, but INT8 quantizes h over its
+    range of 1000: a step of ~8 rounds every other channel to 0, so y is lost. Leaving 'shift' and
+    'mix' unquantized repairs it (the quantizer puts a Q/DQ pair on the Add's output whoever
+    reads it); 'head' stays INT8."""
+    rng = np.random.default_rng(9)
+    bias = np.zeros(64, np.float32)
+    bias[-1] = 1000.0
+    weights = rng.normal(0, 0.3, (64, 16)).astype(np.float32)
+    weights[-1] = 0.0
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w0"], ["a"], name="head"),
+            helper.make_node("Add", ["a", "bias"], ["h"], name="shift"),
+            helper.make_node("MatMul", ["h", "w"], ["y"], name="mix"),
+        ],
+        "activation_outlier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])],
+        [
+            numpy_helper.from_array((np.eye(64) + rng.normal(0, 0.05, (64, 64))).astype(np.float32), "w0"),
+            numpy_helper.from_array(bias, "bias"),
+            numpy_helper.from_array(weights, "w"),
+        ],
+    )
+    return _checked_save(onnx_model(graph, 17), path)

@@ -150,7 +150,9 @@ def test_markdown_report_gives_the_reason_of_a_failed_row(trt_pytester):
     at = lines.index("### Failures")
     assert lines[at + 1:at + 5] == ["", "**`test_user.py::test_mlp_too_slow`** (failed)", "", "```text"]
     assert re.fullmatch(r"perf \(onnxruntime\): p99 latency [\d.]+ ms > budget 0\.000001 ms \(n=\d+, cv [\d.]+%\)", lines[at + 5])
-    assert lines[at + 6] == "```" and len(lines) == at + 7
+    # A missed budget is profiled: the failure names where the time is spent.
+    assert re.fullmatch(r"  slowest layers: '.+' \(\w+\) [\d.]+ ms, \d+%.*", lines[at + 6])
+    assert lines[at + 7] == "```" and len(lines) == at + 8
 
 
 def test_a_doubted_verdict_is_shown_at_quiet_and_kept_in_the_json(trt_pytester, monkeypatch):

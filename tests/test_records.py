@@ -37,7 +37,7 @@ SAMPLES = [1.0 + 0.01 * (i % 17) for i in range(60)]  # 60 samples: short of a p
 ENTRY_KEYS = {
     "nodeid", "module", "backend", "runtime_version", "model", "build", "workload", "engine", "feed",
     "accuracy", "perf", "budgets", "regression", "baseline_note", "baseline_state", "status", "warnings",
-    "doubts", "failures", "step", "at_setup", "history", "gpu",
+    "doubts", "failures", "step", "at_setup", "history", "gpu", "layers",
 }
 PERF_KEYS = {
     "backend", "clock", "mode", "batch", "iterations", "duration_s", "latency", "compute", "h2d", "d2h",
@@ -184,3 +184,22 @@ def test_session_end_lines_become_notes_with_their_listed_items():
         ),
         SummaryNote("baselines pruned: 0 unused"),
     ]
+
+
+def test_a_record_with_layers_and_a_diagnosis_crosses_to_the_controller_and_the_report(tmp_path):
+    from pytest_trt.backends.layer_profile import LayerProfile, LayerTime
+    from pytest_trt.judge.diagnosis import Diagnosis, DiagnosisState, ErrorOrigin, TensorError
+
+    layers = LayerProfile("onnxruntime profiler (CPUExecutionProvider)", 10, 0.5, 3,
+                          (LayerTime("enc/MatMul", "MatMul", 0.4, "CPUExecutionProvider", "8x256->8x64"),))
+    origin = ErrorOrigin("ln_pow", "Pow", "squared", TensorError(1.0, 3.9e5, 0.25, False), 6.5e-4)
+    diagnosis = Diagnosis(DiagnosisState.FIXED, "fp16", origin, ("ln_pow", "ln_variance"), (("ln_pow",), ("ln_variance",)), 0.6)
+    record = full_record()
+    record = replace(record, layers=layers, accuracy=replace(record.accuracy, diagnosis=diagnosis))
+    received = WorkerReport.from_json(WorkerReport(records=[record]).to_json()).records[0]
+    assert received == record
+    write_json(tmp_path / "report.json", [record], {})
+    (entry,) = json.loads((tmp_path / "report.json").read_text())["tests"]
+    assert entry["layers"]["layers"][0]["name"] == "enc/MatMul"
+    assert entry["accuracy"]["diagnosis"]["keep_fp32_nodes"] == ["ln_pow", "ln_variance"]
+    assert TestRecord.from_dict(entry) == record

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +26,7 @@ import numpy as np
 
 from pytest_trt.backends.base import Artifact, Availability, BackendError, HostCall, InferenceError, TensorSpec
 from pytest_trt.backends.feeds import check_feed
+from pytest_trt.backends.layer_profile import PROFILE_RUNS, LayerProfile, profile_ort_session
 from pytest_trt.fingerprint import host_facts
 from pytest_trt.store import workdirs
 
@@ -99,7 +100,17 @@ class OnnxRuntimeBackend:
         # External data named by the artifact is the model's own (see _with_external_data).
         options.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, str(model.path.parent))
         session = _create_session(artifact.data, options, build, model.path)
-        return OnnxRuntimeRunner(session, list(model.inputs), list(model.outputs))
+
+        def profiled(prefix: str) -> onnxruntime.InferenceSession:
+            """A second session with the same options, profiling on: never the timed one."""
+            options.enable_profiling = True
+            options.profile_file_prefix = prefix
+            try:
+                return _create_session(artifact.data, options, build, model.path)
+            finally:
+                options.enable_profiling = False
+
+        return OnnxRuntimeRunner(session, list(model.inputs), list(model.outputs), profiled)
 
 
 def _with_external_data(optimized: Path, model: LoadedModel) -> tuple[bytes, ExternalData]:
@@ -224,9 +235,14 @@ class OnnxRuntimeRunner:
     backend = "onnxruntime"
 
     def __init__(
-        self, session: onnxruntime.InferenceSession, inputs: list[TensorSpec], outputs: list[TensorSpec]
+        self,
+        session: onnxruntime.InferenceSession,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        profiled: Callable[[str], onnxruntime.InferenceSession] | None = None,
     ) -> None:
         self._session = session
+        self._profiled = profiled
         self.inputs = inputs
         self.outputs = outputs
         self._output_names = [spec.name for spec in outputs]
@@ -256,6 +272,20 @@ class OnnxRuntimeRunner:
                 raise InferenceError(f"measuring: onnxruntime failed: {exc}") from None
 
         return HostCall(once, probe_applies=self._probe_applies())
+
+    def profile_layers(self, feed: Mapping[str, np.ndarray], runs: int = PROFILE_RUNS) -> LayerProfile | None:
+        """Per-node times from a second session with onnxruntime's profiler on (None: this runner
+        was made without one)."""
+        if self._profiled is None:
+            return None
+        checked = self._checked_feed(feed)
+        names, options = self._output_names, self._run_options
+        with workdirs.scratch("pytest-trt-profile-") as folder:
+            session = self._profiled(str(folder / "ort"))
+            try:
+                return profile_ort_session(session, lambda s: s.run(names, checked, options), runs)
+            except Exception as exc:  # onnxruntime's own error types
+                raise InferenceError(f"profiling layers: onnxruntime failed: {exc}") from None
 
     def _probe_applies(self) -> bool:
         """Whether the host-speed probe measures what this session runs on: this CPU thread alone.

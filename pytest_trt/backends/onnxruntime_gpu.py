@@ -17,6 +17,7 @@ real provider libraries by tests/contract/test_ort_provider_contract.py.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import importlib
 import os
@@ -35,8 +36,10 @@ import numpy as np
 
 from pytest_trt.backends.base import Availability, BackendError, BackendUnavailable, IterationTimes, TensorSpec
 from pytest_trt.backends.feeds import check_feed
+from pytest_trt.backends.layer_profile import PROFILE_RUNS, LayerProfile, profile_ort_session
 from pytest_trt.cuda import runtime as cuda_layer
 from pytest_trt.cuda.runtime import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, Stream
+from pytest_trt.store import workdirs
 
 if TYPE_CHECKING:
     from pytest_trt.specs import BuildSpec, MeasureSettings
@@ -191,9 +194,18 @@ def provider_comes_up(ort: ModuleType, provider: str, providers: list[Any], libr
     return Availability(False, f"onnxruntime did not enable {provider}: {logged_reason(log) or 'no reason logged'}")
 
 
+# Set only while a runner opens its profiling session: every provider's opener makes its
+# options through quiet_options, which turns onnxruntime's profiler on for that one session.
+_PROFILE_PREFIX: contextvars.ContextVar[str | None] = contextvars.ContextVar("profile_prefix", default=None)
+
+
 def quiet_options(ort: ModuleType) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: optimizer notes would flood the test output
+    prefix = _PROFILE_PREFIX.get()
+    if prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = prefix
     return options
 
 
@@ -550,6 +562,22 @@ class OrtGpuRunner:
         )
         loop.warnings.extend(warnings)
         return OrtTimedSession(loop, buffers, self._stream, session if graph else None)
+
+    def profile_layers(self, feed: Mapping[str, np.ndarray], runs: int = PROFILE_RUNS) -> LayerProfile:
+        """Per-node times from a second session of the same provider with onnxruntime's profiler
+        on, run on host arrays (the timed session is left as it is)."""
+        checked = check_feed(self.inputs, feed)
+        names = self._names
+        with workdirs.scratch("pytest-trt-profile-") as folder:
+            token = _PROFILE_PREFIX.set(str(folder / "ort"))
+            try:
+                session = self._open(self._stream, False)
+            finally:
+                _PROFILE_PREFIX.reset(token)
+            try:
+                return profile_ort_session(session, lambda s: s.run(names, checked), runs)
+            except Exception as exc:  # onnxruntime's own error types
+                raise BackendError(f"profiling layers: onnxruntime failed: {exc}") from None
 
     def close(self) -> None:
         if self._session is None:

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from pytest_trt.backends import tensorrt_layers
 from pytest_trt.backends.base import Artifact, Availability, BackendError, BackendUnavailable, TensorSpec
+from pytest_trt.backends.layer_profile import PROFILE_RUNS, LayerProfile
 from pytest_trt.backends.profiles import ProfileShapes, optimization_profiles
 from pytest_trt.backends.trt_api import (
     HARDWARE_COMPATIBILITY,
@@ -334,8 +336,10 @@ class TensorRTRunner:
             (inputs if is_input else outputs).append(spec)
         return inputs, outputs
 
-    def _bind(self, feed: Mapping[str, np.ndarray]) -> list[_Binding]:
-        """Set input shapes, size outputs, and point every tensor at a device buffer."""
+    def _bind(self, feed: Mapping[str, np.ndarray], context: Any = None) -> list[_Binding]:
+        """Set input shapes, size outputs, and point every tensor (of ``context``, by default the
+        runner's) at a device buffer."""
+        context = self._context if context is None else context
         names = {spec.name for spec in self.inputs}
         if set(feed) != names:
             raise BackendError(
@@ -347,25 +351,27 @@ class TensorRTRunner:
             array = feed[spec.name]
             if array.dtype != spec.dtype:
                 raise BackendError(f"input {spec.name!r} is {array.dtype}, the engine takes {spec.dtype}")
-            if not self._context.set_input_shape(spec.name, array.shape):
-                low, _, high = self._engine.get_tensor_profile_shape(spec.name, self._profile)
+            if not context.set_input_shape(spec.name, array.shape):
+                low, _, high = self._engine.get_tensor_profile_shape(
+                    spec.name, self._profile if context is self._context else 0
+                )
                 raise BackendError(
                     f"input {spec.name!r}: shape {tuple(array.shape)} is outside the engine's "
                     f"optimization profile (min {tuple(low)}, max {tuple(high)})"
                 )
-        unresolved = self._context.infer_shapes()
+        unresolved = context.infer_shapes()
         if unresolved:
             raise BackendError(f"TensorRT cannot infer the shapes of {list(unresolved)} from the inputs")
         bound = []
         for spec in self.inputs + self.outputs:
-            shape = tuple(int(d) for d in self._context.get_tensor_shape(spec.name))
+            shape = tuple(int(d) for d in context.get_tensor_shape(spec.name))
             if any(d < 0 for d in shape):
                 raise BackendError(
                     f"output {spec.name!r} has a data-dependent shape {shape}; pytest-trt does not "
                     f"run engines with data-dependent output shapes (no output allocator)"
                 )
             binding = self._buffer(spec, shape)
-            if not self._context.set_tensor_address(spec.name, binding.device.ptr):
+            if not context.set_tensor_address(spec.name, binding.device.ptr):
                 raise BackendError(f"TensorRT refused the device address of tensor {spec.name!r}")
             bound.append(binding)
         for binding in bound[: len(self.inputs)]:
@@ -440,6 +446,10 @@ class TensorRTRunner:
         )
         session.mode["backend"] = "tensorrt"
         return session
+
+    def profile_layers(self, feed: Mapping[str, np.ndarray], runs: int = PROFILE_RUNS) -> LayerProfile:
+        """Per-layer times from a second execution context (backends/tensorrt_layers.py)."""
+        return tensorrt_layers.profile(self._trt, self._engine, lambda context: self._bind(feed, context), self._stream, runs)
 
     def close(self) -> None:
         self._stream.synchronize()

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.history import HistoryPoint, merged, point_settings
 from pytest_trt.baselines.subject import BuildFacts, TensorSignature, TestSubject
 from pytest_trt.serde import from_data, to_data
@@ -115,6 +116,9 @@ class BaselineEntry:
     recorded_busy: list[str] | None = field(default=None, metadata=_OMIT_IF_NONE)
     # Earlier recordings of this test, oldest first (None: recorded before history was kept).
     history: list[HistoryPoint] | None = field(default=None, metadata=_OMIT_IF_NONE)
+    # Per-layer times of the recording, compact (the slowest layers): what a regression's
+    # failure compares layer by layer. None: recorded without a profile.
+    layers: LayerProfile | None = field(default=None, metadata=_OMIT_IF_NONE)
 
     def point(self) -> HistoryPoint:
         """This recording as a history point: its floor, median, date, commit and settings."""

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pytest_trt.judge.accuracy_report import Missed, details, headline, short_number
+from pytest_trt.judge.diagnosis import Diagnosis
 from pytest_trt.judge.output_errors import (
     ErrorDistribution,
     FloatErrors,
@@ -68,6 +69,7 @@ class AccuracyResult:
     passed: bool
     outputs: list[OutputReport] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    diagnosis: Diagnosis | None = None  # where a reduced-precision build's error starts (--trt-diagnose)
 
     def with_problems(self, problems: Sequence[str]) -> AccuracyResult:
         """This result with failures found outside ``compare_outputs`` (e.g. batch consistency)."""
@@ -320,6 +322,15 @@ def save_failure(
             arrays[f"{prefix}:{name}"] = array
     target = directory / f"{_safe_name(test_id)}.npz"
     write_atomic_with(target, lambda stream: np.savez_compressed(stream, **arrays))
+    return target
+
+
+def save_diagnosis(saved: Path, diagnosis: Diagnosis) -> Path:
+    """Write the diagnosis beside a failure's ``.npz`` as ``<same name>.diagnosis.json``."""
+    from pytest_trt.serde import dumps
+
+    target = saved.with_suffix(".diagnosis.json")
+    write_atomic_with(target, lambda stream: stream.write(dumps(diagnosis, indent=2).encode()))
     return target
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.comparability import accuracy_drift, changes, staleness
 from pytest_trt.baselines.drift import judge as judge_history
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput, entry_from_measurement
@@ -62,6 +63,12 @@ class BaselineOutcome:
     warnings: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
     history: tuple[HistoryPoint, ...] = ()  # the baseline's recordings, oldest first (this one's included)
+    baseline_layers: LayerProfile | None = None  # the compared entry's per-layer times, where it has them
+
+    @property
+    def regressed(self) -> bool:
+        """A regression confirmed and failing the test."""
+        return bool(self.failures) and self.verdict is not None and self.verdict.status is Verdict.REGRESSED
 
 
 @dataclass(frozen=True)
@@ -232,6 +239,7 @@ def _compare(
         warnings=tuple(warnings),
         failures=failures,
         history=series,
+        baseline_layers=entry.layers,
     )
 
 

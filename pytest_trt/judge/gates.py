@@ -19,11 +19,12 @@ import numpy as np
 
 from pytest_trt import backends
 from pytest_trt.backends.base import Runner
+from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput
 from pytest_trt.baselines.store import BaselineStore
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.errors import InferenceError, PytestTrtError
-from pytest_trt.judge import accuracy, divergence
+from pytest_trt.judge import accuracy, divergence, layer_times
 from pytest_trt.judge import budgets as budget_rules
 from pytest_trt.judge.baseline_gate import (
     BaselineMode,
@@ -33,8 +34,10 @@ from pytest_trt.judge.baseline_gate import (
     accuracy_stats,
     judge_baseline,
 )
+from pytest_trt.judge.diagnosis import Diagnosis, DiagnosisState
 from pytest_trt.judge.item_gates import ItemGates, sweep_nodeid
 from pytest_trt.judge.perf_mode import PerfMode
+from pytest_trt.judge.precision_fix import Diagnoser, diagnosable
 from pytest_trt.judge.records import (
     GPU_BUDGET,
     BudgetOutcome,
@@ -70,6 +73,8 @@ class GateContext:
     save_failures: Path | None = None
     progress: Progress = field(default_factory=Progress)  # hears of measurements that run long
     lock_wait: LockWait = field(default_factory=LockWait)  # how a measurement waits for its device
+    profile_layers: bool = False  # --trt-profile-layers: a profiling pass after every timed test
+    diagnoser: Diagnoser | None = None  # --trt-diagnose: what an fp16/bf16 accuracy failure's diagnosis uses
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
     perf = _Perf()
     baseline = BaselineOutcome(BaselineNote.OFF)
     sweep = SweepRun()
+    layers: LayerProfile | None = None
     failures: list[str] = []
     try:
         if gates.accuracy is not None:
@@ -108,6 +114,8 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
             failures += sweep.failures
         elif gates.budgets:
             perf, baseline = _perf_and_baseline(engine, gates.budgets, feed, result, context)
+            if perf.result is not None:
+                layers, baseline = profile_layers(engine, feed, perf, baseline, context)
             failures += perf.failures + list(baseline.failures)
     except PytestTrtError as exc:
         problem = f"pytest-trt: {exc}"
@@ -116,7 +124,7 @@ def evaluate(gates: ItemGates, engine: Engine, context: GateContext) -> ItemOutc
         record = dataclasses.replace(_record(context, TestStatus.ERROR, result, perf, baseline, (problem,)), step=exc.step)
         return ItemOutcome(record, problem)
     status = TestStatus.FAILED if failures else TestStatus.PASSED
-    record = _record(context, status, result, perf, baseline, tuple(failures))
+    record = dataclasses.replace(_record(context, status, result, perf, baseline, tuple(failures)), layers=layers)
     if sweep.points or sweep.streams:
         record = dataclasses.replace(
             record, sweep=tuple(sweep.points), streams=tuple(sweep.streams),
@@ -188,10 +196,37 @@ def check_accuracy(
     message = result.failure_message() + "\n" + reference_line(engine)
     if outputs_missed and asked is Reference.TORCH:
         message += "\n" + torch_divergence(engine, spec, feed, actual, reference, context)
+    if outputs_missed and context.diagnoser is not None and diagnosable(engine):
+        result = _diagnosed(engine, spec, feed, reference, result, context)
+        assert result.diagnosis is not None
+        message += "\n" + "\n".join(result.diagnosis.lines())
     if context.save_failures is not None:
         saved = accuracy.save_failure(context.save_failures, context.subject.nodeid, feed, actual, reference)
         message += f"\ninputs, outputs and reference saved to {saved}"
+        if result.diagnosis is not None:
+            message += f"\ndiagnosis saved to {accuracy.save_diagnosis(saved, result.diagnosis)}"
     return result, ["accuracy: " + message.replace("\n", "\n  ")]
+
+
+def _diagnosed(
+    engine: Engine,
+    spec: AccuracySpec,
+    feed: dict[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    result: accuracy.AccuracyResult,
+    context: GateContext,
+) -> accuracy.AccuracyResult:
+    """The failed result with its diagnosis: where the error starts, and the fix that passed."""
+    from pytest_trt.judge import precision_fix
+
+    assert context.diagnoser is not None
+    subject = f"{context.subject.nodeid}: where the {engine.precision.value} error starts"
+    with context.progress.phase(Phase.DIAGNOSE, subject, expected_s=context.diagnoser.cap_s):
+        try:
+            found = precision_fix.diagnose(engine, spec, feed, reference, context.diagnoser)
+        except Exception as exc:  # onnx, onnxruntime or a rebuild: the diagnosis explains a failure, never makes one
+            found = Diagnosis(DiagnosisState.FAILED, engine.precision.value, reason=f"{type(exc).__name__}: {exc}")
+    return dataclasses.replace(result, diagnosis=found)
 
 
 def reference_line(engine: Engine) -> str:
@@ -459,3 +494,30 @@ def _streams_accuracy(
             passed = False
             run.failures.append(f"accuracy of stream {index} of {len(runners)}: " + result.failure_message().replace("\n", "\n  "))
     return passed
+
+
+def profile_layers(
+    engine: Engine, feed: dict[str, np.ndarray], perf: _Perf, baseline: BaselineOutcome, context: GateContext
+) -> tuple[LayerProfile | None, BaselineOutcome]:
+    """The profiling pass, after every timed measurement of the test: asked for, or a budget
+    missed, a regression confirmed, or a baseline being recorded (its entry keeps the profile).
+    A regression's failure then says where the time went; a missed budget, where it is spent."""
+    wanted = context.profile_layers or perf.failures or baseline.regressed or baseline.staged is not None
+    if not wanted:
+        return None, baseline
+    try:
+        found = layer_times.profile(engine.runner, feed, context.lock_wait)
+    except PytestTrtError as exc:  # the profile explains a verdict; it never makes one
+        return None, dataclasses.replace(baseline, warnings=(*baseline.warnings, f"layers not profiled: {exc}"))
+    if found is None:
+        return None, baseline
+    kept = found.compact()
+    if baseline.staged is not None:
+        baseline = dataclasses.replace(baseline, staged=dataclasses.replace(baseline.staged, layers=kept))
+    if baseline.regressed and baseline.baseline_layers is not None:
+        where = layer_times.where_time_went(baseline.baseline_layers, found)
+        text = "\n  where the time went (layer profiles, this run vs the baseline's):\n    " + "\n    ".join(where)
+        baseline = dataclasses.replace(baseline, failures=(baseline.failures[0] + text, *baseline.failures[1:]))
+    if perf.failures:
+        perf.failures[-1] += "\n  slowest layers: " + "; ".join(found.top_lines(3))
+    return kept, baseline

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from pytest_trt import backends
+from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.history import HistoryPoint
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.baselines.subject import TestSubject
@@ -155,6 +156,7 @@ class TestRecord:
     gpu: GpuPlacement | None = None  # the GPU a GPU backend ran it on, and the xdist worker
     sweep: tuple[SweepPoint, ...] = ()  # batch_sizes=: one point per batch size, in increasing order
     streams: tuple[StreamsPoint, ...] = ()  # streams=: one point per number of streams
+    layers: LayerProfile | None = None  # per-layer times of the profiling pass (compact), where one ran
 
     @property
     def pytest_outcome(self) -> str:

@@ -120,6 +120,11 @@ class Engine:
         """The engine runs a Q/DQ model (INT8 by calibration, or one that came quantized)."""
         return self._entry.built_from.quantized
 
+    @property
+    def converted(self) -> LoadedModel:
+        """The model the engine was built from: after the precision transform or INT8 calibration."""
+        return self._entry.built_from
+
     def shown_source(self, shown: Callable[[Path], str]) -> str:
         """The model as reports name it: its file (as ``shown`` writes paths), or
         ``torch=pkg.mod:func`` for a torch model, whose export lives in a work folder."""
@@ -269,6 +274,14 @@ class EngineFactory:
         for entry in self._engines.values():
             entry.runner.close()
         self._engines.clear()
+
+    def discard(self, engine: Engine) -> None:
+        """Close ``engine``'s runner and forget it: a later ``engine()`` of its spec builds (or
+        loads from the engine cache) again."""
+        for key, entry in list(self._engines.items()):
+            if entry is engine._entry:
+                del self._engines[key]
+                entry.runner.close()
 
     def workdir(self) -> Path:
         """A private folder for this process's converted models, removed at the end (or by a

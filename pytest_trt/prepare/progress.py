@@ -40,6 +40,7 @@ class Phase(str, Enum):
     REFERENCE = "computed"
     MEASURE = "measured"
     REMEASURE = "re-measured"
+    DIAGNOSE = "diagnosed"
 
 
 @dataclass

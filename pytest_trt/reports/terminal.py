@@ -399,6 +399,12 @@ def _details(record: TestRecord) -> list[str]:
             lines.append(gpu_clock.describe(to_data(record.perf.gpu_clock)))
     if record.accuracy is not None:
         lines.append(f"accuracy: {accuracy_summary(record.accuracy)}")
+    if record.layers is not None:
+        layers = record.layers
+        lines.append(
+            f"slowest layers ({layers.source}, median of {layers.runs} runs, {layers.total_ms:.3f} ms in "
+            f"{layers.total_layers} layers): " + "; ".join(layers.top_lines(5))
+        )
     return lines + _input_details(record.subject)
 
 

@@ -325,6 +325,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-report-html", "trt_report_html", Kind.FILE,
            f"write one self-contained HTML file with the tests' plots to PATH (draws with matplotlib: "
            f"{REPORT_EXTRA}).", default_text="none", metavar="PATH"),
+    Option("--trt-profile-layers", "trt_profile_layers", Kind.BOOL,
+           "after each timed test, time every layer in a separate profiling pass (also done on a "
+           "missed budget, a confirmed regression and a baseline recording).", default=False),
+    Option("--trt-diagnose", "trt_diagnose", Kind.CHOICE,
+           "on an fp16/bf16 accuracy failure, name the node where the error starts and search the "
+           "keep_fp32_nodes that fixes it.", default="on", choices=lambda: ("on", "off")),
+    Option("--trt-diagnose-time", "trt_diagnose_time", Kind.FLOAT,
+           "seconds one test's diagnosis may take (checked between rebuilds).", default=60.0, minimum=0,
+           metavar="SECONDS"),
     Option("--trt-save-failures", "trt_save_failures", Kind.FOLDER,
            "on an accuracy failure, save inputs, outputs and reference as .npz under DIR.",
            default_text="none", metavar="DIR"),
@@ -515,6 +524,8 @@ class Settings:
     report_md: Path | None
     report_html: Path | None
     save_failures: Path | None
+    profile_layers: bool = False
+    diagnose_s: float | None = 60.0  # the diagnosis's time cap; None: --trt-diagnose=off
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -579,6 +590,8 @@ class Settings:
             report_md=path("trt_report_md"),
             report_html=_plotting(config, path("trt_report_html")),
             save_failures=path("trt_save_failures"),
+            profile_layers=value("trt_profile_layers"),
+            diagnose_s=value("trt_diagnose_time") if value("trt_diagnose") == "on" else None,
         )
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pytest_trt.baselines.store import BaselineStore
     from pytest_trt.judge.gates import ItemOutcome
     from pytest_trt.judge.item_gates import ItemGates
+    from pytest_trt.judge.precision_fix import Diagnoser
     from pytest_trt.judge.records import TestRecord
     from pytest_trt.prepare.engines import Engine, EngineFactory
     from pytest_trt.specs import ModelSpec
@@ -279,6 +280,8 @@ class RunState:
             reference=self.engines.reference,
             baseline_store=lambda: self.baselines(engine.backend),
             save_failures=settings.save_failures,
+            profile_layers=settings.profile_layers,
+            diagnoser=self._diagnoser(),
             progress=self.progress,
             lock_wait=LockWait(timeout_s=settings.lock_timeout_s, notify=self._notify),
         )
@@ -289,6 +292,21 @@ class RunState:
         for name, entry in staged + list(outcome.staged_sweep):
             self.collected.staged_baselines.setdefault(subject.module, {})[name] = entry.to_file()
         return outcome
+
+    def _diagnoser(self) -> Diagnoser | None:
+        """What an fp16/bf16 accuracy failure's diagnosis uses; None with --trt-diagnose=off."""
+        from pytest_trt.judge.precision_fix import Diagnoser, with_kept_nodes
+
+        cap = self.settings.diagnose_s
+        if cap is None:
+            return None
+        engines = self.engines
+        return Diagnoser(
+            rebuild=lambda engine, nodes: engines.engine(with_kept_nodes(engine.spec, nodes), engine.backend),
+            workdir=engines.workdir,
+            cap_s=cap,
+            discard=engines.discard,
+        )
 
     def setup_failed(self, nodeid: str, path: Path, spec: ModelSpec, problem: str, step: SetupStep | None) -> None:
         """Keep the record of a gated test whose engine could not be made: a row of the reports,

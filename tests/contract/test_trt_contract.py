@@ -35,7 +35,7 @@ NON_TRT = {
     "extra_flags", "flag_names", "network_flags", "name", "triple", "low", "opt", "high", "s",
     "spec.name", "self._cuda", "self._stream", "self._bindings", "self._timing_cache",
     "self._progress", "self._availability", "services", "made", "self._engine_cache", "self._parts",
-    "network_typing", "triples", "shapes", "bounds", "shape",
+    "network_typing", "triples", "shapes", "bounds", "shape", "tensorrt_layers",
 }
 
 
@@ -191,3 +191,43 @@ def test_a_use_of_a_full_only_method_without_a_docstring_is_an_error(surface, mo
     monkeypatch.setattr(surface.full, "docs", docs)
     problem = surface.check(Use("OnnxParser", "supports_operator", "call", 1))
     assert problem and "add a DOC_ANCHORS entry" in problem
+
+
+LAYERS = ADAPTER.with_name("tensorrt_layers.py")
+# Receivers in the per-layer profiling module that hold no TensorRT object.
+LAYERS_NON_TRT = {"self", "json", "timer", "timer.times", "stream", "layer", "t", "facts", "bind"}
+
+
+def test_every_tensorrt_name_in_the_layer_profiler_is_real(surface) -> None:
+    source = LAYERS.read_text()
+    assert check_source(source, surface, LAYERS_NON_TRT) == []
+    uses = {(u.cls, u.member, u.kind) for u in uses_in_source(source, LAYERS_NON_TRT)[0]}
+    for expected in [
+        ("IExecutionContext", "profiler", "set"),
+        ("IExecutionContext", "enqueue_emits_profile", "set"),
+        ("IExecutionContext", "report_to_profiler", "call"),
+        ("ICudaEngine", "create_engine_inspector", "call"),
+        ("EngineInspector", "execution_context", "set"),
+        ("EngineInspector", "get_engine_information", "call"),
+        ("IProfiler", "report_layer_time", "override"),
+    ]:
+        assert expected in uses
+
+
+@pytest.mark.parametrize(
+    ("original", "mutated", "reported"),
+    [
+        ("context.report_to_profiler()", "context.report_to_profiler_v2()", "report_to_profiler_v2"),
+        ("context.enqueue_emits_profile = False", "context.enqueue_emits_profiles = False", "enqueue_emits_profiles"),
+        ("trt.LayerInformationFormat.JSON", "trt.LayerInformationFormat.JSN", "JSN"),
+        ("def report_layer_time(self, layer_name: str, ms: float)", "def report_layer_times(self, layer_name: str, ms: float)",
+         "report_layer_times"),
+        ("inspector.get_engine_information(trt.LayerInformationFormat.JSON)", "inspector.get_engine_information()",
+         "get_engine_information"),
+    ],
+)
+def test_the_checker_fails_on_a_misspelt_profiler_call(surface, original, mutated, reported) -> None:
+    source = LAYERS.read_text()
+    assert original in source
+    problems = check_source(source.replace(original, mutated, 1), surface, LAYERS_NON_TRT)
+    assert problems and any(reported in p for p in problems), problems
