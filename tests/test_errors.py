@@ -44,7 +44,7 @@ def test_the_walk_finds_the_package_s_errors_in_every_layer() -> None:
     for expected in (
         "pytest_trt.errors.BackendError",
         "pytest_trt.backends.trt_api.TensorRTImportError",
-        "pytest_trt.run.options.OptionValueError",
+        "pytest_trt.run.option_kinds.OptionValueError",
         "pytest_trt.timing.lock.MeasureLockError",
     ):
         assert expected in _CLASSES

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_trt.backends.tensorrt import EngineCacheTimingStore as _TimingCache
+from pytest_trt.backends.trt_timing_cache import EngineCacheTimingStore as _TimingCache
 from pytest_trt.store.cache import EngineCache
 
 

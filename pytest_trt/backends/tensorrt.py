@@ -38,8 +38,9 @@ from pytest_trt.backends.trt_api import (
     positive,
     ranged,
 )
+from pytest_trt.backends.trt_timing_cache import EngineCacheTimingStore, TimingCacheStore
 from pytest_trt.cuda.runtime import CudaApi, DeviceMemory, EventTimedLoop, PinnedArray, get_cuda_api
-from pytest_trt.types import BackendContext, BytesStore
+from pytest_trt.types import BackendContext
 
 if TYPE_CHECKING:
     from pytest_trt.model import LoadedModel
@@ -48,33 +49,6 @@ if TYPE_CHECKING:
 # BuilderFlags that make a network weakly typed (TensorRT 10.x only; gone in 11.x).
 WEAK_TYPING_FLAGS = ("FP16", "BF16", "INT8", "FP8", "INT4", "FP4", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS")
 QUANTIZED_PRECISIONS = ("int8", "fp8")
-
-
-class TimingCacheStore(Protocol):
-    """Where the timing cache lives between builds (the engine cache provides one)."""
-
-    def load(self) -> bytes | None: ...
-
-    def merge(self, data: bytes) -> None: ...
-
-
-class EngineCacheTimingStore:
-    """TensorRT's timing cache, kept in the engine cache per TensorRT version and GPU. A build
-    loads it and hands back the cache it built with (old timings included), which replaces the
-    stored one under the key's lock; two builds racing can lose each other's new timings, which
-    costs build time only, never correctness. ``cache`` is an ``EngineCache``."""
-
-    KIND = "timing-cache"
-
-    def __init__(self, engine_cache: BytesStore, parts: Callable[[], dict[str, Any]]) -> None:
-        self._engine_cache = engine_cache
-        self._parts = parts
-
-    def load(self) -> bytes | None:
-        return self._engine_cache.get_bytes(self.KIND, self._parts())
-
-    def merge(self, data: bytes) -> None:
-        self._engine_cache.update_bytes(self.KIND, self._parts(), lambda _old: data)
 
 
 class TensorRTBackend:
