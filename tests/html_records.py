@@ -1,45 +1,23 @@
 """Records with every part the HTML report draws, for its tests and its size benchmark: a latency
 sample with budgets and a baseline, GPU phases, a regression verdict, float outputs compared for
-real, a baseline history, and the optional sweep and per-layer profile (on a record type that has
-those fields, as a record of a later schema does)."""
+real, a baseline history, and the optional batch sweep and per-layer profile."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pytest_trt.backends.layer_profile import LayerProfile, LayerTime
 from pytest_trt.baselines.history import HistoryPoint
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.baselines.subject import BuildFacts, ModelRef, TensorSignature, TestSubject, Workload
 from pytest_trt.judge.accuracy import AccuracyResult, compare_output
 from pytest_trt.judge.baseline_gate import BaselineNote
-from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
+from pytest_trt.judge.records import BudgetOutcome, BudgetState, SweepPoint, TestRecord, TestStatus
 from pytest_trt.specs import OutputTolerance
 from pytest_trt.timing.measure import PerfClock, PerfResult
 from pytest_trt.timing.stats import summarize
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    batch: int
-    latency: float  # ms
-    throughput: float  # qps
-
-
-@dataclass(frozen=True)
-class Layer:
-    name: str
-    median_ms: float
-
-
-@dataclass(frozen=True)
-class RecordWithExtras(TestRecord):
-    """A record that also carries a batch sweep and a per-layer profile."""
-
-    sweep: tuple[SweepPoint, ...] = ()
-    profile: tuple[Layer, ...] = ()
 
 
 def subject(nodeid: str, backend: str = "tensorrt") -> TestSubject:
@@ -87,18 +65,28 @@ def history(recordings: int, start_ms: float = 1.0, drift: float = 0.01) -> tupl
     )
 
 
-def failed_record(nodeid: str = "tests/test_models.py::test_cnn[fp16]", seed: int = 1) -> RecordWithExtras:
+def sweep_point(batch: int) -> SweepPoint:
+    ms = 0.4 + 0.1 * batch
+    return SweepPoint(batch, summarize([ms] * 50), 1000 * batch / ms, iterations=50, duration_s=ms * 50 / 1000)
+
+
+def layer_profile(count: int = 20) -> LayerProfile:
+    layers = tuple(LayerTime(f"/backbone/conv{i}/Conv", "Conv", 0.3 / (i + 1)) for i in range(count))
+    return LayerProfile("onnxruntime profiler (CPUExecutionProvider)", 10, sum(t.ms for t in layers), count, layers)
+
+
+def failed_record(nodeid: str = "tests/test_models.py::test_cnn[fp16]", seed: int = 1) -> TestRecord:
     """A failed test with everything: over its p99 budget, regressed, an output off its tolerance."""
     measured = perf(seed, scale=1.3)
-    return RecordWithExtras(
+    return TestRecord(
         subject=subject(nodeid), status=TestStatus.FAILED, accuracy=accuracy(seed, noise=2e-3), perf=measured,
         budgets=(BudgetOutcome("tensorrt", "p99 <= 1.20 ms", BudgetState.FAILED, "p99 latency 1.5 ms > budget 1.20 ms",
                                max_latency_ms=1.2, percentile=99.0),),
         regression=verdict(0.12, Verdict.REGRESSED, min(measured.samples_ms) / 1.12),
         baseline_state=BaselineNote.COMPARED, failures=("perf (tensorrt): p99 latency 1.5 ms > budget 1.20 ms",),
         history=history(10),
-        sweep=tuple(SweepPoint(b, 0.4 + 0.1 * b, 1000 * b / (0.4 + 0.1 * b)) for b in (1, 2, 4, 8, 16, 32)),
-        profile=tuple(Layer(f"/backbone/conv{i}/Conv", 0.3 / (i + 1)) for i in range(20)),
+        sweep=tuple(sweep_point(b) for b in (1, 2, 4, 8, 16, 32)),
+        layers=layer_profile(),
     )
 
 

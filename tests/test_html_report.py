@@ -3,13 +3,14 @@ files and from records with every part it draws; pytest-html's extras and summar
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import sys
 from pathlib import Path
 
 import pytest
-from html_records import RecordWithExtras, failed_record, history, passed_record
+from html_records import failed_record, history, passed_record
 
 from pytest_trt.judge.accuracy import compare_output
 from pytest_trt.reports.report_files import ReportFileError
@@ -65,7 +66,7 @@ def test_the_report_is_one_file_with_failures_first_and_each_row_linked_to_its_p
     for index in range(2):
         assert f'href="#test-{index}"' in html and f'id="test-{index}"' in html
     assert _plots(html, "test_user.py::test_mlp") == ["latency", "accuracy"]
-    assert _plots(html, "test_user.py::test_mlp_too_slow") == ["latency"]
+    assert _plots(html, "test_user.py::test_mlp_too_slow") == ["latency", "profile"]  # a missed budget is profiled
     assert "budget p99" in html and "budget p50" in html  # each budget's line, at its percentile
     assert 'data-plot="budgets"' in html  # the run's figure: latency against budgets
     assert "1 failed" in html and OUTSIDE.search(html) is None
@@ -145,7 +146,7 @@ def test_a_compared_test_marks_its_baseline_on_the_latency_plot(trt_pytester, qu
 
 @needs_matplotlib
 def test_three_recordings_at_three_commits_are_three_points_with_a_trend():
-    record = RecordWithExtras(**{**vars(passed_record()), "history": history(3, drift=0.02)})
+    record = dataclasses.replace(passed_record(), history=history(3, drift=0.02))
     (plot,) = [p for p in html_report.plots_of(record, "t0") if p.kind == "history"]
     titles = re.findall(r'<g id="t0-history-trt-history-\d"><title>([^<]*)</title>', plot.svg)
     assert [t.split(", ")[1] for t in titles] == ["commit 00c0ffee00", "commit 01c0ffee01", "commit 02c0ffee02"]
@@ -158,7 +159,7 @@ def test_sweeps_and_profiles_are_drawn_where_a_record_has_them_and_skipped_where
     kinds = [p.kind for p in html_report.plots_of(failed_record())]
     assert kinds == ["latency", "phases", "regression", "history", "sweep", "profile", "accuracy"]
     plain = passed_record()
-    assert not hasattr(plain, "sweep")
+    assert not plain.sweep and not plain.streams and plain.layers is None
     assert [p.kind for p in html_report.plots_of(plain)] == ["latency", "phases", "regression", "history", "accuracy"]
 
 

@@ -1,14 +1,13 @@
-"""The figures of a test over recordings and settings: its baseline history, batch sweeps and
-per-layer profile. Sweeps and profiles are optional parts of a record: where a record has none
-(or a report written before they existed), nothing is drawn. Their points are read by the field
-names below, as attributes or keys, so this reader does not depend on their exact classes.
+"""The figures of a test over recordings and settings: its baseline history, its batch sweep
+(``TestRecord.sweep``) or concurrent streams (``TestRecord.streams``), and its per-layer profile
+(``TestRecord.layers``). Each is an optional part of a record: where a record has none (or a
+report written before they existed), nothing is drawn.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -17,10 +16,6 @@ from pytest_trt.baselines.history import HistoryPoint
 from pytest_trt.judge.records import TestRecord
 from pytest_trt.reports.html.figures import BLUE, GREEN, GREY, Plot, figure, label_room, log_axis, to_svg
 
-SWEEP_FIELD = "sweep"
-PROFILE_FIELDS = ("profile", "layers")
-LAYER_TIME_FIELDS = ("median_ms", "time_ms", "ms", "mean_ms", "average_ms")
-LAYER_NAME_FIELDS = ("name", "layer")
 TOP_LAYERS = 15
 MIN_TREND_POINTS = 3
 
@@ -79,88 +74,50 @@ def _trend(xs: np.ndarray, floors: Sequence[float]) -> tuple[np.ndarray, float] 
 
 
 def sweep(record: TestRecord, prefix: str) -> Plot | None:
-    """Latency and throughput against batch size, one line per stream count where points have one."""
-    points = [p for p in (getattr(record, SWEEP_FIELD, None) or ()) if _number(_field(p, "batch")) is not None]
-    if not points:
+    """Latency (p50) and throughput against batch size (``batch_sizes=``) or against the number
+    of streams (``streams=``)."""
+    points: list[tuple[int, float, float]]
+    if record.sweep:
+        points, axis = [(p.batch, p.latency.median, p.throughput) for p in record.sweep], "batch size"
+    elif record.streams:
+        points, axis = [(p.streams, p.latency.median, p.throughput) for p in record.streams], "streams"
+    else:
         return None
-    groups: dict[Any, list[Any]] = {}
-    for point in points:
-        groups.setdefault(_field(point, "streams"), []).append(point)
+    points.sort()
+    xs = [float(x) for x, _, _ in points]
     with figure(1, 2) as (fig, (left, right)):
-        for streams, members in sorted(groups.items(), key=lambda item: str(item[0])):
-            members.sort(key=lambda p: _number(_field(p, "batch")) or 0)
-            batches = [_drawn(_number(_field(p, "batch"))) for p in members]
-            label = f"{streams} streams" if streams is not None else None
-            left.plot(batches, [_drawn(_latency_ms(p)) for p in members], "o-", label=label)
-            right.plot(batches, [_drawn(_number(_field(p, "throughput"))) for p in members], "o-", label=label)
-        ticks = sorted({_drawn(_number(_field(p, "batch"))) for p in points})
-        for ax, what in ((left, "latency (ms)"), (right, "throughput (qps)")):
+        left.plot(xs, [_drawn(_finite(ms)) for _, ms, _ in points], "o-")
+        right.plot(xs, [_drawn(_finite(qps)) for _, _, qps in points], "o-")
+        for ax, what in ((left, "p50 latency (ms)"), (right, "throughput (qps)")):
             log_axis(ax, "x", base=2)
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-            ax.set_xlabel("batch size")
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+            ax.set_xlabel(axis)
             ax.set_ylabel(what)
-            if len(groups) > 1:
-                ax.legend(loc="best")
-        left.set_title("Sweep: latency")
-        right.set_title("Sweep: throughput")
-        return Plot("sweep", "Batch sweep", to_svg(fig, f"{prefix}-sweep"))
+        left.set_title(f"Latency by {axis}")
+        right.set_title(f"Throughput by {axis}")
+        return Plot("sweep", "Batch sweep" if record.sweep else "Streams", to_svg(fig, f"{prefix}-sweep"))
 
 
 def profile(record: TestRecord, prefix: str) -> Plot | None:
-    """The slowest layers of a per-layer profile, slowest on top."""
-    layers = _layers(record)
-    if not layers:
+    """The slowest layers of the test's per-layer profile, slowest on top."""
+    found = record.layers
+    if found is None or not found.layers:
         return None
-    layers.sort(key=lambda pair: pair[1], reverse=True)
-    shown, total = layers[:TOP_LAYERS], sum(ms for _, ms in layers)
-    labels = [_short(name) for name, _ in shown]
+    shown = sorted(found.layers, key=lambda layer: layer.ms, reverse=True)[:TOP_LAYERS]
+    labels = [_short(f"{layer.name} ({layer.op})" if layer.op else layer.name) for layer in shown]
     with figure(height_in=0.9 + 0.2 * len(shown), left_in=label_room(labels)) as (fig, (ax,)):
         ys = np.arange(len(shown))
-        ax.barh(ys, [ms for _, ms in shown], color=BLUE, alpha=0.7)
+        ax.barh(ys, [layer.ms for layer in shown], color=BLUE, alpha=0.7)
         ax.set_yticks(ys, labels)
         ax.invert_yaxis()
-        ax.set_xlabel("ms per iteration")
-        more = f", {len(layers) - len(shown)} more not shown" if len(layers) > len(shown) else ""
-        ax.set_title(f"Per-layer profile: {len(layers)} layers, {total:.4g} ms in all{more}")
+        ax.set_xlabel("ms per run")
+        more = f", the {len(shown)} slowest shown" if found.total_layers > len(shown) else ""
+        ax.set_title(f"Per-layer profile: {found.total_layers} layers, {found.total_ms:.4g} ms in all{more}")
         return Plot("profile", "Per-layer profile", to_svg(fig, f"{prefix}-profile"))
-
-
-def _layers(record: TestRecord) -> list[tuple[str, float]]:
-    found: Any = None
-    for field_name in PROFILE_FIELDS:
-        found = getattr(record, field_name, None)
-        if found:
-            break
-    if found is None:
-        return []
-    items = _field(found, "layers") if _field(found, "layers") is not None else found
-    layers = []
-    for item in items if isinstance(items, (list, tuple)) else []:
-        name = next((_field(item, f) for f in LAYER_NAME_FIELDS if _field(item, f) is not None), None)
-        ms = next((_number(_field(item, f)) for f in LAYER_TIME_FIELDS if _number(_field(item, f)) is not None), None)
-        if name is not None and ms is not None:
-            layers.append((str(name), ms))
-    return layers
 
 
 def _short(name: str, limit: int = 40) -> str:
     return name if len(name) <= limit else "…" + name[-(limit - 1):]
-
-
-def _field(obj: Any, name: str) -> Any:
-    """A point's field, as an attribute or a key (a record's dataclass, or JSON data)."""
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def _latency_ms(point: Any) -> float | None:
-    """A sweep point's latency: a number of ms, or a summary with a median."""
-    value = _field(point, "latency")
-    if value is None:
-        value = _field(point, "latency_ms")
-    summary = _field(value, "median") if value is not None and not isinstance(value, (int, float)) else None
-    return _number(summary if summary is not None else value)
 
 
 def _drawn(value: float | None) -> float:
@@ -168,7 +125,5 @@ def _drawn(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
+def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
