@@ -104,7 +104,7 @@ def test_update_then_compare_clean_over_repeated_runs(trt_pytester):
     note = recorded["test_perf.py::test_b"]["baseline_note"]
     # How many measurements it took depends on the host's speed while recording.
     assert re.match(r"baseline recorded \((one session|middle of \d+ sessions, their floors \d+\.\d% apart)", note), note
-    assert len(entry["session_floors_ms"]) >= 3  # fresh sessions, their floors kept
+    assert len(entry["session_floors_ms"]) >= 2  # fresh sessions, their floors kept (two where a busy host left two)
     # The host-speed probe ran alongside, and its times are kept for dividing out.
     assert entry["host_probe_ms"]["n"] >= 5 and entry["host_probe_ms"]["quantiles"]["p0"] > 0
     for _ in range(3):
