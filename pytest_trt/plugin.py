@@ -38,11 +38,13 @@ MARKERS = (
     "batch_consistency=False): compare the backend's outputs with the reference (onnxruntime running the "
     "model in fp32, or the torch module with reference='torch'), |out - ref| <= atol + rtol * |ref| per element.",
     "trt_perf(max_latency_ms=None, percentile=50, min_throughput=None, backend=None, *, "
-    "max_regression=None, batch_sizes=(), warmup_ms, min_iterations, min_duration_ms, max_duration_ms, "
+    "max_regression=None, batch_sizes=(), streams=(), max_device_memory_mb=None, warmup_ms, min_iterations, "
+    "min_duration_ms, max_duration_ms, "
     "cuda_graph, transfers, sync, host_probe): a latency/throughput budget, enforced when its backend runs "
     "the test; without backend=, a GPU budget: enforced on whichever GPU backend runs, reported as not "
     "enforced on a CPU backend. batch_sizes= measures one engine at each batch size (budgets may be "
-    "{batch: value}).",
+    "{batch: value}); streams= times N runners at once (a tuple sweeps N); max_device_memory_mb= budgets "
+    "device memory.",
 )
 
 
