@@ -3,17 +3,20 @@
 docs/regression.md says why each part is there; bench/regression_processes.py measures it.
 
 * The compared statistic is the sample's floor (``COMPARED_PERCENTILE`` = 0): noise on a shared
-  machine only adds time, so the floor is what the code itself costs.
+  machine only adds time, so the floor is what the code itself costs. The baseline's side is its
+  stored floor, not the lowest point of the sample rebuilt from its quantiles.
 * Sessions are the unit of replication. Each session of a model (an onnxruntime session, a
   TensorRT context) has a speed of its own, a few percent apart on a CPU, and keeps it while it
   runs. ``record`` measures fresh sessions and the entry keeps their floors; ``session_margin``
   (their spread) is added to the threshold, so a model whose sessions vary is gated no finer than
   they allow; ``decide`` measures fresh sessions until two agree.
-* The host-speed probe (host_probe.py) can only put a slower raw floor in doubt: where both sides
-  timed it, the floor is also divided by the host's speed beyond ``PROBE_NOISE`` (with margins for
-  what the division may miss), and a verdict of regressed needs the raw and the divided change
-  both beyond the bound. A raw change beyond it that the division takes back is INCONCLUSIVE
-  (``Doubt.HOST_SPEED``), never unchanged.
+* The raw floor decides; the host-speed probe (host_probe.py) can only put a slower one in doubt:
+  where both sides timed it and the probe reads the host slower beyond ``PROBE_NOISE``, a raw
+  change beyond the bound that the division by the host's speed brings within the bound (plus
+  margins for what the division may miss) is INCONCLUSIVE (``Doubt.HOST_SPEED``), never
+  unchanged. A probe reading the host faster never makes a floor read slower.
+* A baseline recorded on a contended host (``BaselineEntry.recorded_busy``) may read slow: a
+  comparison with it is never unchanged (``Doubt.BASELINE_BUSY``).
 * A measurement whose CPUs were contended (timing/contention.py: pressure stall, steal, run queue)
   never votes regressed: it is INCONCLUSIVE (``Doubt.BUSY``), and ``decide`` waits a bounded time
   for quiet before the next session.
@@ -94,10 +97,10 @@ TimedT = TypeVar("TimedT", bound=Timed)
 @dataclass
 class RegressionVerdict:
     """The comparison of one sample with its baseline. Changes are fractions (0.142 = +14.2%)
-    of the compared statistic (``statistic``, the floor by default), divided by the host's speed
-    when ``normalized`` (the probe level's change beyond PROBE_NOISE); then ``host_change`` is the
-    probe level's change and ``raw_change`` the statistic's change before dividing.
-    ``median_change`` is the medians' change, shown for context."""
+    of the compared statistic (``statistic``, the floor by default): ``change`` and ``raw_change``
+    are the same reading, the one the verdict stands on. Where ``normalized`` (both sides timed
+    the host probe), ``host_change`` is the probe level's change, which can only put a slower
+    reading in doubt. ``median_change`` is the medians' change, shown for context."""
 
     status: Verdict
     median_change: float
@@ -198,8 +201,8 @@ def assess(
     percentile: float = COMPARED_PERCENTILE,
 ) -> RegressionVerdict:
     """One session's measurement against a stored baseline entry (the module docstring gives the
-    rule): regressed only where the raw floor and the floor divided by the host's speed are both
-    beyond the bound, and the CPUs were not contended while timing."""
+    rule): regressed where the raw floor is beyond the bound, the probe does not explain it by a
+    slower host, and the CPUs were not contended while timing."""
     if not threshold > 0:
         raise ValueError(f"regression threshold must be a positive fraction, got {threshold!r}")
     base = baseline_sample(baseline.latency_ms)
