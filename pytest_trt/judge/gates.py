@@ -147,12 +147,14 @@ def _perf_and_baseline(
     perf = check_perf(engine, budgets, feed, context)
     if perf.result is None:
         return perf, BaselineOutcome(BaselineNote.OFF)
-    failed = []
-    if result is not None and not result.passed:
-        failed.append("accuracy")
-    if perf.failures:
-        failed.append("perf budget")
-    return perf, check_baseline(engine, budgets, feed, perf.result, result, context, tuple(failed))
+    failed = _failed_gates(result, bool(perf.failures))
+    return perf, check_baseline(engine, budgets, feed, perf.result, result, context, failed)
+
+
+def _failed_gates(result: accuracy.AccuracyResult | None, missed_budget: bool) -> tuple[str, ...]:
+    """The gates a measurement failed, which keep it from being recorded as a baseline."""
+    failed = ("accuracy",) if result is not None and not result.passed else ()
+    return failed + (("perf budget",) if missed_budget else ())
 
 
 def _record(
@@ -423,8 +425,7 @@ def check_sweep(engine: Engine, gates: ItemGates, budget: PerfBudget, context: G
         )
         run.failures += missed
         run.doubts += doubts
-        failed = tuple(g for g, bad in (("accuracy", checked is not None and not checked.passed),
-                                        ("perf budget", bool(missed))) if bad)
+        failed = _failed_gates(checked, bool(missed))
         baseline = check_baseline(engine, gates.budgets, feed, result, checked, context, failed, batch=batch)
         run.failures += [f"at batch {batch}: {f}" for f in baseline.failures]
         run.warnings += [f"batch {batch}: {w}" for w in baseline.warnings]
