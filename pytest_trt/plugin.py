@@ -80,15 +80,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def _pytest_html_plots(config: pytest.Config, state: RunState) -> bool:
     """Whether gated tests' plots go into pytest-html's report: it writes one (``--html``) and
     matplotlib is there to draw them (else a summary note says what to install)."""
-    import importlib.util
+    from pytest_trt.reports.plotting import REPORT_EXTRA, plotting_installed
 
     if not getattr(config.option, "htmlpath", None):
         return False
-    if importlib.util.find_spec("matplotlib") is not None:
+    if plotting_installed():
         return True
     if not _is_worker(config):
         state.summary_notes.append(SummaryNote(
-            f"pytest-html: pytest-trt draws its plots with matplotlib, which is not installed ({options.REPORT_EXTRA})"
+            f"pytest-html: pytest-trt draws its plots with matplotlib, which is not installed ({REPORT_EXTRA})"
         ))
     return False
 

@@ -17,6 +17,7 @@ from pytest_trt import backends, measure_defaults
 from pytest_trt.arguments import SyncMode
 from pytest_trt.backends.trt_api import RUNTIMES
 from pytest_trt.errors import SpecError
+from pytest_trt.reports.plotting import REPORT_EXTRA, plotting_installed
 from pytest_trt.run.gpus import GpuSelection
 from pytest_trt.run.option_kinds import (
     INI_FALSE,
@@ -35,7 +36,6 @@ DEFAULT_MAX_INPUT_BYTES = "4GiB"
 # cuda.runtime.CUDA_APIS names the same two; it is not imported here because it imports numpy.
 CUDA_APIS = ("cuda-python", "pycuda")
 ENGINE_CACHE_ENV = "PYTEST_TRT_ENGINE_CACHE"
-REPORT_EXTRA = "pip install 'pytest-trt[report]'"
 
 
 def backend_choices() -> tuple[str, ...]:
@@ -291,9 +291,7 @@ def _engine_cache_dir(config: pytest.Config, root: Path) -> Path | None:
 
 def _plotting(config: pytest.Config, report: Path | None) -> Path | None:
     """The HTML report's path, where matplotlib (the report extra) is there to draw its plots."""
-    import importlib.util
-
-    if report is not None and importlib.util.find_spec("matplotlib") is None:
+    if report is not None and not plotting_installed():
         raise pytest.UsageError(f"pytest-trt: {read(config, 'trt_report_html').shown()} draws its plots with "
                                 f"matplotlib, which is not installed: install the report extra ({REPORT_EXTRA})")
     return report

@@ -11,7 +11,6 @@ import base64
 import datetime
 import hashlib
 import html
-import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,10 @@ from pytest_trt.errors import PytestTrtError
 from pytest_trt.judge.records import TestRecord
 from pytest_trt.reports.html import overview, page, plots, series
 from pytest_trt.reports.html.figures import Plot
+from pytest_trt.reports.plotting import REPORT_EXTRA, plotting_installed
 from pytest_trt.reports.report_files import read_report
 from pytest_trt.store.files import write_atomic
 
-REPORT_EXTRA = "pip install 'pytest-trt[report]'"
 # A test's figures, in the order its section shows them.
 TEST_PLOTS = (plots.latency, plots.phases, plots.regression, series.history, series.sweep, series.profile,
               plots.accuracy)
@@ -35,7 +34,7 @@ class PlottingUnavailable(PytestTrtError, ImportError):
 
 def check_plotting() -> None:
     """Raise ``PlottingUnavailable``, naming the extra to install, where matplotlib is missing."""
-    if importlib.util.find_spec("matplotlib") is None:
+    if not plotting_installed():
         raise PlottingUnavailable(
             f"the HTML report draws its plots with matplotlib, which is not installed: install the report extra "
             f"({REPORT_EXTRA})"
