@@ -138,10 +138,15 @@ def test_xdist_workers_records_are_in_the_controller_s_one_report(trt_pytester):
 @needs_matplotlib
 def test_a_compared_test_marks_its_baseline_on_the_latency_plot(trt_pytester, quiet_host):
     trt_pytester.pytester.makepyfile(test_user=TWO_TESTS)
-    trt_pytester.run("-k", "not too_slow", "--trt-update-baselines").assert_outcomes(passed=1)
-    trt_pytester.run("-k", "not too_slow", "--trt-report-html=report.html")
+    # A wide threshold: this tiny model's time moves with the host's load, and the plot is asked of
+    # whatever the verdict is; a regression (a busy host's) adds the layer profile behind it.
+    threshold = "--trt-regression-threshold=0.9"
+    trt_pytester.run("-k", "not too_slow", threshold, "--trt-update-baselines").assert_outcomes(passed=1)
+    result = trt_pytester.run("-k", "not too_slow", threshold, "--trt-report-html=report.html")
     html = (trt_pytester.path / "report.html").read_text(encoding="utf-8")
-    assert "baseline min" in html and _plots(html, "test_user.py::test_mlp") == ["latency", "regression", "accuracy"]
+    regressed = result.parseoutcomes().get("failed", 0) == 1
+    expected = ["latency", "regression", *(["profile"] if regressed else []), "accuracy"]
+    assert "baseline min" in html and _plots(html, "test_user.py::test_mlp") == expected
 
 
 @needs_matplotlib
