@@ -164,7 +164,7 @@ def test_a_threshold_of_one_or_more_warns_that_it_practically_never_fails(
 ):
     trt_pytester.pytester.makepyfile(test_nothing="def test_ok():\n    pass\n")
     trt_pytester.pytester.makeini(f"[pytest]\n{ini}\n")
-    result = trt_pytester.run(*args)
+    result = trt_pytester.run(*args, fast=False)  # FAST_MEASURE's threshold would override the ini's
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines([
         f"*PytestConfigWarning: pytest-trt: {shown} is a fraction, not a percentage: a test fails only when "
