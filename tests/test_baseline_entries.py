@@ -90,6 +90,9 @@ def test_a_recorded_entry_is_valid():
         (changed("latency_ms.mean", -3), ["latency_ms.mean is -3, must be >= 0"]),
         (changed("throughput_qps", -1.0), ["throughput_qps is -1, must be >= 0"]),
         (changed("throughput_qps", math.nan), ["throughput_qps is nan, must be finite"]),
+        (changed("device_memory_bytes", -1), ["device_memory_bytes is -1, must be a whole number of bytes >= 0"]),
+        (changed("device_memory_bytes", 2.5e8), [
+            "device_memory_bytes is 250000000.0, must be a whole number of bytes >= 0"]),
         (changed("accuracy.y.max_abs", -1e-6), ["accuracy.y.max_abs is -1e-06, must be >= 0"]),
         (changed("accuracy.y", 3), ["accuracy.y is 3, must be an object"]),
         (changed("model", "mlp.onnx"), ["model is 'mlp.onnx', must be an object"]),

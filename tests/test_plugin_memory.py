@@ -83,3 +83,46 @@ def test_a_bad_memory_budget_is_a_collection_error(trt_pytester):
     result = trt_pytester.run()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*test_memory.py::test_it: trt_perf: max_device_memory_mb must be a number, got 'lots'"])
+
+
+def _taking(monkeypatch, mib: float) -> None:
+    monkeypatch.setattr(OnnxRuntimeRunner, "device_memory", lambda self: int(mib * MIB), raising=False)
+
+
+def test_more_device_memory_than_the_baseline_fails_naming_both(trt_pytester, telling, monkeypatch):
+    write(trt_pytester, "max_device_memory_mb=1024")
+    trt_pytester.run("--trt-backend=onnxruntime", "--trt-update-baselines").assert_outcomes(passed=1)
+    (stored,) = (trt_pytester.path / "baselines").glob("*/*.json")
+    assert next(iter(json.loads(stored.read_text())["tests"].values()))["device_memory_bytes"] == 300 * MIB
+
+    _taking(monkeypatch, 301)  # within the allocator's rounding: unchanged
+    trt_pytester.run("--trt-backend=onnxruntime").assert_outcomes(passed=1)
+    _taking(monkeypatch, 400)
+    path = trt_pytester.path / "trt.json"
+    result = trt_pytester.run("--trt-backend=onnxruntime", f"--trt-report-json={path}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*device memory regression (onnxruntime): 400.0 MB vs baseline 300.0 MB (+33.3%; tolerance 5% and 2 MB)*"
+    ])
+    (entry,) = json.loads(path.read_text())["tests"]
+    assert entry["memory"] == {"baseline_bytes": 300 * MIB, "new_bytes": 400 * MIB}
+    # Reported, not failed, under --trt-perf=report.
+    result = trt_pytester.run("--trt-backend=onnxruntime", "--trt-perf=report")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*device memory regression (onnxruntime): 400.0 MB vs baseline 300.0 MB*"])
+
+
+def test_a_sweep_s_memory_regression_names_the_batch(trt_pytester, telling):
+    write(trt_pytester, "batch_sizes=(1, 64)")
+    trt_pytester.run("--trt-backend=onnxruntime", "--trt-update-baselines").assert_outcomes(passed=1)
+    (stored,) = (trt_pytester.path / "baselines").glob("*/*.json")
+    data = json.loads(stored.read_text())
+    data["tests"]["test_memory.py::test_it@batch=64"]["device_memory_bytes"] = 200 * MIB  # "took" less then
+    stored.write_text(json.dumps(data))
+    path = trt_pytester.path / "trt.json"
+    result = trt_pytester.run("--trt-backend=onnxruntime", f"--trt-report-json={path}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*at batch 64: device memory regression (onnxruntime): 300.0 MB vs baseline 200.0 MB*"])
+    assert "at batch 1: device memory" not in result.stdout.str()
+    (entry,) = json.loads(path.read_text())["tests"]
+    assert [p["memory"]["baseline_bytes"] for p in entry["sweep"]] == [300 * MIB, 200 * MIB]

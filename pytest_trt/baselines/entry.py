@@ -119,6 +119,9 @@ class BaselineEntry:
     # Per-layer times of the recording, compact (the slowest layers): what a regression's
     # failure compares layer by layer. None: recorded without a profile.
     layers: LayerProfile | None = field(default=None, metadata=_OMIT_IF_NONE)
+    # The device memory the engine and its buffers took (bytes), where the backend tells it:
+    # what a comparison's memory check reads (baselines/memory.py).
+    device_memory_bytes: int | None = field(default=None, metadata=_OMIT_IF_NONE)
 
     def point(self) -> HistoryPoint:
         """This recording as a history point: its floor, median, date, commit and settings."""
@@ -247,4 +250,5 @@ def entry_from_measurement(
         commit=commit,
         session_floors_ms=[_round(f) for f in session_floors_ms] if len(session_floors_ms) > 1 else None,
         recorded_busy=list(recorded_busy) or None,
+        device_memory_bytes=perf.device_memory,
     )

@@ -46,7 +46,8 @@ def validate_entry(entry: Any) -> list[str]:
     Latency quantiles must be finite, >= 0 and non-decreasing in percentile order, with the floor
     (p0) among them and n a positive int; host-probe quantiles the same and > 0, since every
     comparison divides by the probe floor (a zero floor made any slowdown "host ran inf% slower");
-    throughput finite and >= 0; the error statistics that drift warnings read finite and >= 0.
+    throughput finite and >= 0; device memory a whole number of bytes >= 0; the error statistics
+    that drift warnings read finite and >= 0.
     """
     if not isinstance(entry, Mapping):
         return [f"the entry is {_shown_value(entry)}, must be an object"]
@@ -58,6 +59,7 @@ def validate_entry(entry: Any) -> list[str]:
             problems.append(f"host_probe_ms.probe is {_shown_value(kind)}, must be a string naming the probe")
     if "throughput_qps" in entry:
         problems += _number_problems("throughput_qps", entry["throughput_qps"], positive=False)
+    problems += _memory_problems(entry.get("device_memory_bytes"))
     for key in ("model", "software", "build", "accuracy"):
         if entry.get(key) is not None and not isinstance(entry[key], Mapping):
             problems.append(f"{key} is {_shown_value(entry[key])}, must be an object")
@@ -122,6 +124,13 @@ def _throughput_consistency(entry: Mapping[str, Any]) -> list[str]:
         f"latency_ms.{field_name} ({per_iteration:g} ms) gives: the latency and the throughput were "
         "not measured together"
     ]
+
+
+def _memory_problems(memory: Any) -> list[str]:
+    """Device memory (bytes) a comparison's memory check reads: absent, or a whole number >= 0."""
+    if memory is None or (isinstance(memory, int) and not isinstance(memory, bool) and memory >= 0):
+        return []
+    return [f"device_memory_bytes is {_shown_value(memory)}, must be a whole number of bytes >= 0"]
 
 
 def _history_problems(history: Any) -> list[str]:

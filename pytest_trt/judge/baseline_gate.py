@@ -18,6 +18,7 @@ from pytest_trt.baselines.drift import judge as judge_history
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput, entry_from_measurement
 from pytest_trt.baselines.hardware import is_absolute_module
 from pytest_trt.baselines.history import HistoryPoint
+from pytest_trt.baselines.memory import MemoryChange, memory_change
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict, decide, probe_floor_problem, record
 from pytest_trt.baselines.store import NOT_COMPARED, BaselineStore
 from pytest_trt.baselines.validation import BaselineEntryError
@@ -64,6 +65,7 @@ class BaselineOutcome:
     failures: tuple[str, ...] = ()
     history: tuple[HistoryPoint, ...] = ()  # the baseline's recordings, oldest first (this one's included)
     baseline_layers: LayerProfile | None = None  # the compared entry's per-layer times, where it has them
+    memory: MemoryChange | None = None  # device memory against the baseline's, where both know it
 
     @property
     def regressed(self) -> bool:
@@ -232,6 +234,10 @@ def _compare(
             failures += (f"{line} (--trt-baseline=strict)",)
         else:
             warnings.append(line)
+    memory = memory_change(entry, perf.device_memory)
+    memory_failures, memory_warnings = _memory_regression(memory, subject.backend, since, policy.enforce)
+    failures += memory_failures
+    warnings += memory_warnings
     return BaselineOutcome(
         BaselineNote.CHANGED if changed else BaselineNote.COMPARED,
         changed,
@@ -240,7 +246,19 @@ def _compare(
         failures=failures,
         history=series,
         baseline_layers=entry.layers,
+        memory=memory,
     )
+
+
+def _memory_regression(
+    memory: MemoryChange | None, backend: str, since: str, enforce: bool
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The failures and warnings a device memory growth beyond the baseline's tolerance adds: a
+    failure where the policy enforces, else a warning (--trt-perf=report)."""
+    if memory is None or not memory.regressed:
+        return (), ()
+    line = f"device memory regression ({backend}): {memory.message()}{since}"
+    return ((line,), ()) if enforce else ((), (line,))
 
 
 def _detectable(verdict: RegressionVerdict, backend: str) -> list[str]:

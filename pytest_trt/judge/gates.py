@@ -179,6 +179,7 @@ def _record(
         doubts=tuple(perf.doubts),
         failures=failures,
         history=baseline.history,
+        memory=baseline.memory,
     )
 
 
@@ -437,6 +438,7 @@ def check_sweep(engine: Engine, gates: ItemGates, budget: PerfBudget, context: G
             latency_budget=latency_label(at_batch), within_latency=within_latency(result, at_batch),
             budgets=(outcome,), accuracy_passed=None if checked is None else checked.passed,
             regression=baseline.verdict, baseline_note=baseline.note, baseline_state=baseline.state,
+            memory=baseline.memory,
         ))
     return run
 

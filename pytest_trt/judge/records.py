@@ -18,6 +18,7 @@ from typing import Any
 from pytest_trt import backends
 from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.history import HistoryPoint
+from pytest_trt.baselines.memory import MemoryChange
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.judge.accuracy import AccuracyResult
@@ -103,11 +104,14 @@ class SweepPoint:
     regression: RegressionVerdict | None = None
     baseline_note: str = ""
     baseline_state: BaselineNote = BaselineNote.OFF
+    memory: MemoryChange | None = None  # device memory against the baseline's, where both know it
 
     @property
     def failed(self) -> bool:
         regressed = self.regression is not None and self.regression.status is Verdict.REGRESSED
-        return regressed or self.accuracy_passed is False or any(b.state is BudgetState.FAILED for b in self.budgets)
+        more_memory = self.memory is not None and self.memory.regressed
+        return (regressed or more_memory or self.accuracy_passed is False
+                or any(b.state is BudgetState.FAILED for b in self.budgets))
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ class TestRecord:
     sweep: tuple[SweepPoint, ...] = ()  # batch_sizes=: one point per batch size, in increasing order
     streams: tuple[StreamsPoint, ...] = ()  # streams=: one point per number of streams
     layers: LayerProfile | None = None  # per-layer times of the profiling pass (compact), where one ran
+    memory: MemoryChange | None = None  # device memory against the baseline's, where both know it
 
     @property
     def pytest_outcome(self) -> str:
@@ -200,7 +205,8 @@ class TestRecord:
         subject["feed"] = {name: _present(facts) for name, facts in subject["feed"].items()}
         data["perf"] = self.perf.as_dict() if self.perf is not None else None
         data["budgets"] = [budget.as_dict() for budget in self.budgets]
-        for optional in ("sweep", "streams"):  # optional keys: only a sweep has points
+        # Optional keys: only a sweep has points; memory only where a baseline and the backend know it.
+        for optional in ("sweep", "streams", "memory"):
             if not data[optional]:
                 del data[optional]
         return {**subject, **data}

@@ -1,0 +1,50 @@
+"""Does a test's engine take more device memory than at its baseline?
+
+Device memory is not noise-bound as time is: the same engine and buffers on the same software
+take the same bytes, give or take what an allocator rounds to. So the check is a plain bound,
+``MEMORY_TOLERANCE`` over the baseline and more than ``MEMORY_SLACK_BYTES`` in all, judged once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pytest_trt.baselines.entry import BaselineEntry
+
+MEMORY_TOLERANCE = 0.05
+MEMORY_SLACK_BYTES = 2 * 2**20  # the CUDA allocation granularity: a growth within it is rounding
+_MIB = 2**20
+
+
+@dataclass(frozen=True)
+class MemoryChange:
+    """A measurement's device memory against its baseline's."""
+
+    baseline_bytes: int
+    new_bytes: int
+
+    @property
+    def change(self) -> float:
+        """The fraction more (negative: less) than the baseline; inf from a baseline of 0."""
+        if self.baseline_bytes == 0:
+            return 0.0 if self.new_bytes == 0 else float("inf")
+        return self.new_bytes / self.baseline_bytes - 1.0
+
+    @property
+    def regressed(self) -> bool:
+        grown = self.new_bytes - self.baseline_bytes
+        return grown > MEMORY_SLACK_BYTES and grown > MEMORY_TOLERANCE * self.baseline_bytes
+
+    def message(self) -> str:
+        return (
+            f"{self.new_bytes / _MIB:.1f} MB vs baseline {self.baseline_bytes / _MIB:.1f} MB "
+            f"({self.change * 100:+.1f}%; tolerance {MEMORY_TOLERANCE * 100:g}% and "
+            f"{MEMORY_SLACK_BYTES / _MIB:g} MB)"
+        )
+
+
+def memory_change(baseline: BaselineEntry, device_memory: int | None) -> MemoryChange | None:
+    """The change, where both the baseline and the new measurement know their device memory."""
+    if baseline.device_memory_bytes is None or device_memory is None:
+        return None
+    return MemoryChange(baseline.device_memory_bytes, device_memory)
