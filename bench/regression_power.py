@@ -294,8 +294,8 @@ def rules(threshold: float) -> dict[str, Rule]:
         return rule
 
     def without_margin(rule: Rule, constant: str) -> Rule:
-        """``rule`` with nothing added to the threshold for what ``constant`` (HOST_UNCERTAINTY or
-        MIXED_UNCERTAINTY) covers."""
+        """``rule`` with nothing added to the threshold for what ``constant`` (HOST_UNCERTAINTY)
+        covers."""
         def judged(trial: Trial, baseline: BaselineEntry) -> tuple[bool, float]:
             saved = getattr(regression, constant)
             setattr(regression, constant, 0.0)
@@ -314,8 +314,6 @@ def rules(threshold: float) -> dict[str, Rule]:
         table[f"pytest-trt: min/probe, re-measure, threshold {limit:.1%}{default}"] = with_remeasure(limit)
     table[f"  same, no host-speed margin on the threshold, {threshold:.1%}"] = without_margin(
         with_remeasure(threshold), "HOST_UNCERTAINTY")
-    table[f"  same, no margin for a mixed-state measurement, {threshold:.1%}"] = without_margin(
-        with_remeasure(threshold), "MIXED_UNCERTAINTY")
     table[f"  same, kept verdict's CI must lie above 0 too, {threshold:.1%}"] = with_remeasure(threshold, gate="ci")
     table[f"  same, each measurement must regress alone, {threshold:.1%}"] = with_remeasure(threshold, gate="both")
     table[f"  same, no re-measurement, {threshold:.1%}"] = single(

@@ -493,7 +493,8 @@ def run_bench(args: argparse.Namespace, rows: list[dict[str, Any]], settings: di
             for name in names:
                 if (name, trial) in done or out_of_time():
                     continue
-                b = (trial * len(models) + names.index(name)) % args.baselines
+                # Every model meets every baseline in turn, also once only the unchanged one is left.
+                b = (trial + names.index(name)) % args.baselines
                 result = run_pytest(folder, models[name], folder / f"baselines-{b}", args.backend, extra)
                 keep({"kind": "compare", "variant": name, "trial": trial, "baseline": b, **result})
             print(f"round {trial + 1}/{args.trials} ({time.perf_counter() - started:.0f} s)", flush=True)

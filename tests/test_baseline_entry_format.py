@@ -197,18 +197,19 @@ def test_the_same_measurement_writes_the_same_bytes_as_before(tmp_path):
 def test_an_old_entry_compares_as_it_did_before(tmp_path):
     # The numbers read from OLD_FILE are those the code before entries were typed read; the
     # verdict is the rule's of today: a raw floor beyond the bound that only the probe takes back
-    # is in doubt, and an entry without session floors adds no margin for sessions.
+    # is in doubt (the host's speed read at the probe's floor: 0.10 stored, 0.11 now), and an
+    # entry without session floors adds no margin for sessions.
     entry = old_entry(tmp_path)
     assert entry.session_floors_ms is None
     new = Measurement([1.2 + 0.001 * i for i in range(60)], [0.11 + 0.0013 * i for i in range(20)])
     verdict = assess(entry, new, 0.1)
     assert verdict.status == "inconclusive" and verdict.session_margin == 0.0
     assert verdict.change == verdict.raw_change == pytest.approx(0.14351057747284157, rel=1e-9)
-    assert verdict.host_change == pytest.approx(0.09101153931937955, rel=1e-9)
+    assert verdict.host_change == pytest.approx(0.1, rel=1e-9)
     assert verdict.message == (
-        "min +14.4% vs baseline (threshold 10%); the host probe ran 9% slower than when the baseline was "
-        "recorded; divided by the host's speed beyond the probe's own 2% it reads +6.9%, within 11.4% (the bound "
-        "plus 1.4% for what the division may miss): the host may be what slowed"
+        "min +14.4% vs baseline (threshold 10%); the host probe ran 10% slower than when the baseline was "
+        "recorded; divided by the host's speed beyond the probe's own 2% it reads +6.0%, within 11.5% (the bound "
+        "plus 1.5% for what the division may miss): the host may be what slowed"
     )
     record = make_record(errors={"max_abs": 1e-5, "mean_abs": 3e-7, "p99_rel": 1e-4})
     record = dataclasses.replace(record, perf=dataclasses.replace(record.perf, probe_ms=[0.1] * 20))

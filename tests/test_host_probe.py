@@ -38,7 +38,6 @@ def test_the_probe_kind_names_what_it_times() -> None:
     # probe times by old ones (regression._probe_change).
     named = f"matmul-f32-{host_probe.SIZE}x{host_probe.SIZE}x{host_probe.REPEATS}-aligned-warm"
     assert named == host_probe.KIND
-    assert 0 < host_probe.LEVEL_QUANTILE < 50
 
 
 @pytest.mark.parametrize("kind", [None, "matmul-f32-48x48x16"])

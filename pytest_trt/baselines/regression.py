@@ -10,11 +10,14 @@ docs/regression.md says why each part is there; bench/regression_processes.py me
   runs. ``record`` measures fresh sessions and the entry keeps their floors; ``session_margin``
   (their spread) is added to the threshold, so a model whose sessions vary is gated no finer than
   they allow; ``decide`` measures fresh sessions until two agree.
-* The raw floor decides; the host-speed probe (host_probe.py) can only put a slower one in doubt:
-  where both sides timed it and the probe reads the host slower beyond ``PROBE_NOISE``, a raw
-  change beyond the bound that the division by the host's speed brings within the bound (plus
-  margins for what the division may miss) is INCONCLUSIVE (``Doubt.HOST_SPEED``), never
-  unchanged. A probe reading the host faster never makes a floor read slower.
+* The raw floor decides; the host-speed probe (host_probe.py) can only put a slower one in doubt.
+  The host's speed is read at the probe's floor, as the model's is. Where both sides timed it and
+  the probe reads the host slower beyond ``PROBE_NOISE``, a raw change beyond the bound that the
+  division by the host's speed brings within the bound (plus a margin for what the division may
+  miss) is INCONCLUSIVE (``Doubt.HOST_SPEED``), never unchanged; so is one that reads as the slow
+  state of a mostly slow measurement does. A probe reading the host faster never makes a floor
+  read slower. The spread between recorded sessions is read with the host's speed divided out
+  (``floors_at_speed_of``), as a comparison divides it.
 * A baseline recorded on a contended host (``BaselineEntry.recorded_busy``) may read slow: a
   comparison with it is never unchanged (``Doubt.BASELINE_BUSY``).
 * A measurement whose CPUs were contended (timing/contention.py: pressure stall, steal, run queue)
@@ -37,7 +40,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from pytest_trt.baselines.entry import BaselineEntry, SampleSummary
-from pytest_trt.timing import contention, host_probe
+from pytest_trt.timing import contention
 from pytest_trt.timing.stats import percentile_label, sample_from_quantiles
 
 COMPARED_PERCENTILE = 0.0
@@ -49,7 +52,6 @@ QUIET_WINDOW_S = 0.25  # a window this long with no contention is quiet
 CONFIRM_GAP_S = 2.0
 MIN_SAMPLES = 20  # fewer iterations than this say nothing about a floor
 MIN_PROBES = 5  # fewer probe times than this say nothing about the host's speed
-PROBE_LEVEL = host_probe.LEVEL_QUANTILE  # the percentile of probe times the floors are divided by
 RECORDINGS = 3  # measurements per recorded baseline; the middle one is kept
 MAX_RECORDINGS = 10  # measurements an update may take to find RECORDINGS at the usual host speed
 # Sessions beyond RECORDINGS a recording takes while every one so far was timed on a busy host,
@@ -57,14 +59,13 @@ MAX_RECORDINGS = 10  # measurements an update may take to find RECORDINGS at the
 BUSY_EXTRA_RECORDINGS = 2
 HOST_STATE = 0.10  # probe times this far above the fastest one mark a slow host state
 STATE_QUANTILE = 5.0  # percent of a recording's probe times that must be at the usual speed
-# Both margins trade false alarms for detection; docs/regression.md ("How large the margins are")
-# shows how these two were chosen and what bench runs I and J measured with them.
+# The margin trades false alarms for detection; bench/LOG.md ("Runs C and D, and a margin for the
+# host speed change") shows how it was chosen.
 HOST_UNCERTAINTY = 0.15  # share of a host speed change the probe may fail to divide out
-MIXED_UNCERTAINTY = 0.03  # share of a mixed measurement's probe spread its floor may read high
-# How far the probe's level moves between measurements of an unchanged host (a transient load that
-# slows the probe and not the model's floor, the probe's own noise). Within it the host is taken as
-# unchanged and raw floors are compared; beyond it only the part past it is divided out, so the
-# probe cannot explain away a slowdown by its own noise (docs/regression.md).
+# How far the probe's floor moves between measurements of an unchanged host (the probe's own
+# noise). Within it the host is taken as unchanged and raw floors are compared; beyond it only the
+# part past it is divided out, so the probe cannot explain away a slowdown by its own noise
+# (docs/regression.md).
 PROBE_NOISE = 0.02
 # Host speed states move the probe floor by 30-55% (docs/regression.md); a baseline's probe floor
 # this many times off the new one, on the same hardware class, is a broken entry, not a state,
@@ -99,7 +100,7 @@ class RegressionVerdict:
     """The comparison of one sample with its baseline. Changes are fractions (0.142 = +14.2%)
     of the compared statistic (``statistic``, the floor by default): ``change`` and ``raw_change``
     are the same reading, the one the verdict stands on. Where ``normalized`` (both sides timed
-    the host probe), ``host_change`` is the probe level's change, which can only put a slower
+    the host probe), ``host_change`` is the probe floor's change, which can only put a slower
     reading in doubt. ``median_change`` is the medians' change, shown for context."""
 
     status: Verdict
@@ -232,11 +233,7 @@ def assess(
         message += f" + {sessions * 100:.1f}% for the spread between the sessions it was recorded in"
     message += ")" + reading.words()
     if doubt is Doubt.HOST_SPEED:
-        message += (
-            f"; divided by the host's speed beyond the probe's own {PROBE_NOISE:.0%} it reads {_percent(reading.change)}, "
-            f"within {(bound + reading.margin) * 100:.1f}% (the bound plus {reading.margin * 100:.1f}% for what the "
-            "division may miss): the host may be what slowed"
-        )
+        message += reading.doubt(raw, bound) or ""
     if doubt is Doubt.BUSY:
         message += f"; the host was busy while it was timed: {'; '.join(busy)}"
     if doubt is Doubt.BASELINE_BUSY:
@@ -263,14 +260,12 @@ def _stored(summary: SampleSummary, rebuilt: np.ndarray, percentile: float) -> f
 def _status(raw: float, reading: _HostReading, bound: float) -> tuple[Verdict, Doubt | None]:
     """The raw floors decide; the probe can only doubt. A slower floor on a host the probe reads
     slower, that the division by the host's speed brings within the bound (plus what the division
-    may miss), is in doubt; an improvement on a host the probe reads faster that the division
-    takes back is unchanged. A probe reading the host faster never makes a floor read slower."""
-    doubt_bound = bound + reading.margin
+    may miss), is in doubt; so is one that matches the slow state a mostly slow measurement ran in;
+    an improvement on a host the probe reads faster that the division takes back is unchanged. A
+    probe reading the host faster never makes a floor read slower."""
     if raw > bound:
-        if reading.slower and reading.change <= doubt_bound:
-            return Verdict.INCONCLUSIVE, Doubt.HOST_SPEED
-        return Verdict.REGRESSED, None
-    if raw < -bound and not (reading.faster and reading.change >= -doubt_bound):
+        return (Verdict.INCONCLUSIVE, Doubt.HOST_SPEED) if reading.doubt(raw, bound) else (Verdict.REGRESSED, None)
+    if raw < -bound and not (reading.faster and reading.change >= -(bound + reading.margin)):
         return Verdict.IMPROVED, None
     return Verdict.UNCHANGED, None
 
@@ -285,14 +280,46 @@ class _HostReading:
     """What the host probe says of one measurement against the baseline's."""
 
     change: float  # the floor's change, divided by the host's speed beyond PROBE_NOISE
-    host: float | None = None  # the probe level's change; None where the probe did not run
+    host: float | None = None  # the probe floor's change; None where the probe did not run
     spread: float | None = None  # the new probe times' STATE_QUANTILE over their floor, minus 1
-    host_margin: float = 0.0
-    mixed_margin: float = 0.0
+    margin: float = 0.0  # what the division by the host's speed may miss
 
     @property
-    def margin(self) -> float:
-        return self.host_margin + self.mixed_margin
+    def mixed(self) -> bool:
+        """The probe's floor came from brief fast moments of a mostly slow measurement."""
+        return self.spread is not None and self.spread > HOST_STATE
+
+    @property
+    def slow_state(self) -> float:
+        """A mixed measurement's slow state against the baseline's probe floor (0 where not mixed)."""
+        if not self.mixed or self.host is None or self.spread is None:
+            return 0.0
+        return (1.0 + self.host) * (1.0 + self.spread) - 1.0
+
+    def doubt(self, raw: float, bound: float) -> str | None:
+        """Why a raw floor beyond the bound may be the host's doing (words for the message), or
+        None. Either the division by the probe's floor brings it within the bound plus what the
+        division may miss, or the measurement was mostly slow and the floor reads as its slow state
+        does: the model's floor may have missed the fast moments the probe's caught (an iteration
+        longer than they last). A floor well below the slow state's caught them, as the probe's
+        did, and the probe's floor holds."""
+        if self.slower and self.change <= bound + self.margin:
+            return (
+                f"; divided by the host's speed beyond the probe's own {PROBE_NOISE:.0%} it reads {_percent(self.change)}, "
+                f"within {(bound + self.margin) * 100:.1f}% (the bound plus {self.margin * 100:.1f}% for what the "
+                "division may miss): the host may be what slowed"
+            )
+        if not self.mixed:
+            return None
+        state, missed = self.slow_state, HOST_UNCERTAINTY * self.slow_state
+        at_state = (1.0 + raw) / (1.0 + state) - 1.0
+        if abs(at_state) > bound + missed:
+            return None
+        return (
+            f"; against the slow state most of its probe times ran in ({_percent(state)}) it reads {_percent(at_state)}, "
+            f"within {(bound + missed) * 100:.1f}% either way (the bound plus {missed * 100:.1f}% for what the division "
+            "may miss): the host may be what slowed"
+        )
 
     @property
     def slower(self) -> bool:
@@ -308,7 +335,7 @@ class _HostReading:
         if self.slower or self.faster:
             pace = "slower" if self.slower else "faster"
             text += f"; the host probe ran {abs(self.host or 0.0) * 100:.0f}% {pace} than when the baseline was recorded"
-        if self.mixed_margin and self.spread is not None:
+        if self.mixed and self.spread is not None:
             text += (
                 f"; the probe floor came from brief fast moments ({100 - STATE_QUANTILE:g}% of the probe times "
                 f"ran {self.spread * 100:.0f}% or more slower)"
@@ -321,12 +348,12 @@ def _host_reading(baseline: BaselineEntry, new: Timed, raw: float) -> _HostReadi
     if probes is None:
         return _HostReading(raw)
     base_probe, new_probe = probes
-    host = float(np.percentile(new_probe, PROBE_LEVEL) / np.percentile(base_probe, PROBE_LEVEL) - 1.0)
+    assert baseline.host_probe_ms is not None  # _probe returns None without it
+    host = float(new_probe.min() / _stored(baseline.host_probe_ms, base_probe, 0.0) - 1.0)
     spread = float(np.percentile(new_probe, STATE_QUANTILE) / new_probe.min() - 1.0)
     change = (1.0 + raw) / _divided_out(host) - 1.0
-    host_margin = HOST_UNCERTAINTY * abs(host) if abs(host) > PROBE_NOISE else 0.0
-    mixed_margin = MIXED_UNCERTAINTY * spread if spread > HOST_STATE else 0.0
-    return _HostReading(change, host, spread, host_margin, mixed_margin)
+    margin = HOST_UNCERTAINTY * abs(host) if abs(host) > PROBE_NOISE else 0.0
+    return _HostReading(change, host, spread, margin)
 
 
 def _divided_out(host: float) -> float:
@@ -338,21 +365,35 @@ def _divided_out(host: float) -> float:
 
 
 def probe_floor(timed: Timed) -> float | None:
+    """The host's speed during ``timed`` as a comparison reads it: the floor of its probe times,
+    the statistic the model is compared by, so that both come from the host's fastest moments."""
     probes = timed.probe_ms or ()
     return float(np.min(probes)) if len(probes) >= MIN_PROBES else None
-
-
-def probe_level(timed: Timed) -> float | None:
-    """The host's speed during ``timed`` as the comparison reads it (PROBE_LEVEL of its probe times)."""
-    probes = timed.probe_ms or ()
-    return float(np.percentile(probes, PROBE_LEVEL)) if len(probes) >= MIN_PROBES else None
 
 
 def normalized_floor(timed: Timed) -> float:
     """The floor in probe units where the probe ran, else in ms: what orders recordings."""
     floor = float(np.min(timed.samples_ms))
-    probe = probe_level(timed)
+    probe = probe_floor(timed)
     return floor / probe if probe is not None else floor
+
+
+def floors_at_speed_of(kept: Timed, measurements: Sequence[Timed]) -> list[float]:
+    """Each measurement's floor in ms at the host speed ``kept`` was timed at: divided by how much
+    slower or faster the probe read it than ``kept``, beyond PROBE_NOISE, as ``assess`` divides a
+    comparison (``_divided_out``); the spread between sessions that is left is the sessions' own.
+    Raw where either did not probe, or where the probe floors are more than HOST_STATE apart: a
+    different host state, in which the model's and the probe's floors need not come from the
+    same moments."""
+    at = probe_floor(kept)
+    floors = []
+    for m in measurements:
+        floor, probe = float(np.min(m.samples_ms)), probe_floor(m)
+        if at is None or probe is None or abs(math.log(probe / at)) > math.log1p(HOST_STATE):
+            floors.append(floor)
+        else:
+            floors.append(floor / _divided_out(probe / at - 1.0))
+    return floors
 
 
 def middle_recording(measurements: Sequence[TimedT]) -> TimedT:
@@ -436,9 +477,9 @@ def record(
         taken.append(remeasure())
     usual = at_usual_speed(taken, fastest_probe_ms)
     used = [m for m in usual if not _busy(m)] or usual or taken
-    spread_from = used if len(used) >= 2 else taken
-    floors = [float(np.min(m.samples_ms)) for m in spread_from]
-    return Recording(middle_recording(used), len(used), len(taken), host_slow=not usual, floors_ms=floors)
+    kept = middle_recording(used)
+    floors = floors_at_speed_of(kept, used if len(used) >= 2 else taken)
+    return Recording(kept, len(used), len(taken), host_slow=not usual, floors_ms=floors)
 
 
 def _more_needed(taken: Sequence[Timed], fastest_probe_ms: float) -> bool:

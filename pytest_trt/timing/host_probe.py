@@ -3,9 +3,10 @@ can divide out how fast the host happened to run at the time.
 
 On shared machines the host switches between speed states for tenths of a second to many seconds
 (another tenant on the same physical core): every floor measured in a slow state is 30-40% higher.
-Timing this probe alongside the model shows that state, and the floor of model time over the
-LEVEL_QUANTILE of probe times is what ``regression.assess`` compares (docs/regression.md says how
-well it works).
+Timing this probe alongside the model shows that state. ``regression.assess`` reads it at the
+probe's floor, the statistic the model is compared by: both floors come from the host's fastest
+moments in a measurement, where a higher percentile of the probe reads a host that is slow part of
+the time as slow while the model's floor is not (docs/regression.md says how well it works).
 
 The probe is a small float32 matrix product: compute-bound vector work like most inference
 kernels, so it slows down in the same states. It uses numpy, not the backend under test, so that
@@ -28,10 +29,6 @@ REPEATS = 16  # about 0.1 ms per probe on a 2-core cloud VM
 # bench/probe_spacing.py measures how well each spacing divides out the host's speed.
 SPACING = 16.0
 GAP = 4
-# The probe's speed is read at this percentile of its times, not at its floor: a probe's single
-# fastest time moves more between measurements than the model's floor does, its 25th percentile
-# about a third as much, and it still comes from the fast state where a measurement spans two.
-LEVEL_QUANTILE = 25.0
 # What a baseline records with its probe times, so that times of another probe are never divided
 # by (regression.staleness): the workload, its size, and how its buffers and caches are prepared.
 KIND = f"matmul-f32-{SIZE}x{SIZE}x{REPEATS}-aligned-warm"

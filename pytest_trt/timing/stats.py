@@ -179,8 +179,7 @@ def bootstrap_ratio_ci(
     seed: int | None = 0,
 ) -> tuple[float, float]:
     """Percentile-bootstrap interval for a product of percentiles over a product of percentiles,
-    each term a (sample, q) resampled on its own. ``bootstrap_ci`` is the one-over-one case;
-    regression.py also divides each side by its host-probe level."""
+    each term a (sample, q) resampled on its own. ``bootstrap_ci`` is the one-over-one case."""
     _check_interval(confidence, resamples)
     rng = np.random.default_rng(seed)
     ratios = np.ones(resamples)
