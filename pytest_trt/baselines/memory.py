@@ -3,6 +3,9 @@
 Device memory is not noise-bound as time is: the same engine and buffers on the same software
 take the same bytes, give or take what an allocator rounds to. So the check is a plain bound,
 ``MEMORY_TOLERANCE`` over the baseline and more than ``MEMORY_SLACK_BYTES`` in all, judged once.
+A growth fails the test where the figure is the engine's own; where it is the GPU's growth since
+the session opened (``MemoryChange.engine_own`` False), another process on the GPU can cause it,
+so it is a warning (a ``max_device_memory_mb=`` budget still fails).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ class MemoryChange:
 
     baseline_bytes: int
     new_bytes: int
+    # True where the figure is the engine's own (TensorRT: its activation memory and buffers);
+    # False where it is the GPU's growth since the session opened (onnxruntime's GPU providers),
+    # which another process's allocations on the same GPU add to.
+    engine_own: bool = True
 
     @property
     def change(self) -> float:
@@ -43,8 +50,10 @@ class MemoryChange:
         )
 
 
-def memory_change(baseline: BaselineEntry, device_memory: int | None) -> MemoryChange | None:
+def memory_change(
+    baseline: BaselineEntry, device_memory: int | None, *, engine_own: bool = True
+) -> MemoryChange | None:
     """The change, where both the baseline and the new measurement know their device memory."""
     if baseline.device_memory_bytes is None or device_memory is None:
         return None
-    return MemoryChange(baseline.device_memory_bytes, device_memory)
+    return MemoryChange(baseline.device_memory_bytes, device_memory, engine_own)

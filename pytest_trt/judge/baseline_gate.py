@@ -106,6 +106,7 @@ def judge_baseline(
     *,
     software: Mapping[str, str] | None = None,
     failed_gates: Sequence[str] = (),
+    memory_engine_own: bool = True,
 ) -> BaselineOutcome:
     """Compare ``measured.perf`` with the stored baseline, or make the entry to record.
 
@@ -114,7 +115,8 @@ def judge_baseline(
     ``staged`` entry is recorded from the kept measurement, so a baseline never stores a
     measurement taken in a slow moment of the host. A test that failed its other gates
     (``failed_gates`` names them) records nothing: its numbers are those of a model that is
-    wrong or over budget.
+    wrong or over budget. ``memory_engine_own``: the device memory figure is the engine's own,
+    not the GPU's growth since the session opened (``MemoryChange.engine_own``).
     """
     perf = measured.perf
     if policy.mode is BaselineMode.OFF or perf is None:
@@ -140,7 +142,7 @@ def judge_baseline(
         )
     if entry is None:
         return _missing(store, policy)
-    return _compare(store, entry, measured, perf, remeasure, policy, software)
+    return _compare(store, entry, measured, perf, remeasure, policy, software, memory_engine_own)
 
 
 def _record(
@@ -196,6 +198,7 @@ def _compare(
     remeasure: Callable[[], PerfResult],
     policy: BaselinePolicy,
     software: Mapping[str, str] | None,
+    memory_engine_own: bool,
 ) -> BaselineOutcome:
     """The stored entry against this measurement: stale, unusable probe floor, or a verdict."""
     subject = measured.subject
@@ -234,7 +237,7 @@ def _compare(
             failures += (f"{line} (--trt-baseline=strict)",)
         else:
             warnings.append(line)
-    memory = memory_change(entry, perf.device_memory)
+    memory = memory_change(entry, perf.device_memory, engine_own=memory_engine_own)
     memory_failures, memory_warnings = _memory_regression(memory, subject.backend, since, policy.enforce)
     failures += memory_failures
     warnings += memory_warnings
@@ -254,10 +257,15 @@ def _memory_regression(
     memory: MemoryChange | None, backend: str, since: str, enforce: bool
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The failures and warnings a device memory growth beyond the baseline's tolerance adds: a
-    failure where the policy enforces, else a warning (--trt-perf=report)."""
+    failure where the policy enforces and the figure is the engine's own, else a warning."""
     if memory is None or not memory.regressed:
         return (), ()
     line = f"device memory regression ({backend}): {memory.message()}{since}"
+    if not memory.engine_own:
+        return (), (
+            f"{line}; {backend} counts the GPU's growth since its session opened, which another process on "
+            "the GPU adds to: reported, not failed (a max_device_memory_mb= budget fails)",
+        )
     return ((line,), ()) if enforce else ((), (line,))
 
 

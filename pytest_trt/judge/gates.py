@@ -385,7 +385,10 @@ def check_baseline(
         )
     measured = BaselineInput(subject, perf=first, accuracy=accuracy_stats(result))
     store, software = context.baseline_store()
-    return judge_baseline(store, measured, remeasure, policy, software=software, failed_gates=failed_gates)
+    engine_own = not getattr(engine.runner, "device_memory_since_open", False)
+    return judge_baseline(
+        store, measured, remeasure, policy, software=software, failed_gates=failed_gates, memory_engine_own=engine_own
+    )
 
 
 # ---- batch_sizes=: one engine measured at each batch size -----------------------------------
