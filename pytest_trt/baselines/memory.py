@@ -42,6 +42,11 @@ class MemoryChange:
         grown = self.new_bytes - self.baseline_bytes
         return grown > MEMORY_SLACK_BYTES and grown > MEMORY_TOLERANCE * self.baseline_bytes
 
+    @property
+    def fails(self) -> bool:
+        """A growth that fails the test: beyond the tolerance, on a figure that is the engine's own."""
+        return self.regressed and self.engine_own
+
     def message(self) -> str:
         return (
             f"{self.new_bytes / _MIB:.1f} MB vs baseline {self.baseline_bytes / _MIB:.1f} MB "

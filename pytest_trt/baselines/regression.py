@@ -147,21 +147,22 @@ def _percent(fraction: float) -> str:
     return f"{fraction * 100:+.1f}%"
 
 
-def _probe(baseline: BaselineEntry, new: Timed) -> tuple[np.ndarray, np.ndarray] | None:
-    """Both sides' probe samples, or None unless both timed enough of them to compare."""
-    if baseline.host_probe_ms is None or new.probe_ms is None or len(new.probe_ms) < MIN_PROBES:
+def _probe(baseline: BaselineEntry, new: Timed) -> tuple[float, np.ndarray] | None:
+    """The baseline's stored probe floor and the new probe times, or None unless both timed
+    enough of them to compare."""
+    stored = baseline.host_probe_ms
+    if stored is None or stored.n < MIN_PROBES or new.probe_ms is None or len(new.probe_ms) < MIN_PROBES:
         return None
-    base = baseline_sample(baseline.host_probe_ms)
-    return (base, np.asarray(new.probe_ms, dtype=np.float64)) if base.size >= MIN_PROBES else None
+    return stored.floor, np.asarray(new.probe_ms, dtype=np.float64)
 
 
 def probe_floor_problem(baseline: BaselineEntry, new: Timed) -> str | None:
     """Why the baseline's host-probe floor cannot be divided out against ``new``'s (more than
     MAX_PROBE_FACTOR apart), or None. Call it before ``decide``."""
     probes = _probe(baseline, new)
-    if probes is None or baseline.host_probe_ms is None:
+    if probes is None:
         return None
-    old, fresh = baseline.host_probe_ms.floor, float(probes[1].min())
+    old, fresh = probes[0], float(probes[1].min())
     if old > 0 and fresh > 0 and 1.0 / MAX_PROBE_FACTOR <= fresh / old <= MAX_PROBE_FACTOR:
         return None
     apart = f"{max(fresh / old, old / fresh):.3g}x apart" if old > 0 and fresh > 0 else "one of them not > 0"
@@ -221,7 +222,7 @@ def assess(
     reading = _host_reading(baseline, new, raw)
     sessions = session_margin(baseline)
     bound = threshold + sessions
-    status, doubt = _status(raw, reading, bound)
+    status, doubt, host_doubt = _status(raw, reading, bound)
     busy = _busy(new)
     if status is Verdict.REGRESSED and busy:
         status, doubt = Verdict.INCONCLUSIVE, Doubt.BUSY
@@ -233,7 +234,7 @@ def assess(
         message += f" + {sessions * 100:.1f}% for the spread between the sessions it was recorded in"
     message += ")" + reading.words()
     if doubt is Doubt.HOST_SPEED:
-        message += reading.doubt(raw, bound) or ""
+        message += host_doubt
     if doubt is Doubt.BUSY:
         message += f"; the host was busy while it was timed: {'; '.join(busy)}"
     if doubt is Doubt.BASELINE_BUSY:
@@ -257,17 +258,19 @@ def _stored(summary: SampleSummary, rebuilt: np.ndarray, percentile: float) -> f
     return float(stored) if stored is not None else float(np.percentile(rebuilt, percentile))
 
 
-def _status(raw: float, reading: _HostReading, bound: float) -> tuple[Verdict, Doubt | None]:
-    """The raw floors decide; the probe can only doubt. A slower floor on a host the probe reads
-    slower, that the division by the host's speed brings within the bound (plus what the division
-    may miss), is in doubt; so is one that matches the slow state a mostly slow measurement ran in;
-    an improvement on a host the probe reads faster that the division takes back is unchanged. A
+def _status(raw: float, reading: _HostReading, bound: float) -> tuple[Verdict, Doubt | None, str]:
+    """The verdict, why it is in doubt, and the words of a host-speed doubt ("" for none). The raw
+    floors decide; the probe can only doubt. A slower floor on a host the probe reads slower, that
+    the division by the host's speed brings within the bound (plus what the division may miss), is
+    in doubt; so is one that matches the slow state a mostly slow measurement ran in; an
+    improvement on a host the probe reads faster that the division takes back is unchanged. A
     probe reading the host faster never makes a floor read slower."""
     if raw > bound:
-        return (Verdict.INCONCLUSIVE, Doubt.HOST_SPEED) if reading.doubt(raw, bound) else (Verdict.REGRESSED, None)
+        words = reading.doubt(raw, bound)
+        return (Verdict.INCONCLUSIVE, Doubt.HOST_SPEED, words) if words else (Verdict.REGRESSED, None, "")
     if raw < -bound and not (reading.faster and reading.change >= -(bound + reading.margin)):
-        return Verdict.IMPROVED, None
-    return Verdict.UNCHANGED, None
+        return Verdict.IMPROVED, None, ""
+    return Verdict.UNCHANGED, None, ""
 
 
 def _busy(new: Timed) -> tuple[str, ...]:
@@ -347,9 +350,8 @@ def _host_reading(baseline: BaselineEntry, new: Timed, raw: float) -> _HostReadi
     probes = _probe(baseline, new)
     if probes is None:
         return _HostReading(raw)
-    base_probe, new_probe = probes
-    assert baseline.host_probe_ms is not None  # _probe returns None without it
-    host = float(new_probe.min() / _stored(baseline.host_probe_ms, base_probe, 0.0) - 1.0)
+    base_floor, new_probe = probes
+    host = float(new_probe.min() / base_floor - 1.0)
     spread = float(np.percentile(new_probe, STATE_QUANTILE) / new_probe.min() - 1.0)
     change = (1.0 + raw) / _divided_out(host) - 1.0
     margin = HOST_UNCERTAINTY * abs(host) if abs(host) > PROBE_NOISE else 0.0

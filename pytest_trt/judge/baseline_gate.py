@@ -261,7 +261,7 @@ def _memory_regression(
     if memory is None or not memory.regressed:
         return (), ()
     line = f"device memory regression ({backend}): {memory.message()}{since}"
-    if not memory.engine_own:
+    if not memory.fails:
         return (), (
             f"{line}; {backend} counts the GPU's growth since its session opened, which another process on "
             "the GPU adds to: reported, not failed (a max_device_memory_mb= budget fails)",

@@ -109,7 +109,7 @@ class SweepPoint:
     @property
     def failed(self) -> bool:
         regressed = self.regression is not None and self.regression.status is Verdict.REGRESSED
-        more_memory = self.memory is not None and self.memory.regressed
+        more_memory = self.memory is not None and self.memory.fails
         return (regressed or more_memory or self.accuracy_passed is False
                 or any(b.state is BudgetState.FAILED for b in self.budgets))
 
