@@ -37,6 +37,10 @@ class Precision(TextEnum):
     FP8 = "fp8"
 
 
+# The precisions whose graph prepare/precision.py converts (the others run the model as it is).
+CONVERTED_PRECISIONS = frozenset({Precision.FP16, Precision.BF16})
+
+
 class Check(TextEnum):
     """How an output's per-element errors are judged (judge/accuracy.py)."""
 

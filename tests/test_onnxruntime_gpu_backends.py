@@ -160,6 +160,31 @@ def test_the_provider_runs_on_the_runners_stream(no_probe, mlp: LoadedModel) -> 
         runner.close()
 
 
+def test_a_converted_form_is_optimized_without_the_layer_norm_fusion_that_mistypes_its_input_cast(
+    no_probe, tmp_path: Path
+) -> None:
+    """The fake opens real onnxruntime CPU sessions with the fusions the adapter turned off, so
+    the fp16 form of a written-out LayerNorm meets onnxruntime's own graph optimizer here."""
+    from onnx_builders import written_out_layer_norm_model
+
+    from pytest_trt.prepare.precision import apply_precision
+
+    source = written_out_layer_norm_model(tmp_path / "ln.onnx")
+    fp16_form = load_model(apply_precision(source, "fp16", tmp_path))
+    ort = FakeOrt()
+    backend = cuda_backend(ort)
+    fp16 = BuildSpec(precision="fp16")
+    runner = backend.load(backend.build(fp16_form, fp16), fp16_form, fp16)
+    runner.close()
+    built, opened = ort.sessions[-2:]
+    assert built.fusions_off == list(gpu.CONVERTED_FORM_FUSIONS_OFF) == ["LayerNormFusionL1"]
+    assert opened.fusions_off == []  # opened with optimizations off
+    assert backend.device_fingerprint(fp16)["fusions_off"] == ["LayerNormFusionL1"]
+    backend.build(load_model(source), BuildSpec())
+    assert ort.sessions[-1].fusions_off == []
+    assert "fusions_off" not in backend.device_fingerprint(BuildSpec())
+
+
 def test_tf32_policy_sets_the_override_for_fp32_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NVIDIA_TF32_OVERRIDE", raising=False)
     with gpu.tf32_policy("fp32"):

@@ -55,7 +55,8 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
 
     def device_fingerprint(self, build: BuildSpec) -> dict[str, Any]:
         # Level "all" fuses nodes into kernels of the provider it ran with, on this GPU.
-        return {**gpu.gpu_fingerprint(self._cuda_layer()), "provider": self.provider}
+        off = gpu.fusions_off(build)
+        return {**gpu.gpu_fingerprint(self._cuda_layer()), "provider": self.provider, **({"fusions_off": list(off)} if off else {})}
 
     # -- build and load ------------------------------------------------------------------------
 
@@ -67,7 +68,8 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
             options = gpu.quiet_options(ort)
             options.graph_optimization_level = ort_level
             options.optimized_model_filepath = str(optimized)
-            session = gpu.open_session(ort, str(model.path), options, self._providers(build, None, cuda_graph=False))
+            providers = self._providers(build, None, cuda_graph=False)
+            session = gpu.open_session(ort, str(model.path), options, providers, fusions_off=gpu.fusions_off(build))
             gpu.require_provider(session, self.provider, model.path)
             del session
             if not optimized.is_file():

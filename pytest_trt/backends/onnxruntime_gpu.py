@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from pytest_trt.arguments import CONVERTED_PRECISIONS
 from pytest_trt.backends.base import Availability, BackendError, BackendUnavailable, IterationTimes, TensorSpec
 from pytest_trt.backends.feeds import check_feed
 from pytest_trt.backends.layer_profile import PROFILE_RUNS, LayerProfile, profile_ort_session
@@ -209,15 +210,31 @@ def quiet_options(ort: ModuleType) -> Any:
     return options
 
 
-def open_session(ort: ModuleType, source: str | bytes, options: Any, providers: list[Any] | None) -> Any:
+def open_session(
+    ort: ModuleType, source: str | bytes, options: Any, providers: list[Any] | None, *, fusions_off: Sequence[str] = ()
+) -> Any:
     """An InferenceSession that never falls back to other providers: onnxruntime's Python
     wrapper otherwise retries on CPU after an execution-provider error, printing only a note.
-    ``providers`` None: the plugin providers already added to ``options``."""
-    extra = {} if providers is None else {"providers": providers}
+    ``providers`` None: the plugin providers already added to ``options``. ``fusions_off``:
+    graph transformers (by onnxruntime's name) not to run."""
+    extra: dict[str, Any] = {} if providers is None else {"providers": providers}
+    if fusions_off:
+        extra["disabled_optimizers"] = list(fusions_off)
     try:
         return ort.InferenceSession(source, sess_options=options, enable_fallback=0, **extra)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument/RuntimeError types
         raise BackendError(f"onnxruntime could not create a session: {exc}") from None
+
+
+# onnxruntime's level-1 LayerNorm fusion takes the Cast that a converted model's fp32 input goes
+# through (fp32 -> fp16) into the fused node, binding fp32 and fp16 to one type: the session does
+# not open. A plugin-made fp16/bf16 form is optimized with that one fusion off.
+CONVERTED_FORM_FUSIONS_OFF = ("LayerNormFusionL1",)
+
+
+def fusions_off(build: BuildSpec) -> tuple[str, ...]:
+    """The graph transformers not to run when optimizing ``build``'s model."""
+    return CONVERTED_FORM_FUSIONS_OFF if build.precision in CONVERTED_PRECISIONS else ()
 
 
 def require_provider(session: Any, provider: str, model_path: Path) -> None:

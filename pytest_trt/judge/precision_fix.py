@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_trt.arguments import Precision
+from pytest_trt.arguments import CONVERTED_PRECISIONS, Precision
 from pytest_trt.errors import PytestTrtError
 from pytest_trt.judge import accuracy, error_origin
 from pytest_trt.judge.diagnosis import Diagnosis, DiagnosisState, ErrorOrigin
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from pytest_trt.prepare.engines import Engine
 
 DIAGNOSED_PRECISIONS = (Precision.FP16, Precision.BF16, Precision.INT8)
-_CONVERTED = (Precision.FP16, Precision.BF16)
 # Nodes the search adds to keep_fp32_nodes at most: a longer list is no longer a pointed fix.
 MAX_KEPT = 12
 # Relative error a node's output must carry to count as introduced: a few units of the
@@ -85,7 +84,7 @@ class _Search:
         """The first node that introduces error in ``current`` (the engine as last built)."""
         engine = self.engine
         floor = FLOORS[engine.precision]
-        if engine.precision not in _CONVERTED:  # INT8: the calibrated Q/DQ model itself
+        if engine.precision not in CONVERTED_PRECISIONS:  # INT8: the calibrated Q/DQ model itself
             return error_origin.locate(engine.model.path, current.converted.path, self.feed, floor, self.deadline)
         from pytest_trt.prepare.precision import apply_precision
 
@@ -106,7 +105,7 @@ class _Search:
         path = self.engine.model.path
         if origin.node not in self.kept:
             return [origin.node] if origin.node in _named_nodes(path) else []
-        if self.engine.precision in _CONVERTED:
+        if self.engine.precision in CONVERTED_PRECISIONS:
             nearby = error_origin.consumers(path, origin.output)
         else:
             nearby = error_origin.producers(path, origin.node)

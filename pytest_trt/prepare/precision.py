@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_trt.arguments import Precision
+from pytest_trt.arguments import CONVERTED_PRECISIONS, Precision
 from pytest_trt.errors import PrecisionError
 from pytest_trt.model import QDQ_OPS, all_graphs, all_nodes, has_qdq
 from pytest_trt.prepare import fp32_islands
@@ -43,7 +43,6 @@ __all__ = ["QDQ_OPS", "PrecisionError", "apply_precision", "has_qdq", "transform
 
 
 UNCHANGED_PRECISIONS = frozenset({Precision.FP32, Precision.TF32})
-CONVERTED_PRECISIONS = frozenset({Precision.FP16, Precision.BF16})
 QUANTIZED_PRECISIONS = frozenset({Precision.INT8, Precision.FP8})
 
 # Ops whose fp16 range is often too small (sums of squares, exponentials); pass them, or some

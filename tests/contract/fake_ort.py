@@ -48,6 +48,7 @@ class FakeBinding:
 class SessionRecord:
     source: Any
     providers: list[Any]
+    fusions_off: list[str] = field(default_factory=list)
     runs_with_binding: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -56,7 +57,7 @@ class FakeSession:
         if kwargs.get("enable_fallback") != 0:
             raise AssertionError("the adapters must open sessions with enable_fallback=0")
         self._ort = ort
-        self.record = SessionRecord(source, list(providers or []))
+        self.record = SessionRecord(source, list(providers or []), list(kwargs.get("disabled_optimizers") or []))
         ort.sessions.append(self.record)
         names = [p[0] if isinstance(p, tuple) else p for p in providers or []]
         graph = any(isinstance(p, tuple) and p[1].get("enable_cuda_graph") == "1" for p in providers or [])
@@ -68,7 +69,9 @@ class FakeSession:
         path = getattr(sess_options, "optimized_model_filepath", "")
         if path:
             options.optimized_model_filepath = path
-        self._real = onnxruntime.InferenceSession(source, sess_options=options, providers=[CPU])
+        self._real = onnxruntime.InferenceSession(
+            source, sess_options=options, providers=[CPU], disabled_optimizers=self.record.fusions_off or None
+        )
 
     def get_providers(self) -> list[str]:
         return list(self._providers)

@@ -58,17 +58,34 @@ import pytest
 def test_layer_norm_fp16(trt_engine):
     pass
 """
+# At the basic level the written-out LayerNorm runs as written, its Pow in fp16; the extended
+# level may fuse it into one kernel that computes in fp32.
+AS_WRITTEN = ', graph_optimization_level="basic"'
 
 
 def test_an_fp16_failure_on_the_cuda_provider_is_diagnosed_and_the_fix_passes(trt_pytester, backend):
     from onnx_builders import written_out_layer_norm_model
 
     written_out_layer_norm_model(trt_pytester.path / "ln.onnx")
-    trt_pytester.pytester.makepyfile(test_ln=LAYER_NORM.format(extra=""))
+    trt_pytester.pytester.makepyfile(test_ln=LAYER_NORM.format(extra=AS_WRITTEN))
     result = trt_pytester.run_subprocess("--trt-backend=onnxruntime-cuda")
     print(result.stdout.str())
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*error starts at 'ln_pow' (Pow)*", "*fix that passed: trt_model(..., keep_fp32_nodes=*"])
     printed = json.loads(re.search(r"keep_fp32_nodes=(\[.*\])\)", result.stdout.str()).group(1))
-    trt_pytester.pytester.makepyfile(test_ln=LAYER_NORM.format(extra=f", keep_fp32_nodes={printed!r}"))
+    trt_pytester.pytester.makepyfile(test_ln=LAYER_NORM.format(extra=f"{AS_WRITTEN}, keep_fp32_nodes={printed!r}"))
     trt_pytester.run_subprocess("--trt-backend=onnxruntime-cuda").assert_outcomes(passed=1)
+
+
+def test_the_fp16_form_of_a_written_out_layer_norm_builds_at_every_optimization_level(trt_pytester, backend):
+    """onnxruntime's level-1 LayerNorm fusion mis-types the input Cast of a converted model; the
+    plugin turns it off for converted forms, so the test runs (and is judged) instead of erroring."""
+    from onnx_builders import written_out_layer_norm_model
+
+    written_out_layer_norm_model(trt_pytester.path / "ln.onnx")
+    for level in ("basic", "extended", "all"):
+        trt_pytester.pytester.makepyfile(test_ln=LAYER_NORM.format(extra=f", graph_optimization_level={level!r}"))
+        result = trt_pytester.run_subprocess("--trt-backend=onnxruntime-cuda", "--trt-diagnose=off")
+        outcomes = result.parseoutcomes()
+        print(f"\n{level}: {outcomes}")
+        assert outcomes.get("errors", 0) == 0 and outcomes.get("passed", 0) + outcomes.get("failed", 0) == 1, result.stdout.str()
