@@ -23,11 +23,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from pytest_runs import plugin_args
 
 from pytest_trt.model import ModelError, load_model
 from pytest_trt.store.layout import RECORD_FILE
@@ -43,11 +44,6 @@ class Run:
     misses: int
     builds: int
     build_s: float
-
-
-def plugin_args() -> list[str]:
-    installed = any(ep.value == "pytest_trt.plugin" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trt.plugin"]
 
 
 def run_suite(suite: Path, cache_dir: Path, label: str, extra: list[str]) -> Run:

@@ -22,8 +22,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
+
+from pytest_runs import plugin_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,11 +44,6 @@ class SuiteRun:
     wall_s: float
     floors_ms: list[float]
     lock_wait_s: float
-
-
-def plugin_args() -> list[str]:
-    installed = any(ep.value == "pytest_trt.plugin" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trt.plugin"]
 
 
 def start(folder: Path, report: Path, lock_tmp: Path) -> subprocess.Popen[bytes]:

@@ -30,13 +30,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from matmul_chain import matmul_chain
+from pytest_runs import plugin_args
 
 ZOO_MODELS = 16
 ZOO_TEST = '''
@@ -60,11 +60,6 @@ def project(folder: Path, width: int) -> Path:
     body = "import pytest\n" + "".join(ZOO_TEST.format(blocks=b) for b in range(1, ZOO_MODELS + 1))
     (folder / "test_zoo.py").write_text(body)
     return folder
-
-
-def plugin_args() -> list[str]:
-    installed = any(ep.value == "pytest_trt.plugin" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trt.plugin"]
 
 
 def run(suite: Path, report: Path, args: Sequence[str], backend: str, cache: Path) -> tuple[float, dict[str, Any]]:

@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pytest_runs import plugin_args
+
 REPO = Path(__file__).resolve().parents[1]
 TEST = """
 import pytest
@@ -33,7 +35,7 @@ def test_timed(trt_engine):
 
 def run_once(folder: Path, backend: str, profile: bool, iterations: int) -> dict:
     report = folder / "report.json"
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--trt-backend={backend}",
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugin_args(), f"--trt-backend={backend}",
             f"--trt-min-iterations={iterations}", "--trt-baseline=off", f"--trt-report-json={report}"]
     if profile:
         args.append("--trt-profile-layers")

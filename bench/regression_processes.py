@@ -47,13 +47,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+from pytest_runs import plugin_args
 
 SAME = "same"
 NO_REPORT = "no-report"  # the process wrote no JSON report: its output is kept in the row
@@ -153,11 +154,6 @@ def pytest_sessionfinish(session):
     with open(os.environ["BENCH_SECONDS"], "w") as f:
         json.dump(_spent, f)
 '''
-
-
-def plugin_args() -> list[str]:
-    installed = any(ep.value == "pytest_trt.plugin" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trt.plugin"]
 
 
 def cnn_models(widths: list[tuple[int, int]]) -> dict[str, Callable[[], Any]]:
@@ -474,9 +470,11 @@ def run_bench(args: argparse.Namespace, rows: list[dict[str, Any]], settings: di
 
         if saved is None:
             keep(settings)
+        # A baseline saved by an earlier run counts only where its folder is still there (a run
+        # resumed on another machine records its own).
         recorded = {r["baseline"] for r in rows if r["kind"] == "record" and r["status"] != NO_REPORT}
         for b in range(args.baselines):
-            if b in recorded or out_of_time():
+            if (b in recorded and (folder / f"baselines-{b}").is_dir()) or out_of_time():
                 continue
             result = run_pytest(folder, models[SAME], folder / f"baselines-{b}", args.backend,
                                 ["--trt-update-baselines", *extra])

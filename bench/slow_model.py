@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from matmul_chain import matmul_chain
-from suite_time import plugin_args
+from pytest_runs import plugin_args
 
 TEST = '''
 import pytest

@@ -24,8 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import entry_points
 from pathlib import Path
+
+from pytest_runs import plugin_args
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TESTS = 20
@@ -46,12 +47,6 @@ def tiny_project(folder: Path) -> Path:
     (folder / "test_tiny.py").write_text(body)
     (folder / "pytest.ini").write_text("[pytest]\n")
     return folder
-
-
-def plugin_args() -> list[str]:
-    """``-p pytest_trt.plugin`` unless an installed pytest-trt already registers it."""
-    installed = any(ep.value == "pytest_trt.plugin" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "pytest_trt.plugin"]
 
 
 def run(checkout: Path, suite: Path, extra: list[str]) -> float:

@@ -24,11 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import entry_points
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from pytest_runs import plugin_args
 
 from pytest_trt.model import load_model
 
@@ -83,10 +84,9 @@ def project(folder: Path, model: Path, kind: str, backend: str) -> Path:
 
 def run(folder: Path, backend: str, measure: list[str]) -> tuple[float, int, int]:
     """Wall seconds of one pytest process, the engines it built, and its exit code."""
-    plugin = [] if any(ep.value == "pytest_trt.plugin" for ep in entry_points(group="pytest11")) else ["-p", "pytest_trt.plugin"]
     report = folder / "trt.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "pytest", *plugin, "-q", "-p", "no:cacheprovider", f"--trt-backend={backend}",
+    command = [sys.executable, "-m", "pytest", *plugin_args(), "-q", "-p", "no:cacheprovider", f"--trt-backend={backend}",
                "--trt-baseline=off", f"--trt-report-json={report}", *measure]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
