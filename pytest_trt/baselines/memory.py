@@ -16,6 +16,10 @@ from pytest_trt.baselines.entry import BaselineEntry
 
 MEMORY_TOLERANCE = 0.05
 MEMORY_SLACK_BYTES = 2 * 2**20  # the CUDA allocation granularity: a growth within it is rounding
+# The GPU's growth since a session opened also holds what a process loads once, on its first
+# session's first runs (kernel modules, library handles): 10-14 MB more in a process's first
+# session than in a later one for PP-OCRv4 rec on an H100, so whether a test ran first moves it.
+GPU_WIDE_SLACK_BYTES = 64 * 2**20
 _MIB = 2**20
 
 
@@ -38,9 +42,14 @@ class MemoryChange:
         return self.new_bytes / self.baseline_bytes - 1.0
 
     @property
+    def slack_bytes(self) -> int:
+        """A growth up to this many bytes is not a regression, whatever its share."""
+        return MEMORY_SLACK_BYTES if self.engine_own else GPU_WIDE_SLACK_BYTES
+
+    @property
     def regressed(self) -> bool:
         grown = self.new_bytes - self.baseline_bytes
-        return grown > MEMORY_SLACK_BYTES and grown > MEMORY_TOLERANCE * self.baseline_bytes
+        return grown > self.slack_bytes and grown > MEMORY_TOLERANCE * self.baseline_bytes
 
     @property
     def fails(self) -> bool:
@@ -51,7 +60,7 @@ class MemoryChange:
         return (
             f"{self.new_bytes / _MIB:.1f} MB vs baseline {self.baseline_bytes / _MIB:.1f} MB "
             f"({self.change * 100:+.1f}%; tolerance {MEMORY_TOLERANCE * 100:g}% and "
-            f"{MEMORY_SLACK_BYTES / _MIB:g} MB)"
+            f"{self.slack_bytes / _MIB:g} MB)"
         )
 
 

@@ -93,3 +93,30 @@ def _skip_unless_available(name: str) -> None:
     status = backends.get(name).factory(BackendContext()).availability()
     if not status.ok:
         pytest.skip(f"{name}: {status.reason}")
+
+
+BASELINED = """
+import pytest
+
+@pytest.mark.trt_model("encoder.onnx", batch_size=8)
+@pytest.mark.trt_perf(backend="onnxruntime-cuda", max_device_memory_mb=4096)
+def test_encoder(trt_engine):
+    pass
+"""
+
+
+def test_the_device_memory_a_baseline_keeps_is_compared_on_the_next_run(trt_pytester):
+    _skip_unless_available("onnxruntime-cuda")
+    trt_pytester.pytester.makepyfile(test_encoder=BASELINED)
+    trt_pytester.run("--trt-backend=onnxruntime-cuda", "--trt-update-baselines").assert_outcomes(passed=1)
+    (stored,) = (trt_pytester.path / "baselines").glob("*/*.json")
+    (kept,) = json.loads(stored.read_text())["tests"].values()
+    assert kept["device_memory_bytes"] > 0
+    path = trt_pytester.path / "trt.json"
+    result = trt_pytester.run("--trt-backend=onnxruntime-cuda", f"--trt-report-json={path}")
+    (entry,) = json.loads(path.read_text())["tests"]
+    memory = entry["memory"]
+    print(f"\ndevice memory: baseline {memory['baseline_bytes']} B, this run {memory['new_bytes']} B")
+    assert memory["baseline_bytes"] == kept["device_memory_bytes"] and memory["new_bytes"] > 0
+    assert memory["engine_own"] is False  # onnxruntime's figure is the GPU's growth since the session opened
+    result.assert_outcomes(passed=1)  # the pytester runs compare at a +90% threshold: no timing verdict here
