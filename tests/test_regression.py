@@ -131,6 +131,13 @@ def test_decide_does_not_remeasure_an_unchanged_test(baseline):
     assert verdict.status == "unchanged" and not verdict.remeasured and remeasure.calls == 0
 
 
+def test_decide_does_not_remeasure_too_few_iterations(baseline):
+    remeasure = Remeasure(sample(2.0, seed=2, n=5))
+    verdict = decide(baseline, sample(2.0, seed=1, n=5), remeasure, threshold=0.10)
+    assert verdict.status == "inconclusive" and remeasure.calls == 0 and not verdict.remeasured
+    assert "nan" not in verdict.message
+
+
 def test_decide_fails_when_a_fresh_session_agrees(baseline):
     remeasure = Remeasure(sample(1.2, seed=2), sample(1.2, seed=3))
     verdict = decide(baseline, sample(1.2, seed=1), remeasure, threshold=0.10)

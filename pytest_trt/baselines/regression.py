@@ -529,7 +529,8 @@ def _settled(verdicts: Sequence[RegressionVerdict]) -> bool:
     """One plainly unchanged or improved session settles it (the floor only reads high on a
     noisy host, never low); else two sessions must agree."""
     if len(verdicts) == 1:
-        return verdicts[0].status in (Verdict.UNCHANGED, Verdict.IMPROVED)
+        # Too few iterations to compare: a fresh session, measured with the same settings, has as few.
+        return verdicts[0].status in (Verdict.UNCHANGED, Verdict.IMPROVED) or verdicts[0].doubt is Doubt.FEW_SAMPLES
     statuses = [v.status for v in verdicts]
     return any(statuses.count(s) >= 2 for s in statuses)
 
