@@ -56,3 +56,69 @@ def test_a_passed_deadline_stops_the_walk(tmp_path):
 def test_a_diagnosis_without_an_origin_says_why():
     lines = Diagnosis(DiagnosisState.NOT_LOCATED, "bf16", reason="the tolerance is tighter").lines()
     assert lines[1] == "  no node introduces error beyond bf16 rounding: the tolerance is tighter"
+
+
+def test_tensors_read_from_the_backend_are_judged_and_those_it_lacks_are_not(tmp_path):
+    """``read`` stands for a backend that computes the converted graph itself (TensorRT, its
+    tensors marked as outputs): here the emulation, without the Pow's output, which a backend
+    may fuse away."""
+    import onnxruntime as ort
+
+    model = written_out_layer_norm_model(tmp_path / "ln.onnx")
+    emulated = apply_precision(model, "fp16", tmp_path, emulate=True)
+    feed = {"x": np.random.default_rng(0).uniform(-600, 600, (4, 64)).astype(np.float32)}
+    asked: list[list[str]] = []
+
+    def read(names):
+        asked.append(names)
+        found = [n for n in names if n != "squared"]
+        session = error_origin._session(ort, error_origin._with_outputs(error_origin.onnx.load(str(emulated)), found, {}))
+        return dict(zip(found, session.run(found, feed), strict=True))
+
+    origin = locate(model, emulated, feed, FP16_FLOOR, read=read)
+    assert "squared" in asked[0]  # asked for, not returned
+    # 'squared' was not read: the first node judged to introduce the overflow reads it
+    assert origin is not None and (origin.node, origin.output) == ("ln_variance", "variance") and origin.error.overflow
+
+
+def test_a_diagnosis_read_on_a_backend_says_so():
+    lines = Diagnosis(DiagnosisState.NOT_LOCATED, "fp16", reason="r", read_on="tensorrt").lines()
+    assert lines[0].startswith("diagnosis (fp16 graph on tensorrt, its tensors marked as outputs, against the fp32 model, ")
+    emulated = Diagnosis(DiagnosisState.NOT_LOCATED, "fp16", reason="r").lines()
+    assert emulated[0].startswith("diagnosis (fp16 graph emulated on onnxruntime's CPU provider against the fp32 model, ")
+
+
+def test_the_search_reads_the_graph_as_built_where_the_backend_can(tmp_path):
+    """Where the test's backend reads its own intermediate tensors (TensorRT), the origin is found
+    in the converted graph as that backend computed it, and the diagnosis says where it read."""
+    import types
+
+    import onnxruntime as ort
+
+    from pytest_trt.arguments import Precision
+    from pytest_trt.judge.precision_fix import Diagnoser, _Search
+
+    model = written_out_layer_norm_model(tmp_path / "ln.onnx")
+    converted = apply_precision(model, "fp16", tmp_path)
+    emulated = apply_precision(model, "fp16", tmp_path, emulate=True)
+    feed = {"x": np.random.default_rng(0).uniform(-600, 600, (4, 64)).astype(np.float32)}
+    engine = types.SimpleNamespace(
+        precision=Precision.FP16, backend="tensorrt", model=types.SimpleNamespace(path=model),
+        converted=types.SimpleNamespace(path=converted), build=types.SimpleNamespace(option_map={}),
+    )
+    read_from: list[str] = []
+
+    def reader(built):
+        read_from.append(str(built.converted.path))
+
+        def read(names, given):
+            session = error_origin._session(ort, error_origin._with_outputs(error_origin.onnx.load(str(emulated)), list(names), {}))
+            return dict(zip(names, session.run(list(names), dict(given)), strict=True))
+
+        return read
+
+    diagnoser = Diagnoser(rebuild=lambda e, nodes: e, workdir=lambda: tmp_path, cap_s=60, reader=reader)
+    search = _Search(engine, feed, diagnoser, deadline=float("inf"), user_nodes=())
+    origin = search.origin(engine)
+    assert origin is not None and origin.node == "ln_pow"
+    assert read_from == [str(converted)] and search.read_on == "tensorrt"

@@ -120,6 +120,21 @@ def test_build_load_infer_round_trip(mlp) -> None:
     runner.close()
 
 
+def test_intermediate_tensors_come_from_an_engine_built_with_them_marked_as_outputs(tmp_path) -> None:
+    from onnx_builders import written_out_layer_norm_model
+
+    model = load_model(written_out_layer_norm_model(tmp_path / "ln.onnx"))
+    b = backend()
+    build = spec(model, shapes={"x": (4, 64)})
+    plan = plan_of(b.build(model, build, marked=["squared", "variance", "y", "not_a_tensor"]))
+    # Marked once each, after the model's own output; a name the network lacks is not there.
+    assert [o["name"] for o in plan["outputs"]] == ["y", "squared", "variance"]
+    read = b.intermediate_tensors(model, build, {"x": np.full((4, 64), 2.0, np.float32)}, ["squared", "variance", "nope"])
+    assert sorted(read) == ["squared", "variance"]
+    assert read["squared"].shape == (4, 64) and read["variance"].shape == (4, 1)
+    assert [o["name"] for o in plan_of(b.build(model, build))["outputs"]] == ["y"]  # nothing marked by default
+
+
 def test_serialized_plan_survives_a_trip_through_the_cache(tmp_path, mlp) -> None:
     b = backend()
     built = b.build(mlp, spec(mlp, shapes={"x": (2, 256)}))
@@ -424,3 +439,11 @@ def test_device_memory_is_the_engines_activations_and_the_runners_buffers(mlp) -
     # device_memory_size_v2 (4096 in the double) + x (2x256 fp32) + y (2x10 fp32)
     assert runner.device_memory() == 4096 + 2 * 256 * 4 + 2 * 10 * 4
     runner.close()
+
+
+def test_only_tensorrt_reads_its_own_intermediate_tensors() -> None:
+    from pytest_trt.backends.base import ReadsIntermediates
+    from pytest_trt.backends.onnxruntime import OnnxRuntimeBackend
+
+    assert isinstance(backend(), ReadsIntermediates)
+    assert not isinstance(OnnxRuntimeBackend(), ReadsIntermediates)  # the diagnosis emulates its graph

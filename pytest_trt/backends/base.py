@@ -8,8 +8,8 @@ The registry that names backends is ``pytest_trt.backends``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pytest_trt.errors import BackendError, BackendUnavailable, InferenceError
 from pytest_trt.types import Artifact, Availability, HostCall, IterationTimes, TensorSpec
@@ -87,3 +87,17 @@ class Backend(Protocol):
     def build(self, model: LoadedModel, build: BuildSpec) -> Artifact: ...
 
     def load(self, artifact: Artifact, model: LoadedModel, build: BuildSpec) -> Runner: ...
+
+
+@runtime_checkable
+class ReadsIntermediates(Protocol):
+    """A backend that returns a model's intermediate tensors as its own engine computes them
+    (TensorRT: the tensors marked as network outputs at build)."""
+
+    def intermediate_tensors(
+        self, model: LoadedModel, build: BuildSpec, feed: Mapping[str, np.ndarray], names: Sequence[str]
+    ) -> dict[str, np.ndarray]: ...
+
+
+# (tensor names, feed) -> the tensors of a built model that were found, by name.
+TensorReader = Callable[[Sequence[str], Mapping[str, "np.ndarray"]], dict[str, "np.ndarray"]]

@@ -7,7 +7,7 @@ logic lives elsewhere: precision transform (prepare/precision.py), cache, statis
 
 TensorRT objects are held only in variables named after their class (``builder``, ``network``,
 ``config``, ``parser``, ``error``, ``profile``, ``runtime``, ``engine``, ``context``, ``inspector``,
-``cache``, ``plan``; ``self._engine`` etc.), and the module only as ``trt``: the contract test
+``cache``, ``plan``, ``trt_layer``, ``tensor``; ``self._engine`` etc.), and the module only as ``trt``: the contract test
 (tests/contract/) reads this file's syntax tree, finds every TensorRT name and call arity through
 those variables, and checks each against the real 11.x API. What that proves and what it does not
 is in docs/tensorrt.md: the builder path has never run against a real libnvinfer.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -152,7 +152,8 @@ class TensorRTBackend:
 
     # -- build -------------------------------------------------------------------------------
 
-    def build(self, model: LoadedModel, build: BuildSpec) -> Artifact:
+    def build(self, model: LoadedModel, build: BuildSpec, *, marked: Sequence[str] = ()) -> Artifact:
+        """The serialized engine; ``marked``: tensors of the network to make outputs as well."""
         self._check_build_request(model, build)
         options = build.option_map
         profiles = optimization_profiles(model, build)
@@ -165,6 +166,7 @@ class TensorRTBackend:
         network_typing = _network_typing(trt, tuple(options.get("builder_flags", ())))
         builder = trt.Builder(logger)
         network = _parsed_network(trt, builder, logger, model, network_typing)
+        _mark_outputs(network, marked)
         config = builder.create_builder_config()
         flag_names = _configure(trt, config, build, level)
         _add_profiles(builder, config, logger, profiles)
@@ -195,6 +197,19 @@ class TensorRTBackend:
         }
         metadata.update(self._inspect(trt, logger, data, metadata["version_compatible"]))
         return Artifact(data=data, metadata=metadata)
+
+    def intermediate_tensors(
+        self, model: LoadedModel, build: BuildSpec, feed: Mapping[str, np.ndarray], names: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """The tensors ``names`` of ``model``'s network as one run on ``feed`` computes them, read
+        from an engine built with them marked as outputs (a marked tensor is kept, not fused
+        away: Polygraphy's ``--trt-outputs``); names the parsed network lacks are left out."""
+        runner = self.load(self.build(model, build, marked=names), model, build)
+        try:
+            outputs = runner.infer(feed)
+        finally:
+            runner.close()
+        return {name: outputs[name] for name in names if name in outputs}
 
     def _check_build_request(self, model: LoadedModel, build: BuildSpec) -> None:
         """Builds this runtime or this model cannot have, refused before TensorRT is touched."""
@@ -536,6 +551,17 @@ def _parsed_network(
         listing = "\n  ".join(problems) or logger._errors() or "no parser error recorded"
         raise BackendError(f"TensorRT could not parse {model.path}:\n  {listing}")
     return network
+
+
+def _mark_outputs(network: Any, names: Sequence[str]) -> None:
+    """Make the layer outputs named ``names`` network outputs as well."""
+    wanted = set(names)
+    for index in range(network.num_layers):
+        trt_layer = network.get_layer(index)
+        for position in range(trt_layer.num_outputs):
+            tensor = trt_layer.get_output(position)
+            if tensor.name in wanted and not tensor.is_network_output:
+                network.mark_output(tensor)
 
 
 def _configure(trt: ModuleType, config: Any, build: BuildSpec, level: str) -> list[str]:

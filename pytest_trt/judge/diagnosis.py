@@ -62,11 +62,15 @@ class Diagnosis:
     tried: tuple[tuple[str, ...], ...] = ()  # the nodes added at each rebuild
     seconds: float = 0.0
     reason: str = ""  # why the search stopped without a fix
+    read_on: str = ""  # the backend whose engine computed the converted graph's tensors ("": onnxruntime's CPU)
 
     def lines(self) -> list[str]:
-        graph = "Q/DQ graph" if self.precision in ("int8", "fp8") else "graph emulated"
-        head = (f"diagnosis ({self.precision} {graph} on onnxruntime's CPU provider against the fp32 model, "
-                f"{self.seconds:.1f} s):")
+        if self.read_on:
+            graph = f"graph on {self.read_on}, its tensors marked as outputs,"
+        else:
+            graph = "Q/DQ graph" if self.precision in ("int8", "fp8") else "graph emulated"
+            graph += " on onnxruntime's CPU provider"
+        head = f"diagnosis ({self.precision} {graph} against the fp32 model, {self.seconds:.1f} s):"
         if self.state is DiagnosisState.FAILED:
             return [head, f"  the diagnosis failed: {self.reason}"]
         if self.origin is None:

@@ -1,12 +1,14 @@
 """Where a reduced-precision model's error starts: its intermediate tensors against the fp32
 model's, on the same feed, in topological order.
 
-Both graphs run on onnxruntime's CPU provider with graph optimizations off (every node keeps its
-output). The converted graph is its emulation (prepare/precision.py, ``emulate=True``): fp32
-kernels with every fp16/bf16-stored tensor rounded, under the original tensor names, so the
-two graphs share names and onnxruntime's CPU kernels stand for what the backend computes in
-reduced precision. Intermediate tensors are read in chunks of ``CHUNK`` outputs per session run
-and reduced to a few numbers at once, so a big model's activations are never all held.
+The fp32 model runs on onnxruntime's CPU provider with graph optimizations off (every node keeps
+its output). The converted graph's tensors come from the test's own backend where it can read
+them (``read``: TensorRT, with them marked as network outputs); else the converted graph runs
+there too, as its emulation (prepare/precision.py, ``emulate=True``): fp32 kernels with every
+fp16/bf16-stored tensor rounded, under the original tensor names, so the two graphs share names
+and onnxruntime's CPU kernels stand for what the backend computes in reduced precision.
+Intermediate tensors are read in chunks of ``CHUNK`` per run and reduced to a few numbers at
+once, so a big model's activations are never all held.
 
 A node introduces error where its output's relative error exceeds ``floor`` and ``FACTOR``
 times the largest relative error of its inputs, or where its output is non-finite while the
@@ -16,7 +18,7 @@ reference's is finite and its inputs' are not: that error is its own, not inheri
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,9 +100,12 @@ def locate(
     feed: Mapping[str, np.ndarray],
     floor: float,
     deadline: float = float("inf"),
+    read: Callable[[list[str]], Mapping[str, np.ndarray]] | None = None,
 ) -> ErrorOrigin | None:
     """The first node (topological order) that introduces error, or None: none does, or the
-    ``deadline`` (``time.monotonic()``) passed first."""
+    ``deadline`` (``time.monotonic()``) passed first. ``read``: the converted graph's tensors by
+    name as the test's backend computes them (a tensor it lacks is not judged); by default the
+    converted graph runs on onnxruntime's CPU provider."""
     import onnxruntime as ort
 
     reference = onnx.load(str(reference_path))
@@ -113,11 +118,17 @@ def locate(
         chunk = candidates[start : start + CHUNK]
         names = list(dict.fromkeys(c.output for c in chunk))
         expected = _session(ort, _with_outputs(reference, names, types)).run(names, dict(feed))
-        actual = _session(ort, _with_outputs(converted, names, {})).run(names, dict(feed))
-        for name, want, got in zip(names, expected, actual, strict=True):
-            errors[name] = tensor_error(got, want)
+        if read is None:
+            actual = dict(zip(names, _session(ort, _with_outputs(converted, names, {})).run(names, dict(feed)), strict=True))
+        else:
+            actual = dict(read(names))
+        for name, want in zip(names, expected, strict=True):
+            if name in actual:
+                errors[name] = tensor_error(actual[name], want)
         del expected, actual
         for candidate in chunk:
+            if candidate.output not in errors:
+                continue
             origin = _introduced(candidate, errors, floor)
             if origin is not None:
                 return origin

@@ -27,6 +27,7 @@ from pytest_trt.judge.diagnosis import Diagnosis, DiagnosisState, ErrorOrigin
 from pytest_trt.specs import AccuracySpec, ModelSpec
 
 if TYPE_CHECKING:
+    from pytest_trt.backends.base import TensorReader
     from pytest_trt.prepare.engines import Engine
 
 DIAGNOSED_PRECISIONS = (Precision.FP16, Precision.BF16, Precision.INT8)
@@ -48,6 +49,8 @@ class Diagnoser:
     workdir: Callable[[], Path]
     cap_s: float
     discard: Callable[[Engine], None] = lambda engine: None  # closes a rebuilt engine once judged
+    # How an engine's own backend reads its converted graph's tensors (None: it cannot).
+    reader: Callable[[Engine], TensorReader | None] = lambda engine: None
 
 
 def with_kept_nodes(spec: ModelSpec, nodes: tuple[str, ...]) -> ModelSpec:
@@ -75,6 +78,7 @@ class _Search:
     user_nodes: tuple[str, ...]
     added: list[str] = dataclasses.field(default_factory=list)
     tried: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
+    read_on: str = ""  # the backend that computed the converted tensors, where it could
 
     @property
     def kept(self) -> tuple[str, ...]:
@@ -86,6 +90,12 @@ class _Search:
         floor = FLOORS[engine.precision]
         if engine.precision not in CONVERTED_PRECISIONS:  # INT8: the calibrated Q/DQ model itself
             return error_origin.locate(engine.model.path, current.converted.path, self.feed, floor, self.deadline)
+        reader = self.diagnoser.reader(current)
+        if reader is not None:  # the graph as built, its tensors as the test's backend computes them
+            feed = self.feed
+            self.read_on = current.backend
+            return error_origin.locate(engine.model.path, current.converted.path, feed, floor, self.deadline,
+                                       read=lambda names: reader(names, feed))
         from pytest_trt.prepare.precision import apply_precision
 
         emulated = apply_precision(
@@ -142,7 +152,7 @@ def diagnose(
     def ended(state: DiagnosisState, reason: str = "", origin: ErrorOrigin | None = first) -> Diagnosis:
         kept = search.kept if state is DiagnosisState.FIXED else ()
         return Diagnosis(state, engine.precision.value, origin, kept, tuple(search.tried),
-                         time.monotonic() - started, reason)
+                         time.monotonic() - started, reason, search.read_on)
 
     if first is None:
         spent = time.monotonic() > search.deadline

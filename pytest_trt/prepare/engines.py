@@ -19,7 +19,7 @@ import numpy as np
 
 from pytest_trt import backends
 from pytest_trt.arguments import CalibrationMethod, Precision
-from pytest_trt.backends.base import Backend, Runner
+from pytest_trt.backends.base import Backend, ReadsIntermediates, Runner, TensorReader
 from pytest_trt.backends.profiles import check_profiles
 from pytest_trt.errors import BackendError, ModelError, PrecisionError, PytestTrtError
 from pytest_trt.model import LoadedModel, Shape, load_model
@@ -85,6 +85,15 @@ class EngineFactory:
             if entry is engine._entry:
                 del self._engines[key]
                 entry.runner.close()
+
+    def tensor_reader(self, engine: Engine) -> TensorReader | None:
+        """How ``engine``'s backend reads the intermediate tensors of the model it built, or None
+        where it cannot (the diagnosis then emulates the graph on onnxruntime's CPU provider)."""
+        backend = self._backend_for(engine.backend)
+        if not isinstance(backend, ReadsIntermediates):
+            return None
+        entry = engine._entry
+        return lambda names, feed: backend.intermediate_tensors(entry.built_from, entry.build, feed, names)
 
     def workdir(self) -> Path:
         """A private folder for this process's converted models, removed at the end (or by a

@@ -306,6 +306,7 @@ class RunState:
             workdir=engines.workdir,
             cap_s=cap,
             discard=engines.discard,
+            reader=engines.tensor_reader,
         )
 
     def setup_failed(self, nodeid: str, path: Path, spec: ModelSpec, problem: str, step: SetupStep | None) -> None:

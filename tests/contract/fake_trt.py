@@ -143,11 +143,48 @@ class ParserError:
         return self._op
 
 
+class ITensor:
+    def __init__(self, network: INetworkDefinition, described: dict[str, Any]) -> None:
+        self._network = network
+        self._described = described
+
+    @property
+    def name(self) -> str:
+        return str(self._described["name"])
+
+    @property
+    def is_network_output(self) -> bool:
+        return any(o["name"] == self.name for o in self._network._outputs)
+
+
+class ILayer:
+    def __init__(self, outputs: list[ITensor]) -> None:
+        self._outputs = outputs
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self._outputs)
+
+    def get_output(self, index: int) -> ITensor:
+        return self._outputs[index]
+
+
 class INetworkDefinition:
     def __init__(self, flags: int) -> None:
         self._flags = flags
         self._inputs: list[dict[str, Any]] = []
         self._outputs: list[dict[str, Any]] = []
+        self._layers: list[ILayer] = []
+
+    @property
+    def num_layers(self) -> int:
+        return len(self._layers)
+
+    def get_layer(self, index: int) -> ILayer:
+        return self._layers[index]
+
+    def mark_output(self, tensor: ITensor) -> None:
+        self._outputs.append(tensor._described)
 
 
 class OnnxParser:
@@ -176,7 +213,16 @@ class OnnxParser:
 
         self._network._inputs = [describe(v) for v in graph.input if v.name not in initializers]
         self._network._outputs = [describe(v) for v in graph.output]
-        return not self._errors
+        if self._errors:
+            return False
+        # One layer per node; its outputs typed and shaped as ONNX shape inference finds them.
+        inferred = onnx.shape_inference.infer_shapes(onnx.load(model, load_external_data=False)).graph
+        known = {v.name: v for v in [*inferred.value_info, *inferred.output] if v.type.tensor_type.elem_type in _ONNX_TYPES}
+        self._network._layers = [
+            ILayer([ITensor(self._network, describe(known[out])) for out in node.output if out in known])
+            for node in graph.node
+        ]
+        return True
 
 
 class IOptimizationProfile:

@@ -35,7 +35,7 @@ NON_TRT = {
     "extra_flags", "flag_names", "network_flags", "name", "triple", "low", "opt", "high", "s",
     "spec.name", "self._cuda", "self._stream", "self._bindings", "self._timing_cache",
     "self._progress", "self._availability", "services", "made", "self._engine_cache", "self._parts",
-    "network_typing", "triples", "shapes", "bounds", "shape", "tensorrt_layers",
+    "network_typing", "triples", "shapes", "bounds", "shape", "tensorrt_layers", "runner",
 }
 
 
@@ -101,6 +101,14 @@ def test_the_walk_sees_the_build_and_run_calls(adapter_source) -> None:
         ("IExecutionContext", "execute_async_v3", "call"),
         ("IProgressMonitor", "phase_start", "override"),
         ("ILogger", "log", "override"),
+        # the diagnosis's marked outputs
+        ("INetworkDefinition", "num_layers", "get"),
+        ("INetworkDefinition", "get_layer", "call"),
+        ("ILayer", "num_outputs", "get"),
+        ("ILayer", "get_output", "call"),
+        ("ITensor", "name", "get"),
+        ("ITensor", "is_network_output", "get"),
+        ("INetworkDefinition", "mark_output", "call"),
     ]:
         assert expected in uses
 
@@ -126,6 +134,12 @@ def test_the_walk_sees_the_build_and_run_calls(adapter_source) -> None:
         ("trt.Runtime(logger)", "trt.Runtime(logger, 0)", "Runtime"),
         # an override that would never be called
         ("def phase_finish(self, phase_name: str)", "def phase_finish(self, phase_name: str, extra: int)", "phase_finish"),
+        # the diagnosis's marked outputs: misspelt, or a lost argument
+        ("network.mark_output(tensor)", "network.mark_outputs(tensor)", "mark_outputs"),
+        ("network.mark_output(tensor)", "network.mark_output()", "mark_output"),
+        ("trt_layer.get_output(position)", "trt_layer.get_outputs(position)", "get_outputs"),
+        ("range(trt_layer.num_outputs)", "range(trt_layer.num_output)", "num_output"),
+        ("tensor.is_network_output", "tensor.is_output", "is_output"),
         # writing a read-only property
         ("runtime.engine_host_code_allowed = version_compatible", "engine.num_io_tensors = 1", "num_io_tensors"),
     ],

@@ -32,6 +32,8 @@ RECEIVERS = {
     "trt": MODULE,
     "builder": "Builder",
     "network": "INetworkDefinition",
+    "trt_layer": "ILayer",
+    "tensor": "ITensor",
     "config": "IBuilderConfig",
     "parser": "OnnxParser",
     "error": "ParserError",
