@@ -76,6 +76,7 @@ class BackendInfo:
 
 _REGISTRY: dict[str, BackendInfo] = {}
 _LOADED = False
+_AT_START: set[str] = set()  # built in or from entry points: what a fresh interpreter knows too
 
 
 def register(info: BackendInfo) -> None:
@@ -97,7 +98,15 @@ def registered() -> dict[str, BackendInfo]:
         for info in _builtin():
             register(info)
         _load_entry_points()
+        _AT_START.update(_REGISTRY)
     return dict(_REGISTRY)
+
+
+def registered_at_start() -> frozenset[str]:
+    """The backends a fresh interpreter has as well: built in, or from installed entry points
+    (not those a conftest registers at run time)."""
+    registered()
+    return frozenset(_AT_START)
 
 
 def names() -> tuple[str, ...]:

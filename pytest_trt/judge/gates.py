@@ -23,7 +23,7 @@ from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput
 from pytest_trt.baselines.store import BaselineStore
 from pytest_trt.baselines.subject import TestSubject
-from pytest_trt.errors import InferenceError, PytestTrtError
+from pytest_trt.errors import BackendError, InferenceError, PytestTrtError
 from pytest_trt.judge import accuracy, divergence, layer_times
 from pytest_trt.judge import budgets as budget_rules
 from pytest_trt.judge.baseline_gate import (
@@ -55,6 +55,7 @@ from pytest_trt.prepare.progress import Phase, Progress
 from pytest_trt.specs import AccuracySpec, MeasureSettings, PerfBudget, Reference
 from pytest_trt.timing import measure
 from pytest_trt.timing.concurrent import measure_concurrent
+from pytest_trt.timing.fresh_process import ProcessPlace, measure_in_fresh_process
 from pytest_trt.timing.lock import LockWait
 from pytest_trt.timing.measure import PerfResult
 
@@ -75,6 +76,7 @@ class GateContext:
     lock_wait: LockWait = field(default_factory=LockWait)  # how a measurement waits for its device
     profile_layers: bool = False  # --trt-profile-layers: a profiling pass after every timed test
     diagnoser: Diagnoser | None = None  # --trt-diagnose: what an fp16/bf16 accuracy failure's diagnosis uses
+    processes: ProcessPlace = field(default_factory=ProcessPlace)  # --trt-fresh-processes
 
 
 @dataclass(frozen=True)
@@ -374,9 +376,28 @@ def check_baseline(
         settings = dataclasses.replace(settings, min_duration_ms=settings.min_duration_ms / 2)
 
     def remeasure() -> PerfResult:
-        """A measurement of a fresh session: the regression rule samples sessions, not one repeated."""
+        """A measurement of a fresh session (in a fresh process under --trt-fresh-processes=on,
+        where one can load the engine): the regression rule samples sessions, not one repeated."""
+        queries = engine.batch if batch is None else batch
+        job = engine.process_job(context.processes, feed, settings, queries, judged, context.lock_wait)
+        failed = ""
+        if job is not None:
+            subject = f"{context.subject.nodeid} on {engine.backend}, in a fresh process"
+            asked_s = (settings.warmup_ms + settings.min_duration_ms) / 1000
+            with context.progress.phase(Phase.REMEASURE, subject, expected_s=asked_s) as step:
+                try:
+                    result = measure_in_fresh_process(job)
+                except BackendError as exc:
+                    failed = str(exc)
+                else:
+                    step.detail = f"{result.iterations} iterations"
+                    step.waited_s = result.lock_wait_s
+                    return result
         with engine.fresh_runner() as runner:
-            return _measured(engine, feed, settings, judged, context, Phase.REMEASURE, runner, batch)
+            result = _measured(engine, feed, settings, judged, context, Phase.REMEASURE, runner, batch)
+        if failed:
+            return dataclasses.replace(result, warnings=[*result.warnings, f"measured in this process: {failed}"])
+        return result
 
     subject = context.subject
     if batch is not None:

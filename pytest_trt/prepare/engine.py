@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,12 @@ from pytest_trt.prepare.inputs import (
 from pytest_trt.prepare.model_steps import StepHow, StepProvenance
 from pytest_trt.specs import BuildSpec, ModelSpec
 from pytest_trt.specs.profiles import profile_index
-from pytest_trt.types import TensorSpec
+from pytest_trt.types import Artifact, TensorSpec
+
+if TYPE_CHECKING:
+    from pytest_trt.specs import MeasureSettings
+    from pytest_trt.timing.fresh_process import ProcessJob, ProcessPlace
+    from pytest_trt.timing.lock import LockWait
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class EngineEntry:
     # A new runner from the same artifact: each onnxruntime session (each TensorRT context) has a
     # speed of its own, so the regression rule samples sessions, not one session repeatedly.
     reload: Callable[[], Runner]
+    artifact: Artifact | None = None  # what ``reload`` loads, for a fresh process to load too
 
 
 class Engine:
@@ -123,6 +129,23 @@ class Engine:
             yield runner
         finally:
             runner.close()
+
+    def process_job(
+        self, place: ProcessPlace, feed: Mapping[str, np.ndarray], settings: MeasureSettings, batch: int,
+        percentiles: tuple[float, ...], lock: LockWait,
+    ) -> ProcessJob | None:
+        """A measurement of this engine for a fresh process to make, or None where one cannot
+        load it (a backend registered at run time, not by entry point, is not in the child)."""
+        from pytest_trt import backends
+        from pytest_trt.timing.fresh_process import ProcessJob
+
+        entry = self._entry
+        if entry.artifact is None or not place.enabled or entry.backend not in backends.registered_at_start():
+            return None
+        return ProcessJob(
+            entry.backend, place.settings, place.gpu, entry.artifact, entry.built_from, entry.build, dict(feed),
+            settings, batch, percentiles, lock.timeout_s, lock.notice_s,
+        )
 
     @property
     def build(self) -> BuildSpec:

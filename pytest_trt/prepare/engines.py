@@ -225,7 +225,7 @@ class EngineFactory:
         artifact = loaded[0]
         return EngineEntry(
             backend_name, runtime_version, model, built_from, build, runner, provenance,
-            reload=lambda: backend.load(artifact, built_from, build),
+            reload=lambda: backend.load(artifact, built_from, build), artifact=artifact,
         )
 
     def _transformed(self, model: LoadedModel, precision_name: Precision, transform: dict[str, Any]) -> LoadedModel:

@@ -150,6 +150,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--trt-profile-layers", "trt_profile_layers", Kind.BOOL,
            "after each timed test, time every layer in a separate profiling pass (also done on a "
            "missed budget, a confirmed regression and a baseline recording).", default=False),
+    Option("--trt-fresh-processes", "trt_fresh_processes", Kind.CHOICE,
+           "measure a baseline recording's further sessions, and the sessions that confirm a "
+           "regression, each in a fresh Python process: for models whose processes differ in speed.",
+           default="off", choices=lambda: ("on", "off")),
     Option("--trt-diagnose", "trt_diagnose", Kind.CHOICE,
            "on an fp16/bf16 accuracy failure, name the node where the error starts and search the "
            "keep_fp32_nodes that fixes it.", default="on", choices=lambda: ("on", "off")),
@@ -346,6 +350,7 @@ class Settings:
     save_failures: Path | None
     profile_layers: bool = False
     diagnose_s: float | None = 60.0  # the diagnosis's time cap; None: --trt-diagnose=off
+    fresh_processes: bool = False  # --trt-fresh-processes: sessions of recordings and confirmations in new processes
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -412,6 +417,7 @@ class Settings:
             save_failures=path("trt_save_failures"),
             profile_layers=value("trt_profile_layers"),
             diagnose_s=value("trt_diagnose_time") if value("trt_diagnose") == "on" else None,
+            fresh_processes=value("trt_fresh_processes") == "on",
         )
 
 

@@ -252,6 +252,7 @@ class RunState:
         from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject
         from pytest_trt.judge import gates as gate_rules
         from pytest_trt.judge.baseline_gate import BaselineMode, BaselinePolicy
+        from pytest_trt.timing.fresh_process import ProcessPlace, RuntimeSettings
         from pytest_trt.timing.lock import LockWait
 
         subject = TestSubject(
@@ -284,6 +285,9 @@ class RunState:
             diagnoser=self._diagnoser(),
             progress=self.progress,
             lock_wait=LockWait(timeout_s=settings.lock_timeout_s, notify=self._notify),
+            processes=ProcessPlace(
+                settings.fresh_processes, RuntimeSettings(settings.runtime, settings.cuda_api), self.gpu
+            ),
         )
         outcome = gate_rules.evaluate(gates, engine, context)
         outcome = dataclasses.replace(outcome, record=self._placed(outcome.record))
