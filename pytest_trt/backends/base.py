@@ -64,6 +64,12 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
+def device_memory(runner: Runner) -> int | None:
+    """The device memory a runner's engine and buffers take, where its backend can tell."""
+    tell = getattr(runner, "device_memory", None)
+    return int(tell()) if tell is not None else None
+
+
 class Backend(Protocol):
     """A runtime. Cheap to construct; nothing heavy is imported until a method needs it."""
 

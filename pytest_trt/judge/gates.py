@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pytest_trt import backends
-from pytest_trt.backends.base import Runner
+from pytest_trt.backends.base import Runner, device_memory
 from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput
 from pytest_trt.baselines.store import BaselineStore
@@ -278,22 +278,26 @@ def _measured(
     runner: Runner | None = None,
     batch: int | None = None,
 ) -> PerfResult:
-    asked_s = (settings.warmup_ms + settings.min_duration_ms) / 1000
-    subject = f"{context.subject.nodeid} on {engine.backend}"
-    with context.progress.phase(phase, subject, expected_s=asked_s) as step:
-        used = engine.runner if runner is None else runner
-        queries = engine.batch if batch is None else batch
+    used = engine.runner if runner is None else runner
+    queries = engine.batch if batch is None else batch
+
+    def measured() -> PerfResult:
         result = measure.measure(used, feed, settings, queries, percentiles=percentiles, lock_wait=context.lock_wait)
-        result = dataclasses.replace(result, device_memory=device_memory(used))
+        return dataclasses.replace(result, device_memory=device_memory(used))
+
+    return _progress_step(context, phase, f"{context.subject.nodeid} on {engine.backend}", settings, measured)
+
+
+def _progress_step(
+    context: GateContext, phase: Phase, subject: str, settings: MeasureSettings, run: Callable[[], PerfResult]
+) -> PerfResult:
+    """``run()`` as a step of the progress lines, which a measurement that runs long prints."""
+    asked_s = (settings.warmup_ms + settings.min_duration_ms) / 1000
+    with context.progress.phase(phase, subject, expected_s=asked_s) as step:
+        result = run()
         step.detail = f"{result.iterations} iterations"
         step.waited_s = result.lock_wait_s  # queued for the device: not part of the measurement
     return result
-
-
-def device_memory(runner: Runner) -> int | None:
-    """The device memory a runner's engine and buffers take, where its backend can tell."""
-    tell = getattr(runner, "device_memory", None)
-    return int(tell()) if tell is not None else None
 
 
 def _threads_advice(engine: Engine) -> bool:
@@ -383,16 +387,10 @@ def check_baseline(
         failed = ""
         if job is not None:
             subject = f"{context.subject.nodeid} on {engine.backend}, in a fresh process"
-            asked_s = (settings.warmup_ms + settings.min_duration_ms) / 1000
-            with context.progress.phase(Phase.REMEASURE, subject, expected_s=asked_s) as step:
-                try:
-                    result = measure_in_fresh_process(job)
-                except BackendError as exc:
-                    failed = str(exc)
-                else:
-                    step.detail = f"{result.iterations} iterations"
-                    step.waited_s = result.lock_wait_s
-                    return result
+            try:
+                return _progress_step(context, Phase.REMEASURE, subject, settings, lambda: measure_in_fresh_process(job))
+            except BackendError as exc:
+                failed = str(exc)
         with engine.fresh_runner() as runner:
             result = _measured(engine, feed, settings, judged, context, Phase.REMEASURE, runner, batch)
         if failed:

@@ -95,6 +95,7 @@ def measure_in_fresh_process(job: ProcessJob) -> PerfResult:
 
 def _run(job: ProcessJob) -> PerfResult:
     from pytest_trt import backends
+    from pytest_trt.backends.base import device_memory
     from pytest_trt.timing import measure
     from pytest_trt.timing.lock import LockWait
     from pytest_trt.types import BackendContext
@@ -104,8 +105,7 @@ def _run(job: ProcessJob) -> PerfResult:
     try:
         wait = LockWait(timeout_s=job.lock_timeout_s, notice_s=job.lock_notice_s)
         result = measure.measure(runner, job.feed, job.measure, job.batch, percentiles=job.percentiles, lock_wait=wait)
-        tell = getattr(runner, "device_memory", None)
-        return dataclasses.replace(result, device_memory=int(tell()) if tell is not None else None)
+        return dataclasses.replace(result, device_memory=device_memory(runner))
     finally:
         runner.close()
 
