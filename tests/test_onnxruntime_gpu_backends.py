@@ -17,7 +17,7 @@ from contract.fake_ort import CPU, CUDA, FakeOrt
 
 from pytest_trt.backends import onnxruntime_gpu as gpu
 from pytest_trt.backends.base import BackendError, BackendUnavailable
-from pytest_trt.backends.onnxruntime_cuda import OnnxRuntimeCudaBackend
+from pytest_trt.backends.onnxruntime_cuda import CONVERTED_FORM_FUSIONS_OFF, OnnxRuntimeCudaBackend
 from pytest_trt.backends.onnxruntime_tensorrt import (
     OnnxRuntimeTensorRTBackend,
     _pack,
@@ -177,7 +177,7 @@ def test_a_converted_form_is_optimized_without_the_layer_norm_fusion_that_mistyp
     runner = backend.load(backend.build(fp16_form, fp16), fp16_form, fp16)
     runner.close()
     built, opened = ort.sessions[-2:]
-    assert built.fusions_off == list(gpu.CONVERTED_FORM_FUSIONS_OFF) == ["LayerNormFusionL1"]
+    assert built.fusions_off == list(CONVERTED_FORM_FUSIONS_OFF) == ["LayerNormFusionL1"]
     assert opened.fusions_off == []  # opened with optimizations off
     assert backend.device_fingerprint(fp16)["fusions_off"] == ["LayerNormFusionL1"]
     backend.build(load_model(source), BuildSpec())

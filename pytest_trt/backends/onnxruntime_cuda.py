@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_trt.arguments import CONVERTED_PRECISIONS
 from pytest_trt.backends import onnxruntime_gpu as gpu
 from pytest_trt.backends.base import Artifact, Availability, BackendError
 from pytest_trt.backends.onnxruntime import graph_optimization_level
@@ -22,6 +23,16 @@ if TYPE_CHECKING:
     from pytest_trt.specs import BuildSpec
 
 PROVIDER_LIBRARY = "libonnxruntime_providers_cuda.so"
+
+# onnxruntime's level-1 LayerNorm fusion takes the Cast that a converted model's fp32 input goes
+# through (fp32 -> fp16) into the fused node, binding fp32 and fp16 to one type: the session does
+# not open. A plugin-made fp16/bf16 form is optimized with that one fusion off.
+CONVERTED_FORM_FUSIONS_OFF = ("LayerNormFusionL1",)
+
+
+def fusions_off(build: BuildSpec) -> tuple[str, ...]:
+    """The graph transformers not to run when optimizing ``build``'s model."""
+    return CONVERTED_FORM_FUSIONS_OFF if build.precision in CONVERTED_PRECISIONS else ()
 
 
 class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
@@ -55,7 +66,7 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
 
     def device_fingerprint(self, build: BuildSpec) -> dict[str, Any]:
         # Level "all" fuses nodes into kernels of the provider it ran with, on this GPU.
-        off = gpu.fusions_off(build)
+        off = fusions_off(build)
         return {**gpu.gpu_fingerprint(self._cuda_layer()), "provider": self.provider, **({"fusions_off": list(off)} if off else {})}
 
     # -- build and load ------------------------------------------------------------------------
@@ -69,7 +80,7 @@ class OnnxRuntimeCudaBackend(gpu.GpuProviderBackend):
             options.graph_optimization_level = ort_level
             options.optimized_model_filepath = str(optimized)
             providers = self._providers(build, None, cuda_graph=False)
-            session = gpu.open_session(ort, str(model.path), options, providers, fusions_off=gpu.fusions_off(build))
+            session = gpu.open_session(ort, str(model.path), options, providers, fusions_off=fusions_off(build))
             gpu.require_provider(session, self.provider, model.path)
             del session
             if not optimized.is_file():

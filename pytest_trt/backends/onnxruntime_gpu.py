@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from pytest_trt.arguments import CONVERTED_PRECISIONS
 from pytest_trt.backends.base import Availability, BackendError, BackendUnavailable, IterationTimes, TensorSpec
 from pytest_trt.backends.feeds import check_feed
 from pytest_trt.backends.layer_profile import PROFILE_RUNS, LayerProfile, profile_ort_session
@@ -224,17 +223,6 @@ def open_session(
         return ort.InferenceSession(source, sess_options=options, enable_fallback=0, **extra)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument/RuntimeError types
         raise BackendError(f"onnxruntime could not create a session: {exc}") from None
-
-
-# onnxruntime's level-1 LayerNorm fusion takes the Cast that a converted model's fp32 input goes
-# through (fp32 -> fp16) into the fused node, binding fp32 and fp16 to one type: the session does
-# not open. A plugin-made fp16/bf16 form is optimized with that one fusion off.
-CONVERTED_FORM_FUSIONS_OFF = ("LayerNormFusionL1",)
-
-
-def fusions_off(build: BuildSpec) -> tuple[str, ...]:
-    """The graph transformers not to run when optimizing ``build``'s model."""
-    return CONVERTED_FORM_FUSIONS_OFF if build.precision in CONVERTED_PRECISIONS else ()
 
 
 def require_provider(session: Any, provider: str, model_path: Path) -> None:
