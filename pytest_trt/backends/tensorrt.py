@@ -7,7 +7,7 @@ logic lives elsewhere: precision transform (prepare/precision.py), cache, statis
 
 TensorRT objects are held only in variables named after their class (``builder``, ``network``,
 ``config``, ``parser``, ``error``, ``profile``, ``runtime``, ``engine``, ``context``, ``inspector``,
-``cache``, ``plan``, ``trt_layer``, ``tensor``; ``self._engine`` etc.), and the module only as ``trt``: the contract test
+``cache``, ``plan``; ``self._engine`` etc.), and the module only as ``trt``: the contract test
 (tests/contract/) reads this file's syntax tree, finds every TensorRT name and call arity through
 those variables, and checks each against the real 11.x API. What that proves and what it does not
 is in docs/tensorrt.md: the builder path has never run against a real libnvinfer.
@@ -166,7 +166,7 @@ class TensorRTBackend:
         network_typing = _network_typing(trt, tuple(options.get("builder_flags", ())))
         builder = trt.Builder(logger)
         network = _parsed_network(trt, builder, logger, model, network_typing)
-        _mark_outputs(network, marked)
+        tensorrt_layers.mark_outputs(network, marked)
         config = builder.create_builder_config()
         flag_names = _configure(trt, config, build, level)
         _add_profiles(builder, config, logger, profiles)
@@ -201,9 +201,8 @@ class TensorRTBackend:
     def intermediate_tensors(
         self, model: LoadedModel, build: BuildSpec, feed: Mapping[str, np.ndarray], names: Sequence[str]
     ) -> dict[str, np.ndarray]:
-        """The tensors ``names`` of ``model``'s network as one run on ``feed`` computes them, read
-        from an engine built with them marked as outputs (a marked tensor is kept, not fused
-        away: Polygraphy's ``--trt-outputs``); names the parsed network lacks are left out."""
+        """The tensors ``names`` of ``model``'s network as one run on ``feed`` computes them, from an
+        engine built with them marked as outputs; names the parsed network lacks are left out."""
         runner = self.load(self.build(model, build, marked=names), model, build)
         try:
             outputs = runner.infer(feed)
@@ -551,17 +550,6 @@ def _parsed_network(
         listing = "\n  ".join(problems) or logger._errors() or "no parser error recorded"
         raise BackendError(f"TensorRT could not parse {model.path}:\n  {listing}")
     return network
-
-
-def _mark_outputs(network: Any, names: Sequence[str]) -> None:
-    """Make the layer outputs named ``names`` network outputs as well."""
-    wanted = set(names)
-    for index in range(network.num_layers):
-        trt_layer = network.get_layer(index)
-        for position in range(trt_layer.num_outputs):
-            tensor = trt_layer.get_output(position)
-            if tensor.name in wanted and not tensor.is_network_output:
-                network.mark_output(tensor)
 
 
 def _configure(trt: ModuleType, config: Any, build: BuildSpec, level: str) -> list[str]:

@@ -1,5 +1,6 @@
-"""TensorRT's per-layer times: an ``IProfiler`` on an execution context of its own, and the layers'
-types and IO shapes from the engine inspector's JSON.
+"""TensorRT's layers: their times, from an ``IProfiler`` on an execution context of its own, with
+their types and IO shapes from the engine inspector's JSON; and their outputs, marked as network
+outputs for the accuracy diagnosis (``mark_outputs``).
 
 The pass never touches the timed context: a second context of the same engine runs plain
 enqueues (no CUDA graph) on the runner's stream with ``enqueue_emits_profile`` off, and
@@ -15,7 +16,7 @@ stands for it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +24,18 @@ from pytest_trt.backends.base import BackendError
 from pytest_trt.backends.layer_profile import LayerProfile, LayerTime, from_times
 
 SOURCE = "TensorRT IProfiler"
+
+
+def mark_outputs(network: Any, names: Sequence[str]) -> None:
+    """Make the layer outputs named ``names`` network outputs as well: a marked tensor is kept, not
+    fused away, and the engine returns it (Polygraphy's ``--trt-outputs``)."""
+    wanted = set(names)
+    for index in range(network.num_layers):
+        trt_layer = network.get_layer(index)
+        for position in range(trt_layer.num_outputs):
+            tensor = trt_layer.get_output(position)
+            if tensor.name in wanted and not tensor.is_network_output:
+                network.mark_output(tensor)
 
 
 def _timer(trt: ModuleType) -> Any:
