@@ -50,10 +50,12 @@ if [ -z "${SKIP_TESTS:-}" ]; then
 fi
 
 left=$((budget - SECONDS))
+git_args=""
+command -v git > /dev/null || { git_args="--no-git"; echo "no git here: slowed models are compared with stored floors only"; }
 echo "bench: $gpus GPU(s), --time-limit $left s"
 for i in $(seq 0 $((gpus - 1))); do
   CUDA_VISIBLE_DEVICES=$i timeout $((left + 60)) "$py" bench/regression_processes.py --backend onnxruntime-cuda \
-    --trials "$trials" --slowed-trials "$slowed" --baselines 3 --seed "$i" $family_args \
+    --trials "$trials" --slowed-trials "$slowed" --baselines 3 --seed "$i" $family_args $git_args \
     --save "$out/regression_gpu_$i.jsonl" --workdir "/tmp/gpu-bench/work$i" --time-limit "$left" \
     > "$out/regression_gpu_$i.txt" 2>&1 &
 done

@@ -4,7 +4,9 @@ comparison is its own ``python -m pytest`` process.
 ``bench/regression_power.py`` measures many trials inside one process, which is fast but not
 what CI does: there each run is a fresh interpreter, a fresh onnxruntime session, another moment
 of the host and, on many-core hosts, another CPU (or a GPU that has gone back to its idle clock).
-This bench generates a small project, then
+This bench generates a small project, kept in git with every model committed as a user's
+project would be (``--no-git`` leaves it out: then no slowed model is timed beside the
+baseline's own), then
 
 0. the models, by ``--family``: ``cnn`` (the default on ``--backend onnxruntime``): the example
    CNN, batch 8, one onnxruntime thread, and copies of it slowed by a dead-end side branch from
@@ -41,6 +43,7 @@ import functools
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,6 +64,7 @@ NO_REPORT = "no-report"  # the process wrote no JSON report: its output is kept 
 MAX_FAILED_IN_A_ROW = 3  # then the bench stops: something is broken, not noisy
 
 CNN, MATMUL, MLP, REC = "cnn", "matmul", "mlp", "rec"
+COPY = "copy"  # the unchanged model in other bytes
 REC_WHEEL = "rapidocr-onnxruntime==1.4.4"  # ships PP-OCRv4 rec (10.9 MB) among its models
 REC_MEMBER = "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx"
 
@@ -177,12 +181,19 @@ def matmul_models(blocks: list[int], width: int) -> dict[str, Callable[[], Any]]
 
 
 def slowed_models(base: Callable[[], Any], sizes: list[int]) -> dict[str, Callable[[], Any]]:
-    """A model and copies slowed by bench/slowdown.py's side branch of each size (``s<size>``)."""
+    """A model and copies slowed by bench/slowdown.py's side branch of each size (``s<size>``);
+    size 0 is ``copy``: the same work in other bytes (a new doc string), so that the plugin sees a
+    changed model that is no slower (what an interleaved A/B must call unchanged)."""
     from slowdown import slowed
+
+    def copy() -> Any:
+        model = base()
+        model.doc_string = "an unchanged copy"
+        return model
 
     made: dict[str, Callable[[], Any]] = {SAME: base}
     for size in sizes:
-        made[f"s{size}"] = functools.partial(lambda n: slowed(base(), n), size)
+        made[f"s{size}" if size else COPY] = functools.partial(lambda n: slowed(base(), n), size) if size else copy
     return made
 
 
@@ -210,8 +221,10 @@ def rec_model(cache: Path) -> Any:
         return onnx.load_from_string(wheel.read(REC_MEMBER))
 
 
-def make_project(folder: Path, family: str, made: dict[str, Callable[[], Any]]) -> dict[str, Path]:
-    """The test project: models, the test file, its conftest; the model files by variant name."""
+def make_project(folder: Path, family: str, made: dict[str, Callable[[], Any]], git: bool = True) -> dict[str, Path]:
+    """The test project: models, the test file, its conftest; the model files by variant name.
+    With ``git``, a repository with every file committed, as a user's project is: a slowed model's
+    comparison can then time the baseline's model beside it (an interleaved A/B)."""
     (folder / "models").mkdir(parents=True, exist_ok=True)
     models = {name: folder / "models" / f"{name}.onnx" for name in made}
     for name, path in models.items():
@@ -222,6 +235,14 @@ def make_project(folder: Path, family: str, made: dict[str, Callable[[], Any]]) 
     (folder / "test_bench.py").write_text(TEST_FILES[family])
     (folder / "conftest.py").write_text(CONFTEST)
     (folder / "pytest.ini").write_text("[pytest]\n")
+    if git and not (folder / ".git").exists():
+        def run(*words: str) -> None:
+            subprocess.run(["git", *words], cwd=folder, check=True, capture_output=True)
+
+        run("init", "-q")
+        (folder / ".gitignore").write_text("*\n!models/\n!models/*.onnx\n!*.py\n!pytest.ini\n!.gitignore\n")
+        run("add", "-A")
+        run("-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", "models")
     return models
 
 
@@ -254,6 +275,8 @@ def run_pytest(folder: Path, model: Path, baseline_dir: Path, backend: str, extr
         "host_change": verdict.get("host_change"),
         "remeasured": bool(verdict.get("remeasured")),
         "doubt": verdict.get("doubt"),
+        "sessions": verdict.get("sessions"),  # each judged session's change
+        "ab_floors_ms": verdict.get("baseline_model_floors_ms") or None,  # the baseline's model timed beside it
         "note": test.get("baseline_note", ""),
         "floor_ms": min(samples) if samples else None,
         "probe_floor_ms": min(probes) if len(probes) >= 5 else None,
@@ -319,6 +342,11 @@ def table(rows: list[dict[str, Any]], command: str) -> list[str]:
     doubts = [r.get("doubt") or "not saved" for r in compares if r["status"] == "inconclusive"]
     if doubts:
         lines.append("inconclusive, by reason: " + ", ".join(f"{d} {doubts.count(d)}" for d in sorted(set(doubts))))
+    timed_beside = [r for r in compares if r.get("ab_floors_ms")]
+    if timed_beside:
+        lines.append("decided by an interleaved A/B against the baseline's model: " + ", ".join(
+            f"{v} {sum(r['variant'] == v for r in timed_beside)}" for v in variants
+            if any(r["variant"] == v for r in timed_beside)))
     recorded = [r["measure_s"] for r in rows if r["kind"] == "record" and r.get("measure_s") is not None]
     plain = [r["measure_s"] for r in compares if r["variant"] == SAME and r["status"] == "unchanged"
              and not r["remeasured"] and r.get("measure_s") is not None]
@@ -361,7 +389,7 @@ def main() -> None:
                         "backend), matmul (default on a GPU backend), mlp (the example MLP) or rec (PP-OCRv4 rec from "
                         "the rapidocr-onnxruntime wheel)")
     parser.add_argument("--sizes", default="", help="mlp, rec: slowed copies, bench/slowdown.py side-branch sizes "
-                        "(calibrate them with bench/slowdown.py MODEL)")
+                        "(calibrate them with bench/slowdown.py MODEL); 0 is an unchanged copy in other bytes")
     parser.add_argument("--load", type=int, default=0, help="CPU-spinning processes kept running beside the bench "
                         "(default 0: a quiet host; 2 loads a 2-core runner)")
     parser.add_argument("--load-while", choices=("all", "compare"), default="all",
@@ -380,6 +408,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="the generated project (default: next to --save, else temporary)")
     parser.add_argument("--time-limit", type=float, help="start no process after this many seconds (resume later)")
     parser.add_argument("--seed", type=int, default=0, help="shuffles the order of models within rounds")
+    parser.add_argument("--no-git", action="store_true", help="leave the project out of git, so no comparison can "
+                        "time the baseline's model beside the new one (the default commits every model)")
     parser.add_argument("--report-only", action="store_true", help="print the table of what --save holds")
     args = parser.parse_args()
     if args.trials < 0 or args.baselines < 1 or (args.slowed_trials or 0) < 0:
@@ -414,15 +444,18 @@ def main() -> None:
     if args.report_only:
         print("\n".join(table(rows, command)))
         return
+    if not args.no_git and shutil.which("git") is None:
+        parser.error("git is not on PATH: the project is kept in git so that a slowed model is timed beside the "
+                     "baseline's; pass --no-git to bench without that")
     extra = [*args.pytest_arg] + ([f"--trt-regression-threshold={args.threshold}"] if args.threshold else [])
     # A resumed run must measure as the saved one did, or its rows would mix two settings.
     settings = {"kind": "settings", "backend": args.backend, "family": family,
                 **({"widths": args.widths} if family == CNN else {"blocks": args.blocks, "width": args.matmul_width}
                    if family == MATMUL else {"sizes": args.sizes}),
                 "load": args.load, **({"load_while": args.load_while} if args.load_while != "all" else {}),
-                "pytest_args": extra, "baselines": args.baselines}
+                "pytest_args": extra, "baselines": args.baselines, "git": not args.no_git}
     saved = next((r for r in rows if r["kind"] == "settings"), None)
-    older = {"backend": "onnxruntime", "family": CNN, "load": 0}  # what files saved before these keys ran
+    older = {"backend": "onnxruntime", "family": CNN, "load": 0, "git": False}  # files saved before these keys
     if saved is not None and {k: saved.get(k, older.get(k)) for k in settings} != settings:
         parser.error(f"{args.save} was started with {saved}; resume it with the same --backend, --family, "
                      "--widths or --blocks, --baselines, --threshold and --pytest-arg, or save to another file")
@@ -446,7 +479,7 @@ def run_bench(args: argparse.Namespace, rows: list[dict[str, Any]], settings: di
               slowed_trials: int, command: str, start_load: Callable[[], None]) -> None:
     with tempfile.TemporaryDirectory(prefix="regression-processes-") as tmp:
         folder = args.workdir or (args.save.with_name(args.save.name + ".work") if args.save else Path(tmp))
-        models = make_project(folder, family, made)
+        models = make_project(folder, family, made, git=settings["git"])
         started = time.perf_counter()
 
         def out_of_time() -> bool:

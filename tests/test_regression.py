@@ -481,3 +481,23 @@ def test_the_floor_compared_is_the_stored_floor_not_the_rebuilt_samples_lowest()
     assert baseline_sample(entry.latency_ms).min() > 1.04
     verdict = assess(entry, Measurement(list(times)), threshold=0.03)
     assert verdict.change == 0.0 and verdict.status == "unchanged"
+
+
+def test_a_slowdown_within_the_recorded_sessions_spread_is_inconclusive_never_unchanged(monkeypatch, baseline):
+    monkeypatch.setattr(regression.time, "sleep", lambda _s: None)
+    spread = dataclasses.replace(baseline, session_floors_ms=[1.0, 1.05, 1.1])  # 9.5% apart
+    # +6% is beyond the 3% threshold, inside the 12.5% bound: two sessions read it, neither verdict holds.
+    verdict = decide(spread, sample(1.06, seed=1), Remeasure(sample(1.06, seed=2)), threshold=0.03)
+    assert verdict.status == "inconclusive" and verdict.doubt is Doubt.WITHIN_SPREAD
+    assert verdict.bound == pytest.approx(0.03 + 0.1 / 1.05) and verdict.ci_low > 0.03
+    assert "within the 9.5% the baseline's sessions varied" in verdict.message
+    # A fresh session at the baseline's speed, twice, calls it unchanged.
+    remeasure = Remeasure(sample(1.0, seed=2), sample(1.0, seed=3))
+    verdict = decide(spread, sample(1.06, seed=1), remeasure, threshold=0.03)
+    assert verdict.status == "unchanged" and remeasure.calls == 2
+    # Within the threshold itself the spread changes nothing: unchanged at once.
+    verdict = decide(spread, sample(1.02, seed=1), Remeasure(), threshold=0.03)
+    assert verdict.status == "unchanged" and not verdict.remeasured
+    # Without a recorded spread the bound is the threshold, and +6% is a regression.
+    verdict = decide(baseline, sample(1.06, seed=1), Remeasure(sample(1.06, seed=2)), threshold=0.03)
+    assert verdict.status == "regressed"

@@ -73,10 +73,13 @@ class ProbeSummary(SampleSummary):
 
 @dataclass(frozen=True)
 class EntryModel:
-    """The model as an entry names it: its file name and the hash of its content."""
+    """The model as an entry names it: its file name and the hash of its content; ``source``, its
+    path from the top of the git work tree where git tracked it when recorded (with the entry's
+    ``commit``, where the baseline's model can be read back for an interleaved A/B)."""
 
     file: str
     content_hash: str | None = None
+    source: str | None = field(default=None, metadata=_OMIT_IF_NONE)
 
 
 @dataclass(frozen=True)
@@ -223,10 +226,11 @@ def entry_from_measurement(
     *,
     session_floors_ms: Sequence[float] = (),
     recorded_busy: Sequence[str] = (),
+    model_source: str | None = None,
 ) -> BaselineEntry:
     """What is stored for one test. ``software`` adds facts the subject lacks (driver, CUDA);
     ``session_floors_ms`` the floors of the sessions it was recorded in; ``recorded_busy`` why the
-    host was busy while the kept one was timed."""
+    host was busy while the kept one was timed; ``model_source`` the model file's path in git."""
     subject, perf = measured.subject, measured.perf
     if perf is None or not perf.samples_ms:
         raise ValueError(f"{subject.nodeid}: no latency sample to record as a baseline")
@@ -243,7 +247,7 @@ def entry_from_measurement(
             for output, stats in measured.accuracy.items()
         },
         software={"backend": subject.backend, "runtime": subject.runtime_version, **(software or {})},
-        model=EntryModel(Path(subject.model.path).name, subject.model.content_hash),
+        model=EntryModel(Path(subject.model.path).name, subject.model.content_hash, model_source),
         build=BuildFacts(build.precision, {k: tuple(v) for k, v in build.shapes.items()}, to_data(build.options)),
         workload=timed_workload(measured),
         recorded_at=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),

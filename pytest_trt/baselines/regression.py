@@ -9,7 +9,9 @@ docs/regression.md says why each part is there; bench/regression_processes.py me
   TensorRT context) has a speed of its own, a few percent apart on a CPU, and keeps it while it
   runs. ``record`` measures fresh sessions and the entry keeps their floors; ``session_margin``
   (their spread) is added to the threshold, so a model whose sessions vary is gated no finer than
-  they allow; ``decide`` measures fresh sessions until two agree.
+  they allow; ``decide`` measures fresh sessions until two agree. A reading beyond the threshold
+  that only that spread keeps within the bound is INCONCLUSIVE (``Doubt.WITHIN_SPREAD``), never
+  unchanged: a slowdown of that size is there or not, and the gate cannot tell which.
 * The raw floor decides; the host-speed probe (host_probe.py) can only put a slower one in doubt.
   The host's speed is read at the probe's floor, as the model's is. Where both sides timed it and
   the probe reads the host slower beyond ``PROBE_NOISE``, a raw change beyond the bound that the
@@ -122,6 +124,8 @@ class RegressionVerdict:
     sessions: list[float] = field(default_factory=list)  # each judged session's change
     doubt: Doubt | None = None  # why the verdict is INCONCLUSIVE
     baseline_ms: float | None = None  # the baseline's compared statistic, for reports that draw it
+    # The floors of the baseline's own model, where it was timed beside the new one (interleaved.py).
+    baseline_model_floors_ms: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status.value}
@@ -182,6 +186,12 @@ class Doubt(str, Enum):
     BUSY = "busy"  # the CPUs were contended while it was timed
     SESSIONS_DISAGREE = "sessions-disagree"  # no two of the sessions measured gave the same verdict
     BASELINE_BUSY = "baseline-busy"  # the baseline was recorded on a contended host: it may read slow
+    # Slower beyond the threshold, but within the spread between the baseline's recorded sessions:
+    # a fresh session of an unchanged model reads as far, so neither verdict can be given.
+    WITHIN_SPREAD = "within-spread"
+
+
+SLOWER_DOUBTS = (Doubt.HOST_SPEED, Doubt.WITHIN_SPREAD)  # doubts of a reading slower than the threshold
 
 
 def session_margin(baseline: BaselineEntry) -> float:
@@ -222,8 +232,8 @@ def assess(
     reading = _host_reading(baseline, new, raw)
     sessions = session_margin(baseline)
     bound = threshold + sessions
-    status, doubt, host_doubt = _status(raw, reading, bound)
-    busy = _busy(new)
+    status, doubt, host_doubt = _status(raw, reading, threshold, bound)
+    busy = contended(new)
     if status is Verdict.REGRESSED and busy:
         status, doubt = Verdict.INCONCLUSIVE, Doubt.BUSY
     elif status is not Verdict.REGRESSED and baseline.recorded_busy:
@@ -235,6 +245,11 @@ def assess(
     message += ")" + reading.words()
     if doubt is Doubt.HOST_SPEED:
         message += host_doubt
+    if doubt is Doubt.WITHIN_SPREAD:
+        message += (
+            f"; a slowdown this size is within the {sessions * 100:.1f}% the baseline's sessions varied, so it is not "
+            "told from an unchanged model's"
+        )
     if doubt is Doubt.BUSY:
         message += f"; the host was busy while it was timed: {'; '.join(busy)}"
     if doubt is Doubt.BASELINE_BUSY:
@@ -258,22 +273,27 @@ def _stored(summary: SampleSummary, rebuilt: np.ndarray, percentile: float) -> f
     return float(stored) if stored is not None else float(np.percentile(rebuilt, percentile))
 
 
-def _status(raw: float, reading: _HostReading, bound: float) -> tuple[Verdict, Doubt | None, str]:
+def _status(raw: float, reading: _HostReading, threshold: float, bound: float) -> tuple[Verdict, Doubt | None, str]:
     """The verdict, why it is in doubt, and the words of a host-speed doubt ("" for none). The raw
     floors decide; the probe can only doubt. A slower floor on a host the probe reads slower, that
     the division by the host's speed brings within the bound (plus what the division may miss), is
-    in doubt; so is one that matches the slow state a mostly slow measurement ran in; an
-    improvement on a host the probe reads faster that the division takes back is unchanged. A
-    probe reading the host faster never makes a floor read slower."""
+    in doubt; so is one that matches the slow state a mostly slow measurement ran in; so is one
+    beyond the threshold that only the spread between the baseline's sessions keeps within the
+    bound (never unchanged: it may be a real slowdown). An improvement on a host the probe reads
+    faster that the division takes back is unchanged. A probe reading the host faster never makes
+    a floor read slower."""
     if raw > bound:
         words = reading.doubt(raw, bound)
         return (Verdict.INCONCLUSIVE, Doubt.HOST_SPEED, words) if words else (Verdict.REGRESSED, None, "")
+    if raw > threshold:
+        return Verdict.INCONCLUSIVE, Doubt.WITHIN_SPREAD, ""
     if raw < -bound and not (reading.faster and reading.change >= -(bound + reading.margin)):
         return Verdict.IMPROVED, None, ""
     return Verdict.UNCHANGED, None, ""
 
 
-def _busy(new: Timed) -> tuple[str, ...]:
+def contended(new: Timed) -> tuple[str, ...]:
+    """Why the host counted as busy while ``new`` was timed (empty: quiet, or not read)."""
     window = getattr(new, "contention", None)
     return window.reasons() if window is not None else ()
 
@@ -440,7 +460,7 @@ class Recording(Generic[TimedT]):
 
     @property
     def busy(self) -> tuple[str, ...]:
-        return _busy(self.kept)
+        return contended(self.kept)
 
     @property
     def note(self) -> str:
@@ -474,11 +494,11 @@ def record(
     baseline is never kept without one."""
     taken = [first]
     while _more_needed(taken, fastest_probe_ms):
-        if _busy(taken[-1]):
+        if contended(taken[-1]):
             wait_for_quiet(QUIET_WAIT_S)
         taken.append(remeasure())
     usual = at_usual_speed(taken, fastest_probe_ms)
-    used = [m for m in usual if not _busy(m)] or usual or taken
+    used = [m for m in usual if not contended(m)] or usual or taken
     kept = middle_recording(used)
     floors = floors_at_speed_of(kept, used if len(used) >= 2 else taken)
     return Recording(kept, len(used), len(taken), host_slow=not usual, floors_ms=floors)
@@ -487,7 +507,7 @@ def record(
 def _more_needed(taken: Sequence[Timed], fastest_probe_ms: float) -> bool:
     """Whether ``record`` measures another session."""
     usual = at_usual_speed(taken, fastest_probe_ms)
-    if len(taken) >= MAX_RECORDINGS or len([m for m in usual if not _busy(m)]) >= RECORDINGS:
+    if len(taken) >= MAX_RECORDINGS or len([m for m in usual if not contended(m)]) >= RECORDINGS:
         return False
     return not (len(usual) >= RECORDINGS and len(taken) >= RECORDINGS + BUSY_EXTRA_RECORDINGS)
 
@@ -519,7 +539,7 @@ def decide(
     while not _settled(verdicts) and len(verdicts) < MAX_SESSIONS:
         if verdicts[-1].doubt is Doubt.BUSY:
             wait_for_quiet(QUIET_WAIT_S)
-        elif verdicts[-1].status is Verdict.REGRESSED or verdicts[-1].doubt is Doubt.HOST_SPEED:
+        elif verdicts[-1].status is Verdict.REGRESSED or verdicts[-1].doubt in SLOWER_DOUBTS:
             time.sleep(CONFIRM_GAP_S)
         verdicts.append(assess(baseline, fresh_session(), threshold, percentile=percentile))
     return _combined(verdicts)

@@ -18,8 +18,17 @@ from pytest_trt.baselines.drift import judge as judge_history
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput, entry_from_measurement
 from pytest_trt.baselines.hardware import is_absolute_module
 from pytest_trt.baselines.history import HistoryPoint
+from pytest_trt.baselines.interleaved import decide_interleaved
 from pytest_trt.baselines.memory import MemoryChange, memory_change
-from pytest_trt.baselines.regression import RegressionVerdict, Verdict, decide, probe_floor_problem, record
+from pytest_trt.baselines.regression import (
+    Doubt,
+    RegressionVerdict,
+    Verdict,
+    assess,
+    decide,
+    probe_floor_problem,
+    record,
+)
 from pytest_trt.baselines.store import NOT_COMPARED, BaselineStore
 from pytest_trt.baselines.validation import BaselineEntryError
 from pytest_trt.errors import BaselineFileError
@@ -73,6 +82,20 @@ class BaselineOutcome:
         return bool(self.failures) and self.verdict is not None and self.verdict.status is Verdict.REGRESSED
 
 
+# Fresh sessions of the model a baseline entry was recorded from (read back from git), why there
+# are none, or None where the entry names no model file in git.
+BaselineModelSessions = Callable[[BaselineEntry], "Callable[[], PerfResult] | str | None"]
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """How a comparison measures more: fresh sessions of this test's engine, and of the
+    baseline's own model for an interleaved A/B."""
+
+    fresh: Callable[[], PerfResult]
+    baseline_model: BaselineModelSessions | None = None
+
+
 @dataclass(frozen=True)
 class BaselinePolicy:
     """How the session treats baselines; ``enforce`` False reports a regression without failing
@@ -107,6 +130,8 @@ def judge_baseline(
     software: Mapping[str, str] | None = None,
     failed_gates: Sequence[str] = (),
     memory_engine_own: bool = True,
+    model_source: str | None = None,
+    baseline_model: BaselineModelSessions | None = None,
 ) -> BaselineOutcome:
     """Compare ``measured.perf`` with the stored baseline, or make the entry to record.
 
@@ -116,7 +141,9 @@ def judge_baseline(
     measurement taken in a slow moment of the host. A test that failed its other gates
     (``failed_gates`` names them) records nothing: its numbers are those of a model that is
     wrong or over budget. ``memory_engine_own``: the device memory figure is the engine's own,
-    not the GPU's growth since the session opened (``MemoryChange.engine_own``).
+    not the GPU's growth since the session opened (``MemoryChange.engine_own``). ``model_source``:
+    the model file's path in git, for a recording to keep. ``baseline_model``: fresh sessions of
+    the model an entry was recorded from, for an interleaved A/B where the model changed since.
     """
     perf = measured.perf
     if policy.mode is BaselineMode.OFF or perf is None:
@@ -129,7 +156,7 @@ def judge_baseline(
             "after a space: write --trt-baseline-dir=PATH, with '=', or pass --rootdir"
         ),))
     if policy.update:
-        return _record(store, measured, perf, remeasure, policy, software, failed_gates)
+        return _record(store, measured, perf, remeasure, policy, software, failed_gates, model_source)
     try:
         entry = store.lookup(module, measured.subject.nodeid)
     except BaselineEntryError as exc:
@@ -142,7 +169,8 @@ def judge_baseline(
         )
     if entry is None:
         return _missing(store, policy)
-    return _compare(store, entry, measured, perf, remeasure, policy, software, memory_engine_own)
+    sessions = Sessions(remeasure, baseline_model)
+    return _compare(store, entry, measured, perf, sessions, policy, software, memory_engine_own)
 
 
 def _record(
@@ -153,6 +181,7 @@ def _record(
     policy: BaselinePolicy,
     software: Mapping[str, str] | None,
     failed_gates: Sequence[str],
+    model_source: str | None,
 ) -> BaselineOutcome:
     """--trt-update-baselines: the entry to stage, from the middle of the recordings."""
     if failed_gates:
@@ -162,7 +191,8 @@ def _record(
     recording = record(perf, remeasure, float("inf") if fastest is None else fastest)
     kept = dataclasses.replace(measured, perf=recording.kept)
     entry = entry_from_measurement(
-        kept, policy.commit, software, session_floors_ms=recording.floors_ms, recorded_busy=recording.busy
+        kept, policy.commit, software, session_floors_ms=recording.floors_ms, recorded_busy=recording.busy,
+        model_source=model_source,
     )
     entry = entry.with_history(store.earlier(measured.subject.module, measured.subject.nodeid), store.history_limit)
     series = tuple(entry.series())
@@ -195,7 +225,7 @@ def _compare(
     entry: BaselineEntry,
     measured: BaselineInput,
     perf: PerfResult,
-    remeasure: Callable[[], PerfResult],
+    sessions: Sessions,
     policy: BaselinePolicy,
     software: Mapping[str, str] | None,
     memory_engine_own: bool,
@@ -217,7 +247,7 @@ def _compare(
             "not compared: re-record it with --trt-update-baselines"
         ),))
     changed = "; ".join(changes(entry, measured, software))
-    verdict = decide(entry, perf, remeasure, policy.threshold)
+    verdict = _verdict(entry, measured, perf, sessions, policy.threshold)
     since = f" (changed since the baseline: {changed})" if changed else ""
     failures = ()
     warnings = [*accuracy_drift(entry, measured.accuracy), *_detectable(verdict, subject.backend)]
@@ -251,6 +281,28 @@ def _compare(
         baseline_layers=entry.layers,
         memory=memory,
     )
+
+
+def _verdict(
+    entry: BaselineEntry, measured: BaselineInput, perf: PerfResult, sessions: Sessions, threshold: float
+) -> RegressionVerdict:
+    """The stored baseline's verdict; where the model changed since it was recorded, an
+    interleaved A/B against the baseline's own model decides instead, where that model can be had
+    (the message says why not where it cannot). Even a first session that reads unchanged does not
+    settle a changed model: against a floor recorded while the host ran slow, a slower model reads
+    unchanged too."""
+    model = entry.model
+    few = assess(entry, perf, threshold).doubt is Doubt.FEW_SAMPLES
+    if few or model is None or model.content_hash == measured.subject.model.content_hash:
+        return decide(entry, perf, sessions.fresh, threshold)
+    timer = sessions.baseline_model(entry) if sessions.baseline_model is not None else None
+    if timer is None or isinstance(timer, str):
+        verdict = decide(entry, perf, sessions.fresh, threshold)
+        if timer is None:
+            return verdict
+        return dataclasses.replace(verdict, message=f"{verdict.message}; no A/B against the baseline's model: {timer}")
+    where = f"{model.source} at commit {(entry.commit or '')[:12]}"
+    return decide_interleaved(perf, sessions.fresh, timer, threshold, baseline_model=where)
 
 
 def _memory_regression(

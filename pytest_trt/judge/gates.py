@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from pytest_trt import backends
 from pytest_trt.backends.base import Runner, device_memory
 from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput
+from pytest_trt.baselines.git import tracked_path
 from pytest_trt.baselines.store import BaselineStore
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.errors import BackendError, InferenceError, PytestTrtError
@@ -48,6 +50,7 @@ from pytest_trt.judge.records import (
     TestStatus,
 )
 from pytest_trt.judge.sweep import SweepRun, judge_point, judge_streams, latency_label, within_latency
+from pytest_trt.prepare.baseline_model import BaselineModels
 from pytest_trt.prepare.engines import Engine
 from pytest_trt.prepare.inputs import describe_generated
 from pytest_trt.prepare.model_steps import StepHow
@@ -77,6 +80,9 @@ class GateContext:
     profile_layers: bool = False  # --trt-profile-layers: a profiling pass after every timed test
     diagnoser: Diagnoser | None = None  # --trt-diagnose: what an fp16/bf16 accuracy failure's diagnosis uses
     processes: ProcessPlace = field(default_factory=ProcessPlace)  # --trt-fresh-processes
+    # The engines of the models baselines were recorded from (read back from git): what an
+    # interleaved A/B times beside this test's engine. None: no A/B.
+    baseline_models: BaselineModels | None = None
 
 
 @dataclass(frozen=True)
@@ -379,24 +385,6 @@ def check_baseline(
         # A recording's further sessions only add their floors: half the timed window will do.
         settings = dataclasses.replace(settings, min_duration_ms=settings.min_duration_ms / 2)
 
-    def remeasure() -> PerfResult:
-        """A measurement of a fresh session (in a fresh process under --trt-fresh-processes=on,
-        where one can load the engine): the regression rule samples sessions, not one repeated."""
-        queries = engine.batch if batch is None else batch
-        job = engine.process_job(context.processes, feed, settings, queries, judged, context.lock_wait)
-        failed = ""
-        if job is not None:
-            subject = f"{context.subject.nodeid} on {engine.backend}, in a fresh process"
-            try:
-                return _progress_step(context, Phase.REMEASURE, subject, settings, lambda: measure_in_fresh_process(job))
-            except BackendError as exc:
-                failed = str(exc)
-        with engine.fresh_runner() as runner:
-            result = _measured(engine, feed, settings, judged, context, Phase.REMEASURE, runner, batch)
-        if failed:
-            return dataclasses.replace(result, warnings=[*result.warnings, f"measured in this process: {failed}"])
-        return result
-
     subject = context.subject
     if batch is not None:
         subject = dataclasses.replace(
@@ -405,9 +393,66 @@ def check_baseline(
     measured = BaselineInput(subject, perf=first, accuracy=accuracy_stats(result))
     store, software = context.baseline_store()
     engine_own = not getattr(engine.runner, "device_memory_since_open", False)
-    return judge_baseline(
-        store, measured, remeasure, policy, software=software, failed_gates=failed_gates, memory_engine_own=engine_own
-    )
+    source = tracked_path(engine.model.path) if policy.update and engine.spec.torch is None else None
+    sessions = _FreshSessions(engine, context, feed, settings, judged, batch)
+    try:
+        return judge_baseline(
+            store, measured, functools.partial(sessions.measure, engine), policy, software=software,
+            failed_gates=failed_gates, memory_engine_own=engine_own, model_source=source,
+            baseline_model=sessions.of_baseline_model,
+        )
+    finally:
+        sessions.release()
+
+
+@dataclass(frozen=True)
+class _FreshSessions:
+    """Fresh sessions measured for a baseline: of the test's engine, or of the model a baseline
+    was recorded from (an interleaved A/B), each as the test's own measurement was taken."""
+
+    engine: Engine
+    context: GateContext
+    feed: dict[str, np.ndarray]
+    settings: MeasureSettings
+    judged: tuple[float, ...]
+    batch: int | None
+    made: list[Engine] = field(default_factory=list)  # baseline models' engines, closed by release()
+
+    def measure(self, of: Engine) -> PerfResult:
+        """A measurement of a fresh session of ``of`` (in a fresh process under
+        --trt-fresh-processes=on, where one can load the engine): the regression rule samples
+        sessions, not one repeated."""
+        context, settings = self.context, self.settings
+        queries = of.batch if self.batch is None else self.batch
+        job = of.process_job(context.processes, self.feed, settings, queries, self.judged, context.lock_wait)
+        failed = ""
+        if job is not None:
+            subject = f"{context.subject.nodeid} on {of.backend}, in a fresh process"
+            try:
+                return _progress_step(context, Phase.REMEASURE, subject, settings, lambda: measure_in_fresh_process(job))
+            except BackendError as exc:
+                failed = str(exc)
+        with of.fresh_runner() as runner:
+            result = _measured(of, self.feed, settings, self.judged, context, Phase.REMEASURE, runner, self.batch)
+        if failed:
+            return dataclasses.replace(result, warnings=[*result.warnings, f"measured in this process: {failed}"])
+        return result
+
+    def of_baseline_model(self, entry: BaselineEntry) -> Callable[[], PerfResult] | str | None:
+        """Fresh sessions of the model ``entry`` was recorded from, why there are none, or None
+        where the entry names no model in git."""
+        models = self.context.baseline_models
+        made = models.engine(self.engine, entry) if models is not None else None
+        if made is None or isinstance(made, str):
+            return made
+        self.made.append(made)
+        return functools.partial(self.measure, made)
+
+    def release(self) -> None:
+        models = self.context.baseline_models
+        for made in self.made:
+            if models is not None:
+                models.release(made)
 
 
 # ---- batch_sizes=: one engine measured at each batch size -----------------------------------

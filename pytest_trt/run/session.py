@@ -252,6 +252,7 @@ class RunState:
         from pytest_trt.baselines.subject import BuildFacts, ModelRef, TestSubject
         from pytest_trt.judge import gates as gate_rules
         from pytest_trt.judge.baseline_gate import BaselineMode, BaselinePolicy
+        from pytest_trt.prepare.baseline_model import BaselineModels
         from pytest_trt.timing.fresh_process import ProcessPlace, RuntimeSettings
         from pytest_trt.timing.lock import LockWait
 
@@ -288,6 +289,7 @@ class RunState:
             processes=ProcessPlace(
                 settings.fresh_processes, RuntimeSettings(settings.runtime, settings.cuda_api), self.gpu
             ),
+            baseline_models=BaselineModels(self.engines),
         )
         outcome = gate_rules.evaluate(gates, engine, context)
         outcome = dataclasses.replace(outcome, record=self._placed(outcome.record))
