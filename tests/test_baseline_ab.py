@@ -147,3 +147,28 @@ def test_a_changed_model_that_reads_unchanged_is_timed_beside_the_baseline_s_mod
     result.assert_outcomes(passed=2)
     verdict = tests["test_perf.py::test_a"]["regression"]
     assert verdict["status"] == "unchanged" and len(verdict["baseline_model_floors_ms"]) == 3
+
+
+def test_a_baseline_model_that_cannot_be_built_leaves_the_stored_floor_to_decide(
+    trt_pytester, repository, quiet_host, monkeypatch
+):
+    from pytest_trt.errors import BackendError
+    from pytest_trt.prepare.engines import EngineFactory
+
+    build = EngineFactory.engine
+
+    def failing(self, spec, backend_name):
+        if spec.path is not None and "baseline-models" in spec.path.parts:
+            raise BackendError("no room on the device")
+        return build(self, spec, backend_name)
+
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=2)
+    monkeypatch.setattr(EngineFactory, "engine", failing)
+    (repository / "mlp.onnx").write_bytes(slower_mlp().SerializeToString())
+    result, tests = report(trt_pytester)
+    result.assert_outcomes(failed=2)
+    verdict = tests["test_perf.py::test_a"]["regression"]
+    assert verdict["status"] == "regressed" and verdict["baseline_model_floors_ms"] == []
+    assert "; no A/B against the baseline's model: the baseline's model could not be built: no room on the device" in (
+        verdict["message"]
+    )
