@@ -193,7 +193,10 @@ def slowed_models(base: Callable[[], Any], sizes: list[int]) -> dict[str, Callab
 
     made: dict[str, Callable[[], Any]] = {SAME: base}
     for size in sizes:
-        made[f"s{size}" if size else COPY] = functools.partial(lambda n: slowed(base(), n), size) if size else copy
+        if size:
+            made[f"s{size}"] = functools.partial(lambda n: slowed(base(), n), size)
+        else:
+            made[COPY] = copy
     return made
 
 

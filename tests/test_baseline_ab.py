@@ -13,8 +13,6 @@ from test_baseline_plugin import MEASURE, report, slower_mlp, stored, write_test
 from pytest_trt.baselines.interleaved import decide_interleaved, judge
 from pytest_trt.baselines.regression import Doubt, Measurement, Verdict
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git on PATH")
-
 
 def floors(*values: float) -> list[float]:
     return list(values)
@@ -72,6 +70,8 @@ def git(root, *args: str) -> str:
 @pytest.fixture
 def repository(trt_pytester):
     """The test project as a git repository, its model and tests committed."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git on PATH: the baseline's model is read back from git")
     root = trt_pytester.path
     git(root, "init", "-q")
     git(root, "config", "user.email", "ci@example.com")
