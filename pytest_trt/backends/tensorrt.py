@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -203,11 +204,8 @@ class TensorRTBackend:
     ) -> dict[str, np.ndarray]:
         """The tensors ``names`` of ``model``'s network as one run on ``feed`` computes them, from an
         engine built with them marked as outputs; names the parsed network lacks are left out."""
-        runner = self.load(self.build(model, build, marked=names), model, build)
-        try:
+        with closing(self.load(self.build(model, build, marked=names), model, build)) as runner:
             outputs = runner.infer(feed)
-        finally:
-            runner.close()
         return {name: outputs[name] for name in names if name in outputs}
 
     def _check_build_request(self, model: LoadedModel, build: BuildSpec) -> None:
