@@ -21,10 +21,9 @@ from pytest_trt.baselines.history import HistoryPoint
 from pytest_trt.baselines.interleaved import decide_interleaved
 from pytest_trt.baselines.memory import MemoryChange, memory_change
 from pytest_trt.baselines.regression import (
-    Doubt,
+    MIN_SAMPLES,
     RegressionVerdict,
     Verdict,
-    assess,
     decide,
     probe_floor_problem,
     record,
@@ -292,7 +291,7 @@ def _verdict(
     settle a changed model: against a floor recorded while the host ran slow, a slower model reads
     unchanged too."""
     model = entry.model
-    few = assess(entry, perf, threshold).doubt is Doubt.FEW_SAMPLES
+    few = len(perf.samples_ms) < MIN_SAMPLES  # decide says so; no A/B for a floor it cannot read
     if few or model is None or model.content_hash == measured.subject.model.content_hash:
         return decide(entry, perf, sessions.fresh, threshold)
     timer = sessions.baseline_model(entry) if sessions.baseline_model is not None else None

@@ -449,9 +449,10 @@ class _FreshSessions:
         return functools.partial(self.measure, made)
 
     def release(self) -> None:
+        """Close the baseline models' engines this comparison made (``made`` is empty without them)."""
         models = self.context.baseline_models
-        for made in self.made:
-            if models is not None:
+        if models is not None:
+            for made in self.made:
                 models.release(made)
 
 
