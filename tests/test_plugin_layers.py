@@ -56,15 +56,17 @@ def test_a_matmul_made_3x_larger_is_named_first_in_the_regression(trt_pytester, 
     matmul_chain(trt_pytester.path / "chain.onnx", hot_width=4096)
     trt_pytester.pytester.makepyfile(test_chain=TEST)
     # The model's time is mostly that MatMul's: about +150%, over a threshold of 50% plus the
-    # spread a busy host puts between the sessions of the recording.
-    threshold = "--trt-regression-threshold=0.5"
-    trt_pytester.run(*MEASURE, threshold, "--trt-update-baselines").assert_outcomes(passed=1)
+    # spread a busy host puts between the sessions of the recording. Raw floors decide (no host
+    # probe): a busy CI host once read 78% slower on the probe and put the verdict in doubt, and
+    # this test is about where the time went, not about the probe (tests/test_regression.py).
+    threshold = ("--trt-regression-threshold=0.5", "--trt-no-host-probe")
+    trt_pytester.run(*MEASURE, *threshold, "--trt-update-baselines").assert_outcomes(passed=1)
     (stored,) = (trt_pytester.path / "baselines").glob("*/*.json")
     entry = next(iter(json.loads(stored.read_text())["tests"].values()))
     assert entry["layers"]["layers"][0]["name"] == "encoder/layer.3/MatMul_1"  # recorded with the baseline
 
     matmul_chain(trt_pytester.path / "chain.onnx", hot_width=3 * 4096)
-    result, test = _report(trt_pytester, threshold)
+    result, test = _report(trt_pytester, *threshold)
     result.assert_outcomes(failed=1)
     assert test["regression"]["status"] == "regressed" and test["layers"] is not None
     result.stdout.re_match_lines([
