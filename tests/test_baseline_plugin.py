@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from make_models import make_mlp
 
 from pytest_trt.baselines.regression import HOST_STATE, PROBE_NOISE
-from pytest_trt.timing import host_probe
+from pytest_trt.timing import host_probe, measure
 
 # Enough iterations for a floor; a threshold wide enough that a shared 2-core runner never trips
 # it on an unchanged model, narrow enough that an 8x slower one always does.
@@ -140,6 +140,29 @@ def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_p
     ])
     # The failure is the item's own: JUnit/--lf see it as a failed test, not a session error.
     assert re.search(r"FAILED test_perf.py::test_a", result.stdout.str())
+
+
+def test_a_recordings_further_sessions_take_half_the_warm_up_and_window_a_comparisons_take_all(
+    trt_pytester, quiet_host, monkeypatch: pytest.MonkeyPatch
+):
+    settings: list[tuple[float, int, float]] = []
+    real = measure.measure
+
+    def spied(runner, feed, how, *args, **kwargs):
+        settings.append((how.warmup_ms, how.min_iterations, how.min_duration_ms))
+        return real(runner, feed, how, *args, **kwargs)
+
+    monkeypatch.setattr(measure, "measure", spied)
+    write_tests(trt_pytester, tests=(TEST_A,))
+    full = ("--trt-warmup-ms=100", "--trt-min-duration-ms=300")
+    trt_pytester.run(*MEASURE, *full, "--trt-update-baselines").assert_outcomes(passed=1)
+    first, *further = settings
+    assert first == (100.0, 300, 300.0) and further and set(further) == {(50.0, 300, 150.0)}, settings
+    assert stored(trt_pytester.path)["tests"]["test_perf.py::test_a"]["latency_ms"]["n"] >= 300
+    settings.clear()
+    (trt_pytester.path / "mlp.onnx").write_bytes(slower_mlp().SerializeToString())
+    trt_pytester.run(*MEASURE, *full).assert_outcomes(failed=1)
+    assert len(settings) >= 2 and set(settings) == {(100.0, 300, 300.0)}, settings  # a confirmation measures in full
 
 
 def test_without_the_host_probe_raw_floors_are_recorded_and_compared(trt_pytester):
