@@ -18,6 +18,10 @@ The parent judges every trial two ways:
   process's floors: the fastest B against the fastest A and the second-fastest against the
   second-fastest, regressed where both read beyond the threshold.
 
+With ``--sessions`` above 3, each trial is also judged on its first 3 sessions of each side (the
+plugin's count), so that what a fourth session of each buys is read side by side on the same
+trials.
+
     python bench/ab_interleaved.py --family rec --sizes 256,512 --trials 30 --sessions 3
 """
 
@@ -149,6 +153,9 @@ def main() -> None:
     report(rows, variants)
 
 
+PLUGIN_SESSIONS = 3  # interleaved.SESSIONS when this bench was written; compared with --sessions
+
+
 def report(rows: list[dict[str, Any]], variants: list[str], baselines: int = 3) -> None:
     # Stored baselines: the A sessions of the first trials of the unchanged model, as a recording
     # of three sessions keeps them; each later trial is judged against one of them in turn.
@@ -156,17 +163,25 @@ def report(rows: list[dict[str, Any]], variants: list[str], baselines: int = 3) 
     judged = [r for r in rows if not (r["variant"] == SAME and r["a"] in recorded)]
     for i, floors in enumerate(recorded):
         print(f"stored baseline {i}: {[round(f, 3) for f in floors]} ms (spread {spread(floors) * 100:.1f}%)")
-    print(f"{'variant':<8} {'n':>3} {'A/B change (median)':>20} {'stored: regr/inconcl':>22} {'A/B: regr/inconcl':>19}")
+    sessions = len(rows[0]["a"]) if rows else 0
+    first = f"A/B first {PLUGIN_SESSIONS}: regr/inconcl" if sessions > PLUGIN_SESSIONS else ""
+    print(f"{'variant':<8} {'n':>3} {'A/B change (median)':>20} {'stored: regr/inconcl':>22} "
+          f"{f'A/B {sessions}: regr/inconcl':>21} {first:>27}")
     for name in variants:
         mine = [r for r in judged if r["variant"] == name]
         if not mine:
             continue
         stored = [judge_stored(recorded[i % len(recorded)], r["b"]) for i, r in enumerate(mine)]
-        ab = [judge_ab(r["a"], r["b"]) for r in mine]
-        change = statistics.median(c for _, c in ab)
-        print(f"{name:<8} {len(mine):>3} {change * 100:>+19.1f}% "
-              f"{stored.count('regressed'):>10}/{stored.count('inconclusive'):<11}"
-              f"{[v for v, _ in ab].count('regressed'):>8}/{[v for v, _ in ab].count('inconclusive'):<10}")
+        ab = [v for v, _ in (judge_ab(r["a"], r["b"]) for r in mine)]
+        change = statistics.median(judge_ab(r["a"], r["b"])[1] for r in mine)
+        line = (f"{name:<8} {len(mine):>3} {change * 100:>+19.1f}% "
+                f"{stored.count('regressed'):>10}/{stored.count('inconclusive'):<11}"
+                f"{ab.count('regressed'):>10}/{ab.count('inconclusive'):<10}")
+        if first:
+            # The first sessions of each side in time order: the plugin's A/B on the same trial.
+            fewer = [judge_ab(r["a"][:PLUGIN_SESSIONS], r["b"][:PLUGIN_SESSIONS])[0] for r in mine]
+            line += f"{fewer.count('regressed'):>16}/{fewer.count('inconclusive'):<10}"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -282,6 +284,9 @@ def run_pytest(folder: Path, model: Path, baseline_dir: Path, backend: str, extr
         "ab_floors_ms": verdict.get("baseline_model_floors_ms") or None,  # the baseline's model timed beside it
         "note": test.get("baseline_note", ""),
         "floor_ms": min(samples) if samples else None,
+        # How far the test's own samples lie above their floor: a measurement on a disturbed host
+        # reaches its floor only in brief fast moments.
+        "p25_over_floor": float(np.percentile(samples, 25) / min(samples) - 1.0) if samples else None,
         "probe_floor_ms": min(probes) if len(probes) >= 5 else None,
         "measure_s": spent.get("seconds"),
         "measurements": spent.get("measurements"),
