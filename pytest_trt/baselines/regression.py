@@ -7,9 +7,10 @@ docs/regression.md says why each part is there; bench/regression_processes.py me
   stored floor, not the lowest point of the sample rebuilt from its quantiles.
 * Sessions are the unit of replication. Each session of a model (an onnxruntime session, a
   TensorRT context) has a speed of its own, a few percent apart on a CPU, and keeps it while it
-  runs. ``record`` measures fresh sessions and the entry keeps their floors; ``session_margin``
-  (their spread) is added to the threshold, so a model whose sessions vary is gated no finer than
-  they allow; ``decide`` measures fresh sessions until two agree. A reading beyond the threshold
+  runs. ``record`` measures fresh sessions and the entry keeps their floors; their spread, or the
+  spread between the baseline's recordings of the same model where it holds enough and it is
+  larger (spread.py), is added to the threshold, so a model whose floor varies on this host is
+  gated no finer than it allows; ``decide`` measures fresh sessions until two agree. A reading beyond the threshold
   that only that spread keeps within the bound is INCONCLUSIVE (``Doubt.WITHIN_SPREAD``), never
   unchanged: a slowdown of that size is there or not, and the gate cannot tell which.
 * The raw floor decides; the host-speed probe (host_probe.py) can only put a slower one in doubt.
@@ -42,6 +43,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from pytest_trt.baselines.entry import BaselineEntry, SampleSummary
+from pytest_trt.baselines.spread import Spread, widest
 from pytest_trt.timing import contention
 from pytest_trt.timing.stats import percentile_label, sample_from_quantiles
 
@@ -119,7 +121,8 @@ class RegressionVerdict:
     host_change: float | None = None
     margin: float = 0.0  # added to the threshold for what dividing by the probe may miss
     probe_spread: float | None = None  # the new probe times' STATE_QUANTILE over their floor, minus 1
-    session_margin: float = 0.0  # added for the spread between the sessions the baseline was recorded in
+    session_margin: float = 0.0  # added for the spread of the baseline's sessions or recordings (``spread``)
+    spread: Spread | None = None  # what session_margin was read from; None where nothing was added
     bound: float = 0.0  # threshold + margins: the smallest change this comparison can call a regression
     sessions: list[float] = field(default_factory=list)  # each judged session's change
     doubt: Doubt | None = None  # why the verdict is INCONCLUSIVE
@@ -194,17 +197,6 @@ class Doubt(str, Enum):
 SLOWER_DOUBTS = (Doubt.HOST_SPEED, Doubt.WITHIN_SPREAD)  # doubts of a reading slower than the threshold
 
 
-def session_margin(baseline: BaselineEntry) -> float:
-    """The spread of the floors of the sessions the baseline was recorded in (max - min over the
-    median): how far a new session of an unchanged model can read from the baseline on this host.
-    0 for an entry recorded before sessions were sampled."""
-    floors = baseline.session_floors_ms
-    if not floors or len(floors) < 2:
-        return 0.0
-    middle = float(np.median(floors))
-    return (max(floors) - min(floors)) / middle if middle > 0 else 0.0
-
-
 def assess(
     baseline: BaselineEntry,
     new: Timed,
@@ -230,8 +222,8 @@ def assess(
         )
     raw = float(np.percentile(samples, percentile) / baseline_ms - 1.0)
     reading = _host_reading(baseline, new, raw)
-    sessions = session_margin(baseline)
-    bound = threshold + sessions
+    varied = widest(baseline)
+    bound = threshold + varied.fraction
     status, doubt, host_doubt = _status(raw, reading, threshold, bound)
     busy = contended(new)
     if status is Verdict.REGRESSED and busy:
@@ -240,15 +232,15 @@ def assess(
         # A floor timed on a contended host reads slow: "unchanged" against it may hide a slowdown.
         status, doubt = Verdict.INCONCLUSIVE, Doubt.BASELINE_BUSY
     message = f"{label} {_percent(raw)} vs baseline (threshold {threshold * 100:g}%"
-    if sessions:
-        message += f" + {sessions * 100:.1f}% for the spread between the sessions it was recorded in"
+    if varied.fraction:
+        message += f" + {varied.fraction * 100:.1f}% for {varied.words()}"
     message += ")" + reading.words()
     if doubt is Doubt.HOST_SPEED:
         message += host_doubt
     if doubt is Doubt.WITHIN_SPREAD:
         message += (
-            f"; a slowdown this size is within the {sessions * 100:.1f}% the baseline's sessions varied, so it is not "
-            "told from an unchanged model's"
+            f"; a slowdown this size is within the {varied.fraction * 100:.1f}% {varied.varied()} varied, so it is "
+            "not told from an unchanged model's"
         )
     if doubt is Doubt.BUSY:
         message += f"; the host was busy while it was timed: {'; '.join(busy)}"
@@ -260,7 +252,8 @@ def assess(
     return RegressionVerdict(
         status, median_change, raw, raw, threshold, False, message, label, raw,
         normalized=reading.host is not None, raw_change=raw, host_change=reading.host, margin=reading.margin,
-        probe_spread=reading.spread, session_margin=sessions, bound=bound, sessions=[raw], doubt=doubt,
+        probe_spread=reading.spread, session_margin=varied.fraction, bound=bound, sessions=[raw], doubt=doubt,
+        spread=varied if varied.fraction else None,
         baseline_ms=baseline_ms,
     )
 

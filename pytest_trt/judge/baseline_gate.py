@@ -28,6 +28,7 @@ from pytest_trt.baselines.regression import (
     probe_floor_problem,
     record,
 )
+from pytest_trt.baselines.spread import SpreadSource
 from pytest_trt.baselines.store import NOT_COMPARED, BaselineStore
 from pytest_trt.baselines.validation import BaselineEntryError
 from pytest_trt.errors import BaselineFileError
@@ -321,12 +322,17 @@ def _memory_regression(
 
 
 def _detectable(verdict: RegressionVerdict, backend: str) -> list[str]:
-    """Where the spread between sessions is wider than the threshold itself, say what the gate can
-    see on this host: a model whose sessions vary that much cannot be gated finer."""
-    if verdict.session_margin <= verdict.threshold:
+    """Where the spread between sessions (or recordings) is wider than the threshold itself, say
+    what the gate can see on this host: a model whose floor varies that much cannot be gated finer."""
+    varied = verdict.spread
+    if varied is None or varied.fraction <= verdict.threshold:
         return []
+    what = (
+        f"sessions of this model ({backend}) varied {varied.fraction * 100:.1f}% when its baseline was recorded"
+        if varied.source is SpreadSource.SESSIONS
+        else f"{varied.count} recordings of this model ({backend}) varied {varied.fraction * 100:.1f}%"
+    )
     return [
-        f"sessions of this model ({backend}) varied {verdict.session_margin * 100:.1f}% when its baseline was "
-        f"recorded: on this host a slowdown under {verdict.bound * 100:.1f}% is not detected "
+        f"{what}: on this host a slowdown under {verdict.bound * 100:.1f}% is not detected "
         f"(threshold {verdict.threshold * 100:g}%)"
     ]
