@@ -203,7 +203,7 @@ def test_an_old_entry_compares_as_it_did_before(tmp_path):
     assert entry.session_floors_ms is None
     new = Measurement([1.2 + 0.001 * i for i in range(60)], [0.11 + 0.0013 * i for i in range(20)])
     verdict = assess(entry, new, 0.1)
-    assert verdict.status == "inconclusive" and verdict.session_margin == 0.0
+    assert verdict.status == "inconclusive" and verdict.spread_margin == 0.0
     assert verdict.change == verdict.raw_change == pytest.approx(0.14351057747284157, rel=1e-9)
     assert verdict.host_change == pytest.approx(0.1, rel=1e-9)
     assert verdict.message == (

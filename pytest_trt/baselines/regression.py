@@ -10,9 +10,10 @@ docs/regression.md says why each part is there; bench/regression_processes.py me
   runs. ``record`` measures fresh sessions and the entry keeps their floors; their spread, or the
   spread between the baseline's recordings of the same model where it holds enough and it is
   larger (spread.py), is added to the threshold, so a model whose floor varies on this host is
-  gated no finer than it allows; ``decide`` measures fresh sessions until two agree. A reading beyond the threshold
-  that only that spread keeps within the bound is INCONCLUSIVE (``Doubt.WITHIN_SPREAD``), never
-  unchanged: a slowdown of that size is there or not, and the gate cannot tell which.
+  gated no finer than it allows; ``decide`` measures fresh sessions until two agree. A reading
+  beyond the threshold that only that spread keeps within the bound is INCONCLUSIVE
+  (``Doubt.WITHIN_SPREAD``), never unchanged: a slowdown of that size is there or not, and the
+  gate cannot tell which.
 * The raw floor decides; the host-speed probe (host_probe.py) can only put a slower one in doubt.
   The host's speed is read at the probe's floor, as the model's is. Where both sides timed it and
   the probe reads the host slower beyond ``PROBE_NOISE``, a raw change beyond the bound that the
@@ -121,8 +122,8 @@ class RegressionVerdict:
     host_change: float | None = None
     margin: float = 0.0  # added to the threshold for what dividing by the probe may miss
     probe_spread: float | None = None  # the new probe times' STATE_QUANTILE over their floor, minus 1
-    session_margin: float = 0.0  # added for the spread of the baseline's sessions or recordings (``spread``)
-    spread: Spread | None = None  # what session_margin was read from; None where nothing was added
+    spread_margin: float = 0.0  # added for the spread of the baseline's sessions or recordings (``spread`` says which)
+    spread: Spread | None = None  # what spread_margin was read from; None where nothing was added
     bound: float = 0.0  # threshold + margins: the smallest change this comparison can call a regression
     sessions: list[float] = field(default_factory=list)  # each judged session's change
     doubt: Doubt | None = None  # why the verdict is INCONCLUSIVE
@@ -252,7 +253,7 @@ def assess(
     return RegressionVerdict(
         status, median_change, raw, raw, threshold, False, message, label, raw,
         normalized=reading.host is not None, raw_change=raw, host_change=reading.host, margin=reading.margin,
-        probe_spread=reading.spread, session_margin=varied.fraction, bound=bound, sessions=[raw], doubt=doubt,
+        probe_spread=reading.spread, spread_margin=varied.fraction, bound=bound, sessions=[raw], doubt=doubt,
         spread=varied if varied.fraction else None,
         baseline_ms=baseline_ms,
     )
