@@ -3,11 +3,10 @@ baseline keeps: the spread between the sessions it was recorded in, and the spre
 recordings of the same model on the same runtime.
 
 The sessions of one recording are timed seconds apart, in one stretch of the host's speed. On a
-shared runner that speed also drifts over minutes (docs/regression.md: PP-OCRv4 rec on a 2-core VM
-read 5-10% slower for minutes, and a baseline recorded in a fast stretch then called unchanged
-comparisons regressed), which only recordings made at other times show. Once a baseline's history
-holds RECORDINGS recordings of the same model, runtime and workload, their spread is that drift's
-measure. ``regression.assess`` adds the larger of the two to its threshold, so a model is gated no
+shared runner that speed also drifts over minutes, and a baseline recorded in a fast stretch reads
+an unchanged model slower later (docs/regression.md): only recordings made at other times show
+that drift. Once a baseline's history holds RECORDINGS recordings of the same model, runtime and
+workload, their spread is its measure. ``regression.assess`` adds the larger of the two to its threshold, so a model is gated no
 finer than this host lets it, and says which.
 
 Pure functions over a ``BaselineEntry``; numpy only.
