@@ -1,7 +1,7 @@
 """What measuring a recording's further sessions for less time costs in the floors they give,
 side by side in one run: a session measured with the default settings (as a test's own
 measurement, ``full``), one with a recording's further-session settings
-(``gates.recording_session_settings``: half the warm-up and window, ``recording``), and one
+(``MeasureSettings.for_further_recording_session``: half the warm-up and window, ``recording``), and one
 with half the iterations as well (``half-iterations``, the cheaper choice not taken).
 
 Each trial is a fresh Python process. It loads the model once and measures ``--rounds`` rounds of
@@ -37,7 +37,6 @@ def child(path: str, rounds: int, shape: str, result: str) -> None:
     import numpy as np
 
     from pytest_trt import backends
-    from pytest_trt.judge.gates import recording_session_settings
     from pytest_trt.model import load_model
     from pytest_trt.specs import BuildSpec, MeasureSettings
     from pytest_trt.timing import measure
@@ -49,7 +48,7 @@ def child(path: str, rounds: int, shape: str, result: str) -> None:
     feed = {"x": np.random.default_rng(0).standard_normal(dims).astype(np.float32)}
     model = load_model(Path(path))
     artifact = backend.build(model, build)
-    recording = recording_session_settings(MeasureSettings())
+    recording = MeasureSettings().for_further_recording_session()
     settings = {"full": MeasureSettings(), "recording": recording,
                 "half-iterations": dataclasses.replace(recording, min_iterations=recording.min_iterations // 2)}
     out: dict[str, dict[str, list[float]]] = {kind: {"floors_ms": [], "seconds": []} for kind in KINDS}

@@ -382,7 +382,7 @@ def check_baseline(
     judged = budget_rules.judged_percentiles(budgets, engine.backend)
 
     if policy.update:
-        settings = recording_session_settings(settings)
+        settings = settings.for_further_recording_session()
 
     subject = context.subject
     if batch is not None:
@@ -402,14 +402,6 @@ def check_baseline(
         )
     finally:
         sessions.release()
-
-
-def recording_session_settings(settings: MeasureSettings) -> MeasureSettings:
-    """How a recording's further sessions are measured: they only add their floors (the spread
-    between sessions, and the middle one kept), so half the warm-up and half the timed window will
-    do. Their iterations stay: a slow model's floor needs them, where a session measured with
-    half as many read a higher floor on a noisy host (bench/recording_sessions.py)."""
-    return dataclasses.replace(settings, warmup_ms=settings.warmup_ms / 2, min_duration_ms=settings.min_duration_ms / 2)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,13 @@ class MeasureSettings:
             if not isinstance(getattr(self, arg), bool):
                 raise SpecError(f"{arg} must be True or False, got {getattr(self, arg)!r}")
 
+    def for_further_recording_session(self) -> MeasureSettings:
+        """How a recording's further sessions are measured: they only add their floors (the spread
+        between sessions, and the middle one kept), so half the warm-up and half the timed window
+        will do. Their iterations stay: a slow model's floor needs them, where a session measured
+        with half as many read a higher floor on a noisy host (bench/recording_sessions.py)."""
+        return dataclasses.replace(self, warmup_ms=self.warmup_ms / 2, min_duration_ms=self.min_duration_ms / 2)
+
 
 @dataclass(frozen=True)
 class PerfBudget:
