@@ -44,7 +44,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from pytest_trt.baselines.entry import BaselineEntry, SampleSummary
-from pytest_trt.baselines.spread import Spread, widest
+from pytest_trt.baselines.spread import Spread, relative_range, widest
 from pytest_trt.timing import contention
 from pytest_trt.timing.stats import percentile_label, sample_from_quantiles
 
@@ -447,10 +447,7 @@ class Recording(Generic[TimedT]):
     @property
     def spread(self) -> float:
         """The used sessions' floors: (max - min) / median, 0 for one."""
-        if len(self.floors_ms) < 2:
-            return 0.0
-        middle = float(np.median(self.floors_ms))
-        return (max(self.floors_ms) - min(self.floors_ms)) / middle if middle > 0 else 0.0
+        return relative_range(self.floors_ms)
 
     @property
     def busy(self) -> tuple[str, ...]:

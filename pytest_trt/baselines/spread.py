@@ -6,8 +6,8 @@ The sessions of one recording are timed seconds apart, in one stretch of the hos
 shared runner that speed also drifts over minutes, and a baseline recorded in a fast stretch reads
 an unchanged model slower later (docs/regression.md): only recordings made at other times show
 that drift. Once a baseline's history holds RECORDINGS recordings of the same model, runtime and
-workload, their spread is its measure. ``regression.assess`` adds the larger of the two to its threshold, so a model is gated no
-finer than this host lets it, and says which.
+workload, their spread is its measure. ``regression.assess`` adds the larger of the two to its
+threshold, so a model is gated no finer than this host lets it, and says which.
 
 Pure functions over a ``BaselineEntry``; numpy only.
 """
@@ -54,7 +54,8 @@ class Spread:
         return "the baseline's sessions"
 
 
-def _relative_range(floors: Sequence[float]) -> float:
+def relative_range(floors: Sequence[float]) -> float:
+    """(max - min) / median of ``floors``; 0 for fewer than two."""
     if len(floors) < 2:
         return 0.0
     middle = float(np.median(floors))
@@ -66,7 +67,7 @@ def sessions(baseline: BaselineEntry) -> Spread:
     session of an unchanged model can read from the baseline in the same stretch of the host's
     speed. 0 for an entry recorded before sessions were sampled."""
     floors = baseline.session_floors_ms or []
-    return Spread(_relative_range(floors), SpreadSource.SESSIONS, len(floors))
+    return Spread(relative_range(floors), SpreadSource.SESSIONS, len(floors))
 
 
 def recordings(baseline: BaselineEntry) -> Spread:
@@ -77,7 +78,7 @@ def recordings(baseline: BaselineEntry) -> Spread:
     if "model" not in own:
         return Spread(0.0, SpreadSource.RECORDINGS, 0)
     floors = [p.floor_ms for p in baseline.series() if p.settings == own][-WINDOW:]
-    fraction = _relative_range(floors) if len(floors) >= RECORDINGS else 0.0
+    fraction = relative_range(floors) if len(floors) >= RECORDINGS else 0.0
     return Spread(fraction, SpreadSource.RECORDINGS, len(floors))
 
 
