@@ -43,8 +43,8 @@ def test_headline_names_count_rule_and_worst_element():
     )
     report = result.outputs[0]
     assert report.worst_index == [3, 517]
-    assert report.stats["n_bad"] == 37 and report.stats["frac_bad"] == pytest.approx(37 / 8000)
-    assert report.stats["max_abs"] == pytest.approx(0.41, rel=1e-5)
+    assert report.stats.n_bad == 37 and report.stats.frac_bad == pytest.approx(37 / 8000)
+    assert report.stats.max_abs == pytest.approx(0.41, rel=1e-5)
 
 
 def test_report_has_statistics_histogram_suggestion_and_rule_once():
@@ -61,7 +61,7 @@ def test_identical_outputs_pass_with_empty_messages():
     ref = _reference()
     result = compare_outputs({"y": ref.copy()}, {"y": ref}, AccuracySpec())
     assert result.passed and result.failure_message() == "" and result.outputs[0].message == ""
-    assert result.outputs[0].stats["max_abs"] == 0.0
+    assert result.outputs[0].stats.max_abs == 0.0
 
 
 @pytest.mark.parametrize(
@@ -175,7 +175,7 @@ def test_cosine_similarity_is_an_extra_gate():
     out = ref + np.random.default_rng(2).normal(scale=0.1, size=ref.shape).astype(np.float32)
     loose = {"rtol": 10.0, "atol": 1.0}  # elementwise passes; only cosine decides
     passing = compare_outputs({"y": out}, {"y": ref}, make_accuracy_spec(min_cosine=0.99, **loose))
-    assert passing.passed and 0.99 < passing.outputs[0].stats["cosine"] < 0.999
+    assert passing.passed and 0.99 < passing.outputs[0].stats.cosine < 0.999
     failing = compare_outputs({"y": out}, {"y": ref}, make_accuracy_spec(min_cosine=0.999, **loose))
     assert failing.failure_message().startswith("output 'y': cosine similarity 0.99")
 
@@ -185,7 +185,7 @@ def test_a_cosine_close_to_one_is_printed_with_the_digits_that_tell_it_from_min_
     out = ref + np.random.default_rng(2).normal(scale=0.01, size=ref.shape).astype(np.float32)
     loose = {"rtol": 10.0, "atol": 1.0}
     result = compare_outputs({"y": out}, {"y": ref}, make_accuracy_spec(min_cosine=0.99999, **loose))
-    assert 0.99994 < result.outputs[0].stats["cosine"] < 0.99995
+    assert 0.99994 < result.outputs[0].stats.cosine < 0.99995
     lines = result.failure_message().splitlines()
     # Three significant digits of 1 - cosine; not "cosine similarity 1 < min_cosine=0.99999".
     assert re.match(r"output 'y': cosine similarity 0\.99994\d\d < min_cosine=0\.99999;", lines[0])
@@ -211,9 +211,9 @@ def test_a_quantized_failure_shows_cosine_and_top1_agreement_without_gating_on_t
     stats = quantized.outputs[0].stats
     message = quantized.failure_message()
     assert message.splitlines()[0] == plain.failure_message().splitlines()[0]  # the same headline
-    assert f"  cosine similarity {stats['cosine']:.{2 - int(np.floor(np.log10(1 - stats['cosine'])))}f} " \
+    assert f"  cosine similarity {stats.cosine:.{2 - int(np.floor(np.log10(1 - stats.cosine)))}f} " \
         "(reported, not gated: min_cosine= gates on it)" in message
-    assert stats["top1_agreement"] == pytest.approx(15 / 16)
+    assert stats.top1_agreement == pytest.approx(15 / 16)
     assert (
         "  top-1 agreement 93.8% of 16 rows along axis -1 (reported, not gated: topk= gates on it); "
         "top-1 along axis -1: 15 of 16 rows agree; first disagreeing row [3]"
@@ -225,16 +225,16 @@ def test_quantized_reporting_changes_no_verdict_and_leaves_gates_to_their_option
     loose = {"rtol": 10.0, "atol": 1.0}
     passing = compare_outputs({"logits": out}, {"logits": ref}, make_accuracy_spec(**loose), quantized=True)
     assert passing.passed  # top-1 disagrees in one row, but topk was not asked for
-    assert passing.outputs[0].stats["top1_agreement"] == pytest.approx(15 / 16)
-    assert 0.9 < passing.outputs[0].stats["cosine"] < 1.0
+    assert passing.outputs[0].stats.top1_agreement == pytest.approx(15 / 16)
+    assert 0.9 < passing.outputs[0].stats.cosine < 1.0
     gated = compare_outputs(
         {"logits": out}, {"logits": ref}, make_accuracy_spec(topk=1, min_cosine=0.5, **loose), quantized=True
     )
-    assert not gated.passed and "top1_agreement" not in gated.outputs[0].stats
+    assert not gated.passed and gated.outputs[0].stats.top1_agreement is None
     assert "cosine similarity" in gated.failure_message() and "min_cosine=0.5" in gated.failure_message()
     assert "reported, not gated" not in gated.failure_message()
     scalar = compare_outputs({"s": np.float32(1.0)}, {"s": np.float32(2.0)}, AccuracySpec(), quantized=True)
-    assert not scalar.passed and "top1_agreement" not in scalar.outputs[0].stats
+    assert not scalar.passed and scalar.outputs[0].stats.top1_agreement is None
 
 
 def test_topk_agreement_along_an_axis_ignores_reference_ties():
@@ -244,13 +244,13 @@ def test_topk_agreement_along_an_axis_ignores_reference_ties():
     loose = {"rtol": 10.0, "atol": 10.0}
     assert compare_outputs({"y": out}, {"y": ref}, make_accuracy_spec(topk=2, **loose)).passed
     result = compare_outputs({"y": out}, {"y": ref}, make_accuracy_spec(topk=3, **loose))
-    assert result.outputs[0].stats["topk_agreement"] == pytest.approx(0.75)
+    assert result.outputs[0].stats.topk_agreement == pytest.approx(0.75)
     assert "first disagreeing row [2]: out top-3 [9, 8, 6] vs ref [9, 8, 7]" in result.failure_message()
     tied = ref.copy()
     tied[:, 6] = 7.0  # reference ties 6 and 7 for third place
     assert compare_outputs({"y": out}, {"y": tied}, make_accuracy_spec(topk=3, **loose)).passed
     by_column = compare_outputs({"y": out.T}, {"y": ref.T}, make_accuracy_spec(topk=3, topk_axis=0, **loose))
-    assert by_column.outputs[0].stats["topk_agreement"] == pytest.approx(0.75)
+    assert by_column.outputs[0].stats.topk_agreement == pytest.approx(0.75)
 
 
 @pytest.mark.parametrize("check", ["elementwise", "mean", "median"])
@@ -262,7 +262,7 @@ def test_suggested_tolerances_are_the_smallest_that_pass(check):
     assert not report.passed
     tol = spec.default
     for which in ("rtol", "atol"):
-        smallest = report.stats[f"min_{which}"]
+        smallest = getattr(report.stats, f"min_{which}")
         for factor, passes in ((1.001, True), (0.99, False)):
             changed = AccuracySpec(default=dataclasses.replace(tol, **{which: smallest * factor}))
             assert compare_outputs({"y": out}, {"y": ref}, changed).passed is passes

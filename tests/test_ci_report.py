@@ -9,6 +9,7 @@ from test_baseline import make_record
 from pytest_trt.baselines.regression import RegressionVerdict, Verdict
 from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
 from pytest_trt.judge.baseline_gate import BaselineNote
+from pytest_trt.judge.output_errors import OutputStats
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestStatus
 from pytest_trt.judge.records import TestRecord as Record
 from pytest_trt.reports.ci import junit_properties, markdown, write_json, write_markdown
@@ -20,7 +21,7 @@ def finished(nodeid: str, **fields) -> Record:
     """A record as the gates assemble it, around a measurement made by make_record."""
     measured = make_record(nodeid=nodeid)
     fields.setdefault("status", TestStatus.PASSED)
-    fields.setdefault("accuracy", AccuracyResult(True, [OutputReport("y", True, stats=dict(measured.accuracy["y"]))]))
+    fields.setdefault("accuracy", AccuracyResult(True, [OutputReport("y", True, stats=OutputStats(**measured.accuracy["y"]))]))
     return Record(subject=measured.subject, perf=measured.perf, **fields)
 
 
@@ -126,8 +127,8 @@ def test_junit_properties_carry_status_accuracy_and_each_budgets_verdict():
         "p99 <= 0.30 ms (tensorrt): not-enforced",
     ]
     inaccurate = AccuracyResult(False, [
-        OutputReport("y", False, "output 'y': 3 of 10 elements outside", stats={"max_abs": 0.41}),
-        OutputReport("z", True, stats={"max_abs": 2e-7}),
+        OutputReport("y", False, "output 'y': 3 of 10 elements outside", stats=OutputStats(max_abs=0.41)),
+        OutputReport("z", True, stats=OutputStats(max_abs=2e-7)),
     ])
     props = dict(junit_properties(finished("tests/test_m.py::test_bad", accuracy=inaccurate, status=TestStatus.FAILED)))
     assert props["trt_status"] == "failed"

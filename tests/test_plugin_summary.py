@@ -20,6 +20,7 @@ from pytest_trt.baselines.subject import (
 )
 from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
 from pytest_trt.judge.baseline_gate import BaselineNote
+from pytest_trt.judge.output_errors import OutputStats
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
 from pytest_trt.reports.terminal import accuracy_summary, budget_summary, summary_lines, totals
 from pytest_trt.timing.measure import PerfClock, PerfResult
@@ -216,7 +217,7 @@ def test_totals_count_failures_errors_regressions_and_budgets_not_enforced():
 def test_verbose_adds_engine_measurement_accuracy_and_inputs_under_each_test():
     record = _record(
         "t.py::test_cnn",
-        accuracy=AccuracyResult(True, [OutputReport("y", True, stats={"max_abs": 3.2e-06})]),
+        accuracy=AccuracyResult(True, [OutputReport("y", True, stats=OutputStats(max_abs=3.2e-06))]),
         perf=_perf(iterations=1400, duration_s=0.301),
         budgets=[_budget("onnxruntime", "p99 <= 5.00 ms", BudgetState.PASSED)],
         engine={"how": "loaded", "seconds": 0.0512, "cache": {"outcome": "hit", "saved_s": 10.24}},
@@ -244,14 +245,14 @@ def test_verbose_adds_engine_measurement_accuracy_and_inputs_under_each_test():
 
 def test_accuracy_and_budget_summaries():
     failed = AccuracyResult(False, [
-        OutputReport("y", False, "output 'y': bad", stats={"max_abs": 0.41}),
-        OutputReport("z", True, stats={"max_abs": 1e-7}),
+        OutputReport("y", False, "output 'y': bad", stats=OutputStats(max_abs=0.41)),
+        OutputReport("z", True, stats=OutputStats(max_abs=1e-7)),
     ])
     assert accuracy_summary(failed) == "failed: 1 of 2 outputs, worst |d| 0.41"
     missing = AccuracyResult(False, problems=["output 'y' is missing"])
     assert accuracy_summary(missing) == "failed: 1 other problem"
     # A statistic that is not finite (read back from the JSON report's null) is no worst difference.
-    unknown = AccuracyResult(True, [OutputReport("y", True, stats={"max_abs": float("nan")})])
+    unknown = AccuracyResult(True, [OutputReport("y", True, stats=OutputStats(max_abs=float("nan")))])
     assert accuracy_summary(unknown) == "passed"
     own = _budget("onnxruntime", "p99 <= 2.00 ms", BudgetState.PASSED)
     other = _budget("tensorrt", "p99 <= 0.30 ms", BudgetState.NOT_ENFORCED)

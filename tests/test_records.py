@@ -19,6 +19,7 @@ from pytest_trt.baselines.subject import (
 )
 from pytest_trt.judge.accuracy import AccuracyResult, OutputReport
 from pytest_trt.judge.baseline_gate import BaselineNote
+from pytest_trt.judge.output_errors import OutputStats
 from pytest_trt.judge.records import BudgetOutcome, BudgetState, TestRecord, TestStatus
 from pytest_trt.reports.ci import write_json
 from pytest_trt.reports.notes import SummaryNote
@@ -78,8 +79,8 @@ def full_record() -> TestRecord:
     )
     accuracy = AccuracyResult(False, [
         OutputReport("logits", False, "output 'logits': 2 of 80 elements outside\n  worst |d|=0.41",
-                     {"n_total": 80, "n_bad": 2, "frac_bad": 0.025, "max_abs": 0.41, "cosine": 0.99}, [3, 7]),
-        OutputReport("aux", True, stats={"max_abs": 2e-7}),
+                     OutputStats(n_total=80, n_bad=2, frac_bad=0.025, max_abs=0.41, cosine=0.99), [3, 7]),
+        OutputReport("aux", True, stats=OutputStats(max_abs=2e-7)),
     ], ["batch consistency: row 3 differs"])
     verdict = RegressionVerdict(
         Verdict.REGRESSED, 0.15, 0.11, 0.175, 0.10, True, "min +14.2% vs baseline", "min", 0.142,
@@ -139,13 +140,14 @@ def test_a_json_report_entry_keeps_the_schema_4_shape():
     assert entry["accuracy"]["outputs"][0]["stats"]["n_total"] == 80
 
 
-def test_non_finite_statistics_are_null_in_the_report_and_nan_when_read_back():
+def test_non_finite_statistics_are_null_in_the_report_and_none_when_read_back():
     record = full_record()
-    inf_stats = AccuracyResult(True, [OutputReport("y", True, stats={"min_rtol": float("inf"), "n_bad": 0})])
+    inf_stats = AccuracyResult(True, [OutputReport("y", True, stats=OutputStats(n_total=4, min_rtol=float("inf")))])
     entry = json.loads(dumps(replace(record, accuracy=inf_stats).as_dict()))
-    assert entry["accuracy"]["outputs"][0]["stats"] == {"min_rtol": None, "n_bad": 0}
+    written = entry["accuracy"]["outputs"][0]["stats"]
+    assert written["min_rtol"] is None and written["n_total"] == 4 and written["cosine"] is None
     stats = TestRecord.from_dict(entry).accuracy.outputs[0].stats
-    assert stats["min_rtol"] != stats["min_rtol"] and stats["n_bad"] == 0 and isinstance(stats["n_bad"], int)
+    assert stats.min_rtol is None and stats.n_total == 4 and isinstance(stats.n_total, int)
 
 
 def test_an_xdist_worker_report_rebuilds_typed_records():

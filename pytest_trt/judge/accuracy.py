@@ -27,14 +27,14 @@ from pytest_trt.judge.diagnosis import Diagnosis
 from pytest_trt.judge.output_errors import (
     ErrorDistribution,
     FloatErrors,
+    OutputStats,
     check_passes,
     cosine_similarity,
     distribution,
-    error_stats,
     float_errors,
+    float_stats,
     index_list,
     shape_of,
-    smallest_tolerance,
     topk_agreement,
     worst_index,
 )
@@ -52,9 +52,7 @@ class OutputReport:
     name: str
     passed: bool
     message: str = ""  # multi-line; "" when passed
-    # Error statistics by name: counts (n_total, n_bad) stay whole numbers; inf (no tolerance
-    # passes) is written as null, and read back as nan.
-    stats: dict[str, int | float] = field(default_factory=dict)
+    stats: OutputStats = field(default_factory=OutputStats)
     worst_index: list[int] | None = None
     distribution: ErrorDistribution | None = None  # float outputs: the error ratios, for plots
 
@@ -141,7 +139,7 @@ def compare_output(
             f"ref {shape_of(ref_arr)}",
         )
     if out_arr.size == 0:
-        return OutputReport(name, True, stats={"n_total": 0, "n_bad": 0, "frac_bad": 0.0})
+        return OutputReport(name, True, stats=OutputStats())
     if out_kind == "float":
         return _compare_float(name, out_arr, ref_arr, tol, quantized)
     return _compare_exact(name, out_arr, ref_arr)
@@ -152,12 +150,7 @@ def _compare_exact(name: str, out: np.ndarray, ref: np.ndarray) -> OutputReport:
     n_total, n_bad = out.size, int(bad.sum())
     diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
     worst = np.unravel_index(int(np.argmax(diff)), out.shape)
-    stats: dict[str, Any] = {
-        "n_total": n_total,
-        "n_bad": n_bad,
-        "frac_bad": n_bad / n_total,
-        "max_abs": float(diff.max()),
-    }
+    stats = OutputStats(n_total, n_bad, n_bad / n_total, max_abs=float(diff.max()))
     if n_bad == 0:
         return OutputReport(name, True, stats=stats)
     message = (
@@ -172,10 +165,10 @@ def _compare_float(
     name: str, out: np.ndarray, ref: np.ndarray, tol: OutputTolerance, quantized: bool = False
 ) -> OutputReport:
     errors = float_errors(out, ref, tol)
-    stats = _float_stats(errors, tol)
-    missed, topk_detail = _gates(errors, tol, stats)
+    missed, topk_detail, stats = _gates(errors, tol, float_stats(errors, tol))
     if quantized:
-        topk_detail = _quantized_extras(errors, tol, stats) or topk_detail
+        top1_detail, stats = _quantized_extras(errors, tol, stats)
+        topk_detail = top1_detail or topk_detail
     worst, spread = worst_index(errors), distribution(errors, tol)
     if not missed:
         return OutputReport(name, True, stats=stats, worst_index=worst, distribution=spread)
@@ -184,50 +177,44 @@ def _compare_float(
     return OutputReport(name, False, "\n".join(lines), stats, worst, spread)
 
 
-def _float_stats(errors: FloatErrors, tol: OutputTolerance) -> dict[str, Any]:
-    """Counts of bad elements, error statistics and the smallest passing tolerances."""
-    n_total = errors.out.size
-    n_bad = int((errors.ratio > 1).sum())
-    stats: dict[str, Any] = {"n_total": n_total, "n_bad": n_bad, "frac_bad": n_bad / n_total}
-    stats.update(error_stats(errors))
-    stats["min_rtol"] = smallest_tolerance(errors, tol, "rtol")
-    stats["min_atol"] = smallest_tolerance(errors, tol, "atol")
-    return stats
-
-
-def _gates(errors: FloatErrors, tol: OutputTolerance, stats: dict[str, Any]) -> tuple[list[Missed], str]:
-    """The gates the output misses (tolerance, then min_cosine and topk where asked), and the
-    top-k detail line; the cosine and top-k agreement go into ``stats``."""
+def _gates(
+    errors: FloatErrors, tol: OutputTolerance, stats: OutputStats
+) -> tuple[list[Missed], str, OutputStats]:
+    """The gates the output misses (tolerance, then min_cosine and topk where asked), the top-k
+    detail line, and ``stats`` with the cosine and top-k agreement where they were read."""
     missed: list[Missed] = []
     if tol.tolerance_gates and not check_passes(errors.ratio, tol):
         missed.append(Missed.TOLERANCE)
     if tol.min_cosine is not None:
-        stats["cosine"] = cosine_similarity(errors)
-        if not stats["cosine"] >= tol.min_cosine:
+        cosine = cosine_similarity(errors)
+        stats = dataclasses.replace(stats, cosine=cosine)
+        if not cosine >= tol.min_cosine:
             missed.append(Missed.COSINE)
     topk_detail = ""
     if tol.topk is not None:
         agreement, topk_detail = topk_agreement(errors.out, errors.ref, tol.topk, tol.topk_axis)
-        stats["topk_agreement"] = agreement
+        stats = dataclasses.replace(stats, topk_agreement=agreement)
         if not agreement >= 1.0:
             missed.append(Missed.TOPK)
-    return missed, topk_detail
+    return missed, topk_detail, stats
 
 
-def _quantized_extras(errors: FloatErrors, tol: OutputTolerance, stats: dict[str, Any]) -> str:
+def _quantized_extras(errors: FloatErrors, tol: OutputTolerance, stats: OutputStats) -> tuple[str, OutputStats]:
     """Reported, not gated: the numbers INT8 users judge by (cosine, top-1 agreement), next to
-    the elementwise ones. Returns the top-1 line, or '' where it does not apply."""
+    the elementwise ones. Returns the top-1 line ('' where it does not apply) and ``stats`` with
+    both figures."""
     if tol.min_cosine is None:
-        stats["cosine"] = cosine_similarity(errors)
+        stats = dataclasses.replace(stats, cosine=cosine_similarity(errors))
     out, axis = errors.out, tol.topk_axis
     if tol.topk is not None or not -out.ndim <= axis < out.ndim or out.shape[axis] < 2:
-        return ""
-    stats["top1_agreement"], detail = topk_agreement(errors.out, errors.ref, 1, axis)
+        return "", stats
+    agreement, detail = topk_agreement(errors.out, errors.ref, 1, axis)
     rows = out.size // out.shape[axis]
-    return (
-        f"top-1 agreement {stats['top1_agreement']:.1%} of {rows} rows along axis {axis} "
+    line = (
+        f"top-1 agreement {agreement:.1%} of {rows} rows along axis {axis} "
         f"(reported, not gated: topk= gates on it)" + (f"; {detail}" if detail else "")
     )
+    return line, dataclasses.replace(stats, top1_agreement=agreement)
 
 
 def check_batch_consistency(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pytest_trt.arguments import Check
-from pytest_trt.judge.output_errors import FloatErrors, index_list, statistic
+from pytest_trt.judge.output_errors import FloatErrors, OutputStats, index_list, statistic
 from pytest_trt.specs import OutputTolerance, format_tolerance
 
 _HISTOGRAM_WIDTH = 30
@@ -30,7 +30,7 @@ def headline(
     name: str,
     errors: FloatErrors,
     tol: OutputTolerance,
-    stats: dict[str, Any],
+    stats: OutputStats,
     worst: list[int] | None,
     missed: Sequence[Missed],
 ) -> str:
@@ -40,14 +40,14 @@ def headline(
         what = (
             f"check={tol.check.value!r}{f' q={tol.q:g}' if tol.check is Check.QUANTILE else ''}: "
             f"{tol.check.value} of |out-ref|/(atol+rtol*|ref|) is {short_number(statistic(errors.ratio, tol))} "
-            f"> 1 at {rule} ({stats['n_bad']} of {stats['n_total']} elements outside)"
+            f"> 1 at {rule} ({stats.n_bad} of {stats.n_total} elements outside)"
         )
     elif Missed.TOLERANCE in missed:
-        what = f"{stats['n_bad']} of {stats['n_total']} elements outside {rule}"
+        what = f"{stats.n_bad} of {stats.n_total} elements outside {rule}"
     elif Missed.COSINE in missed:
-        what = f"cosine similarity {_cosine_text(stats['cosine'])} < min_cosine={tol.min_cosine:g}"
+        what = f"cosine similarity {_cosine_text(stats.cosine)} < min_cosine={tol.min_cosine:g}"
     else:
-        what = f"top-{tol.topk} agreement {stats['topk_agreement']:.1%} along axis {tol.topk_axis}"
+        what = f"top-{tol.topk} agreement {_share(stats.topk_agreement)} along axis {tol.topk_axis}"
     if worst is None:
         return f"output {name!r}: {what}"
     at = tuple(worst)
@@ -62,14 +62,14 @@ def headline(
 def details(
     errors: FloatErrors,
     tol: OutputTolerance,
-    stats: dict[str, Any],
+    stats: OutputStats,
     missed: Sequence[Missed],
     topk_detail: str,
 ) -> list[str]:
     """The lines under the headline, each indented by the caller."""
-    lines = [f"bad elements: {stats['n_bad']} of {stats['n_total']} ({stats['frac_bad']:.3%})"]
+    lines = [f"bad elements: {stats.n_bad} of {stats.n_total} ({stats.frac_bad:.3%})"]
     if tol.check is Check.ELEMENTWISE and tol.max_mismatch > 0:
-        allowed = math.floor(tol.max_mismatch * stats["n_total"] + 1e-9)
+        allowed = math.floor(tol.max_mismatch * stats.n_total + 1e-9)
         lines[0] += f"; allowed {allowed} (max_mismatch={tol.max_mismatch:g})"
     n_nonfinite = int(errors.nonfinite_bad.sum())
     if n_nonfinite:
@@ -86,17 +86,18 @@ def details(
             f"worst relative |d|/|ref|={short_number(rel[at])} at {index_list(at)} "
             f"(out={short_number(errors.out[at])}, ref={short_number(errors.ref[at])})"
         )
-    for label in ("abs", "rel"):
-        if f"max_{label}" in stats:
-            lines.append(
-                f"{label} error: max={short_number(stats[f'max_{label}'])} mean={short_number(stats[f'mean_{label}'])} "
-                f"median={short_number(stats[f'median_{label}'])} p99={short_number(stats[f'p99_{label}'])}"
-            )
-    if "cosine" in stats and tol.min_cosine is None:
-        lines.append(f"cosine similarity {_cosine_text(stats['cosine'])} (reported, not gated: min_cosine= gates on it)")
-    elif "cosine" in stats:
+    for label, figures in (
+        ("abs", (stats.max_abs, stats.mean_abs, stats.median_abs, stats.p99_abs)),
+        ("rel", (stats.max_rel, stats.mean_rel, stats.median_rel, stats.p99_rel)),
+    ):
+        if figures[0] is not None:
+            top, mean, median, p99 = (short_number(value) for value in figures)
+            lines.append(f"{label} error: max={top} mean={mean} median={median} p99={p99}")
+    if stats.cosine is not None and tol.min_cosine is None:
+        lines.append(f"cosine similarity {_cosine_text(stats.cosine)} (reported, not gated: min_cosine= gates on it)")
+    elif stats.cosine is not None:
         verdict = "<" if Missed.COSINE in missed else ">="
-        lines.append(f"cosine similarity {_cosine_text(stats['cosine'])} {verdict} min_cosine={tol.min_cosine:g}")
+        lines.append(f"cosine similarity {_cosine_text(stats.cosine)} {verdict} min_cosine={tol.min_cosine:g}")
     if topk_detail:
         lines.append(topk_detail)
     lines.extend(_histogram(errors.abs_err[errors.finite]))
@@ -104,14 +105,14 @@ def details(
     return lines
 
 
-def _suggestion(tol: OutputTolerance, stats: dict[str, Any]) -> str:
-    if not math.isfinite(stats["min_rtol"]) and not math.isfinite(stats["min_atol"]):
-        return "no tolerance would pass: the failure is not a matter of rtol/atol"
+def _suggestion(tol: OutputTolerance, stats: OutputStats) -> str:
     parts = []
-    if math.isfinite(stats["min_rtol"]):
-        parts.append(f"rtol={_round_up(stats['min_rtol'])} (at atol={format_tolerance(tol.atol)})")
-    if math.isfinite(stats["min_atol"]):
-        parts.append(f"atol={_round_up(stats['min_atol'])} (at rtol={format_tolerance(tol.rtol)})")
+    if stats.min_rtol is not None and math.isfinite(stats.min_rtol):
+        parts.append(f"rtol={_round_up(stats.min_rtol)} (at atol={format_tolerance(tol.atol)})")
+    if stats.min_atol is not None and math.isfinite(stats.min_atol):
+        parts.append(f"atol={_round_up(stats.min_atol)} (at rtol={format_tolerance(tol.rtol)})")
+    if not parts:
+        return "no tolerance would pass: the failure is not a matter of rtol/atol"
     return f"smallest tolerance that would pass check={tol.check.value!r}: " + " or ".join(parts)
 
 
@@ -143,9 +144,14 @@ def short_number(value: Any) -> str:
     return f"{float(value):.3g}"
 
 
-def _cosine_text(value: float) -> str:
+def _share(value: float | None) -> str:
+    """A share as a message prints it."""
+    return "not read" if value is None else f"{value:.1%}"
+
+
+def _cosine_text(value: float | None) -> str:
     """Enough decimals to tell a cosine from 1 and from min_cosine (0.99989, not "1")."""
-    if not math.isfinite(value):
+    if value is None or not math.isfinite(value):
         return str(value)
     decimals = 2 - math.floor(math.log10(max(1.0 - value, 1e-9)))
     return f"{value:.{min(max(decimals, 3), 9)}f}"

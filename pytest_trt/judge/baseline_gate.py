@@ -115,10 +115,7 @@ def accuracy_stats(result: AccuracyResult | None) -> dict[str, dict[str, float]]
     """The error statistics of each output that are numbers, as baselines keep and compare them."""
     if result is None:
         return {}
-    return {
-        output.name: {k: v for k, v in output.stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        for output in result.outputs
-    }
+    return {output.name: output.stats.numbers() for output in result.outputs}
 
 
 def judge_baseline(

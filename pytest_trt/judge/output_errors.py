@@ -7,6 +7,7 @@ The ratio is ``|out - ref| / (atol + rtol * |ref|)``: numpy's rule holds exactly
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -103,20 +104,58 @@ def statistic(ratio: np.ndarray, tol: OutputTolerance) -> float:
     return float(np.quantile(flat, q, method="higher"))
 
 
-def error_stats(errors: FloatErrors) -> dict[str, float]:
-    """Max, mean, median and p99 of the absolute and relative errors of the finite elements."""
+@dataclass(frozen=True)
+class OutputStats:
+    """What the comparison of one output read: its elements outside the tolerance, its error
+    statistics (absolute and relative, over the finite elements), the smallest tolerances that
+    would pass and the similarity figures. A figure not computed for this output is None; inf (no
+    tolerance would pass) is written as null, so an output read back from a file has None there."""
+
+    n_total: int = 0
+    n_bad: int = 0
+    frac_bad: float = 0.0
+    max_abs: float | None = None
+    mean_abs: float | None = None
+    median_abs: float | None = None
+    p99_abs: float | None = None
+    max_rel: float | None = None
+    mean_rel: float | None = None
+    median_rel: float | None = None
+    p99_rel: float | None = None
+    min_rtol: float | None = None  # keeping atol
+    min_atol: float | None = None  # keeping rtol
+    cosine: float | None = None  # where min_cosine gates, or the model is quantized
+    topk_agreement: float | None = None  # where topk gates
+    top1_agreement: float | None = None  # quantized models, reported
+
+    def numbers(self) -> dict[str, float]:
+        """The figures this output has, by name: what a baseline keeps to see accuracy drift."""
+        return {f.name: value for f in dataclasses.fields(self) if (value := getattr(self, f.name)) is not None}
+
+
+def float_stats(errors: FloatErrors, tol: OutputTolerance) -> OutputStats:
+    """Counts of bad elements, error statistics and the smallest passing tolerances."""
+    n_total = errors.out.size
+    n_bad = int((errors.ratio > 1).sum())
     abs_err = errors.abs_err[errors.finite]
     nonzero_ref = errors.finite & (errors.ref != 0)
     rel_err = errors.abs_err[nonzero_ref] / np.abs(errors.ref[nonzero_ref])
-    stats: dict[str, float] = {}
-    for label, values in (("abs", abs_err), ("rel", rel_err)):
-        if values.size == 0:
-            continue
-        stats[f"max_{label}"] = float(values.max())
-        stats[f"mean_{label}"] = float(values.mean())
-        stats[f"median_{label}"] = float(np.median(values))
-        stats[f"p99_{label}"] = float(np.percentile(values, 99))
-    return stats
+    return OutputStats(
+        n_total, n_bad, n_bad / n_total, **_summary("abs", abs_err), **_summary("rel", rel_err),
+        min_rtol=smallest_tolerance(errors, tol, "rtol"), min_atol=smallest_tolerance(errors, tol, "atol"),
+    )
+
+
+def _summary(label: str, values: np.ndarray) -> dict[str, float]:
+    """Max, mean, median and p99 of ``values`` as OutputStats names them; none where it is empty."""
+    if values.size == 0:
+        return {}
+    return {
+        f"max_{label}": float(values.max()),
+        f"mean_{label}": float(values.mean()),
+        f"median_{label}": float(np.median(values)),
+        f"p99_{label}": float(np.percentile(values, 99)),
+    }
 
 
 def smallest_tolerance(errors: FloatErrors, tol: OutputTolerance, which: str) -> float:

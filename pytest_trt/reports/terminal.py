@@ -110,7 +110,7 @@ def accuracy_summary(accuracy: AccuracyResult) -> str:
     """``passed, worst |d| 3.2e-06`` or ``failed: 1 of 2 outputs, worst |d| 0.41``: the verdict,
     and the largest absolute difference of any output's finite elements."""
     outputs = accuracy.outputs
-    worst = [o.stats["max_abs"] for o in outputs if math.isfinite(o.stats.get("max_abs", math.nan))]
+    worst = [o.stats.max_abs for o in outputs if o.stats.max_abs is not None and math.isfinite(o.stats.max_abs)]
     shown = [f"worst |d| {max(worst):.2g}"] if worst else []
     if accuracy.passed:
         return ", ".join(["passed", *shown])
