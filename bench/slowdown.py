@@ -12,6 +12,7 @@ floors over the rounds. ``calibrated`` picks the side branch whose measured slow
 target, so a bench labels each variant by what a plain loop measured, not by what it hoped for.
 
     python bench/slowdown.py examples/models/mlp.onnx --targets 5,10
+    python bench/slowdown.py bench/.downloads/ch_PP-OCRv4_rec_infer.onnx --shape 1,3,48,320 --threads 1 --sizes 384,640
 """
 
 from __future__ import annotations
@@ -145,10 +146,16 @@ def main() -> None:
     parser.add_argument("--shape", default="", help="the first input's shape, e.g. 8,3,48,320")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: its default)")
     parser.add_argument("--provider", default=PROVIDER, help="onnxruntime execution provider (default CPU)")
+    parser.add_argument("--sizes", default="", help="measure these side branches (e.g. 384,640) instead of searching")
     args = parser.parse_args()
     globals()["PROVIDER"] = args.provider
     model = onnx.load(str(args.model))
     feed = feed_for(model, args.batch, tuple(int(d) for d in args.shape.split(",") if d))
+    for size in (int(n) for n in args.sizes.split(",") if n):
+        measured = interleaved_ratio(model, slowed(model, size), feed, threads=args.threads) - 1.0
+        print(f"side branch {size}x{size}: {measured:+.1%} (interleaved, 30 rounds)")
+    if args.sizes:
+        return
     sizes = []
     for target in (float(t) / 100 for t in args.targets.split(",")):
         size, measured = calibrated(model, target, feed, threads=args.threads)
