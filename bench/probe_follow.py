@@ -81,12 +81,20 @@ def _timed(call) -> float:  # type: ignore[no-untyped-def]
     return (time.perf_counter_ns() - start) / 1e6
 
 
+def spread_words(floors_ms: list[float]) -> str:
+    """``median 27.5 ms, sd 9.86% (log), range 53.3%``: how far floors of one model lie apart."""
+    import numpy as np
+
+    logs = np.log(floors_ms)
+    return (f"median {np.exp(np.median(logs)):.4g} ms, sd {logs.std() * 100:.2f}% (log), "
+            f"range {(np.exp(logs.max() - logs.min()) - 1) * 100:.1f}%")
+
+
 def summary(rows: list[dict[str, float]]) -> str:
     import numpy as np
 
     model = np.log([r["model"] for r in rows])
-    lines = [f"{len(rows)} rounds; model floor: median {np.exp(np.median(model)):.4g} ms, "
-             f"sd {model.std() * 100:.2f}% (log), range {(np.exp(model.max() - model.min()) - 1) * 100:.1f}%"]
+    lines = [f"{len(rows)} rounds; model floor: {spread_words([r['model'] for r in rows])}"]
     for name in PROBES:
         probe = np.log([r[name] for r in rows])
         divided = model - probe

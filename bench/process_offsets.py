@@ -27,10 +27,14 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_follow import spread_words  # a bench script beside this one
 
 WAYS = ("session", "fork", "fresh", "fresh-noaslr")
 
@@ -77,14 +81,10 @@ def interpreter(model: Path, shape: str, iterations: int, no_aslr: bool) -> floa
 
 
 def summary(rows: list[dict[str, float]]) -> str:
-    import numpy as np
-
     lines = [f"{len(rows)} rounds"]
     for way in WAYS:
-        floors = np.log([r[way] for r in rows])
-        seconds = float(np.median([r[f"{way}_s"] for r in rows]))
-        lines.append(f"  {way:13s} floor median {np.exp(np.median(floors)):.4g} ms, sd {floors.std() * 100:.2f}% (log), "
-                     f"range {(np.exp(floors.max() - floors.min()) - 1) * 100:.1f}%, {seconds:.2f} s a sample")
+        seconds = statistics.median(r[f"{way}_s"] for r in rows)
+        lines.append(f"  {way:13s} floor {spread_words([r[way] for r in rows])}, {seconds:.2f} s a sample")
     return "\n".join(lines)
 
 
