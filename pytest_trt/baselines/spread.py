@@ -53,6 +53,13 @@ class Spread:
             return f"the {self.count} recordings of this model in the baseline's history"
         return "the baseline's sessions"
 
+    def how_far(self, backend: str) -> str:
+        """How far the floors varied, as the warning on what the gate can see says it."""
+        by = f"{self.fraction * 100:.1f}%"
+        if self.source is SpreadSource.RECORDINGS:
+            return f"{self.count} recordings of this model ({backend}) varied {by}"
+        return f"sessions of this model ({backend}) varied {by} when its baseline was recorded"
+
 
 def relative_range(floors: Sequence[float]) -> float:
     """(max - min) / median of ``floors``; 0 for fewer than two."""

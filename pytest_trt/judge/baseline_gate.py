@@ -28,7 +28,6 @@ from pytest_trt.baselines.regression import (
     probe_floor_problem,
     record,
 )
-from pytest_trt.baselines.spread import SpreadSource
 from pytest_trt.baselines.store import NOT_COMPARED, BaselineStore
 from pytest_trt.baselines.validation import BaselineEntryError
 from pytest_trt.errors import BaselineFileError
@@ -324,12 +323,7 @@ def _detectable(verdict: RegressionVerdict, backend: str) -> list[str]:
     varied = verdict.spread
     if varied is None or varied.fraction <= verdict.threshold:
         return []
-    what = (
-        f"sessions of this model ({backend}) varied {varied.fraction * 100:.1f}% when its baseline was recorded"
-        if varied.source is SpreadSource.SESSIONS
-        else f"{varied.count} recordings of this model ({backend}) varied {varied.fraction * 100:.1f}%"
-    )
     return [
-        f"{what}: on this host a slowdown under {verdict.bound * 100:.1f}% is not detected "
+        f"{varied.how_far(backend)}: on this host a slowdown under {verdict.bound * 100:.1f}% is not detected "
         f"(threshold {verdict.threshold * 100:g}%)"
     ]
