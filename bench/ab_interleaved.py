@@ -20,9 +20,12 @@ The parent judges every trial two ways:
 
 With ``--sessions`` above 3, each trial is also judged on its first 3 sessions of each side (the
 plugin's count), so that what a fourth session of each buys is read side by side on the same
-trials.
+trials. With ``--rotation``, each trial also opens the same sessions again and times them in turns
+over one window (``timing/rotation.py``, as the plugin's A/B does now), one way first in even
+trials and the other in odd ones; both are judged by the A/B's rule, side by side.
 
     python bench/ab_interleaved.py --family rec --sizes 256,512 --trials 30 --sessions 3
+    python bench/ab_interleaved.py --family mlp --sizes 0,4 --trials 40 --rotation --save runs/rotation-mlp.jsonl
 """
 
 from __future__ import annotations
@@ -44,14 +47,17 @@ THRESHOLD = 0.03
 SAME = "same"
 
 
-def child(a_path: str, b_path: str, sessions: int, shape: str, result: str) -> None:
-    """One trial: sessions of A and B, alternating, each measured the plugin's way."""
+def child(a_path: str, b_path: str, sessions: int, shape: str, result: str, rotation: bool, first: str) -> None:
+    """One trial: sessions of A and B, alternating, each measured the plugin's way; with
+    ``rotation``, also the same number of each timed in turns (timing/rotation.py), ``first``
+    ("one-by-one" or "rotation") measured first."""
     import numpy as np
 
     from pytest_trt import backends
     from pytest_trt.model import load_model
     from pytest_trt.specs import BuildSpec, MeasureSettings
     from pytest_trt.timing import measure
+    from pytest_trt.timing.rotation import measure_rotation
     from pytest_trt.types import BackendContext
 
     backend = backends.create("onnxruntime", BackendContext())
@@ -62,16 +68,37 @@ def child(a_path: str, b_path: str, sessions: int, shape: str, result: str) -> N
     for name, path in (("a", a_path), ("b", b_path)):
         model = load_model(Path(path))
         sides[name] = (backend.build(model, build), model)
-    floors: dict[str, list[float]] = {"a": [], "b": []}
-    order = ["a", "b", "b", "a"] * sessions
-    for name in order[: 2 * sessions]:
-        artifact, model = sides[name]
-        runner = backend.load(artifact, model, build)
+    order = (["a", "b", "b", "a"] * sessions)[: 2 * sessions]
+
+    def one_by_one() -> dict[str, Any]:
+        floors: dict[str, Any] = {"a": [], "b": []}
+        started = time.perf_counter()
+        for name in order:
+            artifact, model = sides[name]
+            runner = backend.load(artifact, model, build)
+            try:
+                floors[name].append(min(measure.measure(runner, feed, MeasureSettings(), dims[0]).samples_ms))
+            finally:
+                runner.close()
+        return {**floors, "s": time.perf_counter() - started}
+
+    def in_turns() -> dict[str, Any]:
+        started = time.perf_counter()
+        runners = [backend.load(*sides[name], build) for name in order]
         try:
-            floors[name].append(min(measure.measure(runner, feed, MeasureSettings(), dims[0]).samples_ms))
+            timed = measure_rotation(runners, feed, MeasureSettings())
         finally:
-            runner.close()
-    Path(result).write_text(json.dumps(floors))
+            for runner in runners:
+                runner.close()
+        return {side: [t.floor_ms for t, name in zip(timed, order) if name == side] for side in "ab"} | {
+            "s": time.perf_counter() - started}
+
+    ways = {"one-by-one": one_by_one, "rotation": in_turns} if rotation else {"one-by-one": one_by_one}
+    measured = {name: ways[name]() for name in sorted(ways, key=lambda n: n != first)}
+    row = dict(measured["one-by-one"])
+    if rotation:
+        row["rotation"] = measured["rotation"]
+    Path(result).write_text(json.dumps(row))
 
 
 def spread(floors: list[float]) -> float:
@@ -109,11 +136,13 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=900.0)
     parser.add_argument("--save", type=Path, help="append each trial's floors (JSON lines)")
     parser.add_argument("--report", type=Path, help="only judge the trials saved in this file")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--rotation", action="store_true",
+                        help="also time the same sessions in turns (the plugin's A/B), in each trial beside one by one")
+    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        a, b, sessions, shape, result = args.child
-        child(a, b, int(sessions), shape, result)
+        a, b, sessions, shape, result, rotation, first = args.child
+        child(a, b, int(sessions), shape, result, rotation == "1", first)
         return
     if args.report:
         saved = [json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]
@@ -142,7 +171,8 @@ def main() -> None:
                     break
                 out = Path(tmp) / "floors.json"
                 subprocess.run([sys.executable, __file__, "--child", str(paths[SAME]), str(paths[name]),
-                                str(args.sessions), shape, str(out)], check=True)
+                                str(args.sessions), shape, str(out), str(int(args.rotation)),
+                                ("one-by-one", "rotation")[trial % 2]], check=True)
                 floors = json.loads(out.read_text())
                 row = {"trial": trial, "variant": name, **floors}
                 rows.append(row)
@@ -182,6 +212,24 @@ def report(rows: list[dict[str, Any]], variants: list[str], baselines: int = 3) 
             fewer = [judge_ab(r["a"][:PLUGIN_SESSIONS], r["b"][:PLUGIN_SESSIONS])[0] for r in mine]
             line += f"{fewer.count('regressed'):>16}/{fewer.count('inconclusive'):<10}"
         print(line)
+    if any("rotation" in r for r in rows):
+        side_by_side(rows, variants)
+
+
+def side_by_side(rows: list[dict[str, Any]], variants: list[str]) -> None:
+    """The A/B on sessions timed one by one and in turns, measured in the same trials."""
+    print(f"{'variant':<8} {'n':>3}  {'way':<11} {'regr/inconcl/unch/impr':>23} {'fastest read: median, sd':>26} "
+          f"{'s (median)':>11}")
+    for name in variants:
+        mine = [r for r in rows if r["variant"] == name and "rotation" in r]
+        for way, pick in (("one by one", lambda r: r), ("in turns", lambda r: r["rotation"])):
+            judged = [judge_ab(pick(r)["a"], pick(r)["b"]) for r in mine]
+            verdicts = [v for v, _ in judged]
+            counts = "/".join(str(verdicts.count(v)) for v in ("regressed", "inconclusive", "unchanged", "improved"))
+            reads = [c * 100 for _, c in judged]
+            seconds = statistics.median(pick(r)["s"] for r in mine)
+            print(f"{name:<8} {len(mine):>3}  {way:<11} {counts:>23} {statistics.median(reads):>+15.2f}%, "
+                  f"{statistics.stdev(reads) if len(reads) > 1 else 0.0:>5.2f}% {seconds:>11.2f}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from test_baseline_plugin import MEASURE, report, slower_mlp, stored, write_tests
 
-from pytest_trt.baselines.interleaved import decide_interleaved, judge
+from pytest_trt.baselines.interleaved import ORDER, SideBySide, decide_interleaved, judge
 from pytest_trt.baselines.regression import Doubt, Measurement, Verdict
 
 
@@ -48,18 +48,13 @@ def test_a_regression_timed_on_a_busy_host_is_inconclusive():
     assert verdict.status is Verdict.INCONCLUSIVE and verdict.doubt is Doubt.BUSY and "psi 40%" in verdict.message
 
 
-def test_sessions_alternate_from_the_test_s_own():
-    order: list[str] = []
-
-    def session(side: str, floor: float):
-        def measure() -> Measurement:
-            order.append(side)
-            return Measurement([floor] * 30)
-        return measure
-
-    verdict = decide_interleaved(Measurement([1.2] * 30), session("B", 1.2), session("A", 1.0), 0.03, baseline_model="m")
-    assert order == list("AABBA") and verdict.status is Verdict.REGRESSED
-    assert verdict.sessions == pytest.approx([0.2, 0.2]) and verdict.remeasured
+def test_the_sessions_of_a_rotation_are_read_by_the_side_they_were_opened_for():
+    # Opened B A A B B A: the new model's floors 1.2, the baseline model's 1.0.
+    timed = [Measurement([1.2 if side == "B" else 1.0] * 30) for side in ORDER]
+    sides = SideBySide.in_order(timed)
+    assert [min(m.samples_ms) for m in sides.new] == [1.2] * 3 and [min(m.samples_ms) for m in sides.old] == [1.0] * 3
+    verdict = decide_interleaved(sides, 0.03, baseline_model="m")
+    assert verdict.status is Verdict.REGRESSED and verdict.sessions == pytest.approx([0.2, 0.2]) and verdict.remeasured
 
 
 def git(root, *args: str) -> str:
@@ -94,7 +89,7 @@ def test_a_changed_model_is_timed_beside_the_baseline_s_model_from_git(trt_pytes
     assert len(verdict["sessions"]) == 2 and min(verdict["sessions"]) > 0.9
     result.stdout.re_match_lines([
         r"regression \(onnxruntime\): min \+\d+\.\d% vs the baseline's model timed beside it \(mlp\.onnx at commit "
-        r"[0-9a-f]{12}; threshold 90%\): 3 sessions of each, interleaved in this process, .*, both beyond the "
+        r"[0-9a-f]{12}; threshold 90%\): 3 sessions of each, timed in turns in this process, .*, both beyond the "
         r"threshold \(changed since the baseline: model [0-9a-f]{8}\.\. -> [0-9a-f]{8}\.\.\)$",
     ])
 

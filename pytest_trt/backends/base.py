@@ -70,6 +70,16 @@ def device_memory(runner: Runner) -> int | None:
     return int(tell()) if tell is not None else None
 
 
+def device_memory_together(runners: Sequence[Runner]) -> int | None:
+    """The device memory of runners open together: their sum, or, for runners that count the
+    GPU's growth since they opened (onnxruntime's), the first one's count."""
+    memory = [device_memory(r) for r in runners]
+    if any(m is None for m in memory):
+        return None
+    since_open = getattr(runners[0], "device_memory_since_open", False)
+    return max(m or 0 for m in memory) if since_open else sum(m or 0 for m in memory)
+
+
 class Backend(Protocol):
     """A runtime. Cheap to construct; nothing heavy is imported until a method needs it."""
 

@@ -18,7 +18,7 @@ from pytest_trt.baselines.drift import judge as judge_history
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput, entry_from_measurement
 from pytest_trt.baselines.hardware import is_absolute_module
 from pytest_trt.baselines.history import HistoryPoint
-from pytest_trt.baselines.interleaved import decide_interleaved
+from pytest_trt.baselines.interleaved import SideBySide, decide_interleaved
 from pytest_trt.baselines.memory import MemoryChange, memory_change
 from pytest_trt.baselines.regression import (
     MIN_SAMPLES,
@@ -81,9 +81,9 @@ class BaselineOutcome:
         return bool(self.failures) and self.verdict is not None and self.verdict.status is Verdict.REGRESSED
 
 
-# Fresh sessions of the model a baseline entry was recorded from (read back from git), why there
-# are none, or None where the entry names no model file in git.
-BaselineModelSessions = Callable[[BaselineEntry], "Callable[[], PerfResult] | str | None"]
+# An A/B against the model a baseline entry was recorded from (read back from git): the call that
+# times fresh sessions of both, why there is none, or None where the entry names no model in git.
+BaselineModelSessions = Callable[[BaselineEntry], "Callable[[], SideBySide] | str | None"]
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,7 @@ def _verdict(
             return verdict
         return dataclasses.replace(verdict, message=f"{verdict.message}; no A/B against the baseline's model: {timer}")
     where = f"{model.source} at commit {(entry.commit or '')[:12]}"
-    return decide_interleaved(perf, sessions.fresh, timer, threshold, baseline_model=where)
+    return decide_interleaved(timer(), threshold, baseline_model=where)
 
 
 def _memory_regression(

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from pytest_trt import backends
-from pytest_trt.backends.base import Runner, device_memory
+from pytest_trt.backends.base import Runner, device_memory, device_memory_together
 from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.entry import BaselineEntry, BaselineInput
 from pytest_trt.baselines.git import tracked_path
+from pytest_trt.baselines.interleaved import ORDER, SideBySide
 from pytest_trt.baselines.store import BaselineStore
 from pytest_trt.baselines.subject import TestSubject
 from pytest_trt.errors import BackendError, InferenceError, PytestTrtError
@@ -61,6 +62,7 @@ from pytest_trt.timing.concurrent import measure_concurrent
 from pytest_trt.timing.fresh_process import ProcessPlace, measure_in_fresh_process
 from pytest_trt.timing.lock import LockWait
 from pytest_trt.timing.measure import PerfResult
+from pytest_trt.timing.rotation import expected_s, measure_rotation
 
 
 @dataclass(frozen=True)
@@ -396,7 +398,7 @@ def check_baseline(
     sessions = _FreshSessions(engine, context, feed, settings, judged, batch)
     try:
         return judge_baseline(
-            store, measured, functools.partial(sessions.measure, engine), policy, software=software,
+            store, measured, sessions.measure, policy, software=software,
             failed_gates=failed_gates, memory_engine_own=engine_own, model_source=source,
             baseline_model=sessions.of_baseline_model,
         )
@@ -406,8 +408,9 @@ def check_baseline(
 
 @dataclass(frozen=True)
 class _FreshSessions:
-    """Fresh sessions measured for a baseline: of the test's engine, or of the model a baseline
-    was recorded from (an interleaved A/B), each as the test's own measurement was taken."""
+    """Fresh sessions measured for a baseline: of the test's engine, each as the test's own
+    measurement was taken, or of it and the model a baseline was recorded from, timed in turns
+    (an interleaved A/B)."""
 
     engine: Engine
     context: GateContext
@@ -417,35 +420,45 @@ class _FreshSessions:
     batch: int | None
     made: list[Engine] = field(default_factory=list)  # baseline models' engines, closed by release()
 
-    def measure(self, of: Engine) -> PerfResult:
-        """A measurement of a fresh session of ``of`` (in a fresh process under
+    def measure(self) -> PerfResult:
+        """A measurement of a fresh session of the test's engine (in a fresh process under
         --trt-fresh-processes=on, where one can load the engine): the regression rule samples
         sessions, not one repeated."""
-        context, settings = self.context, self.settings
-        queries = of.batch if self.batch is None else self.batch
-        job = of.process_job(context.processes, self.feed, settings, queries, self.judged, context.lock_wait)
+        context, settings, engine = self.context, self.settings, self.engine
+        queries = engine.batch if self.batch is None else self.batch
+        job = engine.process_job(context.processes, self.feed, settings, queries, self.judged, context.lock_wait)
         failed = ""
         if job is not None:
-            subject = f"{context.subject.nodeid} on {of.backend}, in a fresh process"
+            subject = f"{context.subject.nodeid} on {engine.backend}, in a fresh process"
             try:
                 return _progress_step(context, Phase.REMEASURE, subject, settings, lambda: measure_in_fresh_process(job))
             except BackendError as exc:
                 failed = str(exc)
-        with of.fresh_runner() as runner:
-            result = _measured(of, self.feed, settings, self.judged, context, Phase.REMEASURE, runner, self.batch)
+        with engine.fresh_runner() as runner:
+            result = _measured(engine, self.feed, settings, self.judged, context, Phase.REMEASURE, runner, self.batch)
         if failed:
             return dataclasses.replace(result, warnings=[*result.warnings, f"measured in this process: {failed}"])
         return result
 
-    def of_baseline_model(self, entry: BaselineEntry) -> Callable[[], PerfResult] | str | None:
-        """Fresh sessions of the model ``entry`` was recorded from, why there are none, or None
+    def side_by_side(self, baseline: Engine) -> SideBySide:
+        """Fresh sessions of the test's engine and of ``baseline``, timed in turns in this process."""
+        context = self.context
+        with contextlib.ExitStack() as opened:
+            runners = [opened.enter_context((self.engine if s == "B" else baseline).fresh_runner()) for s in ORDER]
+            subject = f"{context.subject.nodeid} on {self.engine.backend}, beside the baseline's model"
+            with context.progress.phase(Phase.REMEASURE, subject, expected_s=expected_s(self.settings, len(runners))):
+                timed = measure_rotation(runners, self.feed, self.settings, lock_wait=context.lock_wait)
+        return SideBySide.in_order(timed)
+
+    def of_baseline_model(self, entry: BaselineEntry) -> Callable[[], SideBySide] | str | None:
+        """The A/B against the model ``entry`` was recorded from, why there is none, or None
         where the entry names no model in git."""
         models = self.context.baseline_models
         made = models.engine(self.engine, entry) if models is not None else None
         if made is None or isinstance(made, str):
             return made
         self.made.append(made)
-        return functools.partial(self.measure, made)
+        return functools.partial(self.side_by_side, made)
 
     def release(self) -> None:
         """Close the baseline models' engines this comparison made (``made`` is empty without them)."""
@@ -526,7 +539,7 @@ def check_streams(engine: Engine, gates: ItemGates, budget: PerfBudget, context:
             asked_s = (budget.measure.warmup_ms + budget.measure.min_duration_ms) / 1000
             with context.progress.phase(Phase.MEASURE, subject, expected_s=asked_s):
                 result = measure_concurrent(runners, feeds, budget.measure, engine.batch, lock_wait=context.lock_wait)
-            result = dataclasses.replace(result, device_memory=_streams_memory(runners))
+            result = dataclasses.replace(result, device_memory=device_memory_together(runners))
         run.warnings += [f"{count} streams: {w}" for w in result.warnings]
         outcome, missed = judge_streams(result, budget, engine.backend, context.perf_mode)
         run.failures += missed
@@ -537,16 +550,6 @@ def check_streams(engine: Engine, gates: ItemGates, budget: PerfBudget, context:
             accuracy_passed=checked,
         ))
     return run
-
-
-def _streams_memory(runners: list[Runner]) -> int | None:
-    """The device memory of every stream's runner together: their sum, or, for runners that
-    count the GPU's growth since they opened (onnxruntime's), the first one's count."""
-    memory = [device_memory(r) for r in runners]
-    if any(m is None for m in memory):
-        return None
-    since_open = getattr(runners[0], "device_memory_since_open", False)
-    return max(m or 0 for m in memory) if since_open else sum(m or 0 for m in memory)
 
 
 def _streams_accuracy(

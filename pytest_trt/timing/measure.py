@@ -281,7 +281,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _run_checked(session: TimedSession, iterations: int) -> IterationTimes:
+def run_checked(session: TimedSession, iterations: int) -> IterationTimes:
     """One chunk, with the garbage collector paused, refusing malformed timings that would
     otherwise stall or skew the loop."""
     with _gc_paused():
@@ -317,13 +317,13 @@ def wanted_iterations(settings: MeasureSettings, pace_ms: float) -> int:
 
 
 @dataclass
-class _Warm:
+class Warm:
     chunk: int  # the last warm-up chunk's size...
     pace_ms: float  # ...and its ms per iteration, so that measuring starts at a size that suits the model
     spent_ms: float
 
 
-def _warm_up(session: TimedSession, warmup_ms: float, judge: WarmUp | None = None) -> _Warm | None:
+def warm_up(session: TimedSession, warmup_ms: float, judge: WarmUp | None = None) -> Warm | None:
     """Run chunks, discarded, for ``warmup_ms``; with a ``judge`` (a GPU session), then in more
     windows of GPU_WINDOW_MS until it calls the GPU settled (it stops at its limit too). The
     first window is the whole of ``warmup_ms``. None when ``warmup_ms`` asks for no warm-up."""
@@ -332,14 +332,14 @@ def _warm_up(session: TimedSession, warmup_ms: float, judge: WarmUp | None = Non
     chunk, spent_ms, target = 1, 0.0, warmup_ms
     window_ms, window_iterations = 0.0, 0
     while True:
-        times = _run_checked(session, chunk)
+        times = run_checked(session, chunk)
         spent_ms += times.span_ms
         window_ms += times.span_ms
         window_iterations += chunk
         pace_ms = times.span_ms / chunk
         if spent_ms >= target:
             if judge is None or judge.window(window_ms / window_iterations, spent_ms):
-                return _Warm(chunk, pace_ms, spent_ms)
+                return Warm(chunk, pace_ms, spent_ms)
             window_ms, window_iterations = 0.0, 0
             target = spent_ms + GPU_WINDOW_MS
         left_ms = target - spent_ms
@@ -495,7 +495,7 @@ def _timed_chunks(
             reader, unread = gpu_clock.reader_for(device)
             judge = WarmUp(reader, max(settings.warmup_ms, GPU_WARMUP_MAX_MS))
             track = ClockTrack(reader, unread)
-        warm = _warm_up(session, settings.warmup_ms, judge)
+        warm = warm_up(session, settings.warmup_ms, judge)
         progress = _Progress(settings, budget_need)
         chunk = 1
         if warm is not None:
@@ -508,7 +508,7 @@ def _timed_chunks(
         counters = contention.read_counters()
         # At least one chunk, so that max_duration_ms=0 still yields a sample.
         while not chunks or (not progress.enough() and progress.measured_ms < settings.max_duration_ms):
-            times = _run_checked(session, chunk)
+            times = run_checked(session, chunk)
             if track is not None:
                 track.read()  # between chunks: outside every timed interval
             chunks.append(times)
@@ -522,12 +522,12 @@ def _timed_chunks(
             clock = track.record(judge if warm is not None else None, warm.spent_ms if warm is not None else 0.0)
             warnings += [w for w in (judge.warning() if judge is not None else None,
                                      gpu_clock.drop_warning(clock)) if w]
-        return _Timed(chunks, progress, warnings, session.clock, dict(session.mode), clock, _contention(counters))
+        return _Timed(chunks, progress, warnings, session.clock, dict(session.mode), clock, contention_since(counters))
     finally:
         session.close()
 
 
-def _contention(before: CpuCounters) -> Contention | None:
+def contention_since(before: CpuCounters) -> Contention | None:
     """The timed chunks' contention, or None where the host exposes none of the counters."""
     window = contention.between(before, contention.read_counters())
     readable = (window.pressure, window.steal, window.runnable_per_cpu)
