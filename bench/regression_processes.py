@@ -132,7 +132,8 @@ def test_model(trt_engine):
 ''',
 }
 
-# Seconds spent in measure.measure per test, lock waits left out: written where BENCH_SECONDS says.
+# Seconds spent in measure.measure and rotation.measure_rotation (the A/B's sessions timed in
+# turns) per test, lock waits left out: written where BENCH_SECONDS says.
 CONFTEST = '''
 import json
 import os
@@ -140,21 +141,33 @@ import time
 
 import pytest
 
-from pytest_trt.timing import measure
+from pytest_trt.timing import measure, rotation
 
-_measure = measure.measure
+_measure, _rotation = measure.measure, rotation.measure_rotation
 _spent = {}
+
+
+def _counted(started, waited_s, measurements):
+    _spent["seconds"] = _spent.get("seconds", 0.0) + time.perf_counter() - started - waited_s
+    _spent["measurements"] = _spent.get("measurements", 0) + measurements
 
 
 def _timed(*args, **kwargs):
     started = time.perf_counter()
     result = _measure(*args, **kwargs)
-    _spent["seconds"] = _spent.get("seconds", 0.0) + time.perf_counter() - started - result.lock_wait_s
-    _spent["measurements"] = _spent.get("measurements", 0) + 1
+    _counted(started, result.lock_wait_s, 1)
     return result
 
 
+def _timed_in_turns(*args, **kwargs):
+    started = time.perf_counter()
+    sessions = _rotation(*args, **kwargs)
+    _counted(started, sessions[0].lock_wait_s, len(sessions))
+    return sessions
+
+
 measure.measure = _timed
+rotation.measure_rotation = _timed_in_turns
 
 
 def pytest_sessionfinish(session):

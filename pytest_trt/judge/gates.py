@@ -57,12 +57,11 @@ from pytest_trt.prepare.inputs import describe_generated
 from pytest_trt.prepare.model_steps import StepHow
 from pytest_trt.prepare.progress import Phase, Progress
 from pytest_trt.specs import AccuracySpec, MeasureSettings, PerfBudget, Reference
-from pytest_trt.timing import measure
+from pytest_trt.timing import measure, rotation
 from pytest_trt.timing.concurrent import measure_concurrent
 from pytest_trt.timing.fresh_process import ProcessPlace, measure_in_fresh_process
 from pytest_trt.timing.lock import LockWait
 from pytest_trt.timing.measure import PerfResult
-from pytest_trt.timing.rotation import expected_s, measure_rotation
 
 
 @dataclass(frozen=True)
@@ -446,8 +445,10 @@ class _FreshSessions:
         with contextlib.ExitStack() as opened:
             runners = [opened.enter_context((self.engine if s == "B" else baseline).fresh_runner()) for s in ORDER]
             subject = f"{context.subject.nodeid} on {self.engine.backend}, beside the baseline's model"
-            with context.progress.phase(Phase.REMEASURE, subject, expected_s=expected_s(self.settings, len(runners))):
-                timed = measure_rotation(runners, self.feed, self.settings, lock_wait=context.lock_wait)
+            with context.progress.phase(Phase.REMEASURE, subject, expected_s=rotation.expected_s(self.settings, len(runners))) as step:
+                timed = rotation.measure_rotation(runners, self.feed, self.settings, lock_wait=context.lock_wait)
+                step.detail = f"{len(runners)} sessions in turns"
+                step.waited_s = timed[0].lock_wait_s
         return SideBySide.in_order(timed)
 
     def of_baseline_model(self, entry: BaselineEntry) -> Callable[[], SideBySide] | str | None:
