@@ -88,8 +88,8 @@ BaselineModelSessions = Callable[[BaselineEntry], "Callable[[], SideBySide] | st
 
 @dataclass(frozen=True)
 class Sessions:
-    """How a comparison measures more: fresh sessions of this test's engine, and of the
-    baseline's own model for an interleaved A/B."""
+    """How a comparison measures more: fresh sessions of this test's engine, and an interleaved
+    A/B against the baseline's own model."""
 
     fresh: Callable[[], PerfResult]
     baseline_model: BaselineModelSessions | None = None
@@ -138,8 +138,8 @@ def judge_baseline(
     (``failed_gates`` names them) records nothing: its numbers are those of a model that is
     wrong or over budget. ``memory_engine_own``: the device memory figure is the engine's own,
     not the GPU's growth since the session opened (``MemoryChange.engine_own``). ``model_source``:
-    the model file's path in git, for a recording to keep. ``baseline_model``: fresh sessions of
-    the model an entry was recorded from, for an interleaved A/B where the model changed since.
+    the model file's path in git, for a recording to keep. ``baseline_model``: the A/B
+    against the model an entry was recorded from, where the model changed since.
     """
     perf = measured.perf
     if policy.mode is BaselineMode.OFF or perf is None:
