@@ -633,3 +633,26 @@ def test_a_runner_measured_a_moment_ago_rewarms_briefly_at_the_same_shape_and_fu
     assert measuring._still_warm(runner, settings, same).warmup_ms == REWARM_MS
     # The first runs after a shape change are slower: a sweep point warms up in full.
     assert measuring._still_warm(runner, settings, other).warmup_ms == 500
+
+
+def test_a_first_probe_slowed_by_a_preemption_does_not_stop_probing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first probe of a session sets its spacing: preempted for 50 ms (1 µs of CPU time), it
+    # must not put the next probe 4000 x 50 ms of model time away.
+    clock = FakeClock()
+    cpu = iter(range(0, 10**9, 1000))  # the thread's CPU clock: 1 µs per probe
+    monkeypatch.setattr(time, "thread_time_ns", lambda: next(cpu))
+    monkeypatch.setattr("pytest_trt.timing.host_cpu.measuring_cpu", lambda probe: None)
+    reads = iter([0, 0, 0, 50_000_000])  # the first probe's closing clock read comes 50 ms late
+
+    def read() -> int:
+        clock.now += next(reads, 0)
+        return clock.read()
+
+    monkeypatch.setattr(time, "perf_counter_ns", read)
+    session = HostTimedSession(clock.call, probe=True, spacing=4000.0, gap=1)
+    assert session._probe is not None
+    # Probed after iteration 0 (the 50 ms one), then every 4 ms of model time again.
+    times = session.run(10)
+    assert times.probe is not None and times.probe[0] > 50 and max(times.probe[1:]) < 1
+    assert times.after_probe == [1, 5, 9]
+    session.close()

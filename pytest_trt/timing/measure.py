@@ -200,8 +200,9 @@ class HostTimedSession:
         self._due_in_ns = 0
         self._since = gap
         self._mark_first = False
-        # Spacing counts in the fastest probe of the session: one probe slowed by a preemption
-        # must not stop probing for many times its length.
+        # Spacing counts in the fastest probe of the session, by the wall clock or by its own CPU
+        # time: one probe slowed by a preemption, the first one included, must not stop probing
+        # for many times its length.
         self._probe_floor_ms = float("inf")
         # On hosts of many CPUs a probed measurement runs on the one host_cpu.py chooses, until close().
         cpu = host_cpu.measuring_cpu(self._probe) if self._probe is not None else None
@@ -229,7 +230,7 @@ class HostTimedSession:
                 last_probed = i
                 after = clock()
                 resumed[i + 1] = after
-                self._probe_floor_ms = min(self._probe_floor_ms, probe.last_ms)
+                self._probe_floor_ms = min(self._probe_floor_ms, probe.last_cost_ms)
                 due = after + int(self._spacing * self._probe_floor_ms * 1e6)
         starts = np.empty(iterations, dtype=np.int64)
         starts[0] = begin
