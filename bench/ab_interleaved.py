@@ -42,6 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from saved_rows import append_row
 
 THRESHOLD = 0.03
 SAME = "same"
@@ -176,9 +177,7 @@ def main() -> None:
                 floors = json.loads(out.read_text())
                 row = {"trial": trial, "variant": name, **floors}
                 rows.append(row)
-                if args.save:
-                    with args.save.open("a") as f:
-                        f.write(json.dumps(row) + "\n")
+                append_row(args.save, row)
                 print(f"trial {trial} {name}: A {floors['a']} B {floors['b']}", flush=True)
     report(rows, variants)
 

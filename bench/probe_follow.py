@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from saved_rows import append_row  # a bench module beside this one
+
 ROOT = Path(__file__).resolve().parents[1]
 PROBES = ("matmul48", "matmul256", "matmul512", "copy16m", "sum4m", "sum12m")
 
@@ -130,9 +132,7 @@ def main() -> None:
         row = json.loads(out.stdout.strip().splitlines()[-1])
         row["t_s"] = round(time.monotonic() - start, 1)
         rows.append(row)
-        if args.save:
-            with args.save.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+        append_row(args.save, row)
     print(summary(rows))
 
 

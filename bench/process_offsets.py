@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from probe_follow import spread_words  # a bench script beside this one
+from saved_rows import append_row
 
 WAYS = ("session", "fork", "fresh", "fresh-noaslr")
 
@@ -120,9 +121,7 @@ def main() -> None:
             row[way] = samplers[way]()
             row[f"{way}_s"] = time.perf_counter() - start
         rows.append(row)
-        if args.save:
-            with args.save.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+        append_row(args.save, row)
     print(summary(rows))
 
 

@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from pytest_runs import plugin_args
+from saved_rows import append_row
 
 SAME = "same"
 NO_REPORT = "no-report"  # the process wrote no JSON report: its output is kept in the row
@@ -517,9 +518,7 @@ def run_bench(args: argparse.Namespace, rows: list[dict[str, Any]], settings: di
         def keep(row: dict[str, Any]) -> None:
             nonlocal failed_in_a_row
             rows.append(row)
-            if args.save is not None:
-                with args.save.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+            append_row(args.save, row)
             if row.get("status") != NO_REPORT:
                 failed_in_a_row = 0
                 return
