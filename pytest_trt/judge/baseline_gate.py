@@ -291,14 +291,14 @@ def _verdict(
     few = len(perf.samples_ms) < MIN_SAMPLES  # decide says so; no A/B for a floor it cannot read
     if few or model is None or model.content_hash == measured.subject.model.content_hash:
         return decide(entry, perf, sessions.fresh, threshold)
-    timer = sessions.baseline_model(entry) if sessions.baseline_model is not None else None
-    if timer is None or isinstance(timer, str):
+    ab = sessions.baseline_model(entry) if sessions.baseline_model is not None else None
+    if ab is None or isinstance(ab, str):
         verdict = decide(entry, perf, sessions.fresh, threshold)
-        if timer is None:
+        if ab is None:
             return verdict
-        return dataclasses.replace(verdict, message=f"{verdict.message}; no A/B against the baseline's model: {timer}")
+        return dataclasses.replace(verdict, message=f"{verdict.message}; no A/B against the baseline's model: {ab}")
     where = f"{model.source} at commit {(entry.commit or '')[:12]}"
-    return decide_interleaved(timer(), threshold, baseline_model=where)
+    return decide_interleaved(ab(), threshold, baseline_model=where)
 
 
 def _memory_regression(
