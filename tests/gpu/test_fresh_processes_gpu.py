@@ -30,9 +30,8 @@ def test_a_recording_on_the_gpu_measures_its_further_sessions_in_fresh_processes
     monkeypatch.setattr(gates, "measure_in_fresh_process", in_fresh_process)
     trt_pytester.pytester.makepyfile(test_encoder=BASELINED)
     path = trt_pytester.path / "trt.json"
-    # Warmed and timed over the default window: five cold iterations of a fresh process time
-    # CUDA's first launches, not the engine, and 50 iterations of this 0.25 ms model (12 ms) read
-    # one fresh process 1.9x the others on an H100.
+    # Warmed and timed over the default window: a fresh process's first iterations time CUDA's
+    # first launches, not the engine, and 50 iterations of this 0.25 ms model last only 12 ms.
     args = ("--trt-backend=onnxruntime-cuda", ON, f"--trt-report-json={path}", "--trt-warmup-ms=200",
             "--trt-min-iterations=50", "--trt-min-duration-ms=300")
     trt_pytester.run(*args, "--trt-update-baselines").assert_outcomes(passed=1)
