@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,10 @@ from pytest_trt.baselines.comparability import changes, staleness
 from pytest_trt.baselines.entry import BaselineInput as Record
 from pytest_trt.baselines.entry import EntryModel, entry_from_measurement
 from pytest_trt.baselines.hardware import hardware_class, module_file_name
+from pytest_trt.baselines.regression import Doubt, Verdict
 from pytest_trt.baselines.store import SCHEMA, BaselineFileError, BaselineStore
 from pytest_trt.baselines.subject import BuildFacts, ModelRef, TensorSignature, TestSubject, Workload
-from pytest_trt.judge.baseline_gate import BaselineMode, BaselineNote, BaselinePolicy, judge_baseline
+from pytest_trt.judge.baseline_gate import BaselineMode, BaselineNote, BaselineOutcome, BaselinePolicy, judge_baseline
 from pytest_trt.timing.measure import PerfResult
 from pytest_trt.timing.stats import summarize
 
@@ -245,6 +247,52 @@ def test_model_and_runtime_changes_are_reported_not_stale():
         'build options {} -> {"graph_optimization_level": "basic"}',
     ]
     assert changes(entry, make_record(), software={"driver": "550.1"}) == []
+
+
+def _compared_with_a_faster_baseline(tmp_path: Path, mode: BaselineMode, **changed: Any) -> BaselineOutcome:
+    """A test compared with a baseline recorded twice as fast, its record made with ``changed``
+    (make_record's keywords; ``backend`` replaces the backend of both)."""
+    backend = changed.pop("backend", "onnxruntime")
+
+    def on_backend(record: Record) -> Record:
+        subject = dataclasses.replace(record.subject, backend=backend)
+        return dataclasses.replace(record, subject=subject, perf=dataclasses.replace(record.perf, backend=backend))
+
+    recorded = on_backend(make_record(np.linspace(0.5, 0.6, 300)))
+    store = BaselineStore(tmp_path, CPU)
+    store.stage(recorded.subject.module, recorded.subject.nodeid, entry_from_measurement(recorded, None))
+    store.write()
+    slower = on_backend(make_record(np.linspace(1.0, 1.2, 300), **changed))
+    return judge_baseline(BaselineStore(tmp_path, CPU), slower, lambda: slower.perf,
+                          BaselinePolicy(mode=mode, update=False, threshold=0.03))
+
+
+def test_a_slower_floor_with_nothing_recorded_changed_is_inconclusive_not_regressed(tmp_path):
+    outcome = _compared_with_a_faster_baseline(tmp_path, BaselineMode.COMPARE)
+    assert outcome.state is BaselineNote.COMPARED and not outcome.failures
+    assert outcome.verdict is not None and outcome.verdict.status is Verdict.INCONCLUSIVE
+    assert outcome.verdict.doubt is Doubt.NOTHING_CHANGED
+    (line,) = [w for w in outcome.warnings if w.startswith("regression check inconclusive (onnxruntime): min +100.0%")]
+    assert "; nothing the baseline records changed since it was recorded (model, runtime, driver, build options, " in line
+    strict = _compared_with_a_faster_baseline(tmp_path / "strict", BaselineMode.STRICT)
+    assert len(strict.failures) == 1 and strict.failures[0].endswith("(--trt-baseline=strict)")
+
+
+@pytest.mark.parametrize(
+    ("changed", "named"),
+    [
+        ({"runtime": "onnxruntime 1.32.0"}, "(changed since the baseline: onnxruntime 1.31.0 -> 1.32.0)"),
+        ({"model_hash": "91c0" + "1" * 60}, "(changed since the baseline: model 3f2a0000.. -> 91c01111..)"),
+        ({"options": {"intra_op_threads": 1}}, '(changed since the baseline: build options {} -> {"intra_op_threads": 1})'),
+        # TensorRT picks tactics by timing them at each build: a rebuilt engine is not "nothing changed".
+        ({"backend": "tensorrt"}, ""),
+    ],
+)
+def test_a_slower_floor_after_a_recorded_change_or_on_a_tactic_timing_backend_is_a_regression(tmp_path, changed, named):
+    outcome = _compared_with_a_faster_baseline(tmp_path, BaselineMode.COMPARE, **changed)
+    assert outcome.verdict is not None and outcome.verdict.status is Verdict.REGRESSED, outcome.verdict
+    (failure,) = outcome.failures
+    assert failure.startswith("regression (") and failure.endswith(named)
 
 
 @pytest.mark.parametrize("update", [False, True])

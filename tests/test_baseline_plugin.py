@@ -142,6 +142,40 @@ def test_a_slower_model_with_the_same_io_fails_with_the_regression_message(trt_p
     assert re.search(r"FAILED test_perf.py::test_a", result.stdout.str())
 
 
+def test_a_slower_floor_with_nothing_changed_warns_fails_under_strict_and_a_new_runtime_is_judged(
+    trt_pytester, quiet_host
+):
+    write_tests(trt_pytester, tests=(TEST_A,))
+    trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=1)
+    (path,) = baseline_files(trt_pytester.path)
+    data = json.loads(path.read_text())
+    entry = data["tests"]["test_perf.py::test_a"]
+    latency = entry["latency_ms"]
+    latency["quantiles"] = {k: v / 20 for k, v in latency["quantiles"].items()}  # recorded 20x faster
+    latency["mean"] /= 20
+    entry["throughput_qps"] *= 20
+    entry["session_floors_ms"] = [f / 20 for f in entry["session_floors_ms"]]
+    path.write_text(json.dumps(data))
+    result, tests = report(trt_pytester)
+    result.assert_outcomes(passed=1)
+    verdict = tests["test_perf.py::test_a"]["regression"]
+    assert verdict["status"] == "inconclusive" and verdict["doubt"] == "nothing-changed" and verdict["change"] > 5
+    assert ("; nothing the baseline records changed since it was recorded (model, runtime, driver, build options, "
+            "workload, hardware class), so this host ran slower than when it was recorded") in verdict["message"]
+    result.stdout.fnmatch_lines([  # the terminal wraps the warning's long line
+        "warning: test_perf.py::test_a: regression check inconclusive (onnxruntime): min +*% vs baseline *",
+        "*1 gated test, 0 failed, 0 regressed, 1 inconclusive*",
+    ])
+    trt_pytester.run(*MEASURE, "--trt-baseline=strict").assert_outcomes(failed=1)
+    runtime = entry["software"]["runtime"]
+    entry["software"]["runtime"] = "onnxruntime 1.0.0"  # recorded on an older onnxruntime
+    path.write_text(json.dumps(data))
+    result, tests = report(trt_pytester)
+    result.assert_outcomes(failed=1)
+    assert tests["test_perf.py::test_a"]["regression"]["status"] == "regressed"
+    result.stdout.fnmatch_lines([f"*regression (onnxruntime): min +*(changed since the baseline: onnxruntime 1.0.0 -> {runtime.split()[-1]})"])
+
+
 def test_a_recordings_further_sessions_take_half_the_warm_up_and_window_a_comparisons_take_all(
     trt_pytester, quiet_host, monkeypatch: pytest.MonkeyPatch
 ):

@@ -20,6 +20,7 @@ from pytest_trt.baselines.regression import (
     RECORDINGS,
     Doubt,
     Measurement,
+    Verdict,
     assess,
     at_usual_speed,
     baseline_sample,
@@ -27,6 +28,7 @@ from pytest_trt.baselines.regression import (
     floors_at_speed_of,
     middle_recording,
     normalized_floor,
+    nothing_changed,
     record,
 )
 from pytest_trt.timing.contention import Contention
@@ -80,6 +82,17 @@ def test_a_clear_regression_fails_with_the_documented_message(baseline):
     assert verdict.message.startswith("min +20.0% vs baseline") or verdict.message.startswith("min +19.")
     assert verdict.message.endswith("threshold 10%)")
     assert verdict.bound == pytest.approx(0.10) and verdict.doubt is None
+
+
+def test_nothing_changed_leaves_a_regression_inconclusive_and_every_other_verdict_as_it_was(baseline):
+    regressed = assess(baseline, sample(1.2, seed=1), threshold=0.10)
+    doubted = nothing_changed(regressed)
+    assert doubted.status is Verdict.INCONCLUSIVE and doubted.doubt is Doubt.NOTHING_CHANGED
+    assert doubted.message.startswith(regressed.message + "; nothing the baseline records changed since it was recorded")
+    assert (doubted.change, doubted.bound, doubted.sessions) == (regressed.change, regressed.bound, regressed.sessions)
+    for other in (sample(1.0, seed=2), sample(0.5, seed=3), sample(1.0, seed=4, n=5)):
+        verdict = assess(baseline, other, threshold=0.10)
+        assert verdict.status is not Verdict.REGRESSED and nothing_changed(verdict) == verdict
 
 
 def test_the_same_distribution_is_unchanged(baseline):

@@ -56,6 +56,12 @@ class BackendInfo:
     # True where the backend computes a reduced-precision graph in fp32 anyway, so that the
     # precision transform rounds every stored value instead (see docs/precision.md).
     emulates_reduced_precision: Callable[[BuildSpec], bool] = _never
+    # True where two builds of one model, runtime and build options run the same kernels, so that
+    # with nothing a baseline records changed, a slower floor is the host's (baselines/regression.py,
+    # ``nothing_changed``). onnxruntime's optimizations are rules; a kernel it picks by timing
+    # (cuDNN's convolution search) is picked per session, which a recording samples. TensorRT picks
+    # its tactics by timing them once per build, which a baseline's sessions of one engine do not.
+    reproducible_build: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -224,6 +230,7 @@ def _builtin() -> list[BackendInfo]:
         BackendInfo(
             "onnxruntime-cuda", _onnxruntime_cuda, title="onnxruntime's CUDA provider",
             build_options=ONNXRUNTIME_CUDA_BUILD_OPTIONS, device=DeviceKind.GPU, auto_rank=20,
+            reproducible_build=True,
         ),
         # Never chosen by auto: TensorRT-RTX runs on RTX GPUs only, and is asked for by name.
         BackendInfo(
@@ -232,6 +239,6 @@ def _builtin() -> list[BackendInfo]:
         ),
         BackendInfo(
             "onnxruntime", _onnxruntime, build_options=ONNXRUNTIME_BUILD_OPTIONS, auto_rank=100,
-            emulates_reduced_precision=_onnxruntime_on_cpu_only,
+            emulates_reduced_precision=_onnxruntime_on_cpu_only, reproducible_build=True,
         ),
     ]

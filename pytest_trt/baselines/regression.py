@@ -27,6 +27,10 @@ docs/regression.md says why each part is there; bench/regression_processes.py me
 * A measurement whose CPUs were contended (timing/contention.py: pressure stall, steal, run queue)
   never votes regressed: it is INCONCLUSIVE (``Doubt.BUSY``), and ``decide`` waits a bounded time
   for quiet before the next session.
+* Where nothing the baseline records changed since it was recorded (model, runtime, driver, build
+  options, workload, hardware class) and the backend builds alike every time, a regression can
+  only be the host's speed, or something the baseline does not record: it is INCONCLUSIVE
+  (``Doubt.NOTHING_CHANGED``, ``nothing_changed``), which fails under --trt-baseline=strict.
 * The printed range is the judged sessions' readings (``ci_low``..``ci_high``), so a verdict never
   contradicts the interval it prints.
 """
@@ -193,6 +197,9 @@ class Doubt(str, Enum):
     # Slower beyond the threshold, but within the spread between the baseline's recorded sessions:
     # a fresh session of an unchanged model reads as far, so neither verdict can be given.
     WITHIN_SPREAD = "within-spread"
+    # Slower beyond the bound, but nothing the baseline records changed since it was recorded: no
+    # change of the test's made it slower, the host ran slower (or something unrecorded changed).
+    NOTHING_CHANGED = "nothing-changed"
 
 
 SLOWER_DOUBTS = (Doubt.HOST_SPEED, Doubt.WITHIN_SPREAD)  # doubts of a reading slower than the threshold
@@ -534,6 +541,23 @@ def decide(
             time.sleep(CONFIRM_GAP_S)
         verdicts.append(assess(baseline, fresh_session(), threshold, percentile=percentile))
     return _combined(verdicts)
+
+
+def nothing_changed(verdict: RegressionVerdict) -> RegressionVerdict:
+    """``verdict`` for a test where nothing the baseline records changed since it was recorded (and
+    the backend builds alike every time): a regression is INCONCLUSIVE (``Doubt.NOTHING_CHANGED``).
+    Its model, engine and settings are those the baseline measured, so the slower floor is the
+    host's, or the doing of something no entry records (system libraries, the kernel, clocks);
+    either way not a change the test's commit made. Other verdicts stand."""
+    if verdict.status is not Verdict.REGRESSED:
+        return verdict
+    message = (
+        f"{verdict.message}; nothing the baseline records changed since it was recorded (model, runtime, "
+        "driver, build options, workload, hardware class), so this host ran slower than when it was "
+        "recorded, or something the baseline does not record changed (system libraries, the kernel, clocks): "
+        "if it persists on a quiet host, find what changed, or record the baseline again"
+    )
+    return dataclasses.replace(verdict, status=Verdict.INCONCLUSIVE, doubt=Doubt.NOTHING_CHANGED, message=message)
 
 
 def _settled(verdicts: Sequence[RegressionVerdict]) -> bool:

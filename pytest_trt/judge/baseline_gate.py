@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from pytest_trt import backends
 from pytest_trt.backends.layer_profile import LayerProfile
 from pytest_trt.baselines.comparability import accuracy_drift, changes, staleness
 from pytest_trt.baselines.drift import judge as judge_history
@@ -25,6 +26,7 @@ from pytest_trt.baselines.regression import (
     RegressionVerdict,
     Verdict,
     decide,
+    nothing_changed,
     probe_floor_problem,
     record,
 )
@@ -244,6 +246,8 @@ def _compare(
         ),))
     changed = "; ".join(changes(entry, measured, software))
     verdict = _verdict(entry, measured, perf, sessions, policy.threshold)
+    if not changed and _builds_alike(subject.backend):
+        verdict = nothing_changed(verdict)
     since = f" (changed since the baseline: {changed})" if changed else ""
     failures = ()
     warnings = [*accuracy_drift(entry, measured.accuracy), *_detectable(verdict, subject.backend)]
@@ -299,6 +303,15 @@ def _verdict(
         return dataclasses.replace(verdict, message=f"{verdict.message}; no A/B against the baseline's model: {ab}")
     where = f"{model.source} at commit {(entry.commit or '')[:12]}"
     return decide_interleaved(ab(), threshold, baseline_model=where)
+
+
+def _builds_alike(backend: str) -> bool:
+    """The backend builds the same kernels from the same model and settings every time (a backend
+    not registered in this process is taken not to)."""
+    try:
+        return backends.get(backend).reproducible_build
+    except backends.BackendError:
+        return False
 
 
 def _memory_regression(
