@@ -31,6 +31,7 @@ from pytest_trt.baselines.regression import (
     nothing_changed,
     record,
 )
+from pytest_trt.timing import contention
 from pytest_trt.timing.contention import Contention
 
 MESSAGE = re.compile(r"min [+-]\d+\.\d% vs baseline \(threshold \d+%\)")
@@ -451,7 +452,7 @@ def test_a_baseline_recorded_on_a_busy_host_never_calls_a_test_unchanged(baselin
 
 def test_a_recording_prefers_quiet_sessions_and_says_when_it_found_none(monkeypatch):
     waits: list[float] = []
-    monkeypatch.setattr(regression, "wait_for_quiet", lambda limit: waits.append(limit) or False)
+    monkeypatch.setattr(contention, "wait_for_quiet", lambda limit: waits.append(limit) or False)
     quiet = [sample(1.0 + i / 10, seed=i) for i in range(RECORDINGS)]
     remeasure = Remeasure(*quiet)
     recording = record(busy(sample(0.9, seed=9)), remeasure)

@@ -55,7 +55,6 @@ from pytest_trt.timing.stats import percentile_label, sample_from_quantiles
 COMPARED_PERCENTILE = 0.0
 MAX_SESSIONS = 3  # sessions measured at most for one comparison: the first and two fresh ones
 QUIET_WAIT_S = 1.0  # before a fresh session after a busy one, wait this long at most for quiet
-QUIET_WINDOW_S = 0.25  # a window this long with no contention is quiet
 # Before a fresh session confirms a slower reading, wait this long: a shared VM runs 15-25% slow
 # for seconds at a time (docs/regression.md), a state two sessions a moment apart both fall in.
 CONFIRM_GAP_S = 2.0
@@ -493,7 +492,7 @@ def record(
     taken = [first]
     while _more_needed(taken, fastest_probe_ms):
         if contended(taken[-1]):
-            wait_for_quiet(QUIET_WAIT_S)
+            contention.wait_for_quiet(QUIET_WAIT_S)
         taken.append(remeasure())
     usual = at_usual_speed(taken, fastest_probe_ms)
     used = [m for m in usual if not contended(m)] or usual or taken
@@ -536,7 +535,7 @@ def decide(
     verdicts = [assess(baseline, first, threshold, percentile=percentile)]
     while not _settled(verdicts) and len(verdicts) < MAX_SESSIONS:
         if verdicts[-1].doubt is Doubt.BUSY:
-            wait_for_quiet(QUIET_WAIT_S)
+            contention.wait_for_quiet(QUIET_WAIT_S)
         elif verdicts[-1].status is Verdict.REGRESSED or verdicts[-1].doubt in SLOWER_DOUBTS:
             time.sleep(CONFIRM_GAP_S)
         verdicts.append(assess(baseline, fresh_session(), threshold, percentile=percentile))
@@ -593,16 +592,4 @@ def _combined(verdicts: Sequence[RegressionVerdict]) -> RegressionVerdict:
     return dataclasses.replace(
         kept, remeasured=True, message=message, sessions=readings, ci_low=min(readings), ci_high=max(readings),
     )
-
-
-def wait_for_quiet(limit_s: float) -> bool:
-    """Wait up to ``limit_s`` for a QUIET_WINDOW_S window with no contention; True once quiet."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        before = contention.read_counters()
-        time.sleep(QUIET_WINDOW_S)
-        if not contention.between(before, contention.read_counters()).contended:
-            return True
-    return False
-
 

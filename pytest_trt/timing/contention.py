@@ -5,7 +5,8 @@ host. Linux says how much of the time runnable tasks waited for a CPU (pressure 
 ``/proc/pressure/cpu``, "some"), how much a hypervisor took away (steal time, ``/proc/stat``) and
 how many tasks were runnable (``procs_running``). Counters are read before and after a window;
 ``between`` turns the two readings into shares of that window. Where a file is missing (not Linux,
-PSI off, a container that hides it) its figure is None and judges nothing.
+PSI off, a container that hides it) its figure is None and judges nothing. ``wait_for_quiet``
+waits, a bounded time, for a window with none of it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ STAT_FILE = Path("/proc/stat")
 MAX_PRESSURE = 0.10  # share of the window some runnable task waited for a CPU
 MAX_STEAL = 0.05  # share of the CPUs' time a hypervisor gave to other guests
 MAX_RUNNABLE_PER_CPU = 1.0  # runnable tasks beyond our own, per CPU, at either end of the window
+QUIET_WINDOW_S = 0.25  # a window this long with no contention is quiet
 
 
 @dataclass(frozen=True)
@@ -136,3 +138,14 @@ def between(before: CpuCounters, after: CpuCounters) -> Contention:
     if others:
         runnable = max(0, *others) / _cpus()
     return Contention(seconds, pressure, steal, runnable)
+
+
+def wait_for_quiet(limit_s: float) -> bool:
+    """Wait up to ``limit_s`` for a QUIET_WINDOW_S window with no contention; True once quiet."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = read_counters()
+        time.sleep(QUIET_WINDOW_S)
+        if not between(before, read_counters()).contended:
+            return True
+    return False
