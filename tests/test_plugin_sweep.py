@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_baseline_plugin import faster
 
 from pytest_trt.judge.records import BudgetState, TestRecord
 
@@ -71,16 +72,6 @@ def test_a_per_batch_budget_failure_names_the_batch(trt_pytester):
     result.stdout.fnmatch_lines(["*best within the latency budgets: batch * qps"])
 
 
-def _scaled(entry: dict, factor: float) -> None:
-    """A baseline entry made ``factor`` times faster than it was recorded."""
-    latency = entry["latency_ms"]
-    latency["quantiles"] = {k: v / factor for k, v in latency["quantiles"].items()}
-    latency["mean"] /= factor
-    if "session_floors_ms" in entry:  # recordings of several sessions keep their floors
-        entry["session_floors_ms"] = [f / factor for f in entry["session_floors_ms"]]
-    entry["throughput_qps"] *= factor
-
-
 def test_baselines_per_batch_size_and_a_regression_in_one_fails_naming_it(trt_pytester, quiet_host):
     write(trt_pytester)
     trt_pytester.run(*MEASURE, "--trt-update-baselines").assert_outcomes(passed=1)
@@ -90,7 +81,7 @@ def test_baselines_per_batch_size_and_a_regression_in_one_fails_naming_it(trt_py
     assert sorted(data["tests"]) == sorted(names)
     assert data["tests"][names[2]]["workload"]["batch"] == 32
     assert data["tests"][names[2]]["workload"]["inputs"]["x"]["shape"] == [32, 256]
-    _scaled(data["tests"][names[2]], 20.0)  # batch 32 "was" 20x faster
+    faster(data["tests"][names[2]], 20.0)  # batch 32 "was" 20x faster
     # ... on an older onnxruntime: with nothing changed, a slower floor would be the host's
     data["tests"][names[2]]["software"]["runtime"] = "onnxruntime 1.0.0"
     Path(path).write_text(json.dumps(data))

@@ -246,7 +246,7 @@ def _compare(
         ),))
     changed = "; ".join(changes(entry, measured, software))
     verdict = _verdict(entry, measured, perf, sessions, policy.threshold)
-    if not changed and _builds_alike(subject.backend):
+    if not changed and backends.get(subject.backend).reproducible_build:
         verdict = nothing_changed(verdict)
     since = f" (changed since the baseline: {changed})" if changed else ""
     failures = ()
@@ -303,15 +303,6 @@ def _verdict(
         return dataclasses.replace(verdict, message=f"{verdict.message}; no A/B against the baseline's model: {ab}")
     where = f"{model.source} at commit {(entry.commit or '')[:12]}"
     return decide_interleaved(ab(), threshold, baseline_model=where)
-
-
-def _builds_alike(backend: str) -> bool:
-    """The backend builds the same kernels from the same model and settings every time (a backend
-    not registered in this process is taken not to)."""
-    try:
-        return backends.get(backend).reproducible_build
-    except backends.BackendError:
-        return False
 
 
 def _memory_regression(
